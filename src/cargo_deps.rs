@@ -1,0 +1,184 @@
+//! Adding and removing a module's Cargo dependencies in a crate's `Cargo.toml`, with toml_edit so
+//! that everything else in the file (comments, order, formatting) stays as it is.
+//!
+//! Both functions are exact inverses: [`add`] reports what it changed ([`Added`]) and [`remove`]
+//! takes out exactly that, so `add` then `remove` gives back the same bytes.
+
+use anyhow::{Context, Result};
+use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
+
+use crate::catalog::Dependency;
+
+/// What [`add`] changed: the dependency was inserted, or features were added to an existing one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Added {
+    pub inserted: bool,
+    pub features: Vec<String>,
+}
+
+impl Added {
+    pub fn is_empty(&self) -> bool {
+        !self.inserted && self.features.is_empty()
+    }
+}
+
+fn parse(path: &str, text: &str) -> Result<DocumentMut> {
+    text.parse::<DocumentMut>()
+        .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+        .with_context(|| format!("{path} is not valid TOML; fix it before adding or removing modules"))
+}
+
+fn dependencies_table<'d>(path: &str, doc: &'d mut DocumentMut) -> Result<&'d mut Table> {
+    if !doc.contains_key("dependencies") {
+        doc.insert("dependencies", Item::Table(Table::new()));
+    }
+    doc["dependencies"]
+        .as_table_mut()
+        .with_context(|| format!("{path}: [dependencies] must be a table"))
+}
+
+fn is_sorted(table: &Table) -> bool {
+    let keys: Vec<&str> = table.iter().map(|(k, _)| k).collect();
+    keys.windows(2).all(|w| w[0] <= w[1])
+}
+
+/// Adds `dep` to `[dependencies]`: inserted in sorted position when the table is sorted, appended
+/// otherwise; when the crate is already there, only the missing features are added.
+pub fn add(path: &str, text: &str, dep: &Dependency) -> Result<(String, Added)> {
+    let mut doc = parse(path, text)?;
+    let table = dependencies_table(path, &mut doc)?;
+    let mut added = Added::default();
+    match table.get_mut(&dep.name) {
+        None => {
+            let was_sorted = is_sorted(table);
+            table.insert(&dep.name, Item::Value(spec(dep)));
+            if was_sorted {
+                table.sort_values();
+            }
+            added.inserted = true;
+        }
+        Some(existing) => {
+            let missing: Vec<String> = dep
+                .features
+                .iter()
+                .filter(|f| !features_of(existing).contains(f))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                let features = features_array(existing)
+                    .with_context(|| format!("{path}: cannot add features to dependency `{}`", dep.name))?;
+                for feature in &missing {
+                    features.push(feature.as_str());
+                }
+                added.features = missing;
+            }
+        }
+    }
+    Ok((doc.to_string(), added))
+}
+
+/// Removes what [`add`] added: the whole dependency, or just the listed features.
+pub fn remove(path: &str, text: &str, name: &str, added: &Added) -> Result<String> {
+    let mut doc = parse(path, text)?;
+    let table = dependencies_table(path, &mut doc)?;
+    if added.inserted {
+        table.remove(name);
+    } else if let Some(existing) = table.get_mut(name)
+        && let Ok(features) = features_array(existing)
+    {
+        features.retain(|v| !v.as_str().is_some_and(|f| added.features.iter().any(|a| a == f)));
+        if features.is_empty()
+            && let Some(inline) = existing.as_inline_table_mut()
+        {
+            inline.remove("features");
+        }
+    }
+    Ok(doc.to_string())
+}
+
+fn spec(dep: &Dependency) -> Value {
+    if dep.features.is_empty() && dep.default_features.is_none() {
+        return Value::from(dep.version.as_str());
+    }
+    let mut inline = InlineTable::new();
+    inline.insert("version", Value::from(dep.version.as_str()));
+    if let Some(default_features) = dep.default_features {
+        inline.insert("default-features", Value::from(default_features));
+    }
+    if !dep.features.is_empty() {
+        let features: Array = dep.features.iter().map(String::as_str).collect();
+        inline.insert("features", Value::Array(features));
+    }
+    Value::InlineTable(inline)
+}
+
+fn features_of(item: &Item) -> Vec<String> {
+    item.get("features")
+        .and_then(Item::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// The `features` array of a dependency, turning `name = "1"` into `{ version = "1", features = [] }`.
+fn features_array(item: &mut Item) -> Result<&mut Array> {
+    if let Some(version) = item.as_str() {
+        let mut inline = InlineTable::new();
+        inline.insert("version", Value::from(version));
+        *item = Item::Value(Value::InlineTable(inline));
+    }
+    let table = item.as_table_like_mut().context("dependency is neither a version string nor a table")?;
+    if !table.contains_key("features") {
+        table.insert("features", Item::Value(Value::Array(Array::new())));
+    }
+    table
+        .get_mut("features")
+        .and_then(Item::as_array_mut)
+        .context("`features` must be an array")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::CrateTarget;
+
+    fn dep(name: &str, features: &[&str]) -> Dependency {
+        Dependency {
+            target: CrateTarget::Shared,
+            name: name.into(),
+            version: "1.0".into(),
+            default_features: None,
+            features: features.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    const MANIFEST: &str = "[package]\nname = \"shared\"\n\n[dependencies]\n# keep me\nanyhow = \"1\"\nserde = { version = \"1\", features = [\"derive\"] }\n";
+
+    #[test]
+    fn insertion_keeps_sorted_tables_sorted_and_is_undone_exactly() {
+        let (text, added) = add("Cargo.toml", MANIFEST, &dep("base64", &[])).unwrap();
+        assert!(text.contains("anyhow = \"1\"\nbase64 = \"1.0\"\nserde"), "{text}");
+        assert!(added.inserted);
+        assert_eq!(remove("Cargo.toml", &text, "base64", &added).unwrap(), MANIFEST);
+    }
+
+    #[test]
+    fn features_added_to_an_existing_dependency_are_removed_again() {
+        let (text, added) = add("Cargo.toml", MANIFEST, &dep("serde", &["derive", "rc"])).unwrap();
+        assert_eq!(added, Added { inserted: false, features: vec!["rc".into()] });
+        assert!(text.contains("features = [\"derive\", \"rc\"]"), "{text}");
+        assert_eq!(remove("Cargo.toml", &text, "serde", &added).unwrap(), MANIFEST);
+    }
+
+    #[test]
+    fn an_existing_dependency_with_all_features_is_left_alone() {
+        let (text, added) = add("Cargo.toml", MANIFEST, &dep("anyhow", &[])).unwrap();
+        assert!(added.is_empty());
+        assert_eq!(text, MANIFEST);
+    }
+
+    #[test]
+    fn invalid_toml_names_the_file() {
+        let error = add("crates/shared/Cargo.toml", "[dependencies\n", &dep("x", &[])).unwrap_err();
+        assert!(format!("{error:#}").contains("crates/shared/Cargo.toml"));
+    }
+}

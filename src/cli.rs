@@ -1,0 +1,116 @@
+//! Command-line interface: the clap definitions, nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "saaskit",
+    version,
+    about = "Generate a production-grade Rust SaaS backend (api, admin, webhooks) and keep it maintainable",
+    after_help = "Start with `saaskit new acme`, then `cd acme && cargo run -p api`.\nDocs: docs/manifest.md, docs/modules.md"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new workspace (asks what to include when run in a terminal without --yes)
+    New(NewArgs),
+    /// Install a module (and the modules it requires) into the current workspace
+    Add(AddArgs),
+    /// Remove a module, undoing exactly what `add` did
+    Remove(RemoveArgs),
+    /// List the modules of the catalog and where they are installed
+    List(ListArgs),
+    /// Show everything about one module
+    Info(InfoArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Database {
+    Sqlite,
+    Postgres,
+}
+
+impl Database {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Database::Sqlite => "sqlite",
+            Database::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Workspace name: lowercase letters, digits, `-` or `_` (also the directory name)
+    pub name: String,
+    /// Take the defaults without asking
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Default database of the workspace
+    #[arg(long, value_enum)]
+    pub db: Option<Database>,
+    /// Services to generate, as kind or name=kind, comma-separated (default: api,admin,webhooks)
+    #[arg(long, value_delimiter = ',')]
+    pub services: Option<Vec<String>>,
+    /// Modules to install, comma-separated; `--modules ''` for none (default: the catalog's defaults)
+    #[arg(long, value_delimiter = ',')]
+    pub modules: Option<Vec<String>>,
+    /// Directory to create (default: ./<name>)
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Print the planned files as a unified diff instead of writing them
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Generate into a directory that is not empty, overwriting files with the same paths
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Module id, e.g. `db` or `auth/session` (see `saaskit list`)
+    pub module: String,
+    /// Install on this service only (default: every service of a kind the module applies to)
+    #[arg(long, short)]
+    pub service: Option<String>,
+    /// Print the planned changes as a unified diff instead of writing them
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// Module id
+    pub module: String,
+    /// Remove from this service only (default: from every service that has it)
+    #[arg(long, short)]
+    pub service: Option<String>,
+    /// Also delete generated files and snippets you edited
+    #[arg(long)]
+    pub force: bool,
+    /// Print the planned changes as a unified diff instead of writing them
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Module id
+    pub module: String,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,137 @@
+//! `saaskit list` and `saaskit info`: the catalog, and where each module is installed when run
+//! inside a workspace.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::catalog::{Catalog, Module, Scope};
+use crate::cli::{InfoArgs, ListArgs};
+use crate::manifest::Manifest;
+use crate::workspace::find_root;
+
+#[derive(Serialize)]
+struct ModuleSummary<'a> {
+    id: &'a str,
+    version: &'a str,
+    description: &'a str,
+    services: &'a [String],
+    requires: &'a [String],
+    conflicts: &'a [String],
+    default: bool,
+    /// Services of the current workspace that have it; `null` outside a workspace.
+    installed_on: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct ModuleDetails<'a> {
+    #[serde(flatten)]
+    summary: ModuleSummary<'a>,
+    dependencies: Vec<String>,
+    env: Vec<&'a str>,
+    files: Vec<&'a str>,
+    snippets: Vec<String>,
+    migrations: Vec<String>,
+}
+
+/// Which services have which module, if the current directory is inside a workspace.
+fn installed_map() -> Option<BTreeMap<String, Vec<String>>> {
+    let root = find_root(&std::env::current_dir().ok()?).ok()?;
+    let manifest = Manifest::parse(&std::fs::read_to_string(root.join(crate::manifest::FILE_NAME)).ok()?).ok()?;
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for service in &manifest.services {
+        for id in &service.modules {
+            map.entry(id.clone()).or_default().push(service.name.clone());
+        }
+    }
+    Some(map)
+}
+
+fn summary<'a>(module: &'a Module, installed: &Option<BTreeMap<String, Vec<String>>>) -> ModuleSummary<'a> {
+    ModuleSummary {
+        id: &module.id,
+        version: &module.version,
+        description: &module.description,
+        services: &module.services,
+        requires: &module.requires,
+        conflicts: &module.conflicts,
+        default: module.default,
+        installed_on: installed.as_ref().map(|map| map.get(&module.id).cloned().unwrap_or_default()),
+    }
+}
+
+pub fn list(args: ListArgs) -> Result<()> {
+    let catalog = Catalog::embedded()?;
+    let installed = installed_map();
+    let modules: Vec<ModuleSummary> = catalog.modules.values().map(|m| summary(m, &installed)).collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&modules)?);
+        return Ok(());
+    }
+    let width = modules.iter().map(|m| m.id.len()).max().unwrap_or(0);
+    for module in &modules {
+        let state = match &module.installed_on {
+            Some(on) if !on.is_empty() => format!("installed: {}", on.join(", ")),
+            Some(_) => "not installed".to_string(),
+            None => String::new(),
+        };
+        let default = if module.default { " (default)" } else { "" };
+        println!("{:<width$}  {}{default}", module.id, module.description);
+        let requires = if module.requires.is_empty() { "-".to_string() } else { module.requires.join(", ") };
+        println!("{:<width$}  services: {}  requires: {requires}  {state}", "", module.services.join(", "));
+    }
+    Ok(())
+}
+
+pub fn info(args: InfoArgs) -> Result<()> {
+    let catalog = Catalog::embedded()?;
+    let module = catalog.get(&args.module)?;
+    let installed = installed_map();
+    let scope = |s: Scope| if s == Scope::Service { " (per service)" } else { "" };
+    let details = ModuleDetails {
+        summary: summary(module, &installed),
+        dependencies: module
+            .dependencies
+            .iter()
+            .map(|d| {
+                let features = if d.features.is_empty() { String::new() } else { format!(" [{}]", d.features.join(", ")) };
+                format!("{} {}{features} -> {:?} crate", d.name, d.version, d.target).to_lowercase()
+            })
+            .collect(),
+        env: module.env.iter().map(|e| e.key.as_str()).collect(),
+        files: module.files.iter().map(|f| f.target.as_str()).collect(),
+        snippets: module.snippets.iter().map(|s| format!("{} @ {}{}", s.target, s.marker, scope(s.scope))).collect(),
+        migrations: module.migrations.iter().map(|m| format!("{}_{}", m.version, m.name)).collect(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&details)?);
+        return Ok(());
+    }
+    let s = &details.summary;
+    println!("{} {}\n  {}", s.id, s.version, s.description);
+    println!("  services:   {}", s.services.join(", "));
+    let none = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+    println!("  requires:   {}", none(s.requires));
+    println!("  conflicts:  {}", none(s.conflicts));
+    println!("  default:    {}", if s.default { "yes" } else { "no" });
+    if let Some(on) = &s.installed_on {
+        println!("  installed:  {}", if on.is_empty() { "no".to_string() } else { on.join(", ") });
+    }
+    let sections: [(&str, Vec<String>); 5] = [
+        ("dependencies", details.dependencies.clone()),
+        ("env", details.env.iter().map(|e| e.to_string()).collect()),
+        ("files", details.files.iter().map(|f| f.to_string()).collect()),
+        ("snippets", details.snippets.clone()),
+        ("migrations", details.migrations.clone()),
+    ];
+    for (title, items) in sections {
+        if !items.is_empty() {
+            println!("  {title}:");
+            for item in items {
+                println!("    {item}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! One module per command. Each plans its whole change in memory, then [`commit`] prints it
+//! (`--dry-run`) or hands it to the one writer.
+
+mod add;
+mod catalog_view;
+mod new;
+mod remove;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::cli::Command;
+use crate::fsio;
+use crate::tree::{Change, render_diff, summarize};
+
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::New(args) => new::run(args),
+        Command::Add(args) => add::run(args),
+        Command::Remove(args) => remove::run(args),
+        Command::List(args) => catalog_view::list(args),
+        Command::Info(args) => catalog_view::info(args),
+    }
+}
+
+/// Prints the plan as a diff (`dry_run`), or writes it and lists the files written.
+fn commit(root: &Path, changes: &[Change], notes: &[String], dry_run: bool) -> Result<()> {
+    if dry_run {
+        print!("{}", render_diff(changes));
+        println!("dry run: {} file(s) would change; nothing was written", changes.len());
+    } else {
+        fsio::apply(root, changes)?;
+        print!("{}", summarize(changes));
+    }
+    for note in notes {
+        println!("note: {note}");
+    }
+    Ok(())
+}
+
+/// `api, admin` from a list of (module, services).
+fn describe_installed(installed: &[(String, Vec<String>)]) -> String {
+    installed
+        .iter()
+        .map(|(id, services)| format!("`{id}` on {}", services.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,172 @@
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use dialoguer::{MultiSelect, Select};
+use serde::Serialize;
+
+use crate::catalog::{self, Catalog, SERVICE_KINDS};
+use crate::cli::NewArgs;
+use crate::manifest::{self, DATABASES, Manifest};
+use crate::render::{kind_description, render};
+use crate::workspace::Workspace;
+
+/// Ports of the default services, in this order; further services count up from the last.
+const FIRST_PORT: u16 = 8080;
+
+/// What the user chose (flags, wizard or defaults), before anything is generated.
+#[derive(Debug, Serialize)]
+struct Choices {
+    name: String,
+    database: String,
+    services: Vec<ServiceChoice>,
+    #[serde(skip)]
+    modules: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ServiceChoice {
+    name: String,
+    kind: String,
+    port: u16,
+}
+
+pub fn run(args: NewArgs) -> Result<()> {
+    manifest::validate_name(&args.name).map_err(anyhow::Error::msg)?;
+    let catalog = Catalog::embedded()?;
+    let root = args.output.clone().unwrap_or_else(|| PathBuf::from(&args.name));
+    check_target_directory(&root, args.force)?;
+
+    let interactive = !args.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let choices = if interactive { ask(&args, &catalog)? } else { from_flags(&args)? };
+
+    let manifest_text = render("saaskit.toml", catalog::template("saaskit.toml.jinja")?, &choices)?;
+    let manifest = Manifest::parse(&manifest_text).context("the rendered saaskit.toml is invalid (a saaskit bug)")?;
+    let mut workspace = Workspace::create(&catalog, &root, manifest, args.force);
+    workspace.install_base()?;
+
+    let kinds: Vec<&str> = choices.services.iter().map(|s| s.kind.as_str()).collect();
+    let modules: Vec<String> = match &choices.modules {
+        Some(explicit) => explicit.clone(),
+        // Defaults that fit none of the chosen services (say, admin modules in an api-only
+        // workspace) are simply not offered.
+        None => catalog
+            .defaults()
+            .into_iter()
+            .filter(|id| catalog.modules[*id].services.iter().any(|k| kinds.contains(&k.as_str())))
+            .map(str::to_string)
+            .collect(),
+    };
+    for id in &modules {
+        workspace.install(id, None)?;
+    }
+
+    let (changes, notes) = workspace.finish()?;
+    super::commit(&root, &changes, &notes, args.dry_run)?;
+    if !args.dry_run {
+        println!(
+            "\ncreated workspace `{}` in {} ({} files)\n\nnext:\n  cd {}\n  cargo run -p {}",
+            choices.name,
+            root.display(),
+            changes.len(),
+            root.display(),
+            choices.services[0].name
+        );
+    }
+    Ok(())
+}
+
+fn check_target_directory(root: &std::path::Path, force: bool) -> Result<()> {
+    if root.is_file() {
+        bail!("{} is a file; pick another name or --output", root.display());
+    }
+    let occupied = root.is_dir() && std::fs::read_dir(root)?.next().is_some();
+    if occupied && !force {
+        bail!(
+            "{} already exists and is not empty; choose another --output, or pass --force to generate into it",
+            root.display()
+        );
+    }
+    Ok(())
+}
+
+fn from_flags(args: &NewArgs) -> Result<Choices> {
+    let database = args.db.map_or("sqlite", |d| d.as_str()).to_string();
+    let services = match &args.services {
+        Some(specs) => parse_services(specs)?,
+        None => default_services(),
+    };
+    let modules = args.modules.as_ref().map(|m| non_empty(m));
+    Ok(Choices { name: args.name.clone(), database, services, modules })
+}
+
+/// `--modules ''` arrives as one empty string: that means "no modules".
+fn non_empty(values: &[String]) -> Vec<String> {
+    values.iter().map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect()
+}
+
+fn default_services() -> Vec<ServiceChoice> {
+    SERVICE_KINDS
+        .iter()
+        .zip(FIRST_PORT..)
+        .map(|(kind, port)| ServiceChoice { name: kind.to_string(), kind: kind.to_string(), port })
+        .collect()
+}
+
+/// `api`, `webhooks` or `billing=webhooks` (a name of one's own for a service of some kind).
+fn parse_services(specs: &[String]) -> Result<Vec<ServiceChoice>> {
+    let mut services: Vec<ServiceChoice> = Vec::new();
+    for spec in non_empty(specs) {
+        let (name, kind) = spec.split_once('=').unwrap_or((&spec, &spec));
+        if !SERVICE_KINDS.contains(&kind) {
+            bail!("--services: unknown service kind `{kind}`; expected {} (or name=kind)", SERVICE_KINDS.join(", "));
+        }
+        manifest::validate_name(name).map_err(|e| anyhow::anyhow!("--services: {e}"))?;
+        if services.iter().any(|s| s.name == name) {
+            bail!("--services: service `{name}` is listed twice");
+        }
+        let port = FIRST_PORT + services.len() as u16;
+        services.push(ServiceChoice { name: name.to_string(), kind: kind.to_string(), port });
+    }
+    if services.is_empty() {
+        bail!("--services: a workspace needs at least one service");
+    }
+    Ok(services)
+}
+
+/// The wizard: asks for whatever the flags left open.
+fn ask(args: &NewArgs, catalog: &Catalog) -> Result<Choices> {
+    let mut choices = from_flags(args)?;
+    if args.services.is_none() {
+        let items: Vec<String> = SERVICE_KINDS.iter().map(|k| format!("{k:<9} {}", kind_description(k))).collect();
+        let picked = MultiSelect::new()
+            .with_prompt("Services (space toggles, enter accepts)")
+            .items(&items)
+            .defaults(&[true; SERVICE_KINDS.len()])
+            .interact()?;
+        let kinds: Vec<String> = picked.iter().map(|i| SERVICE_KINDS[*i].to_string()).collect();
+        choices.services = parse_services(&kinds)?;
+    }
+    if args.modules.is_none() {
+        let kinds: Vec<&str> = choices.services.iter().map(|s| s.kind.as_str()).collect();
+        let offered: Vec<&catalog::Module> = catalog
+            .modules
+            .values()
+            .filter(|m| m.services.iter().any(|k| kinds.contains(&k.as_str())))
+            .collect();
+        let items: Vec<String> = offered.iter().map(|m| format!("{:<28} {}", m.id, m.description)).collect();
+        let defaults: Vec<bool> = offered.iter().map(|m| m.default).collect();
+        let picked = MultiSelect::new()
+            .with_prompt("Modules (requirements are added automatically)")
+            .items(&items)
+            .defaults(&defaults)
+            .interact()?;
+        choices.modules = Some(picked.iter().map(|i| offered[*i].id.clone()).collect());
+    }
+    if args.db.is_none() {
+        let items = ["sqlite    embedded, zero setup", "postgres  for several instances"];
+        let picked = Select::new().with_prompt("Default database").items(items).default(0).interact()?;
+        choices.database = DATABASES[picked].to_string();
+    }
+    Ok(choices)
+}

@@ -1,0 +1,18 @@
+use anyhow::Result;
+
+use crate::catalog::Catalog;
+use crate::cli::RemoveArgs;
+use crate::workspace::{Workspace, find_root};
+
+pub fn run(args: RemoveArgs) -> Result<()> {
+    let catalog = Catalog::embedded()?;
+    let root = find_root(&std::env::current_dir()?)?;
+    let mut workspace = Workspace::open(&catalog, &root)?;
+    workspace.force = args.force;
+    let removed = workspace.uninstall(&args.module, args.service.as_deref())?;
+    let (changes, notes) = workspace.finish()?;
+    super::commit(&root, &changes, &notes, args.dry_run)?;
+    let verb = if args.dry_run { "would remove" } else { "removed" };
+    println!("{verb} {}", super::describe_installed(&removed));
+    Ok(())
+}

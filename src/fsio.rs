@@ -1,0 +1,130 @@
+//! The one place that writes to the disk.
+//!
+//! [`apply`] writes a whole plan or nothing: every new content goes to a temporary file next to its
+//! target first; only when all of them are written are they renamed into place. If a rename or a
+//! deletion fails half-way, the files already changed are restored from the plan's `before`
+//! contents, so a failed command leaves the workspace byte-identical.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::tree::Change;
+
+const TEMP_SUFFIX: &str = ".saaskit-tmp";
+
+pub fn apply(root: &Path, changes: &[Change]) -> Result<()> {
+    let mut created_dirs: Vec<PathBuf> = Vec::new();
+    let staged = match stage(root, changes, &mut created_dirs) {
+        Ok(staged) => staged,
+        Err(e) => {
+            remove_empty_dirs(&created_dirs);
+            return Err(e);
+        }
+    };
+    for (index, change) in changes.iter().enumerate() {
+        let target = root.join(&change.path);
+        let result = match &staged[index] {
+            Some(temp) => fs::rename(temp, &target)
+                .with_context(|| format!("cannot move {} into place", target.display())),
+            None => fs::remove_file(&target).with_context(|| format!("cannot delete {}", target.display())),
+        };
+        if let Err(error) = result {
+            roll_back(root, &changes[..index]);
+            for temp in staged[index..].iter().flatten() {
+                let _ = fs::remove_file(temp);
+            }
+            remove_empty_dirs(&created_dirs);
+            return Err(error.context("nothing was changed: the files already written were restored"));
+        }
+    }
+    // Deleting a module's last file in a directory should not leave the directory behind.
+    let mut emptied: Vec<PathBuf> = changes
+        .iter()
+        .filter(|c| c.after.is_none())
+        .filter_map(|c| root.join(&c.path).parent().map(Path::to_path_buf))
+        .collect();
+    emptied.sort();
+    emptied.dedup();
+    for dir in emptied {
+        remove_empty_ancestors(root, &dir);
+    }
+    Ok(())
+}
+
+/// Phase one: write every new content to a temporary file beside its target.
+fn stage(root: &Path, changes: &[Change], created_dirs: &mut Vec<PathBuf>) -> Result<Vec<Option<PathBuf>>> {
+    let mut staged: Vec<Option<PathBuf>> = Vec::with_capacity(changes.len());
+    for change in changes {
+        let Some(content) = &change.after else {
+            staged.push(None);
+            continue;
+        };
+        let target = root.join(&change.path);
+        let temp = temp_path(&target);
+        let result = (|| -> Result<()> {
+            if let Some(parent) = target.parent() {
+                create_dirs(parent, created_dirs)?;
+            }
+            let mut file = fs::File::create(&temp).with_context(|| format!("cannot write {}", temp.display()))?;
+            file.write_all(content.as_bytes()).with_context(|| format!("cannot write {}", temp.display()))?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&temp);
+            for written in staged.iter().flatten() {
+                let _ = fs::remove_file(written);
+            }
+            return Err(e);
+        }
+        staged.push(Some(temp));
+    }
+    Ok(staged)
+}
+
+fn temp_path(target: &Path) -> PathBuf {
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(TEMP_SUFFIX);
+    target.with_file_name(name)
+}
+
+fn create_dirs(dir: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs(parent, created)?;
+    }
+    fs::create_dir(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+    created.push(dir.to_path_buf());
+    Ok(())
+}
+
+fn roll_back(root: &Path, applied: &[Change]) {
+    for change in applied.iter().rev() {
+        let target = root.join(&change.path);
+        let _ = match &change.before {
+            Some(content) => fs::write(&target, content),
+            None => fs::remove_file(&target),
+        };
+    }
+}
+
+/// Removes directories created by a failed command, deepest first, if they are empty.
+fn remove_empty_dirs(created: &[PathBuf]) {
+    for dir in created.iter().rev() {
+        let _ = fs::remove_dir(dir);
+    }
+}
+
+fn remove_empty_ancestors(root: &Path, dir: &Path) {
+    let mut current = Some(dir);
+    while let Some(dir) = current {
+        if dir == root || !dir.starts_with(root) || fs::remove_dir(dir).is_err() {
+            break;
+        }
+        current = dir.parent();
+    }
+}

@@ -1,0 +1,17 @@
+//! saaskit: generate a production-grade Rust SaaS backend and keep it maintainable.
+//!
+//! One module per concern. Everything but [`fsio`] only reads: commands plan their whole change
+//! in a staged [`tree::Tree`], and [`fsio::apply`] is the one place that writes, atomically.
+
+pub mod cargo_deps;
+pub mod catalog;
+pub mod cli;
+pub mod commands;
+pub mod fsio;
+pub mod inject;
+pub mod lock;
+pub mod manifest;
+pub mod render;
+pub mod secrets;
+pub mod tree;
+pub mod workspace;

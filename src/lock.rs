@@ -1,0 +1,114 @@
+//! `saaskit.lock`: what saaskit generated, so it can tell "generated and untouched" from
+//! "edited by the user". It records the saaskit version, each installed module with its version,
+//! and a SHA-256 of every generated file and injected snippet, plus the Cargo dependencies each
+//! module inserted (so `remove` takes out exactly those). saaskit owns this file entirely and
+//! rewrites it in one canonical, sorted form.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const FILE_NAME: &str = "saaskit.lock";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    pub saaskit_version: String,
+    #[serde(default, rename = "module", skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<LockedModule>,
+    #[serde(default, rename = "file", skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<LockedFile>,
+    #[serde(default, rename = "snippet", skip_serializing_if = "Vec::is_empty")]
+    pub snippets: Vec<LockedSnippet>,
+    #[serde(default, rename = "dependency", skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<LockedDependency>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    /// The user asked for it (`new --modules`, `add`).
+    Explicit,
+    /// Pulled in by another module's `requires`; removed with the last module needing it.
+    Dependency,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedModule {
+    pub id: String,
+    pub version: String,
+    pub reason: Reason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedFile {
+    pub path: String,
+    pub module: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedSnippet {
+    pub path: String,
+    pub marker: String,
+    pub module: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedDependency {
+    /// The `Cargo.toml` the dependency was inserted into.
+    pub path: String,
+    pub module: String,
+    pub name: String,
+    /// The module inserted the dependency (otherwise it only added `features` to an existing one).
+    pub inserted: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+}
+
+impl Lock {
+    pub fn new() -> Lock {
+        Lock { saaskit_version: env!("CARGO_PKG_VERSION").to_string(), ..Lock::default() }
+    }
+
+    pub fn parse(text: &str) -> Result<Lock> {
+        toml_edit::de::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+            .with_context(|| format!("{FILE_NAME} is damaged; restore it from version control"))
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut sorted = self.clone();
+        sorted.saaskit_version = env!("CARGO_PKG_VERSION").to_string();
+        sorted.modules.sort_by(|a, b| a.id.cmp(&b.id));
+        sorted.files.sort_by(|a, b| a.path.cmp(&b.path));
+        sorted.snippets.sort_by(|a, b| (&a.path, &a.marker, &a.module).cmp(&(&b.path, &b.marker, &b.module)));
+        sorted.dependencies.sort_by(|a, b| (&a.path, &a.name, &a.module).cmp(&(&b.path, &b.name, &b.module)));
+        let body = toml_edit::ser::to_string_pretty(&sorted).expect("the lock is plain data");
+        format!("# Written by saaskit: do not edit. Commit it with the workspace.\n{body}")
+    }
+
+    pub fn module(&self, id: &str) -> Option<&LockedModule> {
+        self.modules.iter().find(|m| m.id == id)
+    }
+
+    pub fn file(&self, path: &str) -> Option<&LockedFile> {
+        self.files.iter().find(|f| f.path == path)
+    }
+
+    pub fn snippet(&self, path: &str, marker: &str, module: &str) -> Option<&LockedSnippet> {
+        self.snippets.iter().find(|s| s.path == path && s.marker == marker && s.module == module)
+    }
+}
+
+/// `sha256:<hex>` of some text.
+pub fn hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}

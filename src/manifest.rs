@@ -1,0 +1,206 @@
+//! `saaskit.toml`, the workspace manifest: the workspace's name, default database, and each
+//! service with its kind, port and installed modules.
+//!
+//! It is read and edited with toml_edit so that a user's comments, blank lines and key order
+//! survive every command; only the values saaskit owns are touched. Schema: `docs/manifest.md`.
+
+use std::ops::Range;
+
+use anyhow::{Result, bail};
+use toml_edit::{Array, Document, DocumentMut, Item, Table, Value};
+
+use crate::catalog::SERVICE_KINDS;
+
+pub const FILE_NAME: &str = "saaskit.toml";
+pub const DATABASES: [&str; 2] = ["sqlite", "postgres"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub kind: String,
+    pub port: u16,
+    pub modules: Vec<String>,
+}
+
+/// The typed view of the manifest plus the document it came from, for lossless edits.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub name: String,
+    pub database: String,
+    pub services: Vec<ServiceSpec>,
+    document: DocumentMut,
+}
+
+/// A problem at a place in the manifest, printed as `saaskit.toml:LINE:COLUMN: message`.
+fn located(text: &str, span: Option<Range<usize>>, message: impl std::fmt::Display) -> anyhow::Error {
+    match span {
+        Some(span) => {
+            let (line, column) = line_column(text, span.start);
+            anyhow::anyhow!("{FILE_NAME}:{line}:{column}: {message}")
+        }
+        None => anyhow::anyhow!("{FILE_NAME}: {message}"),
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let end = text.char_indices().map(|(i, _)| i).find(|&i| i >= offset).unwrap_or(text.len());
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
+}
+
+impl Manifest {
+    pub fn parse(text: &str) -> Result<Manifest> {
+        let parsed = Document::parse(text).map_err(|e| {
+            let message = e.message().trim_end().to_string();
+            located(text, e.span(), format!("invalid TOML: {message}"))
+        })?;
+        let root = parsed.as_table();
+        let at = |item: &Item, message: String| located(text, item.span(), message);
+
+        let workspace = match root.get("workspace") {
+            Some(Item::Table(table)) => table,
+            Some(other) => return Err(at(other, "`workspace` must be a table".into())),
+            None => bail!("{FILE_NAME}: missing the [workspace] table (with `name` and `database`)"),
+        };
+        let name = required_str(text, workspace, "workspace", "name")?;
+        validate_name(&name).map_err(|e| at(&workspace["name"], e))?;
+        let database = required_str(text, workspace, "workspace", "database")?;
+        if !DATABASES.contains(&database.as_str()) {
+            return Err(at(
+                &workspace["database"],
+                format!("unknown database `{database}`: expected \"sqlite\" or \"postgres\""),
+            ));
+        }
+
+        let services_table = match root.get("services") {
+            Some(Item::Table(table)) => table,
+            Some(other) => return Err(at(other, "`services` must be a table of [services.<name>] tables".into())),
+            None => bail!("{FILE_NAME}: no [services.<name>] table: a workspace needs at least one service"),
+        };
+        let mut services: Vec<ServiceSpec> = Vec::new();
+        for (service_name, item) in services_table.iter() {
+            let Item::Table(table) = item else {
+                return Err(at(item, format!("`services.{service_name}` must be a table")));
+            };
+            let context = format!("services.{service_name}");
+            validate_name(service_name).map_err(|e| at(item, e))?;
+            if service_name == "shared" {
+                return Err(at(item, "`shared` is the name of the shared library crate; pick another service name".into()));
+            }
+            let kind = required_str(text, table, &context, "kind")?;
+            if !SERVICE_KINDS.contains(&kind.as_str()) {
+                return Err(at(
+                    &table["kind"],
+                    format!("unknown service kind `{kind}`: expected one of {}", SERVICE_KINDS.join(", ")),
+                ));
+            }
+            let port = match table.get("port") {
+                Some(item) => match item.as_integer() {
+                    Some(port) if (1..=65535).contains(&port) => port as u16,
+                    _ => return Err(at(item, format!("`{context}.port` must be an integer from 1 to 65535"))),
+                },
+                None => return Err(located(text, table.span(), format!("`{context}` is missing `port`"))),
+            };
+            if let Some(other) = services.iter().find(|s| s.port == port) {
+                return Err(at(&table["port"], format!("port {port} is already used by service `{}`", other.name)));
+            }
+            let modules = match table.get("modules") {
+                None => Vec::new(),
+                Some(item) => match item.as_array() {
+                    Some(array) if array.iter().all(|v| v.as_str().is_some()) => {
+                        array.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+                    }
+                    _ => return Err(at(item, format!("`{context}.modules` must be an array of module ids"))),
+                },
+            };
+            services.push(ServiceSpec { name: service_name.to_string(), kind, port, modules });
+        }
+        if services.is_empty() {
+            bail!("{FILE_NAME}: no [services.<name>] table: a workspace needs at least one service");
+        }
+        Ok(Manifest { name, database, services, document: parsed.into_mut() })
+    }
+
+    pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Services on which module `id` is installed.
+    pub fn services_with(&self, id: &str) -> Vec<&ServiceSpec> {
+        self.services.iter().filter(|s| s.modules.iter().any(|m| m == id)).collect()
+    }
+
+    /// Records module `id` as installed on `service`, appending to its `modules` array.
+    pub fn add_module(&mut self, service: &str, id: &str) {
+        let Some(spec) = self.services.iter_mut().find(|s| s.name == service) else { return };
+        if spec.modules.iter().any(|m| m == id) {
+            return;
+        }
+        spec.modules.push(id.to_string());
+        let array = self.modules_array(service);
+        array.push(id);
+        normalise_single_line(array);
+    }
+
+    /// Records module `id` as no longer installed on `service`.
+    pub fn remove_module(&mut self, service: &str, id: &str) {
+        let Some(spec) = self.services.iter_mut().find(|s| s.name == service) else { return };
+        spec.modules.retain(|m| m != id);
+        let array = self.modules_array(service);
+        let position = array.iter().position(|v| v.as_str() == Some(id));
+        if let Some(index) = position {
+            array.remove(index);
+            normalise_single_line(array);
+        }
+    }
+
+    fn modules_array(&mut self, service: &str) -> &mut Array {
+        let table = self.document["services"][service]
+            .as_table_mut()
+            .expect("services were validated as tables at parse time");
+        if !table.get("modules").is_some_and(Item::is_array) {
+            table.insert("modules", Item::Value(Value::Array(Array::new())));
+        }
+        table["modules"].as_array_mut().expect("just ensured an array")
+    }
+
+    pub fn to_text(&self) -> String {
+        self.document.to_string()
+    }
+}
+
+/// A one-line array is kept in the canonical `["a", "b"]` shape so that adding then removing a
+/// module gives back the same bytes; an array the user spread over several lines is left alone.
+fn normalise_single_line(array: &mut Array) {
+    if !array.to_string().contains('\n') {
+        array.fmt();
+    }
+}
+
+fn required_str(text: &str, table: &Table, context: &str, key: &str) -> Result<String> {
+    match table.get(key) {
+        Some(item) => match item.as_str() {
+            Some(value) => Ok(value.to_string()),
+            None => Err(located(text, item.span(), format!("`{context}.{key}` must be a string"))),
+        },
+        None => Err(located(text, table.span(), format!("`{context}` is missing `{key}`"))),
+    }
+}
+
+/// Workspace and service names become Cargo package names and directory names.
+pub fn validate_name(name: &str) -> std::result::Result<(), String> {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name.len() <= 64;
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid name: use lowercase letters, digits, `-` or `_`, starting with a letter"
+        ))
+    }
+}

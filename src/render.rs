@@ -1,0 +1,113 @@
+//! Template rendering with minijinja in strict-undefined mode: a template that uses a variable
+//! the context does not have is an error naming the variable, never an empty string.
+
+use std::sync::OnceLock;
+
+use anyhow::{Result, anyhow};
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde::Serialize;
+
+use crate::manifest::{Manifest, ServiceSpec};
+
+/// What every template sees. Mirrors the table in `docs/modules.md`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    pub saaskit_version: &'static str,
+    pub workspace: WorkspaceVars,
+    pub services: Vec<ServiceVars>,
+    /// Only set while rendering an entry with `scope = "service"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceVars>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkspaceVars {
+    pub name: String,
+    pub database: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ServiceVars {
+    pub name: String,
+    pub kind: String,
+    pub port: u16,
+    pub dir: String,
+    pub package: String,
+    pub env_prefix: String,
+    pub description: String,
+}
+
+impl ServiceVars {
+    pub fn new(spec: &ServiceSpec) -> ServiceVars {
+        ServiceVars {
+            name: spec.name.clone(),
+            kind: spec.kind.clone(),
+            port: spec.port,
+            dir: format!("services/{}", spec.name),
+            package: spec.name.clone(),
+            env_prefix: spec.name.to_ascii_uppercase().replace('-', "_"),
+            description: kind_description(&spec.kind).to_string(),
+        }
+    }
+}
+
+/// One line on what a service of this kind is for (README, crate description, logs).
+pub fn kind_description(kind: &str) -> &'static str {
+    match kind {
+        "api" => "Product API: accounts, authentication and users",
+        "admin" => "Admin service: back-office panel and operations API",
+        "webhooks" => "Webhooks service: billing events ingestion and processing",
+        _ => "Service",
+    }
+}
+
+impl Context {
+    pub fn for_manifest(manifest: &Manifest) -> Context {
+        Context {
+            saaskit_version: env!("CARGO_PKG_VERSION"),
+            workspace: WorkspaceVars {
+                name: manifest.name.clone(),
+                database: manifest.database.clone(),
+            },
+            services: manifest.services.iter().map(ServiceVars::new).collect(),
+            service: None,
+        }
+    }
+
+    pub fn with_service(&self, service: &ServiceVars) -> Context {
+        Context {
+            service: Some(service.clone()),
+            ..self.clone()
+        }
+    }
+}
+
+/// Renders `source` (named `name` in error messages) against `context`.
+pub fn render<C: Serialize>(name: &str, source: &str, context: &C) -> Result<String> {
+    environment()
+        .render_str(source, Value::from(Serde(context)))
+        .map_err(|e| anyhow!("cannot render template `{name}`: {}", describe(&e)))
+}
+
+/// One environment for the whole process: building it registers every builtin filter.
+fn environment() -> &'static Environment<'static> {
+    static ENVIRONMENT: OnceLock<Environment<'static>> = OnceLock::new();
+    ENVIRONMENT.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Generated files must keep their trailing newline byte for byte.
+        let syntax = SyntaxConfig::builder().keep_trailing_newline(true).build();
+        env.set_syntax(syntax.expect("the default delimiters are a valid syntax"));
+        env
+    })
+}
+
+fn describe(error: &minijinja::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(line) = error.line() {
+        text.push_str(&format!(" (template line {line})"));
+    }
+    text
+}

@@ -1,0 +1,109 @@
+//! A staged view of a workspace: reads fall through to the disk, writes stay in memory.
+//!
+//! Every command builds its whole change in a [`Tree`] first; [`Tree::changes`] is the plan that
+//! `--dry-run` prints as a unified diff and that [`crate::fsio::apply`] writes atomically.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use similar::{Algorithm, udiff::unified_diff};
+
+/// One file's planned change. `None` means "does not exist".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Tree {
+    root: PathBuf,
+    /// Staged content by workspace-relative path (always `/`-separated).
+    staged: BTreeMap<String, Option<String>>,
+}
+
+impl Tree {
+    pub fn new(root: &Path) -> Tree {
+        Tree { root: root.to_path_buf(), staged: BTreeMap::new() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file as it would be after the staged changes.
+    pub fn read(&self, path: &str) -> Result<Option<String>> {
+        match self.staged.get(path) {
+            Some(content) => Ok(content.clone()),
+            None => self.read_disk(path),
+        }
+    }
+
+    pub fn exists(&self, path: &str) -> Result<bool> {
+        Ok(self.read(path)?.is_some())
+    }
+
+    pub fn write(&mut self, path: &str, content: String) {
+        self.staged.insert(path.to_string(), Some(content));
+    }
+
+    pub fn delete(&mut self, path: &str) {
+        self.staged.insert(path.to_string(), None);
+    }
+
+    fn read_disk(&self, path: &str) -> Result<Option<String>> {
+        let full = self.root.join(path);
+        match std::fs::read(&full) {
+            Ok(bytes) => String::from_utf8(bytes)
+                .map(Some)
+                .with_context(|| format!("{} is not UTF-8 text; saaskit only manages text files", full.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", full.display())),
+        }
+    }
+
+    /// The plan: every staged file whose content differs from the disk, sorted by path.
+    pub fn changes(&self) -> Result<Vec<Change>> {
+        let mut changes = Vec::new();
+        for (path, after) in &self.staged {
+            let before = self.read_disk(path)?;
+            if &before != after {
+                changes.push(Change { path: path.clone(), before, after: after.clone() });
+            }
+        }
+        Ok(changes)
+    }
+}
+
+/// The plan as a unified diff, as `git diff` would show it (`/dev/null` for created and deleted files).
+pub fn render_diff(changes: &[Change]) -> String {
+    let mut out = String::new();
+    for change in changes {
+        let old_name = if change.before.is_some() { format!("a/{}", change.path) } else { "/dev/null".into() };
+        let new_name = if change.after.is_some() { format!("b/{}", change.path) } else { "/dev/null".into() };
+        let old = change.before.as_deref().unwrap_or("");
+        let new = change.after.as_deref().unwrap_or("");
+        out.push_str(&unified_diff(Algorithm::Myers, old, new, 3, Some((&old_name, &new_name))));
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// One line per file: `create`, `update` or `delete`, for the summary after a command.
+pub fn summarize(changes: &[Change]) -> String {
+    changes
+        .iter()
+        .map(|c| {
+            let verb = match (&c.before, &c.after) {
+                (None, _) => "create",
+                (_, None) => "delete",
+                _ => "update",
+            };
+            format!("  {verb:<6} {}\n", c.path)
+        })
+        .collect()
+}

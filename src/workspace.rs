@@ -1,0 +1,626 @@
+//! A workspace being changed in memory: its manifest, lockfile and staged files.
+//!
+//! [`Workspace::install`] and [`Workspace::uninstall`] turn a module into planned edits of the
+//! staged [`Tree`] (files, snippets, env keys, Cargo dependencies, migrations) and record them in
+//! the manifest and the lockfile; [`Workspace::finish`] returns the plan. Nothing here writes to
+//! the disk: the commands hand the plan to [`crate::fsio::apply`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::catalog::{self, BASE_ID, Catalog, CrateTarget, FileEntry, MIGRATIONS_DIR, Module, Scope, Snippet};
+use crate::cargo_deps::{self, Added};
+use crate::inject::{self, CommentStyle};
+use crate::lock::{self, Lock, LockedDependency, LockedFile, LockedModule, LockedSnippet, Reason};
+use crate::manifest::{self, Manifest};
+use crate::render::{Context, ServiceVars, render};
+use crate::secrets::Secrets;
+use crate::tree::{Change, Tree};
+
+pub const ENV_FILE: &str = ".env";
+pub const ENV_EXAMPLE_FILE: &str = ".env.example";
+const ENV_MARKER: &str = "env";
+const SHARED_MANIFEST: &str = "crates/shared/Cargo.toml";
+
+pub struct Workspace<'c> {
+    pub catalog: &'c Catalog,
+    pub manifest: Manifest,
+    pub lock: Lock,
+    pub tree: Tree,
+    secrets: Secrets,
+    /// Files that exist but that saaskit did not generate may be overwritten (`new --force`).
+    overwrite: bool,
+    /// Remove generated files and snippets even when the user edited them (`remove --force`).
+    pub force: bool,
+    /// What the user should be told after the command (files kept, etc.).
+    pub notes: Vec<String>,
+}
+
+/// What an `install` did: the modules newly applied and to which services.
+pub type Installed = Vec<(String, Vec<String>)>;
+
+/// Walks up from `start` to the directory holding `saaskit.toml`.
+pub fn find_root(start: &Path) -> Result<PathBuf> {
+    let mut dir = Some(start);
+    while let Some(current) = dir {
+        if current.join(manifest::FILE_NAME).is_file() {
+            return Ok(current.to_path_buf());
+        }
+        dir = current.parent();
+    }
+    bail!(
+        "not inside a saaskit workspace: no {} in {} or any parent directory.\n\
+         Create one with `saaskit new <name>`, or run the command from inside a workspace.",
+        manifest::FILE_NAME,
+        start.display()
+    )
+}
+
+impl<'c> Workspace<'c> {
+    /// The workspace at `root`, as it is on disk.
+    pub fn open(catalog: &'c Catalog, root: &Path) -> Result<Workspace<'c>> {
+        let tree = Tree::new(root);
+        let text = tree.read(manifest::FILE_NAME)?.context("saaskit.toml disappeared")?;
+        let manifest = Manifest::parse(&text)?;
+        let lock = match tree.read(lock::FILE_NAME)? {
+            Some(text) => Lock::parse(&text)?,
+            None => bail!(
+                "{} is missing next to saaskit.toml; restore it from version control \
+                 (saaskit needs it to tell generated code from yours)",
+                lock::FILE_NAME
+            ),
+        };
+        for service in &manifest.services {
+            for id in &service.modules {
+                if !catalog.modules.contains_key(id) {
+                    bail!(
+                        "saaskit.toml: service `{}` lists module `{id}`, which this saaskit does not know ({})",
+                        service.name,
+                        catalog.unknown_module_message(id)
+                    );
+                }
+            }
+        }
+        Ok(Workspace::with(catalog, manifest, lock, tree, false))
+    }
+
+    /// A new workspace at `root` from a freshly rendered manifest.
+    pub fn create(catalog: &'c Catalog, root: &Path, manifest: Manifest, overwrite: bool) -> Workspace<'c> {
+        Workspace::with(catalog, manifest, Lock::new(), Tree::new(root), overwrite)
+    }
+
+    fn with(catalog: &'c Catalog, manifest: Manifest, lock: Lock, tree: Tree, overwrite: bool) -> Workspace<'c> {
+        Workspace { catalog, manifest, lock, tree, secrets: Secrets::from_environment(), overwrite, force: false, notes: Vec::new() }
+    }
+
+    /// The plan: manifest and lockfile written into the tree, then every changed file.
+    pub fn finish(mut self) -> Result<(Vec<Change>, Vec<String>)> {
+        self.tree.write(manifest::FILE_NAME, self.manifest.to_text());
+        self.tree.write(lock::FILE_NAME, self.lock.to_text());
+        Ok((self.tree.changes()?, self.notes))
+    }
+
+    /// Modules installed on at least one service.
+    pub fn installed(&self) -> BTreeSet<&str> {
+        self.manifest.services.iter().flat_map(|s| s.modules.iter().map(String::as_str)).collect()
+    }
+
+    fn services_having(&self, id: &str) -> Vec<ServiceVars> {
+        self.manifest
+            .services
+            .iter()
+            .filter(|s| id == BASE_ID || s.modules.iter().any(|m| m == id))
+            .map(ServiceVars::new)
+            .collect()
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // install
+
+    /// Generates the base template for every service (only for `new`).
+    pub fn install_base(&mut self) -> Result<()> {
+        let base = &self.catalog.base;
+        let services = self.services_having(BASE_ID);
+        self.apply(base, &services, true)?;
+        self.lock.modules.push(LockedModule { id: BASE_ID.into(), version: base.version.clone(), reason: Reason::Explicit });
+        Ok(())
+    }
+
+    /// Installs `id` and everything it requires on `only_service`, or on every service of a kind
+    /// the module applies to. Returns what was newly installed (empty: nothing to do).
+    pub fn install(&mut self, id: &str, only_service: Option<&str>) -> Result<Installed> {
+        let catalog = self.catalog;
+        let module = catalog.get(id)?;
+        let targets = self.target_services(module, only_service)?;
+        let order = catalog.resolve(&[id])?;
+
+        let mut all: Vec<&str> = self.installed().into_iter().collect();
+        all.extend(order.iter().map(|m| m.id.as_str()));
+        all.sort();
+        all.dedup();
+        if let Some((a, b)) = catalog.find_conflict(&all) {
+            bail!("modules `{a}` and `{b}` conflict: they cannot be installed in one workspace; remove one first");
+        }
+
+        let mut installed = Installed::new();
+        for dependency in order {
+            let reason = if dependency.id == id { Reason::Explicit } else { Reason::Dependency };
+            let services = self.services_for_requirement(module, dependency, &targets)?;
+            let newly: Vec<String> = services
+                .into_iter()
+                .filter(|s| !self.manifest.service(s).is_some_and(|spec| spec.modules.contains(&dependency.id)))
+                .collect();
+            if reason == Reason::Explicit {
+                self.mark_explicit(id);
+            }
+            if newly.is_empty() {
+                continue;
+            }
+            self.install_on(dependency, &newly, reason)?;
+            installed.push((dependency.id.clone(), newly));
+        }
+        Ok(installed)
+    }
+
+    fn mark_explicit(&mut self, id: &str) {
+        if let Some(locked) = self.lock.modules.iter_mut().find(|m| m.id == id) {
+            locked.reason = Reason::Explicit;
+        }
+    }
+
+    fn target_services(&self, module: &Module, only_service: Option<&str>) -> Result<Vec<String>> {
+        let kinds = module.services.join(", ");
+        match only_service {
+            Some(name) => {
+                let Some(spec) = self.manifest.service(name) else {
+                    let known: Vec<&str> = self.manifest.services.iter().map(|s| s.name.as_str()).collect();
+                    bail!("no service `{name}` in this workspace (services: {})", known.join(", "));
+                };
+                if !module.applies_to(&spec.kind) {
+                    bail!(
+                        "module `{}` applies to services of kind {kinds}; `{name}` is a `{}` service",
+                        module.id,
+                        spec.kind
+                    );
+                }
+                Ok(vec![name.to_string()])
+            }
+            None => {
+                let matching: Vec<String> = self
+                    .manifest
+                    .services
+                    .iter()
+                    .filter(|s| module.applies_to(&s.kind))
+                    .map(|s| s.name.clone())
+                    .collect();
+                if matching.is_empty() {
+                    bail!("module `{}` applies to services of kind {kinds}, and this workspace has none", module.id);
+                }
+                Ok(matching)
+            }
+        }
+    }
+
+    /// A required module goes on the same services as the module requiring it, where it applies;
+    /// if it applies to none of them, on every service of a kind it applies to.
+    fn services_for_requirement(&self, module: &Module, requirement: &Module, targets: &[String]) -> Result<Vec<String>> {
+        if requirement.id == module.id {
+            return Ok(targets.to_vec());
+        }
+        let kind_of = |name: &str| self.manifest.service(name).map(|s| s.kind.clone()).unwrap_or_default();
+        let same: Vec<String> = targets.iter().filter(|t| requirement.applies_to(&kind_of(t))).cloned().collect();
+        if !same.is_empty() {
+            return Ok(same);
+        }
+        self.target_services(requirement, None).with_context(|| {
+            format!("module `{}` requires `{}`, which cannot be installed here", module.id, requirement.id)
+        })
+    }
+
+    fn install_on(&mut self, module: &Module, services: &[String], reason: Reason) -> Result<()> {
+        let first = self.manifest.services_with(&module.id).is_empty();
+        for service in services {
+            self.manifest.add_module(service, &module.id);
+        }
+        let vars: Vec<ServiceVars> = services
+            .iter()
+            .filter_map(|s| self.manifest.service(s))
+            .map(ServiceVars::new)
+            .collect();
+        self.apply(module, &vars, first)?;
+        if first {
+            self.lock.modules.push(LockedModule { id: module.id.clone(), version: module.version.clone(), reason });
+        }
+        Ok(())
+    }
+
+    /// Applies the workspace part of `module` (when `workspace_part`) and its service part for
+    /// each of `services`, then brings its env blocks up to date.
+    fn apply(&mut self, module: &Module, services: &[ServiceVars], workspace_part: bool) -> Result<()> {
+        let context = Context::for_manifest(&self.manifest);
+        let mut contexts: Vec<Context> = services.iter().map(|s| context.with_service(s)).collect();
+        if workspace_part {
+            contexts.insert(0, context);
+        }
+        for context in &contexts {
+            let scope = if context.service.is_some() { Scope::Service } else { Scope::Workspace };
+            for file in module.files.iter().filter(|f| f.scope == scope) {
+                let (target, content) = render_file(module, file, context)?;
+                self.add_file(module, &target, content)?;
+            }
+            if scope == Scope::Workspace {
+                for (target, content) in render_migrations(module)? {
+                    self.add_file(module, &target, content)?;
+                }
+            }
+            for snippet in module.snippets.iter().filter(|s| s.scope == scope) {
+                self.add_snippet(module, snippet, context)?;
+            }
+            let (crate_target, cargo_toml) = match &context.service {
+                Some(service) => (CrateTarget::Service, format!("{}/Cargo.toml", service.dir)),
+                None => (CrateTarget::Shared, SHARED_MANIFEST.to_string()),
+            };
+            for dependency in module.dependencies.iter().filter(|d| d.target == crate_target) {
+                self.add_dependency(module, &cargo_toml, dependency)?;
+            }
+        }
+        self.sync_env(module)
+    }
+
+    fn add_file(&mut self, module: &Module, target: &str, content: String) -> Result<()> {
+        if let Some(existing) = self.tree.read(target)?
+            && existing != content
+        {
+            match self.lock.file(target) {
+                Some(owner) if owner.module != module.id => {
+                    bail!("modules `{}` and `{}` both generate {target}", owner.module, module.id)
+                }
+                None if !self.overwrite => bail!(
+                    "{target} already exists and was not generated by saaskit; module `{}` would overwrite it.\n\
+                     Move the file away and run the command again.",
+                    module.id
+                ),
+                _ => {}
+            }
+        }
+        self.lock.files.retain(|f| f.path != target);
+        self.lock.files.push(LockedFile { path: target.into(), module: module.id.clone(), sha256: lock::hash(&content) });
+        self.tree.write(target, content);
+        Ok(())
+    }
+
+    fn add_snippet(&mut self, module: &Module, snippet: &Snippet, context: &Context) -> Result<()> {
+        let target = render(&format!("{} snippet target", module.id), &snippet.target, context)?;
+        let code = render(&format!("{} snippet for `{}`", module.id, snippet.marker), &snippet.code, context)?;
+        let style = CommentStyle::for_path(&target);
+        let body = match style {
+            CommentStyle::Rust => inject::format_rust_snippet(&code).map_err(|e| {
+                anyhow::anyhow!("module `{}`: its `{}` snippet for {target} is not valid Rust: {e}", module.id, snippet.marker)
+            })?,
+            CommentStyle::Hash => code,
+        };
+        self.inject(&module.id, &target, &snippet.marker, &body)?;
+        self.lock.snippets.retain(|s| !(s.path == target && s.marker == snippet.marker && s.module == module.id));
+        self.lock.snippets.push(LockedSnippet {
+            path: target,
+            marker: snippet.marker.clone(),
+            module: module.id.clone(),
+            sha256: lock::hash(&body),
+        });
+        Ok(())
+    }
+
+    fn inject(&mut self, module: &str, target: &str, marker: &str, body: &str) -> Result<()> {
+        let Some(source) = self.tree.read(target)? else {
+            bail!("module `{module}` injects into {target}, which does not exist; restore it or run `saaskit doctor`");
+        };
+        let style = CommentStyle::for_path(target);
+        let updated = inject::insert_block(&source, style, marker, module, body)
+            .map_err(|e| anyhow::anyhow!("module `{module}`, marker `{marker}`: {target}: {e}"))?;
+        self.tree.write(target, updated);
+        Ok(())
+    }
+
+    fn add_dependency(&mut self, module: &Module, cargo_toml: &str, dependency: &catalog::Dependency) -> Result<()> {
+        let Some(text) = self.tree.read(cargo_toml)? else {
+            bail!("module `{}` adds a dependency to {cargo_toml}, which does not exist", module.id);
+        };
+        let (updated, added) = cargo_deps::add(cargo_toml, &text, dependency)?;
+        if added.is_empty() {
+            return Ok(());
+        }
+        self.tree.write(cargo_toml, updated);
+        self.lock.dependencies.push(LockedDependency {
+            path: cargo_toml.into(),
+            module: module.id.clone(),
+            name: dependency.name.clone(),
+            inserted: added.inserted,
+            features: added.features,
+        });
+        Ok(())
+    }
+
+    /// Rewrites the module's fenced blocks in `.env` and `.env.example` for the services that have
+    /// it now, keeping values already in `.env` (the user's, or secrets generated earlier); removes
+    /// the blocks when no service has the module any more.
+    fn sync_env(&mut self, module: &Module) -> Result<()> {
+        if module.env.is_empty() {
+            return Ok(());
+        }
+        let services = self.services_having(&module.id);
+        let context = Context::for_manifest(&self.manifest);
+        let mut contexts: Vec<Context> = Vec::new();
+        if !services.is_empty() {
+            contexts.push(context.clone());
+            contexts.extend(services.iter().map(|s| context.with_service(s)));
+        }
+        let current = self.current_env_values(&module.id)?;
+        let mut env_block = String::new();
+        let mut example_block = String::new();
+        for context in &contexts {
+            let scope = if context.service.is_some() { Scope::Service } else { Scope::Workspace };
+            for var in module.env.iter().filter(|v| v.scope == scope) {
+                let key = render(&format!("{} env key", module.id), &var.key, context)?;
+                let (value, example) = match (&var.default, var.generate) {
+                    (Some(default), _) => {
+                        let value = render(&format!("{} env `{key}`", module.id), default, context)?;
+                        (value.clone(), value)
+                    }
+                    (None, Some(generator)) => (self.secrets.generate(generator), String::new()),
+                    (None, None) => unreachable!("catalog validation requires a default or a generator"),
+                };
+                let value = current.get(&key).cloned().unwrap_or(value);
+                let comment = format!("# {}\n", var.description);
+                env_block.push_str(&format!("{comment}{key}={value}\n"));
+                let note = if var.generate.is_some() { " (generated by saaskit new: a fresh random secret)" } else { "" };
+                example_block.push_str(&format!("# {}{note}\n{key}={example}\n", var.description));
+            }
+        }
+        for (file, block) in [(ENV_FILE, env_block), (ENV_EXAMPLE_FILE, example_block)] {
+            let style = CommentStyle::Hash;
+            let Some(source) = self.tree.read(file)? else { continue };
+            self.lock.snippets.retain(|s| !(s.path == file && s.module == module.id));
+            if block.is_empty() {
+                if let Some(updated) = inject::remove_block(&source, style, ENV_MARKER, &module.id)
+                    .map_err(|e| anyhow::anyhow!("{file}: {e}"))?
+                {
+                    self.tree.write(file, updated);
+                }
+                continue;
+            }
+            self.inject(&module.id, file, ENV_MARKER, &block)?;
+            // `.env` holds the user's values and secrets: only the committed example is tracked.
+            if file == ENV_EXAMPLE_FILE {
+                self.lock.snippets.push(LockedSnippet {
+                    path: file.into(),
+                    marker: ENV_MARKER.into(),
+                    module: module.id.clone(),
+                    sha256: lock::hash(&block),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `KEY=value` lines of the module's block in `.env`.
+    fn current_env_values(&self, module: &str) -> Result<BTreeMap<String, String>> {
+        let Some(source) = self.tree.read(ENV_FILE)? else { return Ok(BTreeMap::new()) };
+        let body = inject::block_body(&source, CommentStyle::Hash, ENV_MARKER, module)
+            .map_err(|e| anyhow::anyhow!("{ENV_FILE}: {e}"))?;
+        Ok(body
+            .map(|(body, _)| {
+                body.lines()
+                    .filter(|l| !l.trim_start().starts_with('#'))
+                    .filter_map(|l| l.split_once('='))
+                    .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // uninstall
+
+    /// Removes `id` from `only_service` or from every service that has it, then every module that
+    /// was installed only as its requirement and is no longer required. Returns what was removed.
+    pub fn uninstall(&mut self, id: &str, only_service: Option<&str>) -> Result<Installed> {
+        let catalog = self.catalog;
+        let module = catalog.get(id)?;
+        let having: Vec<String> = self.manifest.services_with(id).iter().map(|s| s.name.clone()).collect();
+        if having.is_empty() {
+            bail!("module `{id}` is not installed in this workspace (see `saaskit list`)");
+        }
+        let targets: Vec<String> = match only_service {
+            Some(name) if having.iter().any(|h| h == name) => vec![name.to_string()],
+            Some(name) => bail!("module `{id}` is not installed on service `{name}` (it is on: {})", having.join(", ")),
+            None => having,
+        };
+        for service in &targets {
+            let spec = self.manifest.service(service).expect("targets come from the manifest");
+            let on_service: BTreeSet<&str> = spec.modules.iter().map(String::as_str).collect();
+            if let Some(dependent) = catalog.dependents(id, &on_service).first() {
+                bail!(
+                    "cannot remove `{id}`: module `{dependent}` on service `{service}` requires it. \
+                     Remove `{dependent}` first."
+                );
+            }
+        }
+        let mut removed = vec![(id.to_string(), targets.clone())];
+        self.uninstall_from(module, &targets)?;
+        removed.extend(self.remove_unneeded_requirements()?);
+        Ok(removed)
+    }
+
+    fn uninstall_from(&mut self, module: &Module, services: &[String]) -> Result<()> {
+        let vars: Vec<ServiceVars> = services
+            .iter()
+            .filter_map(|s| self.manifest.service(s))
+            .map(ServiceVars::new)
+            .collect();
+        for service in services {
+            self.manifest.remove_module(service, &module.id);
+        }
+        let last = self.manifest.services_with(&module.id).is_empty();
+        let context = Context::for_manifest(&self.manifest);
+        let mut contexts: Vec<Context> = vars.iter().map(|s| context.with_service(s)).collect();
+        if last {
+            contexts.push(context);
+        }
+        for context in &contexts {
+            let scope = if context.service.is_some() { Scope::Service } else { Scope::Workspace };
+            // Snippets first: the files they refer to may be removed next.
+            for snippet in module.snippets.iter().filter(|s| s.scope == scope).rev() {
+                let target = render(&format!("{} snippet target", module.id), &snippet.target, context)?;
+                self.remove_snippet(&module.id, &target, &snippet.marker)?;
+            }
+            for file in module.files.iter().filter(|f| f.scope == scope) {
+                let target = render(&format!("{} file target", module.id), &file.target, context)?;
+                self.remove_file(&module.id, &target)?;
+            }
+            if scope == Scope::Workspace {
+                for (target, _) in render_migrations(module)? {
+                    self.remove_file(&module.id, &target)?;
+                }
+            }
+            let cargo_toml = match &context.service {
+                Some(service) => format!("{}/Cargo.toml", service.dir),
+                None => SHARED_MANIFEST.to_string(),
+            };
+            self.remove_dependencies(&module.id, &cargo_toml)?;
+        }
+        self.sync_env(module)?;
+        if last {
+            self.lock.modules.retain(|m| m.id != module.id);
+        }
+        Ok(())
+    }
+
+    fn remove_snippet(&mut self, module: &str, target: &str, marker: &str) -> Result<()> {
+        let locked = self.lock.snippet(target, marker, module).cloned();
+        self.lock.snippets.retain(|s| !(s.path == target && s.marker == marker && s.module == module));
+        let Some(source) = self.tree.read(target)? else { return Ok(()) };
+        let style = CommentStyle::for_path(target);
+        let located = inject::block_body(&source, style, marker, module).map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
+        let Some((body, line)) = located else {
+            self.notes.push(format!("{target}: the `{marker}` snippet of `{module}` was already gone"));
+            return Ok(());
+        };
+        let edited = locked.is_some_and(|l| l.sha256 != lock::hash(&body));
+        if edited && !self.force {
+            bail!(
+                "{target}:{line}: the `{marker}` snippet of module `{module}` was edited since it was added; \
+                 removing the module would lose those edits.\n\
+                 Move your code out of the fenced block, or run again with --force to remove it anyway."
+            );
+        }
+        let updated = inject::remove_block(&source, style, marker, module)
+            .map_err(|e| anyhow::anyhow!("{target}: {e}"))?
+            .unwrap_or(source);
+        self.tree.write(target, updated);
+        Ok(())
+    }
+
+    fn remove_file(&mut self, module: &str, target: &str) -> Result<()> {
+        let Some(locked) = self.lock.file(target).filter(|f| f.module == module).cloned() else { return Ok(()) };
+        self.lock.files.retain(|f| f.path != target);
+        match self.tree.read(target)? {
+            None => {}
+            Some(current) if self.force || lock::hash(&current) == locked.sha256 => self.tree.delete(target),
+            Some(_) => self.notes.push(format!(
+                "kept {target}: you edited it since saaskit generated it (delete it yourself, or run again with --force)"
+            )),
+        }
+        Ok(())
+    }
+
+    /// Takes out the dependencies `module` inserted into `cargo_toml`, unless another installed
+    /// module declares the same crate there: then that module becomes its owner.
+    fn remove_dependencies(&mut self, module: &str, cargo_toml: &str) -> Result<()> {
+        let records: Vec<LockedDependency> = self
+            .lock
+            .dependencies
+            .iter()
+            .filter(|d| d.module == module && d.path == cargo_toml)
+            .cloned()
+            .collect();
+        for record in records {
+            let index = self.lock.dependencies.iter().position(|d| d == &record).expect("just found");
+            if let Some(owner) = self.other_declarer(module, cargo_toml, &record.name) {
+                self.lock.dependencies[index].module = owner;
+                continue;
+            }
+            self.lock.dependencies.remove(index);
+            if let Some(text) = self.tree.read(cargo_toml)? {
+                let added = Added { inserted: record.inserted, features: record.features.clone() };
+                let updated = cargo_deps::remove(cargo_toml, &text, &record.name, &added)?;
+                self.tree.write(cargo_toml, updated);
+            }
+        }
+        Ok(())
+    }
+
+    fn other_declarer(&self, module: &str, cargo_toml: &str, name: &str) -> Option<String> {
+        let service = self.manifest.services.iter().find(|s| format!("{}/Cargo.toml", ServiceVars::new(s).dir) == cargo_toml);
+        let (candidates, target): (BTreeSet<&str>, CrateTarget) = match service {
+            Some(spec) => (spec.modules.iter().map(String::as_str).collect(), CrateTarget::Service),
+            None => (self.installed(), CrateTarget::Shared),
+        };
+        candidates
+            .into_iter()
+            .filter(|id| *id != module)
+            .filter_map(|id| self.catalog.modules.get(id))
+            .find(|m| m.dependencies.iter().any(|d| d.target == target && d.name == name))
+            .map(|m| m.id.clone())
+    }
+
+    /// Modules installed as a requirement that nothing installed requires any more, per service.
+    fn remove_unneeded_requirements(&mut self) -> Result<Installed> {
+        let mut removed = Installed::new();
+        loop {
+            let mut found: Option<(String, String)> = None;
+            'search: for service in &self.manifest.services {
+                let on_service: BTreeSet<&str> = service.modules.iter().map(String::as_str).collect();
+                for id in &on_service {
+                    let as_dependency = self.lock.module(id).is_some_and(|m| m.reason == Reason::Dependency);
+                    if as_dependency && self.catalog.dependents(id, &on_service).is_empty() {
+                        found = Some((id.to_string(), service.name.clone()));
+                        break 'search;
+                    }
+                }
+            }
+            let Some((id, service)) = found else { break };
+            let module = self.catalog.get(&id)?;
+            self.uninstall_from(module, std::slice::from_ref(&service))?;
+            match removed.iter_mut().find(|(m, _)| *m == id) {
+                Some((_, services)) => services.push(service),
+                None => removed.push((id, vec![service])),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A module file's target path and content: rendered when the source ends in `.jinja`.
+fn render_file(module: &Module, file: &FileEntry, context: &Context) -> Result<(String, String)> {
+    let target = render(&format!("{} file target", module.id), &file.target, context)?;
+    let source = module.source(&file.source)?;
+    let content = match file.source.strip_suffix(".jinja") {
+        Some(_) => render(&format!("modules/{}/{}", module.id, file.source), source, context)?,
+        None => source.to_string(),
+    };
+    Ok((target, content))
+}
+
+/// Each migration as its two files, named as sqlx expects: `<version>_<name>.sql`.
+fn render_migrations(module: &Module) -> Result<Vec<(String, String)>> {
+    let mut files = Vec::new();
+    for migration in &module.migrations {
+        for (backend, source) in [("sqlite", &migration.sqlite), ("postgres", &migration.postgres)] {
+            let target = format!("{MIGRATIONS_DIR}/{backend}/{}_{}.sql", migration.version, migration.name);
+            files.push((target, module.source(source)?.to_string()));
+        }
+    }
+    Ok(files)
+}
