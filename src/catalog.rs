@@ -3,7 +3,9 @@
 //!
 //! The format is documented in `docs/modules.md`; [`Module`] mirrors it field by field.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use include_dir::{Dir, include_dir};
@@ -132,9 +134,9 @@ pub struct Module {
     pub snippets: Vec<Snippet>,
     #[serde(default)]
     pub migrations: Vec<Migration>,
-    /// The module's directory, for reading its `source` files.
+    /// Every file of the module's directory by relative path (`files/db.rs`), for `source` lookups.
     #[serde(skip)]
-    dir: Option<&'static Dir<'static>>,
+    sources: BTreeMap<String, Cow<'static, str>>,
 }
 
 impl Module {
@@ -143,22 +145,19 @@ impl Module {
     }
 
     /// The text of a file shipped with the module (`source` paths and migration paths).
-    pub fn source(&self, relative: &str) -> Result<&'static str> {
-        let dir = self.dir.context("module has no directory")?;
-        let path = dir.path().join(relative);
-        let file = dir
-            .get_file(&path)
-            .with_context(|| format!("module `{}` has no file `{relative}`", self.id))?;
-        file.contents_utf8()
-            .with_context(|| format!("module `{}`: `{relative}` is not UTF-8 text", self.id))
+    pub fn source(&self, relative: &str) -> Result<&str> {
+        self.sources
+            .get(relative)
+            .map(|text| text.as_ref())
+            .with_context(|| format!("module `{}` has no file `{relative}`", self.id))
     }
 
-    fn parse(id: &str, dir: &'static Dir<'static>, text: &str) -> Result<Module> {
+    fn parse(id: &str, text: &str, sources: BTreeMap<String, Cow<'static, str>>) -> Result<Module> {
         let mut module: Module = toml_edit::de::from_str(text)
             .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
             .with_context(|| format!("invalid module.toml of module `{id}`"))?;
         module.id = id.to_string();
-        module.dir = Some(dir);
+        module.sources = sources;
         module.validate()?;
         Ok(module)
     }
@@ -197,15 +196,24 @@ pub struct Catalog {
     pub modules: BTreeMap<String, Module>,
 }
 
+/// Environment variable naming a directory of extra modules, read from disk (for developing a
+/// module without rebuilding saaskit). Its modules are added to the embedded ones; one with the
+/// same id replaces the embedded module.
+pub const EXTRA_MODULES_VARIABLE: &str = "SAASKIT_MODULES";
+
 impl Catalog {
-    /// The catalog embedded in this binary.
-    pub fn embedded() -> Result<Catalog> {
+    /// The catalog embedded in this binary, plus the modules under `$SAASKIT_MODULES` if set.
+    pub fn load() -> Result<Catalog> {
         let base_dir = TEMPLATES_DIR
             .get_dir("base")
             .context("templates/base is missing from the binary")?;
-        let base = Module::parse(BASE_ID, base_dir, manifest_text(base_dir)?)?;
+        let base = embedded_module(BASE_ID, base_dir)?;
         let mut modules = BTreeMap::new();
-        collect_modules(&MODULES_DIR, &mut modules)?;
+        collect_embedded(&MODULES_DIR, &mut modules)?;
+        if let Some(dir) = std::env::var_os(EXTRA_MODULES_VARIABLE) {
+            collect_from_disk(Path::new(&dir), &mut modules)
+                .with_context(|| format!("cannot load the modules in ${EXTRA_MODULES_VARIABLE}"))?;
+        }
         let catalog = Catalog { base, modules };
         catalog.validate()?;
         Ok(catalog)
@@ -312,23 +320,60 @@ impl Catalog {
     }
 }
 
-fn manifest_text(dir: &'static Dir<'static>) -> Result<&'static str> {
-    let path = dir.path().join("module.toml");
-    dir.get_file(&path)
-        .and_then(|f| f.contents_utf8())
-        .with_context(|| format!("{} has no readable module.toml", dir.path().display()))
+/// Every file below `dir`, by path relative to it.
+fn embedded_sources(dir: &'static Dir<'static>, root: &Path, out: &mut BTreeMap<String, Cow<'static, str>>) {
+    for file in dir.files() {
+        if let (Ok(relative), Some(text)) = (file.path().strip_prefix(root), file.contents_utf8()) {
+            out.insert(relative.to_string_lossy().replace('\\', "/"), Cow::Borrowed(text));
+        }
+    }
+    for sub in dir.dirs() {
+        embedded_sources(sub, root, out);
+    }
+}
+
+fn embedded_module(id: &str, dir: &'static Dir<'static>) -> Result<Module> {
+    let mut sources = BTreeMap::new();
+    embedded_sources(dir, dir.path(), &mut sources);
+    let text = sources
+        .remove("module.toml")
+        .with_context(|| format!("{} has no readable module.toml", dir.path().display()))?;
+    Module::parse(id, &text, sources)
 }
 
 /// A module is any directory under `modules/` holding a `module.toml`; its id is its path.
-fn collect_modules(dir: &'static Dir<'static>, out: &mut BTreeMap<String, Module>) -> Result<()> {
+fn collect_embedded(dir: &'static Dir<'static>, out: &mut BTreeMap<String, Module>) -> Result<()> {
     for sub in dir.dirs() {
-        let manifest = sub.path().join("module.toml");
-        if sub.get_file(&manifest).is_some() {
+        if sub.get_file(sub.path().join("module.toml")).is_some() {
             let id = sub.path().to_string_lossy().replace('\\', "/");
-            out.insert(id.clone(), Module::parse(&id, sub, manifest_text(sub)?)?);
+            out.insert(id.clone(), embedded_module(&id, sub)?);
         } else {
-            collect_modules(sub, out)?;
+            collect_embedded(sub, out)?;
         }
+    }
+    Ok(())
+}
+
+fn collect_from_disk(root: &Path, out: &mut BTreeMap<String, Module>) -> Result<()> {
+    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let entry = entry?;
+        if entry.file_name() != "module.toml" {
+            continue;
+        }
+        let dir = entry.path().parent().context("module.toml has a parent")?;
+        let id = dir.strip_prefix(root)?.to_string_lossy().replace('\\', "/");
+        let mut sources = BTreeMap::new();
+        for file in walkdir::WalkDir::new(dir) {
+            let file = file?;
+            if file.file_type().is_file() {
+                let relative = file.path().strip_prefix(dir)?.to_string_lossy().replace('\\', "/");
+                let text = std::fs::read_to_string(file.path())
+                    .with_context(|| format!("cannot read {}", file.path().display()))?;
+                sources.insert(relative, Cow::Owned(text));
+            }
+        }
+        let text = sources.remove("module.toml").context("module.toml vanished")?;
+        out.insert(id.clone(), Module::parse(&id, &text, sources)?);
     }
     Ok(())
 }

@@ -272,10 +272,10 @@ pub fn scan(source: &str, style: CommentStyle) -> Scan {
 pub fn format_rust_snippet(code: &str) -> Result<String, SnippetError> {
     // Parsing as a bare block first rejects snippets that would escape the wrapper function
     // (`} fn other() {`), with positions shifted by the single line the wrapper adds.
-    syn::parse_str::<syn::Block>(&format!("{{\n{code}\n}}"))
-        .map_err(|err| snippet_error(&err, code))?;
-    let file = syn::parse_file(&format!("fn {SNIPPET_WRAPPER}() {{\n{code}\n}}"))
-        .map_err(|err| snippet_error(&err, code))?;
+    let block = format!("{{\n{code}\n}}");
+    syn::parse_str::<syn::Block>(&block).map_err(|err| snippet_error(&err, &block, code))?;
+    let function = format!("fn {SNIPPET_WRAPPER}() {{\n{code}\n}}");
+    let file = syn::parse_file(&function).map_err(|err| snippet_error(&err, &function, code))?;
     let printed = prettyplease::unparse(&file);
     // The first and last printed lines are the wrapper's signature and closing brace.
     let lines: Vec<&str> = printed.lines().collect();
@@ -806,33 +806,39 @@ fn check_rust(
         return Ok(());
     };
     if let Err(before) = syn::parse_file(original) {
-        let (line, column) = error_position(&before);
+        let (line, column, message) = describe_error(&before, original);
         return Err(InjectError::UnparsableSource {
             line,
             column,
-            message: before.to_string(),
+            message,
         });
     }
-    let (line, column) = error_position(&err);
+    let (line, column, message) = describe_error(&err, spliced);
     Err(InjectError::ParseAfterSplice {
         module: module.to_string(),
         marker: marker.to_string(),
         line,
         column,
-        message: err.to_string(),
+        message,
     })
 }
 
-/// 1-based line and column of a parse error in the text that was parsed.
-fn error_position(err: &syn::Error) -> (usize, usize) {
+/// 1-based line and column of a parse error in `text`, and its message.
+fn describe_error(err: &syn::Error, text: &str) -> (usize, usize, String) {
     let start = err.span().start();
-    (start.line, start.column + 1)
+    // Tokenizer failures only say "cannot parse string into token stream"; say what it means.
+    let message = if text.parse::<proc_macro2::TokenStream>().is_err() {
+        "unbalanced `(`, `[` or `{`, or an invalid token such as an unterminated string".to_string()
+    } else {
+        err.to_string()
+    };
+    (start.line, start.column + 1, message)
 }
 
 /// Maps a parse error in a wrapped snippet (one wrapper line above it, one below) back to the
 /// snippet; positions on the wrapper's own lines are clamped to the snippet's first/last line.
-fn snippet_error(err: &syn::Error, code: &str) -> SnippetError {
-    let (line, column) = error_position(err);
+fn snippet_error(err: &syn::Error, wrapped: &str, code: &str) -> SnippetError {
+    let (line, column, message) = describe_error(err, wrapped);
     let snippet_lines: Vec<&str> = code.lines().collect();
     let (line, column) = match line.checked_sub(1) {
         None | Some(0) => (1, 1),
@@ -845,7 +851,7 @@ fn snippet_error(err: &syn::Error, code: &str) -> SnippetError {
     SnippetError {
         line,
         column,
-        message: err.to_string(),
+        message,
     }
 }
 
@@ -1371,8 +1377,10 @@ DATABASE_URL=old
     fn unbalanced_snippet_is_caught_after_splice() {
         let err =
             insert_block(RUST_MAIN, CommentStyle::Rust, "startup", "db", "if a {\n").unwrap_err();
+        // The snippet's `{` takes `main`'s closing brace, leaving `main`'s own `{` unclosed.
         assert!(
-            matches!(err, InjectError::ParseAfterSplice { .. }),
+            matches!(&err, InjectError::ParseAfterSplice { line: 1, column: 39, message, .. }
+                if message.starts_with("unbalanced")),
             "{err:?}"
         );
     }

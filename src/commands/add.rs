@@ -5,7 +5,7 @@ use crate::cli::AddArgs;
 use crate::workspace::{Workspace, find_root};
 
 pub fn run(args: AddArgs) -> Result<()> {
-    let catalog = Catalog::embedded()?;
+    let catalog = Catalog::load()?;
     let root = find_root(&std::env::current_dir()?)?;
     let mut workspace = Workspace::open(&catalog, &root)?;
     let installed = workspace.install(&args.module, args.service.as_deref())?;

@@ -62,7 +62,7 @@ fn summary<'a>(module: &'a Module, installed: &Option<BTreeMap<String, Vec<Strin
 }
 
 pub fn list(args: ListArgs) -> Result<()> {
-    let catalog = Catalog::embedded()?;
+    let catalog = Catalog::load()?;
     let installed = installed_map();
     let modules: Vec<ModuleSummary> = catalog.modules.values().map(|m| summary(m, &installed)).collect();
     if args.json {
@@ -85,7 +85,7 @@ pub fn list(args: ListArgs) -> Result<()> {
 }
 
 pub fn info(args: InfoArgs) -> Result<()> {
-    let catalog = Catalog::embedded()?;
+    let catalog = Catalog::load()?;
     let module = catalog.get(&args.module)?;
     let installed = installed_map();
     let scope = |s: Scope| if s == Scope::Service { " (per service)" } else { "" };

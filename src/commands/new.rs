@@ -33,7 +33,7 @@ struct ServiceChoice {
 
 pub fn run(args: NewArgs) -> Result<()> {
     manifest::validate_name(&args.name).map_err(anyhow::Error::msg)?;
-    let catalog = Catalog::embedded()?;
+    let catalog = Catalog::load()?;
     let root = args.output.clone().unwrap_or_else(|| PathBuf::from(&args.name));
     check_target_directory(&root, args.force)?;
 

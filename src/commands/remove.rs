@@ -5,7 +5,7 @@ use crate::cli::RemoveArgs;
 use crate::workspace::{Workspace, find_root};
 
 pub fn run(args: RemoveArgs) -> Result<()> {
-    let catalog = Catalog::embedded()?;
+    let catalog = Catalog::load()?;
     let root = find_root(&std::env::current_dir()?)?;
     let mut workspace = Workspace::open(&catalog, &root)?;
     workspace.force = args.force;

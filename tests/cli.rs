@@ -1,0 +1,438 @@
+//! Every command and every error a user can hit, through the real binary.
+
+mod common;
+
+use common::{assert_same_tree, generate, read_tree, saaskit, saaskit_with_fixtures};
+use predicates::prelude::*;
+use predicates::str::contains;
+
+fn env_value(root: &std::path::Path, file: &str, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(root.join(file)).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .map(str::to_string)
+}
+
+// ----------------------------------------------------------------------------------------- new
+
+#[test]
+fn new_generates_the_default_workspace() {
+    let (_temp, root) = generate("acme", &["--yes"]);
+    for path in [
+        "saaskit.toml",
+        "saaskit.lock",
+        "Cargo.toml",
+        "README.md",
+        ".gitignore",
+        ".env",
+        ".env.example",
+        "crates/shared/Cargo.toml",
+        "crates/shared/src/lib.rs",
+        "services/api/src/main.rs",
+        "services/admin/src/main.rs",
+        "services/webhooks/src/main.rs",
+    ] {
+        assert!(root.join(path).is_file(), "{path} is missing");
+    }
+    let manifest = std::fs::read_to_string(root.join("saaskit.toml")).unwrap();
+    assert!(manifest.contains("name = \"acme\""));
+    assert!(manifest.contains("[services.webhooks]"));
+    assert!(manifest.contains("modules = [\"db\""), "{manifest}");
+    let gitignore = std::fs::read_to_string(root.join(".gitignore")).unwrap();
+    assert!(gitignore.lines().any(|l| l == ".env" || l == "/.env"), "{gitignore}");
+}
+
+#[test]
+fn new_dry_run_prints_a_diff_and_writes_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    saaskit(temp.path())
+        .args(["new", "acme", "--yes", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("--- /dev/null\n+++ b/saaskit.toml").and(contains("nothing was written")));
+    assert!(!temp.path().join("acme").exists());
+}
+
+#[test]
+fn new_refuses_a_non_empty_directory_unless_forced() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path().join("acme");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("notes.txt"), "mine").unwrap();
+    saaskit(temp.path())
+        .args(["new", "acme", "--yes"])
+        .assert()
+        .failure()
+        .stderr(contains("already exists and is not empty").and(contains("--force")));
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
+
+    saaskit(temp.path()).args(["new", "acme", "--yes", "--force"]).assert().success();
+    assert_eq!(std::fs::read_to_string(root.join("notes.txt")).unwrap(), "mine");
+    assert!(root.join("saaskit.toml").is_file());
+}
+
+#[test]
+fn new_honours_output_services_modules_and_database() {
+    let temp = tempfile::tempdir().unwrap();
+    saaskit(temp.path())
+        .args(["new", "acme", "--yes", "--output", "out/here", "--services", "api,billing=webhooks"])
+        .args(["--modules", "", "--db", "postgres"])
+        .assert()
+        .success();
+    let root = temp.path().join("out/here");
+    let manifest = std::fs::read_to_string(root.join("saaskit.toml")).unwrap();
+    assert!(manifest.contains("[services.billing]\nkind = \"webhooks\"\nport = 8081\nmodules = []"), "{manifest}");
+    assert!(manifest.contains("database = \"postgres\""));
+    assert!(!root.join("services/admin").exists());
+    assert!(root.join("services/billing/src/main.rs").is_file());
+    assert!(!root.join("crates/shared/src/db.rs").exists(), "no modules were asked for");
+}
+
+#[test]
+fn new_with_postgres_points_database_url_at_postgres() {
+    let (_temp, root) = generate("acme", &["--yes", "--db", "postgres", "--services", "api"]);
+    let url = env_value(&root, ".env", "DATABASE_URL").expect("db is a default module");
+    assert!(url.starts_with("postgres://"), "{url}");
+}
+
+#[test]
+fn new_rejects_bad_names_kinds_and_modules() {
+    let temp = tempfile::tempdir().unwrap();
+    saaskit(temp.path()).args(["new", "Acme!", "--yes"]).assert().failure().stderr(contains("not a valid name"));
+    saaskit(temp.path())
+        .args(["new", "acme", "--yes", "--services", "api,mailer"])
+        .assert()
+        .failure()
+        .stderr(contains("unknown service kind `mailer`"));
+    saaskit(temp.path())
+        .args(["new", "acme", "--yes", "--modules", "dbb"])
+        .assert()
+        .failure()
+        .stderr(contains("unknown module `dbb`; did you mean `db`"));
+    assert_eq!(std::fs::read_dir(temp.path()).unwrap().count(), 0, "a failed new writes nothing");
+}
+
+#[test]
+fn each_workspace_gets_fresh_secrets() {
+    let temp = tempfile::tempdir().unwrap();
+    for name in ["one", "two"] {
+        saaskit_with_fixtures(temp.path())
+            .env_remove("SAASKIT_SEED")
+            .args(["new", name, "--yes", "--modules", "fixture/greeting"])
+            .assert()
+            .success();
+    }
+    let one = env_value(&temp.path().join("one"), ".env", "GREETING_SECRET").unwrap();
+    let two = env_value(&temp.path().join("two"), ".env", "GREETING_SECRET").unwrap();
+    assert_eq!(one.len(), 64);
+    assert_ne!(one, two);
+    let example = env_value(&temp.path().join("one"), ".env.example", "GREETING_SECRET").unwrap();
+    assert_eq!(example, "", "secrets never reach the committed example");
+}
+
+// ----------------------------------------------------------------------------------------- add
+
+#[test]
+fn add_outside_a_workspace_says_how_to_create_one() {
+    let temp = tempfile::tempdir().unwrap();
+    saaskit(temp.path())
+        .args(["add", "db"])
+        .assert()
+        .failure()
+        .stderr(contains("not inside a saaskit workspace").and(contains("saaskit new <name>")));
+}
+
+#[test]
+fn add_installs_requirements_first_and_a_second_add_changes_nothing() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/needs-greeting"])
+        .assert()
+        .success()
+        .stdout(contains("installed `fixture/greeting` on api, admin, webhooks; `fixture/needs-greeting` on api"));
+    let lock = std::fs::read_to_string(root.join("saaskit.lock")).unwrap();
+    assert!(lock.contains("id = \"fixture/greeting\"\nversion = \"0.1.0\"\nreason = \"dependency\""), "{lock}");
+    assert!(root.join("services/api/src/hello.rs").is_file());
+
+    let before = read_tree(&root);
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/needs-greeting"])
+        .assert()
+        .success()
+        .stdout(contains("already installed on api: nothing to do"));
+    assert_same_tree(&before, &read_tree(&root));
+}
+
+#[test]
+fn add_from_a_subdirectory_finds_the_workspace() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    saaskit(&root.join("services/api/src")).args(["add", "db"]).assert().success();
+    assert!(root.join("crates/shared/src/db.rs").is_file());
+}
+
+#[test]
+fn add_refuses_conflicting_modules_naming_both() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    saaskit_with_fixtures(&root).args(["add", "fixture/greeting"]).assert().success();
+    let before = read_tree(&root);
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/rival"])
+        .assert()
+        .failure()
+        .stderr(contains("modules `fixture/greeting` and `fixture/rival` conflict"));
+    assert_same_tree(&before, &read_tree(&root));
+}
+
+#[test]
+fn add_unknown_module_lists_the_closest_names() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    saaskit(&root).args(["add", "bd"]).assert().failure().stderr(contains("did you mean `db`"));
+    saaskit(&root)
+        .args(["add", "zzzzzz"])
+        .assert()
+        .failure()
+        .stderr(contains("the catalog has:").and(contains("db")));
+}
+
+#[test]
+fn add_to_a_service_of_the_wrong_kind_or_an_unknown_service_fails() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/needs-greeting", "--service", "admin"])
+        .assert()
+        .failure()
+        .stderr(contains("applies to services of kind api; `admin` is a `admin` service"));
+    saaskit(&root)
+        .args(["add", "db", "--service", "nope"])
+        .assert()
+        .failure()
+        .stderr(contains("no service `nope`"));
+}
+
+#[test]
+fn add_to_one_service_then_the_others() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    saaskit(&root).args(["add", "db", "--service", "api"]).assert().success();
+    let main = std::fs::read_to_string(root.join("services/admin/src/main.rs")).unwrap();
+    assert!(!main.contains("<<<begin:db@"), "admin was not asked for");
+    saaskit(&root).args(["add", "db"]).assert().success().stdout(contains("installed `db` on admin, webhooks"));
+    let main = std::fs::read_to_string(root.join("services/admin/src/main.rs")).unwrap();
+    assert!(main.contains("<<<begin:db@startup>>>"));
+}
+
+#[test]
+fn add_dry_run_prints_the_diff_and_changes_nothing() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    let before = read_tree(&root);
+    saaskit(&root)
+        .args(["add", "db", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("+++ b/crates/shared/src/db.rs").and(contains("+    // <<<begin:db@startup>>>")));
+    assert_same_tree(&before, &read_tree(&root));
+}
+
+#[test]
+fn a_snippet_that_breaks_the_file_names_module_marker_file_and_line() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    let before = read_tree(&root);
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/broken"])
+        .assert()
+        .failure()
+        .stderr(contains("module `fixture/broken`, marker `mods`: services/api/src/main.rs").and(contains("line")));
+    assert_same_tree(&before, &read_tree(&root));
+}
+
+#[test]
+fn a_missing_or_duplicated_marker_is_an_error_naming_file_and_marker() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    let main = root.join("services/api/src/main.rs");
+    let original = std::fs::read_to_string(&main).unwrap();
+
+    std::fs::write(&main, original.replace("// <<<inject:startup>>>", "// (marker removed)")).unwrap();
+    let before = read_tree(&root);
+    saaskit(&root)
+        .args(["add", "db"])
+        .assert()
+        .failure()
+        .stderr(contains("services/api/src/main.rs").and(contains("startup")));
+    assert_same_tree(&before, &read_tree(&root));
+
+    let doubled = original.replace("// <<<inject:routes>>>", "// <<<inject:routes>>>\n    // <<<inject:routes>>>");
+    std::fs::write(&main, doubled).unwrap();
+    saaskit(&root)
+        .args(["add", "db"])
+        .assert()
+        .failure()
+        .stderr(contains("services/api/src/main.rs").and(contains("routes")));
+}
+
+// -------------------------------------------------------------------------------------- remove
+
+#[test]
+fn remove_refuses_while_another_module_requires_it() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    saaskit_with_fixtures(&root).args(["add", "fixture/needs-greeting"]).assert().success();
+    saaskit_with_fixtures(&root)
+        .args(["remove", "fixture/greeting"])
+        .assert()
+        .failure()
+        .stderr(contains("module `fixture/needs-greeting` on service `api` requires it"));
+}
+
+#[test]
+fn remove_takes_out_requirements_nothing_else_needs() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    let fresh = read_tree(&root);
+    saaskit_with_fixtures(&root).args(["add", "fixture/needs-greeting"]).assert().success();
+    saaskit_with_fixtures(&root)
+        .args(["remove", "fixture/needs-greeting"])
+        .assert()
+        .success()
+        .stdout(contains("removed `fixture/needs-greeting` on api; `fixture/greeting` on"));
+    let mut after = read_tree(&root);
+    // The generated secret is the one thing that differs between runs of `new` and `add`.
+    after.insert(".env".into(), fresh[".env"].clone());
+    assert_same_tree(&fresh, &after);
+}
+
+#[test]
+fn remove_keeps_an_edited_file_and_reports_it_unless_forced() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    saaskit_with_fixtures(&root).args(["add", "fixture/needs-greeting"]).assert().success();
+    let hello = root.join("services/api/src/hello.rs");
+    std::fs::write(&hello, "// my own hello\n").unwrap();
+    saaskit_with_fixtures(&root)
+        .args(["remove", "fixture/needs-greeting"])
+        .assert()
+        .success()
+        .stdout(contains("kept services/api/src/hello.rs"));
+    assert_eq!(std::fs::read_to_string(&hello).unwrap(), "// my own hello\n");
+
+    saaskit_with_fixtures(&root).args(["add", "fixture/needs-greeting"]).assert().failure().stderr(contains(
+        "services/api/src/hello.rs already exists and was not generated by saaskit",
+    ));
+    std::fs::remove_file(&hello).unwrap();
+    saaskit_with_fixtures(&root).args(["add", "fixture/needs-greeting"]).assert().success();
+    std::fs::write(&hello, "// edited again\n").unwrap();
+    saaskit_with_fixtures(&root).args(["remove", "fixture/needs-greeting", "--force"]).assert().success();
+    assert!(!hello.exists());
+}
+
+#[test]
+fn remove_refuses_to_drop_an_edited_snippet_unless_forced() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    saaskit(&root).args(["add", "db"]).assert().success();
+    let main = root.join("services/api/src/main.rs");
+    let text = std::fs::read_to_string(&main).unwrap();
+    let edited = text.replacen("// <<<begin:db@startup>>>\n", "// <<<begin:db@startup>>>\n    tracing::info!(\"db!\");\n", 1);
+    assert_ne!(text, edited);
+    std::fs::write(&main, &edited).unwrap();
+    let before = read_tree(&root);
+    saaskit(&root)
+        .args(["remove", "db"])
+        .assert()
+        .failure()
+        .stderr(contains("services/api/src/main.rs:").and(contains("`startup` snippet of module `db` was edited")));
+    assert_same_tree(&before, &read_tree(&root));
+    saaskit(&root).args(["remove", "db", "--force"]).assert().success();
+    assert!(!std::fs::read_to_string(&main).unwrap().contains("begin:db@"));
+}
+
+#[test]
+fn remove_of_a_module_that_is_not_installed_fails() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    saaskit(&root).args(["remove", "db"]).assert().failure().stderr(contains("`db` is not installed"));
+}
+
+#[test]
+fn remove_dry_run_changes_nothing() {
+    let (_temp, root) = generate("acme", &["--yes"]);
+    let before = read_tree(&root);
+    saaskit(&root)
+        .args(["remove", "db", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("+++ /dev/null").or(contains("--- a/crates/shared/src/db.rs")));
+    assert_same_tree(&before, &read_tree(&root));
+}
+
+// ------------------------------------------------------------------------ manifest and lock
+
+#[test]
+fn a_broken_manifest_is_reported_with_file_line_and_column() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    let path = root.join("saaskit.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+
+    std::fs::write(&path, text.replace("kind = \"admin\"", "kind = \"admn\"")).unwrap();
+    saaskit(&root)
+        .args(["add", "db"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::is_match(r"saaskit\.toml:\d+:8: unknown service kind `admn`").unwrap());
+
+    std::fs::write(&path, text.replace("[workspace]", "[workspace")).unwrap();
+    saaskit(&root)
+        .args(["add", "db"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::is_match(r"saaskit\.toml:\d+:\d+: invalid TOML").unwrap());
+
+    std::fs::write(&path, text.replace("port = 8081", "port = 8080")).unwrap();
+    saaskit(&root).args(["add", "db"]).assert().failure().stderr(contains("port 8080 is already used by service `api`"));
+}
+
+#[test]
+fn user_comments_in_the_manifest_survive_add_and_remove() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    let path = root.join("saaskit.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let commented = text.replace("[services.api]\n", "# our public API\n[services.api]\nowner = \"team-a\" # who to page\n");
+    std::fs::write(&path, &commented).unwrap();
+    saaskit(&root).args(["add", "db"]).assert().success();
+    let added = std::fs::read_to_string(&path).unwrap();
+    assert!(added.contains("# our public API\n[services.api]\nowner = \"team-a\" # who to page\n"), "{added}");
+    saaskit(&root).args(["remove", "db"]).assert().success();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), commented);
+}
+
+#[test]
+fn a_damaged_or_missing_lock_is_reported_not_a_panic() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    std::fs::write(root.join("saaskit.lock"), "this is = = not toml").unwrap();
+    saaskit(&root).args(["add", "db"]).assert().failure().stderr(contains("saaskit.lock is damaged"));
+    std::fs::remove_file(root.join("saaskit.lock")).unwrap();
+    saaskit(&root).args(["add", "db"]).assert().failure().stderr(contains("saaskit.lock is missing"));
+}
+
+// ----------------------------------------------------------------------------------- list, info
+
+#[test]
+fn list_shows_the_catalog_and_installed_state() {
+    let temp = tempfile::tempdir().unwrap();
+    saaskit(temp.path()).arg("list").assert().success().stdout(contains("db").and(contains("(default)")));
+
+    let (_temp, root) = generate("acme", &["--yes", "--services", "api"]);
+    let output = saaskit(&root).args(["list", "--json"]).assert().success().get_output().stdout.clone();
+    let modules: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    let db = modules.as_array().unwrap().iter().find(|m| m["id"] == "db").expect("db is listed");
+    assert_eq!(db["installed_on"], serde_json::json!(["api"]));
+    assert_eq!(db["default"], true);
+}
+
+#[test]
+fn info_describes_a_module() {
+    let temp = tempfile::tempdir().unwrap();
+    saaskit(temp.path())
+        .args(["info", "db"])
+        .assert()
+        .success()
+        .stdout(contains("DATABASE_URL").and(contains("crates/shared/src/db.rs")));
+    let output = saaskit(temp.path()).args(["info", "db", "--json"]).assert().success().get_output().stdout.clone();
+    let info: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    assert_eq!(info["id"], "db");
+    assert_eq!(info["installed_on"], serde_json::Value::Null, "not inside a workspace");
+    saaskit(temp.path()).args(["info", "dv"]).assert().failure().stderr(contains("did you mean `db`"));
+}

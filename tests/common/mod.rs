@@ -1,0 +1,65 @@
+//! Helpers shared by the integration tests: running the saaskit binary with a fixed secret seed,
+//! reading a generated tree, and the fixture catalog.
+#![allow(dead_code)] // each test binary uses its own subset of these helpers
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// The seed under which generated secrets are deterministic (also used for `examples/`).
+pub const TEST_SEED: &str = "42";
+
+/// `saaskit` run in `dir`, with the test seed and no extra modules.
+pub fn saaskit(dir: &Path) -> Command {
+    let mut command = Command::cargo_bin("saaskit").expect("the saaskit binary is built for tests");
+    command.current_dir(dir).env("SAASKIT_SEED", TEST_SEED).env_remove("SAASKIT_MODULES");
+    command
+}
+
+/// `saaskit` with the fixture modules of `tests/fixtures/modules` added to the catalog.
+pub fn saaskit_with_fixtures(dir: &Path) -> Command {
+    let mut command = saaskit(dir);
+    command.env("SAASKIT_MODULES", fixtures_dir());
+    command
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/modules")
+}
+
+/// Every file under `root` by `/`-separated relative path, skipping build output.
+pub fn read_tree(root: &Path) -> BTreeMap<String, String> {
+    walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.file_name() != "target")
+        .map(|e| e.expect("readable tree"))
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let relative = e.path().strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            (relative, std::fs::read_to_string(e.path()).expect("generated files are text"))
+        })
+        .collect()
+}
+
+/// A fresh workspace `name` generated in a new temporary directory with extra `args`.
+pub fn generate(name: &str, args: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let temp = tempfile::tempdir().unwrap();
+    saaskit(temp.path()).arg("new").arg(name).args(args).assert().success();
+    let root = temp.path().join(name);
+    (temp, root)
+}
+
+/// Panics with the first differing file when two trees differ.
+pub fn assert_same_tree(expected: &BTreeMap<String, String>, actual: &BTreeMap<String, String>) {
+    let expected_paths: Vec<&String> = expected.keys().collect();
+    let actual_paths: Vec<&String> = actual.keys().collect();
+    assert_eq!(expected_paths, actual_paths, "the trees hold different files");
+    for (path, content) in expected {
+        if &actual[path] != content {
+            let diff = similar::TextDiff::from_lines(content, &actual[path]).unified_diff().header("expected", "actual").to_string();
+            panic!("{path} differs:\n{diff}");
+        }
+    }
+}
