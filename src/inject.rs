@@ -268,7 +268,9 @@ pub fn scan(source: &str, style: CommentStyle) -> Scan {
 /// Formats a rendered Rust snippet (items and/or statements) with prettyplease.
 ///
 /// Returns the snippet's lines without indentation, each ending with `'\n'` (an empty snippet
-/// gives `""`). Plain `//` comments are dropped by parsing; doc comments are kept.
+/// gives `""`). Plain `//` comments are dropped by parsing; doc comments are kept. Lines inside
+/// multi-line string literals get de-indented and later indented like code, so snippets should
+/// write such strings with `\n` escapes.
 pub fn format_rust_snippet(code: &str) -> Result<String, SnippetError> {
     // Parsing as a bare block first rejects snippets that would escape the wrapper function
     // (`} fn other() {`), with positions shifted by the single line the wrapper adds.
@@ -282,10 +284,10 @@ pub fn format_rust_snippet(code: &str) -> Result<String, SnippetError> {
     let body = lines
         .get(1..lines.len().saturating_sub(1))
         .unwrap_or_default();
-    Ok(body
-        .iter()
-        .map(|line| format!("{}\n", line.strip_prefix("    ").unwrap_or(line)))
-        .collect())
+    Ok(terminated(
+        body.iter()
+            .map(|line| line.strip_prefix("    ").unwrap_or(line)),
+    ))
 }
 
 /// Inserts `body` as the block of (`module`, `marker`), or replaces the body of that block in
@@ -377,7 +379,7 @@ pub fn remove_block(
     let mut out = String::with_capacity(source.len());
     match begin.checked_sub(1) {
         // The block ends the file without a final newline: `insert_block` terminated the line
-        // before it with the file's first line ending, so take that terminator off again.
+        // before it with the first line ending found above that line, so take that off again.
         Some(previous) if lines[end].eol.is_empty() => {
             push_raw(&mut out, &lines[..previous]);
             let line = &lines[previous];
@@ -405,10 +407,11 @@ pub fn block_body(
     };
     let lines = &parsed.lines[block.begin_line - 1..block.end_line];
     let indent = leading_whitespace(lines[0].content);
-    let body = lines[1..lines.len() - 1]
-        .iter()
-        .map(|line| format!("{}\n", dedent(line.content, indent)))
-        .collect();
+    let body = terminated(
+        lines[1..lines.len() - 1]
+            .iter()
+            .map(|line| dedent(line.content, indent)),
+    );
     Ok(Some((body, block.begin_line)))
 }
 
@@ -474,6 +477,16 @@ fn dedent<'a>(line: &'a str, indent: &str) -> &'a str {
         .map(|(a, _)| a.len_utf8())
         .sum();
     &line[common..]
+}
+
+/// The lines, each followed by `'\n'`.
+fn terminated<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for line in lines {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 fn join_lines(lines: &[usize]) -> String {
@@ -621,7 +634,14 @@ fn scan_lines(lines: &[Line<'_>], style: CommentStyle) -> Scan {
     if let Some((module, marker, line)) = open {
         scan.problems.push(unterminated(module, marker, line));
     }
+    let placement = placement_problems(&scan);
+    scan.problems.extend(placement);
+    scan.problems.sort_by_key(Problem::line);
+    scan
+}
 
+/// Duplicated markers and blocks, and blocks outside the run after their marker.
+fn placement_problems(scan: &Scan) -> Vec<Problem> {
     let mut markers: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for marker in &scan.markers {
         markers.entry(&marker.name).or_default().push(marker.line);
@@ -654,10 +674,8 @@ fn scan_lines(lines: &[Line<'_>], style: CommentStyle) -> Scan {
     // Blocks must sit in the run of blocks directly after (one of) their marker line(s).
     let mut attached = vec![false; scan.blocks.len()];
     for marker in &scan.markers {
-        let mut anchor = marker.line - 1;
-        while let Some(next) = block_at(&scan.blocks, anchor + 1, &marker.name) {
-            attached[next] = true;
-            anchor = scan.blocks[next].end_line - 1;
+        for index in run(&scan.blocks, marker.line - 1, &marker.name) {
+            attached[index] = true;
         }
     }
     for (block, attached) in scan.blocks.iter().zip(attached) {
@@ -681,9 +699,7 @@ fn scan_lines(lines: &[Line<'_>], style: CommentStyle) -> Scan {
             },
         });
     }
-    scan.problems.extend(problems);
-    scan.problems.sort_by_key(Problem::line);
-    scan
+    problems
 }
 
 fn unterminated(module: &str, marker: &str, line: usize) -> Problem {
@@ -703,14 +719,25 @@ fn block_at(blocks: &[FencedBlock], index: usize, marker: &str) -> Option<usize>
     (blocks[found].marker == marker).then_some(found)
 }
 
-/// 0-based index of the last line of the run of `marker`'s blocks directly after the marker
-/// line at 0-based `marker_index` (the marker line itself when the run is empty).
+/// Indices in `blocks` of the run of `marker`'s blocks that directly follow the marker line at
+/// 0-based `marker_index`, each block starting on the line after the previous one ends.
+fn run<'b>(
+    blocks: &'b [FencedBlock],
+    marker_index: usize,
+    marker: &'b str,
+) -> impl Iterator<Item = usize> + 'b {
+    std::iter::successors(block_at(blocks, marker_index + 1, marker), |&previous| {
+        // `end_line` is 1-based, so it is also the 0-based index of the following line.
+        block_at(blocks, blocks[previous].end_line, marker)
+    })
+}
+
+/// 0-based index of the last line of the run after the marker line at 0-based
+/// `marker_index` (the marker line itself when the run is empty).
 fn run_end(blocks: &[FencedBlock], marker_index: usize, marker: &str) -> usize {
-    let mut anchor = marker_index;
-    while let Some(next) = block_at(blocks, anchor + 1, marker) {
-        anchor = blocks[next].end_line - 1;
-    }
-    anchor
+    run(blocks, marker_index, marker)
+        .last()
+        .map_or(marker_index, |index| blocks[index].end_line - 1)
 }
 
 /// A source file split into lines and scanned, checked for edits of one block.

@@ -42,7 +42,7 @@ fn hash_file() -> impl Strategy<Value = Fixture> {
         any::<prop::sample::Index>(),
         "[ \t]{0,6}",
         marker_name(),
-        prop_oneof![Just(String::new()), " [a-z ]{1,12}"],
+        prop_oneof![Just(String::new()), " [a-z \r]{1,12}"],
         prop::collection::vec(eol(), 1..4),
         any::<bool>(),
     )

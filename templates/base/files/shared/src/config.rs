@@ -53,7 +53,10 @@ impl Env {
         // A value that is not UTF-8 is kept lossily: any key read from it fails to parse and is
         // reported, which is all configuration can do with it.
         env.vars.extend(std::env::vars_os().map(|(key, value)| {
-            (key.to_string_lossy().into_owned(), value.to_string_lossy().into_owned())
+            (
+                key.to_string_lossy().into_owned(),
+                value.to_string_lossy().into_owned(),
+            )
         }));
         env
     }
@@ -65,7 +68,10 @@ impl Env {
         V: Into<String>,
     {
         Self {
-            vars: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             problems: Vec::new(),
         }
     }
@@ -186,7 +192,10 @@ mod tests {
         assert_eq!(env.optional("WORKERS", 4_u32), 4);
         let message = env.finish().unwrap_err().to_string();
 
-        assert!(message.contains("PORT is invalid: invalid digit"), "{message}");
+        assert!(
+            message.contains("PORT is invalid: invalid digit"),
+            "{message}"
+        );
         assert!(message.contains("SECRET is not set"), "{message}");
         assert!(message.contains("WORKERS is invalid"), "{message}");
     }

@@ -52,9 +52,7 @@ impl FromStr for LogFormat {
 pub fn init(config: TelemetryConfig) {
     let output = tracing_subscriber::fmt::layer();
     let output = match config.format {
-        LogFormat::Text => output
-            .with_ansi(std::io::stdout().is_terminal())
-            .boxed(),
+        LogFormat::Text => output.with_ansi(std::io::stdout().is_terminal()).boxed(),
         LogFormat::Json => output.json().boxed(),
     };
     tracing_subscriber::registry()

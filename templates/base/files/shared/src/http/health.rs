@@ -135,6 +135,9 @@ mod tests {
 
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["error"]["code"], "unavailable");
-        assert_eq!(body["error"]["fields"], serde_json::json!({"database": "failed"}));
+        assert_eq!(
+            body["error"]["fields"],
+            serde_json::json!({"database": "failed"})
+        );
     }
 }

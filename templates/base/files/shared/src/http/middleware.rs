@@ -29,7 +29,10 @@ pub fn with_middleware(app: Router, config: &HttpConfig) -> Router {
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(request_span)
-                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                        .on_response(DefaultOnResponse::new().level(Level::INFO))
+                        // Server errors are logged where they happen, with their cause (see
+                        // `ApiError`); a second line without it would only add noise.
+                        .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 // Inside the layers above, so that a panic still gets a logged, identified 500.
