@@ -228,13 +228,19 @@ impl Catalog {
 
     /// "unknown module `x`" with the closest names, or the whole list when nothing is close.
     pub fn unknown_module_message(&self, id: &str) -> String {
+        // Jaro-Winkler catches shared prefixes; Damerau-Levenshtein catches swapped letters in
+        // short ids (`bd` for `db`), where Jaro-Winkler scores low.
         let mut scored: Vec<(f64, &str)> = self
             .modules
             .keys()
             .map(|known| {
                 let last = known.rsplit('/').next().unwrap_or(known);
-                let score = strsim::jaro_winkler(id, known).max(strsim::jaro_winkler(id, last));
-                (score, known.as_str())
+                let score = [known.as_str(), last]
+                    .into_iter()
+                    .map(|name| strsim::jaro_winkler(id, name).max(strsim::normalized_damerau_levenshtein(id, name)))
+                    .fold(0.0, f64::max);
+                let close_edit = strsim::damerau_levenshtein(id, last) <= 1 || strsim::damerau_levenshtein(id, known) <= 1;
+                (if close_edit { score.max(0.8) } else { score }, known.as_str())
             })
             .filter(|(score, _)| *score >= 0.75)
             .collect();

@@ -91,7 +91,8 @@ fn temp_path(target: &Path) -> PathBuf {
 }
 
 fn create_dirs(dir: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
-    if dir.is_dir() {
+    // A relative root's parent is the empty path: the current directory, which exists.
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {

@@ -149,7 +149,7 @@ fn add_installs_requirements_first_and_a_second_add_changes_nothing() {
         .args(["add", "fixture/needs-greeting"])
         .assert()
         .success()
-        .stdout(contains("installed `fixture/greeting` on api, admin, webhooks; `fixture/needs-greeting` on api"));
+        .stdout(contains("installed `fixture/greeting` on api; `fixture/needs-greeting` on api"));
     let lock = std::fs::read_to_string(root.join("saaskit.lock")).unwrap();
     assert!(lock.contains("id = \"fixture/greeting\"\nversion = \"0.1.0\"\nreason = \"dependency\""), "{lock}");
     assert!(root.join("services/api/src/hello.rs").is_file());
@@ -259,13 +259,15 @@ fn a_missing_or_duplicated_marker_is_an_error_naming_file_and_marker() {
         .stderr(contains("services/api/src/main.rs").and(contains("startup")));
     assert_same_tree(&before, &read_tree(&root));
 
-    let doubled = original.replace("// <<<inject:routes>>>", "// <<<inject:routes>>>\n    // <<<inject:routes>>>");
+    let doubled = original.replace("// <<<inject:startup>>>", "// <<<inject:startup>>>\n    // <<<inject:startup>>>");
     std::fs::write(&main, doubled).unwrap();
+    let before = read_tree(&root);
     saaskit(&root)
         .args(["add", "db"])
         .assert()
         .failure()
-        .stderr(contains("services/api/src/main.rs").and(contains("routes")));
+        .stderr(contains("services/api/src/main.rs").and(contains("startup")).and(contains("appears 2 times")));
+    assert_same_tree(&before, &read_tree(&root));
 }
 
 // -------------------------------------------------------------------------------------- remove
