@@ -16,11 +16,15 @@
 //! ```
 //!
 //! - Placeholders are `$1`, `$2`, ...: PostgreSQL's syntax, which SQLite understands as well.
-//! - Values are `bool`, `i16`, `i32`, `i64`, `f32`, `f64`, `String` and `Vec<u8>`, or `Option`s
-//!   of them. Store timestamps as `BIGINT` Unix times and UUIDs as `TEXT`, and declare booleans
-//!   `BOOLEAN` in both dialects (SQLite otherwise hands back integers).
-//! - Stick to the SQL both speak (`RETURNING`, `ON CONFLICT ... DO`, `LIMIT`/`OFFSET`, ...); where a
-//!   statement must differ, branch on [`Database::backend`].
+//! - Columns are read and written as `i64`, `f64`, `String` or `Vec<u8>` (or `Option`s of them),
+//!   which means declaring them `BIGINT`, `DOUBLE PRECISION`, `TEXT` or `BLOB`/`BYTEA`. Booleans
+//!   are `BIGINT` 0 or 1 (`i64::from(flag)`, `value != 0`), timestamps `BIGINT` Unix times and
+//!   UUIDs `TEXT`: the `Any` driver cannot read SQLite's `BOOLEAN` or `DATETIME` columns, nor
+//!   PostgreSQL's `BOOLEAN`, `TIMESTAMPTZ`, `UUID`, `NUMERIC` or `JSONB`.
+//! - Stick to the SQL both speak (`RETURNING`, `ON CONFLICT ... DO`, `LIMIT`/`OFFSET`, ...). A
+//!   boolean expression such as `EXISTS (...)` comes back typed differently: fetch a row with
+//!   `fetch_optional` or a `COUNT(*)` instead. Where a statement must differ, branch on
+//!   [`Database::backend`].
 //! - Handlers can use `?` on `sqlx::Error`: it becomes an internal [`ApiError`]. Look rows up with
 //!   `fetch_optional` and turn `None` into [`ApiError::NotFound`] where a 404 is meant.
 //!
@@ -35,26 +39,34 @@
 //!
 //! Connections to PostgreSQL are not encrypted: add a TLS feature to sqlx in `Cargo.toml`
 //! (`tls-rustls`) and `?sslmode=require` to the URL before reaching a server across a network.
+//!
+//! # Build time
+//!
+//! sqlx's macros (`query!`, `migrate!`, `#[derive(FromRow)]`) are left out: they would compile
+//! both database drivers a second time, for the compiler's own use. `build.rs` embeds the
+//! migrations instead; read rows into tuples (`query_as::<_, (String, i64)>`) or implement
+//! `sqlx::FromRow` by hand. The `idna_adapter` dependency and `.cargo/config.toml` are there to
+//! shorten the build too.
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use sqlx::any::AnyPoolOptions;
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyConnection, AnyPool, Connection};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, SqlSafeStr};
 
 use crate::config::Env;
 use crate::error::{ApiError, BoxError};
 use crate::http::ReadinessCheck;
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+// `SQLITE_MIGRATIONS` and `POSTGRES_MIGRATIONS`: `(version, name, sql)` of every migration, in
+// version order, read from `migrations/` by `build.rs`.
+include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
 /// How long a query waits for a free connection before failing, and how long start-up waits for
 /// the database: long enough for a busy moment, short enough to fail while a client still waits.
@@ -126,47 +138,64 @@ pub struct Database {
     backend: Backend,
 }
 
+// The async methods return boxed futures so that what they drive (sqlx's pool and drivers) is
+// compiled once, in this crate, rather than again in every service binary that awaits them.
 impl Database {
     /// Connects, creating the SQLite file (and its directory) when it does not exist yet.
-    pub async fn connect(config: &DatabaseConfig) -> Result<Self, DbError> {
-        sqlx::any::install_default_drivers();
-        let backend = config.backend;
-        if backend == Backend::Sqlite {
-            create_sqlite_dir(&config.url)?;
-        }
-        let pool = match AnyPoolOptions::new()
-            .max_connections(config.max_connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(&config.url)
-            .await
-        {
-            Ok(pool) => pool,
-            Err(error) => {
-                // The pool retries until its timeout and then reports only that; one direct
-                // attempt tells why ("connection refused", "password authentication failed").
-                let cause = AnyConnection::connect(&config.url).await.err();
-                return Err(DbError::Connect(backend, cause.unwrap_or(error)));
+    pub fn connect(config: &DatabaseConfig) -> BoxFuture<'_, Result<Self, DbError>> {
+        Box::pin(async move {
+            sqlx::any::install_default_drivers();
+            let backend = config.backend;
+            if backend == Backend::Sqlite {
+                create_sqlite_dir(&config.url)?;
             }
-        };
-        if backend == Backend::Sqlite {
-            // Lets readers proceed while another connection, or another service, writes. The
-            // mode is stored in the database file, so setting it once per start is enough.
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
+            let pool = match AnyPoolOptions::new()
+                .max_connections(config.max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect(&config.url)
                 .await
-                .map_err(|error| DbError::Connect(backend, error))?;
-        }
-        tracing::info!(%backend, "connected to the database");
-        Ok(Self { pool, backend })
+            {
+                Ok(pool) => pool,
+                Err(error) => {
+                    // The pool retries until its timeout and then reports only that; one direct
+                    // attempt tells why ("connection refused", "password authentication failed").
+                    let cause = AnyConnection::connect(&config.url).await.err();
+                    return Err(DbError::Connect(backend, cause.unwrap_or(error)));
+                }
+            };
+            if backend == Backend::Sqlite {
+                // Lets readers proceed while another connection, or another service, writes. The
+                // mode is stored in the database file, so setting it once per start is enough.
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&pool)
+                    .await
+                    .map_err(|error| DbError::Connect(backend, error))?;
+            }
+            tracing::info!(%backend, "connected to the database");
+            Ok(Self { pool, backend })
+        })
     }
 
     /// Applies the migrations this database has not seen yet.
-    pub async fn migrate(&self) -> Result<(), DbError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
+    pub fn migrate(&self) -> BoxFuture<'_, Result<(), DbError>> {
+        let migrations = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.pool).await.map_err(DbError::Migrate)
+        let migrations = migrations.iter().map(|&(version, name, sql)| {
+            // The marker `sqlx::migrate!` and sqlx-cli honour too.
+            let no_transaction = sql.starts_with("-- no-transaction");
+            let sql = AssertSqlSafe(sql).into_sql_str();
+            Migration::new(
+                version,
+                name.into(),
+                MigrationType::Simple,
+                sql,
+                no_transaction,
+            )
+        });
+        let migrator = Migrator::with_migrations(migrations.collect());
+        Box::pin(async move { migrator.run(&self.pool).await.map_err(DbError::Migrate) })
     }
 
     /// The pool to run queries on.
@@ -179,14 +208,16 @@ impl Database {
     }
 
     /// Waits for the connections in use to be returned, then closes them all.
-    pub async fn close(&self) {
-        self.pool.close().await;
-        tracing::info!("closed the database connections");
+    pub fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.pool.close().await;
+            tracing::info!("closed the database connections");
+        })
     }
 }
 
 impl ReadinessCheck for Database {
-    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + '_>> {
+    fn check(&self) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(async move {
             sqlx::query("SELECT 1").execute(&self.pool).await?;
             Ok(())

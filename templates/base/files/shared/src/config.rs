@@ -16,8 +16,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-/// Reads configuration values and collects every problem found on the way.
-#[derive(Debug, Default)]
+/// Reads configuration values and collects every problem found on the way. Not `Debug`: it
+/// holds every variable of the environment, secrets included.
+#[derive(Default)]
 pub struct Env {
     vars: HashMap<String, String>,
     problems: Vec<Problem>,

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
 
 pub use health::{Readiness, ReadinessCheck, health_routes};
@@ -60,12 +61,16 @@ impl HttpConfig {
 
 /// Serves `app` on `config.addr` until the process receives Ctrl-C or SIGTERM, then stops
 /// accepting connections and returns once in-flight requests have finished.
-pub async fn serve(config: &ServerConfig, app: Router) -> io::Result<()> {
-    let listener = TcpListener::bind(config.addr).await.map_err(|error| {
-        io::Error::new(
-            error.kind(),
-            format!("cannot listen on {}: {error}", config.addr),
-        )
+///
+/// The future is boxed so that the server it drives is compiled once, in this crate, rather than
+/// again in every service binary that awaits it.
+pub fn serve(config: &ServerConfig, app: Router) -> BoxFuture<'static, io::Result<()>> {
+    Box::pin(run(config.addr, app))
+}
+
+async fn run(addr: SocketAddr, app: Router) -> io::Result<()> {
+    let listener = TcpListener::bind(addr).await.map_err(|error| {
+        io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
     })?;
     // Installed before serving, so that a failure stops start-up instead of a running server.
     let shutdown = shutdown_signal()?;

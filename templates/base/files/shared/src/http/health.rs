@@ -5,15 +5,13 @@
 //! database, ...): while one fails, the service is alive but should get no traffic, and the
 //! response names the failing checks.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use futures_util::future::join_all;
+use futures_util::future::{BoxFuture, join_all};
 use serde::Serialize;
 
 use crate::error::{ApiError, BoxError, FieldErrors};
@@ -25,7 +23,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Something the service needs in order to serve requests, such as its database.
 pub trait ReadinessCheck: Send + Sync + 'static {
     /// Resolves to `Ok(())` when the dependency is usable.
-    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + '_>>;
+    fn check(&self) -> BoxFuture<'_, Result<(), BoxError>>;
 }
 
 /// The checks `/readyz` runs, by name. Modules register theirs at start-up with
@@ -100,7 +98,7 @@ mod tests {
     struct Fixed(Result<(), &'static str>);
 
     impl ReadinessCheck for Fixed {
-        fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + '_>> {
+        fn check(&self) -> BoxFuture<'_, Result<(), BoxError>> {
             Box::pin(async move { self.0.map_err(BoxError::from) })
         }
     }
