@@ -1,0 +1,145 @@
+//! The middleware stack every service puts in front of its routes.
+
+use std::any::Any;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::{Level, Span};
+
+use super::HttpConfig;
+use crate::error::ApiError;
+
+/// Puts every route of `app` behind the service-wide middleware and answers unknown routes with
+/// a JSON 404. Routes merged into the result afterwards would miss both: call it last.
+pub fn with_middleware(app: Router, config: &HttpConfig) -> Router {
+    app.fallback(|| async { ApiError::NotFound("route") })
+        .layer(
+            // Listed from the outside in: each layer sees the request before the next one.
+            ServiceBuilder::new()
+                // Keeps the caller's `x-request-id`, or sets a new UUID, so that one id follows
+                // the request through the logs of every service it crosses.
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(DefaultOnResponse::new().level(Level::INFO))
+                        // Server errors are logged where they happen, with their cause (see
+                        // `ApiError`); a second line without it would only add noise.
+                        .on_failure(()),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id())
+                // Inside the layers above, so that a panic still gets a logged, identified 500.
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(middleware::from_fn_with_state(
+                    config.request_timeout,
+                    timeout,
+                ))
+                // Enforced by the body extractors (`Json`, `Bytes`, `String`, `Form`, ...).
+                .layer(DefaultBodyLimit::max(config.body_limit)),
+        )
+}
+
+/// The span every log line of a request is recorded in.
+fn request_span(request: &Request) -> Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    // The path without the query string, which may carry tokens that must stay out of logs.
+    tracing::info_span!(
+        "request",
+        id,
+        method = %request.method(),
+        path = request.uri().path(),
+    )
+}
+
+/// Answers 408 when the rest of the stack takes longer than `limit`. The handler's future is
+/// dropped, which cancels whatever it was waiting for.
+async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    ApiError::internal(format!("handler panicked: {message}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn app() -> Router {
+        let config = HttpConfig {
+            request_timeout: Duration::from_millis(50),
+            body_limit: 16,
+        };
+        let routes = Router::new()
+            .route("/slow", get(|| tokio::time::sleep(Duration::from_secs(5))))
+            .route("/echo", axum::routing::post(|body: String| async { body }));
+        with_middleware(routes, &config)
+    }
+
+    async fn send(request: Request) -> Response {
+        app().oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn keeps_the_callers_request_id() {
+        let request = Request::get("/nowhere")
+            .header("x-request-id", "abc-123")
+            .body(Body::empty())
+            .unwrap();
+
+        let response = send(request).await;
+
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(response.headers()["x-request-id"], "abc-123");
+    }
+
+    #[tokio::test]
+    async fn sets_a_request_id_when_there_is_none() {
+        let response = send(Request::get("/nowhere").body(Body::empty()).unwrap()).await;
+
+        let id = response.headers()["x-request-id"].to_str().unwrap();
+        assert_eq!(id.len(), 36, "a UUID, got {id}");
+    }
+
+    #[tokio::test]
+    async fn times_out_slow_requests() {
+        let response = send(Request::get("/slow").body(Body::empty()).unwrap()).await;
+
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn rejects_bodies_over_the_limit() {
+        let request = Request::post("/echo")
+            .body(Body::from("x".repeat(17)))
+            .unwrap();
+
+        let response = send(request).await;
+
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}
