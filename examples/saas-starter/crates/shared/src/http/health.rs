@@ -66,6 +66,13 @@ struct Status {
     status: &'static str,
 }
 
+/// A ready answer names the checks that passed, so a probe shows what readiness covers.
+#[derive(Serialize)]
+struct Ready {
+    status: &'static str,
+    checks: Vec<&'static str>,
+}
+
 /// The `/healthz` and `/readyz` routes, answering from `readiness`.
 pub fn health_routes(readiness: Readiness) -> Router {
     Router::new()
@@ -78,10 +85,14 @@ async fn healthz() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
-async fn readyz(State(readiness): State<Readiness>) -> Result<Json<Status>, ApiError> {
+async fn readyz(State(readiness): State<Readiness>) -> Result<Json<Ready>, ApiError> {
     let failures = readiness.failures().await;
     if failures.is_empty() {
-        Ok(Json(Status { status: "ready" }))
+        let checks = readiness.checks.iter().map(|(name, _)| *name).collect();
+        Ok(Json(Ready {
+            status: "ready",
+            checks,
+        }))
     } else {
         Err(ApiError::Unavailable(failures))
     }
@@ -120,7 +131,10 @@ mod tests {
         let (status, body) = get_readyz(readiness).await;
 
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(body, serde_json::json!({"status": "ready"}));
+        assert_eq!(
+            body,
+            serde_json::json!({"status": "ready", "checks": ["database"]})
+        );
     }
 
     #[tokio::test]
