@@ -105,6 +105,11 @@ fn new_rejects_bad_names_kinds_and_modules() {
         .failure()
         .stderr(contains("unknown service kind `mailer`"));
     saaskit(temp.path())
+        .args(["new", "acme", "--yes", "--services", "shared=api"])
+        .assert()
+        .failure()
+        .stderr(contains("`shared` is the name of the shared library crate"));
+    saaskit(temp.path())
         .args(["new", "acme", "--yes", "--modules", "dbb"])
         .assert()
         .failure()
@@ -437,4 +442,40 @@ fn info_describes_a_module() {
     assert_eq!(info["id"], "db");
     assert_eq!(info["installed_on"], serde_json::Value::Null, "not inside a workspace");
     saaskit(temp.path()).args(["info", "dv"]).assert().failure().stderr(contains("did you mean `db`"));
+}
+
+// ---------------------------------------------------------------------------------------- wizard
+
+/// Drives the interactive wizard through a pseudo-terminal (util-linux `script`): accept the
+/// services, untick the default module, pick PostgreSQL.
+#[test]
+fn the_wizard_asks_for_services_modules_and_database_in_a_terminal() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let temp = tempfile::tempdir().unwrap();
+    let binary = assert_cmd::cargo::cargo_bin("saaskit");
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{} new wiz", binary.display()), "/dev/null"])
+        .current_dir(temp.path())
+        .env("SAASKIT_SEED", common::TEST_SEED)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` is installed");
+    let mut stdin = child.stdin.take().unwrap();
+    // Enter: all services; space + enter: no modules; down + enter: postgres.
+    for keys in ["\r", " \r", "\x1b[B\r"] {
+        std::thread::sleep(Duration::from_millis(700));
+        stdin.write_all(keys.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let manifest = std::fs::read_to_string(temp.path().join("wiz/saaskit.toml")).unwrap();
+    assert!(manifest.contains("database = \"postgres\""), "{manifest}");
+    assert!(manifest.contains("[services.webhooks]"), "{manifest}");
+    assert!(!manifest.contains("\"db\""), "the default module was unticked: {manifest}");
 }

@@ -122,6 +122,9 @@ fn parse_services(specs: &[String]) -> Result<Vec<ServiceChoice>> {
             bail!("--services: unknown service kind `{kind}`; expected {} (or name=kind)", SERVICE_KINDS.join(", "));
         }
         manifest::validate_name(name).map_err(|e| anyhow::anyhow!("--services: {e}"))?;
+        if name == "shared" {
+            bail!("--services: `shared` is the name of the shared library crate; name the service otherwise (name=kind)");
+        }
         if services.iter().any(|s| s.name == name) {
             bail!("--services: service `{name}` is listed twice");
         }
