@@ -129,3 +129,62 @@ fn remove_empty_ancestors(root: &Path, dir: &Path) {
         current = dir.parent();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(path: &str, before: Option<&str>, after: Option<&str>) -> Change {
+        Change { path: path.into(), before: before.map(Into::into), after: after.map(Into::into) }
+    }
+
+    fn listing(root: &Path) -> Vec<String> {
+        let mut paths: Vec<String> = walkdir::WalkDir::new(root)
+            .into_iter()
+            .map(|e| e.unwrap().path().strip_prefix(root).unwrap().display().to_string())
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    #[test]
+    fn writes_creates_and_deletes_and_prunes_emptied_directories() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path();
+        fs::create_dir_all(root.join("gone/deep")).unwrap();
+        fs::write(root.join("gone/deep/old.rs"), "old").unwrap();
+        fs::write(root.join("kept.txt"), "before").unwrap();
+        let changes = [
+            change("kept.txt", Some("before"), Some("after")),
+            change("new/dir/file.rs", None, Some("fresh")),
+            change("gone/deep/old.rs", Some("old"), None),
+        ];
+        apply(root, &changes).unwrap();
+        assert_eq!(fs::read_to_string(root.join("kept.txt")).unwrap(), "after");
+        assert_eq!(fs::read_to_string(root.join("new/dir/file.rs")).unwrap(), "fresh");
+        assert!(!root.join("gone").exists(), "emptied directories are removed");
+    }
+
+    #[test]
+    fn a_failure_half_way_restores_every_file_and_leaves_no_temporary_file() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path();
+        fs::write(root.join("a.txt"), "original a").unwrap();
+        fs::write(root.join("doomed.txt"), "original doomed").unwrap();
+        // A non-empty directory where the plan expects a file: its rename fails, after `a.txt`
+        // was already replaced and `doomed.txt` deleted.
+        fs::create_dir_all(root.join("blocker/inside")).unwrap();
+        let before = listing(root);
+        let changes = [
+            change("a.txt", Some("original a"), Some("new a")),
+            change("doomed.txt", Some("original doomed"), None),
+            change("new/file.txt", None, Some("new file")),
+            change("blocker", None, Some("cannot replace a directory")),
+        ];
+        let error = apply(root, &changes).unwrap_err();
+        assert!(format!("{error:#}").contains("nothing was changed"), "{error:#}");
+        assert_eq!(fs::read_to_string(root.join("a.txt")).unwrap(), "original a");
+        assert_eq!(fs::read_to_string(root.join("doomed.txt")).unwrap(), "original doomed");
+        assert_eq!(listing(root), before, "no file or directory was left behind");
+    }
+}
