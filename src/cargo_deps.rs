@@ -25,7 +25,9 @@ impl Added {
 fn parse(path: &str, text: &str) -> Result<DocumentMut> {
     text.parse::<DocumentMut>()
         .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
-        .with_context(|| format!("{path} is not valid TOML; fix it before adding or removing modules"))
+        .with_context(|| {
+            format!("{path} is not valid TOML; fix it before adding or removing modules")
+        })
 }
 
 fn dependencies_table<'d>(path: &str, doc: &'d mut DocumentMut) -> Result<&'d mut Table> {
@@ -65,8 +67,9 @@ pub fn add(path: &str, text: &str, dep: &Dependency) -> Result<(String, Added)> 
                 .cloned()
                 .collect();
             if !missing.is_empty() {
-                let features = features_array(existing)
-                    .with_context(|| format!("{path}: cannot add features to dependency `{}`", dep.name))?;
+                let features = features_array(existing).with_context(|| {
+                    format!("{path}: cannot add features to dependency `{}`", dep.name)
+                })?;
                 for feature in &missing {
                     features.push(feature.as_str());
                 }
@@ -86,7 +89,10 @@ pub fn remove(path: &str, text: &str, name: &str, added: &Added) -> Result<Strin
     } else if let Some(existing) = table.get_mut(name)
         && let Ok(features) = features_array(existing)
     {
-        features.retain(|v| !v.as_str().is_some_and(|f| added.features.iter().any(|a| a == f)));
+        features.retain(|v| {
+            !v.as_str()
+                .is_some_and(|f| added.features.iter().any(|a| a == f))
+        });
         if features.is_empty()
             && let Some(inline) = existing.as_inline_table_mut()
         {
@@ -115,7 +121,11 @@ fn spec(dep: &Dependency) -> Value {
 fn features_of(item: &Item) -> Vec<String> {
     item.get("features")
         .and_then(Item::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -126,7 +136,9 @@ fn features_array(item: &mut Item) -> Result<&mut Array> {
         inline.insert("version", Value::from(version));
         *item = Item::Value(Value::InlineTable(inline));
     }
-    let table = item.as_table_like_mut().context("dependency is neither a version string nor a table")?;
+    let table = item
+        .as_table_like_mut()
+        .context("dependency is neither a version string nor a table")?;
     if !table.contains_key("features") {
         table.insert("features", Item::Value(Value::Array(Array::new())));
     }
@@ -156,17 +168,32 @@ mod tests {
     #[test]
     fn insertion_keeps_sorted_tables_sorted_and_is_undone_exactly() {
         let (text, added) = add("Cargo.toml", MANIFEST, &dep("base64", &[])).unwrap();
-        assert!(text.contains("anyhow = \"1\"\nbase64 = \"1.0\"\nserde"), "{text}");
+        assert!(
+            text.contains("anyhow = \"1\"\nbase64 = \"1.0\"\nserde"),
+            "{text}"
+        );
         assert!(added.inserted);
-        assert_eq!(remove("Cargo.toml", &text, "base64", &added).unwrap(), MANIFEST);
+        assert_eq!(
+            remove("Cargo.toml", &text, "base64", &added).unwrap(),
+            MANIFEST
+        );
     }
 
     #[test]
     fn features_added_to_an_existing_dependency_are_removed_again() {
         let (text, added) = add("Cargo.toml", MANIFEST, &dep("serde", &["derive", "rc"])).unwrap();
-        assert_eq!(added, Added { inserted: false, features: vec!["rc".into()] });
+        assert_eq!(
+            added,
+            Added {
+                inserted: false,
+                features: vec!["rc".into()]
+            }
+        );
         assert!(text.contains("features = [\"derive\", \"rc\"]"), "{text}");
-        assert_eq!(remove("Cargo.toml", &text, "serde", &added).unwrap(), MANIFEST);
+        assert_eq!(
+            remove("Cargo.toml", &text, "serde", &added).unwrap(),
+            MANIFEST
+        );
     }
 
     #[test]
@@ -178,7 +205,12 @@ mod tests {
 
     #[test]
     fn invalid_toml_names_the_file() {
-        let error = add("crates/shared/Cargo.toml", "[dependencies\n", &dep("x", &[])).unwrap_err();
+        let error = add(
+            "crates/shared/Cargo.toml",
+            "[dependencies\n",
+            &dep("x", &[]),
+        )
+        .unwrap_err();
         assert!(format!("{error:#}").contains("crates/shared/Cargo.toml"));
     }
 }

@@ -172,7 +172,10 @@ impl Module {
         }
         for env in &self.env {
             if env.default.is_some() == env.generate.is_some() {
-                bail!("module `{id}`: env `{}` needs exactly one of `default` or `generate`", env.key);
+                bail!(
+                    "module `{id}`: env `{}` needs exactly one of `default` or `generate`",
+                    env.key
+                );
             }
         }
         for file in &self.files {
@@ -237,10 +240,17 @@ impl Catalog {
                 let last = known.rsplit('/').next().unwrap_or(known);
                 let score = [known.as_str(), last]
                     .into_iter()
-                    .map(|name| strsim::jaro_winkler(id, name).max(strsim::normalized_damerau_levenshtein(id, name)))
+                    .map(|name| {
+                        strsim::jaro_winkler(id, name)
+                            .max(strsim::normalized_damerau_levenshtein(id, name))
+                    })
                     .fold(0.0, f64::max);
-                let close_edit = strsim::damerau_levenshtein(id, last) <= 1 || strsim::damerau_levenshtein(id, known) <= 1;
-                (if close_edit { score.max(0.8) } else { score }, known.as_str())
+                let close_edit = strsim::damerau_levenshtein(id, last) <= 1
+                    || strsim::damerau_levenshtein(id, known) <= 1;
+                (
+                    if close_edit { score.max(0.8) } else { score },
+                    known.as_str(),
+                )
             })
             .filter(|(score, _)| *score >= 0.75)
             .collect();
@@ -248,15 +258,25 @@ impl Catalog {
         let close: Vec<&str> = scored.iter().take(3).map(|(_, name)| *name).collect();
         if close.is_empty() {
             let all: Vec<&str> = self.modules.keys().map(String::as_str).collect();
-            format!("unknown module `{id}`; the catalog has: {} (see `saaskit list`)", all.join(", "))
+            format!(
+                "unknown module `{id}`; the catalog has: {} (see `saaskit list`)",
+                all.join(", ")
+            )
         } else {
-            format!("unknown module `{id}`; did you mean {}?", quoted_list(&close))
+            format!(
+                "unknown module `{id}`; did you mean {}?",
+                quoted_list(&close)
+            )
         }
     }
 
     /// The modules `saaskit new` installs when the user does not choose.
     pub fn defaults(&self) -> Vec<&str> {
-        self.modules.values().filter(|m| m.default).map(|m| m.id.as_str()).collect()
+        self.modules
+            .values()
+            .filter(|m| m.default)
+            .map(|m| m.id.as_str())
+            .collect()
     }
 
     /// `ids` and everything they require, transitively, dependencies first.
@@ -269,7 +289,12 @@ impl Catalog {
         Ok(ordered)
     }
 
-    fn visit<'a>(&'a self, id: &str, visiting: &mut Vec<String>, ordered: &mut Vec<&'a Module>) -> Result<()> {
+    fn visit<'a>(
+        &'a self,
+        id: &str,
+        visiting: &mut Vec<String>,
+        ordered: &mut Vec<&'a Module>,
+    ) -> Result<()> {
         if ordered.iter().any(|m| m.id == id) {
             return Ok(());
         }
@@ -292,7 +317,9 @@ impl Catalog {
         for (i, a) in ids.iter().enumerate() {
             for b in &ids[i + 1..] {
                 let declared = |x: &str, y: &str| {
-                    self.modules.get(x).is_some_and(|m| m.conflicts.iter().any(|c| c == y))
+                    self.modules
+                        .get(x)
+                        .is_some_and(|m| m.conflicts.iter().any(|c| c == y))
                 };
                 if declared(a, b) || declared(b, a) {
                     return Some((a, b));
@@ -308,7 +335,11 @@ impl Catalog {
             .iter()
             .copied()
             .filter(|other| *other != id)
-            .filter(|other| self.modules.get(*other).is_some_and(|m| m.requires.iter().any(|r| r == id)))
+            .filter(|other| {
+                self.modules
+                    .get(*other)
+                    .is_some_and(|m| m.requires.iter().any(|r| r == id))
+            })
             .collect()
     }
 
@@ -327,10 +358,17 @@ impl Catalog {
 }
 
 /// Every file below `dir`, by path relative to it.
-fn embedded_sources(dir: &'static Dir<'static>, root: &Path, out: &mut BTreeMap<String, Cow<'static, str>>) {
+fn embedded_sources(
+    dir: &'static Dir<'static>,
+    root: &Path,
+    out: &mut BTreeMap<String, Cow<'static, str>>,
+) {
     for file in dir.files() {
         if let (Ok(relative), Some(text)) = (file.path().strip_prefix(root), file.contents_utf8()) {
-            out.insert(relative.to_string_lossy().replace('\\', "/"), Cow::Borrowed(text));
+            out.insert(
+                relative.to_string_lossy().replace('\\', "/"),
+                Cow::Borrowed(text),
+            );
         }
     }
     for sub in dir.dirs() {
@@ -372,13 +410,19 @@ fn collect_from_disk(root: &Path, out: &mut BTreeMap<String, Module>) -> Result<
         for file in walkdir::WalkDir::new(dir) {
             let file = file?;
             if file.file_type().is_file() {
-                let relative = file.path().strip_prefix(dir)?.to_string_lossy().replace('\\', "/");
+                let relative = file
+                    .path()
+                    .strip_prefix(dir)?
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 let text = std::fs::read_to_string(file.path())
                     .with_context(|| format!("cannot read {}", file.path().display()))?;
                 sources.insert(relative, Cow::Owned(text));
             }
         }
-        let text = sources.remove("module.toml").context("module.toml vanished")?;
+        let text = sources
+            .remove("module.toml")
+            .context("module.toml vanished")?;
         out.insert(id.clone(), Module::parse(&id, &text, sources)?);
     }
     Ok(())

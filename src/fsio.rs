@@ -29,7 +29,8 @@ pub fn apply(root: &Path, changes: &[Change]) -> Result<()> {
         let result = match &staged[index] {
             Some(temp) => fs::rename(temp, &target)
                 .with_context(|| format!("cannot move {} into place", target.display())),
-            None => fs::remove_file(&target).with_context(|| format!("cannot delete {}", target.display())),
+            None => fs::remove_file(&target)
+                .with_context(|| format!("cannot delete {}", target.display())),
         };
         if let Err(error) = result {
             roll_back(root, &changes[..index]);
@@ -37,7 +38,9 @@ pub fn apply(root: &Path, changes: &[Change]) -> Result<()> {
                 let _ = fs::remove_file(temp);
             }
             remove_empty_dirs(&created_dirs);
-            return Err(error.context("nothing was changed: the files already written were restored"));
+            return Err(
+                error.context("nothing was changed: the files already written were restored")
+            );
         }
     }
     // Deleting a module's last file in a directory should not leave the directory behind.
@@ -55,7 +58,11 @@ pub fn apply(root: &Path, changes: &[Change]) -> Result<()> {
 }
 
 /// Phase one: write every new content to a temporary file beside its target.
-fn stage(root: &Path, changes: &[Change], created_dirs: &mut Vec<PathBuf>) -> Result<Vec<Option<PathBuf>>> {
+fn stage(
+    root: &Path,
+    changes: &[Change],
+    created_dirs: &mut Vec<PathBuf>,
+) -> Result<Vec<Option<PathBuf>>> {
     let mut staged: Vec<Option<PathBuf>> = Vec::with_capacity(changes.len());
     for change in changes {
         let Some(content) = &change.after else {
@@ -68,8 +75,10 @@ fn stage(root: &Path, changes: &[Change], created_dirs: &mut Vec<PathBuf>) -> Re
             if let Some(parent) = target.parent() {
                 create_dirs(parent, created_dirs)?;
             }
-            let mut file = fs::File::create(&temp).with_context(|| format!("cannot write {}", temp.display()))?;
-            file.write_all(content.as_bytes()).with_context(|| format!("cannot write {}", temp.display()))?;
+            let mut file = fs::File::create(&temp)
+                .with_context(|| format!("cannot write {}", temp.display()))?;
+            file.write_all(content.as_bytes())
+                .with_context(|| format!("cannot write {}", temp.display()))?;
             Ok(())
         })();
         if let Err(e) = result {
@@ -135,13 +144,24 @@ mod tests {
     use super::*;
 
     fn change(path: &str, before: Option<&str>, after: Option<&str>) -> Change {
-        Change { path: path.into(), before: before.map(Into::into), after: after.map(Into::into) }
+        Change {
+            path: path.into(),
+            before: before.map(Into::into),
+            after: after.map(Into::into),
+        }
     }
 
     fn listing(root: &Path) -> Vec<String> {
         let mut paths: Vec<String> = walkdir::WalkDir::new(root)
             .into_iter()
-            .map(|e| e.unwrap().path().strip_prefix(root).unwrap().display().to_string())
+            .map(|e| {
+                e.unwrap()
+                    .path()
+                    .strip_prefix(root)
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
             .collect();
         paths.sort();
         paths
@@ -161,8 +181,14 @@ mod tests {
         ];
         apply(root, &changes).unwrap();
         assert_eq!(fs::read_to_string(root.join("kept.txt")).unwrap(), "after");
-        assert_eq!(fs::read_to_string(root.join("new/dir/file.rs")).unwrap(), "fresh");
-        assert!(!root.join("gone").exists(), "emptied directories are removed");
+        assert_eq!(
+            fs::read_to_string(root.join("new/dir/file.rs")).unwrap(),
+            "fresh"
+        );
+        assert!(
+            !root.join("gone").exists(),
+            "emptied directories are removed"
+        );
     }
 
     #[test]
@@ -182,9 +208,22 @@ mod tests {
             change("blocker", None, Some("cannot replace a directory")),
         ];
         let error = apply(root, &changes).unwrap_err();
-        assert!(format!("{error:#}").contains("nothing was changed"), "{error:#}");
-        assert_eq!(fs::read_to_string(root.join("a.txt")).unwrap(), "original a");
-        assert_eq!(fs::read_to_string(root.join("doomed.txt")).unwrap(), "original doomed");
-        assert_eq!(listing(root), before, "no file or directory was left behind");
+        assert!(
+            format!("{error:#}").contains("nothing was changed"),
+            "{error:#}"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("a.txt")).unwrap(),
+            "original a"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("doomed.txt")).unwrap(),
+            "original doomed"
+        );
+        assert_eq!(
+            listing(root),
+            before,
+            "no file or directory was left behind"
+        );
     }
 }

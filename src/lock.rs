@@ -73,7 +73,10 @@ pub struct LockedDependency {
 
 impl Lock {
     pub fn new() -> Lock {
-        Lock { saaskit_version: env!("CARGO_PKG_VERSION").to_string(), ..Lock::default() }
+        Lock {
+            saaskit_version: env!("CARGO_PKG_VERSION").to_string(),
+            ..Lock::default()
+        }
     }
 
     pub fn parse(text: &str) -> Result<Lock> {
@@ -87,8 +90,12 @@ impl Lock {
         sorted.saaskit_version = env!("CARGO_PKG_VERSION").to_string();
         sorted.modules.sort_by(|a, b| a.id.cmp(&b.id));
         sorted.files.sort_by(|a, b| a.path.cmp(&b.path));
-        sorted.snippets.sort_by(|a, b| (&a.path, &a.marker, &a.module).cmp(&(&b.path, &b.marker, &b.module)));
-        sorted.dependencies.sort_by(|a, b| (&a.path, &a.name, &a.module).cmp(&(&b.path, &b.name, &b.module)));
+        sorted
+            .snippets
+            .sort_by(|a, b| (&a.path, &a.marker, &a.module).cmp(&(&b.path, &b.marker, &b.module)));
+        sorted
+            .dependencies
+            .sort_by(|a, b| (&a.path, &a.name, &a.module).cmp(&(&b.path, &b.name, &b.module)));
         let body = toml_edit::ser::to_string_pretty(&sorted).expect("the lock is plain data");
         format!("# Written by saaskit: do not edit. Commit it with the workspace.\n{body}")
     }
@@ -102,7 +109,9 @@ impl Lock {
     }
 
     pub fn snippet(&self, path: &str, marker: &str, module: &str) -> Option<&LockedSnippet> {
-        self.snippets.iter().find(|s| s.path == path && s.marker == marker && s.module == module)
+        self.snippets
+            .iter()
+            .find(|s| s.path == path && s.marker == marker && s.module == module)
     }
 }
 

@@ -32,7 +32,11 @@ pub struct Manifest {
 }
 
 /// A problem at a place in the manifest, printed as `saaskit.toml:LINE:COLUMN: message`.
-fn located(text: &str, span: Option<Range<usize>>, message: impl std::fmt::Display) -> anyhow::Error {
+fn located(
+    text: &str,
+    span: Option<Range<usize>>,
+    message: impl std::fmt::Display,
+) -> anyhow::Error {
     match span {
         Some(span) => {
             let (line, column) = line_column(text, span.start);
@@ -44,7 +48,11 @@ fn located(text: &str, span: Option<Range<usize>>, message: impl std::fmt::Displ
 
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let end = text.char_indices().map(|(i, _)| i).find(|&i| i >= offset).unwrap_or(text.len());
+    let end = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .find(|&i| i >= offset)
+        .unwrap_or(text.len());
     let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
@@ -63,7 +71,9 @@ impl Manifest {
         let workspace = match root.get("workspace") {
             Some(Item::Table(table)) => table,
             Some(other) => return Err(at(other, "`workspace` must be a table".into())),
-            None => bail!("{FILE_NAME}: missing the [workspace] table (with `name` and `database`)"),
+            None => {
+                bail!("{FILE_NAME}: missing the [workspace] table (with `name` and `database`)")
+            }
         };
         let name = required_str(text, workspace, "workspace", "name")?;
         validate_name(&name).map_err(|e| at(&workspace["name"], e))?;
@@ -77,51 +87,100 @@ impl Manifest {
 
         let services_table = match root.get("services") {
             Some(Item::Table(table)) => table,
-            Some(other) => return Err(at(other, "`services` must be a table of [services.<name>] tables".into())),
-            None => bail!("{FILE_NAME}: no [services.<name>] table: a workspace needs at least one service"),
+            Some(other) => {
+                return Err(at(
+                    other,
+                    "`services` must be a table of [services.<name>] tables".into(),
+                ));
+            }
+            None => bail!(
+                "{FILE_NAME}: no [services.<name>] table: a workspace needs at least one service"
+            ),
         };
         let mut services: Vec<ServiceSpec> = Vec::new();
         for (service_name, item) in services_table.iter() {
             let Item::Table(table) = item else {
-                return Err(at(item, format!("`services.{service_name}` must be a table")));
+                return Err(at(
+                    item,
+                    format!("`services.{service_name}` must be a table"),
+                ));
             };
             let context = format!("services.{service_name}");
             validate_name(service_name).map_err(|e| at(item, e))?;
             if service_name == "shared" {
-                return Err(at(item, "`shared` is the name of the shared library crate; pick another service name".into()));
+                return Err(at(
+                    item,
+                    "`shared` is the name of the shared library crate; pick another service name"
+                        .into(),
+                ));
             }
             let kind = required_str(text, table, &context, "kind")?;
             if !SERVICE_KINDS.contains(&kind.as_str()) {
                 return Err(at(
                     &table["kind"],
-                    format!("unknown service kind `{kind}`: expected one of {}", SERVICE_KINDS.join(", ")),
+                    format!(
+                        "unknown service kind `{kind}`: expected one of {}",
+                        SERVICE_KINDS.join(", ")
+                    ),
                 ));
             }
             let port = match table.get("port") {
                 Some(item) => match item.as_integer() {
                     Some(port) if (1..=65535).contains(&port) => port as u16,
-                    _ => return Err(at(item, format!("`{context}.port` must be an integer from 1 to 65535"))),
+                    _ => {
+                        return Err(at(
+                            item,
+                            format!("`{context}.port` must be an integer from 1 to 65535"),
+                        ));
+                    }
                 },
-                None => return Err(located(text, table.span(), format!("`{context}` is missing `port`"))),
+                None => {
+                    return Err(located(
+                        text,
+                        table.span(),
+                        format!("`{context}` is missing `port`"),
+                    ));
+                }
             };
             if let Some(other) = services.iter().find(|s| s.port == port) {
-                return Err(at(&table["port"], format!("port {port} is already used by service `{}`", other.name)));
+                return Err(at(
+                    &table["port"],
+                    format!("port {port} is already used by service `{}`", other.name),
+                ));
             }
             let modules = match table.get("modules") {
                 None => Vec::new(),
                 Some(item) => match item.as_array() {
-                    Some(array) if array.iter().all(|v| v.as_str().is_some()) => {
-                        array.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+                    Some(array) if array.iter().all(|v| v.as_str().is_some()) => array
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect(),
+                    _ => {
+                        return Err(at(
+                            item,
+                            format!("`{context}.modules` must be an array of module ids"),
+                        ));
                     }
-                    _ => return Err(at(item, format!("`{context}.modules` must be an array of module ids"))),
                 },
             };
-            services.push(ServiceSpec { name: service_name.to_string(), kind, port, modules });
+            services.push(ServiceSpec {
+                name: service_name.to_string(),
+                kind,
+                port,
+                modules,
+            });
         }
         if services.is_empty() {
-            bail!("{FILE_NAME}: no [services.<name>] table: a workspace needs at least one service");
+            bail!(
+                "{FILE_NAME}: no [services.<name>] table: a workspace needs at least one service"
+            );
         }
-        Ok(Manifest { name, database, services, document: parsed.into_mut() })
+        Ok(Manifest {
+            name,
+            database,
+            services,
+            document: parsed.into_mut(),
+        })
     }
 
     pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
@@ -130,12 +189,17 @@ impl Manifest {
 
     /// Services on which module `id` is installed.
     pub fn services_with(&self, id: &str) -> Vec<&ServiceSpec> {
-        self.services.iter().filter(|s| s.modules.iter().any(|m| m == id)).collect()
+        self.services
+            .iter()
+            .filter(|s| s.modules.iter().any(|m| m == id))
+            .collect()
     }
 
     /// Records module `id` as installed on `service`, appending to its `modules` array.
     pub fn add_module(&mut self, service: &str, id: &str) {
-        let Some(spec) = self.services.iter_mut().find(|s| s.name == service) else { return };
+        let Some(spec) = self.services.iter_mut().find(|s| s.name == service) else {
+            return;
+        };
         if spec.modules.iter().any(|m| m == id) {
             return;
         }
@@ -147,7 +211,9 @@ impl Manifest {
 
     /// Records module `id` as no longer installed on `service`.
     pub fn remove_module(&mut self, service: &str, id: &str) {
-        let Some(spec) = self.services.iter_mut().find(|s| s.name == service) else { return };
+        let Some(spec) = self.services.iter_mut().find(|s| s.name == service) else {
+            return;
+        };
         spec.modules.retain(|m| m != id);
         let array = self.modules_array(service);
         let position = array.iter().position(|v| v.as_str() == Some(id));
@@ -164,7 +230,9 @@ impl Manifest {
         if !table.get("modules").is_some_and(Item::is_array) {
             table.insert("modules", Item::Value(Value::Array(Array::new())));
         }
-        table["modules"].as_array_mut().expect("just ensured an array")
+        table["modules"]
+            .as_array_mut()
+            .expect("just ensured an array")
     }
 
     pub fn to_text(&self) -> String {
@@ -184,9 +252,17 @@ fn required_str(text: &str, table: &Table, context: &str, key: &str) -> Result<S
     match table.get(key) {
         Some(item) => match item.as_str() {
             Some(value) => Ok(value.to_string()),
-            None => Err(located(text, item.span(), format!("`{context}.{key}` must be a string"))),
+            None => Err(located(
+                text,
+                item.span(),
+                format!("`{context}.{key}` must be a string"),
+            )),
         },
-        None => Err(located(text, table.span(), format!("`{context}` is missing `{key}`"))),
+        None => Err(located(
+            text,
+            table.span(),
+            format!("`{context}` is missing `{key}`"),
+        )),
     }
 }
 

@@ -18,14 +18,21 @@ pub struct Secrets {
 impl Secrets {
     /// Seeded from `SAASKIT_SEED` when it holds a number, from the OS otherwise.
     pub fn from_environment() -> Secrets {
-        match std::env::var(SEED_VARIABLE).ok().and_then(|s| s.parse::<u64>().ok()) {
+        match std::env::var(SEED_VARIABLE)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             Some(seed) => Secrets::seeded(seed),
-            None => Secrets { rng: rand::make_rng() },
+            None => Secrets {
+                rng: rand::make_rng(),
+            },
         }
     }
 
     pub fn seeded(seed: u64) -> Secrets {
-        Secrets { rng: ChaCha20Rng::seed_from_u64(seed) }
+        Secrets {
+            rng: ChaCha20Rng::seed_from_u64(seed),
+        }
     }
 
     pub fn generate(&mut self, generator: Generator) -> String {
@@ -43,7 +50,10 @@ fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
         let chars = chunk.len() + 1;
         for i in 0..chars {
             out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -72,8 +82,14 @@ mod tests {
         let b = Secrets::seeded(7).generate(Generator::Hex32);
         assert_eq!(a, b);
         assert_eq!(a.len(), 64);
-        let c = Secrets { rng: rand::make_rng() }.generate(Generator::Hex32);
-        let d = Secrets { rng: rand::make_rng() }.generate(Generator::Hex32);
+        let c = Secrets {
+            rng: rand::make_rng(),
+        }
+        .generate(Generator::Hex32);
+        let d = Secrets {
+            rng: rand::make_rng(),
+        }
+        .generate(Generator::Hex32);
         assert_ne!(c, d);
     }
 }

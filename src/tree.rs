@@ -26,7 +26,10 @@ pub struct Tree {
 
 impl Tree {
     pub fn new(root: &Path) -> Tree {
-        Tree { root: root.to_path_buf(), staged: BTreeMap::new() }
+        Tree {
+            root: root.to_path_buf(),
+            staged: BTreeMap::new(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -56,9 +59,12 @@ impl Tree {
     fn read_disk(&self, path: &str) -> Result<Option<String>> {
         let full = self.root.join(path);
         match std::fs::read(&full) {
-            Ok(bytes) => String::from_utf8(bytes)
-                .map(Some)
-                .with_context(|| format!("{} is not UTF-8 text; saaskit only manages text files", full.display())),
+            Ok(bytes) => String::from_utf8(bytes).map(Some).with_context(|| {
+                format!(
+                    "{} is not UTF-8 text; saaskit only manages text files",
+                    full.display()
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", full.display())),
         }
@@ -70,7 +76,11 @@ impl Tree {
         for (path, after) in &self.staged {
             let before = self.read_disk(path)?;
             if &before != after {
-                changes.push(Change { path: path.clone(), before, after: after.clone() });
+                changes.push(Change {
+                    path: path.clone(),
+                    before,
+                    after: after.clone(),
+                });
             }
         }
         Ok(changes)
@@ -81,11 +91,25 @@ impl Tree {
 pub fn render_diff(changes: &[Change]) -> String {
     let mut out = String::new();
     for change in changes {
-        let old_name = if change.before.is_some() { format!("a/{}", change.path) } else { "/dev/null".into() };
-        let new_name = if change.after.is_some() { format!("b/{}", change.path) } else { "/dev/null".into() };
+        let old_name = if change.before.is_some() {
+            format!("a/{}", change.path)
+        } else {
+            "/dev/null".into()
+        };
+        let new_name = if change.after.is_some() {
+            format!("b/{}", change.path)
+        } else {
+            "/dev/null".into()
+        };
         let old = change.before.as_deref().unwrap_or("");
         let new = change.after.as_deref().unwrap_or("");
-        out.push_str(&unified_diff(Algorithm::Myers, old, new, 3, Some((&old_name, &new_name))));
+        out.push_str(&unified_diff(
+            Algorithm::Myers,
+            old,
+            new,
+            3,
+            Some((&old_name, &new_name)),
+        ));
         if !out.ends_with('\n') {
             out.push('\n');
         }

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::catalog::{self, BASE_ID, Catalog, CrateTarget, FileEntry, MIGRATIONS_DIR, Module, Scope, Snippet};
 use crate::cargo_deps::{self, Added};
+use crate::catalog::{
+    self, BASE_ID, Catalog, CrateTarget, FileEntry, MIGRATIONS_DIR, Module, Scope, Snippet,
+};
 use crate::inject::{self, CommentStyle};
 use crate::lock::{self, Lock, LockedDependency, LockedFile, LockedModule, LockedSnippet, Reason};
 use crate::manifest::{self, Manifest};
@@ -62,7 +64,9 @@ impl<'c> Workspace<'c> {
     /// The workspace at `root`, as it is on disk.
     pub fn open(catalog: &'c Catalog, root: &Path) -> Result<Workspace<'c>> {
         let tree = Tree::new(root);
-        let text = tree.read(manifest::FILE_NAME)?.context("saaskit.toml disappeared")?;
+        let text = tree
+            .read(manifest::FILE_NAME)?
+            .context("saaskit.toml disappeared")?;
         let manifest = Manifest::parse(&text)?;
         let lock = match tree.read(lock::FILE_NAME)? {
             Some(text) => Lock::parse(&text)?,
@@ -87,24 +91,49 @@ impl<'c> Workspace<'c> {
     }
 
     /// A new workspace at `root` from a freshly rendered manifest.
-    pub fn create(catalog: &'c Catalog, root: &Path, manifest: Manifest, overwrite: bool) -> Workspace<'c> {
+    pub fn create(
+        catalog: &'c Catalog,
+        root: &Path,
+        manifest: Manifest,
+        overwrite: bool,
+    ) -> Workspace<'c> {
         Workspace::with(catalog, manifest, Lock::new(), Tree::new(root), overwrite)
     }
 
-    fn with(catalog: &'c Catalog, manifest: Manifest, lock: Lock, tree: Tree, overwrite: bool) -> Workspace<'c> {
-        Workspace { catalog, manifest, lock, tree, secrets: Secrets::from_environment(), overwrite, force: false, notes: Vec::new() }
+    fn with(
+        catalog: &'c Catalog,
+        manifest: Manifest,
+        lock: Lock,
+        tree: Tree,
+        overwrite: bool,
+    ) -> Workspace<'c> {
+        Workspace {
+            catalog,
+            manifest,
+            lock,
+            tree,
+            secrets: Secrets::from_environment(),
+            overwrite,
+            force: false,
+            notes: Vec::new(),
+        }
     }
 
     /// The plan: manifest and lockfile written into the tree, then every changed file.
     pub fn finish(mut self) -> Result<(Vec<Change>, Vec<String>)> {
-        self.tree.write(manifest::FILE_NAME, self.manifest.to_text());
+        self.tree
+            .write(manifest::FILE_NAME, self.manifest.to_text());
         self.tree.write(lock::FILE_NAME, self.lock.to_text());
         Ok((self.tree.changes()?, self.notes))
     }
 
     /// Modules installed on at least one service.
     pub fn installed(&self) -> BTreeSet<&str> {
-        self.manifest.services.iter().flat_map(|s| s.modules.iter().map(String::as_str)).collect()
+        self.manifest
+            .services
+            .iter()
+            .flat_map(|s| s.modules.iter().map(String::as_str))
+            .collect()
     }
 
     fn services_having(&self, id: &str) -> Vec<ServiceVars> {
@@ -124,7 +153,11 @@ impl<'c> Workspace<'c> {
         let base = &self.catalog.base;
         let services = self.services_having(BASE_ID);
         self.apply(base, &services, true)?;
-        self.lock.modules.push(LockedModule { id: BASE_ID.into(), version: base.version.clone(), reason: Reason::Explicit });
+        self.lock.modules.push(LockedModule {
+            id: BASE_ID.into(),
+            version: base.version.clone(),
+            reason: Reason::Explicit,
+        });
         Ok(())
     }
 
@@ -141,16 +174,27 @@ impl<'c> Workspace<'c> {
         all.sort();
         all.dedup();
         if let Some((a, b)) = catalog.find_conflict(&all) {
-            bail!("modules `{a}` and `{b}` conflict: they cannot be installed in one workspace; remove one first");
+            bail!(
+                "modules `{a}` and `{b}` conflict: they cannot be installed in one workspace; remove one first"
+            );
         }
 
         let mut installed = Installed::new();
         for dependency in order {
-            let reason = if dependency.id == id { Reason::Explicit } else { Reason::Dependency };
+            let reason = if dependency.id == id {
+                Reason::Explicit
+            } else {
+                Reason::Dependency
+            };
             let services = self.services_for_requirement(module, dependency, &targets)?;
             let newly: Vec<String> = services
                 .into_iter()
-                .filter(|s| !self.manifest.service(s).is_some_and(|spec| spec.modules.contains(&dependency.id)))
+                .filter(|s| {
+                    !self
+                        .manifest
+                        .service(s)
+                        .is_some_and(|spec| spec.modules.contains(&dependency.id))
+                })
                 .collect();
             if reason == Reason::Explicit {
                 self.mark_explicit(id);
@@ -175,8 +219,16 @@ impl<'c> Workspace<'c> {
         match only_service {
             Some(name) => {
                 let Some(spec) = self.manifest.service(name) else {
-                    let known: Vec<&str> = self.manifest.services.iter().map(|s| s.name.as_str()).collect();
-                    bail!("no service `{name}` in this workspace (services: {})", known.join(", "));
+                    let known: Vec<&str> = self
+                        .manifest
+                        .services
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect();
+                    bail!(
+                        "no service `{name}` in this workspace (services: {})",
+                        known.join(", ")
+                    );
                 };
                 if !module.applies_to(&spec.kind) {
                     bail!(
@@ -196,7 +248,10 @@ impl<'c> Workspace<'c> {
                     .map(|s| s.name.clone())
                     .collect();
                 if matching.is_empty() {
-                    bail!("module `{}` applies to services of kind {kinds}, and this workspace has none", module.id);
+                    bail!(
+                        "module `{}` applies to services of kind {kinds}, and this workspace has none",
+                        module.id
+                    );
                 }
                 Ok(matching)
             }
@@ -205,17 +260,34 @@ impl<'c> Workspace<'c> {
 
     /// A required module goes on the same services as the module requiring it, where it applies;
     /// if it applies to none of them, on every service of a kind it applies to.
-    fn services_for_requirement(&self, module: &Module, requirement: &Module, targets: &[String]) -> Result<Vec<String>> {
+    fn services_for_requirement(
+        &self,
+        module: &Module,
+        requirement: &Module,
+        targets: &[String],
+    ) -> Result<Vec<String>> {
         if requirement.id == module.id {
             return Ok(targets.to_vec());
         }
-        let kind_of = |name: &str| self.manifest.service(name).map(|s| s.kind.clone()).unwrap_or_default();
-        let same: Vec<String> = targets.iter().filter(|t| requirement.applies_to(&kind_of(t))).cloned().collect();
+        let kind_of = |name: &str| {
+            self.manifest
+                .service(name)
+                .map(|s| s.kind.clone())
+                .unwrap_or_default()
+        };
+        let same: Vec<String> = targets
+            .iter()
+            .filter(|t| requirement.applies_to(&kind_of(t)))
+            .cloned()
+            .collect();
         if !same.is_empty() {
             return Ok(same);
         }
         self.target_services(requirement, None).with_context(|| {
-            format!("module `{}` requires `{}`, which cannot be installed here", module.id, requirement.id)
+            format!(
+                "module `{}` requires `{}`, which cannot be installed here",
+                module.id, requirement.id
+            )
         })
     }
 
@@ -231,21 +303,34 @@ impl<'c> Workspace<'c> {
             .collect();
         self.apply(module, &vars, first)?;
         if first {
-            self.lock.modules.push(LockedModule { id: module.id.clone(), version: module.version.clone(), reason });
+            self.lock.modules.push(LockedModule {
+                id: module.id.clone(),
+                version: module.version.clone(),
+                reason,
+            });
         }
         Ok(())
     }
 
     /// Applies the workspace part of `module` (when `workspace_part`) and its service part for
     /// each of `services`, then brings its env blocks up to date.
-    fn apply(&mut self, module: &Module, services: &[ServiceVars], workspace_part: bool) -> Result<()> {
+    fn apply(
+        &mut self,
+        module: &Module,
+        services: &[ServiceVars],
+        workspace_part: bool,
+    ) -> Result<()> {
         let context = Context::for_manifest(&self.manifest);
         let mut contexts: Vec<Context> = services.iter().map(|s| context.with_service(s)).collect();
         if workspace_part {
             contexts.insert(0, context);
         }
         for context in &contexts {
-            let scope = if context.service.is_some() { Scope::Service } else { Scope::Workspace };
+            let scope = if context.service.is_some() {
+                Scope::Service
+            } else {
+                Scope::Workspace
+            };
             for file in module.files.iter().filter(|f| f.scope == scope) {
                 let (target, content) = render_file(module, file, context)?;
                 self.add_file(module, &target, content)?;
@@ -262,7 +347,11 @@ impl<'c> Workspace<'c> {
                 Some(service) => (CrateTarget::Service, format!("{}/Cargo.toml", service.dir)),
                 None => (CrateTarget::Shared, SHARED_MANIFEST.to_string()),
             };
-            for dependency in module.dependencies.iter().filter(|d| d.target == crate_target) {
+            for dependency in module
+                .dependencies
+                .iter()
+                .filter(|d| d.target == crate_target)
+            {
                 self.add_dependency(module, &cargo_toml, dependency)?;
             }
         }
@@ -275,7 +364,11 @@ impl<'c> Workspace<'c> {
         {
             match self.lock.file(target) {
                 Some(owner) if owner.module != module.id => {
-                    bail!("modules `{}` and `{}` both generate {target}", owner.module, module.id)
+                    bail!(
+                        "modules `{}` and `{}` both generate {target}",
+                        owner.module,
+                        module.id
+                    )
                 }
                 None if !self.overwrite => bail!(
                     "{target} already exists and was not generated by saaskit; module `{}` would overwrite it.\n\
@@ -286,23 +379,41 @@ impl<'c> Workspace<'c> {
             }
         }
         self.lock.files.retain(|f| f.path != target);
-        self.lock.files.push(LockedFile { path: target.into(), module: module.id.clone(), sha256: lock::hash(&content) });
+        self.lock.files.push(LockedFile {
+            path: target.into(),
+            module: module.id.clone(),
+            sha256: lock::hash(&content),
+        });
         self.tree.write(target, content);
         Ok(())
     }
 
     fn add_snippet(&mut self, module: &Module, snippet: &Snippet, context: &Context) -> Result<()> {
-        let target = render(&format!("{} snippet target", module.id), &snippet.target, context)?;
-        let code = render(&format!("{} snippet for `{}`", module.id, snippet.marker), &snippet.code, context)?;
+        let target = render(
+            &format!("{} snippet target", module.id),
+            &snippet.target,
+            context,
+        )?;
+        let code = render(
+            &format!("{} snippet for `{}`", module.id, snippet.marker),
+            &snippet.code,
+            context,
+        )?;
         let style = CommentStyle::for_path(&target);
         let body = match style {
             CommentStyle::Rust => inject::format_rust_snippet(&code).map_err(|e| {
-                anyhow::anyhow!("module `{}`: its `{}` snippet for {target} is not valid Rust: {e}", module.id, snippet.marker)
+                anyhow::anyhow!(
+                    "module `{}`: its `{}` snippet for {target} is not valid Rust: {e}",
+                    module.id,
+                    snippet.marker
+                )
             })?,
             CommentStyle::Hash => code,
         };
         self.inject(&module.id, &target, &snippet.marker, &body)?;
-        self.lock.snippets.retain(|s| !(s.path == target && s.marker == snippet.marker && s.module == module.id));
+        self.lock
+            .snippets
+            .retain(|s| !(s.path == target && s.marker == snippet.marker && s.module == module.id));
         self.lock.snippets.push(LockedSnippet {
             path: target,
             marker: snippet.marker.clone(),
@@ -314,7 +425,9 @@ impl<'c> Workspace<'c> {
 
     fn inject(&mut self, module: &str, target: &str, marker: &str, body: &str) -> Result<()> {
         let Some(source) = self.tree.read(target)? else {
-            bail!("module `{module}` injects into {target}, which does not exist; restore it or run `saaskit doctor`");
+            bail!(
+                "module `{module}` injects into {target}, which does not exist; restore it or run `saaskit doctor`"
+            );
         };
         let style = CommentStyle::for_path(target);
         let updated = inject::insert_block(&source, style, marker, module, body)
@@ -323,9 +436,17 @@ impl<'c> Workspace<'c> {
         Ok(())
     }
 
-    fn add_dependency(&mut self, module: &Module, cargo_toml: &str, dependency: &catalog::Dependency) -> Result<()> {
+    fn add_dependency(
+        &mut self,
+        module: &Module,
+        cargo_toml: &str,
+        dependency: &catalog::Dependency,
+    ) -> Result<()> {
         let Some(text) = self.tree.read(cargo_toml)? else {
-            bail!("module `{}` adds a dependency to {cargo_toml}, which does not exist", module.id);
+            bail!(
+                "module `{}` adds a dependency to {cargo_toml}, which does not exist",
+                module.id
+            );
         };
         let (updated, added) = cargo_deps::add(cargo_toml, &text, dependency)?;
         if added.is_empty() {
@@ -360,28 +481,47 @@ impl<'c> Workspace<'c> {
         let mut env_block = String::new();
         let mut example_block = String::new();
         for context in &contexts {
-            let scope = if context.service.is_some() { Scope::Service } else { Scope::Workspace };
+            let scope = if context.service.is_some() {
+                Scope::Service
+            } else {
+                Scope::Workspace
+            };
             for var in module.env.iter().filter(|v| v.scope == scope) {
                 let key = render(&format!("{} env key", module.id), &var.key, context)?;
                 let (value, example) = match (&var.default, var.generate) {
                     (Some(default), _) => {
-                        let value = render(&format!("{} env `{key}`", module.id), default, context)?;
+                        let value =
+                            render(&format!("{} env `{key}`", module.id), default, context)?;
                         (value.clone(), value)
                     }
                     (None, Some(generator)) => (self.secrets.generate(generator), String::new()),
-                    (None, None) => unreachable!("catalog validation requires a default or a generator"),
+                    (None, None) => {
+                        unreachable!("catalog validation requires a default or a generator")
+                    }
                 };
                 let value = current.get(&key).cloned().unwrap_or(value);
-                let description = render(&format!("{} env `{key}` description", module.id), &var.description, context)?;
+                let description = render(
+                    &format!("{} env `{key}` description", module.id),
+                    &var.description,
+                    context,
+                )?;
                 env_block.push_str(&format!("# {description}\n{key}={value}\n"));
-                let note = if var.generate.is_some() { " (a fresh random secret in each workspace's .env)" } else { "" };
+                let note = if var.generate.is_some() {
+                    " (a fresh random secret in each workspace's .env)"
+                } else {
+                    ""
+                };
                 example_block.push_str(&format!("# {description}{note}\n{key}={example}\n"));
             }
         }
         for (file, block) in [(ENV_FILE, env_block), (ENV_EXAMPLE_FILE, example_block)] {
             let style = CommentStyle::Hash;
-            let Some(source) = self.tree.read(file)? else { continue };
-            self.lock.snippets.retain(|s| !(s.path == file && s.module == module.id));
+            let Some(source) = self.tree.read(file)? else {
+                continue;
+            };
+            self.lock
+                .snippets
+                .retain(|s| !(s.path == file && s.module == module.id));
             if block.is_empty() {
                 if let Some(updated) = inject::remove_block(&source, style, ENV_MARKER, &module.id)
                     .map_err(|e| anyhow::anyhow!("{file}: {e}"))?
@@ -406,7 +546,9 @@ impl<'c> Workspace<'c> {
 
     /// `KEY=value` lines of the module's block in `.env`.
     fn current_env_values(&self, module: &str) -> Result<BTreeMap<String, String>> {
-        let Some(source) = self.tree.read(ENV_FILE)? else { return Ok(BTreeMap::new()) };
+        let Some(source) = self.tree.read(ENV_FILE)? else {
+            return Ok(BTreeMap::new());
+        };
         let body = inject::block_body(&source, CommentStyle::Hash, ENV_MARKER, module)
             .map_err(|e| anyhow::anyhow!("{ENV_FILE}: {e}"))?;
         Ok(body
@@ -428,17 +570,28 @@ impl<'c> Workspace<'c> {
     pub fn uninstall(&mut self, id: &str, only_service: Option<&str>) -> Result<Installed> {
         let catalog = self.catalog;
         let module = catalog.get(id)?;
-        let having: Vec<String> = self.manifest.services_with(id).iter().map(|s| s.name.clone()).collect();
+        let having: Vec<String> = self
+            .manifest
+            .services_with(id)
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
         if having.is_empty() {
             bail!("module `{id}` is not installed in this workspace (see `saaskit list`)");
         }
         let targets: Vec<String> = match only_service {
             Some(name) if having.iter().any(|h| h == name) => vec![name.to_string()],
-            Some(name) => bail!("module `{id}` is not installed on service `{name}` (it is on: {})", having.join(", ")),
+            Some(name) => bail!(
+                "module `{id}` is not installed on service `{name}` (it is on: {})",
+                having.join(", ")
+            ),
             None => having,
         };
         for service in &targets {
-            let spec = self.manifest.service(service).expect("targets come from the manifest");
+            let spec = self
+                .manifest
+                .service(service)
+                .expect("targets come from the manifest");
             let on_service: BTreeSet<&str> = spec.modules.iter().map(String::as_str).collect();
             if let Some(dependent) = catalog.dependents(id, &on_service).first() {
                 bail!(
@@ -469,10 +622,18 @@ impl<'c> Workspace<'c> {
             contexts.push(context);
         }
         for context in &contexts {
-            let scope = if context.service.is_some() { Scope::Service } else { Scope::Workspace };
+            let scope = if context.service.is_some() {
+                Scope::Service
+            } else {
+                Scope::Workspace
+            };
             // Snippets first: the files they refer to may be removed next.
             for snippet in module.snippets.iter().filter(|s| s.scope == scope).rev() {
-                let target = render(&format!("{} snippet target", module.id), &snippet.target, context)?;
+                let target = render(
+                    &format!("{} snippet target", module.id),
+                    &snippet.target,
+                    context,
+                )?;
                 self.remove_snippet(&module.id, &target, &snippet.marker)?;
             }
             for file in module.files.iter().filter(|f| f.scope == scope) {
@@ -499,12 +660,19 @@ impl<'c> Workspace<'c> {
 
     fn remove_snippet(&mut self, module: &str, target: &str, marker: &str) -> Result<()> {
         let locked = self.lock.snippet(target, marker, module).cloned();
-        self.lock.snippets.retain(|s| !(s.path == target && s.marker == marker && s.module == module));
-        let Some(source) = self.tree.read(target)? else { return Ok(()) };
+        self.lock
+            .snippets
+            .retain(|s| !(s.path == target && s.marker == marker && s.module == module));
+        let Some(source) = self.tree.read(target)? else {
+            return Ok(());
+        };
         let style = CommentStyle::for_path(target);
-        let located = inject::block_body(&source, style, marker, module).map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
+        let located = inject::block_body(&source, style, marker, module)
+            .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
         let Some((body, line)) = located else {
-            self.notes.push(format!("{target}: the `{marker}` snippet of `{module}` was already gone"));
+            self.notes.push(format!(
+                "{target}: the `{marker}` snippet of `{module}` was already gone"
+            ));
             return Ok(());
         };
         let edited = locked.is_some_and(|l| l.sha256 != lock::hash(&body));
@@ -523,7 +691,14 @@ impl<'c> Workspace<'c> {
     }
 
     fn remove_file(&mut self, module: &str, target: &str) -> Result<()> {
-        let Some(locked) = self.lock.file(target).filter(|f| f.module == module).cloned() else { return Ok(()) };
+        let Some(locked) = self
+            .lock
+            .file(target)
+            .filter(|f| f.module == module)
+            .cloned()
+        else {
+            return Ok(());
+        };
         self.lock.files.retain(|f| f.path != target);
         match self.tree.read(target)? {
             None => {}
@@ -546,14 +721,22 @@ impl<'c> Workspace<'c> {
             .cloned()
             .collect();
         for record in records {
-            let index = self.lock.dependencies.iter().position(|d| d == &record).expect("just found");
+            let index = self
+                .lock
+                .dependencies
+                .iter()
+                .position(|d| d == &record)
+                .expect("just found");
             if let Some(owner) = self.other_declarer(module, cargo_toml, &record.name) {
                 self.lock.dependencies[index].module = owner;
                 continue;
             }
             self.lock.dependencies.remove(index);
             if let Some(text) = self.tree.read(cargo_toml)? {
-                let added = Added { inserted: record.inserted, features: record.features.clone() };
+                let added = Added {
+                    inserted: record.inserted,
+                    features: record.features.clone(),
+                };
                 let updated = cargo_deps::remove(cargo_toml, &text, &record.name, &added)?;
                 self.tree.write(cargo_toml, updated);
             }
@@ -562,16 +745,27 @@ impl<'c> Workspace<'c> {
     }
 
     fn other_declarer(&self, module: &str, cargo_toml: &str, name: &str) -> Option<String> {
-        let service = self.manifest.services.iter().find(|s| format!("{}/Cargo.toml", ServiceVars::new(s).dir) == cargo_toml);
+        let service = self
+            .manifest
+            .services
+            .iter()
+            .find(|s| format!("{}/Cargo.toml", ServiceVars::new(s).dir) == cargo_toml);
         let (candidates, target): (BTreeSet<&str>, CrateTarget) = match service {
-            Some(spec) => (spec.modules.iter().map(String::as_str).collect(), CrateTarget::Service),
+            Some(spec) => (
+                spec.modules.iter().map(String::as_str).collect(),
+                CrateTarget::Service,
+            ),
             None => (self.installed(), CrateTarget::Shared),
         };
         candidates
             .into_iter()
             .filter(|id| *id != module)
             .filter_map(|id| self.catalog.modules.get(id))
-            .find(|m| m.dependencies.iter().any(|d| d.target == target && d.name == name))
+            .find(|m| {
+                m.dependencies
+                    .iter()
+                    .any(|d| d.target == target && d.name == name)
+            })
             .map(|m| m.id.clone())
     }
 
@@ -581,9 +775,13 @@ impl<'c> Workspace<'c> {
         loop {
             let mut found: Option<(String, String)> = None;
             'search: for service in &self.manifest.services {
-                let on_service: BTreeSet<&str> = service.modules.iter().map(String::as_str).collect();
+                let on_service: BTreeSet<&str> =
+                    service.modules.iter().map(String::as_str).collect();
                 for id in &on_service {
-                    let as_dependency = self.lock.module(id).is_some_and(|m| m.reason == Reason::Dependency);
+                    let as_dependency = self
+                        .lock
+                        .module(id)
+                        .is_some_and(|m| m.reason == Reason::Dependency);
                     if as_dependency && self.catalog.dependents(id, &on_service).is_empty() {
                         found = Some((id.to_string(), service.name.clone()));
                         break 'search;
@@ -607,7 +805,11 @@ fn render_file(module: &Module, file: &FileEntry, context: &Context) -> Result<(
     let target = render(&format!("{} file target", module.id), &file.target, context)?;
     let source = module.source(&file.source)?;
     let content = match file.source.strip_suffix(".jinja") {
-        Some(_) => render(&format!("modules/{}/{}", module.id, file.source), source, context)?,
+        Some(_) => render(
+            &format!("modules/{}/{}", module.id, file.source),
+            source,
+            context,
+        )?,
         None => source.to_string(),
     };
     Ok((target, content))
@@ -617,8 +819,14 @@ fn render_file(module: &Module, file: &FileEntry, context: &Context) -> Result<(
 fn render_migrations(module: &Module) -> Result<Vec<(String, String)>> {
     let mut files = Vec::new();
     for migration in &module.migrations {
-        for (backend, source) in [("sqlite", &migration.sqlite), ("postgres", &migration.postgres)] {
-            let target = format!("{MIGRATIONS_DIR}/{backend}/{}_{}.sql", migration.version, migration.name);
+        for (backend, source) in [
+            ("sqlite", &migration.sqlite),
+            ("postgres", &migration.postgres),
+        ] {
+            let target = format!(
+                "{MIGRATIONS_DIR}/{backend}/{}_{}.sql",
+                migration.version, migration.name
+            );
             files.push((target, module.source(source)?.to_string()));
         }
     }

@@ -39,7 +39,10 @@ fn new_generates_the_default_workspace() {
     assert!(manifest.contains("[services.webhooks]"));
     assert!(manifest.contains("modules = [\"db\""), "{manifest}");
     let gitignore = std::fs::read_to_string(root.join(".gitignore")).unwrap();
-    assert!(gitignore.lines().any(|l| l == ".env" || l == "/.env"), "{gitignore}");
+    assert!(
+        gitignore.lines().any(|l| l == ".env" || l == "/.env"),
+        "{gitignore}"
+    );
 }
 
 #[test]
@@ -66,8 +69,14 @@ fn new_refuses_a_non_empty_directory_unless_forced() {
         .stderr(contains("already exists and is not empty").and(contains("--force")));
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
 
-    saaskit(temp.path()).args(["new", "acme", "--yes", "--force"]).assert().success();
-    assert_eq!(std::fs::read_to_string(root.join("notes.txt")).unwrap(), "mine");
+    saaskit(temp.path())
+        .args(["new", "acme", "--yes", "--force"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(root.join("notes.txt")).unwrap(),
+        "mine"
+    );
     assert!(root.join("saaskit.toml").is_file());
 }
 
@@ -75,17 +84,31 @@ fn new_refuses_a_non_empty_directory_unless_forced() {
 fn new_honours_output_services_modules_and_database() {
     let temp = tempfile::tempdir().unwrap();
     saaskit(temp.path())
-        .args(["new", "acme", "--yes", "--output", "out/here", "--services", "api,billing=webhooks"])
+        .args([
+            "new",
+            "acme",
+            "--yes",
+            "--output",
+            "out/here",
+            "--services",
+            "api,billing=webhooks",
+        ])
         .args(["--modules", "", "--db", "postgres"])
         .assert()
         .success();
     let root = temp.path().join("out/here");
     let manifest = std::fs::read_to_string(root.join("saaskit.toml")).unwrap();
-    assert!(manifest.contains("[services.billing]\nkind = \"webhooks\"\nport = 8081\nmodules = []"), "{manifest}");
+    assert!(
+        manifest.contains("[services.billing]\nkind = \"webhooks\"\nport = 8081\nmodules = []"),
+        "{manifest}"
+    );
     assert!(manifest.contains("database = \"postgres\""));
     assert!(!root.join("services/admin").exists());
     assert!(root.join("services/billing/src/main.rs").is_file());
-    assert!(!root.join("crates/shared/src/db.rs").exists(), "no modules were asked for");
+    assert!(
+        !root.join("crates/shared/src/db.rs").exists(),
+        "no modules were asked for"
+    );
 }
 
 #[test]
@@ -98,7 +121,11 @@ fn new_with_postgres_points_database_url_at_postgres() {
 #[test]
 fn new_rejects_bad_names_kinds_and_modules() {
     let temp = tempfile::tempdir().unwrap();
-    saaskit(temp.path()).args(["new", "Acme!", "--yes"]).assert().failure().stderr(contains("not a valid name"));
+    saaskit(temp.path())
+        .args(["new", "Acme!", "--yes"])
+        .assert()
+        .failure()
+        .stderr(contains("not a valid name"));
     saaskit(temp.path())
         .args(["new", "acme", "--yes", "--services", "api,mailer"])
         .assert()
@@ -114,7 +141,11 @@ fn new_rejects_bad_names_kinds_and_modules() {
         .assert()
         .failure()
         .stderr(contains("unknown module `dbb`; did you mean `db`"));
-    assert_eq!(std::fs::read_dir(temp.path()).unwrap().count(), 0, "a failed new writes nothing");
+    assert_eq!(
+        std::fs::read_dir(temp.path()).unwrap().count(),
+        0,
+        "a failed new writes nothing"
+    );
 }
 
 #[test]
@@ -154,9 +185,14 @@ fn add_installs_requirements_first_and_a_second_add_changes_nothing() {
         .args(["add", "fixture/needs-greeting"])
         .assert()
         .success()
-        .stdout(contains("installed `fixture/greeting` on api; `fixture/needs-greeting` on api"));
+        .stdout(contains(
+            "installed `fixture/greeting` on api; `fixture/needs-greeting` on api",
+        ));
     let lock = std::fs::read_to_string(root.join("saaskit.lock")).unwrap();
-    assert!(lock.contains("id = \"fixture/greeting\"\nversion = \"0.1.0\"\nreason = \"dependency\""), "{lock}");
+    assert!(
+        lock.contains("id = \"fixture/greeting\"\nversion = \"0.1.0\"\nreason = \"dependency\""),
+        "{lock}"
+    );
     assert!(root.join("services/api/src/hello.rs").is_file());
 
     let before = read_tree(&root);
@@ -171,27 +207,39 @@ fn add_installs_requirements_first_and_a_second_add_changes_nothing() {
 #[test]
 fn add_from_a_subdirectory_finds_the_workspace() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
-    saaskit(&root.join("services/api/src")).args(["add", "db"]).assert().success();
+    saaskit(&root.join("services/api/src"))
+        .args(["add", "db"])
+        .assert()
+        .success();
     assert!(root.join("crates/shared/src/db.rs").is_file());
 }
 
 #[test]
 fn add_refuses_conflicting_modules_naming_both() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
-    saaskit_with_fixtures(&root).args(["add", "fixture/greeting"]).assert().success();
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/greeting"])
+        .assert()
+        .success();
     let before = read_tree(&root);
     saaskit_with_fixtures(&root)
         .args(["add", "fixture/rival"])
         .assert()
         .failure()
-        .stderr(contains("modules `fixture/greeting` and `fixture/rival` conflict"));
+        .stderr(contains(
+            "modules `fixture/greeting` and `fixture/rival` conflict",
+        ));
     assert_same_tree(&before, &read_tree(&root));
 }
 
 #[test]
 fn add_unknown_module_lists_the_closest_names() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
-    saaskit(&root).args(["add", "bd"]).assert().failure().stderr(contains("did you mean `db`"));
+    saaskit(&root)
+        .args(["add", "bd"])
+        .assert()
+        .failure()
+        .stderr(contains("did you mean `db`"));
     saaskit(&root)
         .args(["add", "zzzzzz"])
         .assert()
@@ -206,7 +254,9 @@ fn add_to_a_service_of_the_wrong_kind_or_an_unknown_service_fails() {
         .args(["add", "fixture/needs-greeting", "--service", "admin"])
         .assert()
         .failure()
-        .stderr(contains("applies to services of kind api; `admin` is a `admin` service"));
+        .stderr(contains(
+            "applies to services of kind api; `admin` is a `admin` service",
+        ));
     saaskit(&root)
         .args(["add", "db", "--service", "nope"])
         .assert()
@@ -217,10 +267,17 @@ fn add_to_a_service_of_the_wrong_kind_or_an_unknown_service_fails() {
 #[test]
 fn add_to_one_service_then_the_others() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
-    saaskit(&root).args(["add", "db", "--service", "api"]).assert().success();
+    saaskit(&root)
+        .args(["add", "db", "--service", "api"])
+        .assert()
+        .success();
     let main = std::fs::read_to_string(root.join("services/admin/src/main.rs")).unwrap();
     assert!(!main.contains("<<<begin:db@"), "admin was not asked for");
-    saaskit(&root).args(["add", "db"]).assert().success().stdout(contains("installed `db` on admin, webhooks"));
+    saaskit(&root)
+        .args(["add", "db"])
+        .assert()
+        .success()
+        .stdout(contains("installed `db` on admin, webhooks"));
     let main = std::fs::read_to_string(root.join("services/admin/src/main.rs")).unwrap();
     assert!(main.contains("<<<begin:db@startup>>>"));
 }
@@ -233,7 +290,10 @@ fn add_dry_run_prints_the_diff_and_changes_nothing() {
         .args(["add", "db", "--dry-run"])
         .assert()
         .success()
-        .stdout(contains("+++ b/crates/shared/src/db.rs").and(contains("+    // <<<begin:db@startup>>>")));
+        .stdout(
+            contains("+++ b/crates/shared/src/db.rs")
+                .and(contains("+    // <<<begin:db@startup>>>")),
+        );
     assert_same_tree(&before, &read_tree(&root));
 }
 
@@ -245,7 +305,10 @@ fn a_snippet_that_breaks_the_file_names_module_marker_file_and_line() {
         .args(["add", "fixture/broken"])
         .assert()
         .failure()
-        .stderr(contains("module `fixture/broken`, marker `mods`: services/api/src/main.rs").and(contains("line")));
+        .stderr(
+            contains("module `fixture/broken`, marker `mods`: services/api/src/main.rs")
+                .and(contains("line")),
+        );
     assert_same_tree(&before, &read_tree(&root));
 }
 
@@ -255,7 +318,11 @@ fn a_missing_or_duplicated_marker_is_an_error_naming_file_and_marker() {
     let main = root.join("services/api/src/main.rs");
     let original = std::fs::read_to_string(&main).unwrap();
 
-    std::fs::write(&main, original.replace("// <<<inject:startup>>>", "// (marker removed)")).unwrap();
+    std::fs::write(
+        &main,
+        original.replace("// <<<inject:startup>>>", "// (marker removed)"),
+    )
+    .unwrap();
     let before = read_tree(&root);
     saaskit(&root)
         .args(["add", "db"])
@@ -264,14 +331,21 @@ fn a_missing_or_duplicated_marker_is_an_error_naming_file_and_marker() {
         .stderr(contains("services/api/src/main.rs").and(contains("startup")));
     assert_same_tree(&before, &read_tree(&root));
 
-    let doubled = original.replace("// <<<inject:startup>>>", "// <<<inject:startup>>>\n    // <<<inject:startup>>>");
+    let doubled = original.replace(
+        "// <<<inject:startup>>>",
+        "// <<<inject:startup>>>\n    // <<<inject:startup>>>",
+    );
     std::fs::write(&main, doubled).unwrap();
     let before = read_tree(&root);
     saaskit(&root)
         .args(["add", "db"])
         .assert()
         .failure()
-        .stderr(contains("services/api/src/main.rs").and(contains("startup")).and(contains("appears 2 times")));
+        .stderr(
+            contains("services/api/src/main.rs")
+                .and(contains("startup"))
+                .and(contains("appears 2 times")),
+        );
     assert_same_tree(&before, &read_tree(&root));
 }
 
@@ -280,24 +354,34 @@ fn a_missing_or_duplicated_marker_is_an_error_naming_file_and_marker() {
 #[test]
 fn remove_refuses_while_another_module_requires_it() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
-    saaskit_with_fixtures(&root).args(["add", "fixture/needs-greeting"]).assert().success();
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/needs-greeting"])
+        .assert()
+        .success();
     saaskit_with_fixtures(&root)
         .args(["remove", "fixture/greeting"])
         .assert()
         .failure()
-        .stderr(contains("module `fixture/needs-greeting` on service `api` requires it"));
+        .stderr(contains(
+            "module `fixture/needs-greeting` on service `api` requires it",
+        ));
 }
 
 #[test]
 fn remove_takes_out_requirements_nothing_else_needs() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
     let fresh = read_tree(&root);
-    saaskit_with_fixtures(&root).args(["add", "fixture/needs-greeting"]).assert().success();
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/needs-greeting"])
+        .assert()
+        .success();
     saaskit_with_fixtures(&root)
         .args(["remove", "fixture/needs-greeting"])
         .assert()
         .success()
-        .stdout(contains("removed `fixture/needs-greeting` on api; `fixture/greeting` on"));
+        .stdout(contains(
+            "removed `fixture/needs-greeting` on api; `fixture/greeting` on",
+        ));
     let mut after = read_tree(&root);
     // The generated secret is the one thing that differs between runs of `new` and `add`.
     after.insert(".env".into(), fresh[".env"].clone());
@@ -307,7 +391,10 @@ fn remove_takes_out_requirements_nothing_else_needs() {
 #[test]
 fn remove_keeps_an_edited_file_and_reports_it_unless_forced() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
-    saaskit_with_fixtures(&root).args(["add", "fixture/needs-greeting"]).assert().success();
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/needs-greeting"])
+        .assert()
+        .success();
     let hello = root.join("services/api/src/hello.rs");
     std::fs::write(&hello, "// my own hello\n").unwrap();
     saaskit_with_fixtures(&root)
@@ -315,15 +402,28 @@ fn remove_keeps_an_edited_file_and_reports_it_unless_forced() {
         .assert()
         .success()
         .stdout(contains("kept services/api/src/hello.rs"));
-    assert_eq!(std::fs::read_to_string(&hello).unwrap(), "// my own hello\n");
+    assert_eq!(
+        std::fs::read_to_string(&hello).unwrap(),
+        "// my own hello\n"
+    );
 
-    saaskit_with_fixtures(&root).args(["add", "fixture/needs-greeting"]).assert().failure().stderr(contains(
-        "services/api/src/hello.rs already exists and was not generated by saaskit",
-    ));
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/needs-greeting"])
+        .assert()
+        .failure()
+        .stderr(contains(
+            "services/api/src/hello.rs already exists and was not generated by saaskit",
+        ));
     std::fs::remove_file(&hello).unwrap();
-    saaskit_with_fixtures(&root).args(["add", "fixture/needs-greeting"]).assert().success();
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/needs-greeting"])
+        .assert()
+        .success();
     std::fs::write(&hello, "// edited again\n").unwrap();
-    saaskit_with_fixtures(&root).args(["remove", "fixture/needs-greeting", "--force"]).assert().success();
+    saaskit_with_fixtures(&root)
+        .args(["remove", "fixture/needs-greeting", "--force"])
+        .assert()
+        .success();
     assert!(!hello.exists());
 }
 
@@ -333,7 +433,11 @@ fn remove_refuses_to_drop_an_edited_snippet_unless_forced() {
     saaskit(&root).args(["add", "db"]).assert().success();
     let main = root.join("services/api/src/main.rs");
     let text = std::fs::read_to_string(&main).unwrap();
-    let edited = text.replacen("// <<<begin:db@startup>>>\n", "// <<<begin:db@startup>>>\n    tracing::info!(\"db!\");\n", 1);
+    let edited = text.replacen(
+        "// <<<begin:db@startup>>>\n",
+        "// <<<begin:db@startup>>>\n    tracing::info!(\"db!\");\n",
+        1,
+    );
     assert_ne!(text, edited);
     std::fs::write(&main, &edited).unwrap();
     let before = read_tree(&root);
@@ -341,16 +445,30 @@ fn remove_refuses_to_drop_an_edited_snippet_unless_forced() {
         .args(["remove", "db"])
         .assert()
         .failure()
-        .stderr(contains("services/api/src/main.rs:").and(contains("`startup` snippet of module `db` was edited")));
+        .stderr(
+            contains("services/api/src/main.rs:")
+                .and(contains("`startup` snippet of module `db` was edited")),
+        );
     assert_same_tree(&before, &read_tree(&root));
-    saaskit(&root).args(["remove", "db", "--force"]).assert().success();
-    assert!(!std::fs::read_to_string(&main).unwrap().contains("begin:db@"));
+    saaskit(&root)
+        .args(["remove", "db", "--force"])
+        .assert()
+        .success();
+    assert!(
+        !std::fs::read_to_string(&main)
+            .unwrap()
+            .contains("begin:db@")
+    );
 }
 
 #[test]
 fn remove_of_a_module_that_is_not_installed_fails() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
-    saaskit(&root).args(["remove", "db"]).assert().failure().stderr(contains("`db` is not installed"));
+    saaskit(&root)
+        .args(["remove", "db"])
+        .assert()
+        .failure()
+        .stderr(contains("`db` is not installed"));
 }
 
 #[test]
@@ -378,7 +496,9 @@ fn a_broken_manifest_is_reported_with_file_line_and_column() {
         .args(["add", "db"])
         .assert()
         .failure()
-        .stderr(predicate::str::is_match(r"saaskit\.toml:\d+:8: unknown service kind `admn`").unwrap());
+        .stderr(
+            predicate::str::is_match(r"saaskit\.toml:\d+:8: unknown service kind `admn`").unwrap(),
+        );
 
     std::fs::write(&path, text.replace("[workspace]", "[workspace")).unwrap();
     saaskit(&root)
@@ -388,7 +508,11 @@ fn a_broken_manifest_is_reported_with_file_line_and_column() {
         .stderr(predicate::str::is_match(r"saaskit\.toml:\d+:\d+: invalid TOML").unwrap());
 
     std::fs::write(&path, text.replace("port = 8081", "port = 8080")).unwrap();
-    saaskit(&root).args(["add", "db"]).assert().failure().stderr(contains("port 8080 is already used by service `api`"));
+    saaskit(&root)
+        .args(["add", "db"])
+        .assert()
+        .failure()
+        .stderr(contains("port 8080 is already used by service `api`"));
 }
 
 #[test]
@@ -396,11 +520,17 @@ fn user_comments_in_the_manifest_survive_add_and_remove() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
     let path = root.join("saaskit.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let commented = text.replace("[services.api]\n", "# our public API\n[services.api]\nowner = \"team-a\" # who to page\n");
+    let commented = text.replace(
+        "[services.api]\n",
+        "# our public API\n[services.api]\nowner = \"team-a\" # who to page\n",
+    );
     std::fs::write(&path, &commented).unwrap();
     saaskit(&root).args(["add", "db"]).assert().success();
     let added = std::fs::read_to_string(&path).unwrap();
-    assert!(added.contains("# our public API\n[services.api]\nowner = \"team-a\" # who to page\n"), "{added}");
+    assert!(
+        added.contains("# our public API\n[services.api]\nowner = \"team-a\" # who to page\n"),
+        "{added}"
+    );
     saaskit(&root).args(["remove", "db"]).assert().success();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), commented);
 }
@@ -409,9 +539,17 @@ fn user_comments_in_the_manifest_survive_add_and_remove() {
 fn a_damaged_or_missing_lock_is_reported_not_a_panic() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
     std::fs::write(root.join("saaskit.lock"), "this is = = not toml").unwrap();
-    saaskit(&root).args(["add", "db"]).assert().failure().stderr(contains("saaskit.lock is damaged"));
+    saaskit(&root)
+        .args(["add", "db"])
+        .assert()
+        .failure()
+        .stderr(contains("saaskit.lock is damaged"));
     std::fs::remove_file(root.join("saaskit.lock")).unwrap();
-    saaskit(&root).args(["add", "db"]).assert().failure().stderr(contains("saaskit.lock is missing"));
+    saaskit(&root)
+        .args(["add", "db"])
+        .assert()
+        .failure()
+        .stderr(contains("saaskit.lock is missing"));
 }
 
 // ----------------------------------------------------------------------------------- list, info
@@ -419,12 +557,27 @@ fn a_damaged_or_missing_lock_is_reported_not_a_panic() {
 #[test]
 fn list_shows_the_catalog_and_installed_state() {
     let temp = tempfile::tempdir().unwrap();
-    saaskit(temp.path()).arg("list").assert().success().stdout(contains("db").and(contains("(default)")));
+    saaskit(temp.path())
+        .arg("list")
+        .assert()
+        .success()
+        .stdout(contains("db").and(contains("(default)")));
 
     let (_temp, root) = generate("acme", &["--yes", "--services", "api"]);
-    let output = saaskit(&root).args(["list", "--json"]).assert().success().get_output().stdout.clone();
+    let output = saaskit(&root)
+        .args(["list", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let modules: serde_json::Value = serde_json::from_slice(&output).unwrap();
-    let db = modules.as_array().unwrap().iter().find(|m| m["id"] == "db").expect("db is listed");
+    let db = modules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "db")
+        .expect("db is listed");
     assert_eq!(db["installed_on"], serde_json::json!(["api"]));
     assert_eq!(db["default"], true);
 }
@@ -437,11 +590,25 @@ fn info_describes_a_module() {
         .assert()
         .success()
         .stdout(contains("DATABASE_URL").and(contains("crates/shared/src/db.rs")));
-    let output = saaskit(temp.path()).args(["info", "db", "--json"]).assert().success().get_output().stdout.clone();
+    let output = saaskit(temp.path())
+        .args(["info", "db", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let info: serde_json::Value = serde_json::from_slice(&output).unwrap();
     assert_eq!(info["id"], "db");
-    assert_eq!(info["installed_on"], serde_json::Value::Null, "not inside a workspace");
-    saaskit(temp.path()).args(["info", "dv"]).assert().failure().stderr(contains("did you mean `db`"));
+    assert_eq!(
+        info["installed_on"],
+        serde_json::Value::Null,
+        "not inside a workspace"
+    );
+    saaskit(temp.path())
+        .args(["info", "dv"])
+        .assert()
+        .failure()
+        .stderr(contains("did you mean `db`"));
 }
 
 // ---------------------------------------------------------------------------------------- wizard
@@ -457,7 +624,11 @@ fn the_wizard_asks_for_services_modules_and_database_in_a_terminal() {
     let temp = tempfile::tempdir().unwrap();
     let binary = assert_cmd::cargo::cargo_bin("saaskit");
     let mut child = Command::new("script")
-        .args(["-qec", &format!("{} new wiz", binary.display()), "/dev/null"])
+        .args([
+            "-qec",
+            &format!("{} new wiz", binary.display()),
+            "/dev/null",
+        ])
         .current_dir(temp.path())
         .env("SAASKIT_SEED", common::TEST_SEED)
         .stdin(Stdio::piped())
@@ -473,9 +644,16 @@ fn the_wizard_asks_for_services_modules_and_database_in_a_terminal() {
         stdin.flush().unwrap();
     }
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
     let manifest = std::fs::read_to_string(temp.path().join("wiz/saaskit.toml")).unwrap();
     assert!(manifest.contains("database = \"postgres\""), "{manifest}");
     assert!(manifest.contains("[services.webhooks]"), "{manifest}");
-    assert!(!manifest.contains("\"db\""), "the default module was unticked: {manifest}");
+    assert!(
+        !manifest.contains("\"db\""),
+        "the default module was unticked: {manifest}"
+    );
 }

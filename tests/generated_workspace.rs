@@ -17,15 +17,25 @@ use std::time::{Duration, Instant};
 use common::saaskit;
 
 fn shared_target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("generated-workspaces")
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("generated-workspaces")
 }
 
 /// Generates workspace `name` with `args` into a fresh directory under the test tmpdir.
 fn fresh_workspace(name: &str, args: &[&str]) -> PathBuf {
-    let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e").join(name);
+    let parent = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("e2e")
+        .join(name);
     let _ = std::fs::remove_dir_all(&parent);
     std::fs::create_dir_all(&parent).unwrap();
-    saaskit(&parent).arg("new").arg(name).args(args).assert().success();
+    saaskit(&parent)
+        .arg("new")
+        .arg(name)
+        .args(args)
+        .assert()
+        .success();
     parent.join(name)
 }
 
@@ -53,14 +63,28 @@ fn default_workspace() -> &'static Path {
     ROOT.get_or_init(|| {
         let root = fresh_workspace("acme", &["--yes"]);
         cargo(&root, &["fmt", "--all", "--", "--check"]);
-        cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+        cargo(
+            &root,
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        );
         cargo(&root, &["build", "--workspace"]);
         root
     })
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A service binary of the default workspace running on a free port; killed when dropped.
@@ -77,13 +101,19 @@ impl Service {
         let mut command = Command::new(binary);
         command
             .current_dir(root)
-            .env(format!("{}_ADDR", name.to_uppercase()), format!("127.0.0.1:{port}"))
+            .env(
+                format!("{}_ADDR", name.to_uppercase()),
+                format!("127.0.0.1:{port}"),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (key, value) in extra_env {
             command.env(key, value);
         }
-        let service = Service { child: command.spawn().expect("the service binary starts"), port };
+        let service = Service {
+            child: command.spawn().expect("the service binary starts"),
+            port,
+        };
         service.wait_until_alive();
         service
     }
@@ -96,7 +126,10 @@ impl Service {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("service on port {} did not answer /healthz within 30 s", self.port);
+        panic!(
+            "service on port {} did not answer /healthz within 30 s",
+            self.port
+        );
     }
 
     /// Sends SIGTERM and returns the exit status and what the service wrote to stderr.
@@ -107,10 +140,18 @@ impl Service {
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 let mut stderr = String::new();
-                self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut stderr)
+                    .unwrap();
                 return (status, stderr);
             }
-            assert!(Instant::now() < deadline, "the service ignored SIGTERM for 15 s");
+            assert!(
+                Instant::now() < deadline,
+                "the service ignored SIGTERM for 15 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -126,23 +167,39 @@ impl Drop for Service {
 /// A plain HTTP/1.1 GET: status code and body, or None when nothing answers.
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Some((status, body))
 }
 
 fn header(port: u16, path: &str, name: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, _) = response.split_once("\r\n\r\n")?;
-    head.lines()
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
+    head.lines().find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    })
 }
 
 #[test]
@@ -151,11 +208,20 @@ fn every_service_answers_health_and_readiness_on_sqlite() {
         let service = Service::start(name, &[]);
         let (status, body) = get(service.port, "/readyz").unwrap();
         assert_eq!(status, 200, "{name} /readyz: {body}");
-        assert!(body.contains("database"), "{name} /readyz names its checks: {body}");
+        assert!(
+            body.contains("database"),
+            "{name} /readyz names its checks: {body}"
+        );
         let request_id = header(service.port, "/healthz", "x-request-id");
-        assert!(request_id.is_some_and(|id| !id.is_empty()), "{name} answers with a request id");
+        assert!(
+            request_id.is_some_and(|id| !id.is_empty()),
+            "{name} answers with a request id"
+        );
     }
-    assert!(default_workspace().join("data").is_dir(), "the SQLite file lives under data/");
+    assert!(
+        default_workspace().join("data").is_dir(),
+        "the SQLite file lives under data/"
+    );
 }
 
 #[test]
@@ -163,10 +229,24 @@ fn the_api_runs_on_postgresql_and_reports_an_unreachable_database() {
     let database = format!("saaskit_e2e_{}", std::process::id());
     let psql = |sql: &str| {
         let status = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-qc", sql])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qc",
+                sql,
+            ])
             .status()
             .expect("psql is installed (.ci/run installs and starts PostgreSQL)");
-        assert!(status.success(), "psql `{sql}` failed: is PostgreSQL running on 127.0.0.1:5432?");
+        assert!(
+            status.success(),
+            "psql `{sql}` failed: is PostgreSQL running on 127.0.0.1:5432?"
+        );
     };
     psql(&format!("CREATE DATABASE {database}"));
     let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
@@ -194,7 +274,12 @@ fn the_api_runs_on_postgresql_and_reports_an_unreachable_database() {
     let outcome = loop {
         if let Some(status) = child.try_wait().unwrap() {
             let mut stderr = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
             break format!("exited with {status}: {stderr}");
         }
         if let Some((status, body)) = get(port, "/readyz") {
@@ -202,12 +287,18 @@ fn the_api_runs_on_postgresql_and_reports_an_unreachable_database() {
             assert!(body.contains("database"), "{body}");
             break "503".to_string();
         }
-        assert!(Instant::now() < deadline, "the api neither started nor exited");
+        assert!(
+            Instant::now() < deadline,
+            "the api neither started nor exited"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let _ = child.kill();
     let _ = child.wait();
-    assert!(outcome == "503" || outcome.contains("database"), "unexpected outcome: {outcome}");
+    assert!(
+        outcome == "503" || outcome.contains("database"),
+        "unexpected outcome: {outcome}"
+    );
 }
 
 #[test]
@@ -228,12 +319,25 @@ fn configuration_errors_name_every_bad_key() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("API_ADDR") && stderr.contains("DATABASE_URL"), "{stderr}");
+    assert!(
+        stderr.contains("API_ADDR") && stderr.contains("DATABASE_URL"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_workspace_without_modules_is_clippy_and_fmt_clean() {
     let root = fresh_workspace("bare", &["--yes", "--modules", ""]);
     cargo(&root, &["fmt", "--all", "--", "--check"]);
-    cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    cargo(
+        &root,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
 }

@@ -9,7 +9,12 @@ fn catalog_ids(dir: &std::path::Path) -> Vec<String> {
     let output = saaskit(dir).args(["list", "--json"]).output().unwrap();
     assert!(output.status.success());
     let modules: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    modules.as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect()
+    modules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -67,9 +72,15 @@ fn user_code_around_markers_survives_add_and_remove() {
         let wrapped = format!("    // mine: before {marker}\n{line}    // mine: after {marker}\n");
         main_text = main_text.replace(&line, &wrapped);
     }
-    main_text = main_text.replace("// <<<inject:mods>>>\n", "// <<<inject:mods>>>\n// mine: after mods\n");
+    main_text = main_text.replace(
+        "// <<<inject:mods>>>\n",
+        "// <<<inject:mods>>>\n// mine: after mods\n",
+    );
     std::fs::write(&main, &main_text).unwrap();
-    let lib_text = std::fs::read_to_string(&lib).unwrap().replace("// <<<inject:mods>>>\n", "// mine\n// <<<inject:mods>>>\n\n// mine too\n");
+    let lib_text = std::fs::read_to_string(&lib).unwrap().replace(
+        "// <<<inject:mods>>>\n",
+        "// mine\n// <<<inject:mods>>>\n\n// mine too\n",
+    );
     std::fs::write(&lib, &lib_text).unwrap();
     let edited = read_tree(&root);
 
@@ -79,7 +90,10 @@ fn user_code_around_markers_survives_add_and_remove() {
         let user_lines: Vec<&str> = main_text.lines().collect();
         let mut remaining = with_module.lines();
         for line in &user_lines {
-            assert!(remaining.any(|l| l == *line), "after adding {id}, `{line}` is missing or out of order");
+            assert!(
+                remaining.any(|l| l == *line),
+                "after adding {id}, `{line}` is missing or out of order"
+            );
         }
         saaskit(&root).args(["remove", &id]).assert().success();
         assert_same_tree(&edited, &read_tree(&root));

@@ -10,13 +10,26 @@ pub fn run(args: AddArgs) -> Result<()> {
     let mut workspace = Workspace::open(&catalog, &root)?;
     let installed = workspace.install(&args.module, args.service.as_deref())?;
     if installed.is_empty() {
-        let on: Vec<String> = workspace.manifest.services_with(&args.module).iter().map(|s| s.name.clone()).collect();
-        println!("`{}` is already installed on {}: nothing to do", args.module, on.join(", "));
+        let on: Vec<String> = workspace
+            .manifest
+            .services_with(&args.module)
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        println!(
+            "`{}` is already installed on {}: nothing to do",
+            args.module,
+            on.join(", ")
+        );
         return Ok(());
     }
     let (changes, notes) = workspace.finish()?;
     super::commit(&root, &changes, &notes, args.dry_run)?;
-    let verb = if args.dry_run { "would install" } else { "installed" };
+    let verb = if args.dry_run {
+        "would install"
+    } else {
+        "installed"
+    };
     println!("{verb} {}", super::describe_installed(&installed));
     Ok(())
 }

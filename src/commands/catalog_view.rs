@@ -38,17 +38,24 @@ struct ModuleDetails<'a> {
 /// Which services have which module, if the current directory is inside a workspace.
 fn installed_map() -> Option<BTreeMap<String, Vec<String>>> {
     let root = find_root(&std::env::current_dir().ok()?).ok()?;
-    let manifest = Manifest::parse(&std::fs::read_to_string(root.join(crate::manifest::FILE_NAME)).ok()?).ok()?;
+    let manifest =
+        Manifest::parse(&std::fs::read_to_string(root.join(crate::manifest::FILE_NAME)).ok()?)
+            .ok()?;
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for service in &manifest.services {
         for id in &service.modules {
-            map.entry(id.clone()).or_default().push(service.name.clone());
+            map.entry(id.clone())
+                .or_default()
+                .push(service.name.clone());
         }
     }
     Some(map)
 }
 
-fn summary<'a>(module: &'a Module, installed: &Option<BTreeMap<String, Vec<String>>>) -> ModuleSummary<'a> {
+fn summary<'a>(
+    module: &'a Module,
+    installed: &Option<BTreeMap<String, Vec<String>>>,
+) -> ModuleSummary<'a> {
     ModuleSummary {
         id: &module.id,
         version: &module.version,
@@ -57,14 +64,20 @@ fn summary<'a>(module: &'a Module, installed: &Option<BTreeMap<String, Vec<Strin
         requires: &module.requires,
         conflicts: &module.conflicts,
         default: module.default,
-        installed_on: installed.as_ref().map(|map| map.get(&module.id).cloned().unwrap_or_default()),
+        installed_on: installed
+            .as_ref()
+            .map(|map| map.get(&module.id).cloned().unwrap_or_default()),
     }
 }
 
 pub fn list(args: ListArgs) -> Result<()> {
     let catalog = Catalog::load()?;
     let installed = installed_map();
-    let modules: Vec<ModuleSummary> = catalog.modules.values().map(|m| summary(m, &installed)).collect();
+    let modules: Vec<ModuleSummary> = catalog
+        .modules
+        .values()
+        .map(|m| summary(m, &installed))
+        .collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&modules)?);
         return Ok(());
@@ -78,8 +91,16 @@ pub fn list(args: ListArgs) -> Result<()> {
         };
         let default = if module.default { " (default)" } else { "" };
         println!("{:<width$}  {}{default}", module.id, module.description);
-        let requires = if module.requires.is_empty() { "-".to_string() } else { module.requires.join(", ") };
-        println!("{:<width$}  services: {}  requires: {requires}  {state}", "", module.services.join(", "));
+        let requires = if module.requires.is_empty() {
+            "-".to_string()
+        } else {
+            module.requires.join(", ")
+        };
+        println!(
+            "{:<width$}  services: {}  requires: {requires}  {state}",
+            "",
+            module.services.join(", ")
+        );
     }
     Ok(())
 }
@@ -88,21 +109,39 @@ pub fn info(args: InfoArgs) -> Result<()> {
     let catalog = Catalog::load()?;
     let module = catalog.get(&args.module)?;
     let installed = installed_map();
-    let scope = |s: Scope| if s == Scope::Service { " (per service)" } else { "" };
+    let scope = |s: Scope| {
+        if s == Scope::Service {
+            " (per service)"
+        } else {
+            ""
+        }
+    };
     let details = ModuleDetails {
         summary: summary(module, &installed),
         dependencies: module
             .dependencies
             .iter()
             .map(|d| {
-                let features = if d.features.is_empty() { String::new() } else { format!(" [{}]", d.features.join(", ")) };
+                let features = if d.features.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", d.features.join(", "))
+                };
                 format!("{} {}{features} -> {:?} crate", d.name, d.version, d.target).to_lowercase()
             })
             .collect(),
         env: module.env.iter().map(|e| e.key.as_str()).collect(),
         files: module.files.iter().map(|f| f.target.as_str()).collect(),
-        snippets: module.snippets.iter().map(|s| format!("{} @ {}{}", s.target, s.marker, scope(s.scope))).collect(),
-        migrations: module.migrations.iter().map(|m| format!("{}_{}", m.version, m.name)).collect(),
+        snippets: module
+            .snippets
+            .iter()
+            .map(|s| format!("{} @ {}{}", s.target, s.marker, scope(s.scope)))
+            .collect(),
+        migrations: module
+            .migrations
+            .iter()
+            .map(|m| format!("{}_{}", m.version, m.name))
+            .collect(),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&details)?);
@@ -111,17 +150,33 @@ pub fn info(args: InfoArgs) -> Result<()> {
     let s = &details.summary;
     println!("{} {}\n  {}", s.id, s.version, s.description);
     println!("  services:   {}", s.services.join(", "));
-    let none = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+    let none = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
     println!("  requires:   {}", none(s.requires));
     println!("  conflicts:  {}", none(s.conflicts));
     println!("  default:    {}", if s.default { "yes" } else { "no" });
     if let Some(on) = &s.installed_on {
-        println!("  installed:  {}", if on.is_empty() { "no".to_string() } else { on.join(", ") });
+        println!(
+            "  installed:  {}",
+            if on.is_empty() {
+                "no".to_string()
+            } else {
+                on.join(", ")
+            }
+        );
     }
     let sections: [(&str, Vec<String>); 5] = [
         ("dependencies", details.dependencies.clone()),
         ("env", details.env.iter().map(|e| e.to_string()).collect()),
-        ("files", details.files.iter().map(|f| f.to_string()).collect()),
+        (
+            "files",
+            details.files.iter().map(|f| f.to_string()).collect(),
+        ),
         ("snippets", details.snippets.clone()),
         ("migrations", details.migrations.clone()),
     ];

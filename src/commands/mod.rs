@@ -28,7 +28,10 @@ pub fn run(command: Command) -> Result<()> {
 fn commit(root: &Path, changes: &[Change], notes: &[String], dry_run: bool) -> Result<()> {
     if dry_run {
         print!("{}", render_diff(changes));
-        println!("dry run: {} file(s) would change; nothing was written", changes.len());
+        println!(
+            "dry run: {} file(s) would change; nothing was written",
+            changes.len()
+        );
     } else {
         fsio::apply(root, changes)?;
         print!("{}", summarize(changes));

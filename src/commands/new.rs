@@ -34,14 +34,27 @@ struct ServiceChoice {
 pub fn run(args: NewArgs) -> Result<()> {
     manifest::validate_name(&args.name).map_err(anyhow::Error::msg)?;
     let catalog = Catalog::load()?;
-    let root = args.output.clone().unwrap_or_else(|| PathBuf::from(&args.name));
+    let root = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
     check_target_directory(&root, args.force)?;
 
-    let interactive = !args.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let choices = if interactive { ask(&args, &catalog)? } else { from_flags(&args)? };
+    let interactive =
+        !args.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let choices = if interactive {
+        ask(&args, &catalog)?
+    } else {
+        from_flags(&args)?
+    };
 
-    let manifest_text = render("saaskit.toml", catalog::template("saaskit.toml.jinja")?, &choices)?;
-    let manifest = Manifest::parse(&manifest_text).context("the rendered saaskit.toml is invalid (a saaskit bug)")?;
+    let manifest_text = render(
+        "saaskit.toml",
+        catalog::template("saaskit.toml.jinja")?,
+        &choices,
+    )?;
+    let manifest = Manifest::parse(&manifest_text)
+        .context("the rendered saaskit.toml is invalid (a saaskit bug)")?;
     let mut workspace = Workspace::create(&catalog, &root, manifest, args.force);
     workspace.install_base()?;
 
@@ -53,7 +66,12 @@ pub fn run(args: NewArgs) -> Result<()> {
         None => catalog
             .defaults()
             .into_iter()
-            .filter(|id| catalog.modules[*id].services.iter().any(|k| kinds.contains(&k.as_str())))
+            .filter(|id| {
+                catalog.modules[*id]
+                    .services
+                    .iter()
+                    .any(|k| kinds.contains(&k.as_str()))
+            })
             .map(str::to_string)
             .collect(),
     };
@@ -78,7 +96,10 @@ pub fn run(args: NewArgs) -> Result<()> {
 
 fn check_target_directory(root: &std::path::Path, force: bool) -> Result<()> {
     if root.is_file() {
-        bail!("{} is a file; pick another name or --output", root.display());
+        bail!(
+            "{} is a file; pick another name or --output",
+            root.display()
+        );
     }
     let occupied = root.is_dir() && std::fs::read_dir(root)?.next().is_some();
     if occupied && !force {
@@ -97,19 +118,32 @@ fn from_flags(args: &NewArgs) -> Result<Choices> {
         None => default_services(),
     };
     let modules = args.modules.as_ref().map(|m| non_empty(m));
-    Ok(Choices { name: args.name.clone(), database, services, modules })
+    Ok(Choices {
+        name: args.name.clone(),
+        database,
+        services,
+        modules,
+    })
 }
 
 /// `--modules ''` arrives as one empty string: that means "no modules".
 fn non_empty(values: &[String]) -> Vec<String> {
-    values.iter().map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect()
+    values
+        .iter()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
 }
 
 fn default_services() -> Vec<ServiceChoice> {
     SERVICE_KINDS
         .iter()
         .zip(FIRST_PORT..)
-        .map(|(kind, port)| ServiceChoice { name: kind.to_string(), kind: kind.to_string(), port })
+        .map(|(kind, port)| ServiceChoice {
+            name: kind.to_string(),
+            kind: kind.to_string(),
+            port,
+        })
         .collect()
 }
 
@@ -119,17 +153,26 @@ fn parse_services(specs: &[String]) -> Result<Vec<ServiceChoice>> {
     for spec in non_empty(specs) {
         let (name, kind) = spec.split_once('=').unwrap_or((&spec, &spec));
         if !SERVICE_KINDS.contains(&kind) {
-            bail!("--services: unknown service kind `{kind}`; expected {} (or name=kind)", SERVICE_KINDS.join(", "));
+            bail!(
+                "--services: unknown service kind `{kind}`; expected {} (or name=kind)",
+                SERVICE_KINDS.join(", ")
+            );
         }
         manifest::validate_name(name).map_err(|e| anyhow::anyhow!("--services: {e}"))?;
         if name == "shared" {
-            bail!("--services: `shared` is the name of the shared library crate; name the service otherwise (name=kind)");
+            bail!(
+                "--services: `shared` is the name of the shared library crate; name the service otherwise (name=kind)"
+            );
         }
         if services.iter().any(|s| s.name == name) {
             bail!("--services: service `{name}` is listed twice");
         }
         let port = FIRST_PORT + services.len() as u16;
-        services.push(ServiceChoice { name: name.to_string(), kind: kind.to_string(), port });
+        services.push(ServiceChoice {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            port,
+        });
     }
     if services.is_empty() {
         bail!("--services: a workspace needs at least one service");
@@ -141,13 +184,19 @@ fn parse_services(specs: &[String]) -> Result<Vec<ServiceChoice>> {
 fn ask(args: &NewArgs, catalog: &Catalog) -> Result<Choices> {
     let mut choices = from_flags(args)?;
     if args.services.is_none() {
-        let items: Vec<String> = SERVICE_KINDS.iter().map(|k| format!("{k:<9} {}", kind_description(k))).collect();
+        let items: Vec<String> = SERVICE_KINDS
+            .iter()
+            .map(|k| format!("{k:<9} {}", kind_description(k)))
+            .collect();
         let picked = MultiSelect::new()
             .with_prompt("Services (space toggles, enter accepts)")
             .items(&items)
             .defaults(&[true; SERVICE_KINDS.len()])
             .interact()?;
-        let kinds: Vec<String> = picked.iter().map(|i| SERVICE_KINDS[*i].to_string()).collect();
+        let kinds: Vec<String> = picked
+            .iter()
+            .map(|i| SERVICE_KINDS[*i].to_string())
+            .collect();
         choices.services = parse_services(&kinds)?;
     }
     if args.modules.is_none() {
@@ -157,7 +206,10 @@ fn ask(args: &NewArgs, catalog: &Catalog) -> Result<Choices> {
             .values()
             .filter(|m| m.services.iter().any(|k| kinds.contains(&k.as_str())))
             .collect();
-        let items: Vec<String> = offered.iter().map(|m| format!("{:<28} {}", m.id, m.description)).collect();
+        let items: Vec<String> = offered
+            .iter()
+            .map(|m| format!("{:<28} {}", m.id, m.description))
+            .collect();
         let defaults: Vec<bool> = offered.iter().map(|m| m.default).collect();
         let picked = MultiSelect::new()
             .with_prompt("Modules (requirements are added automatically)")
@@ -167,8 +219,15 @@ fn ask(args: &NewArgs, catalog: &Catalog) -> Result<Choices> {
         choices.modules = Some(picked.iter().map(|i| offered[*i].id.clone()).collect());
     }
     if args.db.is_none() {
-        let items = ["sqlite    embedded, zero setup", "postgres  for several instances"];
-        let picked = Select::new().with_prompt("Default database").items(items).default(0).interact()?;
+        let items = [
+            "sqlite    embedded, zero setup",
+            "postgres  for several instances",
+        ];
+        let picked = Select::new()
+            .with_prompt("Default database")
+            .items(items)
+            .default(0)
+            .interact()?;
         choices.database = DATABASES[picked].to_string();
     }
     Ok(choices)

@@ -12,7 +12,11 @@ pub fn run(args: RemoveArgs) -> Result<()> {
     let removed = workspace.uninstall(&args.module, args.service.as_deref())?;
     let (changes, notes) = workspace.finish()?;
     super::commit(&root, &changes, &notes, args.dry_run)?;
-    let verb = if args.dry_run { "would remove" } else { "removed" };
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     println!("{verb} {}", super::describe_installed(&removed));
     Ok(())
 }

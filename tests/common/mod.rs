@@ -13,7 +13,10 @@ pub const TEST_SEED: &str = "42";
 /// `saaskit` run in `dir`, with the test seed and no extra modules.
 pub fn saaskit(dir: &Path) -> Command {
     let mut command = Command::cargo_bin("saaskit").expect("the saaskit binary is built for tests");
-    command.current_dir(dir).env("SAASKIT_SEED", TEST_SEED).env_remove("SAASKIT_MODULES");
+    command
+        .current_dir(dir)
+        .env("SAASKIT_SEED", TEST_SEED)
+        .env_remove("SAASKIT_MODULES");
     command
 }
 
@@ -37,8 +40,16 @@ pub fn read_tree(root: &Path) -> BTreeMap<String, String> {
         .map(|e| e.expect("readable tree"))
         .filter(|e| e.file_type().is_file())
         .map(|e| {
-            let relative = e.path().strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
-            (relative, std::fs::read_to_string(e.path()).expect("generated files are text"))
+            let relative = e
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            (
+                relative,
+                std::fs::read_to_string(e.path()).expect("generated files are text"),
+            )
         })
         .collect()
 }
@@ -46,7 +57,12 @@ pub fn read_tree(root: &Path) -> BTreeMap<String, String> {
 /// A fresh workspace `name` generated in a new temporary directory with extra `args`.
 pub fn generate(name: &str, args: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let temp = tempfile::tempdir().unwrap();
-    saaskit(temp.path()).arg("new").arg(name).args(args).assert().success();
+    saaskit(temp.path())
+        .arg("new")
+        .arg(name)
+        .args(args)
+        .assert()
+        .success();
     let root = temp.path().join(name);
     (temp, root)
 }
@@ -55,10 +71,16 @@ pub fn generate(name: &str, args: &[&str]) -> (tempfile::TempDir, PathBuf) {
 pub fn assert_same_tree(expected: &BTreeMap<String, String>, actual: &BTreeMap<String, String>) {
     let expected_paths: Vec<&String> = expected.keys().collect();
     let actual_paths: Vec<&String> = actual.keys().collect();
-    assert_eq!(expected_paths, actual_paths, "the trees hold different files");
+    assert_eq!(
+        expected_paths, actual_paths,
+        "the trees hold different files"
+    );
     for (path, content) in expected {
         if &actual[path] != content {
-            let diff = similar::TextDiff::from_lines(content, &actual[path]).unified_diff().header("expected", "actual").to_string();
+            let diff = similar::TextDiff::from_lines(content, &actual[path])
+                .unified_diff()
+                .header("expected", "actual")
+                .to_string();
             panic!("{path} differs:\n{diff}");
         }
     }
