@@ -1,5 +1,5 @@
 //! The generated workspace is real code: it is rustfmt-clean and clippy-clean with `-D warnings`
-//! as generated, it builds, and every service starts on a free port against SQLite and against
+//! as generated, it builds, its own tests pass, and every service starts on a free port against SQLite and against
 //! PostgreSQL, answers `/healthz` and `/readyz`, and stops gracefully on SIGTERM.
 //!
 //! All generated workspaces share one Cargo target directory (`target/generated-workspaces`), so
@@ -75,6 +75,8 @@ fn default_workspace() -> &'static Path {
             ],
         );
         cargo(&root, &["build", "--workspace"]);
+        // The generated crates come with unit tests of their own (config, errors, middleware, db).
+        cargo(&root, &["test", "--workspace", "--quiet"]);
         root
     })
 }
