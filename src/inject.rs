@@ -47,11 +47,6 @@ impl CommentStyle {
     }
 }
 
-/// The marker line for `marker`, without indentation or newline: `// <<<inject:startup>>>`.
-pub fn marker_line(style: CommentStyle, marker: &str) -> String {
-    format!("{} <<<inject:{marker}>>>", style.comment())
-}
-
 /// A module snippet that is not valid Rust. Positions are 1-based and relative to the snippet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -906,15 +901,6 @@ async fn main() -> anyhow::Result<()> {
         assert_eq!(CommentStyle::for_path(".env"), CommentStyle::Hash);
         assert_eq!(CommentStyle::for_path(".gitignore"), CommentStyle::Hash);
         assert_eq!(CommentStyle::for_path("Cargo.toml"), CommentStyle::Hash);
-    }
-
-    #[test]
-    fn marker_lines() {
-        assert_eq!(
-            marker_line(CommentStyle::Rust, "startup"),
-            "// <<<inject:startup>>>"
-        );
-        assert_eq!(marker_line(CommentStyle::Hash, "env"), "# <<<inject:env>>>");
     }
 
     #[test]

@@ -32,20 +32,12 @@ impl Tree {
         }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// The file as it would be after the staged changes.
     pub fn read(&self, path: &str) -> Result<Option<String>> {
         match self.staged.get(path) {
             Some(content) => Ok(content.clone()),
             None => self.read_disk(path),
         }
-    }
-
-    pub fn exists(&self, path: &str) -> Result<bool> {
-        Ok(self.read(path)?.is_some())
     }
 
     pub fn write(&mut self, path: &str, content: String) {
