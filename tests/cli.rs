@@ -614,17 +614,21 @@ fn info_describes_a_module() {
 // ---------------------------------------------------------------------------------------- wizard
 
 /// Drives the interactive wizard through a pseudo-terminal (util-linux `script`): accept the
-/// services, untick the default module, pick PostgreSQL.
+/// services, untick the default module, pick PostgreSQL. Each answer is typed once its prompt
+/// shows, and `timeout` bounds the whole run so that a stuck prompt fails instead of hanging.
 #[test]
 fn the_wizard_asks_for_services_modules_and_database_in_a_terminal() {
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::process::{Command, Stdio};
-    use std::time::Duration;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
 
     let temp = tempfile::tempdir().unwrap();
     let binary = assert_cmd::cargo::cargo_bin("saaskit");
-    let mut child = Command::new("script")
+    let mut child = Command::new("timeout")
         .args([
+            "60",
+            "script",
             "-qec",
             &format!("{} new wiz", binary.display()),
             "/dev/null",
@@ -633,22 +637,50 @@ fn the_wizard_asks_for_services_modules_and_database_in_a_terminal() {
         .env("SAASKIT_SEED", common::TEST_SEED)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("util-linux `script` is installed");
+    let screen = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let screen = Arc::clone(&screen);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 1024];
+            while let Ok(n) = stdout.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                screen
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        })
+    };
     let mut stdin = child.stdin.take().unwrap();
     // Enter: all services; space + enter: no modules; down + enter: postgres.
-    for keys in ["\r", " \r", "\x1b[B\r"] {
-        std::thread::sleep(Duration::from_millis(700));
+    for (prompt, keys) in [
+        ("Services", "\r"),
+        ("Modules", " \r"),
+        ("Default database", "\x1b[B\r"),
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !screen.lock().unwrap().contains(prompt) {
+            assert!(
+                Instant::now() < deadline,
+                "no `{prompt}` prompt: {}",
+                screen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Let the prompt finish drawing and switch the terminal to raw mode.
+        std::thread::sleep(Duration::from_millis(200));
         stdin.write_all(keys.as_bytes()).unwrap();
         stdin.flush().unwrap();
     }
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success(), "{}", screen.lock().unwrap());
     let manifest = std::fs::read_to_string(temp.path().join("wiz/saaskit.toml")).unwrap();
     assert!(manifest.contains("database = \"postgres\""), "{manifest}");
     assert!(manifest.contains("[services.webhooks]"), "{manifest}");
