@@ -28,6 +28,8 @@ pub enum Command {
     List(ListArgs),
     /// Show everything about one module
     Info(InfoArgs),
+    /// Check the workspace: toolchain, manifest, lock, markers, .env, database, ports
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -110,6 +112,13 @@ pub struct ListArgs {
 pub struct InfoArgs {
     /// Module id
     pub module: String,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
     /// Machine-readable output
     #[arg(long)]
     pub json: bool,

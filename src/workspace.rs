@@ -470,13 +470,7 @@ impl<'c> Workspace<'c> {
         if module.env.is_empty() {
             return Ok(());
         }
-        let services = self.services_having(&module.id);
-        let context = Context::for_manifest(&self.manifest);
-        let mut contexts: Vec<Context> = Vec::new();
-        if !services.is_empty() {
-            contexts.push(context.clone());
-            contexts.extend(services.iter().map(|s| context.with_service(s)));
-        }
+        let contexts = self.env_contexts(module);
         let current = self.current_env_values(&module.id)?;
         let mut env_block = String::new();
         let mut example_block = String::new();
@@ -542,6 +536,44 @@ impl<'c> Workspace<'c> {
             }
         }
         Ok(())
+    }
+
+    /// The contexts a module's env entries are rendered in: the workspace once, then each
+    /// service that has the module; none when no service has it.
+    fn env_contexts(&self, module: &Module) -> Vec<Context> {
+        let services = self.services_having(&module.id);
+        if services.is_empty() {
+            return Vec::new();
+        }
+        let context = Context::for_manifest(&self.manifest);
+        let mut contexts = vec![context.clone()];
+        contexts.extend(services.iter().map(|s| context.with_service(s)));
+        contexts
+    }
+
+    /// Every env key the base and the installed modules need, with the module that needs it.
+    pub fn expected_env_keys(&self) -> Result<Vec<(String, String)>> {
+        let installed = self.installed();
+        let modules = std::iter::once(&self.catalog.base).chain(
+            installed
+                .iter()
+                .filter_map(|id| self.catalog.modules.get(*id)),
+        );
+        let mut keys = Vec::new();
+        for module in modules {
+            for context in self.env_contexts(module) {
+                let scope = if context.service.is_some() {
+                    Scope::Service
+                } else {
+                    Scope::Workspace
+                };
+                for var in module.env.iter().filter(|v| v.scope == scope) {
+                    let key = render(&format!("{} env key", module.id), &var.key, &context)?;
+                    keys.push((module.id.clone(), key));
+                }
+            }
+        }
+        Ok(keys)
     }
 
     /// `KEY=value` lines of the module's block in `.env`.

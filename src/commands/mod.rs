@@ -3,6 +3,7 @@
 
 mod add;
 mod catalog_view;
+mod doctor;
 mod new;
 mod remove;
 
@@ -21,6 +22,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Remove(args) => remove::run(args),
         Command::List(args) => catalog_view::list(args),
         Command::Info(args) => catalog_view::info(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }
 

@@ -1,0 +1,358 @@
+//! `saaskit doctor`: is this workspace in a state saaskit and cargo can work with? Each check
+//! gives findings with a fix hint; the command fails when any finding is an error.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::cli::DoctorArgs;
+use crate::inject::{self, CommentStyle};
+use crate::lock;
+use crate::render::ServiceVars;
+use crate::workspace::{ENV_FILE, Workspace, find_root};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Severity {
+    Ok,
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Serialize)]
+struct Finding {
+    check: &'static str,
+    severity: Severity,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+}
+
+fn finding(
+    check: &'static str,
+    severity: Severity,
+    message: impl Into<String>,
+    hint: Option<&str>,
+) -> Finding {
+    Finding {
+        check,
+        severity,
+        message: message.into(),
+        hint: hint.map(str::to_string),
+    }
+}
+
+pub fn run(args: DoctorArgs) -> Result<()> {
+    let root = find_root(&std::env::current_dir()?)?;
+    let catalog = Catalog::load()?;
+    let mut findings = toolchain(&root);
+    match Workspace::open(&catalog, &root) {
+        Err(error) => findings.push(finding(
+            "workspace",
+            Severity::Error,
+            format!("{error:#}"),
+            Some("fix saaskit.toml or restore saaskit.lock as the message says, then run doctor again"),
+        )),
+        Ok(workspace) => {
+            findings.push(finding("workspace", Severity::Ok, "saaskit.toml and saaskit.lock are valid", None));
+            findings.extend(fences(&workspace)?);
+            let env = read_env(&root);
+            findings.extend(env_keys(&workspace, &env)?);
+            findings.extend(database(&root, &env));
+            findings.extend(ports(&workspace, &env));
+        }
+    }
+
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&findings)?);
+    } else {
+        for f in &findings {
+            let label = match f.severity {
+                Severity::Ok => "ok",
+                Severity::Warning => "warning",
+                Severity::Error => "error",
+            };
+            println!("{label:<8} {:<10} {}", f.check, f.message);
+            if let Some(hint) = &f.hint {
+                println!("{:<8} {:<10} fix: {hint}", "", "");
+            }
+        }
+    }
+    if errors > 0 {
+        bail!("doctor found {errors} error(s)");
+    }
+    Ok(())
+}
+
+/// `rustc 1.95.0 (...)` -> (1, 95)
+fn version_of(program: &str) -> Option<(String, (u32, u32))> {
+    let output = Command::new(program).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let number = text.split_whitespace().nth(1)?;
+    let mut parts = number.split('.').map(|p| p.parse::<u32>().ok());
+    Some((text.clone(), (parts.next()??, parts.next()??)))
+}
+
+/// cargo and rustc exist and are at least the workspace's `rust-version`.
+fn toolchain(root: &Path) -> Vec<Finding> {
+    let required = std::fs::read_to_string(root.join("Cargo.toml"))
+        .ok()
+        .and_then(|text| text.parse::<toml_edit::DocumentMut>().ok())
+        .and_then(|doc| {
+            doc.get("workspace")?
+                .get("package")?
+                .get("rust-version")?
+                .as_str()
+                .map(str::to_string)
+        });
+    let minimum = required.as_deref().and_then(|v| {
+        let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+        Some((parts.next()??, parts.next()??))
+    });
+    ["cargo", "rustc"]
+        .into_iter()
+        .map(|program| match version_of(program) {
+            None => finding(
+                "toolchain",
+                Severity::Error,
+                format!("`{program}` was not found"),
+                Some("install Rust with rustup: https://rustup.rs"),
+            ),
+            Some((text, version)) if minimum.is_some_and(|m| version < m) => finding(
+                "toolchain",
+                Severity::Error,
+                format!(
+                    "{text} is older than the workspace's rust-version {}",
+                    required.clone().unwrap_or_default()
+                ),
+                Some("run `rustup update stable`"),
+            ),
+            Some((text, _)) => finding("toolchain", Severity::Ok, text, None),
+        })
+        .collect()
+}
+
+/// Every marker and fence saaskit relies on is intact, and every recorded snippet is in place.
+fn fences(workspace: &Workspace) -> Result<Vec<Finding>> {
+    let lock = &workspace.lock;
+    let mut paths: Vec<&str> = lock.snippets.iter().map(|s| s.path.as_str()).collect();
+    paths.extend(
+        lock.files
+            .iter()
+            .map(|f| f.path.as_str())
+            .filter(|p| p.ends_with(".rs") || p.starts_with(".env")),
+    );
+    paths.sort();
+    paths.dedup();
+    let mut findings = Vec::new();
+    let mut intact = 0;
+    for path in paths {
+        let Some(source) = workspace.tree.read(path)? else {
+            findings.push(finding(
+                "fences",
+                Severity::Error,
+                format!("{path} is missing; saaskit generated it and injects code into it"),
+                Some("restore it from version control"),
+            ));
+            continue;
+        };
+        let style = CommentStyle::for_path(path);
+        for problem in inject::scan(&source, style).problems {
+            findings.push(finding(
+                "fences",
+                Severity::Error,
+                format!("{path}:{}: {problem}", problem.line()),
+                Some("restore the marker or fence line as the message says"),
+            ));
+        }
+        for snippet in lock.snippets.iter().filter(|s| s.path == path) {
+            match inject::block_body(&source, style, &snippet.marker, &snippet.module) {
+                Ok(Some((body, line))) if lock::hash(&body) != snippet.sha256 => findings.push(finding(
+                    "fences",
+                    Severity::Warning,
+                    format!("{path}:{line}: the `{}` snippet of `{}` was edited", snippet.marker, snippet.module),
+                    Some("fine if intended; `saaskit remove` will ask for --force before dropping it"),
+                )),
+                Ok(Some(_)) => intact += 1,
+                Ok(None) => findings.push(finding(
+                    "fences",
+                    Severity::Error,
+                    format!("{path}: the `{}` snippet of `{}` is missing", snippet.marker, snippet.module),
+                    Some("restore it from version control, or remove and add the module again"),
+                )),
+                // Malformed fences were reported by the scan above.
+                Err(_) => {}
+            }
+        }
+    }
+    findings.push(finding(
+        "fences",
+        Severity::Ok,
+        format!("{intact} injected snippets are intact"),
+        None,
+    ));
+    Ok(findings)
+}
+
+/// `KEY=value` pairs of `.env`, or None when there is no `.env`.
+fn read_env(root: &Path) -> Option<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(root.join(ENV_FILE)).ok()?;
+    Some(
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect(),
+    )
+}
+
+/// A value from the process environment, which wins, or from `.env`.
+fn env_value(env: &Option<BTreeMap<String, String>>, key: &str) -> Option<String> {
+    std::env::var(key)
+        .ok()
+        .or_else(|| env.as_ref()?.get(key).cloned())
+        .filter(|v| !v.is_empty())
+}
+
+fn env_keys(workspace: &Workspace, env: &Option<BTreeMap<String, String>>) -> Result<Vec<Finding>> {
+    if env.is_none() {
+        return Ok(vec![finding(
+            "env",
+            Severity::Error,
+            ".env is missing",
+            Some("`cp .env.example .env`, then fill in the secrets it leaves empty"),
+        )]);
+    }
+    let expected = workspace.expected_env_keys()?;
+    let mut findings: Vec<Finding> = expected
+        .iter()
+        .filter(|(_, key)| env_value(env, key).is_none())
+        .map(|(module, key)| {
+            finding(
+                "env",
+                Severity::Error,
+                format!("{key} (needed by `{module}`) is not set in .env or the environment"),
+                Some("copy its line from .env.example into .env and give it a value"),
+            )
+        })
+        .collect();
+    if findings.is_empty() {
+        findings.push(finding(
+            "env",
+            Severity::Ok,
+            format!("all {} keys are set", expected.len()),
+            None,
+        ));
+    }
+    Ok(findings)
+}
+
+/// The database in `DATABASE_URL` can be reached (PostgreSQL) or created (SQLite).
+fn database(root: &Path, env: &Option<BTreeMap<String, String>>) -> Vec<Finding> {
+    let Some(url) = env_value(env, "DATABASE_URL") else {
+        return Vec::new();
+    };
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let file = root.join(path.split('?').next().unwrap_or(path));
+        let dir = file.parent().unwrap_or(root);
+        let usable = dir.is_dir() || dir.parent().is_some_and(Path::is_dir);
+        return vec![if usable {
+            finding(
+                "database",
+                Severity::Ok,
+                format!("SQLite at {}", file.display()),
+                None,
+            )
+        } else {
+            finding(
+                "database",
+                Severity::Error,
+                format!(
+                    "the directory of the SQLite file {} cannot be created",
+                    file.display()
+                ),
+                Some("point DATABASE_URL at a file in an existing directory"),
+            )
+        }];
+    }
+    let Some(authority) = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or(rest))
+    else {
+        return vec![finding(
+            "database",
+            Severity::Error,
+            "DATABASE_URL is not a URL",
+            Some("see .env.example"),
+        )];
+    };
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let target = if host_port.contains(':') {
+        host_port.to_string()
+    } else {
+        format!("{host_port}:5432")
+    };
+    let reachable = target
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .map(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)));
+    vec![match reachable {
+        Some(Ok(_)) => finding(
+            "database",
+            Severity::Ok,
+            format!("PostgreSQL answers at {target}"),
+            None,
+        ),
+        Some(Err(error)) => finding(
+            "database",
+            Severity::Error,
+            format!("cannot reach the database at {target}: {error}"),
+            Some("start PostgreSQL, or fix DATABASE_URL in .env"),
+        ),
+        None => finding(
+            "database",
+            Severity::Error,
+            format!("cannot resolve the database host in `{target}`"),
+            Some("fix DATABASE_URL in .env"),
+        ),
+    }]
+}
+
+/// Each service's address is free to listen on.
+fn ports(workspace: &Workspace, env: &Option<BTreeMap<String, String>>) -> Vec<Finding> {
+    workspace
+        .manifest
+        .services
+        .iter()
+        .map(|spec| {
+            let service = ServiceVars::new(spec);
+            let key = format!("{}_ADDR", service.env_prefix);
+            let addr = env_value(env, &key)
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], spec.port)));
+            match TcpListener::bind(addr) {
+                Ok(_) => finding("ports", Severity::Ok, format!("{} can listen on {addr}", spec.name), None),
+                Err(error) => finding(
+                    "ports",
+                    Severity::Warning,
+                    format!("{} cannot listen on {addr} ({key}): {error}", spec.name),
+                    Some("stop what uses the port (the service itself, if it is running), or change the address in .env"),
+                ),
+            }
+        })
+        .collect()
+}
