@@ -30,6 +30,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Check the workspace: toolchain, manifest, lock, markers, .env, database, ports
     Doctor(DoctorArgs),
+    /// Compare the generated files and snippets with the lock and with this saaskit's templates
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -122,4 +124,14 @@ pub struct DoctorArgs {
     /// Machine-readable output
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+    /// Exit non-zero when the generated output differs from what the current templates produce
+    #[arg(long)]
+    pub check: bool,
 }

@@ -19,7 +19,8 @@ pub struct Change {
 
 #[derive(Debug)]
 pub struct Tree {
-    root: PathBuf,
+    /// Where reads fall through to; `None` for a tree that exists only in memory.
+    root: Option<PathBuf>,
     /// Staged content by workspace-relative path (always `/`-separated).
     staged: BTreeMap<String, Option<String>>,
 }
@@ -27,7 +28,15 @@ pub struct Tree {
 impl Tree {
     pub fn new(root: &Path) -> Tree {
         Tree {
-            root: root.to_path_buf(),
+            root: Some(root.to_path_buf()),
+            staged: BTreeMap::new(),
+        }
+    }
+
+    /// A tree with nothing on disk behind it: what a fresh render would produce.
+    pub fn in_memory() -> Tree {
+        Tree {
+            root: None,
             staged: BTreeMap::new(),
         }
     }
@@ -49,7 +58,10 @@ impl Tree {
     }
 
     fn read_disk(&self, path: &str) -> Result<Option<String>> {
-        let full = self.root.join(path);
+        let Some(root) = &self.root else {
+            return Ok(None);
+        };
+        let full = root.join(path);
         match std::fs::read(&full) {
             Ok(bytes) => String::from_utf8(bytes).map(Some).with_context(|| {
                 format!(

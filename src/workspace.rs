@@ -100,6 +100,30 @@ impl<'c> Workspace<'c> {
         Workspace::with(catalog, manifest, Lock::new(), Tree::new(root), overwrite)
     }
 
+    /// What the current templates produce for `manifest`'s services and modules, in memory only:
+    /// the reference `saaskit diff` compares a workspace with.
+    pub fn render_fresh(catalog: &'c Catalog, manifest: &Manifest) -> Result<Workspace<'c>> {
+        let mut bare = manifest.clone();
+        let installed: Vec<(String, Vec<String>)> = manifest
+            .services
+            .iter()
+            .map(|s| (s.name.clone(), s.modules.clone()))
+            .collect();
+        for (service, modules) in &installed {
+            for id in modules {
+                bare.remove_module(service, id);
+            }
+        }
+        let mut fresh = Workspace::with(catalog, bare, Lock::new(), Tree::in_memory(), false);
+        fresh.install_base()?;
+        for (service, modules) in &installed {
+            for id in modules {
+                fresh.install(id, Some(service))?;
+            }
+        }
+        Ok(fresh)
+    }
+
     fn with(
         catalog: &'c Catalog,
         manifest: Manifest,

@@ -3,6 +3,7 @@
 
 mod add;
 mod catalog_view;
+mod diff;
 mod doctor;
 mod new;
 mod remove;
@@ -23,6 +24,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::List(args) => catalog_view::list(args),
         Command::Info(args) => catalog_view::info(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Diff(args) => diff::run(args),
     }
 }
 
