@@ -32,6 +32,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Compare the generated files and snippets with the lock and with this saaskit's templates
     Diff(DiffArgs),
+    /// Print a shell completion script (e.g. `saaskit completions bash > ~/.local/share/bash-completion/completions/saaskit`)
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -134,4 +136,10 @@ pub struct DiffArgs {
     /// Exit non-zero when the generated output differs from what the current templates produce
     #[arg(long)]
     pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    pub shell: clap_complete::Shell,
 }

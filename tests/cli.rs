@@ -689,3 +689,26 @@ fn the_wizard_asks_for_services_modules_and_database_in_a_terminal() {
         "the default module was unticked: {manifest}"
     );
 }
+
+// ----------------------------------------------------------------------------------- completions
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let temp = tempfile::tempdir().unwrap();
+    for (shell, expected) in [
+        ("bash", "_saaskit()"),
+        ("zsh", "#compdef saaskit"),
+        ("fish", "complete -c saaskit"),
+    ] {
+        saaskit(temp.path())
+            .args(["completions", shell])
+            .assert()
+            .success()
+            .stdout(contains(expected).and(contains("doctor")));
+    }
+    saaskit(temp.path())
+        .args(["completions", "tcsh"])
+        .assert()
+        .failure()
+        .stderr(contains("invalid value 'tcsh'"));
+}

@@ -25,6 +25,11 @@ pub fn run(command: Command) -> Result<()> {
         Command::Info(args) => catalog_view::info(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Completions(args) => {
+            let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut command, "saaskit", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 
