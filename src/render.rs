@@ -9,6 +9,7 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
+use crate::catalog::Scope;
 use crate::manifest::{Manifest, ServiceSpec};
 
 /// What every template sees. Mirrors the table in `docs/modules.md`.
@@ -73,6 +74,15 @@ impl Context {
             },
             services: manifest.services.iter().map(ServiceVars::new).collect(),
             service: None,
+        }
+    }
+
+    /// Which entries of a module this context renders: per-service ones when it has a service.
+    pub fn scope(&self) -> Scope {
+        if self.service.is_some() {
+            Scope::Service
+        } else {
+            Scope::Workspace
         }
     }
 

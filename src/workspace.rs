@@ -350,11 +350,7 @@ impl<'c> Workspace<'c> {
             contexts.insert(0, context);
         }
         for context in &contexts {
-            let scope = if context.service.is_some() {
-                Scope::Service
-            } else {
-                Scope::Workspace
-            };
+            let scope = context.scope();
             for file in module.files.iter().filter(|f| f.scope == scope) {
                 let (target, content) = render_file(module, file, context)?;
                 self.add_file(module, &target, content)?;
@@ -499,11 +495,7 @@ impl<'c> Workspace<'c> {
         let mut env_block = String::new();
         let mut example_block = String::new();
         for context in &contexts {
-            let scope = if context.service.is_some() {
-                Scope::Service
-            } else {
-                Scope::Workspace
-            };
+            let scope = context.scope();
             for var in module.env.iter().filter(|v| v.scope == scope) {
                 let key = render(&format!("{} env key", module.id), &var.key, context)?;
                 let (value, example) = match (&var.default, var.generate) {
@@ -586,11 +578,7 @@ impl<'c> Workspace<'c> {
         let mut keys = Vec::new();
         for module in modules {
             for context in self.env_contexts(module) {
-                let scope = if context.service.is_some() {
-                    Scope::Service
-                } else {
-                    Scope::Workspace
-                };
+                let scope = context.scope();
                 for var in module.env.iter().filter(|v| v.scope == scope) {
                     let key = render(&format!("{} env key", module.id), &var.key, &context)?;
                     keys.push((module.id.clone(), key));
@@ -678,11 +666,7 @@ impl<'c> Workspace<'c> {
             contexts.push(context);
         }
         for context in &contexts {
-            let scope = if context.service.is_some() {
-                Scope::Service
-            } else {
-                Scope::Workspace
-            };
+            let scope = context.scope();
             // Snippets first: the files they refer to may be removed next.
             for snippet in module.snippets.iter().filter(|s| s.scope == scope).rev() {
                 let target = render(

@@ -57,23 +57,28 @@ fn cargo(root: &Path, args: &[&str]) {
     );
 }
 
+/// rustfmt-clean and clippy-clean with `-D warnings`, as generated.
+fn lint(root: &Path) {
+    cargo(root, &["fmt", "--all", "--", "--check"]);
+    cargo(
+        root,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
+}
+
 /// The default workspace, generated, checked and built once for all tests of this file.
 fn default_workspace() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
         let root = fresh_workspace("acme", &["--yes"]);
-        cargo(&root, &["fmt", "--all", "--", "--check"]);
-        cargo(
-            &root,
-            &[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        );
+        lint(&root);
         cargo(&root, &["build", "--workspace"]);
         // The generated crates come with unit tests of their own (config, errors, middleware, db).
         cargo(&root, &["test", "--workspace", "--quiet"]);
@@ -330,16 +335,5 @@ fn configuration_errors_name_every_bad_key() {
 #[test]
 fn a_workspace_without_modules_is_clippy_and_fmt_clean() {
     let root = fresh_workspace("bare", &["--yes", "--modules", ""]);
-    cargo(&root, &["fmt", "--all", "--", "--check"]);
-    cargo(
-        &root,
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    );
+    lint(&root);
 }

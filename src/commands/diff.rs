@@ -85,6 +85,36 @@ struct Item {
     diff: String,
 }
 
+impl Item {
+    /// Classifies an item from its `(recorded, generated)` hashes and its content on disk and in
+    /// the fresh render, with the diff between the two when it is not unchanged.
+    fn compare(
+        path: &str,
+        module: String,
+        marker: Option<&str>,
+        (recorded, generated): (Option<&str>, Option<&str>),
+        disk: Option<String>,
+        reference: Option<String>,
+    ) -> Item {
+        let status = Status::of(
+            recorded,
+            generated,
+            disk.as_deref().map(lock::hash).as_deref(),
+        );
+        let diff = match status {
+            Status::Unchanged => String::new(),
+            _ => diff(path, disk.as_deref(), reference.as_deref()),
+        };
+        Item {
+            path: path.to_string(),
+            module,
+            marker: marker.map(str::to_string),
+            status,
+            diff,
+        }
+    }
+}
+
 pub fn run(args: DiffArgs) -> Result<()> {
     let root = find_root(&std::env::current_dir()?)?;
     let catalog = Catalog::load()?;
@@ -197,27 +227,15 @@ fn files(workspace: &Workspace, fresh: &Workspace) -> Result<Vec<Item>> {
         let generated = fresh.lock.file(path);
         let disk = own_content_at(&workspace.tree, path, &workspace.lock)?;
         let reference = own_content_at(&fresh.tree, path, &fresh.lock)?;
-        let status = Status::of(
-            recorded.map(|r| r.sha256.as_str()),
-            generated.map(|g| g.sha256.as_str()),
-            disk.as_deref().map(lock::hash).as_deref(),
-        );
         let module = generated
             .or(recorded)
             .map(|f| f.module.clone())
             .unwrap_or_default();
-        let diff = if status == Status::Unchanged {
-            String::new()
-        } else {
-            diff(path, disk.as_deref(), reference.as_deref())
-        };
-        items.push(Item {
-            path: path.to_string(),
-            module,
-            marker: None,
-            status,
-            diff,
-        });
+        let hashes = (
+            recorded.map(|r| r.sha256.as_str()),
+            generated.map(|g| g.sha256.as_str()),
+        );
+        items.push(Item::compare(path, module, None, hashes, disk, reference));
     }
     Ok(items)
 }
@@ -243,7 +261,7 @@ fn snippets(workspace: &Workspace, fresh: &Workspace) -> Result<Vec<Item>> {
         };
         let disk = body_in(&workspace.tree)?;
         let reference = body_in(&fresh.tree)?;
-        let status = Status::of(
+        let hashes = (
             workspace
                 .lock
                 .snippet(path, marker, module)
@@ -252,20 +270,15 @@ fn snippets(workspace: &Workspace, fresh: &Workspace) -> Result<Vec<Item>> {
                 .lock
                 .snippet(path, marker, module)
                 .map(|s| s.sha256.as_str()),
-            disk.as_deref().map(lock::hash).as_deref(),
         );
-        let diff = if status == Status::Unchanged {
-            String::new()
-        } else {
-            diff(path, disk.as_deref(), reference.as_deref())
-        };
-        items.push(Item {
-            path: path.to_string(),
-            module: module.to_string(),
-            marker: Some(marker.to_string()),
-            status,
-            diff,
-        });
+        items.push(Item::compare(
+            path,
+            module.to_string(),
+            Some(marker),
+            hashes,
+            disk,
+            reference,
+        ));
     }
     Ok(items)
 }
