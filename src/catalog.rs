@@ -80,6 +80,13 @@ pub struct EnvVar {
     pub scope: Scope,
 }
 
+impl EnvVar {
+    /// A key whose default is empty is optional: the service runs without it.
+    pub fn is_optional(&self) -> bool {
+        self.default.as_deref() == Some("")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {

@@ -567,7 +567,8 @@ impl<'c> Workspace<'c> {
         contexts
     }
 
-    /// Every env key the base and the installed modules need, with the module that needs it.
+    /// Every env key the base and the installed modules need set, with the module that needs it.
+    /// Optional keys (empty default) are left out: the services run without them.
     pub fn expected_env_keys(&self) -> Result<Vec<(String, String)>> {
         let installed = self.installed();
         let modules = std::iter::once(&self.catalog.base).chain(
@@ -579,7 +580,11 @@ impl<'c> Workspace<'c> {
         for module in modules {
             for context in self.env_contexts(module) {
                 let scope = context.scope();
-                for var in module.env.iter().filter(|v| v.scope == scope) {
+                for var in module
+                    .env
+                    .iter()
+                    .filter(|v| v.scope == scope && !v.is_optional())
+                {
                     let key = render(&format!("{} env key", module.id), &var.key, &context)?;
                     keys.push((module.id.clone(), key));
                 }

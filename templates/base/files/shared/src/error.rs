@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -36,6 +36,10 @@ pub enum ApiError {
     /// No valid credentials came with the request (401).
     #[error("authentication is required")]
     Unauthorized,
+    /// A sign-in failed. One answer for an unknown account, a wrong password and a disabled
+    /// account, so that the response does not tell which accounts exist (401).
+    #[error("the email or password is incorrect")]
+    InvalidCredentials,
     /// The caller is known but not allowed to do this (403).
     #[error("permission denied")]
     Forbidden,
@@ -45,9 +49,15 @@ pub enum ApiError {
     /// The request conflicts with the current state, e.g. a duplicate email (409).
     #[error("{0}")]
     Conflict(String),
+    /// The request body is larger than the configured limit (413).
+    #[error("the request body is too large")]
+    PayloadTooLarge,
     /// The request took longer than the configured timeout (408).
     #[error("the request took too long")]
     Timeout,
+    /// The client sent too many requests; it may retry after the given number of seconds (429).
+    #[error("too many requests; retry in {0} seconds")]
+    TooManyRequests(u64),
     /// A dependency the service needs is down, each named in the map (503).
     #[error("the service is not ready")]
     Unavailable(FieldErrors),
@@ -66,11 +76,13 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -82,10 +94,13 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::Validation(_) => "validation_failed",
             Self::Unauthorized => "unauthorized",
+            Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
             Self::Timeout => "timeout",
+            Self::TooManyRequests(_) => "too_many_requests",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -110,6 +125,10 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let code = self.code();
         let message = self.to_string();
+        let retry_after = match self {
+            Self::TooManyRequests(secs) => Some([(header::RETRY_AFTER, secs.to_string())]),
+            _ => None,
+        };
         let fields = match self {
             Self::Validation(fields) | Self::Unavailable(fields) => fields,
             Self::Internal(cause) => {
@@ -125,7 +144,7 @@ impl IntoResponse for ApiError {
                 fields,
             },
         };
-        (status, Json(body)).into_response()
+        (status, retry_after, Json(body)).into_response()
     }
 }
 

@@ -2,6 +2,7 @@
 //! endpoints, and graceful shutdown.
 
 mod health;
+mod json;
 mod middleware;
 
 use std::future::Future;
@@ -10,10 +11,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::HeaderValue;
 use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
 
 pub use health::{Readiness, ReadinessCheck, health_routes};
+pub use json::JsonBody;
 pub use middleware::with_middleware;
 
 use crate::config::Env;
@@ -43,6 +46,9 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// The largest request body accepted, in bytes (`HTTP_BODY_LIMIT_BYTES`).
     pub body_limit: usize,
+    /// The browser origins allowed to call the service from other sites, e.g.
+    /// `https://app.example.com` (`CORS_ALLOWED_ORIGINS`, comma-separated; empty for none).
+    pub allowed_origins: Vec<HeaderValue>,
 }
 
 impl HttpConfig {
@@ -55,8 +61,31 @@ impl HttpConfig {
         Self {
             request_timeout: Duration::from_secs(timeout_secs),
             body_limit: env.optional("HTTP_BODY_LIMIT_BYTES", 1024 * 1024),
+            allowed_origins: allowed_origins(env),
         }
     }
+}
+
+/// Reads `CORS_ALLOWED_ORIGINS`: each entry must be an origin, `scheme://host[:port]`, with no
+/// path, because browsers compare the `Origin` header with it byte for byte.
+pub fn allowed_origins(env: &mut Env) -> Vec<HeaderValue> {
+    const KEY: &str = "CORS_ALLOWED_ORIGINS";
+    let list: String = env.optional(KEY, String::new());
+    let mut origins = Vec::new();
+    for origin in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let well_formed = ["http://", "https://"]
+            .iter()
+            .filter_map(|scheme| origin.strip_prefix(scheme))
+            .any(|host| !host.is_empty() && !host.contains('/'));
+        match HeaderValue::from_str(origin) {
+            Ok(value) if well_formed => origins.push(value),
+            _ => env.record(
+                KEY,
+                format!("has `{origin}`, which is not an origin like https://app.example.com"),
+            ),
+        }
+    }
+    origins
 }
 
 /// Serves `app` on `config.addr` until the process receives Ctrl-C or SIGTERM, then stops
@@ -75,6 +104,8 @@ async fn run(addr: SocketAddr, app: Router) -> io::Result<()> {
     // Installed before serving, so that a failure stops start-up instead of a running server.
     let shutdown = shutdown_signal()?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
+    // Connection info lets handlers and middleware see the peer address (`ConnectInfo`).
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
@@ -41,9 +43,64 @@ pub fn with_middleware(app: Router, config: &HttpConfig) -> Router {
                     config.request_timeout,
                     timeout,
                 ))
+                .layer(cors(&config.allowed_origins))
+                .layer(middleware::map_response(security_headers))
                 // Enforced by the body extractors (`Json`, `Bytes`, `String`, `Form`, ...).
                 .layer(DefaultBodyLimit::max(config.body_limit)),
         )
+}
+
+/// Lets the listed origins call the service from a browser, cookies included; other origins
+/// get no CORS headers, so browsers keep their pages from reading the responses. Preflight
+/// requests are answered here, before any route.
+fn cors(allowed_origins: &[HeaderValue]) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed_origins.iter().cloned()))
+        .allow_credentials(true)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-requested-with"),
+        ])
+        .expose_headers([HeaderName::from_static("x-request-id")])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Headers that tell browsers to treat responses as data: no sniffing, no framing, no referrer,
+/// HTTPS only. A header a route sets itself (a page's `content-security-policy`) is kept.
+async fn security_headers(mut response: Response) -> Response {
+    const HEADERS: [(HeaderName, &str); 6] = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (
+            HeaderName::from_static("cross-origin-resource-policy"),
+            "same-site",
+        ),
+    ];
+    let headers = response.headers_mut();
+    for (name, value) in HEADERS {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// The span every log line of a request is recorded in.
@@ -93,6 +150,7 @@ mod tests {
         let config = HttpConfig {
             request_timeout: Duration::from_millis(50),
             body_limit: 16,
+            allowed_origins: vec![HeaderValue::from_static("https://app.example.com")],
         };
         let routes = Router::new()
             .route("/slow", get(|| tokio::time::sleep(Duration::from_secs(5))))
@@ -123,6 +181,38 @@ mod tests {
 
         let id = response.headers()["x-request-id"].to_str().unwrap();
         assert_eq!(id.len(), 36, "a UUID, got {id}");
+    }
+
+    #[tokio::test]
+    async fn sends_security_headers() {
+        let response = send(Request::get("/nowhere").body(Body::empty()).unwrap()).await;
+
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(response.headers()["x-frame-options"], "DENY");
+    }
+
+    #[tokio::test]
+    async fn allows_only_the_configured_origins() {
+        let preflight = |origin: &'static str| {
+            Request::options("/echo")
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .body(Body::empty())
+                .unwrap()
+        };
+
+        let allowed = send(preflight("https://app.example.com")).await;
+        let other = send(preflight("https://evil.example")).await;
+
+        assert_eq!(
+            allowed.headers()["access-control-allow-origin"],
+            "https://app.example.com"
+        );
+        assert_eq!(
+            allowed.headers()["access-control-allow-credentials"],
+            "true"
+        );
+        assert!(!other.headers().contains_key("access-control-allow-origin"));
     }
 
     #[tokio::test]
