@@ -161,6 +161,11 @@ impl Auth {
         })
     }
 
+    /// The database accounts live in, for the modules that extend them.
+    pub fn db(&self) -> &Database {
+        &self.inner.db
+    }
+
     /// The public keys, for `GET /.well-known/jwks.json`.
     pub fn jwks(&self) -> &Jwks {
         &self.inner.jwks
@@ -465,8 +470,8 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-/// The current time in Unix seconds.
-fn now() -> i64 {
+/// The current time in Unix seconds, the unit of every time column.
+pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| {
