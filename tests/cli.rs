@@ -476,10 +476,10 @@ fn remove_dry_run_changes_nothing() {
     let (_temp, root) = generate("acme", &["--yes"]);
     let before = read_tree(&root);
     saaskit(&root)
-        .args(["remove", "db", "--dry-run"])
+        .args(["remove", "users", "--dry-run"])
         .assert()
         .success()
-        .stdout(contains("+++ /dev/null").or(contains("--- a/crates/shared/src/db.rs")));
+        .stdout(contains("--- a/crates/shared/src/profile.rs"));
     assert_same_tree(&before, &read_tree(&root));
 }
 
@@ -658,10 +658,10 @@ fn the_wizard_asks_for_services_modules_and_database_in_a_terminal() {
         })
     };
     let mut stdin = child.stdin.take().unwrap();
-    // Enter: all services; space + enter: no modules; down + enter: postgres.
+    // Enter: all services; `a` (toggle all) + enter: no modules; down + enter: postgres.
     for (prompt, keys) in [
         ("Services", "\r"),
-        ("Modules", " \r"),
+        ("Modules", "a\r"),
         ("Default database", "\x1b[B\r"),
     ] {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -685,8 +685,8 @@ fn the_wizard_asks_for_services_modules_and_database_in_a_terminal() {
     assert!(manifest.contains("database = \"postgres\""), "{manifest}");
     assert!(manifest.contains("[services.webhooks]"), "{manifest}");
     assert!(
-        !manifest.contains("\"db\""),
-        "the default module was unticked: {manifest}"
+        manifest.contains("modules = []"),
+        "the default modules were unticked: {manifest}"
     );
 }
 
