@@ -9,7 +9,6 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
 use shared::auth::session::SessionInfo;
-use shared::auth::token::Jwks;
 use shared::auth::{Auth, CurrentUser, SignedIn, Tokens, User};
 use shared::http::JsonBody;
 
@@ -147,8 +146,11 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn jwks(State(auth): State<Auth>) -> Json<Jwks> {
-    Json(auth.jwks().clone())
+/// Public keys change only at a rotation, which keeps the old key published for at least an
+/// access token's lifetime: five minutes of caching is safe.
+async fn jwks(State(auth): State<Auth>) -> impl IntoResponse {
+    let cache = (header::CACHE_CONTROL, "public, max-age=300");
+    ([cache], Json(auth.jwks().clone()))
 }
 
 fn signed_in_response(status: StatusCode, signed_in: SignedIn) -> Response {
