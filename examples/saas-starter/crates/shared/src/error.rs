@@ -56,7 +56,7 @@ pub enum ApiError {
     #[error("the request took too long")]
     Timeout,
     /// The client sent too many requests; it may retry after the given number of seconds (429).
-    #[error("too many requests; retry in {0} seconds")]
+    #[error("too many requests; retry after {0} s")]
     TooManyRequests(u64),
     /// A dependency the service needs is down, each named in the map (503).
     #[error("the service is not ready")]

@@ -11,5 +11,14 @@ pub mod telemetry;
 // <<<begin:db@mods>>>
 pub mod db;
 // <<<end:db@mods>>>
+// <<<begin:auth@mods>>>
+pub mod auth;
+// <<<end:auth@mods>>>
+// <<<begin:security/rate-limiting@mods>>>
+pub mod rate_limit;
+// <<<end:security/rate-limiting@mods>>>
+// <<<begin:users@mods>>>
+pub mod profile;
+// <<<end:users@mods>>>
 
 pub use error::ApiError;

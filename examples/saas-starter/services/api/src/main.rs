@@ -7,6 +7,12 @@
 //! saaskit adds the code of each module after the `inject` marker comments below: keep them.
 
 // <<<inject:mods>>>
+// <<<begin:auth@mods>>>
+mod auth;
+// <<<end:auth@mods>>>
+// <<<begin:users@mods>>>
+mod users;
+// <<<end:users@mods>>>
 
 use shared::config::Env;
 use shared::http::{self, HttpConfig, Readiness, ServerConfig};
@@ -23,6 +29,12 @@ async fn main() -> anyhow::Result<()> {
     // <<<begin:db@config>>>
     let db_config = shared::db::DatabaseConfig::from_env(&mut env);
     // <<<end:db@config>>>
+    // <<<begin:auth@config>>>
+    let auth_config = shared::auth::AuthConfig::from_env(&mut env);
+    // <<<end:auth@config>>>
+    // <<<begin:security/rate-limiting@config>>>
+    let rate_limit_config = shared::rate_limit::RateLimitConfig::from_env(&mut env);
+    // <<<end:security/rate-limiting@config>>>
     env.finish()?;
 
     telemetry::init(telemetry_config);
@@ -35,9 +47,21 @@ async fn main() -> anyhow::Result<()> {
     db.migrate().await?;
     let readiness = readiness.with_check("database", db.clone());
     // <<<end:db@startup>>>
+    // <<<begin:auth@startup>>>
+    let auth = shared::auth::Auth::new(db.clone(), auth_config, &http_config)?;
+    // <<<end:auth@startup>>>
 
     let app = http::health_routes(readiness);
     // <<<inject:routes>>>
+    // <<<begin:auth@routes>>>
+    let app = app.merge(auth::routes(auth.clone()));
+    // <<<end:auth@routes>>>
+    // <<<begin:security/rate-limiting@routes>>>
+    let app = shared::rate_limit::protect(app, &rate_limit_config, &http_config);
+    // <<<end:security/rate-limiting@routes>>>
+    // <<<begin:users@routes>>>
+    let app = app.merge(users::routes(auth.clone()));
+    // <<<end:users@routes>>>
     let app = http::with_middleware(app, &http_config);
 
     http::serve(&server_config, app).await?;

@@ -70,7 +70,14 @@ fn cors(allowed_origins: &[HeaderValue]) -> CorsLayer {
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("x-requested-with"),
         ])
-        .expose_headers([HeaderName::from_static("x-request-id")])
+        // Readable by the allowed origins' scripts, which need them to back off when limited.
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+        ])
         .max_age(Duration::from_secs(600))
 }
 
