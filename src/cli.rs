@@ -32,6 +32,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Compare the generated files and snippets with the lock and with this saaskit's templates
     Diff(DiffArgs),
+    /// Rotate, list or remove the api's access-token signing keys (AUTH_SIGNING_KEY and AUTH_PREVIOUS_KEYS in .env)
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Print a shell completion script (e.g. `saaskit completions bash > ~/.local/share/bash-completion/completions/saaskit`)
     Completions(CompletionsArgs),
 }
@@ -142,4 +145,50 @@ pub struct DiffArgs {
 pub struct CompletionsArgs {
     /// The shell to complete in
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// New AUTH_SIGNING_KEY; the old key's public key goes first in AUTH_PREVIOUS_KEYS
+    Rotate(KeysRotateArgs),
+    /// The key ids (kid): the signing key's and each previous key's
+    List(KeysListArgs),
+    /// Drop a previous key from AUTH_PREVIOUS_KEYS: tokens it signed stop verifying
+    Remove(KeysRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnvFileArg {
+    /// The env file holding the keys (default: `.env` at the workspace root)
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysRotateArgs {
+    #[command(flatten)]
+    pub env: EnvFileArg,
+    /// Print the planned change as a unified diff instead of writing it
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysListArgs {
+    #[command(flatten)]
+    pub env: EnvFileArg,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysRemoveArgs {
+    /// Key id of the previous key to drop, as `saaskit keys list` shows it
+    pub kid: String,
+    #[command(flatten)]
+    pub env: EnvFileArg,
+    /// Print the planned change as a unified diff instead of writing it
+    #[arg(long)]
+    pub dry_run: bool,
 }

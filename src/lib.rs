@@ -13,5 +13,6 @@ pub mod lock;
 pub mod manifest;
 pub mod render;
 pub mod secrets;
+pub mod signing_keys;
 pub mod tree;
 pub mod workspace;

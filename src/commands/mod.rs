@@ -5,6 +5,7 @@ mod add;
 mod catalog_view;
 mod diff;
 mod doctor;
+mod keys;
 mod new;
 mod remove;
 
@@ -25,6 +26,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Info(args) => catalog_view::info(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Keys(command) => keys::run(command),
         Command::Completions(args) => {
             let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut command, "saaskit", &mut std::io::stdout());
