@@ -8,6 +8,8 @@
 //! id the api puts in its tokens and its JWKS. An edit rewrites the values only: every other byte
 //! of the file (comments, order, quotes, line endings) stays as it was.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
@@ -79,46 +81,16 @@ pub fn kid(public: &PublicKey) -> String {
 
 // ------------------------------------------------------------------------------------ base64url
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /// Unpadded base64url (RFC 4648 §5).
 pub fn encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    BASE64URL.encode(bytes)
 }
 
-/// Strict unpadded base64url: `None` on any other character, on padding, on an impossible
-/// length, and on non-zero trailing bits (so that each byte string has exactly one spelling).
+/// Strict unpadded base64url, as the generated services read keys: `None` on any other
+/// character, on padding, on an impossible length, and on non-zero trailing bits (so that each
+/// byte string has exactly one spelling).
 pub fn decode(text: &str) -> Option<Vec<u8>> {
-    let sextets: Vec<u32> = text
-        .bytes()
-        .map(|c| ALPHABET.iter().position(|a| *a == c).map(|p| p as u32))
-        .collect::<Option<_>>()?;
-    if sextets.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(sextets.len() * 3 / 4);
-    for chunk in sextets.chunks(4) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, s)| n | (s << (18 - 6 * i)));
-        let bytes = chunk.len() - 1;
-        if n & (0xff_ffff >> (8 * bytes)) != 0 {
-            return None;
-        }
-        out.extend((0..bytes).map(|i| (n >> (16 - 8 * i)) as u8));
-    }
-    Some(out)
+    BASE64URL.decode(text).ok()
 }
 
 /// The 32 bytes of a base64url key (a seed or a public key), `None` when it is not one.
