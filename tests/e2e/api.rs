@@ -1,0 +1,1629 @@
+//! The api's accounts and authentication, black box: the HTTP contract of docs/auth.md, spoken
+//! over HTTP to the api binary of the default workspace.
+//!
+//! Each scenario runs against a fresh instance on a fresh SQLite file and again on a fresh
+//! PostgreSQL database. Instances sign with a fixed test key (so that tests can verify and forge
+//! tokens), send the cookie without `Secure` (`session`, over plain http), trust one extra CORS
+//! origin, and have rate limits too high to matter, except where a test says otherwise.
+//!
+//! Every response is checked for a password hash (`argon2`), whatever the request.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Barrier;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use ureq::http;
+
+use crate::support::{Database, Service};
+
+/// The seed byte of the signing key of every instance, unless a test starts one with another.
+const KEY: u8 = 1;
+/// The signing key after a rotation.
+const NEXT_KEY: u8 = 2;
+/// A key no instance knows.
+const UNKNOWN_KEY: u8 = 3;
+
+/// `AUTH_ISSUER` and `AUTH_AUDIENCE` default to the workspace's name.
+const WORKSPACE: &str = "acme";
+const PASSWORD: &str = "correct horse battery staple";
+const NEW_PASSWORD: &str = "tr0ub4dor and three more words";
+/// In `CORS_ALLOWED_ORIGINS` of every instance.
+const ALLOWED_ORIGIN: &str = "https://app.example.com";
+const EVIL_ORIGIN: &str = "https://evil.example";
+/// A well-formed id of nothing.
+const UNKNOWN_UUID: &str = "0193b3c4-0000-7000-8000-000000000000";
+
+// ---------------------------------------------------------------------------------------------
+// The scenarios, each on SQLite and on PostgreSQL
+
+#[test]
+fn registration_returns_the_user_tokens_and_a_session_cookie() {
+    on_each_database(with_api(registration));
+}
+
+#[test]
+fn registration_validates_each_field_and_refuses_a_taken_email() {
+    on_each_database(with_api(registration_errors));
+}
+
+#[test]
+fn login_fails_alike_for_unknown_email_wrong_password_and_disabled_account() {
+    on_each_database(with_api(login));
+}
+
+#[test]
+fn me_accepts_a_bearer_token_or_the_session_cookie() {
+    on_each_database(with_api(credentials));
+}
+
+#[test]
+fn refresh_rotates_and_a_reused_refresh_token_revokes_its_session() {
+    on_each_database(with_api(refresh));
+}
+
+#[test]
+fn logout_clears_the_cookie_and_ends_the_session_for_both_credentials() {
+    on_each_database(with_api(logout));
+}
+
+#[test]
+fn sessions_are_listed_and_revoked_by_their_owner_only() {
+    on_each_database(with_api(sessions));
+}
+
+#[test]
+fn a_password_change_revokes_every_other_session() {
+    on_each_database(with_api(password_change));
+}
+
+#[test]
+fn cookie_requests_with_unsafe_methods_need_a_same_origin_proof() {
+    on_each_database(with_api(csrf));
+}
+
+#[test]
+fn the_profile_is_read_and_replaced_with_per_field_validation() {
+    on_each_database(with_api(profile));
+}
+
+#[test]
+fn access_tokens_are_eddsa_jwts_verifiable_with_the_jwks() {
+    on_each_database(with_api(tokens));
+}
+
+#[test]
+fn tampered_forged_and_expired_tokens_are_rejected() {
+    on_each_database(with_api(forged_tokens));
+}
+
+#[test]
+fn concurrent_duplicate_registrations_and_refreshes_have_one_winner() {
+    on_each_database(with_api(races));
+}
+
+#[test]
+fn tokens_of_a_previous_key_verify_until_it_is_removed() {
+    on_each_database(key_rotation);
+}
+
+#[test]
+fn sessions_end_after_the_idle_timeout_and_the_absolute_timeout() {
+    on_each_database(session_timeouts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests with instances of their own
+
+#[test]
+fn the_default_cookie_is_a_secure_host_cookie() {
+    let db = Database::sqlite();
+    let api = Api::start(&db, &[("AUTH_COOKIE_SECURE", "true")]);
+    let reply = try_register(
+        &api,
+        json!({"email": "ada@example.com", "password": PASSWORD}),
+    )
+    .expect(201);
+    // AUTH_COOKIE_SECURE is true in the generated .env, as by default: set here all the same.
+    let set_cookie = reply.set_cookie("__Host-session");
+    assert_session_cookie(set_cookie, true);
+    assert!(
+        reply.find_set_cookie("session").is_none(),
+        "only the __Host- cookie is set: {reply}"
+    );
+    let cookie = cookie_pair(set_cookie);
+    me_cookie(&api, cookie).expect(200);
+
+    let reply = api
+        .post("/api/auth/logout")
+        .cookie(cookie)
+        .send()
+        .expect(204);
+    assert_cleared(reply.set_cookie("__Host-session"), true);
+    me_cookie(&api, cookie).expect_error(401, "unauthorized");
+}
+
+#[test]
+fn register_and_login_are_rate_limited_per_email() {
+    let db = Database::sqlite();
+    let api = Api::start(
+        &db,
+        &[
+            ("RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE", "3"),
+            ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "1000"),
+        ],
+    );
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let reply = try_login(&api, "ada@example.com", PASSWORD);
+        reply.check_error(401, "invalid_credentials");
+        remaining.push(assert_rate_limit_headers(&reply));
+    }
+    assert!(
+        remaining.windows(2).all(|w| w[0] > w[1]),
+        "RateLimit-Remaining decreases: {remaining:?}"
+    );
+    // The email is compared lower-cased.
+    let limited = try_login(&api, " ADA@example.com", PASSWORD);
+    assert_too_many_requests(&limited);
+    // Another email from the same client is not limited.
+    try_login(&api, "grace@example.com", PASSWORD).check_error(401, "invalid_credentials");
+    let grace = register(&api, "grace@example.com");
+    me_bearer(&api, &grace.access).expect(200);
+}
+
+#[test]
+fn register_login_and_refresh_are_rate_limited_per_client_ip() {
+    let db = Database::sqlite();
+    let api = Api::start(
+        &db,
+        &[
+            ("RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE", "1000"),
+            ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "5"),
+        ],
+    );
+    // Five requests on the three limited endpoints, each with another email.
+    let ada = register(&api, "ada@example.com");
+    let ada = login_as(&api, &ada.email, PASSWORD);
+    let reply = try_refresh(&api, &ada.refresh).expect(200);
+    assert_rate_limit_headers(&reply);
+    let refreshed = reply.json();
+    try_login(&api, "grace@example.com", PASSWORD).check_error(401, "invalid_credentials");
+    let reply = try_register(
+        &api,
+        json!({"email": "alan@example.com", "password": PASSWORD}),
+    );
+    reply.check(201);
+    assert_eq!(assert_rate_limit_headers(&reply), 0, "{reply}");
+
+    assert_too_many_requests(&try_login(&api, "edsger@example.com", PASSWORD));
+    assert_too_many_requests(&try_register(
+        &api,
+        json!({"email": "barbara@example.com", "password": PASSWORD}),
+    ));
+    assert_too_many_requests(&try_refresh(&api, str_of(&refreshed["refresh_token"])));
+    // X-Forwarded-For is not trusted by default.
+    assert_too_many_requests(
+        &api.post("/api/auth/login")
+            .header("X-Forwarded-For", "203.0.113.7")
+            .json(json!({"email": "ken@example.com", "password": PASSWORD}))
+            .send(),
+    );
+    // Other endpoints are not limited.
+    me_bearer(&api, str_of(&refreshed["access_token"])).expect(200);
+}
+
+#[test]
+fn behind_a_trusted_proxy_the_client_ip_is_the_last_forwarded_address() {
+    let db = Database::sqlite();
+    let api = Api::start(
+        &db,
+        &[
+            ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "2"),
+            ("RATE_LIMIT_TRUST_FORWARDED_FOR", "true"),
+        ],
+    );
+    let login_from = |forwarded_for: &str, email: &str| {
+        api.post("/api/auth/login")
+            .header("X-Forwarded-For", forwarded_for)
+            .json(json!({"email": email, "password": PASSWORD}))
+            .send()
+    };
+    login_from("203.0.113.7", "a@example.com").check_error(401, "invalid_credentials");
+    login_from("203.0.113.7", "b@example.com").check_error(401, "invalid_credentials");
+    assert_too_many_requests(&login_from("203.0.113.7", "c@example.com"));
+    login_from("203.0.113.8", "d@example.com").check_error(401, "invalid_credentials");
+    // The proxy appends the address it saw: only the last one counts.
+    assert_too_many_requests(&login_from("203.0.113.8, 203.0.113.7", "e@example.com"));
+    login_from("203.0.113.7, 203.0.113.9", "f@example.com").check_error(401, "invalid_credentials");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+fn registration(api: &Api) {
+    let email = "  Ada.Lovelace@Example.COM ";
+    let body = json!({"email": email, "password": PASSWORD, "full_name": "Ada Lovelace"});
+    let reply = try_register(api, body).expect(201);
+    let body = reply.json();
+    assert_keys(
+        &body,
+        &[
+            "user",
+            "access_token",
+            "token_type",
+            "expires_in",
+            "refresh_token",
+        ],
+    );
+    let user = &body["user"];
+    assert_user(user, "ada.lovelace@example.com", json!("Ada Lovelace"));
+    assert_eq!(body["token_type"], "bearer", "{reply}");
+    assert_eq!(
+        body["expires_in"], 900,
+        "AUTH_ACCESS_TOKEN_TTL_SECS: {reply}"
+    );
+    assert_eq!(
+        str_of(&body["access_token"]).split('.').count(),
+        3,
+        "{reply}"
+    );
+    assert_random_token(&body["refresh_token"]);
+    assert_session_cookie(reply.set_cookie("session"), false);
+    let ada = Session::from_reply(reply, "ada.lovelace@example.com");
+    let (_, token) = ada.cookie.split_once('=').unwrap();
+    assert!(token.len() >= 43, "a 256-bit random token: {}", ada.cookie);
+    assert_eq!(me_bearer(api, &ada.access).expect_json(200), *user);
+
+    // Login takes the email in any case and spacing, and starts another session.
+    let again = login_as(api, " ADA.LOVELACE@example.com", PASSWORD);
+    assert_eq!(again.user, *user);
+    assert_ne!(again.cookie, ada.cookie);
+    assert_ne!(again.refresh, ada.refresh);
+    assert_ne!(again.sid(), ada.sid());
+
+    let grace = register(api, "grace@example.com");
+    assert_user(&grace.user, "grace@example.com", Value::Null);
+    assert_ne!(grace.user["id"], ada.user["id"]);
+}
+
+fn registration_errors(api: &Api) {
+    let account = |email: &str, password: &str| json!({"email": email, "password": password});
+    let long_name =
+        json!({"email": "ada@example.com", "password": PASSWORD, "full_name": "x".repeat(201)});
+    let cases = [
+        (account("not-an-email", PASSWORD), vec!["email"]),
+        (account("ada@localhost", PASSWORD), vec!["email"]),
+        (account("ada@example.com", "nine char"), vec!["password"]),
+        (account("ada@example.com", "1234567890"), vec!["password"]),
+        (account("ada@example.com", "qwertyuiop"), vec!["password"]),
+        (
+            account("ada@example.com", &"a".repeat(1025)),
+            vec!["password"],
+        ),
+        (account("ada@", "short"), vec!["email", "password"]),
+        (long_name, vec!["full_name"]),
+    ];
+    for (body, fields) in cases {
+        let error = try_register(api, body.clone()).expect_error(422, "validation_failed");
+        assert_eq!(
+            keys(&error["fields"]),
+            fields.into_iter().collect(),
+            "{body}: {error}"
+        );
+    }
+
+    // The boundaries are accepted: 10 characters, 1024 bytes, a 200-character name.
+    let boundaries = [
+        json!({"email": "ten@example.com", "password": "Zq8-vT2.mw"}),
+        json!({"email": "long@example.com", "password": "é".repeat(512)}),
+        json!({"email": "name@example.com", "password": PASSWORD, "full_name": "é".repeat(200)}),
+    ];
+    for body in boundaries {
+        try_register(api, body).expect(201);
+    }
+
+    register(api, "ada@example.com");
+    for taken in ["ada@example.com", " ADA@Example.com"] {
+        try_register(api, json!({"email": taken, "password": PASSWORD}))
+            .expect_error(409, "conflict");
+    }
+    // The account was not changed by the attempts.
+    login_as(api, "ada@example.com", PASSWORD);
+}
+
+fn login(api: &Api) {
+    let ada = register(api, "ada@example.com");
+    let mallory = register(api, "mallory@example.com");
+    api.db.execute(&format!(
+        "UPDATE users SET disabled_at = {} WHERE email = 'mallory@example.com'",
+        now()
+    ));
+
+    let failures = [
+        try_login(api, "nobody@example.com", PASSWORD),
+        try_login(api, "ada@example.com", "not the password"),
+        try_login(api, "mallory@example.com", PASSWORD),
+    ];
+    for reply in &failures {
+        reply.check_error(401, "invalid_credentials");
+        assert!(
+            reply.find_set_cookie("session").is_none(),
+            "no cookie for a failed login: {reply}"
+        );
+        assert_eq!(reply.body, failures[0].body, "one answer for every failure");
+    }
+    // A disabled account's existing sessions stop working too (the users table says so).
+    me_bearer(api, &mallory.access).expect_error(401, "unauthorized");
+
+    let again = login_as(api, "ada@example.com", PASSWORD);
+    assert_eq!(again.user, ada.user);
+    assert_signed_in(api, &ada);
+    assert_signed_in(api, &again);
+
+    // An unknown email costs a password verification too.
+    let fastest_of_three = |email: &str| {
+        (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                try_login(api, email, "not the password").check(401);
+                start.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let unknown = fastest_of_three("nobody@example.com");
+    let wrong = fastest_of_three("ada@example.com");
+    assert!(
+        unknown * 3 >= wrong,
+        "an unknown email is answered in {unknown:?}, a wrong password in {wrong:?}"
+    );
+}
+
+fn credentials(api: &Api) {
+    let ada = register(api, "ada@example.com");
+    let grace = register(api, "grace@example.com");
+    assert_eq!(me_bearer(api, &ada.access).expect_json(200), ada.user);
+    assert_eq!(me_cookie(api, &ada.cookie).expect_json(200), ada.user);
+
+    api.get("/api/auth/me")
+        .send()
+        .expect_error(401, "unauthorized");
+    let garbage = [
+        ("Authorization", "Bearer garbage".to_string()),
+        ("Authorization", "Bearer ".to_string()),
+        ("Authorization", format!("Basic {}", b64(b"ada:password"))),
+        ("Authorization", format!("bearer{}", ada.access)),
+        ("Authorization", format!("Bearer {}", ada.refresh)),
+        ("Cookie", "session=garbage".to_string()),
+        ("Cookie", format!("session={}", ada.refresh)),
+        ("Cookie", format!("session={}", ada.access)),
+    ];
+    for (name, value) in garbage {
+        api.get("/api/auth/me")
+            .header(name, &value)
+            .send()
+            .expect_error(401, "unauthorized");
+    }
+
+    // With both, the Bearer token counts.
+    let both =
+        |token: &str, cookie: &str| api.get("/api/auth/me").bearer(token).cookie(cookie).send();
+    assert_eq!(
+        both(&ada.access, "session=garbage").expect_json(200),
+        ada.user
+    );
+    assert_eq!(both(&ada.access, &grace.cookie).expect_json(200), ada.user);
+    both("garbage", &ada.cookie).expect_error(401, "unauthorized");
+}
+
+fn refresh(api: &Api) {
+    let ada = register(api, "ada@example.com");
+    let other = login_as(api, "ada@example.com", PASSWORD);
+
+    let first = try_refresh(api, &ada.refresh).expect_json(200);
+    assert_keys(
+        &first,
+        &["access_token", "token_type", "expires_in", "refresh_token"],
+    );
+    assert_eq!(first["token_type"], "bearer");
+    assert_eq!(first["expires_in"], 900);
+    assert_random_token(&first["refresh_token"]);
+    assert_ne!(str_of(&first["refresh_token"]), ada.refresh);
+    let access = str_of(&first["access_token"]);
+    assert_eq!(claims(access)["sid"], ada.sid(), "the same session");
+    assert_eq!(me_bearer(api, access).expect_json(200), ada.user);
+
+    let second = try_refresh(api, str_of(&first["refresh_token"])).expect_json(200);
+    let newest = str_of(&second["refresh_token"]);
+
+    // The first token again: reuse. The whole family, and the session with it, is revoked.
+    try_refresh(api, &ada.refresh).expect_error(401, "unauthorized");
+    try_refresh(api, newest).expect_error(401, "unauthorized");
+    for token in [&ada.access, access, str_of(&second["access_token"])] {
+        me_bearer(api, token).expect_error(401, "unauthorized");
+    }
+    me_cookie(api, &ada.cookie).expect_error(401, "unauthorized");
+    // Another session of the same account is not affected.
+    assert_signed_in(api, &other);
+    try_refresh(api, &other.refresh).expect(200);
+
+    for garbage in [
+        "garbage".to_string(),
+        String::new(),
+        ada.access.clone(),
+        b64(&[0; 32]),
+    ] {
+        try_refresh(api, &garbage).expect_error(401, "unauthorized");
+    }
+}
+
+fn logout(api: &Api) {
+    // With the cookie.
+    let ada = register(api, "ada@example.com");
+    let other = login_as(api, "ada@example.com", PASSWORD);
+    let reply = api
+        .post("/api/auth/logout")
+        .cookie(&ada.cookie)
+        .send()
+        .expect(204);
+    assert_eq!(reply.body, "");
+    assert_cleared(reply.set_cookie("session"), false);
+    assert_signed_out(api, &ada);
+    assert_signed_in(api, &other);
+
+    // With a Bearer token: the session's cookie stops working too.
+    let reply = api
+        .post("/api/auth/logout")
+        .bearer(&other.access)
+        .send()
+        .expect(204);
+    assert_cleared(reply.set_cookie("session"), false);
+    assert_signed_out(api, &other);
+
+    // Without a (valid) credential: the cookie is cleared all the same.
+    for request in [
+        api.post("/api/auth/logout"),
+        api.post("/api/auth/logout").cookie("session=garbage"),
+        api.post("/api/auth/logout").bearer("garbage"),
+    ] {
+        let reply = request.send().expect(204);
+        assert_cleared(reply.set_cookie("session"), false);
+    }
+    login_as(api, "ada@example.com", PASSWORD);
+}
+
+fn sessions(api: &Api) {
+    let ada = register(api, "ada@example.com");
+    let phone = Session::from_reply(
+        api.post("/api/auth/login")
+            .header("User-Agent", "e2e phone")
+            .json(json!({"email": "ada@example.com", "password": PASSWORD}))
+            .send()
+            .expect(200),
+        "ada@example.com",
+    );
+    let bob = register(api, "bob@example.com");
+
+    let list = list_sessions(api.get("/api/auth/sessions").bearer(&ada.access));
+    assert_eq!(list.len(), 2, "{list:?}");
+    for session in &list {
+        assert_keys(
+            session,
+            &[
+                "id",
+                "created_at",
+                "last_seen_at",
+                "expires_at",
+                "user_agent",
+                "current",
+            ],
+        );
+        assert_recent(&session["created_at"]);
+        assert_recent(&session["last_seen_at"]);
+        let lifetime = int_of(&session["expires_at"]) - int_of(&session["created_at"]);
+        assert!(
+            (2_592_000 - 5..=2_592_000 + 5).contains(&lifetime),
+            "AUTH_SESSION_ABSOLUTE_TIMEOUT_SECS: {session}"
+        );
+    }
+    let current = only_current(&list);
+    assert_eq!(current["id"], ada.sid());
+    let phone_entry = list.iter().find(|s| s["id"] == phone.sid()).unwrap();
+    assert_eq!(phone_entry["user_agent"], "e2e phone");
+    assert_eq!(phone_entry["current"], false);
+    // The cookie's session is the current one of a cookie request.
+    let list = list_sessions(api.get("/api/auth/sessions").cookie(&phone.cookie));
+    assert_eq!(only_current(&list)["id"], phone.sid());
+
+    // Someone else's session, an unknown one, a malformed id: 404, and nothing changes.
+    for id in [
+        bob.sid(),
+        UNKNOWN_UUID.to_string(),
+        "not-a-session".to_string(),
+    ] {
+        api.delete(&format!("/api/auth/sessions/{id}"))
+            .bearer(&ada.access)
+            .send()
+            .expect_error(404, "not_found");
+    }
+    assert_signed_in(api, &bob);
+    api.get("/api/auth/sessions")
+        .send()
+        .expect_error(401, "unauthorized");
+    api.delete(&format!("/api/auth/sessions/{}", phone.sid()))
+        .send()
+        .expect_error(401, "unauthorized");
+
+    let reply = api
+        .delete(&format!("/api/auth/sessions/{}", phone.sid()))
+        .bearer(&ada.access)
+        .send()
+        .expect(204);
+    assert_eq!(reply.body, "");
+    assert_signed_out(api, &phone);
+    let list = list_sessions(api.get("/api/auth/sessions").bearer(&ada.access));
+    assert_eq!(list.len(), 1, "{list:?}");
+
+    // Its own session, with the cookie.
+    api.delete(&format!("/api/auth/sessions/{}", ada.sid()))
+        .cookie(&ada.cookie)
+        .send()
+        .expect(204);
+    assert_signed_out(api, &ada);
+}
+
+fn password_change(api: &Api) {
+    let ada = register(api, "ada@example.com");
+    let phone = login_as(api, "ada@example.com", PASSWORD);
+    let change = |current: &str, new: &str| {
+        api.post("/api/auth/password")
+            .bearer(&ada.access)
+            .json(json!({"current_password": current, "new_password": new}))
+            .send()
+    };
+
+    let error = change("not the password", NEW_PASSWORD).expect_error(422, "validation_failed");
+    assert_eq!(
+        error["fields"],
+        json!({"current_password": "is incorrect"}),
+        "{error}"
+    );
+    for weak in ["short", "1234567890"] {
+        let error = change(PASSWORD, weak).expect_error(422, "validation_failed");
+        assert_eq!(keys(&error["fields"]), set(["new_password"]), "{error}");
+    }
+    api.post("/api/auth/password")
+        .json(json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}))
+        .send()
+        .expect_error(401, "unauthorized");
+    // Nothing changed so far.
+    assert_signed_in(api, &phone);
+
+    let reply = change(PASSWORD, NEW_PASSWORD).expect(204);
+    assert_eq!(reply.body, "");
+    assert_signed_out(api, &phone);
+    assert_signed_in(api, &ada);
+    try_refresh(api, &ada.refresh).expect(200);
+
+    try_login(api, "ada@example.com", PASSWORD).expect_error(401, "invalid_credentials");
+    login_as(api, "ada@example.com", NEW_PASSWORD);
+}
+
+fn csrf(api: &Api) {
+    let ada = register(api, "ada@example.com");
+    let own_origin = api.base.as_str();
+    // PUT /api/users/profile with the cookie and these headers.
+    let put_profile = |headers: &[(&str, &str)], name: &str| {
+        api.put("/api/users/profile")
+            .cookie(&ada.cookie)
+            .headers(headers)
+            .json(json!({"display_name": name}))
+            .send()
+    };
+    let refused: [&[(&str, &str)]; 5] = [
+        &[("Origin", EVIL_ORIGIN), ("Sec-Fetch-Site", "cross-site")],
+        &[("Origin", EVIL_ORIGIN)],
+        &[("Origin", "null")],
+        &[
+            ("Origin", "https://www.example.com"),
+            ("Sec-Fetch-Site", "same-site"),
+        ],
+        &[("Sec-Fetch-Site", "cross-site")],
+    ];
+    for headers in refused {
+        put_profile(headers, "refused").expect_error(403, "forbidden");
+    }
+    let profile = api.get("/api/users/profile").cookie(&ada.cookie).send();
+    assert_eq!(profile.expect_json(200)["display_name"], Value::Null);
+
+    let accepted: [&[(&str, &str)]; 6] = [
+        &[("Origin", ALLOWED_ORIGIN), ("Sec-Fetch-Site", "cross-site")],
+        &[
+            ("Origin", EVIL_ORIGIN),
+            ("X-Requested-With", "XMLHttpRequest"),
+        ],
+        &[("Origin", own_origin), ("Sec-Fetch-Site", "same-origin")],
+        &[("Sec-Fetch-Site", "none")],
+        &[("Origin", own_origin)],
+        &[],
+    ];
+    for headers in accepted {
+        let reply = put_profile(headers, "accepted");
+        assert_eq!(reply.status, 200, "with {headers:?}: {reply}");
+    }
+
+    // The other unsafe endpoints are guarded alike; safe methods are not.
+    let evil = [("Origin", EVIL_ORIGIN), ("Sec-Fetch-Site", "cross-site")];
+    let change = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
+    let guarded = [
+        api.post("/api/auth/logout"),
+        api.delete(&format!("/api/auth/sessions/{}", ada.sid())),
+        api.post("/api/auth/password").json(change),
+    ];
+    for call in guarded {
+        call.cookie(&ada.cookie)
+            .headers(&evil)
+            .send()
+            .expect_error(403, "forbidden");
+    }
+    assert_signed_in(api, &ada);
+    // The password did not change.
+    login_as(api, "ada@example.com", PASSWORD);
+    let me = api.get("/api/auth/me").cookie(&ada.cookie).headers(&evil);
+    me.send().expect(200);
+
+    // A Bearer token is exempt.
+    api.put("/api/users/profile")
+        .bearer(&ada.access)
+        .headers(&evil)
+        .json(json!({"display_name": "bearer"}))
+        .send()
+        .expect(200);
+    api.post("/api/auth/logout")
+        .bearer(&ada.access)
+        .headers(&evil)
+        .send()
+        .expect(204);
+    assert_signed_out(api, &ada);
+}
+
+fn profile(api: &Api) {
+    let ada = register_with_name(api, "ada@example.com", "Ada Lovelace");
+    let get = || {
+        api.get("/api/users/profile")
+            .bearer(&ada.access)
+            .send()
+            .expect_json(200)
+    };
+    let put = |body: Value| {
+        api.put("/api/users/profile")
+            .bearer(&ada.access)
+            .json(body)
+            .send()
+    };
+    let initial = get();
+    assert_eq!(
+        initial,
+        json!({
+            "id": ada.user["id"], "email": "ada@example.com", "full_name": "Ada Lovelace",
+            "display_name": null, "timezone": null, "locale": null,
+        })
+    );
+    let by_cookie = api.get("/api/users/profile").cookie(&ada.cookie).send();
+    assert_eq!(by_cookie.expect_json(200), initial);
+
+    let full = json!({
+        "full_name": "Ada King", "display_name": "ada",
+        "timezone": "Europe/Paris", "locale": "fr-CA",
+    });
+    let mut expected = full.clone();
+    expected["id"] = ada.user["id"].clone();
+    expected["email"] = json!("ada@example.com");
+    assert_eq!(put(full).expect_json(200), expected);
+    assert_eq!(get(), expected);
+    assert_eq!(
+        me_bearer(api, &ada.access).expect_json(200)["full_name"],
+        "Ada King",
+        "the profile's full name is the user's"
+    );
+
+    // A missing field is set to null.
+    let partial = put(json!({"display_name": "countess"})).expect_json(200);
+    assert_eq!(
+        partial,
+        json!({
+            "id": ada.user["id"], "email": "ada@example.com", "full_name": null,
+            "display_name": "countess", "timezone": null, "locale": null,
+        })
+    );
+
+    for (timezone, locale) in [("UTC", "en"), ("America/Montreal", "zh-Hant-TW")] {
+        let body = put(json!({"timezone": timezone, "locale": locale})).expect_json(200);
+        assert_eq!(
+            (&body["timezone"], &body["locale"]),
+            (&json!(timezone), &json!(locale))
+        );
+    }
+    let boundaries = json!({"full_name": "é".repeat(200), "display_name": "é".repeat(64)});
+    put(boundaries).expect(200);
+
+    let before = get();
+    let invalid = [
+        (json!({"timezone": "Mars/Olympus_Mons"}), vec!["timezone"]),
+        (json!({"timezone": "Europe/Paris; DROP"}), vec!["timezone"]),
+        (json!({"locale": "not a locale"}), vec!["locale"]),
+        (json!({"locale": "en_US_"}), vec!["locale"]),
+        (
+            json!({"display_name": "x".repeat(65)}),
+            vec!["display_name"],
+        ),
+        (json!({"full_name": "x".repeat(201)}), vec!["full_name"]),
+        (
+            json!({"timezone": "Nowhere/Special", "locale": "--", "display_name": "ok"}),
+            vec!["locale", "timezone"],
+        ),
+    ];
+    for (body, fields) in invalid {
+        let error = put(body.clone()).expect_error(422, "validation_failed");
+        assert_eq!(
+            keys(&error["fields"]),
+            fields.into_iter().collect(),
+            "{body}: {error}"
+        );
+    }
+    assert_eq!(get(), before, "a refused update changes nothing");
+
+    api.get("/api/users/profile")
+        .send()
+        .expect_error(401, "unauthorized");
+    api.put("/api/users/profile")
+        .json(json!({"display_name": "anonymous"}))
+        .send()
+        .expect_error(401, "unauthorized");
+}
+
+fn tokens(api: &Api) {
+    let ada = register(api, "ada@example.com");
+    let (header, claims) = decode(&ada.access);
+    let kid = key_id(&public_key(KEY));
+    assert_eq!(header, json!({"alg": "EdDSA", "typ": "JWT", "kid": kid}));
+    assert_keys(
+        &claims,
+        &["iss", "aud", "sub", "sid", "exp", "iat", "jti", "typ"],
+    );
+    assert_eq!(claims["iss"], WORKSPACE);
+    assert_eq!(claims["aud"], WORKSPACE);
+    assert_eq!(claims["sub"], ada.user["id"]);
+    assert_eq!(claims["typ"], "access");
+    assert_uuid(&claims["sid"], None);
+    assert_uuid(&claims["jti"], None);
+    assert_recent(&claims["iat"]);
+    assert_eq!(int_of(&claims["exp"]) - int_of(&claims["iat"]), 900);
+    let again = login_as(api, "ada@example.com", PASSWORD);
+    assert_ne!(claims["jti"], decode(&again.access).1["jti"]);
+
+    let jwks = api.get("/.well-known/jwks.json").send().expect_json(200);
+    assert_eq!(
+        jwks,
+        json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "x": public_key(KEY), "kid": kid,
+            "alg": "EdDSA", "use": "sig",
+        }]})
+    );
+    // The signature verifies with the published key.
+    let x: [u8; 32] = unb64(str_of(&jwks["keys"][0]["x"])).try_into().unwrap();
+    let (signed, signature) = ada.access.rsplit_once('.').unwrap();
+    let signature = Signature::from_slice(&unb64(signature)).unwrap();
+    VerifyingKey::from_bytes(&x)
+        .unwrap()
+        .verify_strict(signed.as_bytes(), &signature)
+        .expect("the access token's signature verifies with the JWKS key");
+}
+
+fn forged_tokens(api: &Api) {
+    let ada = register(api, "ada@example.com");
+    let bob = register(api, "bob@example.com");
+    let (header, claims) = decode(&ada.access);
+    let key = signing_key(KEY);
+    let with_claims = |changes: Value| {
+        let mut claims = claims.clone();
+        for (name, value) in changes.as_object().unwrap() {
+            match value {
+                Value::Null => claims.as_object_mut().unwrap().remove(name),
+                value => claims
+                    .as_object_mut()
+                    .unwrap()
+                    .insert(name.clone(), value.clone()),
+            };
+        }
+        forge(&header, &claims, &key)
+    };
+
+    // The forging is right: the same claims, re-signed, are accepted, and so is a token expired
+    // within the 60 s leeway.
+    me_bearer(api, &forge(&header, &claims, &key)).expect(200);
+    me_bearer(api, &with_claims(json!({"exp": now() - 20}))).expect(200);
+
+    let parts: Vec<&str> = ada.access.split('.').collect();
+    let (head, payload, signature) = (parts[0], parts[1], parts[2]);
+    let encode = |value: &Value| b64(value.to_string().as_bytes());
+    let kid = &header["kid"];
+    let alg = |alg: &str| encode(&json!({"alg": alg, "typ": "JWT", "kid": kid}));
+    let mut flipped = unb64(signature);
+    flipped[10] ^= 1;
+    let unknown_kid =
+        json!({"alg": "EdDSA", "typ": "JWT", "kid": key_id(&public_key(UNKNOWN_KEY))});
+    let rejected = [
+        (
+            "alg HS256",
+            format!("{}.{payload}.{signature}", alg("HS256")),
+        ),
+        (
+            "alg none",
+            format!("{}.{payload}.", encode(&json!({"alg": "none"}))),
+        ),
+        (
+            "alg none, signature kept",
+            format!("{}.{payload}.{signature}", alg("none")),
+        ),
+        (
+            "alg missing",
+            format!("{}.{payload}.{signature}", encode(&json!({"kid": kid}))),
+        ),
+        (
+            "signature changed",
+            format!("{head}.{payload}.{}", b64(&flipped)),
+        ),
+        ("signature missing", format!("{head}.{payload}.")),
+        (
+            "payload changed",
+            format!("{head}.{}.{signature}", encode(&claims_of(&bob))),
+        ),
+        (
+            "no kid",
+            forge(&json!({"alg": "EdDSA", "typ": "JWT"}), &claims, &key),
+        ),
+        ("unknown kid", forge(&unknown_kid, &claims, &key)),
+        (
+            "unknown key",
+            forge(&header, &claims, &signing_key(UNKNOWN_KEY)),
+        ),
+        ("expired", with_claims(json!({"exp": now() - 120}))),
+        ("no exp", with_claims(json!({"exp": null}))),
+        (
+            "another audience",
+            with_claims(json!({"aud": "another-api"})),
+        ),
+        (
+            "another issuer",
+            with_claims(json!({"iss": "someone-else"})),
+        ),
+        (
+            "not an access token",
+            with_claims(json!({"typ": "refresh"})),
+        ),
+        ("unknown session", with_claims(json!({"sid": UNKNOWN_UUID}))),
+    ];
+    for (what, token) in rejected {
+        let reply = me_bearer(api, &token);
+        assert_eq!(reply.status, 401, "{what}: {token}\n{reply}");
+        reply.check_error(401, "unauthorized");
+    }
+}
+
+fn races(api: &Api) {
+    let body = json!({"email": "race@example.com", "password": PASSWORD});
+    let replies = eight_at_once(|| try_register(api, body.clone()));
+    let created = replies.iter().filter(|r| r.status == 201).count();
+    assert_eq!(created, 1, "one registration succeeds: {replies:#?}");
+    for reply in replies.iter().filter(|r| r.status != 201) {
+        reply.check_error(409, "conflict");
+    }
+
+    // One refresh token presented eight times at once: it is reused, so the session is revoked.
+    // The first request may get a new token (soon revoked with the session) or a 401.
+    let ada = login_as(api, "race@example.com", PASSWORD);
+    let replies = eight_at_once(|| try_refresh(api, &ada.refresh));
+    let refreshed: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
+    assert!(refreshed.len() <= 1, "one refresh at most: {replies:#?}");
+    for reply in replies.iter().filter(|r| r.status != 200) {
+        reply.check_error(401, "unauthorized");
+    }
+    for reply in refreshed {
+        let body = reply.json();
+        try_refresh(api, str_of(&body["refresh_token"])).expect_error(401, "unauthorized");
+        me_bearer(api, str_of(&body["access_token"])).expect_error(401, "unauthorized");
+    }
+    assert_signed_out(api, &ada);
+}
+
+/// The replies to eight requests sent at the same time.
+fn eight_at_once(send: impl Fn() -> Reply + Sync) -> Vec<Reply> {
+    let barrier = Barrier::new(8);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    send()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    })
+}
+
+fn session_timeouts(db: &Database) {
+    let idle = Api::start(db, &[("AUTH_SESSION_IDLE_TIMEOUT_SECS", "2")]);
+    let ada = register(&idle, "ada@example.com");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_signed_out(&idle, &ada);
+    drop(idle);
+
+    let absolute = Api::start(db, &[("AUTH_SESSION_ABSOLUTE_TIMEOUT_SECS", "4")]);
+    let grace = register(&absolute, "grace@example.com");
+    let list = list_sessions(absolute.get("/api/auth/sessions").bearer(&grace.access));
+    let lifetime = int_of(&list[0]["expires_at"]) - int_of(&list[0]["created_at"]);
+    assert_eq!(lifetime, 4, "{list:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    me_cookie(&absolute, &grace.cookie).expect(200);
+    // Used or not, it ends.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_signed_out(&absolute, &grace);
+}
+
+/// Instance `a` signs with KEY; `b` with NEXT_KEY and KEY as a previous key; `c` with NEXT_KEY
+/// alone: what `saaskit keys rotate` and `saaskit keys remove` do, on one database.
+fn key_rotation(db: &Database) {
+    let a = Api::start(db, &[]);
+    let ada = register(&a, "ada@example.com");
+    let (old_kid, new_kid) = (key_id(&public_key(KEY)), key_id(&public_key(NEXT_KEY)));
+    drop(a);
+
+    let next_key = seed(NEXT_KEY);
+    let previous = public_key(KEY);
+    let b = Api::start(
+        db,
+        &[
+            ("AUTH_SIGNING_KEY", &next_key),
+            ("AUTH_PREVIOUS_KEYS", &previous),
+        ],
+    );
+    assert_eq!(me_bearer(&b, &ada.access).expect_json(200), ada.user);
+    assert_eq!(jwks_kids(&b), [old_kid, new_kid.clone()].into());
+    let grace = register(&b, "grace@example.com");
+    assert_eq!(decode(&grace.access).0["kid"], new_kid);
+    drop(b);
+
+    let c = Api::start(db, &[("AUTH_SIGNING_KEY", &next_key)]);
+    me_bearer(&c, &ada.access).expect_error(401, "unauthorized");
+    me_bearer(&c, &grace.access).expect(200);
+    assert_eq!(jwks_kids(&c), [new_kid.clone()].into());
+    // Sessions and refresh tokens do not depend on the key: a client refreshes its token.
+    me_cookie(&c, &ada.cookie).expect(200);
+    let refreshed = try_refresh(&c, &ada.refresh).expect_json(200);
+    let access = str_of(&refreshed["access_token"]);
+    assert_eq!(decode(access).0["kid"], new_kid);
+    me_bearer(&c, access).expect(200);
+    drop(c);
+
+    // Another audience or issuer: the same key's tokens are refused.
+    for (key, claim, value) in [
+        ("AUTH_AUDIENCE", "aud", "another-api"),
+        ("AUTH_ISSUER", "iss", "someone-else"),
+    ] {
+        let d = Api::start(db, &[("AUTH_SIGNING_KEY", &next_key), (key, value)]);
+        me_bearer(&d, access).expect_error(401, "unauthorized");
+        let own = login_as(&d, "grace@example.com", PASSWORD);
+        assert_eq!(claims(&own.access)[claim], value);
+        me_bearer(&d, &own.access).expect(200);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instances, requests and replies
+
+fn on_each_database(scenario: impl Fn(&Database)) {
+    for db in [Database::sqlite(), Database::postgres()] {
+        scenario(&db);
+    }
+}
+
+/// `scenario` on a fresh instance with the default test configuration.
+fn with_api(scenario: fn(&Api)) -> impl Fn(&Database) {
+    move |db| scenario(&Api::start(db, &[]))
+}
+
+/// The api running on a database; prints its log when dropped during a panic.
+struct Api<'db> {
+    service: Service,
+    db: &'db Database,
+    /// `http://127.0.0.1:<port>`, also the api's own origin.
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl<'db> Api<'db> {
+    /// The api on `db` with the test configuration (see the module's documentation), changed by
+    /// `env`.
+    fn start(db: &'db Database, env: &[(&str, &str)]) -> Api<'db> {
+        let url = db.url();
+        let key = seed(KEY);
+        let mut all = vec![
+            ("DATABASE_URL", url.as_str()),
+            ("AUTH_SIGNING_KEY", key.as_str()),
+            ("AUTH_COOKIE_SECURE", "false"),
+            ("CORS_ALLOWED_ORIGINS", ALLOWED_ORIGIN),
+            ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "10000"),
+            ("RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE", "10000"),
+        ];
+        // The last value of a key wins.
+        all.extend_from_slice(env);
+        let service = Service::start("api", &all);
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .new_agent();
+        Api {
+            base: format!("http://127.0.0.1:{}", service.port),
+            service,
+            db,
+            agent,
+        }
+    }
+
+    fn get(&self, path: &str) -> Call<'_> {
+        self.call("GET", path)
+    }
+
+    fn post(&self, path: &str) -> Call<'_> {
+        self.call("POST", path)
+    }
+
+    fn put(&self, path: &str) -> Call<'_> {
+        self.call("PUT", path)
+    }
+
+    fn delete(&self, path: &str) -> Call<'_> {
+        self.call("DELETE", path)
+    }
+
+    fn call(&self, method: &'static str, path: &str) -> Call<'_> {
+        Call {
+            api: self,
+            method,
+            path: path.to_string(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+}
+
+impl Drop for Api<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let logs = self.service.logs();
+            let lines: Vec<&str> = logs.lines().collect();
+            eprintln!(
+                "--- the api on {} ({}) logged, last 80 lines:\n{}",
+                self.db.kind(),
+                self.base,
+                lines[lines.len().saturating_sub(80)..].join("\n")
+            );
+        }
+    }
+}
+
+/// A request being built.
+struct Call<'a> {
+    api: &'a Api<'a>,
+    method: &'static str,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+impl Call<'_> {
+    fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    fn headers(self, headers: &[(&str, &str)]) -> Self {
+        headers
+            .iter()
+            .fold(self, |call, (name, value)| call.header(name, value))
+    }
+
+    fn bearer(self, token: &str) -> Self {
+        self.header("Authorization", &format!("Bearer {token}"))
+    }
+
+    /// `cookie` is `name=value`.
+    fn cookie(self, cookie: &str) -> Self {
+        self.header("Cookie", cookie)
+    }
+
+    fn json(mut self, body: Value) -> Self {
+        self.body = Some(body.to_string());
+        self.header("Content-Type", "application/json")
+    }
+
+    fn send(self) -> Reply {
+        let request = format!("{} {}", self.method, self.path);
+        let mut builder = http::Request::builder()
+            .method(self.method)
+            .uri(format!("{}{}", self.api.base, self.path));
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        let result = match (self.body, self.method) {
+            (Some(body), _) => self.api.agent.run(builder.body(body).unwrap()),
+            // An empty body as `Content-Length: 0`: ureq would send an empty chunked body, which
+            // the server cannot skip when it answers without reading it (a 403), so it closes
+            // the connection, and ureq's next request on it fails.
+            (None, "POST" | "PUT") => self.api.agent.run(builder.body(String::new()).unwrap()),
+            (None, _) => self.api.agent.run(builder.body(()).unwrap()),
+        };
+        let mut response = result.unwrap_or_else(|e| panic!("{request}: {e}"));
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .unwrap_or_else(|e| panic!("{request}: reading the body: {e}"));
+        let reply = Reply {
+            request,
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body,
+        };
+        let everything = format!("{:?}{}", reply.headers, reply.body).to_lowercase();
+        assert!(
+            !everything.contains("argon2"),
+            "a response shows a password hash: {reply}"
+        );
+        reply
+    }
+}
+
+/// A response, with the request it answers (for messages).
+struct Reply {
+    request: String,
+    status: u16,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} answered {}: {}",
+            self.request, self.status, self.body
+        )
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} answered {}", self.request, self.status)?;
+        for (name, value) in &self.headers {
+            write!(f, "\n  {name}: {}", value.to_str().unwrap_or("<binary>"))?;
+        }
+        write!(f, "\n  {}", self.body)
+    }
+}
+
+impl Reply {
+    fn check(&self, status: u16) {
+        assert_eq!(self.status, status, "{self}");
+    }
+
+    fn expect(self, status: u16) -> Reply {
+        self.check(status);
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self}"))
+    }
+
+    fn expect_json(self, status: u16) -> Value {
+        self.check(status);
+        self.json()
+    }
+
+    /// Checks the status and the error's shape and code; returns the `error` object.
+    fn check_error(&self, status: u16, code: &str) -> Value {
+        self.check(status);
+        let body = self.json();
+        assert_keys(&body, &["error"]);
+        let error = &body["error"];
+        assert_eq!(error["code"], code, "{self}");
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "an error has a message: {self}"
+        );
+        let mut expected = set(["code", "message"]);
+        if error.get("fields").is_some() {
+            expected.insert("fields");
+        }
+        assert_eq!(keys(error), expected, "{self}");
+        error.clone()
+    }
+
+    fn expect_error(self, status: u16, code: &str) -> Value {
+        self.check_error(status, code)
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// A header holding a whole number of seconds or requests.
+    fn number_header(&self, name: &str) -> u64 {
+        self.header(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} is missing or not a number: {self}"))
+    }
+
+    /// The raw `Set-Cookie` header that sets cookie `name`, if any.
+    fn find_set_cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|v| v.split_once('=').is_some_and(|(n, _)| n.trim() == name))
+    }
+
+    fn set_cookie(&self, name: &str) -> &str {
+        self.find_set_cookie(name)
+            .unwrap_or_else(|| panic!("no Set-Cookie for {name}: {self}"))
+    }
+}
+
+/// `name=value` of a `Set-Cookie` header.
+fn cookie_pair(set_cookie: &str) -> &str {
+    set_cookie.split(';').next().unwrap().trim()
+}
+
+/// The attributes of a `Set-Cookie` header, lower-cased: `httponly`, `path=/`, ...
+fn cookie_attributes(set_cookie: &str) -> BTreeSet<String> {
+    set_cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_lowercase())
+        .collect()
+}
+
+/// `HttpOnly; SameSite=Lax; Path=/`, `Secure` when `secure`, and no `Domain`.
+fn assert_session_cookie(set_cookie: &str, secure: bool) {
+    let attributes = cookie_attributes(set_cookie);
+    for required in ["httponly", "samesite=lax", "path=/"] {
+        assert!(attributes.contains(required), "{required}: {set_cookie}");
+    }
+    assert_eq!(
+        attributes.contains("secure"),
+        secure,
+        "Secure: {set_cookie}"
+    );
+    assert!(
+        !attributes.iter().any(|a| a.starts_with("domain")),
+        "no Domain: {set_cookie}"
+    );
+}
+
+/// A `Set-Cookie` that deletes the session cookie, with the attributes it was set with.
+fn assert_cleared(set_cookie: &str, secure: bool) {
+    let (_, value) = cookie_pair(set_cookie).split_once('=').unwrap();
+    assert_eq!(value, "", "an empty value: {set_cookie}");
+    assert_session_cookie(set_cookie, secure);
+    assert!(
+        cookie_attributes(set_cookie).contains("max-age=0"),
+        "Max-Age=0: {set_cookie}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts and credentials
+
+/// What register and login return: the user and the session's three credentials.
+struct Session {
+    email: String,
+    user: Value,
+    access: String,
+    refresh: String,
+    /// `session=<token>`, as a browser sends it back.
+    cookie: String,
+}
+
+impl Session {
+    /// From a successful register or login reply.
+    fn from_reply(reply: Reply, email: &str) -> Session {
+        let body = reply.json();
+        Session {
+            email: email.trim().to_lowercase(),
+            user: body["user"].clone(),
+            access: str_of(&body["access_token"]).to_string(),
+            refresh: str_of(&body["refresh_token"]).to_string(),
+            cookie: cookie_pair(reply.set_cookie("session")).to_string(),
+        }
+    }
+
+    /// The session id (the access token's `sid`).
+    fn sid(&self) -> String {
+        str_of(&claims(&self.access)["sid"]).to_string()
+    }
+}
+
+fn try_register(api: &Api, body: Value) -> Reply {
+    api.post("/api/auth/register").json(body).send()
+}
+
+fn register(api: &Api, email: &str) -> Session {
+    let reply = try_register(api, json!({"email": email, "password": PASSWORD}));
+    Session::from_reply(reply.expect(201), email)
+}
+
+fn register_with_name(api: &Api, email: &str, full_name: &str) -> Session {
+    let body = json!({"email": email, "password": PASSWORD, "full_name": full_name});
+    Session::from_reply(try_register(api, body).expect(201), email)
+}
+
+fn try_login(api: &Api, email: &str, password: &str) -> Reply {
+    api.post("/api/auth/login")
+        .json(json!({"email": email, "password": password}))
+        .send()
+}
+
+fn login_as(api: &Api, email: &str, password: &str) -> Session {
+    let reply = try_login(api, email, password).expect(200);
+    let body = reply.json();
+    assert_keys(
+        &body,
+        &[
+            "user",
+            "access_token",
+            "token_type",
+            "expires_in",
+            "refresh_token",
+        ],
+    );
+    Session::from_reply(reply, email)
+}
+
+fn try_refresh(api: &Api, refresh_token: &str) -> Reply {
+    api.post("/api/auth/refresh")
+        .json(json!({"refresh_token": refresh_token}))
+        .send()
+}
+
+fn me_bearer(api: &Api, token: &str) -> Reply {
+    api.get("/api/auth/me").bearer(token).send()
+}
+
+fn me_cookie(api: &Api, cookie: &str) -> Reply {
+    api.get("/api/auth/me").cookie(cookie).send()
+}
+
+/// The session's access token and cookie both work.
+fn assert_signed_in(api: &Api, session: &Session) {
+    assert_eq!(
+        me_bearer(api, &session.access).expect_json(200)["id"],
+        session.user["id"]
+    );
+    assert_eq!(
+        me_cookie(api, &session.cookie).expect_json(200)["id"],
+        session.user["id"]
+    );
+}
+
+/// The session has ended: its access token, cookie and refresh token are all refused.
+fn assert_signed_out(api: &Api, session: &Session) {
+    me_bearer(api, &session.access).expect_error(401, "unauthorized");
+    me_cookie(api, &session.cookie).expect_error(401, "unauthorized");
+    try_refresh(api, &session.refresh).expect_error(401, "unauthorized");
+}
+
+fn list_sessions(call: Call<'_>) -> Vec<Value> {
+    let body = call.send().expect_json(200);
+    assert_keys(&body, &["sessions"]);
+    body["sessions"].as_array().unwrap().clone()
+}
+
+fn only_current(list: &[Value]) -> &Value {
+    let current: Vec<&Value> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "one current session: {list:?}");
+    current[0]
+}
+
+fn jwks_kids(api: &Api) -> BTreeSet<String> {
+    let jwks = api.get("/.well-known/jwks.json").send().expect_json(200);
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| str_of(&key["kid"]).to_string())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate limits
+
+/// The `RateLimit-*` headers are there and consistent; returns `RateLimit-Remaining`.
+fn assert_rate_limit_headers(reply: &Reply) -> u64 {
+    let limit = reply.number_header("RateLimit-Limit");
+    let remaining = reply.number_header("RateLimit-Remaining");
+    let reset = reply.number_header("RateLimit-Reset");
+    assert!(remaining <= limit, "{reply}");
+    assert!(reset <= 60, "{reply}");
+    remaining
+}
+
+fn assert_too_many_requests(reply: &Reply) {
+    reply.check_error(429, "too_many_requests");
+    let retry_after = reply.number_header("Retry-After");
+    assert!((1..=60).contains(&retry_after), "{reply}");
+    assert_eq!(assert_rate_limit_headers(reply), 0, "{reply}");
+    assert!(reply.number_header("RateLimit-Reset") >= 1, "{reply}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn unb64(text: &str) -> Vec<u8> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap_or_else(|e| panic!("not base64url ({e}): {text}"))
+}
+
+fn signing_key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+/// `AUTH_SIGNING_KEY` for a key: the seed, base64url.
+fn seed(seed: u8) -> String {
+    b64(&[seed; 32])
+}
+
+/// The public key, base64url, as in `AUTH_PREVIOUS_KEYS` and the JWKS's `x`.
+fn public_key(seed: u8) -> String {
+    b64(signing_key(seed).verifying_key().as_bytes())
+}
+
+/// The RFC 7638 thumbprint of an Ed25519 public key.
+fn key_id(public_key: &str) -> String {
+    let jwk = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{public_key}"}}"#);
+    b64(&Sha256::digest(jwk.as_bytes()))
+}
+
+/// The header and claims of a compact JWS.
+fn decode(token: &str) -> (Value, Value) {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWS has three parts: {token}");
+    let json = |part: &str| -> Value {
+        serde_json::from_slice(&unb64(part)).unwrap_or_else(|e| panic!("{e}: {token}"))
+    };
+    (json(parts[0]), json(parts[1]))
+}
+
+fn claims(token: &str) -> Value {
+    decode(token).1
+}
+
+fn claims_of(session: &Session) -> Value {
+    claims(&session.access)
+}
+
+/// A token with these header and claims, signed with `key`.
+fn forge(header: &Value, claims: &Value, key: &SigningKey) -> String {
+    let signed = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let signature = key.sign(signed.as_bytes());
+    format!("{signed}.{}", b64(&signature.to_bytes()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .try_into()
+        .unwrap()
+}
+
+fn str_of(value: &Value) -> &str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {value}"))
+}
+
+fn int_of(value: &Value) -> i64 {
+    value
+        .as_i64()
+        .unwrap_or_else(|| panic!("not an integer: {value}"))
+}
+
+fn set<const N: usize>(items: [&str; N]) -> BTreeSet<&str> {
+    items.into_iter().collect()
+}
+
+fn keys(value: &Value) -> BTreeSet<&str> {
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+fn assert_keys(value: &Value, expected: &[&str]) {
+    assert_eq!(
+        keys(value),
+        expected.iter().copied().collect(),
+        "the fields of {value}"
+    );
+}
+
+/// A user as the api always shows one.
+fn assert_user(user: &Value, email: &str, full_name: Value) {
+    assert_keys(user, &["id", "email", "full_name", "created_at"]);
+    assert_uuid(&user["id"], Some('7'));
+    assert_eq!(user["email"], email, "{user}");
+    assert_eq!(user["full_name"], full_name, "{user}");
+    assert_recent(&user["created_at"]);
+}
+
+/// A Unix time in seconds within five minutes of now.
+fn assert_recent(value: &Value) {
+    let time = int_of(value);
+    assert!(
+        (time - now()).abs() < 300,
+        "{value} is not a Unix time of now"
+    );
+}
+
+/// A UUID in its hyphenated form (of `version` when given).
+fn assert_uuid(value: &Value, version: Option<char>) {
+    let text = str_of(value);
+    let shape_ok = text.len() == 36
+        && text.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
+        });
+    assert!(shape_ok, "not a UUID: {value}");
+    if let Some(version) = version {
+        assert_eq!(
+            text.as_bytes()[14] as char,
+            version,
+            "UUID version: {value}"
+        );
+        assert!(
+            "89ab".contains(text.as_bytes()[19] as char),
+            "UUID variant: {value}"
+        );
+    }
+}
+
+/// A 256-bit random token: 43 base64url characters.
+fn assert_random_token(value: &Value) {
+    let text = str_of(value);
+    assert_eq!(text.len(), 43, "{value}");
+    assert_eq!(unb64(text).len(), 32, "{value}");
+}

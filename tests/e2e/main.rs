@@ -1,0 +1,18 @@
+//! End-to-end tests of the generated workspace, in one test binary so that the default workspace
+//! is generated, linted and built once (see `support::default_workspace`):
+//!
+//! - `health`: the workspace is fmt- and clippy-clean, builds, passes its own tests, and every
+//!   service starts against SQLite and PostgreSQL, answers `/healthz` and `/readyz`, and stops
+//!   gracefully;
+//! - `api`: the api's accounts and authentication contract (docs/auth.md) over HTTP, against a
+//!   fresh SQLite file and a fresh PostgreSQL database.
+//!
+//! All generated workspaces share one Cargo target directory (`target/generated-workspaces`), so
+//! their dependencies are compiled once per machine.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod api;
+mod health;
+mod support;

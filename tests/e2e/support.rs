@@ -1,0 +1,394 @@
+//! What the end-to-end tests share: the generated workspaces and their shared target directory,
+//! service binaries running on free ports, and fresh databases (a SQLite file, a PostgreSQL
+//! database) that are removed when dropped.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::common::saaskit;
+
+/// The Cargo target directory of every generated workspace, so that their dependencies are
+/// compiled once per machine.
+pub fn shared_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("generated-workspaces")
+}
+
+/// Generates workspace `name` with `args` into a fresh directory under the test tmpdir.
+pub fn fresh_workspace(name: &str, args: &[&str]) -> PathBuf {
+    let parent = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("e2e")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&parent);
+    std::fs::create_dir_all(&parent).unwrap();
+    saaskit(&parent)
+        .arg("new")
+        .arg(name)
+        .args(args)
+        .assert()
+        .success();
+    parent.join(name)
+}
+
+pub fn cargo(root: &Path, args: &[&str]) {
+    let output = Command::new(env!("CARGO"))
+        .args(args)
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", shared_target_dir())
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "`cargo {}` failed in {}:\n{}{}",
+        args.join(" "),
+        root.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// rustfmt-clean and clippy-clean with `-D warnings`, as generated.
+pub fn lint(root: &Path) {
+    cargo(root, &["fmt", "--all", "--", "--check"]);
+    cargo(
+        root,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
+}
+
+/// The default workspace, generated, checked and built once for all tests of this binary.
+pub fn default_workspace() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = fresh_workspace("acme", &["--yes"]);
+        lint(&root);
+        cargo(&root, &["build", "--workspace"]);
+        // The generated crates come with unit tests of their own (config, errors, middleware, db).
+        cargo(&root, &["test", "--workspace", "--quiet"]);
+        root
+    })
+}
+
+/// The binary of service `name` of the default workspace (built by [`default_workspace`]).
+pub fn service_binary(name: &str) -> PathBuf {
+    shared_target_dir().join("debug").join(name)
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A service binary of the default workspace running on a free port; killed when dropped.
+///
+/// What the service writes (its log) is collected as it comes, since a full pipe would block it,
+/// for [`Service::logs`] and [`Service::terminate`].
+pub struct Service {
+    child: Child,
+    pub port: u16,
+    logs: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Service {
+    /// Starts service `name` in the default workspace (so it reads the workspace's `.env`) with
+    /// `extra_env` on top, and waits until it answers `/healthz`.
+    pub fn start(name: &str, extra_env: &[(&str, &str)]) -> Service {
+        let root = default_workspace();
+        // The port is free when chosen but may be taken before the service binds it: try again.
+        let mut attempts = 3;
+        loop {
+            let port = free_port();
+            let mut command = Command::new(service_binary(name));
+            command
+                .current_dir(root)
+                .env(
+                    format!("{}_ADDR", name.to_uppercase()),
+                    format!("127.0.0.1:{port}"),
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            for (key, value) in extra_env {
+                command.env(key, value);
+            }
+            let mut child = command.spawn().expect("the service binary starts");
+            let logs = Arc::new(Mutex::new(String::new()));
+            let readers = vec![
+                collect_lines(child.stdout.take().unwrap(), &logs),
+                collect_lines(child.stderr.take().unwrap(), &logs),
+            ];
+            let mut service = Service {
+                child,
+                port,
+                logs,
+                readers,
+            };
+            match service.wait_until_alive() {
+                Ok(()) => return service,
+                Err(status) => {
+                    let logs = service.finish_logs();
+                    attempts -= 1;
+                    assert!(
+                        attempts > 0 && logs.contains("in use"),
+                        "{name} exited with {status} before answering /healthz:\n{logs}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Waits until the service answers `/healthz`, or returns how it exited.
+    fn wait_until_alive(&mut self) -> Result<(), ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Err(status);
+            }
+            if get(self.port, "/healthz").is_some_and(|(status, _)| status == 200) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "service on port {} did not answer /healthz within 30 s:\n{}",
+            self.port,
+            self.logs()
+        );
+    }
+
+    /// What the service has written to stdout and stderr so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Everything the service wrote, once it has exited.
+    fn finish_logs(&mut self) -> String {
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
+        self.logs()
+    }
+
+    /// Sends SIGTERM and returns the exit status and what the service wrote (stdout and stderr).
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.finish_logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the service ignored SIGTERM for 15 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Appends each line `output` gives to `logs`, until its end.
+fn collect_lines(output: impl Read + Send + 'static, logs: &Arc<Mutex<String>>) -> JoinHandle<()> {
+    let logs = Arc::clone(logs);
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines() {
+            let Ok(line) = line else { break };
+            let mut logs = logs.lock().unwrap();
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+    })
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET: status code and body, or None when nothing answers.
+pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let response = raw_get(port, path)?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// The value of response header `name` of a plain GET.
+pub fn header(port: u16, path: &str, name: &str) -> Option<String> {
+    let response = raw_get(port, path)?;
+    let (head, _) = response.split_once("\r\n\r\n")?;
+    head.lines().find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    })
+}
+
+fn raw_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// A fresh, empty database for a service: `DATABASE_URL` and a way to run SQL on it directly.
+pub enum Database {
+    /// A SQLite file (created by the service) in a temporary directory removed on drop.
+    Sqlite {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+    Postgres(PgDatabase),
+}
+
+impl Database {
+    pub fn sqlite() -> Database {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = tempfile::Builder::new()
+            .prefix("saaskit-e2e-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        let path = dir
+            .path()
+            .join(format!("api-{}.db", NEXT.fetch_add(1, Ordering::Relaxed)));
+        Database::Sqlite { _dir: dir, path }
+    }
+
+    pub fn postgres() -> Database {
+        Database::Postgres(PgDatabase::create())
+    }
+
+    /// Which kind of database, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Database::Sqlite { .. } => "SQLite",
+            Database::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            Database::Sqlite { path, .. } => format!("sqlite://{}?mode=rwc", path.display()),
+            Database::Postgres(database) => database.url(),
+        }
+    }
+
+    /// Runs `sql` on the database (which a service must have created and migrated).
+    pub fn execute(&self, sql: &str) {
+        match self {
+            Database::Sqlite { path, .. } => {
+                let script = "import sqlite3, sys\n\
+                              db = sqlite3.connect(sys.argv[1], timeout=10)\n\
+                              db.execute(sys.argv[2])\n\
+                              db.commit()\n";
+                let output = Command::new("python3")
+                    .arg("-c")
+                    .arg(script)
+                    .arg(path)
+                    .arg(sql)
+                    .output()
+                    .expect("python3 runs");
+                assert!(
+                    output.status.success(),
+                    "`{sql}` on {}: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            Database::Postgres(database) => database.execute(sql),
+        }
+    }
+}
+
+/// A fresh PostgreSQL database `saaskit_e2e_<pid>_<n>` on 127.0.0.1:5432, dropped (with its
+/// connections) when this is dropped.
+pub struct PgDatabase {
+    name: String,
+}
+
+impl PgDatabase {
+    pub fn create() -> PgDatabase {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "saaskit_e2e_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        // A database left over by a crashed run of a process with the same id.
+        psql(
+            "test",
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        )
+        .unwrap();
+        psql("test", &format!("CREATE DATABASE {name}")).unwrap();
+        PgDatabase { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+
+    pub fn execute(&self, sql: &str) {
+        psql(&self.name, sql).unwrap();
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Err(error) = psql(
+            "test",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        ) {
+            eprintln!("{error}");
+        }
+    }
+}
+
+/// Runs `sql` with psql on `database` as the `postgres` user.
+fn psql(database: &str, sql: &str) -> Result<(), String> {
+    let output = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", database])
+        .args(["-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .map_err(|e| format!("psql does not run ({e}): .ci/run installs and starts PostgreSQL"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "psql `{sql}` on {database} failed (is PostgreSQL running on 127.0.0.1:5432?): {}",
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
