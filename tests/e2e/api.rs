@@ -226,7 +226,7 @@ fn register_login_and_refresh_are_rate_limited_per_client_ip() {
 }
 
 #[test]
-fn behind_a_trusted_proxy_the_client_ip_is_the_last_forwarded_address() {
+fn behind_a_trusted_proxy_the_client_is_the_last_forwarded_address_or_its_ipv6_64() {
     let db = Database::sqlite();
     let api = Api::start(
         &db,
@@ -248,6 +248,12 @@ fn behind_a_trusted_proxy_the_client_ip_is_the_last_forwarded_address() {
     // The proxy appends the address it saw: only the last one counts.
     assert_too_many_requests(&refresh_from("203.0.113.8, 203.0.113.7"));
     refresh_from("203.0.113.7, 203.0.113.9").check_error(401, "unauthorized");
+
+    // IPv6 clients are counted per /64 network.
+    refresh_from("2001:db8:0:1::1").check_error(401, "unauthorized");
+    refresh_from("2001:db8:0:1::2").check_error(401, "unauthorized");
+    assert_too_many_requests(&refresh_from("2001:db8:0:1:ffff::3"));
+    refresh_from("2001:db8:0:2::1").check_error(401, "unauthorized");
 }
 
 // ---------------------------------------------------------------------------------------------
