@@ -1,15 +1,19 @@
 //! Accounts and authentication: registration, sign-in, access and refresh tokens, sessions.
 //!
 //! A request is authenticated either by a Bearer access token (for API clients and other
-//! services) or by the session cookie (for browsers); [`CurrentUser`] accepts both. The
-//! contract, the security choices and the key-rotation procedure are described in the
-//! workspace's `docs/auth.md` and in each submodule:
+//! services) or by the session cookie (for browsers); [`CurrentUser`] accepts both. Each
+//! submodule explains its security choices:
 //!
 //! - [`accounts`]: the `users` table and the email rules;
 //! - [`password`]: the password policy and argon2id hashing off the async runtime;
 //! - [`token`]: EdDSA access tokens, the key set and its JWKS;
 //! - [`session`]: server-side sessions and their refresh tokens;
 //! - [`csrf`]: the check cookie-authenticated requests must pass.
+//!
+//! The endpoints are in the api's `src/auth.rs`. To rotate the signing key, run
+//! `saaskit keys rotate` in the workspace, deploy, wait one access-token lifetime, then
+//! `saaskit keys remove <old kid>` and deploy again (`saaskit keys --help`; saaskit's
+//! `docs/auth.md` has the whole procedure).
 
 pub mod accounts;
 pub mod csrf;
