@@ -1068,8 +1068,12 @@ impl<'db> Api<'db> {
         // The last value of a key wins.
         all.extend_from_slice(env);
         let service = Service::start("api", &all);
+        // A connection per request: the server may close a connection after answering without
+        // reading the request body (a 403 or a 429), which a reused connection would not survive.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .new_agent();
@@ -1168,9 +1172,8 @@ impl Call<'_> {
         }
         let result = match (self.body, self.method) {
             (Some(body), _) => self.api.agent.run(builder.body(body).unwrap()),
-            // An empty body as `Content-Length: 0`: ureq would send an empty chunked body, which
-            // the server cannot skip when it answers without reading it (a 403), so it closes
-            // the connection, and ureq's next request on it fails.
+            // An empty body as browsers send it, `Content-Length: 0` (ureq would send an empty
+            // chunked body).
             (None, "POST" | "PUT") => self.api.agent.run(builder.body(String::new()).unwrap()),
             (None, _) => self.api.agent.run(builder.body(()).unwrap()),
         };
