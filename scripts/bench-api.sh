@@ -1,0 +1,326 @@
+#!/usr/bin/env bash
+# Requests per second and latency of the generated api's `GET /api/auth/me` (Bearer token),
+# beside a bare axum handler returning a JSON body of the same size (scripts/bench/bare-axum),
+# measured in the same run on the same machine with wrk over loopback; then `/me` again while 16
+# clients log in at once (argon2id at OWASP's parameters). On SQLite and, when one answers on
+# 127.0.0.1:5432, on PostgreSQL. Also prints the release build time of the generated api and the
+# crates in its Cargo.lock.
+#
+# Usage: scripts/bench-api.sh
+# Settings (environment): DURATION=10 (seconds measured per run), WARMUP=2 (seconds of load
+# before each measured run, discarded), CONNECTIONS=32 (wrk connections to the measured
+# endpoint), LOGIN_CONNECTIONS=16 (clients logging in at once), PACE_MS=10 (pause of each
+# connection between two requests in the paced runs), BENCH_PIN=1 (0: no taskset).
+#
+# Two kinds of run. A saturating run sends the next request as soon as the answer is in: it
+# measures throughput, and its latencies are mostly queueing (32 requests always in flight, so
+# p50 is about 32 / throughput). A paced run keeps the load well below capacity (each connection
+# waits PACE_MS between requests, at most about 3,200 req/s with the defaults): its latencies are
+# service time plus stalls, which is what shows whether password hashing stalls the runtime.
+#
+# On a machine with several cores, wrk runs pinned to the first core the script may use and the
+# server under test to the others (taskset), so that the load generator does not take CPU time
+# from the server it measures. On 2 cores that is one core each: the api then sees one CPU, and
+# its password hashing (one hash at a time) shares that core with the async runtime.
+# PostgreSQL itself is not pinned.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+duration=${DURATION:-10}
+warmup=${WARMUP:-2}
+connections=${CONNECTIONS:-32}
+login_connections=${LOGIN_CONNECTIONS:-16}
+pace_ms=${PACE_MS:-10}
+email=ada@example.com
+password=correct-horse-battery-staple-42
+
+# --- tools -----------------------------------------------------------------------------------
+
+if ! command -v wrk >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "wrk is missing: apt-get install wrk"
+        apt-get install -y -qq wrk >/dev/null 2>&1 ||
+            { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq wrk >/dev/null 2>&1; } || true
+    fi
+    command -v wrk >/dev/null || {
+        echo "needs wrk, the HTTP load generator (Debian/Ubuntu: apt-get install wrk; macOS: brew install wrk)" >&2
+        exit 1
+    }
+fi
+for tool in curl python3; do
+    command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
+done
+
+# --- pinning ---------------------------------------------------------------------------------
+
+client=()
+server=()
+read -r -a cpus <<<"$(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)))')"
+if [ "${BENCH_PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "${#cpus[@]}" -ge 2 ]; then
+    server_cpus=$(IFS=,; echo "${cpus[*]:1}")
+    client=(taskset -c "${cpus[0]}")
+    server=(taskset -c "$server_cpus")
+    pinning="wrk on CPU ${cpus[0]}, the server under test on CPU $server_cpus (taskset)"
+else
+    pinning="none (wrk and the server share ${#cpus[@]} CPU(s))"
+fi
+
+# --- state and clean-up ----------------------------------------------------------------------
+
+work=$(mktemp -d)
+server_pid=
+logins_pid=
+pg_db=
+stop_server() {
+    if [ -n "$server_pid" ]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=
+    fi
+}
+cleanup() {
+    [ -z "$logins_pid" ] || kill "$logins_pid" 2>/dev/null || true
+    stop_server
+    if [ -n "$pg_db" ]; then
+        psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" \
+            >/dev/null 2>&1 || echo "could not drop database $pg_db" >&2
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_server LOG URL DIR COMMAND...: starts COMMAND in DIR on the server CPUs and waits until
+# URL answers.
+start_server() {
+    local log=$1 url=$2 dir=$3
+    shift 3
+    (cd "$dir" && exec "${server[@]}" "$@") >"$log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 300); do
+        curl -sf -o /dev/null "$url" && return 0
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            echo "the server exited before answering $url:" >&2
+            cat "$log" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    echo "the server did not answer $url within 30 s:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+# wrk scripts. Each one's `done` prints the figures (latencies in microseconds) on one line;
+# paced.lua also makes each connection wait between requests, and login.lua logs in.
+report='done = function(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format("RESULT %d %d %d %d %d %d\n", summary.requests, summary.duration,
+        latency:percentile(50), latency:percentile(99), e.status,
+        e.connect + e.read + e.write + e.timeout))
+end
+'
+printf '%s' "$report" >"$work/saturating.lua"
+printf 'function delay() return %s end\n%s' "$pace_ms" "$report" >"$work/paced.lua"
+printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n%s' \
+    "'{\"email\": \"$email\", \"password\": \"$password\"}'" "$report" >"$work/login.lua"
+
+# run_wrk NAME SCRIPT CONNECTIONS SECONDS URL [wrk options]: one wrk run with SCRIPT (a file in
+# $work); keeps wrk's output in "$work/NAME.txt" and writes "$work/NAME.result": req/s, p50 ms,
+# p99 ms, answers not 2xx, socket errors.
+run_wrk() {
+    local name=$1 script=$2 conns=$3 seconds=$4 url=$5
+    shift 5
+    "${client[@]}" wrk -t1 -c"$conns" -d"${seconds}s" --timeout 30s --latency \
+        -s "$work/$script" "$@" "$url" >"$work/$name.txt"
+    python3 - "$work/$name.txt" >"$work/$name.result" <<'PY'
+import sys
+line = next(l for l in open(sys.argv[1]) if l.startswith("RESULT "))
+requests, duration_us, p50, p99, status, errors = map(int, line.split()[1:])
+print(f"{requests / (duration_us / 1e6):.1f} {p50 / 1000:.2f} {p99 / 1000:.2f} {status} {errors}")
+PY
+}
+
+# show NAME LABEL: prints the figures of run NAME.
+show() {
+    local rps p50 p99 status errors
+    read -r rps p50 p99 status errors <"$work/$1.result"
+    printf '  %-36s %9s req/s  p50 %8s ms  p99 %8s ms' "$2" "$rps" "$p50" "$p99"
+    [ "$status" = 0 ] || printf '  (%s answers not 2xx!)' "$status"
+    [ "$errors" = 0 ] || printf '  (%s socket errors)' "$errors"
+    echo
+}
+
+# measure NAME SCRIPT URL [wrk options]: a warm-up, then the measured run, with $connections.
+measure() {
+    local name=$1 script=$2 url=$3
+    shift 3
+    "${client[@]}" wrk -t1 -c"$connections" -d"${warmup}s" -s "$work/$script" "$@" "$url" \
+        >/dev/null
+    run_wrk "$name" "$script" "$connections" "$duration" "$url" "$@"
+}
+
+# measure_under_logins NAME SCRIPT BASE_URL PATH [wrk options]: `measure`, while
+# $login_connections clients log in from the start of the warm-up to the end of the measured run
+# (their figures are run NAME-logins).
+measure_under_logins() {
+    local name=$1 script=$2 base=$3 path=$4
+    shift 4
+    run_wrk "$name-logins" login.lua "$login_connections" "$((warmup + duration))" \
+        "$base/api/auth/login" &
+    logins_pid=$!
+    measure "$name" "$script" "$base$path" "$@"
+    wait "$logins_pid"
+    logins_pid=
+}
+
+rows=() # "label|run name" of the summary table
+
+# --- the machine -----------------------------------------------------------------------------
+
+cpu_model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
+echo "machine: $(nproc) CPU(s), ${cpu_model:-unknown model}; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "pinning: $pinning"
+echo "runs: ${warmup} s warm-up then ${duration} s measured, 1 wrk thread, $connections connections;"
+echo "      paced runs: each connection waits ${pace_ms} ms between requests"
+echo
+
+# --- builds ----------------------------------------------------------------------------------
+
+export CARGO_TARGET_DIR=$root/target/bench-workspaces
+if [ -d "$CARGO_TARGET_DIR/release" ]; then
+    build_kind="warm: $CARGO_TARGET_DIR already held a release build"
+else
+    build_kind="cold: empty target directory"
+fi
+echo "building saaskit (release) and generating the default workspace"
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" --target-dir "$root/target"
+"$root/target/release/saaskit" new benchws --yes --output "$work/benchws" >/dev/null
+(cd "$work/benchws" && cargo fetch --quiet) # downloads are not build time
+echo "building the generated api (cargo build --release -p api)"
+start=$EPOCHREALTIME
+(cd "$work/benchws" && cargo build --release --quiet -p api)
+end=$EPOCHREALTIME
+build_secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+crates=$(grep -c '^name = ' "$work/benchws/Cargo.lock")
+echo "  ${build_secs} s ($build_kind); crates in Cargo.lock: $crates"
+cargo build --release --quiet --manifest-path "$root/scripts/bench/bare-axum/Cargo.toml"
+echo
+
+# --- bare axum -------------------------------------------------------------------------------
+
+port=$(free_port)
+echo "bare axum handler (scripts/bench/bare-axum)"
+start_server "$work/bare.log" "http://127.0.0.1:$port/" "$work" \
+    env BARE_ADDR="127.0.0.1:$port" "$CARGO_TARGET_DIR/release/bare-axum"
+bare_body=$(curl -s "http://127.0.0.1:$port/" | wc -c)
+measure bare saturating.lua "http://127.0.0.1:$port/"
+show bare "GET /"
+stop_server
+read -r bare_rps _ <"$work/bare.result"
+rows+=("bare axum handler|bare")
+echo
+
+# --- the generated api -----------------------------------------------------------------------
+
+# bench_api LABEL DATABASE_URL
+bench_api() {
+    local label=$1 database_url=$2
+    local base
+    base="http://127.0.0.1:$(free_port)"
+    echo "generated api on $label"
+    # In the workspace, so that the api reads its .env (the variables given here win over it).
+    start_server "$work/api-$label.log" "$base/healthz" "$work/benchws" \
+        env API_ADDR="${base#http://}" DATABASE_URL="$database_url" RUST_LOG=warn \
+        AUTH_COOKIE_SECURE=false RATE_LIMIT_AUTH_PER_IP_PER_MINUTE=1000000 \
+        RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE=1000000 "$CARGO_TARGET_DIR/release/api"
+    local token
+    token=$(curl -sf -X POST "$base/api/auth/register" -H 'Content-Type: application/json' \
+        -d "{\"email\": \"$email\", \"password\": \"$password\", \"full_name\": \"Ada\"}" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+    local auth=(-H "Authorization: Bearer $token")
+    local me_body
+    me_body=$(curl -sf "$base/api/auth/me" "${auth[@]}" | wc -c)
+    [ "$me_body" = "$bare_body" ] ||
+        echo "  note: /me answers $me_body bytes of JSON, the bare handler $bare_body"
+
+    # For reference: the api's middleware alone, and one trivial query through the pool.
+    if [ "$label" = sqlite ]; then
+        measure healthz saturating.lua "$base/healthz"
+        show healthz "GET /healthz"
+        rows+=("api /healthz (middleware, no query)|healthz")
+    fi
+    measure "readyz-$label" saturating.lua "$base/readyz"
+    show "readyz-$label" "GET /readyz"
+    rows+=("api /readyz, $label (SELECT 1)|readyz-$label")
+
+    measure "me-$label" saturating.lua "$base/api/auth/me" "${auth[@]}"
+    show "me-$label" "GET /api/auth/me"
+    measure_under_logins "me-$label-busy" saturating.lua "$base" /api/auth/me "${auth[@]}"
+    show "me-$label-busy" "GET /api/auth/me, clients logging in"
+    show "me-$label-busy-logins" "  POST /api/auth/login, $login_connections clients"
+    measure "paced-$label" paced.lua "$base/api/auth/me" "${auth[@]}"
+    show "paced-$label" "GET /api/auth/me, paced"
+    measure_under_logins "paced-$label-busy" paced.lua "$base" /api/auth/me "${auth[@]}"
+    show "paced-$label-busy" "GET /api/auth/me, paced, logins"
+    show "paced-$label-busy-logins" "  POST /api/auth/login, $login_connections clients"
+    stop_server
+    rows+=(
+        "/me, $label|me-$label"
+        "/me, $label, $login_connections clients logging in|me-$label-busy"
+        "/me paced, $label|paced-$label"
+        "/me paced, $label, $login_connections logging in|paced-$label-busy"
+    )
+    echo
+}
+
+bench_api sqlite "sqlite://$work/bench.db?mode=rwc"
+
+if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1; then
+    pg_db=saaskit_bench_$$
+    if psql -h 127.0.0.1 -U postgres -d test -qc "CREATE DATABASE $pg_db" >/dev/null; then
+        bench_api postgres "postgres://postgres@127.0.0.1:5432/$pg_db"
+    else
+        echo "PostgreSQL answers but the database could not be created: skipped"
+        pg_db=
+    fi
+else
+    echo "no PostgreSQL on 127.0.0.1:5432 (pg_isready): skipped"
+    echo
+fi
+
+# --- summary ---------------------------------------------------------------------------------
+
+printf '%-40s %9s %9s %9s %8s\n' "" "req/s" "p50 ms" "p99 ms" "vs bare"
+for row in "${rows[@]}"; do
+    name=${row#*|}
+    read -r rps p50 p99 _ <"$work/$name.result"
+    if [[ $name == paced* ]]; then
+        ratio="paced"
+    else
+        ratio=$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN { printf "%.1f %%", 100 * a / b }')
+    fi
+    printf '%-40s %9.0f %9s %9s %8s\n' "${row%|*}" "$rps" "$p50" "$p99" "$ratio"
+done
+echo
+verdict() { awk -v ok="$1" 'BEGIN { print (ok ? "met" : "NOT met") }'; }
+for label in sqlite postgres; do
+    [ -f "$work/me-$label.result" ] || continue
+    read -r rps _ <"$work/me-$label.result"
+    read -r _ _ busy_p99 _ <"$work/me-$label-busy.result"
+    read -r _ _ paced_p99 _ <"$work/paced-$label-busy.result"
+    percent=$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN { printf "%.1f", 100 * a / b }')
+    echo "$label: /me at $percent % of the bare handler's req/s (target: at least 30 %): $(verdict "$(awk -v p="$percent" 'BEGIN { print p >= 30 }')")"
+    echo "$label: /me p99 while $login_connections clients log in: $busy_p99 ms saturating, $paced_p99 ms paced (target: under 5 ms): $(verdict "$(awk -v a="$busy_p99" -v b="$paced_p99" 'BEGIN { print a < 5 && b < 5 }')")"
+    for kind in me paced; do
+        read -r rps p50 p99 _ <"$work/$kind-$label-busy-logins.result"
+        run=$([ "$kind" = me ] && echo saturating || echo paced)
+        echo "$label: logins during the $run /me run: $rps per second ($login_connections clients), p50 $p50 ms, p99 $p99 ms"
+    done
+done
+echo "release build of the generated api: ${build_secs} s ($build_kind); crates in Cargo.lock: $crates"
