@@ -1,11 +1,13 @@
 //! Passwords: the policy new passwords must meet, and argon2id hashing off the async runtime.
 
 use std::collections::HashSet;
-use std::sync::{Arc, LazyLock};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, LazyLock, Mutex, mpsc};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
-use tokio::sync::Semaphore;
+use thread_priority::{ThreadPriority, set_current_thread_priority};
+use tokio::sync::oneshot;
 
 use crate::error::ApiError;
 
@@ -50,17 +52,19 @@ pub enum Verified {
 }
 
 /// Hashes and verifies passwords with argon2id at OWASP's minimum parameters (19 MiB of memory,
-/// 2 passes, 1 lane), on Tokio's blocking threads.
+/// 2 passes, 1 lane), on threads of their own at the lowest CPU priority.
 ///
-/// One hash takes tens of milliseconds of CPU: run on the async runtime, a handful of concurrent
-/// logins would stall every other request. At most one hash per CPU core but one runs at a time
-/// (more would only queue inside the kernel, holding 19 MiB each), which leaves a core to the
-/// runtime so that the rest of the API stays responsive while people sign in.
+/// One hash takes tens of milliseconds of CPU. Run on the async runtime, a handful of concurrent
+/// logins would stall every other request; run on Tokio's blocking threads, they would still
+/// compete with the runtime for the cores at the same priority, and the requests around them
+/// would wait for a scheduler time slice (several milliseconds). On threads at the lowest
+/// priority (nice 19), hashing gets the CPU the rest of the API leaves: logins slow down when the
+/// service is saturated, and nothing else does.
 #[derive(Clone)]
 pub struct Passwords {
     argon2: Argon2<'static>,
     params: Params,
-    permits: Arc<Semaphore>,
+    threads: Arc<HashingThreads>,
     /// A hash of a random password, verified when a login names an unknown account so that the
     /// answer takes as long as for a wrong password and does not reveal which emails exist.
     dummy_hash: Arc<str>,
@@ -71,7 +75,6 @@ impl Passwords {
     pub fn new() -> Result<Self, getrandom::Error> {
         let params = Params::DEFAULT;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut random = [0_u8; 32];
         getrandom::fill(&mut random)?;
         let dummy_hash = argon2
@@ -81,7 +84,7 @@ impl Passwords {
         Ok(Self {
             argon2,
             params,
-            permits: Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))),
+            threads: Arc::new(HashingThreads::start()),
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -129,11 +132,63 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        // The semaphore is never closed, so acquiring only fails if that changes.
-        let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
-        tokio::task::spawn_blocking(work)
+        let (done, result) = oneshot::channel();
+        self.threads.run(Box::new(move || {
+            // The receiver is gone only when the request was cancelled: nobody wants the result.
+            let _ = done.send(work());
+        }))?;
+        result
             .await
-            .map_err(ApiError::internal)?
+            .map_err(|_| ApiError::internal("a password hashing thread failed"))?
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// One thread per core, each taking jobs from a shared queue, at the lowest CPU priority. As
+/// many threads as cores: hashing uses every core the API leaves idle, and holds at most one
+/// 19 MiB block per core however many people sign in at once (the others wait in the queue).
+struct HashingThreads {
+    queue: mpsc::Sender<Job>,
+}
+
+impl HashingThreads {
+    fn start() -> Self {
+        let (queue, jobs) = mpsc::channel::<Job>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for index in 0..cores {
+            let jobs = Arc::clone(&jobs);
+            let spawned = std::thread::Builder::new()
+                .name(format!("password-hashing-{index}"))
+                .spawn(move || {
+                    if let Err(error) = set_current_thread_priority(ThreadPriority::Min) {
+                        tracing::warn!(?error, "password hashing runs at normal priority");
+                    }
+                    loop {
+                        // The lock is held while waiting for a job, never while hashing.
+                        let next = match jobs.lock() {
+                            Ok(jobs) => jobs.recv(),
+                            Err(_) => return,
+                        };
+                        // An error means every `Passwords` is gone: the service is stopping.
+                        let Ok(job) = next else { return };
+                        // A panic drops the job's reply, which its caller reports as an error;
+                        // the thread stays to take the next job.
+                        let _ = panic::catch_unwind(AssertUnwindSafe(job));
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a password hashing thread");
+            }
+        }
+        Self { queue }
+    }
+
+    fn run(&self, job: Job) -> Result<(), ApiError> {
+        self.queue
+            .send(job)
+            .map_err(|_| ApiError::internal("no password hashing thread is running"))
     }
 }
 
