@@ -34,6 +34,8 @@
 //! `migrations/postgres/<version>_<name>.sql`, embedded in the binary at compile time and applied
 //! in version order by [`Database::migrate`] for the backend in use. Every service migrates at
 //! start; on PostgreSQL a lock keeps services starting together from applying one twice.
+//! Migrations of a module removed with `saaskit remove` are no longer in the binary; the database
+//! keeps their tables, and start-up ignores that it applied them.
 //!
 //! # TLS
 //!
@@ -194,7 +196,10 @@ impl Database {
                 no_transaction,
             )
         });
-        let migrator = Migrator::with_migrations(migrations.collect());
+        let mut migrator = Migrator::with_migrations(migrations.collect());
+        // A migration the database has applied but the binary no longer has belongs to a module
+        // that was removed (`saaskit remove`): its tables stay, and start-up goes on.
+        migrator.set_ignore_missing(true);
         Box::pin(async move { migrator.run(&self.pool).await.map_err(DbError::Migrate) })
     }
 
