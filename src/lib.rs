@@ -11,6 +11,7 @@ pub mod fsio;
 pub mod inject;
 pub mod lock;
 pub mod manifest;
+pub mod merge;
 pub mod render;
 pub mod secrets;
 pub mod signing_keys;
