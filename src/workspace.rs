@@ -23,6 +23,9 @@ use crate::tree::{Change, Tree};
 
 pub const ENV_FILE: &str = ".env";
 pub const ENV_EXAMPLE_FILE: &str = ".env.example";
+/// The base store: a pristine copy of every generated file as saaskit last wrote it (snippets and
+/// dependencies included, none of the user's edits), which `saaskit upgrade` merges against.
+pub const BASE_DIR: &str = ".saaskit/base";
 const ENV_MARKER: &str = "env";
 const SHARED_MANIFEST: &str = "crates/shared/Cargo.toml";
 
@@ -42,6 +45,12 @@ pub struct Workspace<'c> {
 
 /// What an `install` did: the modules newly applied and to which services.
 pub type Installed = Vec<(String, Vec<String>)>;
+
+/// Where the pristine copy of the generated file `path` is kept; `None` for `.env`, which holds
+/// the user's values and secrets and is never copied.
+pub fn base_path(path: &str) -> Option<String> {
+    (path != ENV_FILE).then(|| format!("{BASE_DIR}/{path}"))
+}
 
 /// Walks up from `start` to the directory holding `saaskit.toml`.
 pub fn find_root(start: &Path) -> Result<PathBuf> {
@@ -404,7 +413,32 @@ impl<'c> Workspace<'c> {
             module: module.id.clone(),
             sha256: lock::hash(&content),
         });
+        if let Some(base) = base_path(target) {
+            self.tree.write(&base, content.clone());
+        }
         self.tree.write(target, content);
+        Ok(())
+    }
+
+    /// Replays on the pristine copy of `path` an edit saaskit makes to the generated file. A
+    /// workspace generated before the base store existed has no copy: nothing to replay. A copy
+    /// the edit does not apply to is dropped, so that `upgrade` does not trust it.
+    fn edit_base(
+        &mut self,
+        path: &str,
+        edit: impl FnOnce(&str) -> Result<Option<String>>,
+    ) -> Result<()> {
+        let Some(base) = base_path(path) else {
+            return Ok(());
+        };
+        let Some(current) = self.tree.read(&base)? else {
+            return Ok(());
+        };
+        match edit(&current) {
+            Ok(Some(updated)) => self.tree.write(&base, updated),
+            Ok(None) => {}
+            Err(_) => self.tree.delete(&base),
+        }
         Ok(())
     }
 
@@ -453,7 +487,11 @@ impl<'c> Workspace<'c> {
         let updated = inject::insert_block(&source, style, marker, module, body)
             .map_err(|e| anyhow::anyhow!("module `{module}`, marker `{marker}`: {target}: {e}"))?;
         self.tree.write(target, updated);
-        Ok(())
+        self.edit_base(target, |base| {
+            Ok(Some(inject::insert_block(
+                base, style, marker, module, body,
+            )?))
+        })
     }
 
     fn add_dependency(
@@ -473,6 +511,9 @@ impl<'c> Workspace<'c> {
             return Ok(());
         }
         self.tree.write(cargo_toml, updated);
+        self.edit_base(cargo_toml, |base| {
+            Ok(Some(cargo_deps::add(cargo_toml, base, dependency)?.0))
+        })?;
         self.lock.dependencies.push(LockedDependency {
             path: cargo_toml.into(),
             module: module.id.clone(),
@@ -487,6 +528,11 @@ impl<'c> Workspace<'c> {
     /// it now, keeping values already in `.env` (the user's, or secrets generated earlier); removes
     /// the blocks when no service has the module any more.
     fn sync_env(&mut self, module: &Module) -> Result<()> {
+        self.sync_env_files(module, &[ENV_FILE, ENV_EXAMPLE_FILE])
+    }
+
+    /// [`Self::sync_env`] for some of the two files only.
+    fn sync_env_files(&mut self, module: &Module, files: &[&str]) -> Result<()> {
         if module.env.is_empty() {
             return Ok(());
         }
@@ -525,6 +571,9 @@ impl<'c> Workspace<'c> {
             }
         }
         for (file, block) in [(ENV_FILE, env_block), (ENV_EXAMPLE_FILE, example_block)] {
+            if !files.contains(&file) {
+                continue;
+            }
             let style = CommentStyle::Hash;
             let Some(source) = self.tree.read(file)? else {
                 continue;
@@ -538,6 +587,9 @@ impl<'c> Workspace<'c> {
                 {
                     self.tree.write(file, updated);
                 }
+                self.edit_base(file, |base| {
+                    Ok(inject::remove_block(base, style, ENV_MARKER, &module.id)?)
+                })?;
                 continue;
             }
             self.inject(&module.id, file, ENV_MARKER, &block)?;
@@ -552,6 +604,46 @@ impl<'c> Workspace<'c> {
             }
         }
         Ok(())
+    }
+
+    /// Brings the module blocks of `.env` up to date with this saaskit's modules (`upgrade`): keys
+    /// a module now declares get their default or a fresh secret, keys no module declares any more
+    /// go, and every value already set is kept. The rest of the file is the user's and stays as
+    /// it is. Returns the keys added and the keys dropped.
+    pub fn refresh_env(&mut self) -> Result<(Vec<String>, Vec<String>)> {
+        let Some(before) = self.tree.read(ENV_FILE)? else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let catalog = self.catalog;
+        let installed: Vec<String> = self.installed().into_iter().map(str::to_string).collect();
+        let modules = std::iter::once(&catalog.base)
+            .chain(installed.iter().filter_map(|id| catalog.modules.get(id)));
+        for module in modules {
+            if !module.env.is_empty() {
+                self.sync_env_files(module, &[ENV_FILE])?;
+                continue;
+            }
+            let source = self.tree.read(ENV_FILE)?.unwrap_or_default();
+            if let Some(updated) =
+                inject::remove_block(&source, CommentStyle::Hash, ENV_MARKER, &module.id)
+                    .map_err(|e| anyhow::anyhow!("{ENV_FILE}: {e}"))?
+            {
+                self.tree.write(ENV_FILE, updated);
+            }
+        }
+        let after = self.tree.read(ENV_FILE)?.unwrap_or_default();
+        let keys = |text: &str| -> BTreeSet<String> {
+            text.lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .filter_map(|l| l.split_once('='))
+                .map(|(key, _)| key.trim().to_string())
+                .collect()
+        };
+        let (before, after) = (keys(&before), keys(&after));
+        Ok((
+            after.difference(&before).cloned().collect(),
+            before.difference(&after).cloned().collect(),
+        ))
     }
 
     /// The contexts a module's env entries are rendered in: the workspace once, then each
@@ -708,10 +800,13 @@ impl<'c> Workspace<'c> {
         self.lock
             .snippets
             .retain(|s| !(s.path == target && s.marker == marker && s.module == module));
+        let style = CommentStyle::for_path(target);
+        self.edit_base(target, |base| {
+            Ok(inject::remove_block(base, style, marker, module)?)
+        })?;
         let Some(source) = self.tree.read(target)? else {
             return Ok(());
         };
-        let style = CommentStyle::for_path(target);
         let located = inject::block_body(&source, style, marker, module)
             .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
         let Some((body, line)) = located else {
@@ -745,6 +840,10 @@ impl<'c> Workspace<'c> {
             return Ok(());
         };
         self.lock.files.retain(|f| f.path != target);
+        // No longer generated: its pristine copy goes, whether the file itself goes or stays.
+        if let Some(base) = base_path(target) {
+            self.tree.delete(&base);
+        }
         match self.tree.read(target)? {
             None => {}
             Some(current) if self.force || lock::hash(&current) == locked.sha256 => self.tree.delete(target),
@@ -777,14 +876,22 @@ impl<'c> Workspace<'c> {
                 continue;
             }
             self.lock.dependencies.remove(index);
+            let added = Added {
+                inserted: record.inserted,
+                features: record.features.clone(),
+            };
             if let Some(text) = self.tree.read(cargo_toml)? {
-                let added = Added {
-                    inserted: record.inserted,
-                    features: record.features.clone(),
-                };
                 let updated = cargo_deps::remove(cargo_toml, &text, &record.name, &added)?;
                 self.tree.write(cargo_toml, updated);
             }
+            self.edit_base(cargo_toml, |base| {
+                Ok(Some(cargo_deps::remove(
+                    cargo_toml,
+                    base,
+                    &record.name,
+                    &added,
+                )?))
+            })?;
         }
         Ok(())
     }

@@ -10,6 +10,13 @@ use common::{generate, read_tree};
 fn render_tree(tree: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
     for (path, content) in tree {
+        // The base store's pristine copies repeat the generated files: only say so.
+        if let Some(original) = path.strip_prefix(".saaskit/base/")
+            && tree.get(original) == Some(content)
+        {
+            out.push_str(&format!("==> {path} <==\n(the same as {original})\n\n"));
+            continue;
+        }
         out.push_str(&format!("==> {path} <==\n{content}"));
         if !content.ends_with('\n') {
             out.push_str("\n(no newline at end of file)\n");

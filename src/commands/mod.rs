@@ -16,6 +16,7 @@ use anyhow::Result;
 use crate::cli::Command;
 use crate::fsio;
 use crate::tree::{Change, render_diff, summarize};
+use crate::workspace::BASE_DIR;
 
 pub fn run(command: Command) -> Result<()> {
     match command {
@@ -35,22 +36,38 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
-/// Prints the plan as a diff (`dry_run`), or writes it and lists the files written.
+/// Prints the plan as a diff (`dry_run`), or writes it and lists the files written. The base
+/// store's copies are written with the rest but only counted: they repeat the generated files.
 fn commit(root: &Path, changes: &[Change], notes: &[String], dry_run: bool) -> Result<()> {
+    let (files, copies) = without_base_copies(changes);
     if dry_run {
-        print!("{}", render_diff(changes));
+        print!("{}", render_diff(&files));
         println!(
             "dry run: {} file(s) would change; nothing was written",
-            changes.len()
+            files.len()
         );
     } else {
         fsio::apply(root, changes)?;
-        print!("{}", summarize(changes));
+        print!("{}", summarize(&files));
+    }
+    if copies > 0 {
+        let noun = if copies == 1 { "copy" } else { "copies" };
+        println!(
+            "  and {copies} pristine {noun} under {BASE_DIR}/ (what `saaskit upgrade` merges against)"
+        );
     }
     for note in notes {
         println!("note: {note}");
     }
     Ok(())
+}
+
+/// The plan's changes outside the base store, and how many copies in it change.
+fn without_base_copies(changes: &[Change]) -> (Vec<Change>, usize) {
+    let prefix = format!("{BASE_DIR}/");
+    let (copies, files): (Vec<&Change>, Vec<&Change>) =
+        changes.iter().partition(|c| c.path.starts_with(&prefix));
+    (files.into_iter().cloned().collect(), copies.len())
 }
 
 /// `api, admin` from a list of (module, services).

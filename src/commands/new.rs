@@ -86,7 +86,7 @@ pub fn run(args: NewArgs) -> Result<()> {
             "\ncreated workspace `{}` in {} ({} files)\n\nnext:\n  cd {}\n  cargo run -p {}",
             choices.name,
             root.display(),
-            changes.len(),
+            super::without_base_copies(&changes).0.len(),
             root.display(),
             choices.services[0].name
         );

@@ -1,0 +1,186 @@
+//! Accounts: the `users` table and the rules for emails.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::db::Database;
+
+/// A user as every response shows it: never with the password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// The columns [`User::from_columns`] reads, in order. A macro rather than a constant so that
+/// queries can `concat!` it into the `&'static str` literals sqlx requires (they cannot be
+/// assembled at run time, which keeps values out of SQL text).
+macro_rules! user_columns {
+    () => {
+        "users.id, users.email, users.full_name, users.created_at"
+    };
+}
+pub(crate) use user_columns;
+
+impl User {
+    /// Reads a user from the [`user_columns`] of `row`, starting at column `first`. (By hand:
+    /// sqlx's `FromRow` derive would compile both database drivers a second time.)
+    pub fn from_columns(row: &AnyRow, first: usize) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get(first)?,
+            email: row.try_get(first + 1)?,
+            full_name: row.try_get(first + 2)?,
+            created_at: row.try_get(first + 3)?,
+        })
+    }
+}
+
+/// An account as sign-in needs it.
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+    pub disabled: bool,
+}
+
+/// `email` trimmed and lower-cased: the form it is stored, compared and rate-limited in.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Whether a normalized email looks deliverable: `local@domain.tld`, within the lengths of RFC
+/// 5321, without spaces. Whether it really is, only a confirmation email can tell.
+pub fn is_valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    let labels_ok = domain.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+    });
+    email.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && !local.contains(['@', ' ', '\t', '\r', '\n', '"', '<', '>', ','])
+        && domain.contains('.')
+        && labels_ok
+}
+
+/// Inserts a new account; fails with a unique violation when the email is taken.
+pub async fn insert(
+    db: &Database,
+    email: &str,
+    password_hash: &str,
+    full_name: Option<&str>,
+    now: i64,
+) -> Result<User, sqlx::Error> {
+    let id = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, full_name, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(&id)
+    .bind(email)
+    .bind(password_hash)
+    .bind(full_name)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(User {
+        id,
+        email: email.to_owned(),
+        full_name: full_name.map(str::to_owned),
+        created_at: now,
+    })
+}
+
+/// The account registered with a normalized `email`, if any.
+pub async fn find_by_email(db: &Database, email: &str) -> Result<Option<Credentials>, sqlx::Error> {
+    let query = concat!(
+        "SELECT ",
+        user_columns!(),
+        ", users.password_hash, users.disabled_at FROM users WHERE email = $1"
+    );
+    let row = sqlx::query(query)
+        .bind(email)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|row| credentials(&row)).transpose()
+}
+
+/// The account with `id`, if any.
+pub async fn find_by_id(db: &Database, id: &str) -> Result<Option<Credentials>, sqlx::Error> {
+    let query = concat!(
+        "SELECT ",
+        user_columns!(),
+        ", users.password_hash, users.disabled_at FROM users WHERE id = $1"
+    );
+    let row = sqlx::query(query)
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|row| credentials(&row)).transpose()
+}
+
+fn credentials(row: &AnyRow) -> Result<Credentials, sqlx::Error> {
+    Ok(Credentials {
+        user: User::from_columns(row, 0)?,
+        password_hash: row.try_get(4)?,
+        disabled: row.try_get::<Option<i64>, _>(5)?.is_some(),
+    })
+}
+
+pub async fn set_password_hash(
+    db: &Database,
+    user_id: &str,
+    password_hash: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        .bind(password_hash)
+        .bind(now)
+        .bind(user_id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(normalize_email("  Ada@Example.COM "), "ada@example.com");
+    }
+
+    #[test]
+    fn accepts_plausible_emails_only() {
+        for good in [
+            "ada@example.com",
+            "a.b+tag@mail.example.co.uk",
+            "x@xn--bcher-kva.ch",
+        ] {
+            assert!(is_valid_email(good), "{good}");
+        }
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "ada@exa mple.com",
+            "ada@-example.com",
+            "ada@example..com",
+            "a b@example.com",
+        ] {
+            assert!(!is_valid_email(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The SQL database every service shares: SQLite (embedded, the default) or PostgreSQL, chosen
+//! at start-up by the scheme of `DATABASE_URL`.
+//!
+//! # Queries
+//!
+//! Queries go through sqlx's `Any` driver, so each is written once and runs on both backends:
+//!
+//! ```no_run
+//! # async fn example(db: &shared::db::Database, id: i64) -> Result<(), sqlx::Error> {
+//! let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+//!     .bind(id)
+//!     .fetch_optional(db.pool())
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - Placeholders are `$1`, `$2`, ...: PostgreSQL's syntax, which SQLite understands as well.
+//! - Columns are read and written as `i64`, `f64`, `String` or `Vec<u8>` (or `Option`s of them),
+//!   which means declaring them `BIGINT`, `DOUBLE PRECISION`, `TEXT` or `BLOB`/`BYTEA`. Booleans
+//!   are `BIGINT` 0 or 1 (`i64::from(flag)`, `value != 0`), timestamps `BIGINT` Unix times and
+//!   UUIDs `TEXT`: the `Any` driver cannot read SQLite's `BOOLEAN` or `DATETIME` columns, nor
+//!   PostgreSQL's `BOOLEAN`, `TIMESTAMPTZ`, `UUID`, `NUMERIC` or `JSONB`.
+//! - Stick to the SQL both speak (`RETURNING`, `ON CONFLICT ... DO`, `LIMIT`/`OFFSET`, ...). A
+//!   boolean expression such as `EXISTS (...)` comes back typed differently: fetch a row with
+//!   `fetch_optional` or a `COUNT(*)` instead. Where a statement must differ, branch on
+//!   [`Database::backend`].
+//! - Handlers can use `?` on `sqlx::Error`: it becomes an internal [`ApiError`]. Look rows up with
+//!   `fetch_optional` and turn `None` into [`ApiError::NotFound`] where a 404 is meant.
+//!
+//! # Migrations
+//!
+//! Each schema change is a pair of files, `migrations/sqlite/<version>_<name>.sql` and
+//! `migrations/postgres/<version>_<name>.sql`, embedded in the binary at compile time and applied
+//! in version order by [`Database::migrate`] for the backend in use. Every service migrates at
+//! start; on PostgreSQL a lock keeps services starting together from applying one twice.
+//! Migrations of a module removed with `saaskit remove` are no longer in the binary; the database
+//! keeps their tables, and start-up ignores that it applied them.
+//!
+//! # TLS
+//!
+//! Connections to PostgreSQL are not encrypted: add a TLS feature to sqlx in `Cargo.toml`
+//! (`tls-rustls`) and `?sslmode=require` to the URL before reaching a server across a network.
+//!
+//! # Build time
+//!
+//! sqlx's macros (`query!`, `migrate!`, `#[derive(FromRow)]`) are left out: they would compile
+//! both database drivers a second time, for the compiler's own use. `build.rs` embeds the
+//! migrations instead; read rows into tuples (`query_as::<_, (String, i64)>`) or implement
+//! `sqlx::FromRow` by hand. The `idna_adapter` dependency and `.cargo/config.toml` are there to
+//! shorten the build too.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, SqlSafeStr};
+
+use crate::config::Env;
+use crate::error::{ApiError, BoxError};
+use crate::http::ReadinessCheck;
+
+// `SQLITE_MIGRATIONS` and `POSTGRES_MIGRATIONS`: `(version, name, sql)` of every migration, in
+// version order, read from `migrations/` by `build.rs`.
+include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+/// How long a query waits for a free connection before failing, and how long start-up waits for
+/// the database: long enough for a busy moment, short enough to fail while a client still waits.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which database `DATABASE_URL` points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+/// Where the database is and how many connections to keep. Not `Debug`: the URL may hold a
+/// password.
+pub struct DatabaseConfig {
+    url: String,
+    backend: Backend,
+    max_connections: u32,
+}
+
+impl DatabaseConfig {
+    /// Reads `DATABASE_URL` and `DATABASE_MAX_CONNECTIONS`.
+    pub fn from_env(env: &mut Env) -> Self {
+        let url: String = env.required("DATABASE_URL").unwrap_or_default();
+        let backend = Backend::of_url(&url).unwrap_or_else(|| {
+            if !url.is_empty() {
+                env.record("DATABASE_URL", "must start with sqlite: or postgres://");
+            }
+            // A placeholder: `Env::finish` stops start-up before it is used.
+            Backend::Sqlite
+        });
+        let max_connections = env.optional("DATABASE_MAX_CONNECTIONS", 10);
+        if max_connections == 0 {
+            env.record("DATABASE_MAX_CONNECTIONS", "must be at least 1");
+        }
+        Self {
+            url,
+            backend,
+            max_connections,
+        }
+    }
+}
+
+/// A pool of connections to the database, cheap to clone and share between tasks.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+// The async methods return boxed futures so that what they drive (sqlx's pool and drivers) is
+// compiled once, in this crate, rather than again in every service binary that awaits them.
+impl Database {
+    /// Connects, creating the SQLite file (and its directory) when it does not exist yet.
+    pub fn connect(config: &DatabaseConfig) -> BoxFuture<'_, Result<Self, DbError>> {
+        Box::pin(async move {
+            sqlx::any::install_default_drivers();
+            let backend = config.backend;
+            if backend == Backend::Sqlite {
+                create_sqlite_dir(&config.url)?;
+            }
+            let pool = match AnyPoolOptions::new()
+                .max_connections(config.max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect(&config.url)
+                .await
+            {
+                Ok(pool) => pool,
+                Err(error) => {
+                    // The pool retries until its timeout and then reports only that; one direct
+                    // attempt tells why ("connection refused", "password authentication failed").
+                    let cause = AnyConnection::connect(&config.url).await.err();
+                    return Err(DbError::Connect(backend, cause.unwrap_or(error)));
+                }
+            };
+            if backend == Backend::Sqlite {
+                // Lets readers proceed while another connection, or another service, writes. The
+                // mode is stored in the database file, so setting it once per start is enough.
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&pool)
+                    .await
+                    .map_err(|error| DbError::Connect(backend, error))?;
+            }
+            tracing::info!(%backend, "connected to the database");
+            Ok(Self { pool, backend })
+        })
+    }
+
+    /// Applies the migrations this database has not seen yet.
+    pub fn migrate(&self) -> BoxFuture<'_, Result<(), DbError>> {
+        let migrations = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let migrations = migrations.iter().map(|&(version, name, sql)| {
+            // The marker `sqlx::migrate!` and sqlx-cli honour too.
+            let no_transaction = sql.starts_with("-- no-transaction");
+            let sql = AssertSqlSafe(sql).into_sql_str();
+            Migration::new(
+                version,
+                name.into(),
+                MigrationType::Simple,
+                sql,
+                no_transaction,
+            )
+        });
+        let mut migrator = Migrator::with_migrations(migrations.collect());
+        // A migration the database has applied but the binary no longer has belongs to a module
+        // that was removed (`saaskit remove`): its tables stay, and start-up goes on.
+        migrator.set_ignore_missing(true);
+        Box::pin(async move { migrator.run(&self.pool).await.map_err(DbError::Migrate) })
+    }
+
+    /// The pool to run queries on.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Waits for the connections in use to be returned, then closes them all.
+    pub fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.pool.close().await;
+            tracing::info!("closed the database connections");
+        })
+    }
+}
+
+impl ReadinessCheck for Database {
+    fn check(&self) -> BoxFuture<'_, Result<(), BoxError>> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
+    }
+}
+
+/// Why the database could not be used at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot create {} for the SQLite database", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot connect to the {0} database")]
+    Connect(Backend, #[source] sqlx::Error),
+    #[error("cannot apply the database migrations")]
+    Migrate(#[source] MigrateError),
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+/// SQLite creates a missing database file (with `mode=rwc`) but not its directory.
+fn create_sqlite_dir(url: &str) -> Result<(), DbError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|error| DbError::Connect(Backend::Sqlite, error))?;
+    match options.get_filename().parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+                dir: dir.to_owned(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn migrates_a_new_sqlite_file_and_answers_queries() {
+        let dir = std::env::temp_dir().join(format!("shared-db-test-{}", std::process::id()));
+        let url = format!("sqlite://{}/nested/test.db?mode=rwc", dir.display());
+        let mut env = Env::from_vars([("DATABASE_URL", url)]);
+        let config = DatabaseConfig::from_env(&mut env);
+        env.finish().unwrap();
+
+        let db = Database::connect(&config).await.unwrap();
+        db.migrate().await.unwrap();
+        let answer: i64 = sqlx::query_scalar("SELECT $1 + 1")
+            .bind(41_i64)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        db.check().await.unwrap();
+        db.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+
+        assert_eq!(answer, 42);
+    }
+
+    #[test]
+    fn rejects_unknown_schemes() {
+        let mut env = Env::from_vars([("DATABASE_URL", "mysql://localhost/app")]);
+        DatabaseConfig::from_env(&mut env);
+
+        let message = env.finish().unwrap_err().to_string();
+        assert!(
+            message.contains("DATABASE_URL must start with"),
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! `GET /healthz` and `GET /readyz`, the endpoints orchestrators and load balancers probe.
+//!
+//! `/healthz` answers as long as the process serves HTTP: when it stops answering, the service
+//! should be restarted. `/readyz` also runs every [`ReadinessCheck`] registered at start-up (the
+//! database, ...): while one fails, the service is alive but should get no traffic, and the
+//! response names the failing checks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::future::{BoxFuture, join_all};
+use serde::Serialize;
+
+use crate::error::{ApiError, BoxError, FieldErrors};
+
+/// How long a single check may take before it counts as failed: a probe must answer quickly even
+/// when a dependency hangs rather than refuses.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Something the service needs in order to serve requests, such as its database.
+pub trait ReadinessCheck: Send + Sync + 'static {
+    /// Resolves to `Ok(())` when the dependency is usable.
+    fn check(&self) -> BoxFuture<'_, Result<(), BoxError>>;
+}
+
+/// The checks `/readyz` runs, by name. Modules register theirs at start-up with
+/// [`Readiness::with_check`].
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(&'static str, Arc<dyn ReadinessCheck>)>,
+}
+
+impl Readiness {
+    pub fn with_check(mut self, name: &'static str, check: impl ReadinessCheck) -> Self {
+        self.checks.push((name, Arc::new(check)));
+        self
+    }
+
+    /// Runs every check concurrently; returns the failing ones, each with what went wrong.
+    async fn failures(&self) -> FieldErrors {
+        let outcomes = join_all(self.checks.iter().map(|(name, check)| async move {
+            let failure = match tokio::time::timeout(CHECK_TIMEOUT, check.check()).await {
+                Ok(Ok(())) => return None,
+                Ok(Err(error)) => {
+                    // The cause stays in the logs: the probe may be reachable from outside.
+                    tracing::warn!(check = name, %error, "readiness check failed");
+                    "failed"
+                }
+                Err(_) => {
+                    tracing::warn!(check = name, "readiness check timed out");
+                    "timed out"
+                }
+            };
+            Some((name.to_string(), failure.to_string()))
+        }))
+        .await;
+        outcomes.into_iter().flatten().collect()
+    }
+}
+
+#[derive(Serialize)]
+struct Status {
+    status: &'static str,
+}
+
+/// A ready answer names the checks that passed, so a probe shows what readiness covers.
+#[derive(Serialize)]
+struct Ready {
+    status: &'static str,
+    checks: Vec<&'static str>,
+}
+
+/// The `/healthz` and `/readyz` routes, answering from `readiness`.
+pub fn health_routes(readiness: Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(readiness)
+}
+
+async fn healthz() -> Json<Status> {
+    Json(Status { status: "ok" })
+}
+
+async fn readyz(State(readiness): State<Readiness>) -> Result<Json<Ready>, ApiError> {
+    let failures = readiness.failures().await;
+    if failures.is_empty() {
+        let checks = readiness.checks.iter().map(|(name, _)| *name).collect();
+        Ok(Json(Ready {
+            status: "ready",
+            checks,
+        }))
+    } else {
+        Err(ApiError::Unavailable(failures))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    struct Fixed(Result<(), &'static str>);
+
+    impl ReadinessCheck for Fixed {
+        fn check(&self) -> BoxFuture<'_, Result<(), BoxError>> {
+            Box::pin(async move { self.0.map_err(BoxError::from) })
+        }
+    }
+
+    async fn get_readyz(readiness: Readiness) -> (StatusCode, serde_json::Value) {
+        let request = Request::get("/readyz").body(Body::empty()).unwrap();
+        let response = health_routes(readiness).oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn ready_when_every_check_passes() {
+        let readiness = Readiness::default().with_check("database", Fixed(Ok(())));
+
+        let (status, body) = get_readyz(readiness).await;
+
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            serde_json::json!({"status": "ready", "checks": ["database"]})
+        );
+    }
+
+    #[tokio::test]
+    async fn names_the_failing_checks() {
+        let readiness = Readiness::default()
+            .with_check("database", Fixed(Err("connection refused")))
+            .with_check("cache", Fixed(Ok(())));
+
+        let (status, body) = get_readyz(readiness).await;
+
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["code"], "unavailable");
+        assert_eq!(
+            body["error"]["fields"],
+            serde_json::json!({"database": "failed"})
+        );
+    }
+}

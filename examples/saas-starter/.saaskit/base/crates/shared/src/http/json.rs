@@ -1,0 +1,89 @@
+//! Request bodies in JSON, with rejections in the service's error format.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Extracts a JSON request body like `axum::Json`, but a body that is missing, too large, not
+/// JSON or not of the expected shape is answered with an [`ApiError`] JSON body instead of
+/// axum's plain-text rejection, so that clients parse one error format everywhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(rejection_error(&rejection)),
+        }
+    }
+}
+
+fn rejection_error(rejection: &JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        // axum's text names what is wrong ("missing field `email` at line 1 column 2") without
+        // echoing the body back.
+        ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Login {
+        email: String,
+    }
+
+    async fn extract(content_type: &str, body: &str) -> Result<JsonBody<Login>, ApiError> {
+        let request = Request::post("/")
+            .header("content-type", content_type)
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        JsonBody::<Login>::from_request(request, &()).await
+    }
+
+    #[tokio::test]
+    async fn reads_a_json_body() {
+        let JsonBody(login) = extract("application/json", r#"{"email":"a@b.c"}"#)
+            .await
+            .unwrap();
+
+        assert_eq!(login.email, "a@b.c");
+    }
+
+    #[tokio::test]
+    async fn malformed_bodies_are_bad_requests_that_say_why() {
+        let error = extract("application/json", "{}").await.unwrap_err();
+
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            error.to_string().contains("missing field `email`"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_content_types_are_bad_requests() {
+        let error = extract("text/plain", r#"{"email":"a@b.c"}"#)
+            .await
+            .unwrap_err();
+
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,242 @@
+//! The middleware stack every service puts in front of its routes.
+
+use std::any::Any;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::{Level, Span};
+
+use super::HttpConfig;
+use crate::error::ApiError;
+
+/// Puts every route of `app` behind the service-wide middleware and answers unknown routes with
+/// a JSON 404. Routes merged into the result afterwards would miss both: call it last.
+pub fn with_middleware(app: Router, config: &HttpConfig) -> Router {
+    app.fallback(|| async { ApiError::NotFound("route") })
+        .layer(
+            // Listed from the outside in: each layer sees the request before the next one.
+            ServiceBuilder::new()
+                // Keeps the caller's `x-request-id`, or sets a new UUID, so that one id follows
+                // the request through the logs of every service it crosses.
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(DefaultOnResponse::new().level(Level::INFO))
+                        // Server errors are logged where they happen, with their cause (see
+                        // `ApiError`); a second line without it would only add noise.
+                        .on_failure(()),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id())
+                // Inside the layers above, so that a panic still gets a logged, identified 500.
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(middleware::from_fn_with_state(
+                    config.request_timeout,
+                    timeout,
+                ))
+                .layer(cors(&config.allowed_origins))
+                .layer(middleware::map_response(security_headers))
+                // Enforced by the body extractors (`Json`, `Bytes`, `String`, `Form`, ...).
+                .layer(DefaultBodyLimit::max(config.body_limit)),
+        )
+}
+
+/// Lets the listed origins call the service from a browser, cookies included; other origins
+/// get no CORS headers, so browsers keep their pages from reading the responses. Preflight
+/// requests are answered here, before any route.
+fn cors(allowed_origins: &[HeaderValue]) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed_origins.iter().cloned()))
+        .allow_credentials(true)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-requested-with"),
+        ])
+        // Readable by the allowed origins' scripts, which need them to back off when limited.
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Headers that tell browsers to treat responses as data: no sniffing, no framing, no referrer,
+/// HTTPS only. A header a route sets itself (a page's `content-security-policy`) is kept.
+async fn security_headers(mut response: Response) -> Response {
+    const HEADERS: [(HeaderName, &str); 6] = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (
+            HeaderName::from_static("cross-origin-resource-policy"),
+            "same-site",
+        ),
+    ];
+    let headers = response.headers_mut();
+    for (name, value) in HEADERS {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// The span every log line of a request is recorded in.
+fn request_span(request: &Request) -> Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    // The path without the query string, which may carry tokens that must stay out of logs.
+    tracing::info_span!(
+        "request",
+        id,
+        method = %request.method(),
+        path = request.uri().path(),
+    )
+}
+
+/// Answers 408 when the rest of the stack takes longer than `limit`. The handler's future is
+/// dropped, which cancels whatever it was waiting for.
+async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    ApiError::internal(format!("handler panicked: {message}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn app() -> Router {
+        let config = HttpConfig {
+            request_timeout: Duration::from_millis(50),
+            body_limit: 16,
+            allowed_origins: vec![HeaderValue::from_static("https://app.example.com")],
+        };
+        let routes = Router::new()
+            .route("/slow", get(|| tokio::time::sleep(Duration::from_secs(5))))
+            .route("/echo", axum::routing::post(|body: String| async { body }));
+        with_middleware(routes, &config)
+    }
+
+    async fn send(request: Request) -> Response {
+        app().oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn keeps_the_callers_request_id() {
+        let request = Request::get("/nowhere")
+            .header("x-request-id", "abc-123")
+            .body(Body::empty())
+            .unwrap();
+
+        let response = send(request).await;
+
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(response.headers()["x-request-id"], "abc-123");
+    }
+
+    #[tokio::test]
+    async fn sets_a_request_id_when_there_is_none() {
+        let response = send(Request::get("/nowhere").body(Body::empty()).unwrap()).await;
+
+        let id = response.headers()["x-request-id"].to_str().unwrap();
+        assert_eq!(id.len(), 36, "a UUID, got {id}");
+    }
+
+    #[tokio::test]
+    async fn sends_security_headers() {
+        let response = send(Request::get("/nowhere").body(Body::empty()).unwrap()).await;
+
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(response.headers()["x-frame-options"], "DENY");
+    }
+
+    #[tokio::test]
+    async fn allows_only_the_configured_origins() {
+        let preflight = |origin: &'static str| {
+            Request::options("/echo")
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .body(Body::empty())
+                .unwrap()
+        };
+
+        let allowed = send(preflight("https://app.example.com")).await;
+        let other = send(preflight("https://evil.example")).await;
+
+        assert_eq!(
+            allowed.headers()["access-control-allow-origin"],
+            "https://app.example.com"
+        );
+        assert_eq!(
+            allowed.headers()["access-control-allow-credentials"],
+            "true"
+        );
+        assert!(!other.headers().contains_key("access-control-allow-origin"));
+    }
+
+    #[tokio::test]
+    async fn times_out_slow_requests() {
+        let response = send(Request::get("/slow").body(Body::empty()).unwrap()).await;
+
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn rejects_bodies_over_the_limit() {
+        let request = Request::post("/echo")
+            .body(Body::from("x".repeat(17)))
+            .unwrap();
+
+        let response = send(request).await;
+
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

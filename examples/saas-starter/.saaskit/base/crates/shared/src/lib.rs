@@ -1,0 +1,24 @@
+//! Code shared by every service of the workspace: configuration, HTTP plumbing, errors and
+//! telemetry, plus the domain and infrastructure that modules add (each as a module below).
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod telemetry;
+
+// saaskit declares the modules it adds after the next line: keep it.
+// <<<inject:mods>>>
+// <<<begin:db@mods>>>
+pub mod db;
+// <<<end:db@mods>>>
+// <<<begin:auth@mods>>>
+pub mod auth;
+// <<<end:auth@mods>>>
+// <<<begin:security/rate-limiting@mods>>>
+pub mod rate_limit;
+// <<<end:security/rate-limiting@mods>>>
+// <<<begin:users@mods>>>
+pub mod profile;
+// <<<end:users@mods>>>
+
+pub use error::ApiError;

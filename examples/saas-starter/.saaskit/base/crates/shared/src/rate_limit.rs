@@ -1,0 +1,541 @@
+//! Rate limits on the endpoints that take credentials, against password guessing and sign-up
+//! floods.
+//!
+//! `POST /api/auth/register`, `/login` and `/refresh` are limited per client IP, and register and
+//! login also per email, so that guessing one account's password from many addresses is slowed
+//! down as much as guessing from one. A request over either limit is answered with 429 and
+//! `Retry-After`; every response of these routes carries `RateLimit-Limit`,
+//! `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the whole quota is back) for the
+//! tighter of its limits.
+//!
+//! Counts are kept by a [`RateLimitStore`]: [`InMemoryStore`] by default, one count per process.
+//! To share counts between instances, implement the trait over Redis and pass it to
+//! [`protect_with`].
+
+mod store;
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+pub use store::{Decision, InMemoryStore, Quota, RateLimitStore};
+
+use crate::config::Env;
+use crate::error::ApiError;
+use crate::http::HttpConfig;
+
+/// The limits, read from the environment.
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    /// Register, login and refresh requests per client IP and minute, all three together
+    /// (`RATE_LIMIT_AUTH_PER_IP_PER_MINUTE`).
+    pub auth_per_ip_per_minute: NonZeroU32,
+    /// Register and login requests per email and minute (`RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE`).
+    pub auth_per_email_per_minute: NonZeroU32,
+    /// Whether the client IP is the last address of `X-Forwarded-For` rather than the peer
+    /// address (`RATE_LIMIT_TRUST_FORWARDED_FOR`). Only behind a reverse proxy that appends to
+    /// that header: otherwise any client picks the address it is counted under.
+    pub trust_forwarded_for: bool,
+}
+
+impl RateLimitConfig {
+    pub fn from_env(env: &mut Env) -> Self {
+        Self {
+            auth_per_ip_per_minute: per_minute(env, "RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", 30),
+            auth_per_email_per_minute: per_minute(env, "RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE", 10),
+            trust_forwarded_for: env.optional("RATE_LIMIT_TRUST_FORWARDED_FOR", false),
+        }
+    }
+}
+
+fn per_minute(env: &mut Env, key: &str, default: u32) -> NonZeroU32 {
+    NonZeroU32::new(env.optional(key, default)).unwrap_or_else(|| {
+        env.record(key, "must be at least 1");
+        // A placeholder: `Env::finish` stops start-up before it is used.
+        NonZeroU32::MIN
+    })
+}
+
+/// The routes limited, and whether by email too. All of them share one count per IP.
+const AUTH_ROUTES: [(&str, bool); 3] = [
+    ("/api/auth/register", true),
+    ("/api/auth/login", true),
+    ("/api/auth/refresh", false),
+];
+
+/// The longest email address there can be (RFC 5321). Keys are cut there, so that huge bodies
+/// cannot fill the store with huge keys.
+const MAX_EMAIL_LEN: usize = 254;
+
+/// Limits the auth routes of `app`, counting in this process ([`InMemoryStore`]). Only the
+/// routes already in `app` are limited: call it after merging them.
+pub fn protect(app: Router, config: &RateLimitConfig, http_config: &HttpConfig) -> Router {
+    protect_with(app, config, http_config, Arc::new(InMemoryStore::new()))
+}
+
+/// [`protect`], counting in `store`.
+pub fn protect_with(
+    app: Router,
+    config: &RateLimitConfig,
+    http_config: &HttpConfig,
+    store: Arc<dyn RateLimitStore>,
+) -> Router {
+    let limiter = Limiter {
+        store,
+        per_ip: Quota::per_minute(config.auth_per_ip_per_minute),
+        per_email: Quota::per_minute(config.auth_per_email_per_minute),
+        trust_forwarded_for: config.trust_forwarded_for,
+        body_limit: http_config.body_limit,
+    };
+    app.layer(middleware::from_fn_with_state(Arc::new(limiter), limit))
+}
+
+struct Limiter {
+    store: Arc<dyn RateLimitStore>,
+    per_ip: Quota,
+    per_email: Quota,
+    trust_forwarded_for: bool,
+    body_limit: usize,
+}
+
+/// The only field of the body the limits look at.
+#[derive(Deserialize)]
+struct Credentials {
+    email: String,
+}
+
+async fn limit(State(limiter): State<Arc<Limiter>>, request: Request, next: Next) -> Response {
+    let route = AUTH_ROUTES
+        .iter()
+        .find(|(path, _)| *path == request.uri().path());
+    let Some(&(_, by_email)) = route.filter(|_| request.method() == Method::POST) else {
+        return next.run(request).await;
+    };
+
+    // Each limit as (kind, key, quota): the kind alone goes to the logs.
+    let mut limits = Vec::with_capacity(2);
+    match client_ip(&request, limiter.trust_forwarded_for) {
+        Some(ip) => limits.push(("ip", ip_key(ip), limiter.per_ip)),
+        None => tracing::warn!("no client address: serve with connect info to limit per IP"),
+    }
+    let (request, email) = if by_email {
+        match read_email(request, limiter.body_limit).await {
+            Ok(read) => read,
+            Err(error) => return error.into_response(),
+        }
+    } else {
+        (request, None)
+    };
+    if let Some(email) = email {
+        limits.push(("email", email_key(&email), limiter.per_email));
+    }
+
+    // The IP is counted first: a request it refuses does not count against the email.
+    let mut shown: Option<Decision> = None;
+    for (kind, key, quota) in &limits {
+        match limiter.store.hit(key, *quota).await {
+            Ok(decision) if !decision.allowed => {
+                tracing::info!(by = kind, "rate limited");
+                let retry_after = whole_secs(decision.retry_after).max(1);
+                let mut response = ApiError::TooManyRequests(retry_after).into_response();
+                set_headers(response.headers_mut(), &decision);
+                return response;
+            }
+            Ok(decision) => {
+                if shown.is_none_or(|shown| tighter(&decision, &shown)) {
+                    shown = Some(decision);
+                }
+            }
+            // The limits guard against abuse; they must not take sign-in down with their store.
+            Err(error) => tracing::error!(%error, "rate limit store failed; request let through"),
+        }
+    }
+
+    let mut response = next.run(request).await;
+    if let Some(decision) = shown {
+        set_headers(response.headers_mut(), &decision);
+    }
+    response
+}
+
+/// The peer address, or the address the trusted proxy appended to `X-Forwarded-For`. `None`
+/// only when the server was not started with connect info.
+fn client_ip(request: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
+    let forwarded = || {
+        let last_header = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()?;
+        let last_entry = last_header.to_str().ok()?.rsplit(',').next()?;
+        last_entry.trim().parse().ok()
+    };
+    trust_forwarded_for.then(forwarded).flatten().or_else(|| {
+        let ConnectInfo(peer) = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
+        Some(peer.ip())
+    })
+}
+
+/// IPv4 addresses count one by one; IPv6 ones by /64, the block one subscriber usually holds
+/// (counting single IPv6 addresses would let a client take a fresh one for each request).
+fn ip_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(ip) => format!("auth:ip:{ip}"),
+        IpAddr::V6(ip) => {
+            let network = Ipv6Addr::from_bits(ip.to_bits() & !(u128::MAX >> 64));
+            format!("auth:ip:{network}/64")
+        }
+    }
+}
+
+/// Reads the body for its `email` and gives back a request with the same body. A body without
+/// one, or not JSON, is left for the handler to reject.
+async fn read_email(
+    request: Request,
+    body_limit: usize,
+) -> Result<(Request, Option<String>), ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, body_limit)
+        .await
+        .map_err(|error| {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("the request body could not be read".into())
+            }
+        })?;
+    let email = serde_json::from_slice::<Credentials>(&bytes)
+        .ok()
+        .map(|credentials| credentials.email);
+    Ok((Request::from_parts(parts, Body::from(bytes)), email))
+}
+
+/// The key of an email as the auth module compares them: trimmed and lower-cased.
+fn email_key(email: &str) -> String {
+    let mut email = email.trim().to_lowercase();
+    email.truncate(email.floor_char_boundary(MAX_EMAIL_LEN));
+    format!("auth:email:{email}")
+}
+
+/// Whether `a` leaves the client less room than `b`.
+fn tighter(a: &Decision, b: &Decision) -> bool {
+    (a.remaining, std::cmp::Reverse(a.reset_after))
+        < (b.remaining, std::cmp::Reverse(b.reset_after))
+}
+
+fn set_headers(headers: &mut HeaderMap, decision: &Decision) {
+    let fields = [
+        ("ratelimit-limit", u64::from(decision.limit)),
+        ("ratelimit-remaining", u64::from(decision.remaining)),
+        ("ratelimit-reset", whole_secs(decision.reset_after)),
+    ];
+    for (name, value) in fields {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+    }
+}
+
+/// Seconds, rounded up: a client that waits that long is never early.
+fn whole_secs(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Bytes;
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    use futures_util::future::BoxFuture;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::error::BoxError;
+
+    /// Routes that answer with the body they received.
+    fn routes() -> Router {
+        let echo = post(|body: Bytes| async move { body });
+        Router::new()
+            .route("/api/auth/register", echo.clone())
+            .route("/api/auth/login", echo.clone())
+            .route("/api/auth/refresh", echo.clone())
+            .route("/api/auth/logout", echo)
+            .route("/healthz", get(|| async { "ok" }))
+    }
+
+    fn config(per_ip: u32, per_email: u32) -> RateLimitConfig {
+        RateLimitConfig {
+            auth_per_ip_per_minute: NonZeroU32::new(per_ip).unwrap(),
+            auth_per_email_per_minute: NonZeroU32::new(per_email).unwrap(),
+            trust_forwarded_for: false,
+        }
+    }
+
+    fn http_config() -> HttpConfig {
+        HttpConfig {
+            request_timeout: Duration::from_secs(5),
+            body_limit: 1024,
+            allowed_origins: Vec::new(),
+        }
+    }
+
+    fn app(per_ip: u32, per_email: u32) -> Router {
+        protect(routes(), &config(per_ip, per_email), &http_config())
+    }
+
+    /// A POST from `ip` with `body`, as the server builds it (connect info included).
+    fn post_from(ip: [u8; 4], path: &str, body: &str) -> Request {
+        let mut request = Request::post(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((ip, 40000))));
+        request
+    }
+
+    fn login_from(ip: [u8; 4], email: &str) -> Request {
+        let body = format!(r#"{{"email":"{email}","password":"correct horse"}}"#);
+        post_from(ip, "/api/auth/login", &body)
+    }
+
+    async fn send(app: &Router, request: Request) -> Response {
+        app.clone().oneshot(request).await.unwrap()
+    }
+
+    fn header<'a>(response: &'a Response, name: &str) -> &'a str {
+        response.headers()[name].to_str().unwrap()
+    }
+
+    async fn body_text(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn refuses_an_ip_over_its_limit() {
+        let app = app(2, 100);
+        let refresh = || post_from([203, 0, 113, 7], "/api/auth/refresh", "{}");
+
+        assert_eq!(send(&app, refresh()).await.status(), StatusCode::OK);
+        assert_eq!(send(&app, refresh()).await.status(), StatusCode::OK);
+        let refused = send(&app, refresh()).await;
+
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(header(&refused, "retry-after"), "30");
+        assert_eq!(header(&refused, "ratelimit-limit"), "2");
+        assert_eq!(header(&refused, "ratelimit-remaining"), "0");
+        assert_eq!(header(&refused, "ratelimit-reset"), "60");
+        assert!(body_text(refused).await.contains("too_many_requests"));
+        let other_ip = post_from([203, 0, 113, 8], "/api/auth/refresh", "{}");
+        assert_eq!(send(&app, other_ip).await.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn the_three_routes_share_one_count_per_ip() {
+        let app = app(2, 100);
+        let ip = [203, 0, 113, 7];
+
+        send(&app, post_from(ip, "/api/auth/register", "{}")).await;
+        send(&app, login_from(ip, "ada@example.com")).await;
+        let refused = send(&app, post_from(ip, "/api/auth/refresh", "{}")).await;
+
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    #[tokio::test]
+    async fn allowed_responses_show_the_tighter_limit() {
+        let app = app(30, 10);
+
+        let response = send(&app, login_from([203, 0, 113, 7], "ada@example.com")).await;
+
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "ratelimit-limit"), "10");
+        assert_eq!(header(&response, "ratelimit-remaining"), "9");
+        assert_eq!(header(&response, "ratelimit-reset"), "6");
+    }
+
+    #[tokio::test]
+    async fn limits_an_email_whatever_the_ip() {
+        let app = app(100, 2);
+
+        send(&app, login_from([203, 0, 113, 1], "ada@example.com")).await;
+        send(&app, login_from([203, 0, 113, 2], " Ada@Example.COM ")).await;
+        let refused = send(&app, login_from([203, 0, 113, 3], "ada@example.com")).await;
+        let other_email = send(&app, login_from([203, 0, 113, 3], "bob@example.com")).await;
+
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(header(&refused, "ratelimit-limit"), "2");
+        assert_eq!(other_email.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn the_handler_gets_the_body_unchanged() {
+        let app = app(100, 100);
+        let body = r#"{"email":"Ada@Example.com","password":"correct horse"}"#;
+        let not_json = "email=ada@example.com";
+
+        let json = send(
+            &app,
+            post_from([203, 0, 113, 7], "/api/auth/register", body),
+        )
+        .await;
+        let form = send(
+            &app,
+            post_from([203, 0, 113, 7], "/api/auth/login", not_json),
+        )
+        .await;
+
+        assert_eq!(body_text(json).await, body);
+        assert_eq!(form.status(), StatusCode::OK);
+        assert_eq!(body_text(form).await, not_json);
+    }
+
+    #[tokio::test]
+    async fn refuses_bodies_over_the_limit() {
+        let app = app(100, 100);
+        let body = format!(r#"{{"email":"{}"}}"#, "a".repeat(2000));
+
+        let response = send(&app, post_from([203, 0, 113, 7], "/api/auth/login", &body)).await;
+
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn leaves_other_routes_alone() {
+        let app = app(1, 1);
+
+        for _ in 0..3 {
+            let logout = send(&app, post_from([203, 0, 113, 7], "/api/auth/logout", "{}")).await;
+            let health = send(&app, Request::get("/healthz").body(Body::empty()).unwrap()).await;
+
+            assert_eq!(logout.status(), StatusCode::OK);
+            assert_eq!(health.status(), StatusCode::OK);
+            assert!(!logout.headers().contains_key("ratelimit-limit"));
+        }
+    }
+
+    /// A refresh through a proxy at 10.0.0.1, which appended `client` to `X-Forwarded-For`.
+    fn via_proxy(client: &str) -> Request {
+        let mut request = post_from([10, 0, 0, 1], "/api/auth/refresh", "{}");
+        let forwarded = HeaderValue::from_str(&format!("198.51.100.1, {client}")).unwrap();
+        request.headers_mut().insert("x-forwarded-for", forwarded);
+        request
+    }
+
+    #[tokio::test]
+    async fn counts_the_last_forwarded_address_when_trusted() {
+        let config = RateLimitConfig {
+            trust_forwarded_for: true,
+            ..config(1, 100)
+        };
+        let app = protect(routes(), &config, &http_config());
+
+        let first = send(&app, via_proxy("203.0.113.1")).await;
+        let same_client = send(&app, via_proxy("203.0.113.1")).await;
+        let other_client = send(&app, via_proxy("203.0.113.2")).await;
+
+        assert_eq!(first.status(), StatusCode::OK);
+        assert_eq!(same_client.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(other_client.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn ignores_forwarded_addresses_by_default() {
+        let app = app(1, 100);
+
+        let first = send(&app, via_proxy("203.0.113.1")).await;
+        let forged = send(&app, via_proxy("203.0.113.2")).await;
+
+        assert_eq!(first.status(), StatusCode::OK);
+        assert_eq!(forged.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    #[test]
+    fn keys_emails_as_compared_and_cut_to_the_longest_address() {
+        let long = "é".repeat(200);
+
+        assert_eq!(email_key(" Ada@Example.COM "), "auth:email:ada@example.com");
+        assert_eq!(email_key(&long), format!("auth:email:{}", "é".repeat(127)));
+    }
+
+    #[test]
+    fn counts_ipv6_clients_by_their_64_block() {
+        let a = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let mapped = "::ffff:203.0.113.7".parse().unwrap();
+
+        assert_eq!(ip_key(a), "auth:ip:2001:db8:1:2::/64");
+        assert_eq!(ip_key(a), ip_key(b));
+        assert_eq!(ip_key(mapped), "auth:ip:203.0.113.7");
+    }
+
+    struct Unreachable;
+
+    impl RateLimitStore for Unreachable {
+        fn hit<'a>(&'a self, _: &'a str, _: Quota) -> BoxFuture<'a, Result<Decision, BoxError>> {
+            Box::pin(async { Err("connection refused".into()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn lets_requests_through_when_the_store_fails() {
+        let app = protect_with(
+            routes(),
+            &config(1, 1),
+            &http_config(),
+            Arc::new(Unreachable),
+        );
+
+        for _ in 0..3 {
+            let response = send(&app, login_from([203, 0, 113, 7], "ada@example.com")).await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    }
+
+    #[test]
+    fn reads_the_limits_and_rejects_zero() {
+        let mut env = Env::from_vars([
+            ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "0"),
+            ("RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE", "five"),
+            ("RATE_LIMIT_TRUST_FORWARDED_FOR", "true"),
+        ]);
+
+        let config = RateLimitConfig::from_env(&mut env);
+        let message = env.finish().unwrap_err().to_string();
+
+        assert!(config.trust_forwarded_for);
+        assert!(
+            message.contains("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE must be at least 1"),
+            "{message}"
+        );
+        assert!(
+            message.contains("RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE is invalid"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn defaults_when_unset() {
+        let mut env = Env::from_vars::<&str, &str>([]);
+
+        let config = RateLimitConfig::from_env(&mut env);
+
+        assert!(env.finish().is_ok());
+        assert_eq!(config.auth_per_ip_per_minute.get(), 30);
+        assert_eq!(config.auth_per_email_per_minute.get(), 10);
+        assert!(!config.trust_forwarded_for);
+    }
+}

@@ -1,0 +1,50 @@
+//! Admin service: back-office panel and operations API.
+//!
+//! This is the one place where the service starts and stops: it reads the configuration,
+//! connects to what the service depends on, builds the router, serves until it is asked to stop,
+//! then releases what it holds. The behaviour lives in `shared` and in this crate's modules.
+//!
+//! saaskit adds the code of each module after the `inject` marker comments below: keep them.
+
+// <<<inject:mods>>>
+
+use shared::config::Env;
+use shared::http::{self, HttpConfig, Readiness, ServerConfig};
+use shared::telemetry::{self, TelemetryConfig};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // Every section reads its keys before `finish`, which names all the bad ones at once.
+    let mut env = Env::load();
+    let telemetry_config = TelemetryConfig::from_env(&mut env);
+    let http_config = HttpConfig::from_env(&mut env);
+    let server_config = ServerConfig::from_env(&mut env, "ADMIN");
+    // <<<inject:config>>>
+    // <<<begin:db@config>>>
+    let db_config = shared::db::DatabaseConfig::from_env(&mut env);
+    // <<<end:db@config>>>
+    env.finish()?;
+
+    telemetry::init(telemetry_config);
+
+    // Modules register the dependencies `/readyz` checks as they connect to them.
+    let readiness = Readiness::default();
+    // <<<inject:startup>>>
+    // <<<begin:db@startup>>>
+    let db = shared::db::Database::connect(&db_config).await?;
+    db.migrate().await?;
+    let readiness = readiness.with_check("database", db.clone());
+    // <<<end:db@startup>>>
+
+    let app = http::health_routes(readiness);
+    // <<<inject:routes>>>
+    let app = http::with_middleware(app, &http_config);
+
+    http::serve(&server_config, app).await?;
+
+    // <<<inject:shutdown>>>
+    // <<<begin:db@shutdown>>>
+    db.close().await;
+    // <<<end:db@shutdown>>>
+    Ok(())
+}

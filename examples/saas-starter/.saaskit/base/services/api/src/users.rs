@@ -1,0 +1,33 @@
+//! `/api/users/profile`: the signed-in user reads and edits their profile. The rules live in
+//! `shared::profile`.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use shared::ApiError;
+use shared::auth::{Auth, CurrentUser};
+use shared::http::JsonBody;
+use shared::profile::{self, Profile, ProfileUpdate};
+
+pub fn routes(auth: Auth) -> Router {
+    Router::new()
+        .route("/api/users/profile", get(show).put(update))
+        .with_state(auth)
+}
+
+async fn show(State(auth): State<Auth>, current: CurrentUser) -> Result<Json<Profile>, ApiError> {
+    let profile = profile::load(auth.db(), &current.user.id).await?;
+    Ok(Json(profile))
+}
+
+/// Replaces the editable fields: a field left out of the body is cleared.
+async fn update(
+    State(auth): State<Auth>,
+    current: CurrentUser,
+    JsonBody(update): JsonBody<ProfileUpdate>,
+) -> Result<Json<Profile>, ApiError> {
+    let update = update.validate().map_err(ApiError::Validation)?;
+    profile::save(auth.db(), &current.user.id, &update, shared::auth::now()).await?;
+    let profile = profile::load(auth.db(), &current.user.id).await?;
+    Ok(Json(profile))
+}
