@@ -32,6 +32,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Compare the generated files and snippets with the lock and with this saaskit's templates
     Diff(DiffArgs),
+    /// Bring the generated files and snippets to this saaskit's templates with a three-way merge
+    Upgrade(UpgradeArgs),
     /// Rotate, list or remove the api's access-token signing keys (AUTH_SIGNING_KEY and AUTH_PREVIOUS_KEYS in .env)
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -139,6 +141,13 @@ pub struct DiffArgs {
     /// Exit non-zero when the generated output differs from what the current templates produce
     #[arg(long)]
     pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Print the planned changes as a unified diff instead of writing them
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -186,7 +186,7 @@ fn diff(path: &str, disk: Option<&str>, fresh: Option<&str>) -> String {
 
 /// A file's own content: every fenced block and every dependency `lock` says a module inserted
 /// taken out again, which gives back what the file's template produced.
-fn own_content(path: &str, content: &str, lock: &Lock) -> Result<String> {
+pub(super) fn own_content(path: &str, content: &str, lock: &Lock) -> Result<String> {
     let style = CommentStyle::for_path(path);
     let mut text = content.to_string();
     for block in inject::scan(content, style).blocks {

@@ -8,6 +8,7 @@ mod doctor;
 mod keys;
 mod new;
 mod remove;
+mod upgrade;
 
 use std::path::Path;
 
@@ -27,6 +28,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Info(args) => catalog_view::info(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Upgrade(args) => upgrade::run(args),
         Command::Keys(command) => keys::run(command),
         Command::Completions(args) => {
             let mut command = <crate::cli::Cli as clap::CommandFactory>::command();

@@ -1,0 +1,374 @@
+//! `saaskit upgrade` across two versions of a fixture module: a workspace gets
+//! `fixture/greeting` 0.1.0 from `tests/fixtures/modules`, then upgrades to 0.2.0 from
+//! `tests/fixtures/modules-v2` (`greeting.rs` changes on its `text` lines, the `routes` snippet
+//! calls the renamed function, `farewell.rs` is dropped, `welcome.rs` is new, and there is a new
+//! env key).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{assert_same_tree, generate, read_tree, saaskit, saaskit_with_fixtures};
+use predicates::prelude::*;
+use predicates::str::contains;
+
+const GREETING: &str = "crates/shared/src/greeting.rs";
+const FAREWELL: &str = "crates/shared/src/farewell.rs";
+const WELCOME: &str = "crates/shared/src/welcome.rs";
+const API_MAIN: &str = "services/api/src/main.rs";
+
+fn fixture(version_dir: &str, file: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(version_dir)
+        .join("fixture/greeting/files")
+        .join(file);
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// `saaskit` with the later version of the fixture module in the catalog.
+fn later_templates(root: &Path) -> assert_cmd::Command {
+    let mut command = saaskit(root);
+    command.env(
+        "SAASKIT_MODULES",
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/modules-v2"),
+    );
+    command
+}
+
+fn upgrade(root: &Path) -> assert_cmd::Command {
+    let mut command = later_templates(root);
+    command.arg("upgrade");
+    command
+}
+
+/// A workspace without modules, then `fixture/greeting` 0.1.0 added on every service.
+fn workspace_with_greeting_v1() -> (tempfile::TempDir, PathBuf) {
+    let (temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/greeting"])
+        .assert()
+        .success();
+    (temp, root)
+}
+
+fn read(root: &Path, path: &str) -> String {
+    std::fs::read_to_string(root.join(path)).unwrap()
+}
+
+fn edit(root: &Path, path: &str, from: &str, to: &str) {
+    let text = read(root, path);
+    assert!(text.contains(from), "{path} has no `{from}`");
+    std::fs::write(root.join(path), text.replacen(from, to, 1)).unwrap();
+}
+
+fn env_value(root: &Path, key: &str) -> Option<String> {
+    read(root, ".env")
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
+}
+
+#[test]
+fn new_add_and_remove_keep_a_pristine_copy_of_every_generated_file_but_env() {
+    let (_temp, root) = workspace_with_greeting_v1();
+    let tree = read_tree(&root);
+    let copies: Vec<&String> = tree
+        .keys()
+        .filter(|p| p.starts_with(".saaskit/base/"))
+        .collect();
+    assert!(!copies.is_empty());
+    for (path, content) in &tree {
+        if path.starts_with(".saaskit/")
+            || ["saaskit.toml", "saaskit.lock", ".env"].contains(&path.as_str())
+        {
+            continue;
+        }
+        assert_eq!(
+            tree.get(&format!(".saaskit/base/{path}")),
+            Some(content),
+            "the copy of {path}"
+        );
+    }
+    assert!(
+        !root.join(".saaskit/base/.env").exists(),
+        ".env holds secrets"
+    );
+    assert!(root.join(".saaskit/base/.env.example").is_file());
+
+    saaskit_with_fixtures(&root)
+        .args(["remove", "fixture/greeting"])
+        .assert()
+        .success();
+    assert!(!root.join(".saaskit/base").join(GREETING).exists());
+    assert_eq!(
+        read(&root, ".saaskit/base/services/api/src/main.rs"),
+        read(&root, API_MAIN)
+    );
+}
+
+#[test]
+fn an_untouched_workspace_takes_the_new_templates() {
+    let (_temp, root) = workspace_with_greeting_v1();
+    let secret = env_value(&root, "GREETING_SECRET").unwrap();
+    upgrade(&root).assert().success().stdout(
+        contains(format!("updated          {GREETING}\n"))
+            .and(contains(format!("updated          {API_MAIN}\n")))
+            .and(contains(format!("added            {WELCOME}\n")))
+            .and(contains(format!("removed          {FAREWELL}\n")))
+            .and(contains("updated          .env (new keys GREETING_STYLE;"))
+            .and(contains("fixture/greeting 0.1.0 -> 0.2.0")),
+    );
+    assert_eq!(read(&root, GREETING), fixture("modules-v2", "greeting.rs"));
+    assert_eq!(read(&root, WELCOME), fixture("modules-v2", "welcome.rs"));
+    assert!(!root.join(FAREWELL).exists());
+    assert!(read(&root, API_MAIN).contains("shared::greeting::text_v2()"));
+    assert_eq!(
+        env_value(&root, "GREETING_SECRET"),
+        Some(secret),
+        "values are kept"
+    );
+    assert_eq!(env_value(&root, "GREETING_STYLE").as_deref(), Some("plain"));
+    assert!(read(&root, ".env.example").contains("GREETING_STYLE=plain"));
+    let lock = read(&root, "saaskit.lock");
+    assert!(
+        lock.contains("id = \"fixture/greeting\"\nversion = \"0.2.0\"\nreason = \"explicit\""),
+        "{lock}"
+    );
+    assert!(!lock.contains(FAREWELL), "{lock}");
+    assert_eq!(
+        read(&root, &format!(".saaskit/base/{GREETING}")),
+        read(&root, GREETING)
+    );
+    assert!(!root.join(".saaskit/base").join(FAREWELL).exists());
+    // The workspace is now exactly what the new templates generate.
+    later_templates(&root)
+        .args(["diff", "--check"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_user_edit_away_from_the_change_merges_cleanly() {
+    let (_temp, root) = workspace_with_greeting_v1();
+    edit(
+        &root,
+        GREETING,
+        "MAX_LEN: usize = 64",
+        "MAX_LEN: usize = 128",
+    );
+    edit(
+        &root,
+        API_MAIN,
+        "// <<<inject:mods>>>\n",
+        "// <<<inject:mods>>>\nmod mine;\n",
+    );
+    upgrade(&root).assert().success().stdout(
+        contains(format!("merged           {GREETING}\n"))
+            .and(contains(format!("merged           {API_MAIN}\n"))),
+    );
+    let expected = fixture("modules-v2", "greeting.rs").replace("= 64", "= 128");
+    assert_eq!(read(&root, GREETING), expected);
+    let main = read(&root, API_MAIN);
+    assert!(
+        main.contains("mod mine;\n") && main.contains("text_v2()"),
+        "{main}"
+    );
+    // The user's edits are all that differs from the new templates.
+    later_templates(&root)
+        .args(["diff", "--check"])
+        .assert()
+        .success()
+        .stdout(contains(format!("edited                   {GREETING}")));
+}
+
+#[test]
+fn an_edit_on_the_same_lines_yields_conflict_markers_and_a_failure() {
+    let (_temp, root) = workspace_with_greeting_v1();
+    edit(&root, GREETING, "\"hello\"", "\"hi\"");
+    upgrade(&root)
+        .assert()
+        .failure()
+        .stdout(
+            contains(format!("conflict         {GREETING} (1 conflict)\n"))
+                .and(contains(format!("updated          {API_MAIN}\n"))),
+        )
+        .stderr(contains(format!("1 file(s) have conflicts: {GREETING}")));
+    let text = read(&root, GREETING);
+    let conflict = format!(
+        "<<<<<<< ours: {GREETING}\n\
+         pub fn text() -> &'static str {{\n    \"hi\"\n\
+         ||||||| base: {GREETING} as saaskit 0.1.0 generated it\n\
+         pub fn text() -> &'static str {{\n    \"hello\"\n\
+         =======\n\
+         pub fn text_v2() -> &'static str {{\n    \"hello, again\"\n\
+         >>>>>>> theirs: {GREETING} as saaskit 0.1.0 generates it\n\
+         }}\n"
+    );
+    assert!(text.contains(&conflict), "{text}");
+    assert!(text.ends_with("pub const MAX_LEN: usize = 64;\n"), "{text}");
+    // The rest of the upgrade was applied, and the base is the new render.
+    assert!(read(&root, API_MAIN).contains("text_v2()"));
+    assert_eq!(
+        read(&root, &format!(".saaskit/base/{GREETING}")),
+        fixture("modules-v2", "greeting.rs")
+    );
+
+    // Unresolved markers stop the next upgrade, which changes nothing.
+    let before = read_tree(&root);
+    upgrade(&root)
+        .assert()
+        .failure()
+        .stderr(contains("unresolved conflicts").and(contains(format!("{GREETING}:4"))));
+    assert_same_tree(&before, &read_tree(&root));
+
+    // Resolved, the hunk does not come back.
+    let resolved = fixture("modules-v2", "greeting.rs").replace("\"hello, again\"", "\"hi\"");
+    std::fs::write(root.join(GREETING), &resolved).unwrap();
+    upgrade(&root)
+        .assert()
+        .success()
+        .stdout(contains("already up to date"));
+    assert_eq!(read(&root, GREETING), resolved);
+}
+
+#[test]
+fn a_file_the_user_deleted_stays_deleted() {
+    let (_temp, root) = workspace_with_greeting_v1();
+    std::fs::remove_file(root.join(GREETING)).unwrap();
+    upgrade(&root).assert().success().stdout(contains(format!(
+        "deleted-by-user  {GREETING} (you deleted it"
+    )));
+    assert!(!root.join(GREETING).exists());
+    assert!(
+        read(&root, "saaskit.lock").contains(GREETING),
+        "still generated, so still recorded"
+    );
+    let before = read_tree(&root);
+    upgrade(&root)
+        .assert()
+        .success()
+        .stdout(contains(format!("deleted-by-user  {GREETING}")));
+    assert_same_tree(&before, &read_tree(&root));
+}
+
+#[test]
+fn an_edited_file_the_templates_no_longer_generate_is_kept() {
+    let (_temp, root) = workspace_with_greeting_v1();
+    edit(&root, FAREWELL, "Farewells", "Farewells, mine");
+    upgrade(&root).assert().success().stdout(contains(format!(
+        "kept             {FAREWELL} (you edited it"
+    )));
+    assert!(read(&root, FAREWELL).contains("Farewells, mine"));
+    assert!(!read(&root, "saaskit.lock").contains(FAREWELL));
+    assert!(!root.join(".saaskit/base").join(FAREWELL).exists());
+}
+
+#[test]
+fn dry_run_prints_the_planned_diff_and_writes_nothing() {
+    let (_temp, root) = workspace_with_greeting_v1();
+    edit(&root, GREETING, "\"hello\"", "\"hi\"");
+    let before = read_tree(&root);
+    upgrade(&root).arg("--dry-run").assert().success().stdout(
+        contains(format!("+++ b/{GREETING}"))
+            .and(contains("+<<<<<<< ours"))
+            .and(contains(format!("+++ b/{WELCOME}")))
+            .and(contains(format!("conflict         {GREETING}")))
+            .and(contains("would upgrade"))
+            .and(contains("nothing was written")),
+    );
+    assert_same_tree(&before, &read_tree(&root));
+}
+
+#[test]
+fn a_second_upgrade_is_a_no_op() {
+    let (_temp, root) = workspace_with_greeting_v1();
+    edit(
+        &root,
+        GREETING,
+        "MAX_LEN: usize = 64",
+        "MAX_LEN: usize = 128",
+    );
+    upgrade(&root).assert().success();
+    let after_first = read_tree(&root);
+    upgrade(&root)
+        .assert()
+        .success()
+        .stdout(contains("already up to date"));
+    assert_same_tree(&after_first, &read_tree(&root));
+}
+
+#[test]
+fn a_workspace_with_the_current_templates_is_already_up_to_date() {
+    let (_temp, root) = generate("acme", &["--yes"]);
+    let before = read_tree(&root);
+    saaskit(&root)
+        .arg("upgrade")
+        .assert()
+        .success()
+        .stdout(contains("already up to date"));
+    assert_same_tree(&before, &read_tree(&root));
+}
+
+#[test]
+fn blocks_installed_in_another_order_than_a_fresh_render_are_not_moved() {
+    // `fixture/greeting` first on webhooks only, then `db` everywhere: `crates/shared/src/lib.rs`
+    // has greeting's block before db's, where a fresh render (service by service, api first)
+    // would put db's first.
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    for args in [
+        &["add", "fixture/greeting", "--service", "webhooks"][..],
+        &["add", "db"],
+        &["add", "fixture/greeting"],
+    ] {
+        saaskit_with_fixtures(&root).args(args).assert().success();
+    }
+    let before = read_tree(&root);
+    saaskit_with_fixtures(&root)
+        .arg("upgrade")
+        .assert()
+        .success()
+        .stdout(contains("already up to date"));
+    assert_same_tree(&before, &read_tree(&root));
+}
+
+#[test]
+fn a_workspace_without_pristine_copies_upgrades_by_the_lock_s_hashes() {
+    let (_temp, root) = workspace_with_greeting_v1();
+    std::fs::remove_dir_all(root.join(".saaskit")).unwrap();
+    edit(
+        &root,
+        GREETING,
+        "MAX_LEN: usize = 64",
+        "MAX_LEN: usize = 128",
+    );
+    upgrade(&root).assert().failure().stdout(
+        // Untouched (by hash): replaced.
+        contains(format!("updated          {API_MAIN}\n"))
+            .and(contains(format!("removed          {FAREWELL}\n")))
+            // Edited, and no base to tell whose each difference is: all are conflicts.
+            .and(contains(format!(
+                "conflict         {GREETING} (2 conflicts)"
+            )))
+            .and(contains("no usable pristine copy")),
+    );
+    let text = read(&root, GREETING);
+    assert!(
+        text.contains("<<<<<<< ours: crates/shared/src/greeting.rs\npub const MAX_LEN: usize = 128;\n=======\n"),
+        "{text}"
+    );
+    assert!(!text.contains("|||||||"), "there is no base to show");
+    assert_eq!(
+        read(&root, &format!(".saaskit/base/{API_MAIN}")),
+        read(&root, API_MAIN)
+    );
+}
+
+#[test]
+fn a_failed_upgrade_changes_nothing() {
+    let (_temp, root) = workspace_with_greeting_v1();
+    // A directory where the new templates put a file: the upgrade cannot write it.
+    std::fs::create_dir_all(root.join(WELCOME).join("inside")).unwrap();
+    let before = read_tree(&root);
+    upgrade(&root).assert().failure().stderr(contains(WELCOME));
+    assert_same_tree(&before, &read_tree(&root));
+}
