@@ -459,72 +459,21 @@ pub fn run(args: UpgradeArgs) -> Result<()> {
     workspace.lock = new_lock;
     let (changes, _) = workspace.finish()?;
     let (files, copies) = super::without_base_copies(&changes);
-
     if args.dry_run {
         print!("{}", render_diff(&files));
     } else {
         fsio::apply(&root, &changes)?;
     }
-    let reported: Vec<&(String, Outcome)> = report
-        .iter()
-        .filter(|(_, o)| *o != Outcome::Unchanged)
-        .collect();
-    for (path, outcome) in &reported {
-        println!("  {:<16} {path}{}", outcome.label(), outcome.detail());
-    }
-    if !keys_added.is_empty() || !keys_dropped.is_empty() {
-        let mut parts = Vec::new();
-        if !keys_added.is_empty() {
-            parts.push(format!("new keys {}", keys_added.join(", ")));
-        }
-        if !keys_dropped.is_empty() {
-            parts.push(format!("dropped {}", keys_dropped.join(", ")));
-        }
-        println!(
-            "  {:<16} {ENV_FILE} ({}; the values you set are kept)",
-            "updated",
-            parts.join("; ")
-        );
-    }
-    if copies > 0 {
-        let noun = if copies == 1 { "copy" } else { "copies" };
-        println!("  and {copies} pristine {noun} under {BASE_DIR}/ brought to the new templates");
-    }
-    let conflicted: Vec<&str> = report
-        .iter()
-        .filter(|(_, o)| matches!(o, Outcome::Conflict(_)))
-        .map(|(p, _)| p.as_str())
-        .collect();
-    if reported.is_empty() && keys_added.is_empty() && keys_dropped.is_empty() {
-        println!(
-            "already up to date: the generated files match what saaskit {to} generates (or only you changed them)"
-        );
-    } else {
-        let verb = if args.dry_run {
-            "would upgrade"
-        } else {
-            "upgraded"
-        };
-        let since = if from == to {
-            String::new()
-        } else {
-            format!(" (from saaskit {from})")
-        };
-        let modules = if module_changes.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", module_changes.join(", "))
-        };
-        println!("{verb} to the templates of saaskit {to}{since}{modules}");
-    }
-    if without_copy > 0 {
-        println!(
-            "note: {without_copy} file(s) had no usable pristine copy under {BASE_DIR}/ (the workspace \
-             predates it, or the copy disagrees with saaskit.lock): they were judged by saaskit.lock's \
-             hashes, and where those could not tell your edits from the templates' changes, every \
-             difference was marked as a conflict. Every generated file has a copy now."
-        );
-    }
+    let summary = Summary {
+        report,
+        keys_added,
+        keys_dropped,
+        module_changes,
+        copies,
+        without_copy,
+        from,
+    };
+    summary.print(args.dry_run);
     if args.dry_run {
         println!(
             "dry run: {} file(s) would change; nothing was written",
@@ -532,6 +481,7 @@ pub fn run(args: UpgradeArgs) -> Result<()> {
         );
         return Ok(());
     }
+    let conflicted = summary.conflicted();
     if !conflicted.is_empty() {
         bail!(
             "{} file(s) have conflicts: {}.\n\
@@ -543,6 +493,92 @@ pub fn run(args: UpgradeArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What an upgrade did (or would do), for the report after it.
+struct Summary {
+    report: Vec<(String, Outcome)>,
+    keys_added: Vec<String>,
+    keys_dropped: Vec<String>,
+    /// `id old -> new` for each module whose version changes.
+    module_changes: Vec<String>,
+    /// Pristine copies written or deleted.
+    copies: usize,
+    /// Files judged by the lock's hashes for want of a usable copy.
+    without_copy: usize,
+    /// The saaskit version the workspace was generated with.
+    from: String,
+}
+
+impl Summary {
+    fn conflicted(&self) -> Vec<&str> {
+        self.report
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Conflict(_)))
+            .map(|(p, _)| p.as_str())
+            .collect()
+    }
+
+    fn print(&self, dry_run: bool) {
+        let to = env!("CARGO_PKG_VERSION");
+        let reported: Vec<&(String, Outcome)> = self
+            .report
+            .iter()
+            .filter(|(_, o)| *o != Outcome::Unchanged)
+            .collect();
+        for (path, outcome) in &reported {
+            println!("  {:<16} {path}{}", outcome.label(), outcome.detail());
+        }
+        let mut keys = Vec::new();
+        if !self.keys_added.is_empty() {
+            keys.push(format!("new keys {}", self.keys_added.join(", ")));
+        }
+        if !self.keys_dropped.is_empty() {
+            keys.push(format!("dropped {}", self.keys_dropped.join(", ")));
+        }
+        if !keys.is_empty() {
+            println!(
+                "  {:<16} {ENV_FILE} ({}; the values you set are kept)",
+                "updated",
+                keys.join("; ")
+            );
+        }
+        if self.copies > 0 {
+            let noun = if self.copies == 1 { "copy" } else { "copies" };
+            println!(
+                "  and {} pristine {noun} under {BASE_DIR}/ brought to the new templates",
+                self.copies
+            );
+        }
+        if reported.is_empty() && keys.is_empty() && self.module_changes.is_empty() {
+            println!(
+                "already up to date: the generated files match what saaskit {to} generates (or only you changed them)"
+            );
+        } else {
+            let verb = if dry_run { "would upgrade" } else { "upgraded" };
+            let since = if self.from == to {
+                String::new()
+            } else {
+                format!(" (from saaskit {})", self.from)
+            };
+            let modules = if self.module_changes.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", self.module_changes.join(", "))
+            };
+            println!("{verb} to the templates of saaskit {to}{since}{modules}");
+        }
+        if self.without_copy > 0 {
+            println!(
+                "note: {} file(s) had no usable pristine copy under {BASE_DIR}/ (the workspace \
+                 predates it, or the copy disagrees with saaskit.lock): they were judged by \
+                 saaskit.lock's hashes, and where those could not tell your edits from the \
+                 templates' changes, every difference was marked as a conflict. The upgrade \
+                 writes a copy of every generated file, so the next one merges normally.",
+                self.without_copy
+            );
+        }
+    }
 }
 
 #[cfg(test)]
