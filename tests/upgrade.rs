@@ -94,6 +94,10 @@ fn new_add_and_remove_keep_a_pristine_copy_of_every_generated_file_but_env() {
         ".env holds secrets"
     );
     assert!(root.join(".saaskit/base/.env.example").is_file());
+    assert!(
+        !read(&root, ".gitignore").contains(".saaskit"),
+        "the base store is committed with the workspace"
+    );
 
     saaskit_with_fixtures(&root)
         .args(["remove", "fixture/greeting"])
