@@ -7,6 +7,8 @@ pub mod cargo_deps;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+#[cfg(unix)]
+pub mod dev;
 pub mod fsio;
 pub mod inject;
 pub mod lock;
