@@ -34,6 +34,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Bring the generated files and snippets to this saaskit's templates with a three-way merge
     Upgrade(UpgradeArgs),
+    /// Build and run the services with their logs together; rebuild and restart them on changes
+    Dev(DevArgs),
     /// Rotate, list or remove the api's access-token signing keys (AUTH_SIGNING_KEY and AUTH_PREVIOUS_KEYS in .env)
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -148,6 +150,16 @@ pub struct UpgradeArgs {
     /// Print the planned changes as a unified diff instead of writing them
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Run only these services, comma-separated (default: every service in saaskit.toml)
+    #[arg(long, value_delimiter = ',', value_name = "SERVICES")]
+    pub only: Option<Vec<String>>,
+    /// Build and start once: do not watch the sources for changes
+    #[arg(long)]
+    pub no_watch: bool,
 }
 
 #[derive(Debug, Args)]

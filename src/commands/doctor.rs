@@ -205,7 +205,7 @@ fn fences(workspace: &Workspace) -> Result<Vec<Finding>> {
 }
 
 /// `KEY=value` pairs of `.env`, or None when there is no `.env`.
-fn read_env(root: &Path) -> Option<BTreeMap<String, String>> {
+pub(super) fn read_env(root: &Path) -> Option<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(root.join(ENV_FILE)).ok()?;
     Some(
         text.lines()
@@ -217,7 +217,7 @@ fn read_env(root: &Path) -> Option<BTreeMap<String, String>> {
 }
 
 /// A value from the process environment, which wins, or from `.env`.
-fn env_value(env: &Option<BTreeMap<String, String>>, key: &str) -> Option<String> {
+pub(super) fn env_value(env: &Option<BTreeMap<String, String>>, key: &str) -> Option<String> {
     std::env::var(key)
         .ok()
         .or_else(|| env.as_ref()?.get(key).cloned())

@@ -3,6 +3,8 @@
 
 mod add;
 mod catalog_view;
+#[cfg(unix)]
+mod dev;
 mod diff;
 mod doctor;
 mod keys;
@@ -29,6 +31,10 @@ pub fn run(command: Command) -> Result<()> {
         Command::Doctor(args) => doctor::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Upgrade(args) => upgrade::run(args),
+        #[cfg(unix)]
+        Command::Dev(args) => dev::run(args),
+        #[cfg(not(unix))]
+        Command::Dev(_) => anyhow::bail!("`saaskit dev` runs on Linux and macOS only"),
         Command::Keys(command) => keys::run(command),
         Command::Completions(args) => {
             let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
