@@ -27,10 +27,12 @@ use crate::dev::supervisor::{self, Process};
 use crate::dev::watch::{self, Watcher};
 use crate::manifest::{self, Manifest, ServiceSpec};
 use crate::render::ServiceVars;
-use crate::workspace::find_root;
+use crate::workspace::{ENV_FILE, find_root};
 
 /// How long a service may take from its start to answering `/readyz` with 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+const CARGO_LOCK: &str = "Cargo.lock";
 
 /// How often the main loop looks at its children when nothing else happens.
 const TICK: Duration = Duration::from_millis(200);
@@ -47,9 +49,11 @@ struct Service {
     name: String,
     kind: String,
     modules: Vec<String>,
-    /// Where it listens, and the env key that says so.
+    /// Where it listens, the env key that says so, and the manifest's port, used when no
+    /// value is set.
     addr: SocketAddr,
     addr_key: String,
+    port: u16,
     runner: Runner,
     output: Prefixed,
 }
@@ -101,13 +105,14 @@ pub fn run(args: DevArgs) -> Result<()> {
             .iter()
             .position(|s| s.name == spec.name)
             .unwrap_or(0);
-        let (addr_key, addr) = service_addr(spec, &env);
+        let addr_key = format!("{}_ADDR", ServiceVars::new(spec).env_prefix);
         services.push(Service {
             name: spec.name.clone(),
             kind: spec.kind.clone(),
             modules: spec.modules.clone(),
-            addr,
+            addr: configured_addr(&addr_key, spec.port, &env),
             addr_key,
+            port: spec.port,
             runner: Runner::for_service(spec)?,
             output: Prefixed::new(output::prefix(
                 &spec.name,
@@ -138,6 +143,7 @@ pub fn run(args: DevArgs) -> Result<()> {
         cargo_args: build::cargo_args(),
         pending: BTreeSet::new(),
         stopping: false,
+        lock_as_built: None,
     };
     // Dropping the session stops every service, also on an error or a panic.
     session.run(!args.no_watch, sender)
@@ -180,17 +186,12 @@ fn select<'m>(manifest: &'m Manifest, only: Option<&[String]>) -> Result<Vec<&'m
         .collect())
 }
 
-/// `API_ADDR` and its value, from the environment (which wins, as in the services) or `.env`,
-/// else the manifest's port on the loopback address.
-fn service_addr(
-    spec: &ServiceSpec,
-    env: &Option<BTreeMap<String, String>>,
-) -> (String, SocketAddr) {
-    let key = format!("{}_ADDR", ServiceVars::new(spec).env_prefix);
-    let addr = env_value(env, &key)
+/// The address in `key` (`API_ADDR`), from the environment (which wins, as in the services) or
+/// `.env`, else `port` on the loopback address.
+fn configured_addr(key: &str, port: u16, env: &Option<BTreeMap<String, String>>) -> SocketAddr {
+    env_value(env, key)
         .and_then(|a| a.parse::<SocketAddr>().ok())
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], spec.port)));
-    (key, addr)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// Why the service cannot listen where it is configured to, if it cannot.
@@ -223,6 +224,8 @@ struct Session {
     pending: BTreeSet<String>,
     /// A stop was asked for.
     stopping: bool,
+    /// `Cargo.lock` as the last build left it.
+    lock_as_built: Option<Vec<u8>>,
 }
 
 impl Session {
@@ -299,9 +302,22 @@ impl Session {
                 return Ok(None);
             }
             if let Some(outcome) = build.poll()? {
+                self.remember_lock();
                 return Ok(Some(outcome));
             }
         }
+    }
+
+    /// Keeps `Cargo.lock` as a build left it, to tell its own writes from the user's.
+    fn remember_lock(&mut self) {
+        self.lock_as_built = std::fs::read(self.root.join(CARGO_LOCK)).ok();
+    }
+
+    /// The only pending change is `Cargo.lock`, and it is as the last build left it.
+    fn lock_is_as_built(&self) -> bool {
+        self.pending.iter().all(|p| p == CARGO_LOCK)
+            && self.lock_as_built.is_some()
+            && std::fs::read(self.root.join(CARGO_LOCK)).ok() == self.lock_as_built
     }
 
     /// Until a stop: services that exit are reported, changes are built, and a good build
@@ -315,6 +331,10 @@ impl Session {
                 return Ok(());
             }
             self.report_exits(watching)?;
+            if self.pending.len() == 1 && self.lock_is_as_built() {
+                // Cargo wrote it (a first build resolves the dependencies): nothing to do.
+                self.pending.clear();
+            }
             if build.is_none() && !self.pending.is_empty() {
                 let changed = std::mem::take(&mut self.pending);
                 if changed.contains(manifest::FILE_NAME) {
@@ -333,6 +353,7 @@ impl Session {
                 None => None,
             };
             let Some(outcome) = finished else { continue };
+            self.remember_lock();
             let (done, changed) = build.take().expect("a build was running");
             let seconds = done.started.elapsed().as_secs_f32();
             match outcome {
@@ -357,6 +378,13 @@ impl Session {
         changed: &BTreeSet<String>,
         executables: &Executables,
     ) -> Result<(), Interrupted> {
+        if changed.contains(ENV_FILE) {
+            // The services read it again as they restart: so does the readiness check.
+            let env = read_env(&self.root);
+            for service in &mut self.services {
+                service.addr = configured_addr(&service.addr_key, service.port, &env);
+            }
+        }
         let names: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
         let touched = watch::services_touched(changed, &names);
         let affected: Vec<usize> = (0..self.services.len())
@@ -693,19 +721,18 @@ mod tests {
 
     #[test]
     fn the_address_comes_from_env_else_the_manifest_port() {
-        let manifest = manifest();
-        let admin = manifest.service("admin").unwrap();
+        // Keys no environment sets, since an exported variable wins over `.env`.
+        let key = "SAASKIT_DEV_TEST_ADMIN_ADDR";
         let env = Some(BTreeMap::from([(
-            "ADMIN_ADDR".to_string(),
+            key.to_string(),
             "0.0.0.0:9001".to_string(),
         )]));
         assert_eq!(
-            service_addr(admin, &env),
-            ("ADMIN_ADDR".to_string(), "0.0.0.0:9001".parse().unwrap())
+            configured_addr(key, 8081, &env),
+            "0.0.0.0:9001".parse().unwrap()
         );
-        let webhooks = manifest.service("webhooks").unwrap();
         assert_eq!(
-            service_addr(webhooks, &None).1,
+            configured_addr("SAASKIT_DEV_TEST_UNSET_ADDR", 8082, &env),
             "127.0.0.1:8082".parse().unwrap()
         );
     }
@@ -720,6 +747,7 @@ mod tests {
             modules: Vec::new(),
             addr,
             addr_key: "API_ADDR".into(),
+            port: addr.port(),
             runner: Runner::RustBinary {
                 package: "api".into(),
                 bin: "api".into(),
