@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "saaskit",
     version,
     about = "Generate a production-grade Rust SaaS backend (api, admin, webhooks) and keep it maintainable",
-    after_help = "Start with `saaskit new acme`, then `cd acme && cargo run -p api`.\nDocs: docs/manifest.md, docs/modules.md"
+    after_help = "Start with `saaskit new acme`, then `cd acme && saaskit dev`.\nDocs: docs/manifest.md, docs/modules.md"
 )]
 pub struct Cli {
     #[command(subcommand)]
