@@ -272,23 +272,12 @@ impl Session {
         self.serve(watching)
     }
 
-    /// Waits up to `timeout` for the next event and takes it in; returns whether it was a
-    /// (new) request to stop.
-    fn next_event(&mut self, timeout: Duration) -> bool {
-        let event = match self.events.recv_timeout(timeout) {
-            Ok(event) => event,
-            Err(RecvTimeoutError::Timeout) => return false,
-            Err(RecvTimeoutError::Disconnected) => Event::Stop,
-        };
-        match event {
-            Event::Stop => {
-                self.stopping = true;
-                true
-            }
-            Event::Changed(paths) => {
-                self.pending.extend(paths);
-                false
-            }
+    /// Waits up to `timeout` for the next event and takes it in.
+    fn next_event(&mut self, timeout: Duration) {
+        match self.events.recv_timeout(timeout) {
+            Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => self.stopping = true,
+            Ok(Event::Changed(paths)) => self.pending.extend(paths),
+            Err(RecvTimeoutError::Timeout) => {}
         }
     }
 
@@ -362,8 +351,10 @@ impl Session {
                      the services keep running the last good build; save a fix to try again"
                 )),
                 Outcome::Built(executables) => {
-                    note(format!("built in {seconds:.1}s"));
-                    if self.restart_affected(&changed, &executables).is_err() {
+                    if self
+                        .restart_affected(&changed, &executables, seconds)
+                        .is_err()
+                    {
                         return Ok(());
                     }
                 }
@@ -377,6 +368,7 @@ impl Session {
         &mut self,
         changed: &BTreeSet<String>,
         executables: &Executables,
+        seconds: f32,
     ) -> Result<(), Interrupted> {
         if changed.contains(ENV_FILE) {
             // The services read it again as they restart: so does the readiness check.
@@ -400,14 +392,17 @@ impl Session {
             })
             .collect();
         if affected.is_empty() {
-            note("built: no service changed");
+            note(format!("built in {seconds:.1}s: no service changed"));
             return Ok(());
         }
         let listed: Vec<&str> = affected
             .iter()
             .map(|&i| self.services[i].name.as_str())
             .collect();
-        note(format!("restarting {}", listed.join(", ")));
+        note(format!(
+            "built in {seconds:.1}s: restarting {}",
+            listed.join(", ")
+        ));
         self.stop(&affected);
         if self.stopping {
             return Err(Interrupted);
