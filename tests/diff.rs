@@ -2,20 +2,9 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{generate, saaskit, saaskit_with_fixtures};
+use common::{generate, saaskit, saaskit_with_fixtures, saaskit_with_later_fixtures};
 use predicates::prelude::*;
 use predicates::str::contains;
-
-fn later_templates(root: &Path) -> assert_cmd::Command {
-    let mut command = saaskit(root);
-    command.env(
-        "SAASKIT_MODULES",
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/modules-v2"),
-    );
-    command
-}
 
 #[test]
 fn a_fresh_workspace_has_no_drift() {
@@ -83,7 +72,7 @@ fn changed_templates_are_drift_with_a_diff_and_json() {
         .assert()
         .success();
 
-    later_templates(&root)
+    saaskit_with_later_fixtures(&root)
         .args(["diff", "--check"])
         .assert()
         .failure()
@@ -95,7 +84,7 @@ fn changed_templates_are_drift_with_a_diff_and_json() {
                 )),
         );
 
-    let output = later_templates(&root)
+    let output = saaskit_with_later_fixtures(&root)
         .args(["diff", "--json"])
         .assert()
         .success()

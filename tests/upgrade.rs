@@ -8,7 +8,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_same_tree, generate, read_tree, saaskit, saaskit_with_fixtures};
+use common::{
+    assert_same_tree, generate, read_tree, saaskit, saaskit_with_fixtures,
+    saaskit_with_later_fixtures,
+};
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -26,18 +29,8 @@ fn fixture(version_dir: &str, file: &str) -> String {
     std::fs::read_to_string(path).unwrap()
 }
 
-/// `saaskit` with the later version of the fixture module in the catalog.
-fn later_templates(root: &Path) -> assert_cmd::Command {
-    let mut command = saaskit(root);
-    command.env(
-        "SAASKIT_MODULES",
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/modules-v2"),
-    );
-    command
-}
-
 fn upgrade(root: &Path) -> assert_cmd::Command {
-    let mut command = later_templates(root);
+    let mut command = saaskit_with_later_fixtures(root);
     command.arg("upgrade");
     command
 }
@@ -145,7 +138,7 @@ fn an_untouched_workspace_takes_the_new_templates() {
     );
     assert!(!root.join(".saaskit/base").join(FAREWELL).exists());
     // The workspace is now exactly what the new templates generate.
-    later_templates(&root)
+    saaskit_with_later_fixtures(&root)
         .args(["diff", "--check"])
         .assert()
         .success();
@@ -178,7 +171,7 @@ fn a_user_edit_away_from_the_change_merges_cleanly() {
         "{main}"
     );
     // The user's edits are all that differs from the new templates.
-    later_templates(&root)
+    saaskit_with_later_fixtures(&root)
         .args(["diff", "--check"])
         .assert()
         .success()

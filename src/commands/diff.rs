@@ -211,16 +211,20 @@ fn own_content_at(tree: &Tree, path: &str, lock: &Lock) -> Result<Option<String>
         .transpose()
 }
 
-fn files(workspace: &Workspace, fresh: &Workspace) -> Result<Vec<Item>> {
-    let paths: BTreeSet<&str> = workspace
-        .lock
+/// The files either lock records, but `.env`: it holds the user's own values and secrets, which
+/// are never compared nor merged.
+pub(super) fn generated_paths<'a>(recorded: &'a Lock, fresh: &'a Lock) -> BTreeSet<&'a str> {
+    recorded
         .files
         .iter()
-        .chain(&fresh.lock.files)
+        .chain(&fresh.files)
         .map(|f| f.path.as_str())
-        // `.env` holds the user's own values and secrets: never compared.
         .filter(|p| *p != ENV_FILE)
-        .collect();
+        .collect()
+}
+
+fn files(workspace: &Workspace, fresh: &Workspace) -> Result<Vec<Item>> {
+    let paths = generated_paths(&workspace.lock, &fresh.lock);
     let mut items = Vec::new();
     for path in paths {
         let recorded = workspace.lock.file(path);

@@ -373,13 +373,7 @@ pub fn run(args: UpgradeArgs) -> Result<()> {
     let from = old.saaskit_version.clone();
     let to = env!("CARGO_PKG_VERSION");
 
-    let paths: BTreeSet<&str> = old
-        .files
-        .iter()
-        .chain(&fresh.lock.files)
-        .map(|f| f.path.as_str())
-        .filter(|p| *p != ENV_FILE)
-        .collect();
+    let paths = super::diff::generated_paths(&old, &fresh.lock);
     let mut report: Vec<(String, Outcome)> = Vec::new();
     // What the templates generate, blocks in the workspace's order: the new base copies.
     let mut generated: BTreeMap<String, String> = BTreeMap::new();

@@ -3,7 +3,10 @@
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use assert_cmd::Command;
 
@@ -24,6 +27,17 @@ pub fn saaskit(dir: &Path) -> Command {
 pub fn saaskit_with_fixtures(dir: &Path) -> Command {
     let mut command = saaskit(dir);
     command.env("SAASKIT_MODULES", fixtures_dir());
+    command
+}
+
+/// `saaskit` with the later version of the fixture modules (`tests/fixtures/modules-v2`): the
+/// templates of a newer saaskit, for `diff` and `upgrade`.
+pub fn saaskit_with_later_fixtures(dir: &Path) -> Command {
+    let mut command = saaskit(dir);
+    command.env(
+        "SAASKIT_MODULES",
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/modules-v2"),
+    );
     command
 }
 
@@ -84,4 +98,32 @@ pub fn assert_same_tree(expected: &BTreeMap<String, String>, actual: &BTreeMap<S
             panic!("{path} differs:\n{diff}");
         }
     }
+}
+
+/// A plain HTTP/1.1 GET to 127.0.0.1:`port`: the whole response as text, or None when nothing
+/// answers.
+pub fn raw_http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// A plain HTTP/1.1 GET: status code and body, or None when nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let response = raw_http_get(port, path)?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
 }

@@ -2,8 +2,8 @@
 //! service binaries running on free ports, and fresh databases (a SQLite file, a PostgreSQL
 //! database) that are removed when dropped.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -226,41 +226,17 @@ impl Drop for Service {
     }
 }
 
-/// A plain HTTP/1.1 GET: status code and body, or None when nothing answers.
-pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let response = raw_get(port, path)?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
-}
+pub use crate::common::http_get as get;
 
 /// The value of response header `name` of a plain GET.
 pub fn header(port: u16, path: &str, name: &str) -> Option<String> {
-    let response = raw_get(port, path)?;
+    let response = crate::common::raw_http_get(port, path)?;
     let (head, _) = response.split_once("\r\n\r\n")?;
     head.lines().find_map(|l| {
         l.split_once(':')
             .filter(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.trim().to_string())
     })
-}
-
-fn raw_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
 }
 
 /// A fresh, empty database for a service: `DATABASE_URL` and a way to run SQL on it directly.
