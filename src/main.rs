@@ -5,6 +5,7 @@ use clap::Parser;
 use saaskit::cli::Cli;
 
 fn main() -> ExitCode {
+    exit_quietly_on_closed_stdout();
     let cli = Cli::parse();
     match saaskit::commands::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -16,4 +17,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `println!` panics when the reader of stdout has gone (`saaskit new acme --dry-run | head`).
+/// Rust ignores SIGPIPE, which would end other tools silently, and resetting it takes `unsafe`;
+/// so that panic is turned into the exit status a shell expects after SIGPIPE (128 + 13),
+/// without a panic message.
+fn exit_quietly_on_closed_stdout() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        report(info);
+    }));
 }

@@ -712,3 +712,26 @@ fn completions_are_printed_for_each_shell() {
         .failure()
         .stderr(contains("invalid value 'tcsh'"));
 }
+
+// ----------------------------------------------------------------------------------- pipes
+
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let temp = tempfile::tempdir().unwrap();
+    let saaskit = assert_cmd::cargo::cargo_bin("saaskit");
+    // The dry-run diff of a new workspace is far larger than a pipe's buffer, so the write after
+    // `head` has gone fails.
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "'{}' new acme --yes --dry-run | head -n 1 >/dev/null; echo \"status ${{PIPESTATUS[0]}}\" >&2",
+            saaskit.display()
+        ))
+        .current_dir(temp.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("status 141"), "{stderr}");
+}
