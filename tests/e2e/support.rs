@@ -2,8 +2,9 @@
 //! service binaries running on free ports, and fresh databases (a SQLite file, a PostgreSQL
 //! database) that are removed when dropped.
 
+pub use crate::common::{free_port, shared_target_dir};
+
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,15 +13,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::common::saaskit;
-
-/// The Cargo target directory of every generated workspace, so that their dependencies are
-/// compiled once per machine.
-pub fn shared_target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("generated-workspaces")
-}
 
 /// Generates workspace `name` with `args` into a fresh directory under the test tmpdir.
 pub fn fresh_workspace(name: &str, args: &[&str]) -> PathBuf {
@@ -88,14 +80,6 @@ pub fn default_workspace() -> &'static Path {
 /// The binary of service `name` of the default workspace (built by [`default_workspace`]).
 pub fn service_binary(name: &str) -> PathBuf {
     shared_target_dir().join("debug").join(name)
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A service binary of the default workspace running on a free port; killed when dropped.
