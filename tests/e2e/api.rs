@@ -9,7 +9,6 @@
 //! Every response is checked for a password hash (`argon2`), whatever the request.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::sync::Barrier;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,12 +17,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use ureq::http;
 
-use crate::support::{Database, Service};
+use crate::client::{Call, Instance, Reply, assert_keys, keys, set};
+use crate::support::Database;
 
 /// The seed byte of the signing key of every instance, unless a test starts one with another.
-const KEY: u8 = 1;
+pub(crate) const KEY: u8 = 1;
 /// The signing key after a rotation.
 const NEXT_KEY: u8 = 2;
 /// A key no instance knows.
@@ -31,7 +30,7 @@ const UNKNOWN_KEY: u8 = 3;
 
 /// `AUTH_ISSUER` and `AUTH_AUDIENCE` default to the workspace's name.
 const WORKSPACE: &str = "acme";
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "tr0ub4dor and three more words";
 /// In `CORS_ALLOWED_ORIGINS` of every instance.
 const ALLOWED_ORIGIN: &str = "https://app.example.com";
@@ -1031,7 +1030,7 @@ fn key_rotation(db: &Database) {
 // ---------------------------------------------------------------------------------------------
 // Instances, requests and replies
 
-fn on_each_database(scenario: impl Fn(&Database)) {
+pub(crate) fn on_each_database(scenario: impl Fn(&Database)) {
     for db in [Database::sqlite(), Database::postgres()] {
         scenario(&db);
     }
@@ -1042,19 +1041,13 @@ fn with_api(scenario: fn(&Api)) -> impl Fn(&Database) {
     move |db| scenario(&Api::start(db, &[]))
 }
 
-/// The api running on a database; prints its log when dropped during a panic.
-struct Api<'db> {
-    service: Service,
-    db: &'db Database,
-    /// `http://127.0.0.1:<port>`, also the api's own origin.
-    base: String,
-    agent: ureq::Agent,
-}
+/// The api: an [`Instance`] of the `api` service.
+pub(crate) type Api<'db> = Instance<'db>;
 
 impl<'db> Api<'db> {
     /// The api on `db` with the test configuration (see the module's documentation), changed by
     /// `env`.
-    fn start(db: &'db Database, env: &[(&str, &str)]) -> Api<'db> {
+    pub(crate) fn start(db: &'db Database, env: &[(&str, &str)]) -> Api<'db> {
         let url = db.url();
         let key = seed(KEY);
         let mut all = vec![
@@ -1067,229 +1060,7 @@ impl<'db> Api<'db> {
         ];
         // The last value of a key wins.
         all.extend_from_slice(env);
-        let service = Service::start("api", &all);
-        // A connection per request: the server may close a connection after answering without
-        // reading the request body (a 403 or a 429), which a reused connection would not survive.
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_idle_connections(0)
-            .max_idle_connections_per_host(0)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .new_agent();
-        Api {
-            base: format!("http://127.0.0.1:{}", service.port),
-            service,
-            db,
-            agent,
-        }
-    }
-
-    fn get(&self, path: &str) -> Call<'_> {
-        self.call("GET", path)
-    }
-
-    fn post(&self, path: &str) -> Call<'_> {
-        self.call("POST", path)
-    }
-
-    fn put(&self, path: &str) -> Call<'_> {
-        self.call("PUT", path)
-    }
-
-    fn delete(&self, path: &str) -> Call<'_> {
-        self.call("DELETE", path)
-    }
-
-    fn call(&self, method: &'static str, path: &str) -> Call<'_> {
-        Call {
-            api: self,
-            method,
-            path: path.to_string(),
-            headers: Vec::new(),
-            body: None,
-        }
-    }
-}
-
-impl Drop for Api<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let logs = self.service.logs();
-            let lines: Vec<&str> = logs.lines().collect();
-            eprintln!(
-                "--- the api on {} ({}) logged, last 80 lines:\n{}",
-                self.db.kind(),
-                self.base,
-                lines[lines.len().saturating_sub(80)..].join("\n")
-            );
-        }
-    }
-}
-
-/// A request being built.
-struct Call<'a> {
-    api: &'a Api<'a>,
-    method: &'static str,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Option<String>,
-}
-
-impl Call<'_> {
-    fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_string(), value.to_string()));
-        self
-    }
-
-    fn headers(self, headers: &[(&str, &str)]) -> Self {
-        headers
-            .iter()
-            .fold(self, |call, (name, value)| call.header(name, value))
-    }
-
-    fn bearer(self, token: &str) -> Self {
-        self.header("Authorization", &format!("Bearer {token}"))
-    }
-
-    /// `cookie` is `name=value`.
-    fn cookie(self, cookie: &str) -> Self {
-        self.header("Cookie", cookie)
-    }
-
-    fn json(mut self, body: Value) -> Self {
-        self.body = Some(body.to_string());
-        self.header("Content-Type", "application/json")
-    }
-
-    fn send(self) -> Reply {
-        let request = format!("{} {}", self.method, self.path);
-        let mut builder = http::Request::builder()
-            .method(self.method)
-            .uri(format!("{}{}", self.api.base, self.path));
-        for (name, value) in &self.headers {
-            builder = builder.header(name, value);
-        }
-        let result = match (self.body, self.method) {
-            (Some(body), _) => self.api.agent.run(builder.body(body).unwrap()),
-            // An empty body as browsers send it, `Content-Length: 0` (ureq would send an empty
-            // chunked body).
-            (None, "POST" | "PUT") => self.api.agent.run(builder.body(String::new()).unwrap()),
-            (None, _) => self.api.agent.run(builder.body(()).unwrap()),
-        };
-        let mut response = result.unwrap_or_else(|e| panic!("{request}: {e}"));
-        let body = response
-            .body_mut()
-            .read_to_string()
-            .unwrap_or_else(|e| panic!("{request}: reading the body: {e}"));
-        let reply = Reply {
-            request,
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body,
-        };
-        let everything = format!("{:?}{}", reply.headers, reply.body).to_lowercase();
-        assert!(
-            !everything.contains("argon2"),
-            "a response shows a password hash: {reply}"
-        );
-        reply
-    }
-}
-
-/// A response, with the request it answers (for messages).
-struct Reply {
-    request: String,
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl fmt::Debug for Reply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} answered {}: {}",
-            self.request, self.status, self.body
-        )
-    }
-}
-
-impl fmt::Display for Reply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} answered {}", self.request, self.status)?;
-        for (name, value) in &self.headers {
-            write!(f, "\n  {name}: {}", value.to_str().unwrap_or("<binary>"))?;
-        }
-        write!(f, "\n  {}", self.body)
-    }
-}
-
-impl Reply {
-    fn check(&self, status: u16) {
-        assert_eq!(self.status, status, "{self}");
-    }
-
-    fn expect(self, status: u16) -> Reply {
-        self.check(status);
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self}"))
-    }
-
-    fn expect_json(self, status: u16) -> Value {
-        self.check(status);
-        self.json()
-    }
-
-    /// Checks the status and the error's shape and code; returns the `error` object.
-    fn check_error(&self, status: u16, code: &str) -> Value {
-        self.check(status);
-        let body = self.json();
-        assert_keys(&body, &["error"]);
-        let error = &body["error"];
-        assert_eq!(error["code"], code, "{self}");
-        assert!(
-            error["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "an error has a message: {self}"
-        );
-        let mut expected = set(["code", "message"]);
-        if error.get("fields").is_some() {
-            expected.insert("fields");
-        }
-        assert_eq!(keys(error), expected, "{self}");
-        error.clone()
-    }
-
-    fn expect_error(self, status: u16, code: &str) -> Value {
-        self.check_error(status, code)
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    /// A header holding a whole number of seconds or requests.
-    fn number_header(&self, name: &str) -> u64 {
-        self.header(name)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} is missing or not a number: {self}"))
-    }
-
-    /// The raw `Set-Cookie` header that sets cookie `name`, if any.
-    fn find_set_cookie(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .find(|v| v.split_once('=').is_some_and(|(n, _)| n.trim() == name))
-    }
-
-    fn set_cookie(&self, name: &str) -> &str {
-        self.find_set_cookie(name)
-            .unwrap_or_else(|| panic!("no Set-Cookie for {name}: {self}"))
+        Instance::launch("api", db, &all)
     }
 }
 
@@ -1339,9 +1110,9 @@ fn assert_cleared(set_cookie: &str, secure: bool) {
 // Accounts and credentials
 
 /// What register and login return: the user and the session's three credentials.
-struct Session {
-    user: Value,
-    access: String,
+pub(crate) struct Session {
+    pub(crate) user: Value,
+    pub(crate) access: String,
     refresh: String,
     /// `session=<token>`, as a browser sends it back.
     cookie: String,
@@ -1377,7 +1148,7 @@ fn try_register(api: &Api, body: Value) -> Reply {
     api.post("/api/auth/register").json(body).send()
 }
 
-fn register(api: &Api, email: &str) -> Session {
+pub(crate) fn register(api: &Api, email: &str) -> Session {
     let reply = try_register(api, json!({"email": email, "password": PASSWORD}));
     Session::from_reply(reply.expect(201))
 }
@@ -1393,7 +1164,7 @@ fn try_login(api: &Api, email: &str, password: &str) -> Reply {
         .send()
 }
 
-fn login_as(api: &Api, email: &str, password: &str) -> Session {
+pub(crate) fn login_as(api: &Api, email: &str, password: &str) -> Session {
     Session::from_reply(try_login(api, email, password).expect(200))
 }
 
@@ -1491,7 +1262,7 @@ fn signing_key(seed: u8) -> SigningKey {
 }
 
 /// `AUTH_SIGNING_KEY` for a key: the seed, base64url.
-fn seed(seed: u8) -> String {
+pub(crate) fn seed(seed: u8) -> String {
     b64(&[seed; 32])
 }
 
@@ -1538,7 +1309,7 @@ fn forge(header: &Value, claims: &Value, key: &SigningKey) -> String {
 // ---------------------------------------------------------------------------------------------
 // Values
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -1547,42 +1318,22 @@ fn now() -> i64 {
         .unwrap()
 }
 
-fn str_of(value: &Value) -> &str {
+pub(crate) fn str_of(value: &Value) -> &str {
     value
         .as_str()
         .unwrap_or_else(|| panic!("not a string: {value}"))
 }
 
-fn int_of(value: &Value) -> i64 {
+pub(crate) fn int_of(value: &Value) -> i64 {
     value
         .as_i64()
         .unwrap_or_else(|| panic!("not an integer: {value}"))
 }
 
-fn set<const N: usize>(items: [&str; N]) -> BTreeSet<&str> {
-    items.into_iter().collect()
-}
-
-fn keys(value: &Value) -> BTreeSet<&str> {
-    value
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {value}"))
-        .keys()
-        .map(String::as_str)
-        .collect()
-}
-
-fn assert_keys(value: &Value, expected: &[&str]) {
-    assert_eq!(
-        keys(value),
-        expected.iter().copied().collect(),
-        "the fields of {value}"
-    );
-}
-
 /// A user as the api always shows one.
 fn assert_user(user: &Value, email: &str, full_name: Value) {
-    assert_keys(user, &["id", "email", "full_name", "created_at"]);
+    assert_keys(user, &["id", "email", "full_name", "role", "created_at"]);
+    assert_eq!(user["role"], "customer", "{user}");
     assert_uuid(&user["id"], Some('7'));
     assert_eq!(user["email"], email, "{user}");
     assert_eq!(user["full_name"], full_name, "{user}");

@@ -5,7 +5,9 @@
 //!   service starts against SQLite and PostgreSQL, answers `/healthz` and `/readyz`, and stops
 //!   gracefully;
 //! - `api`: the api's accounts and authentication contract (docs/auth.md) over HTTP, against a
-//!   fresh SQLite file and a fresh PostgreSQL database.
+//!   fresh SQLite file and a fresh PostgreSQL database;
+//! - `webhooks`: the webhooks service's ingestion, processing and operations contract
+//!   (docs/webhooks.md), with the api beside it, on both databases.
 //!
 //! All generated workspaces share one Cargo target directory (`target/generated-workspaces`), so
 //! their dependencies are compiled once per machine.
@@ -14,5 +16,7 @@
 mod common;
 
 mod api;
+mod client;
 mod health;
 mod support;
+mod webhooks;
