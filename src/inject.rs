@@ -10,7 +10,9 @@
 //!     // <<<end:db@startup>>>
 //! ```
 //!
-//! so that the snippet can later be found, replaced and removed exactly. Everything here is pure
+//! so that the snippet can later be found, replaced and removed exactly. Blocks keep install order
+//! after their marker, except at the markers of [`REVERSE_ORDER_MARKERS`], where the newest block
+//! comes first. Everything here is pure
 //! (strings in, strings or typed errors out) and byte-exact: lines outside the block being edited
 //! are never touched, line endings and the presence of a final newline are preserved, and
 //! `remove_block(insert_block(s))` gives back `s` for a newly inserted block.
@@ -19,6 +21,18 @@ use std::collections::BTreeMap;
 
 /// Name of the function a Rust snippet is wrapped in to be parsed and formatted.
 const SNIPPET_WRAPPER: &str = "__saaskit_snippet";
+
+/// Markers whose blocks run in reverse install order: a new block goes directly after the marker
+/// line, before the blocks already there. At `shutdown` a module installed later may use what an
+/// earlier one set up (a background worker using the database), so it must stop first, the way
+/// Rust drops values in reverse order of creation: the worker drains before `db.close()` runs.
+pub const REVERSE_ORDER_MARKERS: [&str; 1] = ["shutdown"];
+
+/// Whether a new block at `marker` goes first, right after the marker line, instead of after the
+/// blocks already there (see [`REVERSE_ORDER_MARKERS`]).
+pub fn is_reverse_order(marker: &str) -> bool {
+    REVERSE_ORDER_MARKERS.contains(&marker)
+}
 
 /// How comments are written in a file, which decides what marker and fence lines look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,7 +301,8 @@ pub fn format_rust_snippet(code: &str) -> Result<String, SnippetError> {
 
 /// Inserts `body` as the block of (`module`, `marker`), or replaces the body of that block in
 /// place if it already exists anywhere in the file. A new block goes after the run of blocks
-/// directly following the marker line, so blocks keep install order.
+/// directly following the marker line, so blocks keep install order; at a marker of
+/// [`REVERSE_ORDER_MARKERS`] it goes directly after the marker line instead, before that run.
 pub fn insert_block(
     source: &str,
     style: CommentStyle,
@@ -324,7 +339,11 @@ pub fn insert_block(
         None => {
             let marker_index = parsed.unique_marker(marker)?;
             let indent = leading_whitespace(lines[marker_index].content);
-            let anchor = run_end(&parsed.scan.blocks, marker_index, marker);
+            let anchor = if is_reverse_order(marker) {
+                marker_index
+            } else {
+                run_end(&parsed.scan.blocks, marker_index, marker)
+            };
             let anchor_line = &lines[anchor];
             push_raw(&mut out, &lines[..=anchor]);
             let eol = if anchor_line.eol.is_empty() {
@@ -1012,6 +1031,94 @@ async fn main() -> anyhow::Result<()> {
         assert!(scanned.problems.is_empty(), "{:?}", scanned.problems);
         let modules: Vec<&str> = scanned.blocks.iter().map(|b| b.module.as_str()).collect();
         assert_eq!(modules, ["db", "auth/core", "mail"]);
+    }
+
+    const SHUTDOWN_MAIN: &str = "\
+async fn main() -> anyhow::Result<()> {
+    serve().await?;
+    // <<<inject:shutdown>>>
+    Ok(())
+}
+";
+
+    fn insert_shutdown(source: &str, module: &str, body: &str) -> String {
+        insert_block(source, CommentStyle::Rust, "shutdown", module, body).unwrap()
+    }
+
+    #[test]
+    fn shutdown_blocks_go_first_so_teardown_runs_in_reverse_install_order() {
+        assert!(is_reverse_order("shutdown"));
+        assert!(!is_reverse_order("startup"));
+        let out = insert_shutdown(SHUTDOWN_MAIN, "db", "db.close().await;\n");
+        let out = insert_shutdown(&out, "jobs", "jobs.drain().await;\n");
+        let out = insert_shutdown(&out, "mail", "mail.flush().await;\n");
+        assert_eq!(
+            out,
+            "\
+async fn main() -> anyhow::Result<()> {
+    serve().await?;
+    // <<<inject:shutdown>>>
+    // <<<begin:mail@shutdown>>>
+    mail.flush().await;
+    // <<<end:mail@shutdown>>>
+    // <<<begin:jobs@shutdown>>>
+    jobs.drain().await;
+    // <<<end:jobs@shutdown>>>
+    // <<<begin:db@shutdown>>>
+    db.close().await;
+    // <<<end:db@shutdown>>>
+    Ok(())
+}
+"
+        );
+        let scanned = scan(&out, CommentStyle::Rust);
+        assert!(scanned.problems.is_empty(), "{:?}", scanned.problems);
+        // Replacing a block keeps its place: only a new block goes first.
+        let replaced = insert_shutdown(&out, "jobs", "jobs.stop().await;\n");
+        assert_eq!(replaced, out.replace("jobs.drain()", "jobs.stop()"));
+    }
+
+    #[test]
+    fn removing_and_re_adding_the_newest_shutdown_block_gives_the_file_back() {
+        let db = insert_shutdown(SHUTDOWN_MAIN, "db", "db.close().await;\n");
+        let both = insert_shutdown(&db, "jobs", "jobs.drain().await;\n");
+        let without_jobs = remove_block(&both, CommentStyle::Rust, "shutdown", "jobs")
+            .unwrap()
+            .unwrap();
+        assert_eq!(without_jobs, db);
+        assert_eq!(
+            insert_shutdown(&without_jobs, "jobs", "jobs.drain().await;\n"),
+            both
+        );
+        // Removing the older block leaves what installing only the newer one gives.
+        let without_db = remove_block(&both, CommentStyle::Rust, "shutdown", "db")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            without_db,
+            insert_shutdown(SHUTDOWN_MAIN, "jobs", "jobs.drain().await;\n")
+        );
+    }
+
+    #[test]
+    fn reverse_order_marker_on_last_line_without_newline() {
+        let source = "A=1\n# <<<inject:shutdown>>>";
+        let db = insert_block(source, CommentStyle::Hash, "shutdown", "db", "DB=1").unwrap();
+        let both = insert_block(&db, CommentStyle::Hash, "shutdown", "jobs", "JOBS=1").unwrap();
+        assert_eq!(
+            both,
+            "A=1\n# <<<inject:shutdown>>>\n# <<<begin:jobs@shutdown>>>\nJOBS=1\n\
+             # <<<end:jobs@shutdown>>>\n# <<<begin:db@shutdown>>>\nDB=1\n# <<<end:db@shutdown>>>"
+        );
+        let without_db = remove_block(&both, CommentStyle::Hash, "shutdown", "db")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            without_db,
+            insert_block(source, CommentStyle::Hash, "shutdown", "jobs", "JOBS=1").unwrap()
+        );
+        let back = remove_block(&without_db, CommentStyle::Hash, "shutdown", "jobs").unwrap();
+        assert_eq!(back.as_deref(), Some(source));
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Property tests of the injection engine: byte-exact round trips over random files.
 
 use proptest::prelude::*;
-use saaskit::inject::{CommentStyle, block_body, insert_block, remove_block, scan};
+use saaskit::inject::{
+    CommentStyle, REVERSE_ORDER_MARKERS, block_body, insert_block, is_reverse_order, remove_block,
+    scan,
+};
 
 /// A file with exactly one marker line among random lines, and the marker's name.
 #[derive(Debug, Clone)]
@@ -174,8 +177,21 @@ fn check_round_trips(style: CommentStyle, fixture: &Fixture, module: &str, body:
     assert!(scan(&once, style).problems.is_empty());
 }
 
-/// Installs `modules` in order, checks the blocks appear in that order, then removes them in
-/// `removal` order and expects the original file back.
+/// The fixture with its marker renamed to `marker` (user lines hold no `<<<`, so only the marker
+/// line changes).
+fn with_marker(fixture: Fixture, marker: &str) -> Fixture {
+    let old = format!("<<<inject:{}>>>", fixture.marker);
+    Fixture {
+        source: fixture
+            .source
+            .replace(&old, &format!("<<<inject:{marker}>>>")),
+        marker: marker.to_string(),
+    }
+}
+
+/// Installs `modules` in order, checks the blocks appear in that order (reversed at a
+/// reverse-order marker), then removes them in `removal` order and expects the original file
+/// back.
 fn check_several(
     style: CommentStyle,
     fixture: &Fixture,
@@ -191,8 +207,25 @@ fn check_several(
     let scanned = scan(&current, style);
     assert!(scanned.problems.is_empty(), "{:?}", scanned.problems);
     let installed: Vec<&str> = scanned.blocks.iter().map(|b| b.module.as_str()).collect();
-    let expected: Vec<&str> = modules.iter().map(|(module, _)| module.as_str()).collect();
-    assert_eq!(installed, expected, "blocks are not in install order");
+    let mut expected: Vec<&str> = modules.iter().map(|(module, _)| module.as_str()).collect();
+    if is_reverse_order(marker) {
+        expected.reverse();
+    }
+    assert_eq!(
+        installed, expected,
+        "blocks are not in (reverse) install order"
+    );
+    // Removing the newest block and adding it again gives the same file: its place after the
+    // marker depends only on the order of installation.
+    let (newest, body) = modules.last().expect("at least one module");
+    let without = remove_block(&current, style, marker, newest)
+        .expect("remove")
+        .expect("block is present");
+    let again = insert_block(&without, style, marker, newest, body).expect("insert");
+    assert_eq!(
+        again, current,
+        "remove and re-add of the newest block moved it"
+    );
     for &index in removal {
         let module = &modules[index].0;
         current = remove_block(&current, style, marker, module)
@@ -288,6 +321,15 @@ proptest! {
     }
 
     #[test]
+    fn hash_several_modules_at_a_reverse_order_marker(
+        fixture in hash_file(),
+        marker in prop::sample::select(REVERSE_ORDER_MARKERS.to_vec()),
+        (modules, removal) in modules_and_removal(hash_body()),
+    ) {
+        check_several(CommentStyle::Hash, &with_marker(fixture, marker), &modules, &removal);
+    }
+
+    #[test]
     fn rust_round_trips(fixture in rust_file(), module in module_id(), body in rust_body()) {
         check_round_trips(CommentStyle::Rust, &fixture, &module, &body);
     }
@@ -298,5 +340,24 @@ proptest! {
         (modules, removal) in modules_and_removal(rust_body()),
     ) {
         check_several(CommentStyle::Rust, &fixture, &modules, &removal);
+    }
+
+    #[test]
+    fn rust_round_trips_at_a_reverse_order_marker(
+        fixture in rust_file(),
+        marker in prop::sample::select(REVERSE_ORDER_MARKERS.to_vec()),
+        module in module_id(),
+        body in rust_body(),
+    ) {
+        check_round_trips(CommentStyle::Rust, &with_marker(fixture, marker), &module, &body);
+    }
+
+    #[test]
+    fn rust_several_modules_at_a_reverse_order_marker(
+        fixture in rust_file(),
+        marker in prop::sample::select(REVERSE_ORDER_MARKERS.to_vec()),
+        (modules, removal) in modules_and_removal(rust_body()),
+    ) {
+        check_several(CommentStyle::Rust, &with_marker(fixture, marker), &modules, &removal);
     }
 }

@@ -245,9 +245,9 @@ fn base_of(workspace: &Workspace, fresh: &Lock, path: &str, ours: Option<&str>) 
 }
 
 /// `theirs` with the fenced blocks after each marker in the order `reference` has them (blocks
-/// `reference` lacks go last, in their own order). The fresh render installs the modules service
-/// by service, so blocks the workspace's history put in another order would otherwise show as
-/// moved. `theirs` as it is when it cannot be reordered.
+/// `reference` lacks keep their places in `theirs`, see [`reference_order`]). The fresh render
+/// installs the modules service by service, so blocks the workspace's history put in another
+/// order would otherwise show as moved. `theirs` as it is when it cannot be reordered.
 fn in_reference_order(path: &str, theirs: &str, reference: &str) -> String {
     let style = CommentStyle::for_path(path);
     let theirs_blocks = inject::scan(theirs, style).blocks;
@@ -263,17 +263,12 @@ fn in_reference_order(path: &str, theirs: &str, reference: &str) -> String {
             .filter(|b| b.marker == marker)
             .map(|b| b.module.as_str())
             .collect();
-        let mut wanted: Vec<&str> = reference_blocks
+        let known: Vec<&str> = reference_blocks
             .iter()
-            .filter(|b| b.marker == marker && current.contains(&b.module.as_str()))
+            .filter(|b| b.marker == marker)
             .map(|b| b.module.as_str())
             .collect();
-        let new: Vec<&str> = current
-            .iter()
-            .filter(|m| !wanted.contains(m))
-            .copied()
-            .collect();
-        wanted.extend(new);
+        let wanted = reference_order(&current, &known);
         if wanted == current {
             continue;
         }
@@ -285,7 +280,29 @@ fn in_reference_order(path: &str, theirs: &str, reference: &str) -> String {
     text
 }
 
-/// The blocks of `modules` at `marker`, taken out and put back in that order.
+/// `current` (the modules of one marker's blocks, in file order) with the modules `reference`
+/// also has in `reference`'s order, each module `reference` lacks staying at its index. The
+/// fresh render put a new block (a module's templates gained a snippet there) where its module's
+/// install order puts it, which holds for either direction of the marker's order, so it stays
+/// between the same neighbours rather than going to an end.
+fn reference_order<'a>(current: &[&'a str], reference: &[&str]) -> Vec<&'a str> {
+    let mut known = reference
+        .iter()
+        .filter_map(|r| current.iter().find(|c| *c == r).copied());
+    current
+        .iter()
+        .map(|module| {
+            if reference.contains(module) {
+                known.next().unwrap_or(module)
+            } else {
+                *module
+            }
+        })
+        .collect()
+}
+
+/// The blocks of `modules` at `marker`, taken out and put back so that they follow the marker in
+/// that order: backwards at a reverse-order marker, where each new block goes first.
 fn reorder(text: &str, style: CommentStyle, marker: &str, modules: &[&str]) -> Result<String> {
     let mut bodies = Vec::new();
     for module in modules {
@@ -298,8 +315,12 @@ fn reorder(text: &str, style: CommentStyle, marker: &str, modules: &[&str]) -> R
         text = inject::remove_block(&text, style, marker, module)?
             .with_context(|| format!("no block {module}@{marker}"))?;
     }
-    for (module, body) in modules.iter().zip(&bodies) {
-        text = inject::insert_block(&text, style, marker, module, body)?;
+    let mut blocks: Vec<(&&str, String)> = modules.iter().zip(bodies).collect();
+    if inject::is_reverse_order(marker) {
+        blocks.reverse();
+    }
+    for (module, body) in blocks {
+        text = inject::insert_block(&text, style, marker, module, &body)?;
     }
     Ok(text)
 }
@@ -700,6 +721,44 @@ mod tests {
             decide(true, &UNKNOWN, Some("mine\n"), None, &LABELS),
             (Outcome::Kept, Action::Leave)
         );
+    }
+
+    #[test]
+    fn known_blocks_take_the_reference_order_and_new_ones_keep_their_place() {
+        assert_eq!(
+            reference_order(&["a", "n", "b"], &["b", "a"]),
+            ["b", "n", "a"]
+        );
+        assert_eq!(
+            reference_order(&["a", "b"], &["b", "gone", "a"]),
+            ["b", "a"]
+        );
+        assert_eq!(reference_order(&["n", "a"], &[]), ["n", "a"]);
+    }
+
+    /// `.env`-style text with one block per module after `marker`, in the given order.
+    fn blocks_at(marker: &str, modules: &[&str]) -> String {
+        let mut text = format!("A=1\n# <<<inject:{marker}>>>\n");
+        for module in modules {
+            text.push_str(&format!(
+                "# <<<begin:{module}@{marker}>>>\n{module}=1\n# <<<end:{module}@{marker}>>>\n"
+            ));
+        }
+        text.push_str("B=2\n");
+        text
+    }
+
+    #[test]
+    fn blocks_are_put_in_the_reference_order_at_either_kind_of_marker() {
+        for marker in ["env", "shutdown"] {
+            let theirs = blocks_at(marker, &["db", "new", "jobs"]);
+            let reference = blocks_at(marker, &["jobs", "db"]);
+            assert_eq!(
+                in_reference_order("x.toml", &theirs, &reference),
+                blocks_at(marker, &["jobs", "new", "db"]),
+                "at `{marker}`"
+            );
+        }
     }
 
     #[test]
