@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use include_dir::{Dir, include_dir};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 static MODULES_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/modules");
 static TEMPLATES_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
@@ -94,6 +94,17 @@ pub struct FileEntry {
     pub target: String,
     #[serde(default)]
     pub scope: Scope,
+    /// With `scope = "service"`: the service kinds it is written for; `None` for every kind.
+    #[serde(default)]
+    pub kinds: Option<Vec<String>>,
+}
+
+impl FileEntry {
+    /// Whether the file is written in a context for a service of `service_kind` (`None`: the
+    /// workspace context).
+    pub fn applies_in(&self, service_kind: Option<&str>) -> bool {
+        entry_applies(self.scope, self.kinds.as_deref(), service_kind)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -103,7 +114,76 @@ pub struct Snippet {
     pub marker: String,
     #[serde(default)]
     pub scope: Scope,
+    /// With `scope = "service"`: the service kinds it is injected for; `None` for every kind.
+    #[serde(default)]
+    pub kinds: Option<Vec<String>>,
     pub code: String,
+}
+
+impl Snippet {
+    /// Whether the snippet is injected in a context for a service of `service_kind` (`None`: the
+    /// workspace context).
+    pub fn applies_in(&self, service_kind: Option<&str>) -> bool {
+        entry_applies(self.scope, self.kinds.as_deref(), service_kind)
+    }
+}
+
+/// Whether an entry of `scope`, limited to `kinds` (`None`: every kind), is rendered in a context
+/// for a service of `service_kind`, or in the workspace context when that is `None`. Install,
+/// remove and the fresh render of `diff` and `upgrade` all decide by this, so they agree on what
+/// a module generated.
+fn entry_applies(scope: Scope, kinds: Option<&[String]>, service_kind: Option<&str>) -> bool {
+    match (scope, service_kind) {
+        (Scope::Workspace, None) => true,
+        (Scope::Service, Some(kind)) => kinds.is_none_or(|kinds| kinds.iter().any(|k| k == kind)),
+        _ => false,
+    }
+}
+
+/// Where `saaskit new` installs a module when the user does not choose: `default = true` on every
+/// service of a kind the module applies to, `default = ["api"]` on the services of those kinds
+/// only, `default = false` (or no `default`) nowhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum DefaultOn {
+    All(bool),
+    Kinds(Vec<String>),
+}
+
+impl std::default::Default for DefaultOn {
+    fn default() -> Self {
+        DefaultOn::All(false)
+    }
+}
+
+// By hand rather than `#[serde(untagged)]`, whose error says only "did not match any variant".
+impl<'de> Deserialize<'de> for DefaultOn {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = DefaultOn;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`true`, `false` or a list of service kinds such as [\"api\"]")
+            }
+
+            fn visit_bool<E>(self, value: bool) -> Result<DefaultOn, E> {
+                Ok(DefaultOn::All(value))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<DefaultOn, A::Error> {
+                let mut kinds = Vec::new();
+                while let Some(kind) = seq.next_element::<String>()? {
+                    kinds.push(kind);
+                }
+                Ok(DefaultOn::Kinds(kinds))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -130,7 +210,7 @@ pub struct Module {
     #[serde(default)]
     pub conflicts: Vec<String>,
     #[serde(default)]
-    pub default: bool,
+    pub default: DefaultOn,
     #[serde(default)]
     pub dependencies: Vec<Dependency>,
     #[serde(default)]
@@ -149,6 +229,24 @@ pub struct Module {
 impl Module {
     pub fn applies_to(&self, kind: &str) -> bool {
         self.services.iter().any(|s| s == kind)
+    }
+
+    /// Whether `saaskit new` installs the module on a service of `kind` unless told otherwise.
+    pub fn is_default_on(&self, kind: &str) -> bool {
+        match &self.default {
+            DefaultOn::All(all) => *all && self.applies_to(kind),
+            DefaultOn::Kinds(kinds) => kinds.iter().any(|k| k == kind),
+        }
+    }
+
+    /// The kinds whose services `saaskit new` installs the module on by default, in the order of
+    /// `services`.
+    pub fn default_kinds(&self) -> Vec<&str> {
+        self.services
+            .iter()
+            .map(String::as_str)
+            .filter(|kind| self.is_default_on(kind))
+            .collect()
     }
 
     /// The text of a file shipped with the module (`source` paths and migration paths).
@@ -187,6 +285,19 @@ impl Module {
         }
         for file in &self.files {
             self.source(&file.source)?;
+            let entry = format!("[[files]] entry with target `{}`", file.target);
+            self.validate_entry_kinds(&entry, file.scope, file.kinds.as_deref())?;
+        }
+        for snippet in &self.snippets {
+            let entry = format!(
+                "[[snippets]] entry for `{}` at marker `{}`",
+                snippet.target, snippet.marker
+            );
+            self.validate_entry_kinds(&entry, snippet.scope, snippet.kinds.as_deref())?;
+        }
+        if let DefaultOn::Kinds(kinds) = &self.default {
+            let hint = "write `default = true` for every kind, `false` for none";
+            self.validate_kinds("`default`", kinds, hint)?;
         }
         for migration in &self.migrations {
             self.source(&migration.sqlite)?;
@@ -194,6 +305,46 @@ impl Module {
         }
         if !self.migrations.is_empty() && id != "db" && !self.requires.iter().any(|r| r == "db") {
             bail!("module `{id}` ships migrations, so it must require `db`");
+        }
+        Ok(())
+    }
+
+    /// `kinds` of a file or snippet: only on a per-service entry, and valid kinds.
+    fn validate_entry_kinds(
+        &self,
+        entry: &str,
+        scope: Scope,
+        kinds: Option<&[String]>,
+    ) -> Result<()> {
+        let Some(kinds) = kinds else {
+            return Ok(());
+        };
+        if scope == Scope::Workspace {
+            bail!(
+                "module `{}`: {entry} has `kinds` but is written once for the workspace, for no \
+                 service; add `scope = \"service\"` or drop `kinds`",
+                self.id
+            );
+        }
+        let hint = "leave `kinds` out for every kind the module applies to";
+        self.validate_kinds(&format!("{entry}: `kinds`"), kinds, hint)
+    }
+
+    /// A list of kinds (`what` names it in errors) that is not empty and holds only kinds among
+    /// the module's `services`: any other kind would never have the module installed.
+    fn validate_kinds(&self, what: &str, kinds: &[String], hint: &str) -> Result<()> {
+        let id = &self.id;
+        if kinds.is_empty() {
+            bail!("module `{id}`: {what} is an empty list, which names no service kind; {hint}");
+        }
+        for kind in kinds {
+            if !self.applies_to(kind) {
+                bail!(
+                    "module `{id}`: {what} names kind `{kind}`, which is not among the module's \
+                     services ({}); add it to `services` or take it out of the list",
+                    self.services.join(", ")
+                );
+            }
         }
         Ok(())
     }
@@ -277,13 +428,27 @@ impl Catalog {
         }
     }
 
-    /// The modules `saaskit new` installs when the user does not choose.
-    pub fn defaults(&self) -> Vec<&str> {
+    /// The modules `saaskit new` installs when the user does not choose, for a workspace with
+    /// services of `kinds`: those that are a default on at least one of them. A default module
+    /// that fits none of them (admin modules in an api-only workspace) is simply not offered, nor
+    /// one that requires such a module (an api module needing a webhooks module): there would be
+    /// no service to install that requirement on.
+    pub fn defaults(&self, kinds: &[&str]) -> Vec<&str> {
         self.modules
             .values()
-            .filter(|m| m.default)
+            .filter(|m| kinds.iter().any(|kind| m.is_default_on(kind)))
+            .filter(|m| self.fits(&m.id, kinds))
             .map(|m| m.id.as_str())
             .collect()
+    }
+
+    /// Whether `id` and everything it requires each apply to one of `kinds`.
+    fn fits(&self, id: &str, kinds: &[&str]) -> bool {
+        self.resolve(&[id]).is_ok_and(|order| {
+            order
+                .iter()
+                .all(|m| kinds.iter().any(|kind| m.applies_to(kind)))
+        })
     }
 
     /// `ids` and everything they require, transitively, dependencies first.
@@ -449,5 +614,209 @@ pub fn quoted_list(items: &[&str]) -> String {
         [] => String::new(),
         [one] => one.clone(),
         [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// A module parsed and validated as the catalog loads it, from its `module.toml` text and its
+/// files by relative path: for tests that need modules of their own.
+#[cfg(test)]
+pub(crate) fn test_module(id: &str, toml: &str, files: &[(&str, &str)]) -> Result<Module> {
+    let sources = files
+        .iter()
+        .map(|(path, text)| (path.to_string(), Cow::Owned(text.to_string())))
+        .collect();
+    Module::parse(id, toml, sources)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str =
+        "description = \"d\"\nversion = \"0.1.0\"\nservices = [\"api\", \"webhooks\"]\n";
+
+    fn module(rest: &str) -> Result<Module> {
+        test_module("auth", &format!("{HEADER}{rest}"), &[("files/a.rs", "")])
+    }
+
+    fn error(rest: &str) -> String {
+        format!("{:#}", module(rest).expect_err("the module is invalid"))
+    }
+
+    #[test]
+    fn kinds_limit_service_entries_to_those_kinds() {
+        let m = module(
+            r#"
+[[files]]
+source = "files/a.rs"
+target = "{{ service.dir }}/src/a.rs"
+scope = "service"
+kinds = ["api"]
+
+[[snippets]]
+target = "{{ service.dir }}/src/main.rs"
+marker = "mods"
+scope = "service"
+code = "mod a;"
+
+[[snippets]]
+target = "crates/shared/src/lib.rs"
+marker = "mods"
+code = "pub mod a;"
+"#,
+        )
+        .unwrap();
+        let file = &m.files[0];
+        assert_eq!(file.kinds, Some(vec!["api".to_string()]));
+        assert!(file.applies_in(Some("api")));
+        assert!(!file.applies_in(Some("webhooks")));
+        assert!(
+            !file.applies_in(None),
+            "a service entry is not for the workspace"
+        );
+        let (every_service, workspace) = (&m.snippets[0], &m.snippets[1]);
+        assert!(
+            every_service.applies_in(Some("api")) && every_service.applies_in(Some("webhooks"))
+        );
+        assert!(!every_service.applies_in(None));
+        assert!(workspace.applies_in(None) && !workspace.applies_in(Some("api")));
+    }
+
+    #[test]
+    fn kinds_must_be_among_the_module_s_services() {
+        let message = error(
+            r#"
+[[snippets]]
+target = "{{ service.dir }}/src/main.rs"
+marker = "routes"
+scope = "service"
+kinds = ["api", "admin"]
+code = "let app = app;"
+"#,
+        );
+        assert_eq!(
+            message,
+            "module `auth`: [[snippets]] entry for `{{ service.dir }}/src/main.rs` at marker \
+             `routes`: `kinds` names kind `admin`, which is not among the module's services \
+             (api, webhooks); add it to `services` or take it out of the list"
+        );
+    }
+
+    #[test]
+    fn kinds_on_a_workspace_entry_or_an_empty_list_are_errors() {
+        let message = error(
+            r#"
+[[files]]
+source = "files/a.rs"
+target = "crates/shared/src/a.rs"
+kinds = ["api"]
+"#,
+        );
+        assert!(
+            message.starts_with(
+                "module `auth`: [[files]] entry with target `crates/shared/src/a.rs` has `kinds` \
+                 but is written once for the workspace"
+            ),
+            "{message}"
+        );
+        let message = error(
+            r#"
+[[files]]
+source = "files/a.rs"
+target = "{{ service.dir }}/src/a.rs"
+scope = "service"
+kinds = []
+"#,
+        );
+        assert!(message.contains("`kinds` is an empty list"), "{message}");
+    }
+
+    #[test]
+    fn default_is_a_boolean_or_a_list_of_kinds() {
+        let everywhere = module("default = true\n").unwrap();
+        assert_eq!(everywhere.default, DefaultOn::All(true));
+        assert_eq!(everywhere.default_kinds(), ["api", "webhooks"]);
+        assert!(
+            !everywhere.is_default_on("admin"),
+            "not a kind it applies to"
+        );
+        let nowhere = module("").unwrap();
+        assert_eq!(nowhere.default, DefaultOn::All(false));
+        assert!(nowhere.default_kinds().is_empty());
+        let api = module("default = [\"api\"]\n").unwrap();
+        assert_eq!(api.default, DefaultOn::Kinds(vec!["api".into()]));
+        assert!(api.is_default_on("api") && !api.is_default_on("webhooks"));
+        assert_eq!(api.default_kinds(), ["api"]);
+    }
+
+    #[test]
+    fn default_kinds_are_checked() {
+        let message = error("default = [\"admin\"]\n");
+        assert_eq!(
+            message,
+            "module `auth`: `default` names kind `admin`, which is not among the module's \
+             services (api, webhooks); add it to `services` or take it out of the list"
+        );
+        assert!(error("default = []\n").ends_with(
+            "`default` is an empty list, which names no service kind; write `default = true` for \
+             every kind, `false` for none"
+        ));
+        let message = error("default = \"api\"\n");
+        assert!(
+            message.contains("invalid module.toml of module `auth`")
+                && message.contains("expected `true`, `false` or a list of service kinds"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_still_errors() {
+        let message = error(
+            r#"
+[[files]]
+source = "files/a.rs"
+target = "{{ service.dir }}/src/a.rs"
+scope = "service"
+kind = ["api"]
+"#,
+        );
+        assert!(message.contains("unknown field `kind`"), "{message}");
+        assert!(error("defaults = true\n").contains("unknown field `defaults`"));
+    }
+
+    #[test]
+    fn defaults_are_the_modules_default_on_one_of_the_kinds() {
+        let module = |id: &str, services: &str, default: &str| {
+            let toml = format!(
+                "description = \"d\"\nversion = \"0.1.0\"\nservices = {services}\ndefault = {default}\n"
+            );
+            (id.to_string(), test_module(id, &toml, &[]).unwrap())
+        };
+        let requiring = |id: &str, services: &str, requires: &str| {
+            let toml = format!(
+                "description = \"d\"\nversion = \"0.1.0\"\nservices = {services}\n\
+                 requires = {requires}\ndefault = true\n"
+            );
+            (id.to_string(), test_module(id, &toml, &[]).unwrap())
+        };
+        let catalog = Catalog {
+            base: module(BASE_ID, "[\"api\"]", "false").1,
+            modules: BTreeMap::from([
+                module("auth", "[\"api\", \"webhooks\"]", "[\"api\"]"),
+                module("db", "[\"api\", \"admin\", \"webhooks\"]", "true"),
+                module("panel", "[\"admin\"]", "true"),
+                module("mail", "[\"api\"]", "false"),
+                module("subscriptions", "[\"webhooks\"]", "false"),
+                requiring("plans", "[\"api\"]", "[\"auth\", \"subscriptions\"]"),
+            ]),
+        };
+        assert_eq!(
+            catalog.defaults(&["api", "webhooks"]),
+            ["auth", "db", "plans"]
+        );
+        assert_eq!(catalog.defaults(&["webhooks"]), ["db"]);
+        assert_eq!(catalog.defaults(&["admin"]), ["db", "panel"]);
+        // `plans` needs `subscriptions`, which no api service can have.
+        assert_eq!(catalog.defaults(&["api"]), ["auth", "db"]);
     }
 }

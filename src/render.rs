@@ -86,6 +86,11 @@ impl Context {
         }
     }
 
+    /// The kind of the service this context renders for; `None` in the workspace context.
+    pub fn service_kind(&self) -> Option<&str> {
+        self.service.as_ref().map(|s| s.kind.as_str())
+    }
+
     pub fn with_service(&self, service: &ServiceVars) -> Context {
         Context {
             service: Some(service.clone()),

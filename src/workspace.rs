@@ -197,9 +197,34 @@ impl<'c> Workspace<'c> {
     /// Installs `id` and everything it requires on `only_service`, or on every service of a kind
     /// the module applies to. Returns what was newly installed (empty: nothing to do).
     pub fn install(&mut self, id: &str, only_service: Option<&str>) -> Result<Installed> {
-        let catalog = self.catalog;
-        let module = catalog.get(id)?;
+        let module = self.catalog.get(id)?;
         let targets = self.target_services(module, only_service)?;
+        self.install_on_targets(module, &targets)
+    }
+
+    /// Installs `id` where its `default` says, for `saaskit new` without a choice of modules: on
+    /// every service of a kind it is a default on. Its requirements are placed as by
+    /// [`Self::install`], so a required module may go on services of other kinds too.
+    pub fn install_default(&mut self, id: &str) -> Result<Installed> {
+        let module = self.catalog.get(id)?;
+        let targets: Vec<String> = self
+            .manifest
+            .services
+            .iter()
+            .filter(|s| module.is_default_on(&s.kind))
+            .map(|s| s.name.clone())
+            .collect();
+        if targets.is_empty() {
+            return Ok(Installed::new());
+        }
+        self.install_on_targets(module, &targets)
+    }
+
+    /// Installs `module` on `targets` and everything it requires, requirements first.
+    fn install_on_targets(&mut self, module: &'c Module, targets: &[String]) -> Result<Installed> {
+        let catalog = self.catalog;
+        let id = module.id.as_str();
+        // Also refuses requirement cycles, which `place` would follow forever.
         let order = catalog.resolve(&[id])?;
 
         let mut all: Vec<&str> = self.installed().into_iter().collect();
@@ -212,14 +237,15 @@ impl<'c> Workspace<'c> {
             );
         }
 
+        let mut placements = Vec::new();
+        self.place(module, targets.to_vec(), &mut placements)?;
         let mut installed = Installed::new();
-        for dependency in order {
+        for (dependency, services) in placements {
             let reason = if dependency.id == id {
                 Reason::Explicit
             } else {
                 Reason::Dependency
             };
-            let services = self.services_for_requirement(module, dependency, &targets)?;
             let newly: Vec<String> = services
                 .into_iter()
                 .filter(|s| {
@@ -291,6 +317,37 @@ impl<'c> Workspace<'c> {
         }
     }
 
+    /// Adds to `out` where `module` and, recursively, what it requires go when `module` goes on
+    /// `targets`, requirements first. Each requirement is placed by the services of the module
+    /// that requires it, not those of the module being installed: in a chain from an api module
+    /// to a webhooks module to `db`, `db` must be on the webhooks service before the webhooks
+    /// module is installed there, or its snippets would precede `db`'s. A module reached along
+    /// several paths is installed on the union of their services, at its first place.
+    fn place(
+        &self,
+        module: &'c Module,
+        targets: Vec<String>,
+        out: &mut Vec<(&'c Module, Vec<String>)>,
+    ) -> Result<()> {
+        let catalog = self.catalog;
+        for id in &module.requires {
+            let requirement = catalog.get(id)?;
+            let services = self.services_for_requirement(module, requirement, &targets)?;
+            self.place(requirement, services, out)?;
+        }
+        match out.iter_mut().find(|(placed, _)| placed.id == module.id) {
+            Some((_, services)) => {
+                for target in targets {
+                    if !services.contains(&target) {
+                        services.push(target);
+                    }
+                }
+            }
+            None => out.push((module, targets)),
+        }
+        Ok(())
+    }
+
     /// A required module goes on the same services as the module requiring it, where it applies;
     /// if it applies to none of them, on every service of a kind it applies to.
     fn services_for_requirement(
@@ -299,9 +356,6 @@ impl<'c> Workspace<'c> {
         requirement: &Module,
         targets: &[String],
     ) -> Result<Vec<String>> {
-        if requirement.id == module.id {
-            return Ok(targets.to_vec());
-        }
         let kind_of = |name: &str| {
             self.manifest
                 .service(name)
@@ -360,7 +414,8 @@ impl<'c> Workspace<'c> {
         }
         for context in &contexts {
             let scope = context.scope();
-            for file in module.files.iter().filter(|f| f.scope == scope) {
+            let kind = context.service_kind();
+            for file in module.files.iter().filter(|f| f.applies_in(kind)) {
                 let (target, content) = render_file(module, file, context)?;
                 self.add_file(module, &target, content)?;
             }
@@ -369,7 +424,7 @@ impl<'c> Workspace<'c> {
                     self.add_file(module, &target, content)?;
                 }
             }
-            for snippet in module.snippets.iter().filter(|s| s.scope == scope) {
+            for snippet in module.snippets.iter().filter(|s| s.applies_in(kind)) {
                 self.add_snippet(module, snippet, context)?;
             }
             let (crate_target, cargo_toml) = match &context.service {
@@ -764,8 +819,10 @@ impl<'c> Workspace<'c> {
         }
         for context in &contexts {
             let scope = context.scope();
-            // Snippets first: the files they refer to may be removed next.
-            for snippet in module.snippets.iter().filter(|s| s.scope == scope).rev() {
+            let kind = context.service_kind();
+            // Snippets first: the files they refer to may be removed next. The same entries as
+            // `apply` chose, so a snippet limited to other kinds is not reported as gone.
+            for snippet in module.snippets.iter().filter(|s| s.applies_in(kind)).rev() {
                 let target = render(
                     &format!("{} snippet target", module.id),
                     &snippet.target,
@@ -773,7 +830,7 @@ impl<'c> Workspace<'c> {
                 )?;
                 self.remove_snippet(&module.id, &target, &snippet.marker)?;
             }
-            for file in module.files.iter().filter(|f| f.scope == scope) {
+            for file in module.files.iter().filter(|f| f.applies_in(kind)) {
                 let target = render(&format!("{} file target", module.id), &file.target, context)?;
                 self.remove_file(&module.id, &target)?;
             }
@@ -983,4 +1040,286 @@ fn render_migrations(module: &Module) -> Result<Vec<(String, String)>> {
         }
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::test_module;
+
+    const MAIN: &str = "\
+// <<<inject:mods>>>
+
+fn main() {
+    // <<<inject:routes>>>
+    serve();
+    // <<<inject:shutdown>>>
+}
+";
+
+    const BASE: &str = r#"
+description = "base"
+version = "0.1.0"
+services = ["api", "admin", "webhooks"]
+
+[[files]]
+source = "main.rs"
+target = "{{ service.dir }}/src/main.rs"
+scope = "service"
+"#;
+
+    /// `auth` on api and webhooks services, with its handlers for the api only and a default on
+    /// the api only; `db`, which it requires; `jobs`, a worker using the database.
+    fn catalog() -> Catalog {
+        let module = |id: &str, toml: &str| {
+            let files = [("files/auth.rs", "pub fn routes() {}\n")];
+            (id.to_string(), test_module(id, toml, &files).unwrap())
+        };
+        let db = r#"
+description = "db"
+version = "0.1.0"
+services = ["api", "admin", "webhooks"]
+default = true
+
+[[snippets]]
+target = "{{ service.dir }}/src/main.rs"
+marker = "shutdown"
+scope = "service"
+code = "db.close();"
+"#;
+        let auth = r#"
+description = "auth"
+version = "0.1.0"
+services = ["api", "webhooks"]
+requires = ["db"]
+default = ["api"]
+
+[[files]]
+source = "files/auth.rs"
+target = "{{ service.dir }}/src/auth.rs"
+scope = "service"
+kinds = ["api"]
+
+[[snippets]]
+target = "{{ service.dir }}/src/main.rs"
+marker = "mods"
+scope = "service"
+kinds = ["api"]
+code = "mod auth;"
+
+[[snippets]]
+target = "{{ service.dir }}/src/main.rs"
+marker = "routes"
+scope = "service"
+kinds = ["api"]
+code = "let app = auth::routes();"
+
+[[snippets]]
+target = "{{ service.dir }}/src/main.rs"
+marker = "shutdown"
+scope = "service"
+code = "sessions.flush();"
+"#;
+        let jobs = r#"
+description = "jobs"
+version = "0.1.0"
+services = ["webhooks"]
+requires = ["db"]
+
+[[snippets]]
+target = "{{ service.dir }}/src/main.rs"
+marker = "shutdown"
+scope = "service"
+code = "jobs.drain();"
+"#;
+        // An api module whose data a webhooks worker keeps.
+        let plans = r#"
+description = "plans"
+version = "0.1.0"
+services = ["api"]
+requires = ["jobs"]
+"#;
+        Catalog {
+            base: test_module(BASE_ID, BASE, &[("main.rs", MAIN)]).unwrap(),
+            modules: BTreeMap::from([
+                module("db", db),
+                module("auth", auth),
+                module("jobs", jobs),
+                module("plans", plans),
+            ]),
+        }
+    }
+
+    const MANIFEST: &str = r#"
+[workspace]
+name = "acme"
+database = "sqlite"
+
+[services.api]
+kind = "api"
+port = 8080
+modules = []
+
+[services.hooks]
+kind = "webhooks"
+port = 8081
+modules = []
+"#;
+
+    const API_MAIN: &str = "services/api/src/main.rs";
+    const HOOKS_MAIN: &str = "services/hooks/src/main.rs";
+
+    /// A workspace with the base generated and no module, in an empty directory.
+    fn workspace<'c>(catalog: &'c Catalog, root: &Path) -> Workspace<'c> {
+        let manifest = Manifest::parse(MANIFEST).unwrap();
+        let mut workspace = Workspace::create(catalog, root, manifest, false);
+        workspace.install_base().unwrap();
+        workspace
+    }
+
+    fn read(workspace: &Workspace, path: &str) -> Option<String> {
+        workspace.tree.read(path).unwrap()
+    }
+
+    fn modules_of<'w>(workspace: &'w Workspace, service: &str) -> &'w [String] {
+        &workspace.manifest.service(service).unwrap().modules
+    }
+
+    /// The modules of the blocks at `marker` in `path`, in file order.
+    fn blocks(workspace: &Workspace, path: &str, marker: &str) -> Vec<String> {
+        let text = read(workspace, path).unwrap();
+        inject::scan(&text, CommentStyle::Rust)
+            .blocks
+            .into_iter()
+            .filter(|b| b.marker == marker)
+            .map(|b| b.module)
+            .collect()
+    }
+
+    #[test]
+    fn entries_limited_to_some_kinds_are_skipped_on_other_kinds_and_remove_agrees() {
+        let catalog = catalog();
+        let temp = tempfile::tempdir().unwrap();
+        let mut workspace = workspace(&catalog, temp.path());
+        let bare_api = read(&workspace, API_MAIN);
+        let bare_hooks = read(&workspace, HOOKS_MAIN);
+
+        workspace.install("auth", None).unwrap();
+        assert_eq!(modules_of(&workspace, "hooks"), ["db", "auth"]);
+        assert!(read(&workspace, "services/api/src/auth.rs").is_some());
+        assert_eq!(read(&workspace, "services/hooks/src/auth.rs"), None);
+        assert_eq!(blocks(&workspace, API_MAIN, "mods"), ["auth"]);
+        assert_eq!(blocks(&workspace, API_MAIN, "routes"), ["auth"]);
+        assert!(blocks(&workspace, HOOKS_MAIN, "mods").is_empty());
+        assert!(blocks(&workspace, HOOKS_MAIN, "routes").is_empty());
+        assert_eq!(blocks(&workspace, HOOKS_MAIN, "shutdown"), ["auth", "db"]);
+        let recorded = |path: &str| workspace.lock.files.iter().any(|f| f.path == path);
+        assert!(recorded("services/api/src/auth.rs") && !recorded("services/hooks/src/auth.rs"));
+        let hooks_snippets: Vec<&str> = workspace
+            .lock
+            .snippets
+            .iter()
+            .filter(|s| s.path == HOOKS_MAIN && s.module == "auth")
+            .map(|s| s.marker.as_str())
+            .collect();
+        assert_eq!(hooks_snippets, ["shutdown"]);
+
+        workspace.uninstall("auth", None).unwrap();
+        assert!(workspace.notes.is_empty(), "{:?}", workspace.notes);
+        assert_eq!(read(&workspace, API_MAIN), bare_api);
+        assert_eq!(read(&workspace, HOOKS_MAIN), bare_hooks);
+        assert_eq!(read(&workspace, "services/api/src/auth.rs"), None);
+        assert!(workspace.lock.snippets.is_empty() && workspace.installed().is_empty());
+    }
+
+    #[test]
+    fn removing_from_the_service_of_another_kind_keeps_the_api_s_entries() {
+        let catalog = catalog();
+        let temp = tempfile::tempdir().unwrap();
+        let mut workspace = workspace(&catalog, temp.path());
+        workspace.install("auth", None).unwrap();
+        let api_main = read(&workspace, API_MAIN);
+        workspace.uninstall("auth", Some("hooks")).unwrap();
+        assert!(workspace.notes.is_empty(), "{:?}", workspace.notes);
+        assert_eq!(
+            blocks(&workspace, HOOKS_MAIN, "shutdown"),
+            Vec::<String>::new()
+        );
+        assert_eq!(read(&workspace, API_MAIN), api_main);
+        assert!(read(&workspace, "services/api/src/auth.rs").is_some());
+    }
+
+    #[test]
+    fn a_default_on_some_kinds_goes_on_their_services_and_requirements_as_usual() {
+        let catalog = catalog();
+        let temp = tempfile::tempdir().unwrap();
+        let mut workspace = workspace(&catalog, temp.path());
+        // What `saaskit new` does without a choice of modules.
+        let defaults = catalog.defaults(&["api", "webhooks"]);
+        assert_eq!(defaults, ["auth", "db"]);
+        for id in defaults {
+            workspace.install_default(id).unwrap();
+        }
+        assert_eq!(modules_of(&workspace, "api"), ["db", "auth"]);
+        assert_eq!(modules_of(&workspace, "hooks"), ["db"]);
+        // Not a default there, but `add` still puts it on the other kind.
+        workspace.install("auth", Some("hooks")).unwrap();
+        assert_eq!(modules_of(&workspace, "hooks"), ["db", "auth"]);
+    }
+
+    #[test]
+    fn a_default_on_no_service_of_the_workspace_installs_nothing() {
+        let catalog = catalog();
+        let temp = tempfile::tempdir().unwrap();
+        let manifest =
+            Manifest::parse(&MANIFEST.replace("kind = \"api\"", "kind = \"admin\"")).unwrap();
+        let mut workspace = Workspace::create(&catalog, temp.path(), manifest, false);
+        workspace.install_base().unwrap();
+        assert!(workspace.install_default("auth").unwrap().is_empty());
+        assert!(workspace.installed().is_empty());
+    }
+
+    #[test]
+    fn a_requirement_goes_where_the_module_requiring_it_goes() {
+        let catalog = catalog();
+        let temp = tempfile::tempdir().unwrap();
+        let mut workspace = workspace(&catalog, temp.path());
+        // `plans` (api) needs `jobs` (webhooks only), which needs `db` on the webhooks service,
+        // before `jobs` is installed there: not on the api, where `plans` goes.
+        let installed = workspace.install("plans", None).unwrap();
+        let expected: Installed = vec![
+            ("db".into(), vec!["hooks".into()]),
+            ("jobs".into(), vec!["hooks".into()]),
+            ("plans".into(), vec!["api".into()]),
+        ];
+        assert_eq!(installed, expected);
+        assert_eq!(blocks(&workspace, HOOKS_MAIN, "shutdown"), ["jobs", "db"]);
+        assert!(blocks(&workspace, API_MAIN, "shutdown").is_empty());
+    }
+
+    #[test]
+    fn shutdown_blocks_run_in_reverse_install_order_in_every_render() {
+        let catalog = catalog();
+        let temp = tempfile::tempdir().unwrap();
+        let mut workspace = workspace(&catalog, temp.path());
+        workspace.install("db", None).unwrap();
+        workspace.install("jobs", None).unwrap();
+        workspace.install("auth", None).unwrap();
+        assert_eq!(
+            blocks(&workspace, HOOKS_MAIN, "shutdown"),
+            ["auth", "jobs", "db"]
+        );
+        let installed = read(&workspace, HOOKS_MAIN);
+
+        // What `diff` and `upgrade` compare with: the same order.
+        let fresh = Workspace::render_fresh(&catalog, &workspace.manifest).unwrap();
+        assert_eq!(read(&fresh, HOOKS_MAIN), installed);
+        assert_eq!(read(&fresh, API_MAIN), read(&workspace, API_MAIN));
+
+        // Removing the newest module and adding it again puts its block back first.
+        workspace.uninstall("auth", None).unwrap();
+        assert_eq!(blocks(&workspace, HOOKS_MAIN, "shutdown"), ["jobs", "db"]);
+        workspace.install("auth", None).unwrap();
+        assert_eq!(read(&workspace, HOOKS_MAIN), installed);
+    }
 }

@@ -552,6 +552,162 @@ fn a_damaged_or_missing_lock_is_reported_not_a_panic() {
         .stderr(contains("saaskit.lock is missing"));
 }
 
+// ------------------------------------------------------------ kinds, kind defaults, teardown order
+
+const API_MAIN: &str = "services/api/src/main.rs";
+const WEBHOOKS_MAIN: &str = "services/webhooks/src/main.rs";
+
+fn read(root: &std::path::Path, path: &str) -> String {
+    std::fs::read_to_string(root.join(path)).unwrap()
+}
+
+/// `fixture/per-kind` has its handlers file and its `mods` and `routes` snippets for api
+/// services only, and a `shutdown` snippet for every service it is on.
+#[test]
+fn entries_limited_to_some_kinds_are_generated_checked_and_removed_alike() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    let bare = read_tree(&root);
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/per-kind"])
+        .assert()
+        .success()
+        .stdout(contains("installed `fixture/per-kind` on api, webhooks"));
+    assert!(root.join("services/api/src/handlers.rs").is_file());
+    assert!(!root.join("services/webhooks/src/handlers.rs").exists());
+    let api = read(&root, API_MAIN);
+    let webhooks = read(&root, WEBHOOKS_MAIN);
+    for marker in ["mods", "routes", "shutdown"] {
+        let begin = format!("<<<begin:fixture/per-kind@{marker}>>>");
+        assert!(api.contains(&begin), "api lacks {begin}:\n{api}");
+        assert_eq!(
+            webhooks.contains(&begin),
+            marker == "shutdown",
+            "{webhooks}"
+        );
+    }
+
+    // diff, upgrade and doctor re-render or check the same entries.
+    saaskit_with_fixtures(&root)
+        .args(["diff", "--check"])
+        .assert()
+        .success();
+    saaskit_with_fixtures(&root)
+        .arg("upgrade")
+        .assert()
+        .success()
+        .stdout(contains("already up to date"));
+    let output = saaskit_with_fixtures(&root)
+        .args(["doctor", "--json"])
+        .env("API_ADDR", "127.0.0.1:0")
+        .env("ADMIN_ADDR", "127.0.0.1:0")
+        .env("WEBHOOKS_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let findings: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let fences: Vec<&serde_json::Value> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "fences")
+        .collect();
+    assert!(
+        fences.len() == 1 && fences[0]["severity"] == "ok",
+        "doctor: {fences:?}"
+    );
+
+    saaskit_with_fixtures(&root)
+        .args(["remove", "fixture/per-kind"])
+        .assert()
+        .success()
+        .stdout(contains("note:").not());
+    assert_same_tree(&bare, &read_tree(&root));
+}
+
+#[test]
+fn new_installs_a_default_on_some_kinds_on_those_services_only() {
+    let temp = tempfile::tempdir().unwrap();
+    saaskit_with_fixtures(temp.path())
+        .args(["new", "acme", "--yes"])
+        .assert()
+        .success();
+    let root = temp.path().join("acme");
+    let manifest: toml_edit::DocumentMut = read(&root, "saaskit.toml").parse().unwrap();
+    let has = |service: &str| {
+        manifest["services"][service]["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str() == Some("fixture/per-kind"))
+    };
+    assert!(has("api"));
+    assert!(!has("webhooks"), "a default on api services only");
+    // `add` still puts it on the other kind it applies to.
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/per-kind"])
+        .assert()
+        .success()
+        .stdout(contains("installed `fixture/per-kind` on webhooks"));
+
+    saaskit_with_fixtures(temp.path())
+        .arg("list")
+        .assert()
+        .success()
+        .stdout(contains("(default on api)"));
+    let output = saaskit_with_fixtures(temp.path())
+        .args(["info", "fixture/per-kind", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let info: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    assert_eq!(info["default"], serde_json::json!(["api"]));
+    assert_eq!(
+        info["files"],
+        serde_json::json!(["{{ service.dir }}/src/handlers.rs (per service of kind api)"])
+    );
+}
+
+#[test]
+fn shutdown_blocks_run_in_reverse_install_order() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", "", "--services", "api"]);
+    saaskit(&root).args(["add", "db"]).assert().success();
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/per-kind"])
+        .assert()
+        .success();
+    let main = read(&root, API_MAIN);
+    let at = |fence: &str| {
+        main.find(fence)
+            .unwrap_or_else(|| panic!("no {fence}:\n{main}"))
+    };
+    // Installed last, stopped first: before `db` closes the pool it might still use.
+    assert!(
+        at("<<<inject:shutdown>>>") < at("<<<begin:fixture/per-kind@shutdown>>>")
+            && at("<<<end:fixture/per-kind@shutdown>>>") < at("<<<begin:db@shutdown>>>"),
+        "{main}"
+    );
+    let installed = read_tree(&root);
+    saaskit_with_fixtures(&root)
+        .arg("upgrade")
+        .assert()
+        .success()
+        .stdout(contains("already up to date"));
+    saaskit_with_fixtures(&root)
+        .args(["diff", "--check"])
+        .assert()
+        .success();
+    saaskit_with_fixtures(&root)
+        .args(["remove", "fixture/per-kind"])
+        .assert()
+        .success();
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/per-kind"])
+        .assert()
+        .success();
+    assert_same_tree(&installed, &read_tree(&root));
+}
+
 // ----------------------------------------------------------------------------------- list, info
 
 #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::catalog::{Catalog, Module, Scope};
+use crate::catalog::{Catalog, DefaultOn, Module, Scope};
 use crate::cli::{InfoArgs, ListArgs};
 use crate::manifest::Manifest;
 use crate::workspace::find_root;
@@ -19,7 +19,8 @@ struct ModuleSummary<'a> {
     services: &'a [String],
     requires: &'a [String],
     conflicts: &'a [String],
-    default: bool,
+    /// `true`, `false`, or the kinds it is a default on, as in `module.toml`.
+    default: &'a DefaultOn,
     /// Services of the current workspace that have it; `null` outside a workspace.
     installed_on: Option<Vec<String>>,
 }
@@ -30,7 +31,7 @@ struct ModuleDetails<'a> {
     summary: ModuleSummary<'a>,
     dependencies: Vec<String>,
     env: Vec<&'a str>,
-    files: Vec<&'a str>,
+    files: Vec<String>,
     snippets: Vec<String>,
     migrations: Vec<String>,
 }
@@ -63,7 +64,7 @@ fn summary<'a>(
         services: &module.services,
         requires: &module.requires,
         conflicts: &module.conflicts,
-        default: module.default,
+        default: &module.default,
         installed_on: installed
             .as_ref()
             .map(|map| map.get(&module.id).cloned().unwrap_or_default()),
@@ -89,7 +90,11 @@ pub fn list(args: ListArgs) -> Result<()> {
             Some(_) => "not installed".to_string(),
             None => String::new(),
         };
-        let default = if module.default { " (default)" } else { "" };
+        let default = match module.default {
+            DefaultOn::All(true) => " (default)".to_string(),
+            DefaultOn::All(false) => String::new(),
+            DefaultOn::Kinds(kinds) => format!(" (default on {})", kinds.join(", ")),
+        };
         println!("{:<width$}  {}{default}", module.id, module.description);
         let requires = if module.requires.is_empty() {
             "-".to_string()
@@ -105,17 +110,19 @@ pub fn list(args: ListArgs) -> Result<()> {
     Ok(())
 }
 
+/// ` (per service)` after a per-service entry, naming the kinds it is limited to if any.
+fn per_service(scope: Scope, kinds: Option<&[String]>) -> String {
+    match (scope, kinds) {
+        (Scope::Workspace, _) => String::new(),
+        (Scope::Service, None) => " (per service)".to_string(),
+        (Scope::Service, Some(kinds)) => format!(" (per service of kind {})", kinds.join(", ")),
+    }
+}
+
 pub fn info(args: InfoArgs) -> Result<()> {
     let catalog = Catalog::load()?;
     let module = catalog.get(&args.module)?;
     let installed = installed_map();
-    let scope = |s: Scope| {
-        if s == Scope::Service {
-            " (per service)"
-        } else {
-            ""
-        }
-    };
     let details = ModuleDetails {
         summary: summary(module, &installed),
         dependencies: module
@@ -131,11 +138,18 @@ pub fn info(args: InfoArgs) -> Result<()> {
             })
             .collect(),
         env: module.env.iter().map(|e| e.key.as_str()).collect(),
-        files: module.files.iter().map(|f| f.target.as_str()).collect(),
+        files: module
+            .files
+            .iter()
+            .map(|f| format!("{}{}", f.target, per_service(f.scope, f.kinds.as_deref())))
+            .collect(),
         snippets: module
             .snippets
             .iter()
-            .map(|s| format!("{} @ {}{}", s.target, s.marker, scope(s.scope)))
+            .map(|s| {
+                let placement = per_service(s.scope, s.kinds.as_deref());
+                format!("{} @ {}{placement}", s.target, s.marker)
+            })
             .collect(),
         migrations: module
             .migrations
@@ -159,7 +173,12 @@ pub fn info(args: InfoArgs) -> Result<()> {
     };
     println!("  requires:   {}", none(s.requires));
     println!("  conflicts:  {}", none(s.conflicts));
-    println!("  default:    {}", if s.default { "yes" } else { "no" });
+    let default = match s.default {
+        DefaultOn::All(true) => "yes".to_string(),
+        DefaultOn::All(false) => "no".to_string(),
+        DefaultOn::Kinds(kinds) => format!("on {} services", kinds.join(", ")),
+    };
+    println!("  default:    {default}");
     if let Some(on) = &s.installed_on {
         println!(
             "  installed:  {}",
@@ -173,10 +192,7 @@ pub fn info(args: InfoArgs) -> Result<()> {
     let sections: [(&str, Vec<String>); 5] = [
         ("dependencies", details.dependencies.clone()),
         ("env", details.env.iter().map(|e| e.to_string()).collect()),
-        (
-            "files",
-            details.files.iter().map(|f| f.to_string()).collect(),
-        ),
+        ("files", details.files.clone()),
         ("snippets", details.snippets.clone()),
         ("migrations", details.migrations.clone()),
     ];

@@ -21,7 +21,16 @@ struct Choices {
     database: String,
     services: Vec<ServiceChoice>,
     #[serde(skip)]
-    modules: Option<Vec<String>>,
+    modules: Option<Vec<ModuleChoice>>,
+}
+
+/// A module to install, and where.
+#[derive(Debug, Clone)]
+struct ModuleChoice {
+    id: String,
+    /// On the services its `default` names (a default the user accepted), rather than on every
+    /// service of a kind it applies to (a module the user asked for, like `saaskit add`).
+    as_default: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,24 +68,23 @@ pub fn run(args: NewArgs) -> Result<()> {
     workspace.install_base()?;
 
     let kinds: Vec<&str> = choices.services.iter().map(|s| s.kind.as_str()).collect();
-    let modules: Vec<String> = match &choices.modules {
-        Some(explicit) => explicit.clone(),
-        // Defaults that fit none of the chosen services (say, admin modules in an api-only
-        // workspace) are simply not offered.
+    let modules: Vec<ModuleChoice> = match &choices.modules {
+        Some(chosen) => chosen.clone(),
         None => catalog
-            .defaults()
+            .defaults(&kinds)
             .into_iter()
-            .filter(|id| {
-                catalog.modules[*id]
-                    .services
-                    .iter()
-                    .any(|k| kinds.contains(&k.as_str()))
+            .map(|id| ModuleChoice {
+                id: id.to_string(),
+                as_default: true,
             })
-            .map(str::to_string)
             .collect(),
     };
-    for id in &modules {
-        workspace.install(id, None)?;
+    for module in &modules {
+        if module.as_default {
+            workspace.install_default(&module.id)?;
+        } else {
+            workspace.install(&module.id, None)?;
+        }
     }
 
     let (changes, notes) = workspace.finish()?;
@@ -117,7 +125,15 @@ fn from_flags(args: &NewArgs) -> Result<Choices> {
         Some(specs) => parse_services(specs)?,
         None => default_services(),
     };
-    let modules = args.modules.as_ref().map(|m| non_empty(m));
+    let modules = args.modules.as_ref().map(|m| {
+        non_empty(m)
+            .into_iter()
+            .map(|id| ModuleChoice {
+                id,
+                as_default: false,
+            })
+            .collect()
+    });
     Ok(Choices {
         name: args.name.clone(),
         database,
@@ -208,15 +224,37 @@ fn ask(args: &NewArgs, catalog: &Catalog) -> Result<Choices> {
             .collect();
         let items: Vec<String> = offered
             .iter()
-            .map(|m| format!("{:<28} {}", m.id, m.description))
+            .map(|m| {
+                // A default on some kinds only is installed on those only: say so.
+                let only = match &m.default {
+                    catalog::DefaultOn::Kinds(kinds) => {
+                        format!(" (by default on {} only)", kinds.join(", "))
+                    }
+                    catalog::DefaultOn::All(_) => String::new(),
+                };
+                format!("{:<28} {}{only}", m.id, m.description)
+            })
             .collect();
-        let defaults: Vec<bool> = offered.iter().map(|m| m.default).collect();
+        let defaults: Vec<bool> = offered
+            .iter()
+            .map(|m| kinds.iter().any(|kind| m.is_default_on(kind)))
+            .collect();
         let picked = MultiSelect::new()
             .with_prompt("Modules (requirements are added automatically)")
             .items(&items)
             .defaults(&defaults)
             .interact()?;
-        choices.modules = Some(picked.iter().map(|i| offered[*i].id.clone()).collect());
+        // A default left ticked goes where `--yes` would put it, so that accepting every
+        // proposal gives the same workspace as `--yes`.
+        choices.modules = Some(
+            picked
+                .iter()
+                .map(|i| ModuleChoice {
+                    id: offered[*i].id.clone(),
+                    as_default: defaults[*i],
+                })
+                .collect(),
+        );
     }
     if args.db.is_none() {
         let items = [
