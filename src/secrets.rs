@@ -1,18 +1,22 @@
 //! Fresh random secrets for `.env` (signing keys, API keys).
 //!
 //! Secrets come from the operating system's CSPRNG, so no two workspaces share one. For
-//! reproducible snapshot tests only, `SAASKIT_SEED=<u64>` makes the sequence deterministic; it is
+//! reproducible snapshot tests only, `SAASKIT_SEED=<u64>` makes them deterministic; it is
 //! documented as a test switch and never set by saaskit itself.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use sha2::{Digest, Sha256};
 
 use crate::catalog::Generator;
 
 pub const SEED_VARIABLE: &str = "SAASKIT_SEED";
 
-pub struct Secrets {
-    rng: ChaCha20Rng,
+pub enum Secrets {
+    Random(ChaCha20Rng),
+    /// Each secret derived from the seed and its key's name, so that a key gets the same value
+    /// whichever command generates it and whatever was generated before.
+    Seeded(u64),
 }
 
 impl Secrets {
@@ -22,22 +26,24 @@ impl Secrets {
             .ok()
             .and_then(|s| s.parse::<u64>().ok())
         {
-            Some(seed) => Secrets::seeded(seed),
-            None => Secrets {
-                rng: rand::make_rng(),
-            },
+            Some(seed) => Secrets::Seeded(seed),
+            None => Secrets::Random(rand::make_rng()),
         }
     }
 
-    pub fn seeded(seed: u64) -> Secrets {
-        Secrets {
-            rng: ChaCha20Rng::seed_from_u64(seed),
-        }
-    }
-
-    pub fn generate(&mut self, generator: Generator) -> String {
+    /// A new secret for environment key `key`.
+    pub fn generate(&mut self, key: &str, generator: Generator) -> String {
         let mut bytes = [0u8; 32];
-        self.rng.fill_bytes(&mut bytes);
+        match self {
+            Secrets::Random(rng) => rng.fill_bytes(&mut bytes),
+            Secrets::Seeded(seed) => {
+                let digest = Sha256::new()
+                    .chain_update(seed.to_le_bytes())
+                    .chain_update(key.as_bytes())
+                    .finalize();
+                ChaCha20Rng::from_seed(digest.into()).fill_bytes(&mut bytes);
+            }
+        }
         match generator {
             Generator::Hex32 => bytes.iter().map(|b| format!("{b:02x}")).collect(),
             Generator::Base64Url32 => crate::signing_keys::encode(&bytes),
@@ -50,19 +56,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seeded_sequences_repeat_and_unseeded_ones_differ() {
-        let a = Secrets::seeded(7).generate(Generator::Hex32);
-        let b = Secrets::seeded(7).generate(Generator::Hex32);
+    fn seeded_secrets_depend_on_seed_and_key_only_and_random_ones_differ() {
+        let mut seeded = Secrets::Seeded(7);
+        let a = seeded.generate("API_KEY", Generator::Hex32);
+        seeded.generate("OTHER_KEY", Generator::Hex32);
+        let b = Secrets::Seeded(7).generate("API_KEY", Generator::Hex32);
         assert_eq!(a, b);
         assert_eq!(a.len(), 64);
-        let c = Secrets {
-            rng: rand::make_rng(),
-        }
-        .generate(Generator::Hex32);
-        let d = Secrets {
-            rng: rand::make_rng(),
-        }
-        .generate(Generator::Hex32);
+        assert_ne!(
+            a,
+            Secrets::Seeded(7).generate("OTHER_KEY", Generator::Hex32)
+        );
+        assert_ne!(a, Secrets::Seeded(8).generate("API_KEY", Generator::Hex32));
+        let c = Secrets::Random(rand::make_rng()).generate("API_KEY", Generator::Hex32);
+        let d = Secrets::Random(rand::make_rng()).generate("API_KEY", Generator::Hex32);
         assert_ne!(c, d);
     }
 }

@@ -605,7 +605,9 @@ impl<'c> Workspace<'c> {
                             render(&format!("{} env `{key}`", module.id), default, context)?;
                         (value.clone(), value)
                     }
-                    (None, Some(generator)) => (self.secrets.generate(generator), String::new()),
+                    (None, Some(generator)) => {
+                        (self.secrets.generate(&key, generator), String::new())
+                    }
                     (None, None) => {
                         unreachable!("catalog validation requires a default or a generator")
                     }

@@ -16,11 +16,23 @@ pub fn run(args: AddArgs) -> Result<()> {
             .iter()
             .map(|s| s.name.clone())
             .collect();
-        println!(
-            "`{}` is already installed on {}: nothing to do",
-            args.module,
-            on.join(", ")
-        );
+        // A module installed only as a requirement is now asked for by name: the lock records
+        // that, so removing what required it keeps it.
+        let (changes, notes) = workspace.finish()?;
+        if changes.is_empty() {
+            println!(
+                "`{}` is already installed on {}: nothing to do",
+                args.module,
+                on.join(", ")
+            );
+        } else {
+            super::commit(&root, &changes, &notes, args.dry_run)?;
+            println!(
+                "`{}` is already installed on {}; it is now recorded as wanted for itself, so removing the modules that required it keeps it",
+                args.module,
+                on.join(", ")
+            );
+        }
         return Ok(());
     }
     let (changes, notes) = workspace.finish()?;

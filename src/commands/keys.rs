@@ -143,13 +143,16 @@ fn rotate(args: KeysRotateArgs) -> Result<()> {
 /// deterministic), never the current one: a fixed test seed would otherwise repeat it.
 fn fresh_seed(current: Option<&Seed>) -> Seed {
     let mut secrets = Secrets::from_environment();
-    loop {
-        let seed = signing_keys::decode32(&secrets.generate(Generator::Base64Url32))
-            .expect("the generator makes 32 bytes of base64url");
-        if Some(&seed) != current {
-            return seed;
-        }
-    }
+    // Numbered candidates: a seeded generator gives each name one value, and the first may be
+    // the key a previous rotation made.
+    (1..)
+        .map(|candidate| {
+            let name = format!("AUTH_SIGNING_KEY rotation {candidate}");
+            signing_keys::decode32(&secrets.generate(&name, Generator::Base64Url32))
+                .expect("the generator makes 32 bytes of base64url")
+        })
+        .find(|seed| Some(seed) != current)
+        .expect("candidates are endless")
 }
 
 #[derive(Serialize)]

@@ -60,7 +60,7 @@ use futures_util::future::BoxFuture;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, SqlSafeStr};
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, SqlSafeStr, Transaction};
 
 use crate::config::Env;
 use crate::error::{ApiError, BoxError};
@@ -210,6 +210,18 @@ impl Database {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Begins a transaction that writes. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a transaction that reads first and writes later cannot wait for another
+    /// writer, and would fail with "database is locked" where this one waits its turn.
+    pub fn begin_write(&self) -> BoxFuture<'_, Result<Transaction<'static, Any>, sqlx::Error>> {
+        Box::pin(async move {
+            match self.backend {
+                Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => self.pool.begin().await,
+            }
+        })
     }
 
     /// Waits for the connections in use to be returned, then closes them all.

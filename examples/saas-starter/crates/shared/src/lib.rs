@@ -14,6 +14,15 @@ pub mod db;
 // <<<begin:auth@mods>>>
 pub mod auth;
 // <<<end:auth@mods>>>
+// <<<begin:billing/stripe-webhooks@mods>>>
+pub mod webhooks;
+// <<<end:billing/stripe-webhooks@mods>>>
+// <<<begin:billing/subscriptions@mods>>>
+pub mod billing;
+// <<<end:billing/subscriptions@mods>>>
+// <<<begin:billing/api@mods>>>
+pub mod plans;
+// <<<end:billing/api@mods>>>
 // <<<begin:security/rate-limiting@mods>>>
 pub mod rate_limit;
 // <<<end:security/rate-limiting@mods>>>

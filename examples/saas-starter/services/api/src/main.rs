@@ -10,6 +10,9 @@
 // <<<begin:auth@mods>>>
 mod auth;
 // <<<end:auth@mods>>>
+// <<<begin:billing/api@mods>>>
+mod billing;
+// <<<end:billing/api@mods>>>
 // <<<begin:users@mods>>>
 mod users;
 // <<<end:users@mods>>>
@@ -32,6 +35,9 @@ async fn main() -> anyhow::Result<()> {
     // <<<begin:auth@config>>>
     let auth_config = shared::auth::AuthConfig::from_env(&mut env);
     // <<<end:auth@config>>>
+    // <<<begin:billing/api@config>>>
+    let billing_plans = shared::plans::Plans::from_env(&mut env);
+    // <<<end:billing/api@config>>>
     // <<<begin:security/rate-limiting@config>>>
     let rate_limit_config = shared::rate_limit::RateLimitConfig::from_env(&mut env);
     // <<<end:security/rate-limiting@config>>>
@@ -56,6 +62,9 @@ async fn main() -> anyhow::Result<()> {
     // <<<begin:auth@routes>>>
     let app = app.merge(auth::routes(auth.clone()));
     // <<<end:auth@routes>>>
+    // <<<begin:billing/api@routes>>>
+    let app = app.merge(billing::routes(auth.clone(), billing_plans));
+    // <<<end:billing/api@routes>>>
     // <<<begin:security/rate-limiting@routes>>>
     let app = shared::rate_limit::protect(app, &rate_limit_config, &http_config);
     // <<<end:security/rate-limiting@routes>>>

@@ -7,6 +7,10 @@
 //! saaskit adds the code of each module after the `inject` marker comments below: keep them.
 
 // <<<inject:mods>>>
+// <<<begin:billing/stripe-webhooks@mods>>>
+mod operations;
+mod stripe;
+// <<<end:billing/stripe-webhooks@mods>>>
 
 use shared::config::Env;
 use shared::http::{self, HttpConfig, Readiness, ServerConfig};
@@ -23,6 +27,12 @@ async fn main() -> anyhow::Result<()> {
     // <<<begin:db@config>>>
     let db_config = shared::db::DatabaseConfig::from_env(&mut env);
     // <<<end:db@config>>>
+    // <<<begin:auth@config>>>
+    let auth_config = shared::auth::AuthConfig::from_env(&mut env);
+    // <<<end:auth@config>>>
+    // <<<begin:billing/stripe-webhooks@config>>>
+    let webhooks_config = shared::webhooks::WebhooksConfig::from_env(&mut env);
+    // <<<end:billing/stripe-webhooks@config>>>
     env.finish()?;
 
     telemetry::init(telemetry_config);
@@ -35,14 +45,33 @@ async fn main() -> anyhow::Result<()> {
     db.migrate().await?;
     let readiness = readiness.with_check("database", db.clone());
     // <<<end:db@startup>>>
+    // <<<begin:auth@startup>>>
+    let auth = shared::auth::Auth::new(db.clone(), auth_config, &http_config)?;
+    // <<<end:auth@startup>>>
+    // <<<begin:billing/stripe-webhooks@startup>>>
+    let webhooks = shared::webhooks::Webhooks::new(db.clone(), webhooks_config)?;
+    let webhook_handlers = shared::webhooks::Handlers::new();
+    // <<<end:billing/stripe-webhooks@startup>>>
+    // <<<begin:billing/subscriptions@startup>>>
+    let webhook_handlers = webhook_handlers.merge(shared::billing::webhook_handlers());
+    // <<<end:billing/subscriptions@startup>>>
 
     let app = http::health_routes(readiness);
     // <<<inject:routes>>>
+    // <<<begin:billing/stripe-webhooks@routes>>>
+    let webhook_worker = webhooks.start_worker(webhook_handlers);
+    let app = app
+        .merge(stripe::routes(webhooks.clone()))
+        .merge(operations::routes(webhooks.clone(), auth.clone()));
+    // <<<end:billing/stripe-webhooks@routes>>>
     let app = http::with_middleware(app, &http_config);
 
     http::serve(&server_config, app).await?;
 
     // <<<inject:shutdown>>>
+    // <<<begin:billing/stripe-webhooks@shutdown>>>
+    webhook_worker.shutdown().await;
+    // <<<end:billing/stripe-webhooks@shutdown>>>
     // <<<begin:db@shutdown>>>
     db.close().await;
     // <<<end:db@shutdown>>>

@@ -29,7 +29,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use serde::Serialize;
 
-pub use accounts::User;
+pub use accounts::{Role, User};
 use password::{Passwords, Verified};
 use session::{Exchange, SessionInfo, Timeouts};
 use token::{Claims, Expected, Jwks, KeySet};

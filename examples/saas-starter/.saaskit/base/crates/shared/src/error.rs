@@ -30,6 +30,10 @@ pub enum ApiError {
     /// The request is malformed (400).
     #[error("{0}")]
     BadRequest(String),
+    /// The request is refused for a reason clients tell apart by its own `code`, such as
+    /// `signature_expired` (400).
+    #[error("{message}")]
+    Rejected { code: &'static str, message: String },
     /// Some inputs are invalid, each explained in the map (422).
     #[error("the request has invalid fields")]
     Validation(FieldErrors),
@@ -74,7 +78,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::Rejected { .. } => StatusCode::BAD_REQUEST,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
@@ -92,6 +96,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest(_) => "bad_request",
+            Self::Rejected { code, .. } => code,
             Self::Validation(_) => "validation_failed",
             Self::Unauthorized => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",

@@ -12,8 +12,42 @@ pub struct User {
     pub id: String,
     pub email: String,
     pub full_name: Option<String>,
+    pub role: Role,
     /// Unix seconds.
     pub created_at: i64,
+}
+
+/// What a user may do beyond their own account. Every account registered through the api is a
+/// `Customer`; staff roles are given by an operator, never by a request of the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Customer,
+    /// Staff who read everything and help customers, but change no configuration.
+    Support,
+    /// Staff with every permission.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Support => "support",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Customer, Self::Support, Self::Admin]
+            .into_iter()
+            .find(|role| role.as_str() == text)
+    }
+
+    /// Support and admin: the roles of the operations endpoints.
+    pub fn is_staff(self) -> bool {
+        self >= Self::Support
+    }
 }
 
 /// The columns [`User::from_columns`] reads, in order. A macro rather than a constant so that
@@ -21,7 +55,7 @@ pub struct User {
 /// assembled at run time, which keeps values out of SQL text).
 macro_rules! user_columns {
     () => {
-        "users.id, users.email, users.full_name, users.created_at"
+        "users.id, users.email, users.full_name, users.role, users.created_at"
     };
 }
 pub(crate) use user_columns;
@@ -34,7 +68,10 @@ impl User {
             id: row.try_get(first)?,
             email: row.try_get(first + 1)?,
             full_name: row.try_get(first + 2)?,
-            created_at: row.try_get(first + 3)?,
+            role: Role::parse(&row.try_get::<String, _>(first + 3)?).ok_or_else(|| {
+                sqlx::Error::Decode("users.role is not customer, support or admin".into())
+            })?,
+            created_at: row.try_get(first + 4)?,
         })
     }
 }
@@ -96,6 +133,7 @@ pub async fn insert(
         id,
         email: email.to_owned(),
         full_name: full_name.map(str::to_owned),
+        role: Role::Customer,
         created_at: now,
     })
 }
@@ -131,8 +169,8 @@ pub async fn find_by_id(db: &Database, id: &str) -> Result<Option<Credentials>, 
 fn credentials(row: &AnyRow) -> Result<Credentials, sqlx::Error> {
     Ok(Credentials {
         user: User::from_columns(row, 0)?,
-        password_hash: row.try_get(4)?,
-        disabled: row.try_get::<Option<i64>, _>(5)?.is_some(),
+        password_hash: row.try_get(5)?,
+        disabled: row.try_get::<Option<i64>, _>(6)?.is_some(),
     })
 }
 
@@ -154,6 +192,16 @@ pub async fn set_password_hash(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_round_trip_and_rank() {
+        for role in [Role::Customer, Role::Support, Role::Admin] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("root"), None);
+        assert!(!Role::Customer.is_staff());
+        assert!(Role::Support.is_staff() && Role::Admin.is_staff());
+    }
 
     #[test]
     fn emails_are_trimmed_and_lower_cased() {

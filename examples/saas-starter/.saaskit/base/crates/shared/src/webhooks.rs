@@ -1,0 +1,405 @@
+//! Stripe webhooks: verified, durable, idempotent ingestion, and processing with retries.
+//!
+//! The life of an event:
+//!
+//! 1. `POST /api/webhooks/stripe` checks the signature against the raw body ([`signature`]),
+//!    then stores the event and a job for it in one statement ([`store::ingest`]). Stripe gets
+//!    its 2xx only once both are committed; a repeated event id stores nothing and enqueues
+//!    nothing, whether the copies arrive one after another or at once.
+//! 2. A [`Worker`] inside the service claims due jobs with a lease ([`store::claim`]): on
+//!    PostgreSQL with `FOR UPDATE SKIP LOCKED`, so that several instances never claim one job;
+//!    on SQLite, where there is one writer at a time, with the same statement without the lock.
+//! 3. The event's [`Handler`] runs in a transaction that also deletes the job and marks the event
+//!    processed, and that commits only if this worker still holds the lease: effects are applied
+//!    once, even when a lease expired and another worker took the job over.
+//! 4. A handler error rolls its effects back and schedules a retry with exponential backoff and
+//!    jitter; after the last attempt the event is `dead_letter`. A worker that dies mid-job
+//!    loses nothing: the lease expires and the job is claimed again.
+//! 5. Operators list events, read their attempts, and replay them (one, or all dead-lettered).
+//!
+//! Event statuses: `pending` (waiting for a worker), `retrying` (an attempt failed, another is
+//! scheduled), `processed`, `ignored` (no handler for its type), `dead_letter` (out of attempts).
+
+pub mod signature;
+pub mod store;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::Notify;
+
+pub use signature::{Secrets, SignatureError};
+pub use store::{EventDetail, EventSummary, Ingested, LogFilter, LogPage, Status};
+pub use worker::{Event, Handler, HandlerError, Handlers, Worker};
+
+use crate::config::Env;
+use crate::db::Database;
+use crate::error::{ApiError, FieldErrors};
+
+/// The largest page of `logs`.
+pub const MAX_LOG_LIMIT: i64 = 200;
+
+/// How processing is retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts before an event is dead-lettered, the first included.
+    pub max_attempts: i64,
+    /// The delay after the first failure; it doubles after each one.
+    pub base_delay: Duration,
+    /// The longest delay between two attempts.
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// The delay before attempt `failed + 1`, after `failed` failures: exponential, capped, with
+    /// "equal jitter" (half fixed, half random) so that events that failed together, say during
+    /// an outage, do not all come back at the same instant.
+    pub fn delay_after(&self, failed: i64, random: u64) -> Duration {
+        let doublings = u32::try_from(failed.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        let exponential = self.base_delay.saturating_mul(1 << doublings);
+        let capped = exponential.min(self.max_delay);
+        let half = capped / 2;
+        let half_ms = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
+        half + Duration::from_millis(random % (half_ms + 1))
+    }
+}
+
+/// The `STRIPE_WEBHOOK_*` and `WEBHOOKS_*` settings. Not `Debug`: it holds secrets.
+pub struct WebhooksConfig {
+    /// `None` only when the setting is invalid, which [`Env::finish`] reports before it is used.
+    secrets: Option<Secrets>,
+    tolerance_secs: i64,
+    retry: RetryPolicy,
+    lease: Duration,
+    concurrency: usize,
+    poll_interval: Duration,
+    operations_api_key: Option<String>,
+}
+
+impl WebhooksConfig {
+    pub fn from_env(env: &mut Env) -> Self {
+        const SECRETS: &str = "STRIPE_WEBHOOK_SECRETS";
+        let secrets = env.required::<String>(SECRETS).and_then(|list| {
+            let secrets = Secrets::parse(&list);
+            if secrets.is_none() {
+                env.record(SECRETS, "must hold at least one secret (comma-separated)");
+            }
+            secrets
+        });
+        let mut positive = |key: &str, default: u64| {
+            let value: u64 = env.optional(key, default);
+            if value == 0 {
+                env.record(key, "must be at least 1");
+            }
+            value
+        };
+        let tolerance_secs = positive("STRIPE_WEBHOOK_TOLERANCE_SECS", 300);
+        let max_attempts = positive("WEBHOOKS_MAX_ATTEMPTS", 8);
+        let base_delay = positive("WEBHOOKS_RETRY_BASE_MS", 2_000);
+        let max_delay = positive("WEBHOOKS_RETRY_MAX_MS", 3_600_000);
+        let lease = positive("WEBHOOKS_LEASE_SECS", 30);
+        let concurrency = positive("WEBHOOKS_WORKER_CONCURRENCY", 4);
+        let poll_interval = positive("WEBHOOKS_POLL_INTERVAL_MS", 1_000);
+        let operations_api_key: String = env.optional("WEBHOOKS_OPERATIONS_API_KEY", String::new());
+        if !operations_api_key.is_empty() && operations_api_key.len() < 32 {
+            env.record(
+                "WEBHOOKS_OPERATIONS_API_KEY",
+                "must be at least 32 characters long (or empty to accept admins' tokens only)",
+            );
+        }
+        Self {
+            secrets,
+            tolerance_secs: i64::try_from(tolerance_secs).unwrap_or(i64::MAX),
+            retry: RetryPolicy {
+                max_attempts: i64::try_from(max_attempts).unwrap_or(i64::MAX),
+                base_delay: Duration::from_millis(base_delay),
+                max_delay: Duration::from_millis(max_delay),
+            },
+            lease: Duration::from_secs(lease),
+            concurrency: usize::try_from(concurrency).unwrap_or(usize::MAX),
+            poll_interval: Duration::from_millis(poll_interval),
+            operations_api_key: Some(operations_api_key).filter(|key| !key.is_empty()),
+        }
+    }
+}
+
+/// Why webhooks could not be prepared at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("the STRIPE_WEBHOOK_* configuration is invalid: check `Env::finish` first")]
+    InvalidConfig,
+}
+
+/// Webhook ingestion and operations, shared by the handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct Webhooks {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    secrets: Secrets,
+    tolerance_secs: i64,
+    retry: RetryPolicy,
+    lease: Duration,
+    concurrency: usize,
+    poll_interval: Duration,
+    operations_api_key: Option<String>,
+    /// Wakes this instance's worker when an event is stored or replayed, so that it does not
+    /// wait for its next poll. Other instances find the job when they poll.
+    new_jobs: Notify,
+}
+
+/// An event envelope as Stripe sends it: what ingestion reads before storing the payload whole.
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    created: i64,
+    #[serde(default)]
+    livemode: bool,
+}
+
+/// The longest event id accepted (Stripe's are about 30 characters).
+const MAX_EVENT_ID_LEN: usize = 255;
+
+impl Webhooks {
+    pub fn new(db: Database, config: WebhooksConfig) -> Result<Self, SetupError> {
+        let secrets = config.secrets.ok_or(SetupError::InvalidConfig)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                secrets,
+                tolerance_secs: config.tolerance_secs,
+                retry: config.retry,
+                lease: config.lease,
+                concurrency: config.concurrency,
+                poll_interval: config.poll_interval,
+                operations_api_key: config.operations_api_key,
+                new_jobs: Notify::new(),
+            }),
+        })
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.inner.db
+    }
+
+    /// Checks a request's `Stripe-Signature` header against its raw body.
+    pub fn verify(&self, header: Option<&str>, body: &[u8]) -> Result<(), SignatureError> {
+        let inner = &*self.inner;
+        signature::verify(
+            header,
+            body,
+            &inner.secrets,
+            inner.tolerance_secs,
+            crate::auth::now(),
+        )
+    }
+
+    /// Stores a verified event and enqueues its processing, unless its id was seen before.
+    pub async fn ingest(&self, body: &[u8]) -> Result<Ingested, ApiError> {
+        let payload = std::str::from_utf8(body)
+            .map_err(|_| ApiError::BadRequest("the event is not UTF-8 JSON".into()))?;
+        let envelope: Envelope = serde_json::from_str(payload)
+            .map_err(|error| ApiError::BadRequest(format!("the event is not valid: {error}")))?;
+        if envelope.id.is_empty() || envelope.id.len() > MAX_EVENT_ID_LEN {
+            return Err(ApiError::BadRequest(format!(
+                "the event id must be 1 to {MAX_EVENT_ID_LEN} characters long"
+            )));
+        }
+        let event = store::NewEvent {
+            id: &envelope.id,
+            event_type: &envelope.event_type,
+            created: envelope.created,
+            livemode: envelope.livemode,
+            payload,
+        };
+        let ingested = store::ingest(&self.inner.db, &event, now_ms()).await?;
+        match ingested {
+            Ingested::Stored => {
+                tracing::info!(event = %envelope.id, r#type = %envelope.event_type, "event received");
+                self.inner.new_jobs.notify_waiters();
+            }
+            Ingested::Duplicate => {
+                tracing::info!(event = %envelope.id, "duplicate event ignored");
+            }
+        }
+        Ok(ingested)
+    }
+
+    /// Whether `token` is the configured operations API key, compared in constant time.
+    pub fn is_operations_api_key(&self, token: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.inner
+            .operations_api_key
+            .as_deref()
+            .is_some_and(|key| bool::from(key.as_bytes().ct_eq(token.as_bytes())))
+    }
+
+    /// A page of events, newest first.
+    pub async fn logs(&self, filter: &LogFilter) -> Result<LogPage, ApiError> {
+        Ok(store::logs(&self.inner.db, filter).await?)
+    }
+
+    /// One event with its payload, attempts and replays; 404 when unknown.
+    pub async fn event(&self, id: &str) -> Result<EventDetail, ApiError> {
+        store::event(&self.inner.db, id)
+            .await?
+            .ok_or(ApiError::NotFound("event"))
+    }
+
+    /// Queues a stored event for processing again. 404 when unknown, 409 when already queued.
+    pub async fn replay(&self, id: &str, requested_by: &str) -> Result<i64, ApiError> {
+        let replays = store::replay(&self.inner.db, id, requested_by, now_ms()).await?;
+        match replays {
+            store::Replay::Queued { replays } => {
+                tracing::info!(event = %id, %requested_by, replays, "event replay queued");
+                self.inner.new_jobs.notify_waiters();
+                Ok(replays)
+            }
+            store::Replay::Unknown => Err(ApiError::NotFound("event")),
+            store::Replay::AlreadyQueued => Err(ApiError::Conflict(
+                "the event is already queued for processing".into(),
+            )),
+        }
+    }
+
+    /// Queues every event in `status` for processing again; returns how many.
+    pub async fn replay_all(&self, status: Status, requested_by: &str) -> Result<u64, ApiError> {
+        let queued = store::replay_all(&self.inner.db, status, requested_by, now_ms()).await?;
+        tracing::info!(%status, %requested_by, queued, "bulk replay queued");
+        if queued > 0 {
+            self.inner.new_jobs.notify_waiters();
+        }
+        Ok(queued)
+    }
+
+    /// Starts processing queued events with `handlers`, until [`Worker::shutdown`].
+    pub fn start_worker(&self, handlers: Handlers) -> Worker {
+        Worker::start(self.clone(), handlers)
+    }
+}
+
+impl LogFilter {
+    /// Reads the `status`, `type`, `limit` and `cursor` query parameters.
+    pub fn from_query(query: &LogQuery) -> Result<Self, ApiError> {
+        let mut fields = FieldErrors::new();
+        let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(text) => {
+                let status = Status::parse(text);
+                if status.is_none() {
+                    fields.insert("status".into(), format!("must be one of {}", Status::LIST));
+                }
+                status
+            }
+        };
+        let limit = query.limit.unwrap_or(50);
+        if !(1..=MAX_LOG_LIMIT).contains(&limit) {
+            fields.insert("limit".into(), format!("must be 1 to {MAX_LOG_LIMIT}"));
+        }
+        let cursor = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(text) => {
+                let cursor = store::Cursor::decode(text);
+                if cursor.is_none() {
+                    fields.insert(
+                        "cursor".into(),
+                        "is not a cursor this service issued".into(),
+                    );
+                }
+                cursor
+            }
+        };
+        if !fields.is_empty() {
+            return Err(ApiError::Validation(fields));
+        }
+        Ok(Self {
+            status,
+            event_type: query.event_type.clone().filter(|t| !t.is_empty()),
+            limit,
+            cursor,
+        })
+    }
+}
+
+/// The query string of `GET /api/webhooks/logs`.
+#[derive(Debug, Default, Deserialize)]
+pub struct LogQuery {
+    pub status: Option<String>,
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// The current time in Unix milliseconds: the unit of the job and attempt times, where seconds
+/// would be too coarse for retries a few hundred milliseconds apart.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 8,
+            base_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_a_cap() {
+        let policy = policy();
+        // The fixed half, and the random half at its extremes.
+        assert_eq!(policy.delay_after(1, 0), Duration::from_secs(1));
+        assert_eq!(policy.delay_after(1, 1_000), Duration::from_secs(2));
+        assert_eq!(policy.delay_after(2, 0), Duration::from_secs(2));
+        assert_eq!(policy.delay_after(3, 0), Duration::from_secs(4));
+        assert_eq!(policy.delay_after(30, 0), Duration::from_secs(30));
+        assert_eq!(policy.delay_after(1_000, 30_000), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn log_queries_are_validated() {
+        let query = LogQuery {
+            status: Some("lost".into()),
+            limit: Some(0),
+            cursor: Some("garbage".into()),
+            ..LogQuery::default()
+        };
+
+        let Err(ApiError::Validation(fields)) = LogFilter::from_query(&query) else {
+            panic!("expected a validation error");
+        };
+
+        assert_eq!(
+            fields.keys().collect::<Vec<_>>(),
+            ["cursor", "limit", "status"]
+        );
+    }
+
+    #[test]
+    fn the_operations_key_needs_32_characters() {
+        let mut env = Env::from_vars([
+            ("STRIPE_WEBHOOK_SECRETS", "whsec_a"),
+            ("WEBHOOKS_OPERATIONS_API_KEY", "short"),
+        ]);
+        WebhooksConfig::from_env(&mut env);
+
+        let message = env.finish().unwrap_err().to_string();
+
+        assert!(message.contains("WEBHOOKS_OPERATIONS_API_KEY"), "{message}");
+    }
+}

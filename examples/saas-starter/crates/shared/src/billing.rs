@@ -1,0 +1,402 @@
+//! Billing state kept from Stripe's events: `customers` (a Stripe customer and the user it
+//! belongs to) and `subscriptions` (status, price, period, cancellation).
+//!
+//! Stripe does not deliver events in order, and retries and replays deliver them again. Every
+//! write is therefore conditional: a subscription row remembers the `created` time of the event
+//! its state came from, and an event older than that changes nothing. Between two events of the
+//! same second, the one further along the subscription's life wins (`incomplete`, then the
+//! running statuses, then `canceled`), so a late `created` never revives a deleted subscription.
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, Row};
+
+use crate::db::Database;
+use crate::webhooks::{Event, Handler, HandlerError, Handlers};
+
+/// The handlers of the event types this module keeps state from.
+pub fn webhook_handlers() -> Handlers {
+    Handlers::new()
+        .on(&["checkout.session.completed"], CheckoutCompleted)
+        .on(
+            &[
+                "customer.subscription.created",
+                "customer.subscription.updated",
+                "customer.subscription.deleted",
+            ],
+            SubscriptionChanged,
+        )
+        .on(&["invoice.paid", "invoice.payment_failed"], InvoiceSettled)
+}
+
+/// A subscription as the api shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Subscription {
+    pub id: String,
+    pub customer_id: String,
+    /// Stripe's status: `trialing`, `active`, `past_due`, `canceled`, `unpaid`, ...
+    pub status: String,
+    pub price_id: Option<String>,
+    pub product_id: Option<String>,
+    /// In the currency's smallest unit (cents).
+    pub unit_amount: Option<i64>,
+    pub currency: Option<String>,
+    /// `day`, `week`, `month` or `year`.
+    pub interval: Option<String>,
+    pub interval_count: Option<i64>,
+    pub quantity: i64,
+    /// Unix seconds.
+    pub current_period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
+    pub canceled_at: Option<i64>,
+}
+
+/// The subscription of user `user_id` that matters most: a running one if there is one, else
+/// the latest.
+pub async fn subscription_of_user(
+    db: &Database,
+    user_id: &str,
+) -> Result<Option<Subscription>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT s.stripe_subscription_id, s.stripe_customer_id, s.status, s.price_id, \
+             s.product_id, s.unit_amount, s.currency, s.billing_interval, s.interval_count, \
+             s.quantity, s.current_period_end, s.cancel_at_period_end, s.canceled_at \
+         FROM subscriptions s JOIN customers c ON c.stripe_customer_id = s.stripe_customer_id \
+         WHERE c.user_id = $1 \
+         ORDER BY CASE WHEN s.status IN ('trialing', 'active', 'past_due') THEN 0 ELSE 1 END, \
+             s.state_event_created DESC \
+         LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|row| {
+        Ok(Subscription {
+            id: row.try_get(0)?,
+            customer_id: row.try_get(1)?,
+            status: row.try_get(2)?,
+            price_id: row.try_get(3)?,
+            product_id: row.try_get(4)?,
+            unit_amount: row.try_get(5)?,
+            currency: row.try_get(6)?,
+            interval: row.try_get(7)?,
+            interval_count: row.try_get(8)?,
+            quantity: row.try_get(9)?,
+            current_period_end: row.try_get(10)?,
+            cancel_at_period_end: row.try_get::<i64, _>(11)? != 0,
+            canceled_at: row.try_get(12)?,
+        })
+    })
+    .transpose()
+}
+
+/// How far along its life a subscription status is: the tie-breaker between events of the same
+/// second.
+fn status_rank(status: &str) -> i64 {
+    match status {
+        "incomplete" => 0,
+        "canceled" | "incomplete_expired" => 2,
+        _ => 1,
+    }
+}
+
+/// `checkout.session.completed`: links the session's Stripe customer to the user who paid, named
+/// by `client_reference_id` (the user id the checkout was created with) or by email.
+struct CheckoutCompleted;
+
+#[derive(Deserialize)]
+struct CheckoutSession {
+    customer: Option<String>,
+    client_reference_id: Option<String>,
+    customer_email: Option<String>,
+    customer_details: Option<CustomerDetails>,
+}
+
+#[derive(Deserialize)]
+struct CustomerDetails {
+    email: Option<String>,
+}
+
+impl Handler for CheckoutCompleted {
+    fn handle<'a>(
+        &'a self,
+        event: &'a Event,
+        conn: &'a mut AnyConnection,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            let session: CheckoutSession = event.object()?;
+            // A one-off payment without a customer object: there is nothing to link.
+            let Some(customer) = session.customer else {
+                return Ok(());
+            };
+            let email = session
+                .customer_details
+                .and_then(|details| details.email)
+                .or(session.customer_email)
+                .map(|email| email.trim().to_lowercase());
+            let user_id: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM users WHERE id = $1 OR email = $2 \
+                 ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END LIMIT 1",
+            )
+            .bind(session.client_reference_id.as_deref().unwrap_or(""))
+            .bind(email.as_deref().unwrap_or(""))
+            .fetch_optional(&mut *conn)
+            .await?;
+            // Retried: the account may be committed a moment after the payment completes.
+            let user_id = user_id.ok_or_else(|| {
+                format!(
+                    "no user has id {:?} or email {:?} (yet)",
+                    session.client_reference_id.as_deref().unwrap_or_default(),
+                    email.as_deref().unwrap_or_default()
+                )
+            })?;
+            let now = crate::auth::now();
+            sqlx::query(
+                "INSERT INTO customers \
+                     (stripe_customer_id, user_id, email, livemode, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) \
+                 ON CONFLICT (stripe_customer_id) DO UPDATE SET user_id = excluded.user_id, \
+                     email = excluded.email, updated_at = excluded.updated_at",
+            )
+            .bind(&customer)
+            .bind(&user_id)
+            .bind(email)
+            .bind(i64::from(event.livemode))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            tracing::info!(event = %event.id, %customer, user = %user_id, "customer linked");
+            Ok(())
+        })
+    }
+}
+
+/// `customer.subscription.created|updated|deleted`: the object is the whole subscription.
+struct SubscriptionChanged;
+
+#[derive(Deserialize)]
+struct SubscriptionObject {
+    id: String,
+    customer: String,
+    status: String,
+    #[serde(default)]
+    cancel_at_period_end: bool,
+    canceled_at: Option<i64>,
+    /// On the subscription before API version 2025-03-31, on its items since.
+    current_period_end: Option<i64>,
+    items: Items,
+}
+
+#[derive(Deserialize)]
+struct Items {
+    data: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    price: Price,
+    quantity: Option<i64>,
+    current_period_end: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Price {
+    id: String,
+    /// An id, or the expanded product object.
+    product: Option<serde_json::Value>,
+    unit_amount: Option<i64>,
+    currency: Option<String>,
+    recurring: Option<Recurring>,
+}
+
+#[derive(Deserialize)]
+struct Recurring {
+    interval: String,
+    interval_count: Option<i64>,
+}
+
+impl Handler for SubscriptionChanged {
+    fn handle<'a>(
+        &'a self,
+        event: &'a Event,
+        conn: &'a mut AnyConnection,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            let subscription: SubscriptionObject = event.object()?;
+            // Plans here have one price each: the first item is the plan.
+            let item = subscription.items.data.first();
+            let price = item.map(|item| &item.price);
+            let product_id = price
+                .and_then(|price| price.product.as_ref())
+                .and_then(|product| product.as_str().or_else(|| product["id"].as_str()))
+                .map(str::to_owned);
+            let recurring = price.and_then(|price| price.recurring.as_ref());
+            let current_period_end = subscription
+                .current_period_end
+                .or_else(|| item.and_then(|item| item.current_period_end));
+            let applied = sqlx::query(
+                "INSERT INTO subscriptions (stripe_subscription_id, stripe_customer_id, status, \
+                     price_id, product_id, unit_amount, currency, billing_interval, \
+                     interval_count, quantity, current_period_end, cancel_at_period_end, \
+                     canceled_at, livemode, state_event_id, state_event_created, state_rank, \
+                     updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                     $17, $18) \
+                 ON CONFLICT (stripe_subscription_id) DO UPDATE SET \
+                     stripe_customer_id = excluded.stripe_customer_id, status = excluded.status, \
+                     price_id = excluded.price_id, product_id = excluded.product_id, \
+                     unit_amount = excluded.unit_amount, currency = excluded.currency, \
+                     billing_interval = excluded.billing_interval, \
+                     interval_count = excluded.interval_count, quantity = excluded.quantity, \
+                     current_period_end = excluded.current_period_end, \
+                     cancel_at_period_end = excluded.cancel_at_period_end, \
+                     canceled_at = excluded.canceled_at, livemode = excluded.livemode, \
+                     state_event_id = excluded.state_event_id, \
+                     state_event_created = excluded.state_event_created, \
+                     state_rank = excluded.state_rank, updated_at = excluded.updated_at \
+                 WHERE excluded.state_event_created > subscriptions.state_event_created \
+                     OR (excluded.state_event_created = subscriptions.state_event_created \
+                         AND excluded.state_rank >= subscriptions.state_rank)",
+            )
+            .bind(&subscription.id)
+            .bind(&subscription.customer)
+            .bind(&subscription.status)
+            .bind(price.map(|price| price.id.clone()))
+            .bind(product_id)
+            .bind(price.and_then(|price| price.unit_amount))
+            .bind(price.and_then(|price| price.currency.clone()))
+            .bind(recurring.map(|recurring| recurring.interval.clone()))
+            .bind(recurring.and_then(|recurring| recurring.interval_count))
+            .bind(item.and_then(|item| item.quantity).unwrap_or(1))
+            .bind(current_period_end)
+            .bind(i64::from(subscription.cancel_at_period_end))
+            .bind(subscription.canceled_at)
+            .bind(i64::from(event.livemode))
+            .bind(&event.id)
+            .bind(event.created)
+            .bind(status_rank(&subscription.status))
+            .bind(crate::auth::now())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if applied == 0 {
+                tracing::info!(event = %event.id, subscription = %subscription.id, "older than the stored state: nothing changed");
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `invoice.paid` and `invoice.payment_failed`: a paid invoice brings a subscription waiting for
+/// payment back to `active` and moves its period end; a failed one makes an active subscription
+/// `past_due`. Other statuses are Stripe's to change, with a subscription event.
+struct InvoiceSettled;
+
+#[derive(Deserialize)]
+struct Invoice {
+    /// Before API version 2025-03-31.
+    subscription: Option<String>,
+    /// Since: `parent.subscription_details.subscription`.
+    parent: Option<serde_json::Value>,
+    lines: Option<Lines>,
+}
+
+#[derive(Deserialize)]
+struct Lines {
+    data: Vec<Line>,
+}
+
+#[derive(Deserialize)]
+struct Line {
+    period: Option<Period>,
+}
+
+#[derive(Deserialize)]
+struct Period {
+    end: i64,
+}
+
+impl Handler for InvoiceSettled {
+    fn handle<'a>(
+        &'a self,
+        event: &'a Event,
+        conn: &'a mut AnyConnection,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            let invoice: Invoice = event.object()?;
+            let subscription = invoice.subscription.or_else(|| {
+                invoice
+                    .parent
+                    .as_ref()
+                    .and_then(|parent| parent.pointer("/subscription_details/subscription"))
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+            });
+            // A one-off invoice: no subscription state to change.
+            let Some(subscription) = subscription else {
+                return Ok(());
+            };
+            let paid = event.event_type == "invoice.paid";
+            let period_end = invoice
+                .lines
+                .iter()
+                .flat_map(|lines| &lines.data)
+                .filter_map(|line| line.period.as_ref().map(|period| period.end))
+                .max();
+            let sql = if paid {
+                "UPDATE subscriptions SET \
+                     status = CASE WHEN status IN ('incomplete', 'past_due', 'unpaid') \
+                         THEN 'active' ELSE status END, \
+                     state_rank = CASE WHEN status = 'incomplete' THEN 1 ELSE state_rank END, \
+                     current_period_end = COALESCE($2, current_period_end), \
+                     state_event_id = $3, state_event_created = $4, updated_at = $5 \
+                 WHERE stripe_subscription_id = $1 AND state_event_created <= $4"
+            } else {
+                "UPDATE subscriptions SET \
+                     status = CASE WHEN status = 'active' THEN 'past_due' ELSE status END, \
+                     current_period_end = COALESCE($2, current_period_end), \
+                     state_event_id = $3, state_event_created = $4, updated_at = $5 \
+                 WHERE stripe_subscription_id = $1 AND state_event_created <= $4"
+            };
+            let updated = sqlx::query(sql)
+                .bind(&subscription)
+                .bind(if paid { period_end } else { None })
+                .bind(&event.id)
+                .bind(event.created)
+                .bind(crate::auth::now())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if updated == 1 {
+                return Ok(());
+            }
+            let known = sqlx::query(
+                "SELECT state_event_created FROM subscriptions WHERE stripe_subscription_id = $1",
+            )
+            .bind(&subscription)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match known {
+                // Newer state is stored already.
+                Some(_) => Ok(()),
+                // Retried: the subscription's own event usually arrives within seconds.
+                None => Err(format!(
+                    "subscription {subscription} is not known yet (its customer.subscription.created event has not been processed)"
+                )
+                .into()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_statuses_rank_higher() {
+        assert!(status_rank("incomplete") < status_rank("active"));
+        assert!(status_rank("active") < status_rank("canceled"));
+        assert_eq!(status_rank("past_due"), status_rank("trialing"));
+    }
+}
