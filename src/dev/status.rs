@@ -44,8 +44,15 @@ pub fn entry_points(kind: &str, modules: &[String]) -> Vec<String> {
             if has("users") {
                 entries.push("/api/users/profile".to_string());
             }
+            if has("billing/api") {
+                entries.push("/api/billing/plans, /api/billing/subscription".to_string());
+            }
         }
         "admin" => entries.push("admin panel: / (no pages yet)".to_string()),
+        "webhooks" if has("billing/stripe-webhooks") => {
+            entries.push("POST /api/webhooks/stripe (Stripe's deliveries)".to_string());
+            entries.push("/api/webhooks/logs, /events/{id}, /replay (operations)".to_string());
+        }
         "webhooks" => entries.push("webhook endpoint: / (no routes yet)".to_string()),
         _ => {}
     }
@@ -111,6 +118,8 @@ mod tests {
         assert!(full.iter().any(|e| e.starts_with("/api/auth/")));
         assert!(full.contains(&"/.well-known/jwks.json".to_string()));
         assert!(full.contains(&"/api/users/profile".to_string()));
+        let webhooks = entry_points("webhooks", &modules(&["db", "billing/stripe-webhooks"]));
+        assert!(webhooks.iter().any(|e| e.contains("/api/webhooks/stripe")));
         assert!(entry_points("admin", &[])[0].starts_with("admin panel"));
         assert!(entry_points("webhooks", &[])[0].starts_with("webhook endpoint"));
     }
