@@ -99,35 +99,35 @@ fn signatures(stack: &Stack) {
     let body = event_body("evt_sig_old", "ping.test", t, json!({}));
     deliver(hooks, &body, Some(&header(OLD_SECRET, t, &body))).expect_json(200);
 
+    let unstored = event_body("evt_sig_refused", "ping.test", t, json!({}));
     let refused = [
         (
             "expired",
-            header(SECRET, t - 301, &body),
+            header(SECRET, t - 301, &unstored),
             "signature_expired",
         ),
         (
             "future",
-            header(SECRET, t + 301, &body),
+            header(SECRET, t + 301, &unstored),
             "signature_from_the_future",
         ),
         (
             "wrong secret",
-            header(WRONG_SECRET, t, &body),
+            header(WRONG_SECRET, t, &unstored),
             "signature_mismatch",
         ),
         (
             "v0 only",
-            format!("t={t},v0={}", signature(SECRET, t, &body)),
+            format!("t={t},v0={}", signature(SECRET, t, &unstored)),
             "signature_v1_missing",
         ),
         (
             "no timestamp",
-            format!("v1={}", signature(SECRET, t, &body)),
+            format!("v1={}", signature(SECRET, t, &unstored)),
             "signature_timestamp_missing",
         ),
         ("empty", String::new(), "signature_header_missing"),
     ];
-    let unstored = event_body("evt_sig_refused", "ping.test", t, json!({}));
     for (case, value, code) in &refused {
         let reply = deliver(hooks, &unstored, Some(value));
         let error = reply.check_error(400, code);
