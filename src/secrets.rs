@@ -13,7 +13,7 @@ use crate::catalog::Generator;
 pub const SEED_VARIABLE: &str = "SAASKIT_SEED";
 
 pub enum Secrets {
-    Random(ChaCha20Rng),
+    Random(Box<ChaCha20Rng>),
     /// Each secret derived from the seed and its key's name, so that a key gets the same value
     /// whichever command generates it and whatever was generated before.
     Seeded(u64),
@@ -27,7 +27,7 @@ impl Secrets {
             .and_then(|s| s.parse::<u64>().ok())
         {
             Some(seed) => Secrets::Seeded(seed),
-            None => Secrets::Random(rand::make_rng()),
+            None => Secrets::Random(Box::new(rand::make_rng())),
         }
     }
 
@@ -68,8 +68,8 @@ mod tests {
             Secrets::Seeded(7).generate("OTHER_KEY", Generator::Hex32)
         );
         assert_ne!(a, Secrets::Seeded(8).generate("API_KEY", Generator::Hex32));
-        let c = Secrets::Random(rand::make_rng()).generate("API_KEY", Generator::Hex32);
-        let d = Secrets::Random(rand::make_rng()).generate("API_KEY", Generator::Hex32);
+        let c = Secrets::Random(Box::new(rand::make_rng())).generate("API_KEY", Generator::Hex32);
+        let d = Secrets::Random(Box::new(rand::make_rng())).generate("API_KEY", Generator::Hex32);
         assert_ne!(c, d);
     }
 }
