@@ -111,7 +111,7 @@ impl Worker {
         // Identifies this process in leases and in the attempt history.
         let instance = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
         let mut loops = JoinSet::new();
-        for number in 0..webhooks.inner.concurrency {
+        for number in 0..webhooks.inner.config.concurrency {
             let run = Loop {
                 webhooks: webhooks.clone(),
                 handlers: handlers.clone(),
@@ -120,7 +120,10 @@ impl Worker {
             };
             loops.spawn(run.run());
         }
-        tracing::info!(loops = webhooks.inner.concurrency, "webhook worker started");
+        tracing::info!(
+            loops = webhooks.inner.config.concurrency,
+            "webhook worker started"
+        );
         Self { stop, loops }
     }
 
@@ -152,7 +155,7 @@ impl Loop {
             // Registered before claiming, so that a job stored during the claim wakes this loop.
             let notified = inner.new_jobs.notified();
             let now = now_ms();
-            let lease_ms = i64::try_from(inner.lease.as_millis()).unwrap_or(i64::MAX);
+            let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(i64::MAX);
             let jobs = match store::claim(
                 &inner.db,
                 &self.name,
@@ -172,7 +175,7 @@ impl Loop {
             if jobs.is_empty() {
                 tokio::select! {
                     () = notified => {}
-                    () = tokio::time::sleep(inner.poll_interval) => {}
+                    () = tokio::time::sleep(inner.config.poll_interval) => {}
                     _ = self.stopped.changed() => {}
                 }
                 continue;
@@ -281,7 +284,7 @@ impl Loop {
         error: &str,
     ) -> sqlx::Result<()> {
         let inner = &self.webhooks.inner;
-        let retry = inner.retry;
+        let retry = inner.config.retry;
         let finished_at_ms = now_ms();
         let last = job.attempt >= retry.max_attempts;
         let delay = retry.delay_after(job.attempt, getrandom::u64().unwrap_or(0));

@@ -141,12 +141,8 @@ pub struct Webhooks {
 struct Inner {
     db: Database,
     secrets: Secrets,
-    tolerance_secs: i64,
-    retry: RetryPolicy,
-    lease: Duration,
-    concurrency: usize,
-    poll_interval: Duration,
-    operations_api_key: Option<String>,
+    /// The settings (their `secrets` taken out, above).
+    config: WebhooksConfig,
     /// Wakes this instance's worker when an event is stored or replayed, so that it does not
     /// wait for its next poll. Other instances find the job when they poll.
     new_jobs: Notify,
@@ -168,17 +164,13 @@ const MAX_EVENT_ID_LEN: usize = 255;
 
 impl Webhooks {
     pub fn new(db: Database, config: WebhooksConfig) -> Result<Self, SetupError> {
-        let secrets = config.secrets.ok_or(SetupError::InvalidConfig)?;
+        let mut config = config;
+        let secrets = config.secrets.take().ok_or(SetupError::InvalidConfig)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
                 secrets,
-                tolerance_secs: config.tolerance_secs,
-                retry: config.retry,
-                lease: config.lease,
-                concurrency: config.concurrency,
-                poll_interval: config.poll_interval,
-                operations_api_key: config.operations_api_key,
+                config,
                 new_jobs: Notify::new(),
             }),
         })
@@ -195,7 +187,7 @@ impl Webhooks {
             header,
             body,
             &inner.secrets,
-            inner.tolerance_secs,
+            inner.config.tolerance_secs,
             crate::auth::now(),
         )
     }
@@ -235,6 +227,7 @@ impl Webhooks {
     pub fn is_operations_api_key(&self, token: &str) -> bool {
         use subtle::ConstantTimeEq;
         self.inner
+            .config
             .operations_api_key
             .as_deref()
             .is_some_and(|key| bool::from(key.as_bytes().ct_eq(token.as_bytes())))
