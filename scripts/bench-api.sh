@@ -52,69 +52,14 @@ for tool in curl python3; do
     command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
 
-# --- pinning ---------------------------------------------------------------------------------
-
-client=()
-server=()
-read -r -a cpus <<<"$(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)))')"
-if [ "${BENCH_PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "${#cpus[@]}" -ge 2 ]; then
-    server_cpus=$(IFS=,; echo "${cpus[*]:1}")
-    client=(taskset -c "${cpus[0]}")
-    server=(taskset -c "$server_cpus")
-    pinning="wrk on CPU ${cpus[0]}, the server under test on CPU $server_cpus (taskset)"
-else
-    pinning="none (wrk and the server share ${#cpus[@]} CPU(s))"
-fi
-
-# --- state and clean-up ----------------------------------------------------------------------
-
-work=$(mktemp -d)
-server_pid=
+. scripts/bench/lib.sh
 logins_pid=
-pg_db=
-stop_server() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=
-    fi
-}
 cleanup() {
     [ -z "$logins_pid" ] || kill "$logins_pid" 2>/dev/null || true
-    stop_server
-    if [ -n "$pg_db" ]; then
-        psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" \
-            >/dev/null 2>&1 || echo "could not drop database $pg_db" >&2
-    fi
-    rm -rf "$work"
+    bench_cleanup
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start_server LOG URL DIR COMMAND...: starts COMMAND in DIR on the server CPUs and waits until
-# URL answers.
-start_server() {
-    local log=$1 url=$2 dir=$3
-    shift 3
-    (cd "$dir" && exec "${server[@]}" "$@") >"$log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 300); do
-        curl -sf -o /dev/null "$url" && return 0
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            echo "the server exited before answering $url:" >&2
-            cat "$log" >&2
-            exit 1
-        fi
-        sleep 0.1
-    done
-    echo "the server did not answer $url within 30 s:" >&2
-    cat "$log" >&2
-    exit 1
-}
 
 # wrk scripts. Each one's `done` prints the figures (latencies in microseconds) on one line;
 # paced.lua also makes each connection wait between requests, and login.lua logs in.
@@ -183,9 +128,7 @@ rows=() # "label|run name" of the summary table
 
 # --- the machine -----------------------------------------------------------------------------
 
-cpu_model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
-echo "machine: $(nproc) CPU(s), ${cpu_model:-unknown model}; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "pinning: $pinning"
+print_machine
 echo "runs: ${warmup} s warm-up then ${duration} s measured, 1 wrk thread, $connections connections;"
 echo "      paced runs: each connection waits ${pace_ms} ms between requests"
 echo
@@ -281,9 +224,8 @@ bench_api() {
 
 bench_api sqlite "sqlite://$work/bench.db?mode=rwc"
 
-if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1; then
-    pg_db=saaskit_bench_$$
-    if psql -h 127.0.0.1 -U postgres -d test -qc "CREATE DATABASE $pg_db" >/dev/null; then
+if postgres_answers; then
+    if create_pg_db "saaskit_bench_$$"; then
         bench_api postgres "postgres://postgres@127.0.0.1:5432/$pg_db"
     else
         echo "PostgreSQL answers but the database could not be created: skipped"

@@ -44,11 +44,21 @@ fn is_sorted(table: &Table) -> bool {
     keys.windows(2).all(|w| w[0] <= w[1])
 }
 
-/// Adds `dep` to `[dependencies]`: inserted in sorted position when the table is sorted, appended
-/// otherwise; when the crate is already there, only the missing features are added.
-pub fn add(path: &str, text: &str, dep: &Dependency) -> Result<(String, Added)> {
+/// Adds each of `deps` to `[dependencies]`, in one parse of the file: inserted in sorted position
+/// when the table is sorted, appended otherwise; when the crate is already there, only the
+/// missing features are added. Returns the new text and what changed for each dependency, in
+/// order.
+pub fn add(path: &str, text: &str, deps: &[&Dependency]) -> Result<(String, Vec<Added>)> {
     let mut doc = parse(path, text)?;
     let table = dependencies_table(path, &mut doc)?;
+    let changes = deps
+        .iter()
+        .map(|dep| add_to(path, table, dep))
+        .collect::<Result<_>>()?;
+    Ok((doc.to_string(), changes))
+}
+
+fn add_to(path: &str, table: &mut Table, dep: &Dependency) -> Result<Added> {
     let mut added = Added::default();
     match table.get_mut(&dep.name) {
         None => {
@@ -77,7 +87,7 @@ pub fn add(path: &str, text: &str, dep: &Dependency) -> Result<(String, Added)> 
             }
         }
     }
-    Ok((doc.to_string(), added))
+    Ok(added)
 }
 
 /// Removes what [`add`] added: the whole dependency, or just the listed features.
@@ -163,11 +173,16 @@ mod tests {
         }
     }
 
+    fn add_one(path: &str, text: &str, dep: &Dependency) -> Result<(String, Added)> {
+        let (text, mut added) = add(path, text, &[dep])?;
+        Ok((text, added.remove(0)))
+    }
+
     const MANIFEST: &str = "[package]\nname = \"shared\"\n\n[dependencies]\n# keep me\nanyhow = \"1\"\nserde = { version = \"1\", features = [\"derive\"] }\n";
 
     #[test]
     fn insertion_keeps_sorted_tables_sorted_and_is_undone_exactly() {
-        let (text, added) = add("Cargo.toml", MANIFEST, &dep("base64", &[])).unwrap();
+        let (text, added) = add_one("Cargo.toml", MANIFEST, &dep("base64", &[])).unwrap();
         assert!(
             text.contains("anyhow = \"1\"\nbase64 = \"1.0\"\nserde"),
             "{text}"
@@ -181,7 +196,8 @@ mod tests {
 
     #[test]
     fn features_added_to_an_existing_dependency_are_removed_again() {
-        let (text, added) = add("Cargo.toml", MANIFEST, &dep("serde", &["derive", "rc"])).unwrap();
+        let (text, added) =
+            add_one("Cargo.toml", MANIFEST, &dep("serde", &["derive", "rc"])).unwrap();
         assert_eq!(
             added,
             Added {
@@ -198,19 +214,40 @@ mod tests {
 
     #[test]
     fn an_existing_dependency_with_all_features_is_left_alone() {
-        let (text, added) = add("Cargo.toml", MANIFEST, &dep("anyhow", &[])).unwrap();
+        let (text, added) = add_one("Cargo.toml", MANIFEST, &dep("anyhow", &[])).unwrap();
         assert!(added.is_empty());
         assert_eq!(text, MANIFEST);
     }
 
     #[test]
     fn invalid_toml_names_the_file() {
-        let error = add(
+        let error = add_one(
             "crates/shared/Cargo.toml",
             "[dependencies\n",
             &dep("x", &[]),
         )
         .unwrap_err();
         assert!(format!("{error:#}").contains("crates/shared/Cargo.toml"));
+    }
+
+    #[test]
+    fn several_dependencies_at_once_give_what_one_at_a_time_gives() {
+        let deps = [
+            dep("zstd", &[]),
+            dep("serde", &["rc"]),
+            dep("base64", &[]),
+            dep("anyhow", &["backtrace"]),
+        ];
+        let mut one_at_a_time = MANIFEST.to_string();
+        let mut each = Vec::new();
+        for dep in &deps {
+            let (text, added) = add_one("Cargo.toml", &one_at_a_time, dep).unwrap();
+            one_at_a_time = text;
+            each.push(added);
+        }
+        let all: Vec<&Dependency> = deps.iter().collect();
+        let (text, added) = add("Cargo.toml", MANIFEST, &all).unwrap();
+        assert_eq!(text, one_at_a_time);
+        assert_eq!(added, each);
     }
 }

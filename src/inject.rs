@@ -281,12 +281,13 @@ pub fn scan(source: &str, style: CommentStyle) -> Scan {
 /// multi-line string literals get de-indented and later indented like code, so snippets should
 /// write such strings with `\n` escapes.
 pub fn format_rust_snippet(code: &str) -> Result<String, SnippetError> {
-    // Parsing as a bare block first rejects snippets that would escape the wrapper function
-    // (`} fn other() {`), with positions shifted by the single line the wrapper adds.
-    let block = format!("{{\n{code}\n}}");
-    syn::parse_str::<syn::Block>(&block).map_err(|err| snippet_error(&err, &block, code))?;
     let function = format!("fn {SNIPPET_WRAPPER}() {{\n{code}\n}}");
-    let file = syn::parse_file(&function).map_err(|err| snippet_error(&err, &function, code))?;
+    let file = match syn::parse_file(&function) {
+        // One item, the wrapper: the snippet stayed inside it. A snippet that closes the wrapper
+        // (`} fn other() {`) makes more items or fails to parse.
+        Ok(file) if file.items.len() == 1 => file,
+        _ => return Err(snippet_parse_error(code)),
+    };
     let printed = prettyplease::unparse(&file);
     // The first and last printed lines are the wrapper's signature and closing brace.
     let lines: Vec<&str> = printed.lines().collect();
@@ -303,7 +304,25 @@ pub fn format_rust_snippet(code: &str) -> Result<String, SnippetError> {
 /// place if it already exists anywhere in the file. A new block goes after the run of blocks
 /// directly following the marker line, so blocks keep install order; at a marker of
 /// [`REVERSE_ORDER_MARKERS`] it goes directly after the marker line instead, before that run.
+/// A Rust file must still parse afterwards.
 pub fn insert_block(
+    source: &str,
+    style: CommentStyle,
+    marker: &str,
+    module: &str,
+    body: &str,
+) -> Result<String, InjectError> {
+    let out = splice_block(source, style, marker, module, body)?;
+    if style == CommentStyle::Rust {
+        check_rust(source, &out, marker, module)?;
+    }
+    Ok(out)
+}
+
+/// [`insert_block`] without parsing the result: for a caller that splices several blocks into
+/// one file and checks it once at the end ([`parses`]), which is most of what `saaskit new`
+/// would otherwise spend its time on.
+pub fn splice_block(
     source: &str,
     style: CommentStyle,
     marker: &str,
@@ -370,10 +389,12 @@ pub fn insert_block(
             push_raw(&mut out, &lines[anchor + 1..]);
         }
     }
-    if style == CommentStyle::Rust {
-        check_rust(source, &out, marker, module)?;
-    }
     Ok(out)
+}
+
+/// Whether a Rust source file parses.
+pub fn parses(source: &str) -> bool {
+    syn::parse_file(source).is_ok()
 }
 
 /// Removes the block of (`module`, `marker`): its begin line, body and end line, nothing else.
@@ -874,6 +895,25 @@ fn describe_error(err: &syn::Error, text: &str) -> (usize, usize, String) {
         err.to_string()
     };
     (start.line, start.column + 1, message)
+}
+
+/// Why `code` is not a snippet: parsed as a bare block first, which rejects a snippet that
+/// escapes the wrapper function, then as the wrapper's body; positions shifted back by the single
+/// line each wrapper adds.
+fn snippet_parse_error(code: &str) -> SnippetError {
+    let block = format!("{{\n{code}\n}}");
+    if let Err(err) = syn::parse_str::<syn::Block>(&block) {
+        return snippet_error(&err, &block, code);
+    }
+    let function = format!("fn {SNIPPET_WRAPPER}() {{\n{code}\n}}");
+    match syn::parse_file(&function) {
+        Err(err) => snippet_error(&err, &function, code),
+        Ok(_) => SnippetError {
+            line: 1,
+            column: 1,
+            message: "the snippet closes the function it is formatted in".to_string(),
+        },
+    }
 }
 
 /// Maps a parse error in a wrapped snippet (one wrapper line above it, one below) back to the

@@ -3,6 +3,7 @@
 //! One module per concern. Everything but [`fsio`] only reads: commands plan their whole change
 //! in a staged [`tree::Tree`], and [`fsio::apply`] is the one place that writes, atomically.
 
+pub mod base_store;
 pub mod cargo_deps;
 pub mod catalog;
 pub mod cli;

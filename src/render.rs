@@ -101,6 +101,10 @@ impl Context {
 
 /// Renders `source` (named `name` in error messages) against `context`.
 pub fn render<C: Serialize>(name: &str, source: &str, context: &C) -> Result<String> {
+    // Text without a tag renders as itself: no need to compile it and serialize the context.
+    if !["{{", "{%", "{#"].iter().any(|tag| source.contains(tag)) {
+        return Ok(source.to_string());
+    }
     environment()
         .render_str(source, Value::from(Serde(context)))
         .map_err(|e| anyhow!("cannot render template `{name}`: {}", describe(&e)))
@@ -125,4 +129,22 @@ fn describe(error: &minijinja::Error) -> String {
         text.push_str(&format!(" (template line {line})"));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_without_tags_is_itself_and_tags_render_strictly() {
+        let context = serde_json::json!({ "name": "acme" });
+        let plain = "fn main() { println!(\"{}\", x); }\n\n";
+        assert_eq!(render("plain", plain, &context).unwrap(), plain);
+        assert_eq!(
+            render("tagged", "name = {{ name }}\n", &context).unwrap(),
+            "name = acme\n"
+        );
+        let error = render("strict", "{{ missing }}", &context).unwrap_err();
+        assert!(error.to_string().contains("strict"), "{error}");
+    }
 }

@@ -1,13 +1,16 @@
 //! A staged view of a workspace: reads fall through to the disk, writes stay in memory.
 //!
-//! Every command builds its whole change in a [`Tree`] first; [`Tree::changes`] is the plan that
-//! `--dry-run` prints as a unified diff and that [`crate::fsio::apply`] writes atomically.
+//! Every command builds its whole change in a [`Tree`] first; [`Tree::plan`] is what `--dry-run`
+//! prints as a unified diff and what [`crate::fsio::apply`] writes atomically.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use similar::{Algorithm, udiff::unified_diff};
+
+use crate::base_store::{self, Stored};
 
 /// One file's planned change. `None` means "does not exist".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,19 +20,36 @@ pub struct Change {
     pub after: Option<String>,
 }
 
+/// A command's whole change, as the user reads it and as it is written.
+#[derive(Debug)]
+pub struct Plan {
+    /// Every changed file, each pristine copy as a file of its own (`.saaskit/base/<path>`):
+    /// what `--dry-run` and the summary show.
+    pub changes: Vec<Change>,
+    /// What [`crate::fsio::apply`] writes: the copies folded into the base store's one file
+    /// ([`base_store::on_disk`]).
+    pub writes: Vec<Change>,
+}
+
 #[derive(Debug)]
 pub struct Tree {
     /// Where reads fall through to; `None` for a tree that exists only in memory.
     root: Option<PathBuf>,
     /// Staged content by workspace-relative path (always `/`-separated).
     staged: BTreeMap<String, Option<String>>,
+    /// The base store's copies as on disk (read at the first use): a copy's path reads from
+    /// them rather than from a file of its own ([`crate::base_store`]).
+    stored_copies: OnceCell<Stored>,
 }
 
 impl Tree {
     pub fn new(root: &Path) -> Tree {
         Tree {
-            root: Some(root.to_path_buf()),
+            // A root that does not exist (`saaskit new`) has nothing to read: looking up every
+            // path under it would cost a failed open each.
+            root: root.exists().then(|| root.to_path_buf()),
             staged: BTreeMap::new(),
+            stored_copies: OnceCell::new(),
         }
     }
 
@@ -38,6 +58,7 @@ impl Tree {
         Tree {
             root: None,
             staged: BTreeMap::new(),
+            stored_copies: OnceCell::new(),
         }
     }
 
@@ -57,7 +78,22 @@ impl Tree {
         self.staged.insert(path.to_string(), None);
     }
 
+    /// The base store's copies as on disk.
+    pub fn stored_copies(&self) -> Result<&Stored> {
+        if let Some(stored) = self.stored_copies.get() {
+            return Ok(stored);
+        }
+        let stored = match &self.root {
+            Some(root) => base_store::load(root)?,
+            None => Stored::default(),
+        };
+        Ok(self.stored_copies.get_or_init(|| stored))
+    }
+
     fn read_disk(&self, path: &str) -> Result<Option<String>> {
+        if let Some(original) = base_store::original(path) {
+            return Ok(self.stored_copies()?.copies.get(original).cloned());
+        }
         let Some(root) = &self.root else {
             return Ok(None);
         };
@@ -74,8 +110,22 @@ impl Tree {
         }
     }
 
-    /// The plan: every staged file whose content differs from the disk, sorted by path.
-    pub fn changes(&self) -> Result<Vec<Change>> {
+    /// The plan: every staged file whose content differs from the disk, and what to write.
+    pub fn plan(&self) -> Result<Plan> {
+        let changes = self.changes()?;
+        let writes = if changes
+            .iter()
+            .any(|c| base_store::original(&c.path).is_some())
+        {
+            base_store::on_disk(self.stored_copies()?, &changes)
+        } else {
+            changes.clone()
+        };
+        Ok(Plan { changes, writes })
+    }
+
+    /// Every staged file whose content differs from the disk, sorted by path.
+    fn changes(&self) -> Result<Vec<Change>> {
         let mut changes = Vec::new();
         for (path, after) in &self.staged {
             let before = self.read_disk(path)?;

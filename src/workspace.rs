@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::base_store::BASE_DIR;
 use crate::cargo_deps::{self, Added};
 use crate::catalog::{
     self, BASE_ID, Catalog, CrateTarget, FileEntry, MIGRATIONS_DIR, Module, Scope, Snippet,
@@ -19,13 +20,10 @@ use crate::lock::{self, Lock, LockedDependency, LockedFile, LockedModule, Locked
 use crate::manifest::{self, Manifest};
 use crate::render::{Context, ServiceVars, render};
 use crate::secrets::Secrets;
-use crate::tree::{Change, Tree};
+use crate::tree::{Plan, Tree};
 
 pub const ENV_FILE: &str = ".env";
 pub const ENV_EXAMPLE_FILE: &str = ".env.example";
-/// The base store: a pristine copy of every generated file as saaskit last wrote it (snippets and
-/// dependencies included, none of the user's edits), which `saaskit upgrade` merges against.
-pub const BASE_DIR: &str = ".saaskit/base";
 const ENV_MARKER: &str = "env";
 const SHARED_MANIFEST: &str = "crates/shared/Cargo.toml";
 
@@ -41,6 +39,17 @@ pub struct Workspace<'c> {
     pub force: bool,
     /// What the user should be told after the command (files kept, etc.).
     pub notes: Vec<String>,
+    /// The Rust files snippets were spliced into, each with its text before the first splice
+    /// and the splices in order: [`Workspace::finish`] parses each file once, and replays the
+    /// splices only to name the one that broke it.
+    spliced: BTreeMap<String, Splices>,
+}
+
+/// The snippets spliced into one Rust file by a command, and the file before them.
+struct Splices {
+    original: String,
+    /// (module, marker, body), in order.
+    blocks: Vec<(String, String, String)>,
 }
 
 /// What an `install` did: the modules newly applied and to which services.
@@ -149,15 +158,18 @@ impl<'c> Workspace<'c> {
             overwrite,
             force: false,
             notes: Vec::new(),
+            spliced: BTreeMap::new(),
         }
     }
 
-    /// The plan: manifest and lockfile written into the tree, then every changed file.
-    pub fn finish(mut self) -> Result<(Vec<Change>, Vec<String>)> {
+    /// The plan: manifest and lockfile written into the tree, then every changed file. Fails
+    /// when a Rust file snippets were spliced into no longer parses.
+    pub fn finish(mut self) -> Result<(Plan, Vec<String>)> {
+        self.check_spliced()?;
         self.tree
             .write(manifest::FILE_NAME, self.manifest.to_text());
         self.tree.write(lock::FILE_NAME, self.lock.to_text());
-        Ok((self.tree.changes()?, self.notes))
+        Ok((self.tree.plan()?, self.notes))
     }
 
     /// Modules installed on at least one service.
@@ -431,12 +443,13 @@ impl<'c> Workspace<'c> {
                 Some(service) => (CrateTarget::Service, format!("{}/Cargo.toml", service.dir)),
                 None => (CrateTarget::Shared, SHARED_MANIFEST.to_string()),
             };
-            for dependency in module
+            let dependencies: Vec<&catalog::Dependency> = module
                 .dependencies
                 .iter()
                 .filter(|d| d.target == crate_target)
-            {
-                self.add_dependency(module, &cargo_toml, dependency)?;
+                .collect();
+            if !dependencies.is_empty() {
+                self.add_dependencies(module, &cargo_toml, &dependencies)?;
             }
         }
         self.sync_env(module)
@@ -539,43 +552,97 @@ impl<'c> Workspace<'c> {
             );
         };
         let style = CommentStyle::for_path(target);
-        let updated = inject::insert_block(&source, style, marker, module, body)
+        // Rust files are parsed once, in `finish`, however many snippets they get.
+        let updated = inject::splice_block(&source, style, marker, module, body)
             .map_err(|e| anyhow::anyhow!("module `{module}`, marker `{marker}`: {target}: {e}"))?;
+        if style == CommentStyle::Rust {
+            self.spliced
+                .entry(target.to_string())
+                .or_insert_with(|| Splices {
+                    original: source.to_string(),
+                    blocks: Vec::new(),
+                })
+                .blocks
+                .push((module.into(), marker.into(), body.into()));
+        }
         self.tree.write(target, updated);
+        // The pristine copy gets the same splice: it parses when the file does.
         self.edit_base(target, |base| {
-            Ok(Some(inject::insert_block(
+            Ok(Some(inject::splice_block(
                 base, style, marker, module, body,
             )?))
         })
     }
 
-    fn add_dependency(
+    /// Parses each Rust file snippets were spliced into; for one that does not parse, replays
+    /// its splices one by one, checking each, so that the error names the module, the marker
+    /// and the line.
+    fn check_spliced(&self) -> Result<()> {
+        for (target, splices) in &self.spliced {
+            let Some(current) = self.tree.read(target)? else {
+                continue;
+            };
+            if inject::parses(&current) {
+                continue;
+            }
+            let mut text = splices.original.clone();
+            for (module, marker, body) in &splices.blocks {
+                text = inject::insert_block(&text, CommentStyle::Rust, marker, module, body)
+                    .map_err(|e| {
+                        anyhow::anyhow!("module `{module}`, marker `{marker}`: {target}: {e}")
+                    })?;
+            }
+            bail!(
+                "{target} does not parse after the snippets of this command were spliced into it"
+            );
+        }
+        Ok(())
+    }
+
+    fn add_dependencies(
         &mut self,
         module: &Module,
         cargo_toml: &str,
-        dependency: &catalog::Dependency,
+        dependencies: &[&catalog::Dependency],
     ) -> Result<()> {
         let Some(text) = self.tree.read(cargo_toml)? else {
             bail!(
-                "module `{}` adds a dependency to {cargo_toml}, which does not exist",
+                "module `{}` adds dependencies to {cargo_toml}, which does not exist",
                 module.id
             );
         };
-        let (updated, added) = cargo_deps::add(cargo_toml, &text, dependency)?;
-        if added.is_empty() {
+        let (updated, changes) = cargo_deps::add(cargo_toml, &text, dependencies)?;
+        if changes.iter().all(Added::is_empty) {
             return Ok(());
         }
-        self.tree.write(cargo_toml, updated);
+        // The pristine copy gets what the file got, no more: a dependency the user had already
+        // added by hand is not recorded, so `remove` would not take it out of the copy.
+        let changed: Vec<&catalog::Dependency> = dependencies
+            .iter()
+            .zip(&changes)
+            .filter(|(_, added)| !added.is_empty())
+            .map(|(dependency, _)| *dependency)
+            .collect();
         self.edit_base(cargo_toml, |base| {
-            Ok(Some(cargo_deps::add(cargo_toml, base, dependency)?.0))
+            // Until the user edits the file, its pristine copy is the same text: no second parse.
+            if base == text {
+                return Ok(Some(updated.clone()));
+            }
+            Ok(Some(cargo_deps::add(cargo_toml, base, &changed)?.0))
         })?;
-        self.lock.dependencies.push(LockedDependency {
-            path: cargo_toml.into(),
-            module: module.id.clone(),
-            name: dependency.name.clone(),
-            inserted: added.inserted,
-            features: added.features,
-        });
+        self.tree.write(cargo_toml, updated);
+        for (dependency, added) in dependencies.iter().zip(changes) {
+            if added.is_empty() {
+                continue;
+            }
+            self.lock.dependencies.push(LockedDependency {
+                path: cargo_toml.into(),
+                module: module.id.clone(),
+                name: dependency.name.clone(),
+                inserted: added.inserted,
+                features: added.features,
+            });
+        }
         Ok(())
     }
 

@@ -5,16 +5,25 @@ mod common;
 
 use common::{assert_same_tree, generate, read_tree, saaskit};
 
-fn catalog_ids(dir: &std::path::Path) -> Vec<String> {
+/// The catalog's modules in its order, each with the ids it requires.
+fn catalog(dir: &std::path::Path) -> Vec<(String, Vec<String>)> {
     let output = saaskit(dir).args(["list", "--json"]).output().unwrap();
     assert!(output.status.success());
     let modules: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let text = |value: &serde_json::Value| value.as_str().unwrap().to_string();
     modules
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
+        .map(|m| {
+            let requires = m["requires"].as_array().unwrap().iter().map(text);
+            (text(&m["id"]), requires.collect())
+        })
         .collect()
+}
+
+fn catalog_ids(dir: &std::path::Path) -> Vec<String> {
+    catalog(dir).into_iter().map(|(id, _)| id).collect()
 }
 
 #[test]
@@ -49,15 +58,32 @@ fn adding_all_defaults_then_removing_them_is_an_exact_undo() {
         }
         ids
     };
+    // `new` installs them in catalog order (requirements first), which shared files show in the
+    // order of their snippets.
+    let mut catalog_order = defaults.clone();
+    catalog_order.sort();
     let fresh = read_tree(&bare);
-    for id in &defaults {
+    for id in &catalog_order {
         saaskit(&bare).args(["add", id]).assert().success();
     }
     // `add` of the defaults one by one gives what `new` gives at once.
     assert_same_tree(&read_tree(&full), &read_tree(&bare));
-    for id in defaults.iter().rev() {
-        saaskit(&bare).args(["remove", id]).assert().success();
+    // Dependents first: each step removes the last module no other remaining one requires (a
+    // module on several services may require one that only a later service lists, as
+    // admin/feature-flags on the api and the admin service requires admin/core).
+    let requires: std::collections::BTreeMap<_, _> = catalog(&bare).into_iter().collect();
+    let mut remaining = defaults;
+    while let Some(index) = remaining
+        .iter()
+        .rposition(|id| !remaining.iter().any(|other| requires[other].contains(id)))
+    {
+        let id = remaining.remove(index);
+        saaskit(&bare).args(["remove", &id]).assert().success();
     }
+    assert!(
+        remaining.is_empty(),
+        "requirements form a cycle: {remaining:?}"
+    );
     assert_same_tree(&fresh, &read_tree(&bare));
 }
 

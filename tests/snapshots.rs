@@ -6,24 +6,43 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{generate, read_tree};
+use saaskit::base_store::{self, PACK_FILE};
 
 fn render_tree(tree: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
     for (path, content) in tree {
-        // The base store's pristine copies repeat the generated files: only say so.
-        if let Some(original) = path.strip_prefix(".saaskit/base/")
-            && tree.get(original) == Some(content)
-        {
-            out.push_str(&format!("==> {path} <==\n(the same as {original})\n\n"));
+        if path == PACK_FILE {
+            render_copies(&mut out, tree, content);
             continue;
         }
-        out.push_str(&format!("==> {path} <==\n{content}"));
-        if !content.ends_with('\n') {
-            out.push_str("\n(no newline at end of file)\n");
-        }
-        out.push('\n');
+        render_file(&mut out, path, content);
     }
     out
+}
+
+/// The base store's pristine copies repeat the generated files: only say so, copy by copy.
+fn render_copies(out: &mut String, tree: &BTreeMap<String, String>, pack: &str) {
+    let copies = base_store::parse(pack).unwrap_or_else(|e| panic!("{PACK_FILE}:{e}"));
+    out.push_str(&format!("==> {PACK_FILE} <==\n"));
+    for (original, copy) in &copies {
+        if tree.get(original) == Some(copy) {
+            out.push_str(&format!("copy of {original}: the same as the file\n"));
+        }
+    }
+    out.push('\n');
+    for (original, copy) in &copies {
+        if tree.get(original) != Some(copy) {
+            render_file(out, &format!("{PACK_FILE}: copy of {original}"), copy);
+        }
+    }
+}
+
+fn render_file(out: &mut String, path: &str, content: &str) {
+    out.push_str(&format!("==> {path} <==\n{content}"));
+    if !content.ends_with('\n') {
+        out.push_str("\n(no newline at end of file)\n");
+    }
+    out.push('\n');
 }
 
 #[test]

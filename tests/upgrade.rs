@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{
-    assert_same_tree, generate, read_tree, saaskit, saaskit_with_fixtures,
+    assert_same_tree, copies, generate, read_tree, saaskit, saaskit_with_fixtures,
     saaskit_with_later_fixtures,
 };
 use predicates::prelude::*;
@@ -65,28 +65,24 @@ fn env_value(root: &Path, key: &str) -> Option<String> {
 fn new_add_and_remove_keep_a_pristine_copy_of_every_generated_file_but_env() {
     let (_temp, root) = workspace_with_greeting_v1();
     let tree = read_tree(&root);
-    let copies: Vec<&String> = tree
-        .keys()
-        .filter(|p| p.starts_with(".saaskit/base/"))
-        .collect();
-    assert!(!copies.is_empty());
+    let stored = copies(&root);
+    let saaskit_files: Vec<&String> = tree.keys().filter(|p| p.starts_with(".saaskit/")).collect();
+    assert_eq!(
+        saaskit_files,
+        [".saaskit/base.pack"],
+        "one file holds the copies"
+    );
     for (path, content) in &tree {
         if path.starts_with(".saaskit/")
             || ["saaskit.toml", "saaskit.lock", ".env"].contains(&path.as_str())
         {
             continue;
         }
-        assert_eq!(
-            tree.get(&format!(".saaskit/base/{path}")),
-            Some(content),
-            "the copy of {path}"
-        );
+        assert_eq!(stored.get(path), Some(content), "the copy of {path}");
     }
-    assert!(
-        !root.join(".saaskit/base/.env").exists(),
-        ".env holds secrets"
-    );
-    assert!(root.join(".saaskit/base/.env.example").is_file());
+    assert_eq!(stored.len(), tree.len() - 4, "a copy of each file, no more");
+    assert!(!stored.contains_key(".env"), ".env holds secrets");
+    assert!(stored.contains_key(".env.example"));
     assert!(
         !read(&root, ".gitignore").contains(".saaskit"),
         "the base store is committed with the workspace"
@@ -96,11 +92,8 @@ fn new_add_and_remove_keep_a_pristine_copy_of_every_generated_file_but_env() {
         .args(["remove", "fixture/greeting"])
         .assert()
         .success();
-    assert!(!root.join(".saaskit/base").join(GREETING).exists());
-    assert_eq!(
-        read(&root, ".saaskit/base/services/api/src/main.rs"),
-        read(&root, API_MAIN)
-    );
+    assert!(!copies(&root).contains_key(GREETING));
+    assert_eq!(copies(&root)[API_MAIN], read(&root, API_MAIN));
 }
 
 #[test]
@@ -132,11 +125,8 @@ fn an_untouched_workspace_takes_the_new_templates() {
         "{lock}"
     );
     assert!(!lock.contains(FAREWELL), "{lock}");
-    assert_eq!(
-        read(&root, &format!(".saaskit/base/{GREETING}")),
-        read(&root, GREETING)
-    );
-    assert!(!root.join(".saaskit/base").join(FAREWELL).exists());
+    assert_eq!(copies(&root)[GREETING], read(&root, GREETING));
+    assert!(!copies(&root).contains_key(FAREWELL));
     // The workspace is now exactly what the new templates generate.
     saaskit_with_later_fixtures(&root)
         .args(["diff", "--check"])
@@ -206,7 +196,7 @@ fn an_edit_on_the_same_lines_yields_conflict_markers_and_a_failure() {
     // The rest of the upgrade was applied, and the base is the new render.
     assert!(read(&root, API_MAIN).contains("text_v2()"));
     assert_eq!(
-        read(&root, &format!(".saaskit/base/{GREETING}")),
+        copies(&root)[GREETING],
         fixture("modules-v2", "greeting.rs")
     );
 
@@ -257,7 +247,7 @@ fn an_edited_file_the_templates_no_longer_generate_is_kept() {
     )));
     assert!(read(&root, FAREWELL).contains("Farewells, mine"));
     assert!(!read(&root, "saaskit.lock").contains(FAREWELL));
-    assert!(!root.join(".saaskit/base").join(FAREWELL).exists());
+    assert!(!copies(&root).contains_key(FAREWELL));
 }
 
 #[test]
@@ -354,10 +344,57 @@ fn a_workspace_without_pristine_copies_upgrades_by_the_lock_s_hashes() {
         "{text}"
     );
     assert!(!text.contains("|||||||"), "there is no base to show");
-    assert_eq!(
-        read(&root, &format!(".saaskit/base/{API_MAIN}")),
-        read(&root, API_MAIN)
+    assert_eq!(copies(&root)[API_MAIN], read(&root, API_MAIN));
+}
+
+#[test]
+fn copies_kept_as_files_by_an_older_saaskit_are_used_then_moved_into_the_pack() {
+    let (_temp, root) = workspace_with_greeting_v1();
+    // How saaskit kept the copies before the pack: a file each under .saaskit/base/.
+    for (path, content) in copies(&root) {
+        let file = root.join(".saaskit/base").join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, content).unwrap();
+    }
+    std::fs::remove_file(root.join(".saaskit/base.pack")).unwrap();
+    edit(
+        &root,
+        GREETING,
+        "MAX_LEN: usize = 64",
+        "MAX_LEN: usize = 128",
     );
+    // With the copies, the user's edit and the templates' change merge cleanly.
+    upgrade(&root)
+        .assert()
+        .success()
+        .stdout(contains(format!("merged           {GREETING}")));
+    let text = read(&root, GREETING);
+    assert!(text.contains("MAX_LEN: usize = 128"), "{text}");
+    assert!(text.contains("text_v2"), "{text}");
+    assert!(
+        !root.join(".saaskit/base").exists(),
+        "the loose copies are gone"
+    );
+    assert_eq!(copies(&root)[API_MAIN], read(&root, API_MAIN));
+}
+
+#[test]
+fn a_damaged_pack_stops_a_command_and_says_which_file_and_what_to_do() {
+    let (_temp, root) = workspace_with_greeting_v1();
+    let pack = root.join(".saaskit/base.pack");
+    let text = std::fs::read_to_string(&pack).unwrap();
+    std::fs::write(&pack, &text[..text.len() / 2]).unwrap();
+    let before = read_tree(&root);
+    saaskit_with_fixtures(&root)
+        .args(["remove", "fixture/greeting"])
+        .assert()
+        .failure()
+        .stderr(
+            contains(".saaskit/base.pack:")
+                .and(contains("is cut short"))
+                .and(contains("restore the file from version control")),
+        );
+    assert_same_tree(&before, &read_tree(&root));
 }
 
 #[test]

@@ -18,15 +18,15 @@ pub fn run(args: AddArgs) -> Result<()> {
             .collect();
         // A module installed only as a requirement is now asked for by name: the lock records
         // that, so removing what required it keeps it.
-        let (changes, notes) = workspace.finish()?;
-        if changes.is_empty() {
+        let (plan, notes) = workspace.finish()?;
+        if plan.changes.is_empty() {
             println!(
                 "`{}` is already installed on {}: nothing to do",
                 args.module,
                 on.join(", ")
             );
         } else {
-            super::commit(&root, &changes, &notes, args.dry_run)?;
+            super::commit(&root, &plan, &notes, args.dry_run)?;
             println!(
                 "`{}` is already installed on {}; it is now recorded as wanted for itself, so removing the modules that required it keeps it",
                 args.module,
@@ -35,8 +35,8 @@ pub fn run(args: AddArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let (changes, notes) = workspace.finish()?;
-    super::commit(&root, &changes, &notes, args.dry_run)?;
+    let (plan, notes) = workspace.finish()?;
+    super::commit(&root, &plan, &notes, args.dry_run)?;
     let verb = if args.dry_run {
         "would install"
     } else {

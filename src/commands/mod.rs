@@ -16,10 +16,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::base_store::{self, PACK_FILE};
 use crate::cli::Command;
 use crate::fsio;
-use crate::tree::{Change, render_diff, summarize};
-use crate::workspace::BASE_DIR;
+use crate::tree::{Change, Plan, render_diff, summarize};
 
 pub fn run(command: Command) -> Result<()> {
     match command {
@@ -46,8 +46,8 @@ pub fn run(command: Command) -> Result<()> {
 
 /// Prints the plan as a diff (`dry_run`), or writes it and lists the files written. The base
 /// store's copies are written with the rest but only counted: they repeat the generated files.
-fn commit(root: &Path, changes: &[Change], notes: &[String], dry_run: bool) -> Result<()> {
-    let (files, copies) = without_base_copies(changes);
+fn commit(root: &Path, plan: &Plan, notes: &[String], dry_run: bool) -> Result<()> {
+    let (files, copies) = without_base_copies(&plan.changes);
     if dry_run {
         print!("{}", render_diff(&files));
         println!(
@@ -55,13 +55,13 @@ fn commit(root: &Path, changes: &[Change], notes: &[String], dry_run: bool) -> R
             files.len()
         );
     } else {
-        fsio::apply(root, changes)?;
+        fsio::apply(root, &plan.writes)?;
         print!("{}", summarize(&files));
     }
     if copies > 0 {
         let noun = if copies == 1 { "copy" } else { "copies" };
         println!(
-            "  and {copies} pristine {noun} under {BASE_DIR}/ (what `saaskit upgrade` merges against)"
+            "  and {copies} pristine {noun} in {PACK_FILE} (what `saaskit upgrade` merges against)"
         );
     }
     for note in notes {
@@ -72,9 +72,9 @@ fn commit(root: &Path, changes: &[Change], notes: &[String], dry_run: bool) -> R
 
 /// The plan's changes outside the base store, and how many copies in it change.
 fn without_base_copies(changes: &[Change]) -> (Vec<Change>, usize) {
-    let prefix = format!("{BASE_DIR}/");
-    let (copies, files): (Vec<&Change>, Vec<&Change>) =
-        changes.iter().partition(|c| c.path.starts_with(&prefix));
+    let (copies, files): (Vec<&Change>, Vec<&Change>) = changes
+        .iter()
+        .partition(|c| base_store::original(&c.path).is_some());
     (files.into_iter().cloned().collect(), copies.len())
 }
 

@@ -87,14 +87,14 @@ pub fn run(args: NewArgs) -> Result<()> {
         }
     }
 
-    let (changes, notes) = workspace.finish()?;
-    super::commit(&root, &changes, &notes, args.dry_run)?;
+    let (plan, notes) = workspace.finish()?;
+    super::commit(&root, &plan, &notes, args.dry_run)?;
     if !args.dry_run {
         println!(
             "\ncreated workspace `{}` in {} ({} files)\n\nnext:\n  cd {}\n  cargo run -p {}",
             choices.name,
             root.display(),
-            super::without_base_copies(&changes).0.len(),
+            super::without_base_copies(&plan.changes).0.len(),
             root.display(),
             choices.services[0].name
         );

@@ -10,8 +10,8 @@ pub fn run(args: RemoveArgs) -> Result<()> {
     let mut workspace = Workspace::open(&catalog, &root)?;
     workspace.force = args.force;
     let removed = workspace.uninstall(&args.module, args.service.as_deref())?;
-    let (changes, notes) = workspace.finish()?;
-    super::commit(&root, &changes, &notes, args.dry_run)?;
+    let (plan, notes) = workspace.finish()?;
+    super::commit(&root, &plan, &notes, args.dry_run)?;
     let verb = if args.dry_run {
         "would remove"
     } else {

@@ -15,10 +15,10 @@
 //! `.env` is never merged: only its module blocks are brought up to date, keeping every value.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::base_store::{BASE_DIR, PACK_FILE};
 use crate::catalog::Catalog;
 use crate::cli::UpgradeArgs;
 use crate::fsio;
@@ -26,7 +26,7 @@ use crate::inject::{self, CommentStyle};
 use crate::lock::{self, Lock};
 use crate::merge::{self, Labels};
 use crate::tree::render_diff;
-use crate::workspace::{BASE_DIR, ENV_FILE, Workspace, base_path, find_root};
+use crate::workspace::{ENV_FILE, Workspace, base_path, find_root};
 
 /// What the upgrade does to one generated file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,26 +363,6 @@ fn refuse_unresolved_conflicts(workspace: &Workspace) -> Result<()> {
     Ok(())
 }
 
-/// Files in the base store (relative to it) that are not in `keep`.
-fn stray_copies(root: &Path, keep: &BTreeSet<&str>) -> Vec<String> {
-    let dir = root.join(BASE_DIR);
-    if !dir.is_dir() {
-        return Vec::new();
-    }
-    walkdir::WalkDir::new(&dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter_map(|e| {
-            e.path()
-                .strip_prefix(&dir)
-                .ok()
-                .map(|p| p.to_string_lossy().replace('\\', "/"))
-        })
-        .filter(|p| !keep.contains(p.as_str()))
-        .collect()
-}
-
 pub fn run(args: UpgradeArgs) -> Result<()> {
     let root = find_root(&std::env::current_dir()?)?;
     let catalog = Catalog::load()?;
@@ -457,8 +437,12 @@ pub fn run(args: UpgradeArgs) -> Result<()> {
             workspace.tree.delete(&copy);
         }
     }
-    for stray in stray_copies(&root, &keep) {
-        workspace.tree.delete(&format!("{BASE_DIR}/{stray}"));
+    let strays: Vec<String> = (workspace.tree.stored_copies()?.copies.keys())
+        .filter(|path| !keep.contains(path.as_str()))
+        .map(|path| format!("{BASE_DIR}/{path}"))
+        .collect();
+    for stray in strays {
+        workspace.tree.delete(&stray);
     }
 
     let (keys_added, keys_dropped) = workspace.refresh_env()?;
@@ -472,12 +456,12 @@ pub fn run(args: UpgradeArgs) -> Result<()> {
         })
         .collect();
     workspace.lock = new_lock;
-    let (changes, _) = workspace.finish()?;
-    let (files, copies) = super::without_base_copies(&changes);
+    let (plan, _) = workspace.finish()?;
+    let (files, copies) = super::without_base_copies(&plan.changes);
     if args.dry_run {
         print!("{}", render_diff(&files));
     } else {
-        fsio::apply(&root, &changes)?;
+        fsio::apply(&root, &plan.writes)?;
     }
     let summary = Summary {
         report,
@@ -561,7 +545,7 @@ impl Summary {
         if self.copies > 0 {
             let noun = if self.copies == 1 { "copy" } else { "copies" };
             println!(
-                "  and {} pristine {noun} under {BASE_DIR}/ brought to the new templates",
+                "  and {} pristine {noun} in {PACK_FILE} brought to the new templates",
                 self.copies
             );
         }
@@ -585,7 +569,7 @@ impl Summary {
         }
         if self.without_copy > 0 {
             println!(
-                "note: {} file(s) had no usable pristine copy under {BASE_DIR}/ (the workspace \
+                "note: {} file(s) had no usable pristine copy in {PACK_FILE} (the workspace \
                  predates it, or the copy disagrees with saaskit.lock): they were judged by \
                  saaskit.lock's hashes, and where those could not tell your edits from the \
                  templates' changes, every difference was marked as a conflict. The upgrade \

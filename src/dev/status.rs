@@ -47,6 +47,25 @@ pub fn entry_points(kind: &str, modules: &[String]) -> Vec<String> {
             if has("billing/api") {
                 entries.push("/api/billing/plans, /api/billing/subscription".to_string());
             }
+            if has("admin/feature-flags") {
+                entries.push("/api/flags".to_string());
+            }
+        }
+        "admin" if has("admin/core") => {
+            entries.push(
+                "panel: /admin (first admin: cargo run -p admin -- create-admin --email ...)"
+                    .to_string(),
+            );
+            entries.push("/api/admin/* (users, metrics, audit, impersonation)".to_string());
+            if has("admin/feature-flags") {
+                entries.push("/admin/flags, /api/admin/flags".to_string());
+            }
+            if has("admin/webhooks") {
+                entries.push("/admin/webhooks, /api/admin/webhooks/*".to_string());
+            }
+            if has("admin/billing") {
+                entries.push("/api/admin/subscriptions".to_string());
+            }
         }
         "admin" => entries.push("admin panel: / (no pages yet)".to_string()),
         "webhooks" if has("billing/stripe-webhooks") => {
@@ -109,6 +128,17 @@ mod tests {
             base_url("192.168.1.5:80".parse().unwrap()),
             "http://192.168.1.5:80"
         );
+    }
+
+    #[test]
+    fn the_admin_service_shows_the_panel_once_admin_core_is_installed() {
+        assert_eq!(
+            entry_points("admin", &[])[0],
+            "admin panel: / (no pages yet)"
+        );
+        let full = entry_points("admin", &modules(&["admin/core", "admin/feature-flags"]));
+        assert!(full[0].contains("/admin") && full[0].contains("create-admin"));
+        assert!(full.contains(&"/admin/flags, /api/admin/flags".to_string()));
     }
 
     #[test]

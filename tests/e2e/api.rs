@@ -1048,20 +1048,31 @@ impl<'db> Api<'db> {
     /// The api on `db` with the test configuration (see the module's documentation), changed by
     /// `env`.
     pub(crate) fn start(db: &'db Database, env: &[(&str, &str)]) -> Api<'db> {
-        let url = db.url();
-        let key = seed(KEY);
-        let mut all = vec![
-            ("DATABASE_URL", url.as_str()),
-            ("AUTH_SIGNING_KEY", key.as_str()),
-            ("AUTH_COOKIE_SECURE", "false"),
-            ("CORS_ALLOWED_ORIGINS", ALLOWED_ORIGIN),
-            ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "10000"),
-            ("RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE", "10000"),
-        ];
-        // The last value of a key wins.
-        all.extend_from_slice(env);
-        Instance::launch("api", db, &all)
+        launch_with_test_settings("api", db, env)
     }
+}
+
+/// Service `name` on `db` with the test configuration the api uses (its signing key, plain
+/// http cookies, no practical rate limit), changed by `env`: the other services run with it
+/// too, so that they accept the api's tokens.
+pub(crate) fn launch_with_test_settings<'db>(
+    name: &'static str,
+    db: &'db Database,
+    env: &[(&str, &str)],
+) -> Instance<'db> {
+    let url = db.url();
+    let key = seed(KEY);
+    let mut all = vec![
+        ("DATABASE_URL", url.as_str()),
+        ("AUTH_SIGNING_KEY", key.as_str()),
+        ("AUTH_COOKIE_SECURE", "false"),
+        ("CORS_ALLOWED_ORIGINS", ALLOWED_ORIGIN),
+        ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "10000"),
+        ("RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE", "10000"),
+    ];
+    // The last value of a key wins.
+    all.extend_from_slice(env);
+    Instance::launch(name, db, &all)
 }
 
 /// `name=value` of a `Set-Cookie` header.
@@ -1136,6 +1147,15 @@ impl Session {
             refresh: str_of(&body["refresh_token"]).to_string(),
             cookie: cookie_pair(reply.set_cookie("session")).to_string(),
         }
+    }
+
+    pub(crate) fn refresh_token(&self) -> &str {
+        &self.refresh
+    }
+
+    /// `session=<token>`, the api's session cookie as a browser sends it back.
+    pub(crate) fn cookie_pair(&self) -> &str {
+        &self.cookie
     }
 
     /// The session id (the access token's `sid`).
@@ -1287,7 +1307,7 @@ fn decode(token: &str) -> (Value, Value) {
     (json(parts[0]), json(parts[1]))
 }
 
-fn claims(token: &str) -> Value {
+pub(crate) fn claims(token: &str) -> Value {
     decode(token).1
 }
 

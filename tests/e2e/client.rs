@@ -31,6 +31,8 @@ impl<'db> Instance<'db> {
         // reading the request body (a 403 or a 429), which a reused connection would not survive.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // Redirects are part of what the tests check (the panel's forms answer 303).
+            .max_redirects(0)
             .max_idle_connections(0)
             .max_idle_connections_per_host(0)
             .timeout_global(Some(Duration::from_secs(60)))

@@ -7,7 +7,10 @@
 //! - `api`: the api's accounts and authentication contract (docs/auth.md) over HTTP, against a
 //!   fresh SQLite file and a fresh PostgreSQL database;
 //! - `webhooks`: the webhooks service's ingestion, processing and operations contract
-//!   (docs/webhooks.md), with the api beside it, on both databases.
+//!   (docs/webhooks.md), with the api beside it, on both databases;
+//! - `admin`: the admin service's JSON API, permissions, impersonation, audit log and the
+//!   panel's sign-in and CSRF protection over HTTP (docs/admin.md), on both databases;
+//! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.
 //!
 //! All generated workspaces share one Cargo target directory (`target/generated-workspaces`), so
 //! their dependencies are compiled once per machine.
@@ -15,8 +18,13 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin;
+mod admin_ops;
 mod api;
+mod browser;
 mod client;
+mod flags;
 mod health;
+mod panel;
 mod support;
 mod webhooks;

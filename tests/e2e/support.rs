@@ -267,6 +267,13 @@ impl Database {
 
     /// Runs `sql` on the database (which a service must have created and migrated).
     pub fn execute(&self, sql: &str) {
+        if let Err(error) = self.try_execute(sql) {
+            panic!("{error}");
+        }
+    }
+
+    /// Runs `sql` on the database; the database's error when it refuses it.
+    pub fn try_execute(&self, sql: &str) -> Result<(), String> {
         match self {
             Database::Sqlite { path, .. } => {
                 let script = "import sqlite3, sys\n\
@@ -280,14 +287,17 @@ impl Database {
                     .arg(sql)
                     .output()
                     .expect("python3 runs");
-                assert!(
-                    output.status.success(),
-                    "`{sql}` on {}: {}",
-                    path.display(),
-                    String::from_utf8_lossy(&output.stderr)
-                );
+                if output.status.success() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "`{sql}` on {}: {}",
+                        path.display(),
+                        String::from_utf8_lossy(&output.stderr)
+                    ))
+                }
             }
-            Database::Postgres(database) => database.execute(sql),
+            Database::Postgres(database) => database.try_execute(sql),
         }
     }
 }
@@ -320,8 +330,8 @@ impl PgDatabase {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
     }
 
-    pub fn execute(&self, sql: &str) {
-        psql(&self.name, sql).unwrap();
+    pub fn try_execute(&self, sql: &str) -> Result<(), String> {
+        psql(&self.name, sql)
     }
 }
 

@@ -115,8 +115,30 @@ async fn logout(
     Ok((StatusCode::NO_CONTENT, [clear]).into_response())
 }
 
-async fn me(current: CurrentUser) -> Json<User> {
-    Json(current.user)
+/// The user, with `impersonated_by` (the staff member's id and email) when the token is an
+/// impersonation's.
+#[derive(Serialize)]
+struct Me {
+    #[serde(flatten)]
+    user: User,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    impersonated_by: Option<Impersonator>,
+}
+
+#[derive(Serialize)]
+struct Impersonator {
+    id: String,
+    email: String,
+}
+
+async fn me(current: CurrentUser) -> Json<Me> {
+    Json(Me {
+        user: current.user,
+        impersonated_by: current.impersonator.map(|actor| Impersonator {
+            id: actor.sub,
+            email: actor.email,
+        }),
+    })
 }
 
 async fn sessions(

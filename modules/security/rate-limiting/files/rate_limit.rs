@@ -1,8 +1,8 @@
 //! Rate limits on the endpoints that take credentials, against password guessing and sign-up
 //! floods.
 //!
-//! `POST /api/auth/register`, `/login` and `/refresh` are limited per client IP, and register and
-//! login also per email, so that guessing one account's password from many addresses is slowed
+//! `POST /api/auth/register`, `/login` and `/refresh` (and the admin panel's `/admin/sign-in`)
+//! are limited per client IP, and register and the sign-ins also per email, so that guessing one account's password from many addresses is slowed
 //! down as much as guessing from one. A request over either limit is answered with 429 and
 //! `Retry-After`; every response of these routes carries `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the whole quota is back) for the
@@ -66,10 +66,11 @@ fn per_minute(env: &mut Env, key: &str, default: u32) -> NonZeroU32 {
 }
 
 /// The routes limited, and whether by email too. All of them share one count per IP.
-const AUTH_ROUTES: [(&str, bool); 3] = [
+const AUTH_ROUTES: [(&str, bool); 4] = [
     ("/api/auth/register", true),
     ("/api/auth/login", true),
     ("/api/auth/refresh", false),
+    ("/admin/sign-in", true),
 ];
 
 /// The longest email address there can be (RFC 5321). Keys are cut there, so that huge bodies
@@ -215,7 +216,9 @@ async fn read_email(
                 ApiError::BadRequest("the request body could not be read".into())
             }
         })?;
+    // JSON from the api's clients, a form from the panel's sign-in page.
     let email = serde_json::from_slice::<Credentials>(&bytes)
+        .or_else(|_| serde_urlencoded::from_bytes::<Credentials>(&bytes))
         .ok()
         .map(|credentials| credentials.email);
     Ok((Request::from_parts(parts, Body::from(bytes)), email))
@@ -268,7 +271,8 @@ mod tests {
             .route("/api/auth/register", echo.clone())
             .route("/api/auth/login", echo.clone())
             .route("/api/auth/refresh", echo.clone())
-            .route("/api/auth/logout", echo)
+            .route("/api/auth/logout", echo.clone())
+            .route("/admin/sign-in", echo)
             .route("/healthz", get(|| async { "ok" }))
     }
 
@@ -379,6 +383,24 @@ mod tests {
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(header(&refused, "ratelimit-limit"), "2");
         assert_eq!(other_email.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn the_panel_sign_in_form_counts_per_email() {
+        let app = app(100, 1);
+        let form = |ip| {
+            post_from(
+                ip,
+                "/admin/sign-in",
+                "csrf=x&email=Ops%40Example.com&password=guess",
+            )
+        };
+
+        let first = send(&app, form([203, 0, 113, 1])).await;
+        let other_ip = send(&app, form([203, 0, 113, 2])).await;
+
+        assert_eq!(first.status(), StatusCode::OK);
+        assert_eq!(other_ip.status(), StatusCode::TOO_MANY_REQUESTS);
     }
 
     #[tokio::test]

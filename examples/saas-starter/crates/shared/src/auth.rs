@@ -32,6 +32,7 @@ use serde::Serialize;
 pub use accounts::{Role, User};
 use password::{Passwords, Verified};
 use session::{Exchange, SessionInfo, Timeouts};
+pub use token::Actor;
 use token::{Claims, Expected, Jwks, KeySet};
 
 use crate::config::Env;
@@ -41,6 +42,9 @@ use crate::http::HttpConfig;
 
 /// The longest `full_name` accepted, in characters.
 pub const MAX_FULL_NAME_CHARS: usize = 200;
+
+/// The longest an impersonation lasts, in seconds: its token expires then, and its session ends.
+pub const MAX_IMPERSONATION_SECS: i64 = 15 * 60;
 
 /// The authentication settings, read from `AUTH_*` keys. Not `Debug`: it holds the signing key.
 pub struct AuthConfig {
@@ -92,21 +96,27 @@ impl AuthConfig {
         }
     }
 
-    /// The cookie name: with `Secure`, the `__Host-` prefix makes browsers refuse the cookie
-    /// unless it is also host-only with `Path=/`, so that no subdomain can set or shadow it.
-    fn cookie_name(&self) -> &'static str {
+    /// The name of session cookie `base`: with `Secure`, the `__Host-` prefix makes browsers
+    /// refuse the cookie unless it is also host-only with `Path=/`, so that no subdomain can set
+    /// or shadow it.
+    fn cookie_name(&self, base: &str) -> Arc<str> {
         if self.cookie_secure {
-            "__Host-session"
+            format!("__Host-{base}").into()
         } else {
-            "session"
+            base.into()
         }
     }
 }
+
+/// The session cookie's name without the `__Host-` prefix, in the api.
+const API_COOKIE: &str = "session";
 
 /// Authentication, shared by the handlers of every route that needs it. Cheap to clone.
 #[derive(Clone)]
 pub struct Auth {
     inner: Arc<Inner>,
+    /// The session cookie this service reads and writes (see [`Auth::with_cookie`]).
+    cookie_name: Arc<str>,
 }
 
 struct Inner {
@@ -141,6 +151,30 @@ pub struct SignedIn {
 pub struct CurrentUser {
     pub user: User,
     pub session_id: String,
+    /// The staff member impersonating the user, when the request carries an impersonation
+    /// token (never with the cookie: impersonation issues a token only).
+    pub impersonator: Option<Actor>,
+}
+
+impl CurrentUser {
+    /// Refuses what an impersonator must not do in the user's name: change their password,
+    /// their email or their sessions.
+    pub fn forbid_impersonation(&self) -> Result<(), ApiError> {
+        match &self.impersonator {
+            Some(_) => Err(ApiError::Forbidden),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An impersonation an admin started: a session of the customer's, and its one access token.
+#[derive(Debug, Clone, Serialize)]
+pub struct Impersonation {
+    pub session_id: String,
+    pub access_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the token expires; there is no refresh token.
+    pub expires_in: i64,
 }
 
 impl Auth {
@@ -154,6 +188,7 @@ impl Auth {
             "access tokens are signed with this key"
         );
         Ok(Self {
+            cookie_name: config.cookie_name(API_COOKIE),
             inner: Arc::new(Inner {
                 db,
                 config,
@@ -163,6 +198,17 @@ impl Auth {
                 trusted_origins: http.allowed_origins.clone(),
             }),
         })
+    }
+
+    /// The same authentication with browser sessions under cookie `base` (with the `__Host-`
+    /// prefix when cookies are `Secure`) instead of the api's: browsers send a host's cookies to
+    /// every port of it, so a service on the same host as the api (the admin panel) keeps its
+    /// sessions apart this way. Bearer tokens are accepted the same.
+    pub fn with_cookie(&self, base: &str) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            cookie_name: self.inner.config.cookie_name(base),
+        }
     }
 
     /// The database accounts live in, for the modules that extend them.
@@ -183,6 +229,19 @@ impl Auth {
         full_name: Option<&str>,
         user_agent: Option<&str>,
     ) -> Result<SignedIn, ApiError> {
+        let user = self.create_account(email, password, full_name).await?;
+        tracing::info!(user = %user.id, "account registered");
+        self.sign_in(user, user_agent).await
+    }
+
+    /// Creates an account after checking its email, password and name (422 with each problem;
+    /// 409 when the email is taken).
+    pub async fn create_account(
+        &self,
+        email: &str,
+        password: String,
+        full_name: Option<&str>,
+    ) -> Result<User, ApiError> {
         let db = &self.inner.db;
         let email = accounts::normalize_email(email);
         let full_name = full_name.map(str::trim).filter(|name| !name.is_empty());
@@ -204,14 +263,28 @@ impl Auth {
             return Err(email_taken());
         }
         let password_hash = self.inner.passwords.hash(password).await?;
-        let user = accounts::insert(db, &email, &password_hash, full_name, now())
+        accounts::insert(db, &email, &password_hash, full_name, now())
             .await
             .map_err(|error| match &error {
                 sqlx::Error::Database(db_error) if db_error.is_unique_violation() => email_taken(),
                 _ => ApiError::from(error),
-            })?;
-        tracing::info!(user = %user.id, "account registered");
-        self.sign_in(user, user_agent).await
+            })
+    }
+
+    /// The account registered with `email` (compared as sign-in compares it), if any.
+    pub async fn find_account(&self, email: &str) -> Result<Option<User>, ApiError> {
+        let email = accounts::normalize_email(email);
+        let account = accounts::find_by_email(&self.inner.db, &email).await?;
+        Ok(account.map(|account| account.user))
+    }
+
+    /// Gives the account `user_id` the role `role` (operators only: see [`accounts::set_role`]).
+    pub async fn set_role(&self, user_id: &str, role: Role) -> Result<(), ApiError> {
+        if accounts::set_role(&self.inner.db, user_id, role, now()).await? {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound("user"))
+        }
     }
 
     /// Signs in with an email and password. Every failure is the same
@@ -222,6 +295,13 @@ impl Auth {
         password: String,
         user_agent: Option<&str>,
     ) -> Result<SignedIn, ApiError> {
+        let user = self.check_credentials(email, password).await?;
+        self.sign_in(user, user_agent).await
+    }
+
+    /// The account an email and password belong to, for sign-ins that make their own session
+    /// (the admin panel's). Every failure is the same [`ApiError::InvalidCredentials`].
+    pub async fn check_credentials(&self, email: &str, password: String) -> Result<User, ApiError> {
         let db = &self.inner.db;
         let account = accounts::find_by_email(db, &accounts::normalize_email(email)).await?;
         let stored = account
@@ -238,7 +318,7 @@ impl Auth {
             accounts::set_password_hash(db, &account.user.id, &new_hash, now()).await?;
             tracing::info!(user = %account.user.id, "password hash upgraded");
         }
-        self.sign_in(account.user, user_agent).await
+        Ok(account.user)
     }
 
     /// Exchanges a refresh token for new tokens. A token presented twice ends its session.
@@ -281,6 +361,7 @@ impl Auth {
         current: &CurrentUser,
         session_id: &str,
     ) -> Result<(), ApiError> {
+        current.forbid_impersonation()?;
         let revoked = session::revoke(&self.inner.db, &current.user.id, session_id, now()).await?;
         if revoked {
             Ok(())
@@ -296,6 +377,7 @@ impl Auth {
         current_password: String,
         new_password: String,
     ) -> Result<(), ApiError> {
+        current.forbid_impersonation()?;
         let db = &self.inner.db;
         let account = accounts::find_by_id(db, &current.user.id)
             .await?
@@ -348,9 +430,10 @@ impl Auth {
                 .map(|active| CurrentUser {
                     user: active.user,
                     session_id: active.session_id,
+                    impersonator: claims.act,
                 }));
         }
-        let Some(token) = cookie_value(headers, inner.config.cookie_name()) else {
+        let Some(token) = self.session_token(headers) else {
             return Ok(None);
         };
         if !csrf::allows(method, headers, &inner.trusted_origins) {
@@ -360,7 +443,65 @@ impl Auth {
         Ok(active.map(|active| CurrentUser {
             user: active.user,
             session_id: active.session_id,
+            impersonator: None,
         }))
+    }
+
+    /// Starts an impersonation of `user` by staff member `actor`: a session of the user's that
+    /// ends after `ttl` seconds (at most [`MAX_IMPERSONATION_SECS`]) and one access token in it,
+    /// naming the actor in its `act` claim. No refresh token and no cookie: it cannot outlive the
+    /// token, and revoking the session ends it at once.
+    pub async fn impersonate(
+        &self,
+        user: &User,
+        actor: Actor,
+        ttl: i64,
+    ) -> Result<Impersonation, ApiError> {
+        let ttl = ttl.clamp(1, MAX_IMPERSONATION_SECS);
+        let now = now();
+        let label = format!("impersonation by {}", actor.email);
+        let timeouts = Timeouts {
+            idle: ttl,
+            absolute: ttl,
+        };
+        let (session_id, _) = session::start(&self.inner.db, &user.id, Some(&label), now, timeouts)
+            .await
+            .map_err(ApiError::Internal)?;
+        let mut claims = Claims::access(&self.expected(), &user.id, &session_id, now, ttl);
+        claims.act = Some(actor);
+        Ok(Impersonation {
+            session_id,
+            access_token: self.inner.keys.sign(&claims),
+            token_type: "bearer",
+            expires_in: ttl,
+        })
+    }
+
+    /// Starts a browser session for `user`, who has proven who they are: its id and the
+    /// `Set-Cookie` value that carries it. No tokens: for sign-in forms (the admin panel's).
+    pub async fn start_session(
+        &self,
+        user: &User,
+        user_agent: Option<&str>,
+    ) -> Result<(String, HeaderValue), ApiError> {
+        let timeouts = self.inner.config.timeouts;
+        let (session_id, cookie_token) =
+            session::start(&self.inner.db, &user.id, user_agent, now(), timeouts)
+                .await
+                .map_err(ApiError::Internal)?;
+        Ok((session_id, self.cookie(&cookie_token, timeouts.absolute)))
+    }
+
+    /// The session cookie's token in `headers`, if the request carries one: what CSRF form
+    /// tokens are derived from ([`csrf::form_token`]).
+    pub fn session_token<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        cookie_value(headers, &self.cookie_name)
+    }
+
+    /// Whether cookies must be `Secure` (`AUTH_COOKIE_SECURE`), for the other cookies a service
+    /// sets.
+    pub fn cookie_secure(&self) -> bool {
+        self.inner.config.cookie_secure
     }
 
     /// The `Set-Cookie` value that removes the session cookie.
@@ -369,17 +510,12 @@ impl Auth {
     }
 
     async fn sign_in(&self, user: User, user_agent: Option<&str>) -> Result<SignedIn, ApiError> {
-        let config = &self.inner.config;
-        let now = now();
-        let (session_id, cookie_token) =
-            session::start(&self.inner.db, &user.id, user_agent, now, config.timeouts)
-                .await
-                .map_err(ApiError::Internal)?;
-        let tokens = self.tokens(&user.id, &session_id, now).await?;
+        let (session_id, cookie) = self.start_session(&user, user_agent).await?;
+        let tokens = self.tokens(&user.id, &session_id, now()).await?;
         Ok(SignedIn {
             user,
             tokens,
-            cookie: self.cookie(&cookie_token, config.timeouts.absolute),
+            cookie,
         })
     }
 
@@ -408,11 +544,14 @@ impl Auth {
     /// The session cookie, written by hand: the `cookie` crate would bring in `time` and five
     /// more crates for one header. The token is base64url, which needs no quoting.
     fn cookie(&self, token: &str, max_age: i64) -> HeaderValue {
-        let config = &self.inner.config;
-        let secure = if config.cookie_secure { "; Secure" } else { "" };
+        let secure = if self.inner.config.cookie_secure {
+            "; Secure"
+        } else {
+            ""
+        };
         let cookie = format!(
             "{}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}",
-            config.cookie_name()
+            self.cookie_name
         );
         HeaderValue::try_from(cookie).expect("cookie names and base64url tokens are header-safe")
     }
@@ -463,7 +602,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -9,6 +9,7 @@
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::db::Database;
@@ -51,43 +52,58 @@ pub struct Subscription {
     pub canceled_at: Option<i64>,
 }
 
+/// The columns [`Subscription::from_columns`] reads, in order, of `subscriptions` as `s`. A
+/// macro so that queries can `concat!` it into the literal SQL sqlx takes.
+macro_rules! subscription_columns {
+    () => {
+        "s.stripe_subscription_id, s.stripe_customer_id, s.status, s.price_id, s.product_id, \
+         s.unit_amount, s.currency, s.billing_interval, s.interval_count, s.quantity, \
+         s.current_period_end, s.cancel_at_period_end, s.canceled_at"
+    };
+}
+pub(crate) use subscription_columns;
+
+impl Subscription {
+    /// Reads a subscription from the [`subscription_columns`] of `row`, from column `first`.
+    pub fn from_columns(row: &AnyRow, first: usize) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get(first)?,
+            customer_id: row.try_get(first + 1)?,
+            status: row.try_get(first + 2)?,
+            price_id: row.try_get(first + 3)?,
+            product_id: row.try_get(first + 4)?,
+            unit_amount: row.try_get(first + 5)?,
+            currency: row.try_get(first + 6)?,
+            interval: row.try_get(first + 7)?,
+            interval_count: row.try_get(first + 8)?,
+            quantity: row.try_get(first + 9)?,
+            current_period_end: row.try_get(first + 10)?,
+            cancel_at_period_end: row.try_get::<i64, _>(first + 11)? != 0,
+            canceled_at: row.try_get(first + 12)?,
+        })
+    }
+}
+
 /// The subscription of user `user_id` that matters most: a running one if there is one, else
 /// the latest.
 pub async fn subscription_of_user(
     db: &Database,
     user_id: &str,
 ) -> Result<Option<Subscription>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT s.stripe_subscription_id, s.stripe_customer_id, s.status, s.price_id, \
-             s.product_id, s.unit_amount, s.currency, s.billing_interval, s.interval_count, \
-             s.quantity, s.current_period_end, s.cancel_at_period_end, s.canceled_at \
-         FROM subscriptions s JOIN customers c ON c.stripe_customer_id = s.stripe_customer_id \
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        subscription_columns!(),
+        " FROM subscriptions s JOIN customers c ON c.stripe_customer_id = s.stripe_customer_id \
          WHERE c.user_id = $1 \
          ORDER BY CASE WHEN s.status IN ('trialing', 'active', 'past_due') THEN 0 ELSE 1 END, \
              s.state_event_created DESC \
-         LIMIT 1",
-    )
+         LIMIT 1"
+    ))
     .bind(user_id)
     .fetch_optional(db.pool())
     .await?;
-    row.map(|row| {
-        Ok(Subscription {
-            id: row.try_get(0)?,
-            customer_id: row.try_get(1)?,
-            status: row.try_get(2)?,
-            price_id: row.try_get(3)?,
-            product_id: row.try_get(4)?,
-            unit_amount: row.try_get(5)?,
-            currency: row.try_get(6)?,
-            interval: row.try_get(7)?,
-            interval_count: row.try_get(8)?,
-            quantity: row.try_get(9)?,
-            current_period_end: row.try_get(10)?,
-            cancel_at_period_end: row.try_get::<i64, _>(11)? != 0,
-            canceled_at: row.try_get(12)?,
-        })
-    })
-    .transpose()
+    row.map(|row| Subscription::from_columns(&row, 0))
+        .transpose()
 }
 
 /// How far along its life a subscription status is: the tie-breaker between events of the same

@@ -14,12 +14,24 @@ pub mod db;
 // <<<begin:auth@mods>>>
 pub mod auth;
 // <<<end:auth@mods>>>
+// <<<begin:admin/core@mods>>>
+pub mod admin;
+// <<<end:admin/core@mods>>>
 // <<<begin:billing/stripe-webhooks@mods>>>
 pub mod webhooks;
 // <<<end:billing/stripe-webhooks@mods>>>
 // <<<begin:billing/subscriptions@mods>>>
 pub mod billing;
 // <<<end:billing/subscriptions@mods>>>
+// <<<begin:admin/billing@mods>>>
+pub mod admin_billing;
+// <<<end:admin/billing@mods>>>
+// <<<begin:admin/feature-flags@mods>>>
+pub mod flags;
+// <<<end:admin/feature-flags@mods>>>
+// <<<begin:admin/webhooks@mods>>>
+pub mod admin_webhooks;
+// <<<end:admin/webhooks@mods>>>
 // <<<begin:billing/api@mods>>>
 pub mod plans;
 // <<<end:billing/api@mods>>>

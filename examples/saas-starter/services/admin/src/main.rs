@@ -7,6 +7,22 @@
 //! saaskit adds the code of each module after the `inject` marker comments below: keep them.
 
 // <<<inject:mods>>>
+// <<<begin:admin/core@mods>>>
+mod admin_api;
+mod cli;
+mod metrics;
+mod panel;
+// <<<end:admin/core@mods>>>
+// <<<begin:admin/billing@mods>>>
+mod admin_billing;
+// <<<end:admin/billing@mods>>>
+// <<<begin:admin/feature-flags@mods>>>
+mod flags_api;
+mod flags_panel;
+// <<<end:admin/feature-flags@mods>>>
+// <<<begin:admin/webhooks@mods>>>
+mod admin_webhooks;
+// <<<end:admin/webhooks@mods>>>
 
 use shared::config::Env;
 use shared::http::{self, HttpConfig, Readiness, ServerConfig};
@@ -23,6 +39,12 @@ async fn main() -> anyhow::Result<()> {
     // <<<begin:db@config>>>
     let db_config = shared::db::DatabaseConfig::from_env(&mut env);
     // <<<end:db@config>>>
+    // <<<begin:auth@config>>>
+    let auth_config = shared::auth::AuthConfig::from_env(&mut env);
+    // <<<end:auth@config>>>
+    // <<<begin:security/rate-limiting@config>>>
+    let rate_limit_config = shared::rate_limit::RateLimitConfig::from_env(&mut env);
+    // <<<end:security/rate-limiting@config>>>
     env.finish()?;
 
     telemetry::init(telemetry_config);
@@ -35,9 +57,39 @@ async fn main() -> anyhow::Result<()> {
     db.migrate().await?;
     let readiness = readiness.with_check("database", db.clone());
     // <<<end:db@startup>>>
+    // <<<begin:auth@startup>>>
+    let auth = shared::auth::Auth::new(db.clone(), auth_config, &http_config)?;
+    // <<<end:auth@startup>>>
+    // <<<begin:admin/core@startup>>>
+    let auth = auth.with_cookie("admin-session");
+    if let Some(command) = cli::Command::from_args()? {
+        let outcome = command.run(&auth).await;
+        db.close().await;
+        return outcome;
+    }
+    // <<<end:admin/core@startup>>>
 
     let app = http::health_routes(readiness);
     // <<<inject:routes>>>
+    // <<<begin:admin/core@routes>>>
+    let app = app
+        .merge(panel::routes(auth.clone()))
+        .merge(admin_api::routes(auth.clone()));
+    // <<<end:admin/core@routes>>>
+    // <<<begin:admin/billing@routes>>>
+    let app = app.merge(admin_billing::routes(auth.clone()));
+    // <<<end:admin/billing@routes>>>
+    // <<<begin:admin/feature-flags@routes>>>
+    let app = app
+        .merge(flags_api::routes(auth.clone()))
+        .merge(flags_panel::routes(auth.clone()));
+    // <<<end:admin/feature-flags@routes>>>
+    // <<<begin:admin/webhooks@routes>>>
+    let app = app.merge(admin_webhooks::routes(auth.clone()));
+    // <<<end:admin/webhooks@routes>>>
+    // <<<begin:security/rate-limiting@routes>>>
+    let app = shared::rate_limit::protect(app, &rate_limit_config, &http_config);
+    // <<<end:security/rate-limiting@routes>>>
     let app = http::with_middleware(app, &http_config);
 
     http::serve(&server_config, app).await?;

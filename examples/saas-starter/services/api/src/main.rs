@@ -10,6 +10,9 @@
 // <<<begin:auth@mods>>>
 mod auth;
 // <<<end:auth@mods>>>
+// <<<begin:admin/feature-flags@mods>>>
+mod flags;
+// <<<end:admin/feature-flags@mods>>>
 // <<<begin:billing/api@mods>>>
 mod billing;
 // <<<end:billing/api@mods>>>
@@ -62,6 +65,9 @@ async fn main() -> anyhow::Result<()> {
     // <<<begin:auth@routes>>>
     let app = app.merge(auth::routes(auth.clone()));
     // <<<end:auth@routes>>>
+    // <<<begin:admin/feature-flags@routes>>>
+    let app = app.merge(flags::routes(auth.clone()));
+    // <<<end:admin/feature-flags@routes>>>
     // <<<begin:billing/api@routes>>>
     let app = app.merge(billing::routes(auth.clone(), billing_plans));
     // <<<end:billing/api@routes>>>

@@ -189,6 +189,23 @@ pub async fn set_password_hash(
     Ok(())
 }
 
+/// Gives `user_id` the role `role`. Only operators do this (the admin service's
+/// `create-admin` command): no request of a user changes a role.
+pub async fn set_role(
+    db: &Database,
+    user_id: &str,
+    role: Role,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("UPDATE users SET role = $1, updated_at = $2 WHERE id = $3")
+        .bind(role.as_str())
+        .bind(now)
+        .bind(user_id)
+        .execute(db.pool())
+        .await?;
+    Ok(result.rows_affected() > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,10 @@
 //! browser never attaches a Bearer token by itself.
 
 use axum::http::{HeaderMap, HeaderValue, Method, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// The custom header a same-site script may send to pass the check. Browsers only let a page
 /// send it to another origin after a CORS preflight, which only the allowed origins pass.
@@ -35,6 +39,29 @@ pub fn allows(method: &Method, headers: &HeaderMap, trusted_origins: &[HeaderVal
         None => true,
         Some(origin) => is_same_host(origin, headers.get(header::HOST)),
     }
+}
+
+/// The token an HTML form of a cookie session carries in a hidden field (the synchronizer token
+/// pattern), on top of [`allows`]: a page of another site cannot read it, so it cannot forge the
+/// form. Derived from the session's cookie token rather than stored: it lives exactly as long as
+/// the session, and a database leak (which holds only a different hash of the cookie token) does
+/// not reveal it.
+pub fn form_token(session_token: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"csrf-form-token:");
+    hasher.update(session_token.as_bytes());
+    BASE64URL.encode(hasher.finalize())
+}
+
+/// Whether `submitted` is the form token of `session_token`, compared in constant time.
+pub fn form_token_matches(session_token: &str, submitted: &str) -> bool {
+    same_token(&form_token(session_token), submitted)
+}
+
+/// Whether two secret tokens are equal, compared in constant time so that the time taken does
+/// not tell how much of a guess was right.
+pub fn same_token(expected: &str, submitted: &str) -> bool {
+    expected.as_bytes().ct_eq(submitted.as_bytes()).into()
 }
 
 /// Whether `origin` (`scheme://host[:port]`) names the host the request was sent to.
@@ -100,5 +127,16 @@ mod tests {
         assert!(allows_post(&[("origin", "https://api.example.com")]));
         assert!(!allows_post(&[("origin", "https://evil.example")]));
         assert!(!allows_post(&[("origin", "null")]));
+    }
+
+    #[test]
+    fn form_tokens_belong_to_one_session() {
+        let token = form_token("session-a");
+
+        assert!(form_token_matches("session-a", &token));
+        assert!(!form_token_matches("session-b", &token));
+        assert!(!form_token_matches("session-a", ""));
+        assert!(!form_token_matches("session-a", &token[1..]));
+        assert_ne!(token, super::super::session::hash_token("session-a"));
     }
 }

@@ -7,10 +7,11 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 use shared::ApiError;
 use shared::auth::{Auth, Role};
-use shared::webhooks::{EventDetail, LogFilter, LogPage, LogQuery, Status, Webhooks};
+use shared::webhooks::{
+    BulkReplayQuery, BulkReplayed, EventDetail, LogFilter, LogPage, LogQuery, Replayed, Webhooks,
+};
 
 #[derive(Clone)]
 struct Operations {
@@ -44,13 +45,6 @@ async fn event(
     Ok(Json(ops.webhooks.event(&id).await?))
 }
 
-#[derive(Serialize)]
-struct Replayed {
-    status: &'static str,
-    /// How many times the event has been replayed, this one included.
-    replays: i64,
-}
-
 async fn replay(
     operator: Operator,
     State(ops): State<Operations>,
@@ -58,23 +52,7 @@ async fn replay(
 ) -> Result<(StatusCode, Json<Replayed>), ApiError> {
     let name = operator.allowed_to_replay()?;
     let replays = ops.webhooks.replay(&id, &name).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Replayed {
-            status: "queued",
-            replays,
-        }),
-    ))
-}
-
-#[derive(Deserialize)]
-struct BulkQuery {
-    status: Option<String>,
-}
-
-#[derive(Serialize)]
-struct BulkReplayed {
-    queued: u64,
+    Ok((StatusCode::ACCEPTED, Json(Replayed::queued(replays))))
 }
 
 /// `POST /api/webhooks/replay?status=dead_letter`: the only bulk replay, so that a typo cannot
@@ -82,15 +60,11 @@ struct BulkReplayed {
 async fn replay_all(
     operator: Operator,
     State(ops): State<Operations>,
-    Query(query): Query<BulkQuery>,
+    Query(query): Query<BulkReplayQuery>,
 ) -> Result<(StatusCode, Json<BulkReplayed>), ApiError> {
     let name = operator.allowed_to_replay()?;
-    if query.status.as_deref() != Some(Status::DeadLetter.as_str()) {
-        return Err(ApiError::Validation(
-            [("status".to_owned(), "must be dead_letter".to_owned())].into(),
-        ));
-    }
-    let queued = ops.webhooks.replay_all(Status::DeadLetter, &name).await?;
+    let status = query.dead_letter()?;
+    let queued = ops.webhooks.replay_all(status, &name).await?;
     Ok((StatusCode::ACCEPTED, Json(BulkReplayed { queued })))
 }
 

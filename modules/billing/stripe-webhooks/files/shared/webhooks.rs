@@ -3,9 +3,10 @@
 //! The life of an event:
 //!
 //! 1. `POST /api/webhooks/stripe` checks the signature against the raw body ([`signature`]),
-//!    then stores the event and a job for it in one statement ([`store::ingest`]). Stripe gets
-//!    its 2xx only once both are committed; a repeated event id stores nothing and enqueues
-//!    nothing, whether the copies arrive one after another or at once.
+//!    then stores the event and a job for it ([`store::ingest`]), in one transaction with the
+//!    other events arriving at the same time ([`ingest`]). Stripe gets its 2xx only once both
+//!    are committed; a repeated event id stores nothing and enqueues nothing, whether the copies
+//!    arrive one after another or at once.
 //! 2. A [`Worker`] inside the service claims due jobs with a lease ([`store::claim`]): on
 //!    PostgreSQL with `FOR UPDATE SKIP LOCKED`, so that several instances never claim one job;
 //!    on SQLite, where there is one writer at a time, with the same statement without the lock.
@@ -20,14 +21,17 @@
 //! Event statuses: `pending` (waiting for a worker), `retrying` (an attempt failed, another is
 //! scheduled), `processed`, `ignored` (no handler for its type), `dead_letter` (out of attempts).
 
+pub mod ingest;
 pub mod signature;
 pub mod store;
+mod turns;
 pub mod worker;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 pub use signature::{Secrets, SignatureError};
@@ -37,6 +41,7 @@ pub use worker::{Event, Handler, HandlerError, Handlers, Worker};
 use crate::config::Env;
 use crate::db::Database;
 use crate::error::{ApiError, FieldErrors};
+use turns::WriteTurns;
 
 /// The largest page of `logs`.
 pub const MAX_LOG_LIMIT: i64 = 200;
@@ -100,7 +105,10 @@ impl WebhooksConfig {
         let base_delay = positive("WEBHOOKS_RETRY_BASE_MS", 2_000);
         let max_delay = positive("WEBHOOKS_RETRY_MAX_MS", 3_600_000);
         let lease = positive("WEBHOOKS_LEASE_SECS", 30);
-        let concurrency = positive("WEBHOOKS_WORKER_CONCURRENCY", 4);
+        // Two loops, each with a batch of up to 32 jobs, lease as many jobs as four loops did
+        // with 16; more would take database time (commits above all) from ingestion, which
+        // Stripe waits for, for little more processing.
+        let concurrency = positive("WEBHOOKS_WORKER_CONCURRENCY", 2);
         let poll_interval = positive("WEBHOOKS_POLL_INTERVAL_MS", 1_000);
         let operations_api_key: String = env.optional("WEBHOOKS_OPERATIONS_API_KEY", String::new());
         if !operations_api_key.is_empty() && operations_api_key.len() < 32 {
@@ -143,17 +151,24 @@ struct Inner {
     secrets: Secrets,
     /// The settings (their `secrets` taken out, above).
     config: WebhooksConfig,
+    /// Stores events in batches ([`ingest`]).
+    ingestor: ingest::Ingestor,
+    /// Turns of this instance's writers on SQLite.
+    turns: Arc<WriteTurns>,
     /// Wakes this instance's worker when an event is stored or replayed, so that it does not
     /// wait for its next poll. Other instances find the job when they poll.
-    new_jobs: Notify,
+    new_jobs: Arc<Notify>,
 }
 
-/// An event envelope as Stripe sends it: what ingestion reads before storing the payload whole.
+/// An event envelope as Stripe sends it: the fields ingestion reads before storing the payload
+/// whole. Borrowed from the body where they can be (Stripe's ids and types hold no escapes); the
+/// rest, the `data` object mostly, is checked to be JSON and skipped.
 #[derive(Debug, Deserialize)]
-struct Envelope {
-    id: String,
-    #[serde(rename = "type")]
-    event_type: String,
+struct Envelope<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    event_type: Cow<'a, str>,
     created: i64,
     #[serde(default)]
     livemode: bool,
@@ -163,15 +178,21 @@ struct Envelope {
 const MAX_EVENT_ID_LEN: usize = 255;
 
 impl Webhooks {
+    /// Prepares ingestion and starts its batch writer, on the current tokio runtime.
     pub fn new(db: Database, config: WebhooksConfig) -> Result<Self, SetupError> {
         let mut config = config;
         let secrets = config.secrets.take().ok_or(SetupError::InvalidConfig)?;
+        let turns = Arc::new(WriteTurns::new(db.backend()));
+        let new_jobs = Arc::new(Notify::new());
+        let ingestor = ingest::Ingestor::start(db.clone(), turns.clone(), new_jobs.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
                 secrets,
                 config,
-                new_jobs: Notify::new(),
+                ingestor,
+                turns,
+                new_jobs,
             }),
         })
     }
@@ -193,34 +214,29 @@ impl Webhooks {
     }
 
     /// Stores a verified event and enqueues its processing, unless its id was seen before.
+    /// Returns once the event and its job are committed.
     pub async fn ingest(&self, body: &[u8]) -> Result<Ingested, ApiError> {
         let payload = std::str::from_utf8(body)
             .map_err(|_| ApiError::BadRequest("the event is not UTF-8 JSON".into()))?;
-        let envelope: Envelope = serde_json::from_str(payload)
+        let envelope: Envelope<'_> = serde_json::from_str(payload)
             .map_err(|error| ApiError::BadRequest(format!("the event is not valid: {error}")))?;
         if envelope.id.is_empty() || envelope.id.len() > MAX_EVENT_ID_LEN {
             return Err(ApiError::BadRequest(format!(
                 "the event id must be 1 to {MAX_EVENT_ID_LEN} characters long"
             )));
         }
-        let event = store::NewEvent {
-            id: &envelope.id,
-            event_type: &envelope.event_type,
+        let event = ingest::PendingEvent {
+            id: envelope.id.into_owned(),
+            event_type: envelope.event_type.into_owned(),
             created: envelope.created,
             livemode: envelope.livemode,
-            payload,
+            payload: payload.to_owned(),
         };
-        let ingested = store::ingest(&self.inner.db, &event, now_ms()).await?;
-        match ingested {
-            Ingested::Stored => {
-                tracing::info!(event = %envelope.id, r#type = %envelope.event_type, "event received");
-                self.inner.new_jobs.notify_waiters();
-            }
-            Ingested::Duplicate => {
-                tracing::info!(event = %envelope.id, "duplicate event ignored");
-            }
-        }
-        Ok(ingested)
+        self.inner
+            .ingestor
+            .ingest(event)
+            .await
+            .map_err(ApiError::internal)
     }
 
     /// Whether `token` is the configured operations API key, compared in constant time.
@@ -247,7 +263,10 @@ impl Webhooks {
 
     /// Queues a stored event for processing again. 404 when unknown, 409 when already queued.
     pub async fn replay(&self, id: &str, requested_by: &str) -> Result<i64, ApiError> {
-        let replays = store::replay(&self.inner.db, id, requested_by, now_ms()).await?;
+        let replays = {
+            let _turn = self.inner.turns.take().await;
+            store::replay(&self.inner.db, id, requested_by, now_ms()).await?
+        };
         match replays {
             store::Replay::Queued { replays } => {
                 tracing::info!(event = %id, %requested_by, replays, "event replay queued");
@@ -263,7 +282,10 @@ impl Webhooks {
 
     /// Queues every event in `status` for processing again; returns how many.
     pub async fn replay_all(&self, status: Status, requested_by: &str) -> Result<u64, ApiError> {
-        let queued = store::replay_all(&self.inner.db, status, requested_by, now_ms()).await?;
+        let queued = {
+            let _turn = self.inner.turns.take().await;
+            store::replay_all(&self.inner.db, status, requested_by, now_ms()).await?
+        };
         tracing::info!(%status, %requested_by, queued, "bulk replay queued");
         if queued > 0 {
             self.inner.new_jobs.notify_waiters();
@@ -328,6 +350,49 @@ pub struct LogQuery {
     pub event_type: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+}
+
+/// The answer to a replay of one event: `{"status": "queued", "replays": n}`, with 202.
+#[derive(Debug, Serialize)]
+pub struct Replayed {
+    pub status: &'static str,
+    /// How many times the event has been replayed, this one included.
+    pub replays: i64,
+}
+
+impl Replayed {
+    pub fn queued(replays: i64) -> Self {
+        Self {
+            status: "queued",
+            replays,
+        }
+    }
+}
+
+/// The query string of the bulk replay, `?status=dead_letter`.
+#[derive(Debug, Default, Deserialize)]
+pub struct BulkReplayQuery {
+    pub status: Option<String>,
+}
+
+impl BulkReplayQuery {
+    /// The status to replay, which must be `dead_letter` (422 otherwise): the only bulk replay,
+    /// so that a typo cannot run every processed event again.
+    pub fn dead_letter(&self) -> Result<Status, ApiError> {
+        if self.status.as_deref() == Some(Status::DeadLetter.as_str()) {
+            Ok(Status::DeadLetter)
+        } else {
+            let mut fields = FieldErrors::new();
+            fields.insert("status".into(), "must be dead_letter".into());
+            Err(ApiError::Validation(fields))
+        }
+    }
+}
+
+/// The answer to a bulk replay: `{"queued": n}`, with 202.
+#[derive(Debug, Serialize)]
+pub struct BulkReplayed {
+    pub queued: u64,
 }
 
 /// The current time in Unix milliseconds: the unit of the job and attempt times, where seconds

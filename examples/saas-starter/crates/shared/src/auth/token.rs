@@ -170,6 +170,17 @@ pub struct Claims {
     pub iat: i64,
     pub jti: String,
     pub typ: String,
+    /// RFC 8693's actor claim: the staff member acting as `sub` (impersonation), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// Who acts on behalf of a token's subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The staff member's user id.
+    pub sub: String,
+    pub email: String,
 }
 
 impl Claims {
@@ -190,6 +201,7 @@ impl Claims {
             iat: now,
             jti: uuid::Uuid::now_v7().to_string(),
             typ: ACCESS_TYPE.to_owned(),
+            act: None,
         }
     }
 }

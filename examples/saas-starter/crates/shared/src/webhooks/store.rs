@@ -5,13 +5,15 @@
 //!
 //! Times of jobs and attempts are Unix milliseconds (`_ms`), other times Unix seconds.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::QueryScalar;
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Row};
 
 use crate::db::{Backend, Database};
 
@@ -77,62 +79,100 @@ pub enum Ingested {
     Duplicate,
 }
 
-/// Stores `event` and its job, or nothing when its id is known, atomically.
-pub async fn ingest(db: &Database, event: &NewEvent<'_>, now_ms: i64) -> sqlx::Result<Ingested> {
-    let stored = match db.backend() {
-        // One statement, so one round trip and one commit: the insert of the job sees the event
-        // row only when this statement inserted it. Concurrent copies wait on the unique index,
-        // and all but the first find the id taken.
-        Backend::Postgres => sqlx::query(
-            "WITH stored AS ( \
-                 INSERT INTO webhook_events \
-                     (id, type, created, livemode, payload, received_at, status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending') \
-                 ON CONFLICT (id) DO NOTHING RETURNING id) \
-             INSERT INTO webhook_jobs (event_id, run_at_ms) SELECT id, $7 FROM stored",
-        )
-        .bind(event.id)
-        .bind(event.event_type)
-        .bind(event.created)
-        .bind(i64::from(event.livemode))
-        .bind(event.payload)
-        .bind(now_ms / 1000)
-        .bind(now_ms)
-        .execute(db.pool())
-        .await?
-        .rows_affected(),
+/// Stores `events` and a job for each, skipping the ids stored before, in one transaction;
+/// returns the ids it stored. The ids must be distinct (see `ingest::first_copies`).
+///
+/// Concurrent transactions storing one id wait on the unique index, and all but the first find
+/// it taken: an id is stored, and enqueued, once.
+pub async fn ingest(
+    db: &Database,
+    events: &[NewEvent<'_>],
+    now_ms: i64,
+) -> sqlx::Result<HashSet<String>> {
+    if events.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let received_at = now_ms / 1000;
+    let stored: Vec<String> = match db.backend() {
+        // One statement, so one round trip and one commit: the insert of the jobs sees the
+        // event rows this statement inserted, and only those.
+        Backend::Postgres => {
+            let sql = format!(
+                "WITH stored AS ( \
+                     INSERT INTO webhook_events \
+                         (id, type, created, livemode, payload, received_at, status) \
+                     VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id) \
+                 INSERT INTO webhook_jobs (event_id, run_at_ms) SELECT id, $2 FROM stored \
+                 RETURNING event_id",
+                values_rows(events.len(), EVENT_PARAMETERS, 3, "$1, 'pending'")
+            );
+            let query = sqlx::query_scalar(AssertSqlSafe(sql))
+                .bind(received_at)
+                .bind(now_ms);
+            bind_events(query, events).fetch_all(db.pool()).await?
+        }
         // SQLite has no data-modifying CTE: two statements in a transaction.
         Backend::Sqlite => {
-            let mut tx = db.begin_write().await?;
-            let inserted = sqlx::query(
+            let sql = format!(
                 "INSERT INTO webhook_events \
                      (id, type, created, livemode, payload, received_at, status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending') ON CONFLICT (id) DO NOTHING",
-            )
+                 VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+                values_rows(events.len(), EVENT_PARAMETERS, 2, "$1, 'pending'")
+            );
+            let mut tx = db.begin_write().await?;
+            let query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(received_at);
+            let stored: Vec<String> = bind_events(query, events).fetch_all(&mut *tx).await?;
+            if !stored.is_empty() {
+                let sql = format!(
+                    "INSERT INTO webhook_jobs (event_id, run_at_ms) VALUES {}",
+                    values_rows(stored.len(), 1, 2, "$1")
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now_ms);
+                for id in &stored {
+                    query = query.bind(id.as_str());
+                }
+                query.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            stored
+        }
+    };
+    Ok(stored.into_iter().collect())
+}
+
+/// The parameters of an event's row, in the order [`bind_events`] binds them.
+const EVENT_PARAMETERS: usize = 5;
+
+/// `count` rows of a `VALUES` list: `per_row` parameters each, numbered from `$first` on, then
+/// `shared`, what every row has alike (if not empty). For 2 rows of 2 from `$2` with `$1`
+/// shared: `($2, $3, $1), ($4, $5, $1)`.
+fn values_rows(count: usize, per_row: usize, first: usize, shared: &str) -> String {
+    let rows: Vec<String> = (0..count)
+        .map(|row| {
+            let start = first + row * per_row;
+            let mut columns: Vec<String> =
+                (start..start + per_row).map(|n| format!("${n}")).collect();
+            if !shared.is_empty() {
+                columns.push(shared.to_owned());
+            }
+            format!("({})", columns.join(", "))
+        })
+        .collect();
+    rows.join(", ")
+}
+
+/// Binds the [`EVENT_PARAMETERS`] of each event, after those `query` already has.
+fn bind_events<'q, O>(
+    query: QueryScalar<'q, Any, O, AnyArguments>,
+    events: &[NewEvent<'q>],
+) -> QueryScalar<'q, Any, O, AnyArguments> {
+    events.iter().fold(query, |query, event| {
+        query
             .bind(event.id)
             .bind(event.event_type)
             .bind(event.created)
             .bind(i64::from(event.livemode))
             .bind(event.payload)
-            .bind(now_ms / 1000)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
-                sqlx::query("INSERT INTO webhook_jobs (event_id, run_at_ms) VALUES ($1, $2)")
-                    .bind(event.id)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            inserted
-        }
-    };
-    Ok(if stored == 1 {
-        Ingested::Stored
-    } else {
-        Ingested::Duplicate
     })
 }
 
@@ -158,11 +198,15 @@ pub async fn claim(
     // A leased job's `run_at_ms` is its lease's end, so "due" covers both new jobs and expired
     // leases. `abandoned` keeps whether the job was leased before: SET reads the old values.
     let sql = match db.backend() {
+        // `= ANY(ARRAY(...))` rather than `IN (...)`: after a few runs PostgreSQL may switch to
+        // a generic plan, which cannot see the LIMIT and, for `IN`, joined the claimed ids to a
+        // sequential scan of every job, a cost that grows with the backlog. An array of ids is
+        // looked up in the primary key whatever the plan.
         Backend::Postgres => {
             "UPDATE webhook_jobs SET attempt = attempt + 1, lease_owner = $1, run_at_ms = $2, \
                  abandoned = CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END \
-             WHERE event_id IN (SELECT event_id FROM webhook_jobs WHERE run_at_ms <= $3 \
-                 ORDER BY run_at_ms LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             WHERE event_id = ANY(ARRAY(SELECT event_id FROM webhook_jobs WHERE run_at_ms <= $3 \
+                 ORDER BY run_at_ms LIMIT $4 FOR UPDATE SKIP LOCKED)) \
              RETURNING event_id, attempt, abandoned"
         }
         Backend::Sqlite => {
@@ -191,25 +235,45 @@ pub async fn claim(
         .collect()
 }
 
-/// The stored event of a job: what its handler gets.
-pub async fn load_event(
-    conn: &mut AnyConnection,
-    id: &str,
-) -> sqlx::Result<Option<(String, i64, bool, String)>> {
-    let row =
-        sqlx::query("SELECT type, created, livemode, payload FROM webhook_events WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-    row.map(|row| {
-        Ok((
-            row.try_get(0)?,
-            row.try_get(1)?,
-            row.try_get::<i64, _>(2)? != 0,
-            row.try_get(3)?,
-        ))
-    })
-    .transpose()
+/// An event as stored: what its handler gets.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: String,
+    pub event_type: String,
+    pub created: i64,
+    pub livemode: bool,
+    /// The body as received.
+    pub payload: String,
+}
+
+/// The stored events with these ids, in any order, in one query. Read outside the transaction
+/// that processes them: a stored event never changes.
+pub async fn load_events(db: &Database, ids: &[&str]) -> sqlx::Result<Vec<StoredEvent>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT id, type, created, livemode, payload FROM webhook_events WHERE id IN ({})",
+        placeholders.join(", ")
+    );
+    let query = ids
+        .iter()
+        .fold(sqlx::query(AssertSqlSafe(sql)), |query, id| query.bind(*id));
+    query
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(StoredEvent {
+                id: row.try_get(0)?,
+                event_type: row.try_get(1)?,
+                created: row.try_get(2)?,
+                livemode: row.try_get::<i64, _>(3)? != 0,
+                payload: row.try_get(4)?,
+            })
+        })
+        .collect()
 }
 
 /// Ends `job`'s lease, deleting the job (`reschedule_at_ms` `None`) or making it due again at
@@ -247,6 +311,29 @@ pub async fn fence(
     Ok(affected.rows_affected() == 1)
 }
 
+/// [`fence`] for several jobs of `worker` at once, deleting them: the event ids of the jobs whose
+/// lease was still `worker`'s. The others are left alone.
+pub async fn fence_all(
+    conn: &mut AnyConnection,
+    jobs: &[&ClaimedJob],
+    worker: &str,
+) -> sqlx::Result<HashSet<String>> {
+    if jobs.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let sql = format!(
+        "DELETE FROM webhook_jobs WHERE lease_owner = $1 \
+             AND (event_id, attempt) IN (VALUES {}) RETURNING event_id",
+        values_rows(jobs.len(), 2, 2, "")
+    );
+    let query = jobs.iter().fold(
+        sqlx::query_scalar(AssertSqlSafe(sql)).bind(worker),
+        |query, job| query.bind(job.event_id.as_str()).bind(job.attempt),
+    );
+    let fenced: Vec<String> = query.fetch_all(conn).await?;
+    Ok(fenced.into_iter().collect())
+}
+
 /// One processing attempt, as recorded.
 pub struct AttemptRecord<'a> {
     pub worker: &'a str,
@@ -275,40 +362,69 @@ impl Outcome {
     }
 }
 
-/// Sets the event's status after an attempt and appends the attempt to its history.
+/// Sets the event's status after an attempt and appends the attempt to its history, numbered
+/// by the event's count of attempts, this one included.
 pub async fn record_attempt(
     conn: &mut AnyConnection,
+    backend: Backend,
     event_id: &str,
     status: Status,
     attempt: &AttemptRecord<'_>,
 ) -> sqlx::Result<()> {
     let processed_at = (status == Status::Processed || status == Status::Ignored)
         .then_some(attempt.finished_at_ms / 1000);
-    let number: i64 = sqlx::query_scalar(
-        "UPDATE webhook_events SET status = $2, attempts = attempts + 1, \
-             processed_at = COALESCE($3, processed_at), last_error = $4 \
-         WHERE id = $1 RETURNING attempts",
-    )
-    .bind(event_id)
-    .bind(status.as_str())
-    .bind(processed_at)
-    .bind(attempt.error)
-    .fetch_one(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO webhook_attempts \
-             (event_id, number, worker, started_at_ms, finished_at_ms, outcome, error) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(event_id)
-    .bind(number)
-    .bind(attempt.worker)
-    .bind(attempt.started_at_ms)
-    .bind(attempt.finished_at_ms)
-    .bind(attempt.outcome.as_str())
-    .bind(attempt.error)
-    .execute(conn)
-    .await?;
+    match backend {
+        // One round trip instead of two: this runs in every job's transaction.
+        Backend::Postgres => {
+            sqlx::query(
+                "WITH event AS ( \
+                     UPDATE webhook_events SET status = $2, attempts = attempts + 1, \
+                         processed_at = COALESCE($3, processed_at), last_error = $4 \
+                     WHERE id = $1 RETURNING attempts) \
+                 INSERT INTO webhook_attempts \
+                     (event_id, number, worker, started_at_ms, finished_at_ms, outcome, error) \
+                 SELECT $1, attempts, $5, $6, $7, $8, $4 FROM event",
+            )
+            .bind(event_id)
+            .bind(status.as_str())
+            .bind(processed_at)
+            .bind(attempt.error)
+            .bind(attempt.worker)
+            .bind(attempt.started_at_ms)
+            .bind(attempt.finished_at_ms)
+            .bind(attempt.outcome.as_str())
+            .execute(conn)
+            .await?;
+        }
+        // No data-modifying CTE; statements cost no round trip on SQLite anyway.
+        Backend::Sqlite => {
+            let number: i64 = sqlx::query_scalar(
+                "UPDATE webhook_events SET status = $2, attempts = attempts + 1, \
+                     processed_at = COALESCE($3, processed_at), last_error = $4 \
+                 WHERE id = $1 RETURNING attempts",
+            )
+            .bind(event_id)
+            .bind(status.as_str())
+            .bind(processed_at)
+            .bind(attempt.error)
+            .fetch_one(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO webhook_attempts \
+                     (event_id, number, worker, started_at_ms, finished_at_ms, outcome, error) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(event_id)
+            .bind(number)
+            .bind(attempt.worker)
+            .bind(attempt.started_at_ms)
+            .bind(attempt.finished_at_ms)
+            .bind(attempt.outcome.as_str())
+            .bind(attempt.error)
+            .execute(conn)
+            .await?;
+        }
+    }
     Ok(())
 }
 
@@ -542,7 +658,9 @@ pub async fn replay(
     Ok(replayed)
 }
 
-async fn replay_in(
+/// [`replay`] in the caller's transaction, for callers that record more in it (the admin
+/// service's audit entry).
+pub async fn replay_in(
     conn: &mut AnyConnection,
     id: &str,
     requested_by: &str,
@@ -592,19 +710,30 @@ pub async fn replay_all(
     now_ms: i64,
 ) -> sqlx::Result<u64> {
     let mut tx = db.begin_write().await?;
+    let queued = replay_all_in(&mut tx, status, requested_by, now_ms).await?;
+    tx.commit().await?;
+    Ok(queued)
+}
+
+/// [`replay_all`] in the caller's transaction.
+pub async fn replay_all_in(
+    conn: &mut AnyConnection,
+    status: Status,
+    requested_by: &str,
+    now_ms: i64,
+) -> sqlx::Result<u64> {
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM webhook_events WHERE status = $1 ORDER BY received_at, id",
     )
     .bind(status.as_str())
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *conn)
     .await?;
     let mut queued = 0;
     for id in &ids {
-        if let Replay::Queued { .. } = replay_in(&mut tx, id, requested_by, now_ms).await? {
+        if let Replay::Queued { .. } = replay_in(&mut *conn, id, requested_by, now_ms).await? {
             queued += 1;
         }
     }
-    tx.commit().await?;
     Ok(queued)
 }
 
@@ -622,6 +751,17 @@ mod tests {
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
         assert_eq!(Cursor::decode("not base64!"), None);
         assert_eq!(Cursor::decode(&BASE64URL.encode("x:evt")), None);
+    }
+
+    #[test]
+    fn values_rows_number_their_parameters_in_order() {
+        assert_eq!(values_rows(1, 1, 1, ""), "($1)");
+        assert_eq!(values_rows(2, 2, 2, ""), "($2, $3), ($4, $5)");
+        assert_eq!(values_rows(3, 1, 2, "$1"), "($2, $1), ($3, $1), ($4, $1)");
+        assert_eq!(
+            values_rows(2, EVENT_PARAMETERS, 3, "$1, 'pending'"),
+            "($3, $4, $5, $6, $7, $1, 'pending'), ($8, $9, $10, $11, $12, $1, 'pending')"
+        );
     }
 
     #[test]

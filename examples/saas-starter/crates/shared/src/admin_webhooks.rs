@@ -1,0 +1,123 @@
+//! Webhook operations of the back office (module `admin/webhooks`): replays on behalf of a staff
+//! member, audited, and the dashboard's figures of failing events. Reading the event log and an
+//! event is the store's own ([`crate::webhooks::store::logs`], [`crate::webhooks::store::event`]).
+//!
+//! The admin service works on the webhooks store of the shared database, as the webhooks
+//! service's operations API does: a replay queues the event's job again, and the webhooks
+//! service's worker takes it at its next poll (`WEBHOOKS_POLL_INTERVAL_MS`).
+
+use sqlx::Row;
+
+use crate::admin::audit::{self, Action};
+use crate::admin::metrics::Metric;
+use crate::admin::{Permission, Staff};
+use crate::db::Database;
+use crate::error::ApiError;
+use crate::webhooks::store::{self, Replay};
+use crate::webhooks::{Status, now_ms};
+
+/// The audit log's target type of replays.
+pub const TARGET_TYPE: &str = "webhook_event";
+
+/// Queues event `id` for processing again on behalf of `staff` (an admin: 403 otherwise), then
+/// audits it (`webhook.replay`, with the replay count). How many times the event has been
+/// replayed, this one included; 404 when unknown, 409 when it already waits for a worker
+/// (pending, or retrying).
+///
+/// The replay and its audit entry commit in one transaction: a replay refused (404, 409) is
+/// not audited.
+pub async fn replay(db: &Database, staff: &Staff, id: &str) -> Result<i64, ApiError> {
+    staff.require(Permission::Manage)?;
+    let now_ms = now_ms();
+    let mut tx = db.begin_write().await?;
+    let replays = match store::replay_in(&mut tx, id, &requested_by(staff), now_ms).await? {
+        Replay::Queued { replays } => replays,
+        Replay::Unknown => return Err(ApiError::NotFound("event")),
+        Replay::AlreadyQueued => {
+            return Err(ApiError::Conflict(
+                "the event is already queued for processing".into(),
+            ));
+        }
+    };
+    let details = serde_json::json!({ "replays": replays }).to_string();
+    let action = Action {
+        action: "webhook.replay",
+        target_type: TARGET_TYPE,
+        target_id: id,
+        reason: None,
+        details: Some(&details),
+    };
+    audit::record(&mut tx, staff.actor(), action, now_ms / 1000).await?;
+    tx.commit().await?;
+    Ok(replays)
+}
+
+/// Queues every dead-lettered event for processing again on behalf of `staff` (an admin), then
+/// audits it (`webhook.replay_all`, with the count, also when it is 0). How many were queued.
+pub async fn replay_dead_letter(db: &Database, staff: &Staff) -> Result<u64, ApiError> {
+    staff.require(Permission::Manage)?;
+    let now_ms = now_ms();
+    let status = Status::DeadLetter;
+    let mut tx = db.begin_write().await?;
+    let queued = store::replay_all_in(&mut tx, status, &requested_by(staff), now_ms).await?;
+    let details = serde_json::json!({ "status": status.as_str(), "queued": queued }).to_string();
+    let action = Action {
+        action: "webhook.replay_all",
+        target_type: TARGET_TYPE,
+        target_id: status.as_str(),
+        reason: None,
+        details: Some(&details),
+    };
+    audit::record(&mut tx, staff.actor(), action, now_ms / 1000).await?;
+    tx.commit().await?;
+    Ok(queued)
+}
+
+/// Who the store records a replay as, in the words of the webhooks service's operations API.
+fn requested_by(staff: &Staff) -> String {
+    format!("{} ({})", staff.user.email, staff.user.id)
+}
+
+/// How many events are failing, by status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failing {
+    /// An attempt failed and another is scheduled.
+    pub retrying: i64,
+    /// Out of attempts: waits for a replay.
+    pub dead_letter: i64,
+}
+
+/// The events failing now (answered by the index on status).
+pub async fn failing(db: &Database) -> sqlx::Result<Failing> {
+    let row = sqlx::query(
+        "SELECT coalesce(sum(CASE WHEN status = 'retrying' THEN 1 ELSE 0 END), 0), \
+             coalesce(sum(CASE WHEN status = 'dead_letter' THEN 1 ELSE 0 END), 0) \
+         FROM webhook_events WHERE status IN ('retrying', 'dead_letter')",
+    )
+    .fetch_one(db.pool())
+    .await?;
+    Ok(Failing {
+        retrying: row.try_get(0)?,
+        dead_letter: row.try_get(1)?,
+    })
+}
+
+/// The dashboard's figures: events retrying and events dead-lettered, each linking to the
+/// panel's list of them.
+pub async fn metrics(db: &Database) -> sqlx::Result<Vec<Metric>> {
+    let counts = failing(db).await?;
+    Ok(vec![
+        Metric::count(
+            "webhooks_retrying",
+            "Webhook events retrying",
+            counts.retrying,
+        )
+        .with_link("/admin/webhooks?status=retrying"),
+        Metric::count(
+            "webhooks_dead_letter",
+            "Webhook events dead-lettered",
+            counts.dead_letter,
+        )
+        .with_link("/admin/webhooks?status=dead_letter"),
+    ])
+}

@@ -1,0 +1,201 @@
+//! The back office as JSON under `/api/admin`: the panel's operations for programs and
+//! scripts. Callers present a staff member's access token (`Authorization: Bearer`, from the
+//! api's login) or the panel's session cookie; 401 without credentials, 403 when the role does
+//! not allow the operation (see [`Permission`]).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use shared::ApiError;
+use shared::admin::audit::{self, Entry};
+use shared::admin::customers::{self, Customer, Search, SessionView};
+use shared::admin::impersonation::{self, Started};
+use shared::admin::metrics::Metric;
+use shared::admin::{Page, Permission, Staff};
+use shared::auth::{Auth, now};
+use shared::http::JsonBody;
+
+pub fn routes(auth: Auth) -> Router {
+    Router::new()
+        .route("/api/admin/metrics", get(metrics))
+        .route("/api/admin/users", get(users))
+        .route("/api/admin/users/{id}", get(user))
+        .route("/api/admin/users/{id}/disable", post(disable))
+        .route("/api/admin/users/{id}/enable", post(enable))
+        .route(
+            "/api/admin/users/{id}/revoke-sessions",
+            post(revoke_sessions),
+        )
+        .route("/api/admin/users/{id}/impersonate", post(impersonate))
+        .route(
+            "/api/admin/impersonations/{id}/end",
+            post(end_impersonation),
+        )
+        .route("/api/admin/audit", get(audit_log))
+        .route("/api/admin/audit.csv", get(audit_csv))
+        .with_state(auth)
+}
+
+#[derive(Serialize)]
+struct Metrics {
+    metrics: Vec<Metric>,
+}
+
+async fn metrics(staff: Staff, State(auth): State<Auth>) -> Result<Json<Metrics>, ApiError> {
+    staff.require(Permission::View)?;
+    let metrics = crate::metrics::collect(auth.db()).await?;
+    Ok(Json(Metrics { metrics }))
+}
+
+async fn users(
+    staff: Staff,
+    State(auth): State<Auth>,
+    Query(search): Query<Search>,
+) -> Result<Json<Page<Customer>>, ApiError> {
+    staff.require(Permission::View)?;
+    Ok(Json(customers::search(auth.db(), &search).await?))
+}
+
+#[derive(Serialize)]
+struct UserDetail {
+    user: Customer,
+    sessions: Vec<SessionView>,
+}
+
+async fn user(
+    staff: Staff,
+    State(auth): State<Auth>,
+    Path(id): Path<String>,
+) -> Result<Json<UserDetail>, ApiError> {
+    staff.require(Permission::View)?;
+    let db = auth.db();
+    let user = customers::find(db, &id).await?;
+    let sessions = customers::sessions(db, &id, now()).await?;
+    Ok(Json(UserDetail { user, sessions }))
+}
+
+/// `{"reason": "..."}`; the reason is optional.
+#[derive(Deserialize)]
+struct ReasonBody {
+    reason: Option<String>,
+}
+
+impl ReasonBody {
+    fn reason(&self) -> Option<&str> {
+        self.reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|reason| !reason.is_empty())
+    }
+}
+
+async fn disable(
+    staff: Staff,
+    state: State<Auth>,
+    id: Path<String>,
+    body: JsonBody<ReasonBody>,
+) -> Result<Json<Customer>, ApiError> {
+    set_disabled(staff, state, id, body, true).await
+}
+
+async fn enable(
+    staff: Staff,
+    state: State<Auth>,
+    id: Path<String>,
+    body: JsonBody<ReasonBody>,
+) -> Result<Json<Customer>, ApiError> {
+    set_disabled(staff, state, id, body, false).await
+}
+
+async fn set_disabled(
+    staff: Staff,
+    State(auth): State<Auth>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ReasonBody>,
+    disabled: bool,
+) -> Result<Json<Customer>, ApiError> {
+    staff.require(Permission::Manage)?;
+    let customer = customers::set_disabled(
+        auth.db(),
+        staff.actor(),
+        &id,
+        disabled,
+        body.reason(),
+        now(),
+    )
+    .await?;
+    Ok(Json(customer))
+}
+
+/// `{"session_id": "..."}` ends one session; `{}` ends all of them.
+#[derive(Deserialize)]
+struct SessionBody {
+    session_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Ended {
+    sessions_ended: u64,
+}
+
+async fn revoke_sessions(
+    staff: Staff,
+    State(auth): State<Auth>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<SessionBody>,
+) -> Result<Json<Ended>, ApiError> {
+    staff.require(Permission::Manage)?;
+    let sessions_ended = customers::revoke_sessions(
+        auth.db(),
+        staff.actor(),
+        &id,
+        body.session_id.as_deref(),
+        now(),
+    )
+    .await?;
+    Ok(Json(Ended { sessions_ended }))
+}
+
+async fn impersonate(
+    staff: Staff,
+    State(auth): State<Auth>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<impersonation::Request>,
+) -> Result<(StatusCode, Json<Started>), ApiError> {
+    staff.require(Permission::Impersonate)?;
+    let started = impersonation::start(&auth, staff.actor(), &id, &body.reason).await?;
+    Ok((StatusCode::CREATED, Json(started)))
+}
+
+async fn end_impersonation(
+    staff: Staff,
+    State(auth): State<Auth>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    staff.require(Permission::Impersonate)?;
+    let any_staff = staff.may(Permission::Manage);
+    impersonation::end(auth.db(), staff.actor(), &id, any_staff, now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn audit_log(
+    staff: Staff,
+    State(auth): State<Auth>,
+    Query(filter): Query<audit::Filter>,
+) -> Result<Json<Page<Entry>>, ApiError> {
+    staff.require(Permission::View)?;
+    Ok(Json(audit::list(auth.db(), &filter.normalized()?).await?))
+}
+
+async fn audit_csv(
+    staff: Staff,
+    State(auth): State<Auth>,
+    Query(filter): Query<audit::Filter>,
+) -> Result<Response, ApiError> {
+    staff.require(Permission::View)?;
+    let csv = audit::csv(auth.db(), &filter.normalized()?).await?;
+    Ok(audit::csv_download(csv))
+}

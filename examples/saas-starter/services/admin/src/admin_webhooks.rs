@@ -1,0 +1,24 @@
+//! Stripe webhook operations in the back office: the event log, an event with its payload,
+//! attempts and replays, and replays of one event or of every dead-lettered one, as panel pages
+//! under `/admin/webhooks` ([`panel`]) and JSON under `/api/admin/webhooks` ([`api`]).
+//!
+//! They offer what the webhooks service's own operations API offers, over the same store on the
+//! shared database (see [`shared::admin_webhooks`]). Reading needs [`Permission::View`],
+//! replaying [`Permission::Manage`]; every replay is written to the audit log.
+//!
+//! [`Permission::View`]: shared::admin::Permission::View
+//! [`Permission::Manage`]: shared::admin::Permission::Manage
+
+mod api;
+mod panel;
+
+use axum::Router;
+use shared::auth::Auth;
+
+/// The pages and the JSON endpoints.
+pub fn routes(auth: Auth) -> Router {
+    Router::new()
+        .merge(api::routes())
+        .merge(panel::routes())
+        .with_state(auth)
+}

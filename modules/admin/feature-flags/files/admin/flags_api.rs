@@ -1,0 +1,125 @@
+//! Feature flags as JSON under `/api/admin/flags`, for a staff member's Bearer token or the
+//! panel's session cookie: support staff read them, admins change them (see
+//! [`Permission::Manage`]). Every change is audited by `shared::flags`.
+//!
+//! - `GET /api/admin/flags`: every flag, by key;
+//! - `POST /api/admin/flags` `{"key", "description"?, "enabled"?, "rollout_percent"?}`: 201;
+//! - `GET /api/admin/flags/{key}`: the flag and its overrides;
+//! - `PUT /api/admin/flags/{key}` `{"description"?, "enabled"?, "rollout_percent"?}`: a field
+//!   left out keeps its value;
+//! - `DELETE /api/admin/flags/{key}`: 204, with its overrides;
+//! - `PUT /api/admin/flags/{key}/overrides/{user_id}` `{"enabled": true|false}`;
+//! - `DELETE /api/admin/flags/{key}/overrides/{user_id}`: 204.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use shared::ApiError;
+use shared::admin::{Permission, Staff};
+use shared::auth::{Auth, now};
+use shared::flags::{self, Flag, FlagDetail, FlagUpdate, NewFlag, Override};
+use shared::http::JsonBody;
+
+pub fn routes(auth: Auth) -> Router {
+    Router::new()
+        .route("/api/admin/flags", get(list).post(create))
+        .route(
+            "/api/admin/flags/{key}",
+            get(show).put(update).delete(delete),
+        )
+        .route(
+            "/api/admin/flags/{key}/overrides/{user_id}",
+            put(set_override).delete(remove_override),
+        )
+        .with_state(auth)
+}
+
+#[derive(Serialize)]
+struct FlagList {
+    /// By key.
+    flags: Vec<Flag>,
+}
+
+async fn list(staff: Staff, State(auth): State<Auth>) -> Result<Json<FlagList>, ApiError> {
+    staff.require(Permission::View)?;
+    let flags = flags::list(auth.db()).await?;
+    Ok(Json(FlagList { flags }))
+}
+
+async fn create(
+    staff: Staff,
+    State(auth): State<Auth>,
+    JsonBody(new): JsonBody<NewFlag>,
+) -> Result<(StatusCode, Json<FlagDetail>), ApiError> {
+    staff.require(Permission::Manage)?;
+    let flag = flags::create(auth.db(), staff.actor(), new, now()).await?;
+    Ok((StatusCode::CREATED, Json(flag)))
+}
+
+async fn show(
+    staff: Staff,
+    State(auth): State<Auth>,
+    Path(key): Path<String>,
+) -> Result<Json<FlagDetail>, ApiError> {
+    staff.require(Permission::View)?;
+    Ok(Json(flags::get(auth.db(), &key).await?))
+}
+
+async fn update(
+    staff: Staff,
+    State(auth): State<Auth>,
+    Path(key): Path<String>,
+    JsonBody(update): JsonBody<FlagUpdate>,
+) -> Result<Json<FlagDetail>, ApiError> {
+    staff.require(Permission::Manage)?;
+    let flag = flags::update(auth.db(), staff.actor(), &key, update, now()).await?;
+    Ok(Json(flag))
+}
+
+async fn delete(
+    staff: Staff,
+    State(auth): State<Auth>,
+    Path(key): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    staff.require(Permission::Manage)?;
+    flags::delete(auth.db(), staff.actor(), &key, now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{"enabled": true}` forces the flag on for the user, `false` off.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideBody {
+    enabled: bool,
+}
+
+async fn set_override(
+    staff: Staff,
+    State(auth): State<Auth>,
+    Path((key, user_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<OverrideBody>,
+) -> Result<Json<Override>, ApiError> {
+    staff.require(Permission::Manage)?;
+    let saved = flags::set_override(
+        auth.db(),
+        staff.actor(),
+        &key,
+        &user_id,
+        body.enabled,
+        now(),
+    )
+    .await?;
+    Ok(Json(saved))
+}
+
+async fn remove_override(
+    staff: Staff,
+    State(auth): State<Auth>,
+    Path((key, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    staff.require(Permission::Manage)?;
+    flags::remove_override(auth.db(), staff.actor(), &key, &user_id, now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

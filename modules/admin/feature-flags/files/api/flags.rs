@@ -1,0 +1,30 @@
+//! `GET /api/flags`: every feature flag as it is for the signed-in user, `{"flags": {"<key>":
+//! true, ...}}`. The flags are managed in the admin service; the rule that decides each one is in
+//! `shared::flags`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use shared::ApiError;
+use shared::auth::{Auth, CurrentUser};
+
+pub fn routes(auth: Auth) -> Router {
+    Router::new()
+        .route("/api/flags", get(flags))
+        .with_state(auth)
+}
+
+#[derive(Serialize)]
+struct Flags {
+    flags: BTreeMap<String, bool>,
+}
+
+/// For the user the request is authenticated as (401 without credentials), including a customer
+/// being impersonated: staff then see what the customer sees.
+async fn flags(State(auth): State<Auth>, current: CurrentUser) -> Result<Json<Flags>, ApiError> {
+    let flags = shared::flags::values_for(auth.db(), &current.user.id).await?;
+    Ok(Json(Flags { flags }))
+}

@@ -1,0 +1,851 @@
+//! Feature flags: named switches the product asks about for a user, managed by staff in the
+//! admin panel and its JSON API, and read by users through the api's `GET /api/flags`.
+//!
+//! A flag has a key, a description, whether it is enabled, and a rollout percentage; it can
+//! also be overridden on or off for single users. For a user, a flag is ([`decide`]):
+//!
+//! 1. the user's override, when there is one;
+//! 2. otherwise off, when the flag is disabled;
+//! 3. otherwise on when the user's bucket ([`bucket`], 0 to 99) is below the rollout percentage.
+//!
+//! The bucket is a stable hash of the flag's key and the user's id, so a user keeps their answer
+//! from one request to the next and on every instance, raising the percentage only ever adds
+//! users (and lowering it only removes some), and each flag splits users independently of the
+//! others.
+//!
+//! Every change is made by a staff member and writes an entry to the audit log (`flag.create`,
+//! `flag.update`, `flag.delete`, `flag.override`) in the transaction of the change, so neither
+//! exists without the other.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::admin::audit::{self, Actor};
+use crate::auth::accounts::normalize_email;
+use crate::db::{Backend, Database};
+use crate::error::{ApiError, FieldErrors};
+
+/// The longest key, in bytes (keys are ASCII).
+pub const MAX_KEY_LEN: usize = 64;
+
+/// The longest description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 500;
+
+/// What the audit log calls a flag's entries' target.
+const TARGET_TYPE: &str = "flag";
+
+/// A flag and its rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Flag {
+    pub key: String,
+    pub description: String,
+    pub enabled: bool,
+    /// 0 to 100: the share of users an enabled flag is on for.
+    pub rollout_percent: u8,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A flag forced on or off for one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Override {
+    pub user_id: String,
+    /// The user's email, to show who it is.
+    pub email: String,
+    pub enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A flag with its overrides, as its page and `GET /api/admin/flags/{key}` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlagDetail {
+    #[serde(flatten)]
+    pub flag: Flag,
+    /// By email.
+    pub overrides: Vec<Override>,
+}
+
+/// A new flag, as `POST /api/admin/flags` takes it: only the key is required. A new flag is
+/// disabled and, once enabled, on for everyone unless told otherwise.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewFlag {
+    pub key: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "everyone")]
+    pub rollout_percent: i64,
+}
+
+fn everyone() -> i64 {
+    100
+}
+
+impl NewFlag {
+    /// The flag with its description trimmed, or what is wrong with each invalid field.
+    pub fn validate(self) -> Result<Self, FieldErrors> {
+        let mut fields = FieldErrors::new();
+        let description = self.description.trim().to_owned();
+        note(&mut fields, "key", key_violation(&self.key));
+        note(
+            &mut fields,
+            "description",
+            description_violation(&description),
+        );
+        note(
+            &mut fields,
+            "rollout_percent",
+            percent_violation(self.rollout_percent),
+        );
+        if fields.is_empty() {
+            Ok(Self {
+                description,
+                ..self
+            })
+        } else {
+            Err(fields)
+        }
+    }
+}
+
+/// Changes to a flag, as `PUT /api/admin/flags/{key}` takes them: a field left out keeps its
+/// value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagUpdate {
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+    pub rollout_percent: Option<i64>,
+}
+
+impl FlagUpdate {
+    /// The changes with the description trimmed, or what is wrong with each invalid field.
+    pub fn validate(self) -> Result<Self, FieldErrors> {
+        let mut fields = FieldErrors::new();
+        let description = self
+            .description
+            .map(|description| description.trim().to_owned());
+        if let Some(description) = &description {
+            note(
+                &mut fields,
+                "description",
+                description_violation(description),
+            );
+        }
+        if let Some(percent) = self.rollout_percent {
+            note(&mut fields, "rollout_percent", percent_violation(percent));
+        }
+        if fields.is_empty() {
+            Ok(Self {
+                description,
+                ..self
+            })
+        } else {
+            Err(fields)
+        }
+    }
+}
+
+fn note(fields: &mut FieldErrors, field: &str, problem: Option<&str>) {
+    if let Some(problem) = problem {
+        fields.insert(field.to_owned(), problem.to_owned());
+    }
+}
+
+/// What is wrong with `key`, if anything: keys match `^[a-z0-9][a-z0-9._-]{0,63}$`, so that
+/// they read the same in code, URLs, logs and JSON.
+pub fn key_violation(key: &str) -> Option<&'static str> {
+    let mut bytes = key.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|first| first.is_ascii_lowercase() || first.is_ascii_digit());
+    let rest_ok = bytes.all(|byte| {
+        byte.is_ascii_lowercase() || byte.is_ascii_digit() || matches!(byte, b'.' | b'_' | b'-')
+    });
+    (!(first_ok && rest_ok && key.len() <= MAX_KEY_LEN)).then_some(
+        "must be 1 to 64 characters: lower-case letters, digits, `.`, `_` and `-`, starting \
+         with a letter or a digit",
+    )
+}
+
+fn description_violation(description: &str) -> Option<&'static str> {
+    (description.chars().count() > MAX_DESCRIPTION_CHARS)
+        .then_some("must be at most 500 characters long")
+}
+
+fn percent_violation(percent: i64) -> Option<&'static str> {
+    (!(0..=100).contains(&percent)).then_some("must be a whole number from 0 to 100")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation
+
+/// Why a flag is on or off for a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The user's override decides.
+    Override(bool),
+    /// The flag is disabled, and off for everyone without an override.
+    Disabled,
+    /// The flag is enabled, and on when the user's bucket is below the percentage.
+    Rollout { bucket: u8, percent: u8 },
+}
+
+impl Decision {
+    pub fn is_on(self) -> bool {
+        match self {
+            Self::Override(on) => on,
+            Self::Disabled => false,
+            Self::Rollout { bucket, percent } => bucket < percent,
+        }
+    }
+
+    /// The reason in a few words, for staff.
+    pub fn explain(self) -> String {
+        match self {
+            Self::Override(true) => "overridden on".into(),
+            Self::Override(false) => "overridden off".into(),
+            Self::Disabled => "the flag is disabled".into(),
+            Self::Rollout { bucket, percent } => {
+                let side = if bucket < percent {
+                    "below"
+                } else {
+                    "not below"
+                };
+                format!("bucket {bucket}, {side} the rollout of {percent}%")
+            }
+        }
+    }
+}
+
+/// How flag `key` (`enabled`, rolled out to `rollout_percent`) decides for user `user_id`, who
+/// has `user_override` for it or not. Pure: the same inputs always give the same answer.
+pub fn decide(
+    key: &str,
+    enabled: bool,
+    rollout_percent: u8,
+    user_override: Option<bool>,
+    user_id: &str,
+) -> Decision {
+    match user_override {
+        Some(on) => Decision::Override(on),
+        None if !enabled => Decision::Disabled,
+        None => Decision::Rollout {
+            bucket: bucket(key, user_id),
+            percent: rollout_percent,
+        },
+    }
+}
+
+/// Whether flag `key` is on for `user_id` (see [`decide`]).
+pub fn evaluate(
+    key: &str,
+    enabled: bool,
+    rollout_percent: u8,
+    user_override: Option<bool>,
+    user_id: &str,
+) -> bool {
+    decide(key, enabled, rollout_percent, user_override, user_id).is_on()
+}
+
+/// The user's place, 0 to 99, in the rollout of flag `key`: the first eight bytes of
+/// SHA-256(`"<key>:<user_id>"`), big-endian, modulo 100. Changing this reshuffles every rollout
+/// in progress, so a unit test pins a few values.
+pub fn bucket(key: &str, user_id: &str) -> u8 {
+    let digest = Sha256::digest(format!("{key}:{user_id}").as_bytes());
+    let mut first = [0_u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let place = u64::from_be_bytes(first) % 100;
+    u8::try_from(place).unwrap_or(0)
+}
+
+/// A flag as it is for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub key: String,
+    pub decision: Decision,
+}
+
+/// Every flag as it is for `user_id`, by key.
+pub async fn evaluate_for(db: &Database, user_id: &str) -> sqlx::Result<Vec<Evaluation>> {
+    let rows = sqlx::query(
+        "SELECT feature_flags.key, feature_flags.enabled, feature_flags.rollout_percent, \
+         feature_flag_overrides.enabled FROM feature_flags \
+         LEFT JOIN feature_flag_overrides ON feature_flag_overrides.flag_key = feature_flags.key \
+         AND feature_flag_overrides.user_id = $1 \
+         ORDER BY feature_flags.key",
+    )
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let key: String = row.try_get(0)?;
+            let user_override = row.try_get::<Option<i64>, _>(3)?.map(|on| on != 0);
+            let decision = decide(
+                &key,
+                row.try_get::<i64, _>(1)? != 0,
+                percent(row.try_get(2)?)?,
+                user_override,
+                user_id,
+            );
+            Ok(Evaluation { key, decision })
+        })
+        .collect()
+}
+
+/// Every flag for `user_id` as `key → on`, the body of `GET /api/flags`.
+pub async fn values_for(db: &Database, user_id: &str) -> sqlx::Result<BTreeMap<String, bool>> {
+    let evaluations = evaluate_for(db, user_id).await?;
+    Ok(evaluations
+        .into_iter()
+        .map(|evaluation| (evaluation.key, evaluation.decision.is_on()))
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store
+
+fn flag(row: &AnyRow) -> sqlx::Result<Flag> {
+    Ok(Flag {
+        key: row.try_get(0)?,
+        description: row.try_get(1)?,
+        enabled: row.try_get::<i64, _>(2)? != 0,
+        rollout_percent: percent(row.try_get(3)?)?,
+        created_at: row.try_get(4)?,
+        updated_at: row.try_get(5)?,
+    })
+}
+
+fn percent(stored: i64) -> sqlx::Result<u8> {
+    u8::try_from(stored)
+        .ok()
+        .filter(|percent| *percent <= 100)
+        .ok_or_else(|| sqlx::Error::Decode("feature_flags.rollout_percent is not 0 to 100".into()))
+}
+
+/// Every flag, by key.
+pub async fn list(db: &Database) -> sqlx::Result<Vec<Flag>> {
+    let rows = sqlx::query(
+        "SELECT key, description, enabled, rollout_percent, created_at, updated_at \
+         FROM feature_flags ORDER BY key",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(flag).collect()
+}
+
+/// How many overrides each flag has, by key (flags without any are left out).
+pub async fn override_counts(db: &Database) -> sqlx::Result<BTreeMap<String, i64>> {
+    let rows = sqlx::query(
+        "SELECT flag_key, COUNT(*) FROM feature_flag_overrides GROUP BY flag_key ORDER BY flag_key",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
+}
+
+/// Flag `key` with its overrides; 404 when there is none.
+pub async fn get(db: &Database, key: &str) -> Result<FlagDetail, ApiError> {
+    let row = sqlx::query(
+        "SELECT key, description, enabled, rollout_percent, created_at, updated_at \
+         FROM feature_flags WHERE key = $1",
+    )
+    .bind(key)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or(ApiError::NotFound("flag"))?;
+    let flag = flag(&row)?;
+    let rows = sqlx::query(
+        "SELECT feature_flag_overrides.user_id, users.email, feature_flag_overrides.enabled, \
+         feature_flag_overrides.created_at, feature_flag_overrides.updated_at \
+         FROM feature_flag_overrides JOIN users ON users.id = feature_flag_overrides.user_id \
+         WHERE feature_flag_overrides.flag_key = $1 ORDER BY users.email",
+    )
+    .bind(key)
+    .fetch_all(db.pool())
+    .await?;
+    let overrides = rows.iter().map(override_row).collect::<sqlx::Result<_>>()?;
+    Ok(FlagDetail { flag, overrides })
+}
+
+fn override_row(row: &AnyRow) -> sqlx::Result<Override> {
+    Ok(Override {
+        user_id: row.try_get(0)?,
+        email: row.try_get(1)?,
+        enabled: row.try_get::<i64, _>(2)? != 0,
+        created_at: row.try_get(3)?,
+        updated_at: row.try_get(4)?,
+    })
+}
+
+/// Creates flag `new` (validated here: 422 with the invalid fields); 409 when the key is taken.
+pub async fn create(
+    db: &Database,
+    actor: Actor<'_>,
+    new: NewFlag,
+    now: i64,
+) -> Result<FlagDetail, ApiError> {
+    let new = new.validate().map_err(ApiError::Validation)?;
+    let mut tx = db.begin_write().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO feature_flags (key, description, enabled, rollout_percent, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(&new.key)
+    .bind(&new.description)
+    .bind(i64::from(new.enabled))
+    .bind(new.rollout_percent)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(ApiError::Conflict(format!(
+            "a flag with the key `{}` exists already",
+            new.key
+        )));
+    }
+    let details = json!({
+        "description": new.description,
+        "enabled": new.enabled,
+        "rollout_percent": new.rollout_percent,
+    })
+    .to_string();
+    let action = audit::Action {
+        action: "flag.create",
+        target_type: TARGET_TYPE,
+        target_id: &new.key,
+        reason: None,
+        details: Some(&details),
+    };
+    audit::record(&mut tx, actor, action, now).await?;
+    tx.commit().await?;
+    get(db, &new.key).await
+}
+
+/// Flag `key` in `tx`, locked until the transaction ends (on PostgreSQL; SQLite's write
+/// transaction holds the whole database already); 404 when there is none.
+async fn lock_flag(
+    db: &Database,
+    tx: &mut Transaction<'static, Any>,
+    key: &str,
+) -> Result<Flag, ApiError> {
+    let query = match db.backend() {
+        Backend::Postgres => {
+            "SELECT key, description, enabled, rollout_percent, created_at, updated_at \
+             FROM feature_flags WHERE key = $1 FOR UPDATE"
+        }
+        Backend::Sqlite => {
+            "SELECT key, description, enabled, rollout_percent, created_at, updated_at \
+             FROM feature_flags WHERE key = $1"
+        }
+    };
+    let row = sqlx::query(query)
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(ApiError::NotFound("flag"))?;
+    Ok(flag(&row)?)
+}
+
+/// The editable fields of `flag`, for the audit log.
+fn rule_json(flag: &Flag) -> serde_json::Value {
+    json!({
+        "description": flag.description,
+        "enabled": flag.enabled,
+        "rollout_percent": flag.rollout_percent,
+    })
+}
+
+/// Applies `update` (validated here: 422) to flag `key`; 404 when there is none.
+pub async fn update(
+    db: &Database,
+    actor: Actor<'_>,
+    key: &str,
+    update: FlagUpdate,
+    now: i64,
+) -> Result<FlagDetail, ApiError> {
+    let update = update.validate().map_err(ApiError::Validation)?;
+    let mut tx = db.begin_write().await?;
+    let before = lock_flag(db, &mut tx, key).await?;
+    let after = Flag {
+        description: update
+            .description
+            .unwrap_or_else(|| before.description.clone()),
+        enabled: update.enabled.unwrap_or(before.enabled),
+        rollout_percent: match update.rollout_percent {
+            Some(percent) => percent_of(percent)?,
+            None => before.rollout_percent,
+        },
+        updated_at: now,
+        ..before.clone()
+    };
+    sqlx::query(
+        "UPDATE feature_flags SET description = $1, enabled = $2, rollout_percent = $3, \
+         updated_at = $4 WHERE key = $5",
+    )
+    .bind(&after.description)
+    .bind(i64::from(after.enabled))
+    .bind(i64::from(after.rollout_percent))
+    .bind(now)
+    .bind(key)
+    .execute(&mut *tx)
+    .await?;
+    let details = json!({"before": rule_json(&before), "after": rule_json(&after)}).to_string();
+    let action = audit::Action {
+        action: "flag.update",
+        target_type: TARGET_TYPE,
+        target_id: key,
+        reason: None,
+        details: Some(&details),
+    };
+    audit::record(&mut tx, actor, action, now).await?;
+    tx.commit().await?;
+    get(db, key).await
+}
+
+/// A validated percentage as stored.
+fn percent_of(percent: i64) -> Result<u8, ApiError> {
+    u8::try_from(percent).map_err(ApiError::internal)
+}
+
+/// Deletes flag `key` and its overrides; 404 when there is none.
+pub async fn delete(db: &Database, actor: Actor<'_>, key: &str, now: i64) -> Result<(), ApiError> {
+    let mut tx = db.begin_write().await?;
+    let before = lock_flag(db, &mut tx, key).await?;
+    // The foreign key cascades too; deleting here counts them for the log, and does not depend
+    // on SQLite's `foreign_keys` pragma being on.
+    let overrides = sqlx::query("DELETE FROM feature_flag_overrides WHERE flag_key = $1")
+        .bind(key)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM feature_flags WHERE key = $1")
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    let details = json!({"before": rule_json(&before), "overrides_deleted": overrides}).to_string();
+    let action = audit::Action {
+        action: "flag.delete",
+        target_type: TARGET_TYPE,
+        target_id: key,
+        reason: None,
+        details: Some(&details),
+    };
+    audit::record(&mut tx, actor, action, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The user `who` names: an account id, or an email (any case); `None` when there is none.
+pub async fn find_user(db: &Database, who: &str) -> sqlx::Result<Option<(String, String)>> {
+    let who = who.trim();
+    let row = sqlx::query("SELECT id, email FROM users WHERE id = $1 OR email = $2")
+        .bind(who)
+        .bind(normalize_email(who))
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .transpose()
+}
+
+/// The override of `user_id` for `key` in `tx`, if any.
+async fn current_override(
+    tx: &mut Transaction<'static, Any>,
+    key: &str,
+    user_id: &str,
+) -> sqlx::Result<Option<Override>> {
+    let row = sqlx::query(
+        "SELECT feature_flag_overrides.user_id, users.email, feature_flag_overrides.enabled, \
+         feature_flag_overrides.created_at, feature_flag_overrides.updated_at \
+         FROM feature_flag_overrides JOIN users ON users.id = feature_flag_overrides.user_id \
+         WHERE feature_flag_overrides.flag_key = $1 AND feature_flag_overrides.user_id = $2",
+    )
+    .bind(key)
+    .bind(user_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(override_row).transpose()
+}
+
+/// Forces flag `key` on (`enabled`) or off for user `user_id`, replacing an override they
+/// have; 404 when the flag or the user does not exist.
+pub async fn set_override(
+    db: &Database,
+    actor: Actor<'_>,
+    key: &str,
+    user_id: &str,
+    enabled: bool,
+    now: i64,
+) -> Result<Override, ApiError> {
+    let mut tx = db.begin_write().await?;
+    lock_flag(db, &mut tx, key).await?;
+    let email: String = sqlx::query("SELECT email FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?
+        .try_get(0)?;
+    let previous = current_override(&mut tx, key, user_id).await?;
+    sqlx::query(
+        "INSERT INTO feature_flag_overrides (flag_key, user_id, enabled, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $4) ON CONFLICT (flag_key, user_id) \
+         DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at",
+    )
+    .bind(key)
+    .bind(user_id)
+    .bind(i64::from(enabled))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    record_override(
+        &mut tx,
+        actor,
+        key,
+        (user_id, &email),
+        previous.as_ref().map(|o| o.enabled),
+        Some(enabled),
+        now,
+    )
+    .await?;
+    let saved = current_override(&mut tx, key, user_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("the override just saved is missing"))?;
+    tx.commit().await?;
+    Ok(saved)
+}
+
+/// Takes away the override of `user_id` for `key`: the flag's rule decides for them again.
+/// 404 when the flag does not exist or the user has no override for it.
+pub async fn remove_override(
+    db: &Database,
+    actor: Actor<'_>,
+    key: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let mut tx = db.begin_write().await?;
+    lock_flag(db, &mut tx, key).await?;
+    let previous = current_override(&mut tx, key, user_id)
+        .await?
+        .ok_or(ApiError::NotFound("override"))?;
+    sqlx::query("DELETE FROM feature_flag_overrides WHERE flag_key = $1 AND user_id = $2")
+        .bind(key)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    record_override(
+        &mut tx,
+        actor,
+        key,
+        (user_id, &previous.email),
+        Some(previous.enabled),
+        None,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `flag.override` on flag `key` for `user` (id, email): `enabled` is what the override is now,
+/// `null` in the log once it is removed.
+async fn record_override(
+    tx: &mut Transaction<'static, Any>,
+    actor: Actor<'_>,
+    key: &str,
+    (user_id, email): (&str, &str),
+    previous: Option<bool>,
+    enabled: Option<bool>,
+    now: i64,
+) -> sqlx::Result<()> {
+    let details = json!({
+        "user_id": user_id,
+        "email": email,
+        "previous": previous,
+        "enabled": enabled,
+    })
+    .to_string();
+    let action = audit::Action {
+        action: "flag.override",
+        target_type: TARGET_TYPE,
+        target_id: key,
+        reason: None,
+        details: Some(&details),
+    };
+    audit::record(tx, actor, action, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_short_lower_case_names() {
+        for valid in [
+            "a",
+            "0",
+            "new-checkout",
+            "billing.v2_beta",
+            &"k".repeat(MAX_KEY_LEN),
+        ] {
+            assert_eq!(key_violation(valid), None, "{valid}");
+        }
+        for invalid in [
+            "",
+            "-new",
+            ".hidden",
+            "_x",
+            "New",
+            "new checkout",
+            "new/checkout",
+            "café",
+            &"k".repeat(MAX_KEY_LEN + 1),
+        ] {
+            assert!(key_violation(invalid).is_some(), "{invalid:?}");
+        }
+    }
+
+    #[test]
+    fn new_flags_report_every_invalid_field() {
+        let new = NewFlag {
+            key: "Bad Key".into(),
+            description: "x".repeat(MAX_DESCRIPTION_CHARS + 1),
+            enabled: true,
+            rollout_percent: 101,
+        };
+        let fields = new.validate().unwrap_err();
+        assert_eq!(
+            fields.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["description", "key", "rollout_percent"]
+        );
+
+        let new = NewFlag {
+            key: "dark-mode".into(),
+            description: "  The dark theme  ".into(),
+            enabled: false,
+            rollout_percent: 0,
+        };
+        assert_eq!(new.validate().unwrap().description, "The dark theme");
+    }
+
+    #[test]
+    fn updates_check_only_the_fields_they_change() {
+        assert!(FlagUpdate::default().validate().is_ok());
+        let low = FlagUpdate {
+            rollout_percent: Some(-1),
+            ..FlagUpdate::default()
+        };
+        assert!(low.validate().unwrap_err().contains_key("rollout_percent"));
+        let ok = FlagUpdate {
+            description: Some(" trimmed ".into()),
+            enabled: Some(true),
+            rollout_percent: Some(100),
+        };
+        assert_eq!(
+            ok.validate().unwrap().description.as_deref(),
+            Some("trimmed")
+        );
+    }
+
+    #[test]
+    fn buckets_are_pinned() {
+        // SHA-256("<key>:<user>"), first 8 bytes big-endian, mod 100 (as computed by Python's
+        // hashlib): a change here would move users in and out of every rollout.
+        assert_eq!(bucket("new-checkout", "user-1"), 48);
+        assert_eq!(bucket("new-checkout", "user-2"), 59);
+        assert_eq!(bucket("dark-mode", "user-1"), 19);
+    }
+
+    fn users() -> Vec<String> {
+        (0..2_000).map(|n| format!("user-{n}")).collect()
+    }
+
+    fn on_at(percent: u8) -> Vec<bool> {
+        users()
+            .iter()
+            .map(|user| evaluate("new-checkout", true, percent, None, user))
+            .collect()
+    }
+
+    #[test]
+    fn rollout_is_none_at_zero_everyone_at_a_hundred_and_grows_monotonically() {
+        assert!(on_at(0).iter().all(|on| !on));
+        assert!(on_at(100).iter().all(|on| *on));
+        let mut previous = on_at(0);
+        for percent in 1..=100 {
+            let now = on_at(percent);
+            for (was, is) in previous.iter().zip(&now) {
+                assert!(!was || *is, "a user left the rollout at {percent}%");
+            }
+            previous = now;
+        }
+    }
+
+    #[test]
+    fn rollout_takes_about_its_share_and_each_flag_splits_users_its_own_way() {
+        let count = |key: &str| {
+            users()
+                .iter()
+                .filter(|user| evaluate(key, true, 30, None, user))
+                .count()
+        };
+        let share = count("new-checkout");
+        assert!((500..=700).contains(&share), "{share} of 2000 at 30%");
+
+        let same = users()
+            .iter()
+            .filter(|user| bucket("new-checkout", user) == bucket("dark-mode", user))
+            .count();
+        assert!(same < 100, "{same} users share their bucket across flags");
+    }
+
+    #[test]
+    fn a_user_keeps_their_answer() {
+        for user in users().iter().take(50) {
+            let first = decide("new-checkout", true, 50, None, user);
+            assert_eq!(decide("new-checkout", true, 50, None, user), first);
+        }
+    }
+
+    #[test]
+    fn overrides_win_and_disabled_flags_are_off_for_everyone_else() {
+        let user = "user-1";
+        assert_eq!(
+            decide("f", false, 100, Some(true), user),
+            Decision::Override(true)
+        );
+        assert!(evaluate("f", false, 0, Some(true), user));
+        assert!(!evaluate("f", true, 100, Some(false), user));
+        assert_eq!(decide("f", false, 100, None, user), Decision::Disabled);
+        assert!(users().iter().all(|u| !evaluate("f", false, 100, None, u)));
+        assert!(matches!(
+            decide("f", true, 50, None, user),
+            Decision::Rollout { percent: 50, .. }
+        ));
+    }
+
+    #[test]
+    fn decisions_explain_themselves() {
+        assert_eq!(Decision::Override(false).explain(), "overridden off");
+        assert_eq!(
+            Decision::Rollout {
+                bucket: 7,
+                percent: 10
+            }
+            .explain(),
+            "bucket 7, below the rollout of 10%"
+        );
+    }
+}
