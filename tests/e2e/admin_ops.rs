@@ -663,7 +663,6 @@ impl<'db> Ops<'db> {
                 ("WEBHOOKS_RETRY_BASE_MS", "300"),
                 ("WEBHOOKS_RETRY_MAX_MS", "600"),
                 ("WEBHOOKS_POLL_INTERVAL_MS", "100"),
-                ("WEBHOOKS_LEASE_SECS", "2"),
             ],
         );
         Ops { stack, hooks }

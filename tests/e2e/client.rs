@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Barrier;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -281,4 +282,22 @@ pub(crate) fn assert_keys(value: &Value, expected: &[&str]) {
         expected.iter().copied().collect(),
         "the fields of {value}"
     );
+}
+
+/// The replies to `count` requests sent at the same moment, from a thread each; `send` is given
+/// the request's number.
+pub(crate) fn at_once(count: usize, send: impl Fn(usize) -> Reply + Sync) -> Vec<Reply> {
+    let barrier = Barrier::new(count);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..count)
+            .map(|n| {
+                let (barrier, send) = (&barrier, &send);
+                scope.spawn(move || {
+                    barrier.wait();
+                    send(n)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    })
 }

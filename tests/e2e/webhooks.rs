@@ -261,7 +261,15 @@ fn retries_and_replays(stack: &Stack) {
     );
     let customer = register(&stack.api, late);
     let processed = wait_for_status(hooks, "evt_transient", "processed");
-    assert_eq!(outcomes(&processed), ["failed", "succeeded"], "{processed}");
+    // The first retry comes 0.5 to 1 s after the failure: on a busy machine it may come before
+    // the registration is through, and fail too. Failures, then one success, is the contract.
+    let attempts = outcomes(&processed);
+    let (last, before) = attempts.split_last().unwrap();
+    assert_eq!(last, "succeeded", "{processed}");
+    assert!(
+        !before.is_empty() && before.iter().all(|outcome| outcome == "failed"),
+        "{processed}"
+    );
     assert_eq!(processed["last_error"], Value::Null, "{processed}");
     // The customer is linked: a subscription of theirs shows in the api.
     send(
@@ -668,7 +676,14 @@ fn kill_nine(db: &Database) {
         // One worker loop against eight senders: most events are still queued at the kill, and
         // the loop holds the lease of a batch. Should the worker keep up with a burst after all
         // (a fast machine), a bigger one follows, so that the kill always finds work queued.
-        let hooks = start_webhooks(db, &[("WEBHOOKS_WORKER_CONCURRENCY", "1")]);
+        // Short leases, so that the instance started after the kill takes the jobs over soon.
+        let hooks = start_webhooks(
+            db,
+            &[
+                ("WEBHOOKS_WORKER_CONCURRENCY", "1"),
+                ("WEBHOOKS_LEASE_SECS", "2"),
+            ],
+        );
         let mut queued = false;
         for round in 0..3 {
             let burst = EVENTS << round;
@@ -780,7 +795,9 @@ fn with_stack(scenario: fn(&Stack)) -> impl Fn(&Database) {
 }
 
 /// The webhooks service on `db`: both test secrets, the test API key, the api's signing key,
-/// retries a second apart and three attempts, quick polls and short leases; changed by `env`.
+/// retries a second apart and three attempts, quick polls; changed by `env`. Leases keep their
+/// default (30 s): a shorter one could run out under a busy machine's stalls and let a second
+/// worker attempt a job the tests expect to be attempted once.
 fn start_webhooks<'db>(db: &'db Database, env: &[(&str, &str)]) -> Instance<'db> {
     let url = db.url();
     let key = seed(KEY);
@@ -794,7 +811,6 @@ fn start_webhooks<'db>(db: &'db Database, env: &[(&str, &str)]) -> Instance<'db>
         ("WEBHOOKS_RETRY_MAX_MS", "2000"),
         ("WEBHOOKS_MAX_ATTEMPTS", "3"),
         ("WEBHOOKS_POLL_INTERVAL_MS", "100"),
-        ("WEBHOOKS_LEASE_SECS", "2"),
     ];
     all.extend_from_slice(env);
     Instance::launch("webhooks", db, &all)
