@@ -31,8 +31,10 @@ const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const INSTALL_HINT: &str = "install them with `apt-get install chromium chromium-driver` \
                             (.ci/run does when chromedriver is missing)";
-/// How long [`Browser::find`] and [`Browser::wait_until`] wait by default.
-const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+/// How long [`Browser::find`], [`Browser::wait_until`] and the clicks that load a page wait by
+/// default. Generous: waiting only costs when a test is failing anyway, and a page behind a
+/// password check can take seconds on a busy machine (hashing runs at the lowest priority).
+const DEFAULT_WAIT: Duration = Duration::from_secs(20);
 
 /// A headless Chromium with its `chromedriver`; both are stopped when this is dropped.
 pub struct Browser {
@@ -152,7 +154,7 @@ impl Browser {
         }
     }
 
-    /// How long [`Browser::find`], [`Element::find`] and [`Browser::wait_until`] wait (5 s
+    /// How long [`Browser::find`], [`Element::find`] and [`Browser::wait_until`] wait (20 s
     /// unless changed).
     pub fn set_wait(&mut self, wait: Duration) {
         self.wait = wait;
