@@ -275,20 +275,8 @@ impl Loop {
             }
             let started_at_ms = now_ms();
             let status = apply(handled.as_ref(), &mut tx).await?;
-            store::record_attempt(
-                &mut tx,
-                inner.db.backend(),
-                &stored.id,
-                status,
-                &AttemptRecord {
-                    worker,
-                    started_at_ms,
-                    finished_at_ms: now_ms(),
-                    outcome: Outcome::Succeeded,
-                    error: None,
-                },
-            )
-            .await?;
+            self.record_success(&mut tx, stored, status, started_at_ms)
+                .await?;
             processed.push((stored, status));
         }
         tx.commit().await?;
@@ -312,6 +300,25 @@ impl Loop {
             handler: handler.as_ref(),
             event: Event::from_stored(stored),
         })
+    }
+
+    /// Records, in the transaction of its effects, the attempt that took `stored` to `status`.
+    async fn record_success(
+        &self,
+        tx: &mut AnyConnection,
+        stored: &StoredEvent,
+        status: Status,
+        started_at_ms: i64,
+    ) -> sqlx::Result<()> {
+        let attempt = AttemptRecord {
+            worker: &self.name,
+            started_at_ms,
+            finished_at_ms: now_ms(),
+            outcome: Outcome::Succeeded,
+            error: None,
+        };
+        let backend = self.webhooks.inner.db.backend();
+        store::record_attempt(tx, backend, &stored.id, status, &attempt).await
     }
 
     /// Records the attempt a worker that stopped or crashed left unfinished.
@@ -353,20 +360,8 @@ impl Loop {
         let result = apply(handled.as_ref(), &mut tx).await;
         match result {
             Ok(status) => {
-                store::record_attempt(
-                    &mut tx,
-                    inner.db.backend(),
-                    &stored.id,
-                    status,
-                    &AttemptRecord {
-                        worker,
-                        started_at_ms,
-                        finished_at_ms: now_ms(),
-                        outcome: Outcome::Succeeded,
-                        error: None,
-                    },
-                )
-                .await?;
+                self.record_success(&mut tx, stored, status, started_at_ms)
+                    .await?;
                 tx.commit().await?;
                 tracing::info!(event = %stored.id, r#type = %stored.event_type, %status, "event processed");
                 Ok(())
