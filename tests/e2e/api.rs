@@ -9,6 +9,7 @@
 //! Every response is checked for a password hash (`argon2`), whatever the request.
 
 use std::collections::BTreeSet;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -18,7 +19,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::client::{Call, Instance, Reply, assert_keys, at_once, keys, set};
-use crate::support::Database;
+use crate::support::{Database, default_workspace, free_port, service_binary};
 
 /// The seed byte of the signing key of every instance, unless a test starts one with another.
 pub(crate) const KEY: u8 = 1;
@@ -264,6 +265,77 @@ fn behind_a_trusted_proxy_the_client_is_the_last_forwarded_address_or_its_ipv6_6
     refresh_from("2001:db8:0:1::2").check_error(401, "unauthorized");
     assert_too_many_requests(&refresh_from("2001:db8:0:1:ffff::3"));
     refresh_from("2001:db8:0:2::1").check_error(401, "unauthorized");
+}
+
+#[test]
+fn instances_pointing_at_one_redis_share_their_rate_limits() {
+    let redis = redis_url();
+    let db = Database::sqlite();
+    let env = [
+        ("RATE_LIMIT_REDIS_URL", redis.as_str()),
+        ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "3"),
+        ("RATE_LIMIT_TRUST_FORWARDED_FOR", "true"),
+    ];
+    let first = Api::start(&db, &env);
+    let second = Api::start(&db, &env);
+    // An address (an IPv6 /64) of this run's own: counts stay in Redis for a minute after a run.
+    let client = format!(
+        "2001:db8:{:x}:{:x}::1",
+        rand::random::<u16>(),
+        rand::random::<u16>()
+    );
+    let refresh = |api: &Api| {
+        api.post("/api/auth/refresh")
+            .header("X-Forwarded-For", &client)
+            .json(json!({"refresh_token": "garbage"}))
+            .send()
+    };
+
+    let remaining: Vec<u64> = [&first, &second, &first]
+        .into_iter()
+        .map(|api| {
+            let reply = refresh(api);
+            reply.check_error(401, "unauthorized");
+            assert_rate_limit_headers(&reply)
+        })
+        .collect();
+
+    assert_eq!(remaining, [2, 1, 0], "one count for both instances");
+    assert_too_many_requests(&refresh(&second));
+    assert_too_many_requests(&refresh(&first));
+}
+
+#[test]
+fn an_unreachable_redis_stops_start_up_with_what_to_do() {
+    let db = Database::sqlite();
+    // Nothing listens there.
+    let redis = format!("redis://127.0.0.1:{}", free_port());
+    let output = Command::new(service_binary("api"))
+        .current_dir(default_workspace())
+        .env("API_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("DATABASE_URL", db.url())
+        .env("RATE_LIMIT_REDIS_URL", &redis)
+        .output()
+        .unwrap();
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("RATE_LIMIT_REDIS_URL") && stderr.contains("leave the key empty"),
+        "{stderr}"
+    );
+}
+
+/// The Redis of the tests, on its default port (`.ci/run` starts one when none answers).
+fn redis_url() -> String {
+    let address = "127.0.0.1:6379";
+    if let Err(error) = std::net::TcpStream::connect(address) {
+        panic!(
+            "no Redis at {address} ({error}): start one with `redis-server --daemonize yes \
+             --bind 127.0.0.1 --port 6379 --save '' --appendonly no`"
+        );
+    }
+    format!("redis://{address}")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,10 +8,11 @@
 //! `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the whole quota is back) for the
 //! tighter of its limits.
 //!
-//! Counts are kept by a [`RateLimitStore`]: [`InMemoryStore`] by default, one count per process.
-//! To share counts between instances, implement the trait over Redis and pass it to
-//! [`protect_with`].
+//! Counts are kept by a [`RateLimitStore`]: [`InMemoryStore`], one count per process, unless
+//! `RATE_LIMIT_REDIS_URL` names a Redis, where [`RedisStore`] keeps one count for every instance
+//! and service pointing at it ([`RateLimits::connect`]).
 
+mod redis_store;
 mod store;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -27,6 +28,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+pub use redis_store::RedisStore;
 pub use store::{Decision, InMemoryStore, Quota, RateLimitStore};
 
 use crate::config::Env;
@@ -45,6 +47,9 @@ pub struct RateLimitConfig {
     /// address (`RATE_LIMIT_TRUST_FORWARDED_FOR`). Only behind a reverse proxy that appends to
     /// that header: otherwise any client picks the address it is counted under.
     pub trust_forwarded_for: bool,
+    /// The Redis that keeps the counts (`RATE_LIMIT_REDIS_URL`), or `None` to count in this
+    /// process. Its `Debug` hides the password.
+    pub redis: Option<redis::Client>,
 }
 
 impl RateLimitConfig {
@@ -53,8 +58,25 @@ impl RateLimitConfig {
             auth_per_ip_per_minute: per_minute(env, "RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", 30),
             auth_per_email_per_minute: per_minute(env, "RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE", 10),
             trust_forwarded_for: env.optional("RATE_LIMIT_TRUST_FORWARDED_FOR", false),
+            redis: redis_client(env, "RATE_LIMIT_REDIS_URL"),
         }
     }
+}
+
+/// The client for the URL in `key`, checked (not connected) now; `None` when it is unset.
+fn redis_client(env: &mut Env, key: &str) -> Option<redis::Client> {
+    let url: String = env.optional(key, String::new());
+    if url.is_empty() {
+        return None;
+    }
+    redis::Client::open(url.as_str())
+        .inspect_err(|error| {
+            env.record(
+                key,
+                format!("is not a Redis URL (redis://[:password@]host:port[/db]): {error}"),
+            );
+        })
+        .ok()
 }
 
 fn per_minute(env: &mut Env, key: &str, default: u32) -> NonZeroU32 {
@@ -77,27 +99,61 @@ const AUTH_ROUTES: [(&str, bool); 4] = [
 /// cannot fill the store with huge keys.
 const MAX_EMAIL_LEN: usize = 254;
 
-/// Limits the auth routes of `app`, counting in this process ([`InMemoryStore`]). Only the
-/// routes already in `app` are limited: call it after merging them.
-pub fn protect(app: Router, config: &RateLimitConfig, http_config: &HttpConfig) -> Router {
-    protect_with(app, config, http_config, Arc::new(InMemoryStore::new()))
+/// A service's limits and where their counts are kept.
+pub struct RateLimits {
+    config: RateLimitConfig,
+    store: Arc<dyn RateLimitStore>,
 }
 
-/// [`protect`], counting in `store`.
-pub fn protect_with(
-    app: Router,
-    config: &RateLimitConfig,
-    http_config: &HttpConfig,
-    store: Arc<dyn RateLimitStore>,
-) -> Router {
-    let limiter = Limiter {
-        store,
-        per_ip: Quota::per_minute(config.auth_per_ip_per_minute),
-        per_email: Quota::per_minute(config.auth_per_email_per_minute),
-        trust_forwarded_for: config.trust_forwarded_for,
-        body_limit: http_config.body_limit,
-    };
-    app.layer(middleware::from_fn_with_state(Arc::new(limiter), limit))
+/// Start-up could not reach the Redis of `RATE_LIMIT_REDIS_URL`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot connect to the Redis of RATE_LIMIT_REDIS_URL ({address}): start it, fix the URL, or \
+     leave the key empty to count in each process"
+)]
+pub struct RedisUnreachable {
+    address: String,
+    source: redis::RedisError,
+}
+
+impl RateLimits {
+    /// `config`'s limits, counted in `store`.
+    pub fn new(config: RateLimitConfig, store: Arc<dyn RateLimitStore>) -> Self {
+        Self { config, store }
+    }
+
+    /// `config`'s limits, counted in the Redis of `RATE_LIMIT_REDIS_URL`, connected to now, or
+    /// in this process when that is unset. A Redis that cannot be reached stops start-up, so that
+    /// a wrong URL shows at deployment rather than as limits silently not kept; once running,
+    /// requests go through while Redis is away (see [`RateLimits::protect`]).
+    pub async fn connect(config: RateLimitConfig) -> Result<Self, RedisUnreachable> {
+        let Some(client) = config.redis.clone() else {
+            return Ok(Self::new(config, Arc::new(InMemoryStore::new())));
+        };
+        let address = client.get_connection_info().addr().to_string();
+        let store = RedisStore::connect(client)
+            .await
+            .map_err(|source| RedisUnreachable {
+                address: address.clone(),
+                source,
+            })?;
+        tracing::info!(redis = %address, "rate limits are counted in Redis");
+        Ok(Self::new(config, Arc::new(store)))
+    }
+
+    /// Limits the auth routes of `app`. Only the routes already in `app` are limited: call it
+    /// after merging them. When the store fails, a request goes through uncounted and the error
+    /// is logged: the limits must not take sign-in down with them.
+    pub fn protect(&self, app: Router, http_config: &HttpConfig) -> Router {
+        let limiter = Limiter {
+            store: Arc::clone(&self.store),
+            per_ip: Quota::per_minute(self.config.auth_per_ip_per_minute),
+            per_email: Quota::per_minute(self.config.auth_per_email_per_minute),
+            trust_forwarded_for: self.config.trust_forwarded_for,
+            body_limit: http_config.body_limit,
+        };
+        app.layer(middleware::from_fn_with_state(Arc::new(limiter), limit))
+    }
 }
 
 struct Limiter {
@@ -281,6 +337,7 @@ mod tests {
             auth_per_ip_per_minute: NonZeroU32::new(per_ip).unwrap(),
             auth_per_email_per_minute: NonZeroU32::new(per_email).unwrap(),
             trust_forwarded_for: false,
+            redis: None,
         }
     }
 
@@ -293,7 +350,11 @@ mod tests {
     }
 
     fn app(per_ip: u32, per_email: u32) -> Router {
-        protect(routes(), &config(per_ip, per_email), &http_config())
+        protect_in_memory(config(per_ip, per_email))
+    }
+
+    fn protect_in_memory(config: RateLimitConfig) -> Router {
+        RateLimits::new(config, Arc::new(InMemoryStore::new())).protect(routes(), &http_config())
     }
 
     /// A POST from `ip` with `body`, as the server builds it (connect info included).
@@ -463,7 +524,7 @@ mod tests {
             trust_forwarded_for: true,
             ..config(1, 100)
         };
-        let app = protect(routes(), &config, &http_config());
+        let app = protect_in_memory(config);
 
         let first = send(&app, via_proxy("203.0.113.1")).await;
         let same_client = send(&app, via_proxy("203.0.113.1")).await;
@@ -514,12 +575,8 @@ mod tests {
 
     #[tokio::test]
     async fn lets_requests_through_when_the_store_fails() {
-        let app = protect_with(
-            routes(),
-            &config(1, 1),
-            &http_config(),
-            Arc::new(Unreachable),
-        );
+        let app =
+            RateLimits::new(config(1, 1), Arc::new(Unreachable)).protect(routes(), &http_config());
 
         for _ in 0..3 {
             let response = send(&app, login_from([203, 0, 113, 7], "ada@example.com")).await;
@@ -533,6 +590,7 @@ mod tests {
             ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "0"),
             ("RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE", "five"),
             ("RATE_LIMIT_TRUST_FORWARDED_FOR", "true"),
+            ("RATE_LIMIT_REDIS_URL", "http://cache.internal:6379"),
         ]);
 
         let config = RateLimitConfig::from_env(&mut env);
@@ -547,6 +605,25 @@ mod tests {
             message.contains("RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE is invalid"),
             "{message}"
         );
+        assert!(
+            message.contains("RATE_LIMIT_REDIS_URL is not a Redis URL"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn reads_the_redis_url_and_never_shows_its_password() {
+        let mut env = Env::from_vars([("RATE_LIMIT_REDIS_URL", "redis://:s3cret@cache:6380/2")]);
+
+        let config = RateLimitConfig::from_env(&mut env);
+
+        assert!(env.finish().is_ok());
+        let client = config.redis.as_ref().expect("a Redis client");
+        assert_eq!(
+            client.get_connection_info().addr().to_string(),
+            "cache:6380"
+        );
+        assert!(!format!("{config:?}").contains("s3cret"), "{config:?}");
     }
 
     #[test]
@@ -559,5 +636,6 @@ mod tests {
         assert_eq!(config.auth_per_ip_per_minute.get(), 30);
         assert_eq!(config.auth_per_email_per_minute.get(), 10);
         assert!(!config.trust_forwarded_for);
+        assert!(config.redis.is_none());
     }
 }

@@ -68,6 +68,9 @@ async fn main() -> anyhow::Result<()> {
         return outcome;
     }
     // <<<end:admin/core@startup>>>
+    // <<<begin:security/rate-limiting@startup>>>
+    let rate_limits = shared::rate_limit::RateLimits::connect(rate_limit_config).await?;
+    // <<<end:security/rate-limiting@startup>>>
 
     let app = http::health_routes(readiness);
     // <<<inject:routes>>>
@@ -88,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
     let app = app.merge(admin_webhooks::routes(auth.clone()));
     // <<<end:admin/webhooks@routes>>>
     // <<<begin:security/rate-limiting@routes>>>
-    let app = shared::rate_limit::protect(app, &rate_limit_config, &http_config);
+    let app = rate_limits.protect(app, &http_config);
     // <<<end:security/rate-limiting@routes>>>
     let app = http::with_middleware(app, &http_config);
 

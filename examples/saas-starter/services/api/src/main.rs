@@ -59,6 +59,9 @@ async fn main() -> anyhow::Result<()> {
     // <<<begin:auth@startup>>>
     let auth = shared::auth::Auth::new(db.clone(), auth_config, &http_config)?;
     // <<<end:auth@startup>>>
+    // <<<begin:security/rate-limiting@startup>>>
+    let rate_limits = shared::rate_limit::RateLimits::connect(rate_limit_config).await?;
+    // <<<end:security/rate-limiting@startup>>>
 
     let app = http::health_routes(readiness);
     // <<<inject:routes>>>
@@ -72,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
     let app = app.merge(billing::routes(auth.clone(), billing_plans));
     // <<<end:billing/api@routes>>>
     // <<<begin:security/rate-limiting@routes>>>
-    let app = shared::rate_limit::protect(app, &rate_limit_config, &http_config);
+    let app = rate_limits.protect(app, &http_config);
     // <<<end:security/rate-limiting@routes>>>
     // <<<begin:users@routes>>>
     let app = app.merge(users::routes(auth.clone()));

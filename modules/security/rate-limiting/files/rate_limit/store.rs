@@ -34,6 +34,11 @@ impl Quota {
     pub fn interval(&self) -> Duration {
         self.period / self.limit.get()
     }
+
+    /// Whether a request fits while the key's theoretical arrival time is `wait` ahead of now.
+    pub fn fits(&self, wait: Duration) -> bool {
+        wait + self.interval() <= self.period
+    }
 }
 
 /// What a store answers for one request.
@@ -49,6 +54,38 @@ pub struct Decision {
     pub reset_after: Duration,
     /// Zero when allowed; otherwise how long until one request will be allowed again.
     pub retry_after: Duration,
+}
+
+impl Decision {
+    /// The answer for a key whose theoretical arrival time was `wait` ahead of now (zero when it
+    /// had passed), once the store has let the request in or not ([`Quota::fits`], decided
+    /// where the count is kept): the formulas of the contract below, for every store.
+    pub fn from_wait(quota: Quota, wait: Duration, allowed: bool) -> Self {
+        let interval = quota.interval();
+        let next = wait + interval;
+        if allowed {
+            let left = quota.period.saturating_sub(next);
+            let remaining = left.as_nanos() / interval.as_nanos().max(1);
+            Self {
+                allowed,
+                limit: quota.limit.get(),
+                // At most `limit - 1`: the division can exceed it when `interval` was rounded down.
+                remaining: u32::try_from(remaining)
+                    .unwrap_or(u32::MAX)
+                    .min(quota.limit.get() - 1),
+                reset_after: next,
+                retry_after: Duration::ZERO,
+            }
+        } else {
+            Self {
+                allowed,
+                limit: quota.limit.get(),
+                remaining: 0,
+                reset_after: wait,
+                retry_after: next.saturating_sub(quota.period),
+            }
+        }
+    }
 }
 
 /// Counts requests per key against a [`Quota`].
@@ -111,33 +148,17 @@ impl InMemoryStore {
             state.prune_at = state.tats.len() * 2;
         }
 
-        let interval = quota.interval();
-        let tat = state.tats.get(key).copied().filter(|tat| *tat > now);
-        let start = tat.unwrap_or(now);
-        let next = start + interval;
-        if next - now <= quota.period {
-            state.tats.insert(key.to_owned(), next);
-            let left = quota.period - (next - now);
-            let remaining = left.as_nanos() / interval.as_nanos().max(1);
-            Decision {
-                allowed: true,
-                limit: quota.limit.get(),
-                // At most `limit - 1`: the division can exceed it when `interval` was rounded down.
-                remaining: u32::try_from(remaining)
-                    .unwrap_or(u32::MAX)
-                    .min(quota.limit.get() - 1),
-                reset_after: next - now,
-                retry_after: Duration::ZERO,
-            }
-        } else {
-            Decision {
-                allowed: false,
-                limit: quota.limit.get(),
-                remaining: 0,
-                reset_after: start - now,
-                retry_after: next - now - quota.period,
-            }
+        let wait = state
+            .tats
+            .get(key)
+            .map_or(Duration::ZERO, |tat| tat.saturating_duration_since(now));
+        let allowed = quota.fits(wait);
+        if allowed {
+            state
+                .tats
+                .insert(key.to_owned(), now + wait + quota.interval());
         }
+        Decision::from_wait(quota, wait, allowed)
     }
 }
 
