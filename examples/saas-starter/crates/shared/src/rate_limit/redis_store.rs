@@ -43,8 +43,9 @@ redis.call('SET', KEYS[1], string.format('%d', now + wait + interval),
 return {1, wait}
 ";
 
-/// How long a request may wait for Redis before it goes on without a count: a stalled Redis
-/// must not stall sign-ins.
+/// How long a request may wait for Redis before it goes on without a count, whether Redis is
+/// slow to answer or the connection is being re-established: a Redis in trouble must not stall
+/// sign-ins.
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 /// Attempts after a failed connection, 0.1 s apart and then doubling with jitter: about 1.5 s
@@ -76,15 +77,19 @@ impl RedisStore {
 impl RateLimitStore for RedisStore {
     fn hit<'a>(&'a self, key: &'a str, quota: Quota) -> BoxFuture<'a, Result<Decision, BoxError>> {
         Box::pin(async move {
-            // A clone shares the connection: requests are pipelined on it.
-            let mut connection = self.connection.clone();
-            let (allowed, wait_micros): (u8, u64) = self
-                .gcra
-                .key(format!("{KEY_PREFIX}{key}"))
-                .arg(micros(quota.interval()))
-                .arg(micros(quota.period))
-                .invoke_async(&mut connection)
-                .await?;
+            let script = async {
+                // A clone shares the connection: requests are pipelined on it.
+                let mut connection = self.connection.clone();
+                self.gcra
+                    .key(format!("{KEY_PREFIX}{key}"))
+                    .arg(micros(quota.interval()))
+                    .arg(micros(quota.period))
+                    .invoke_async::<(u8, u64)>(&mut connection)
+                    .await
+            };
+            let (allowed, wait_micros) = tokio::time::timeout(RESPONSE_TIMEOUT, script)
+                .await
+                .map_err(|_| "Redis did not answer in time")??;
             let wait = Duration::from_micros(wait_micros);
             Ok(Decision::from_wait(quota, wait, allowed == 1))
         })
