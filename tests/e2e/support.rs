@@ -274,12 +274,23 @@ impl Database {
 
     /// Runs `sql` on the database; the database's error when it refuses it.
     pub fn try_execute(&self, sql: &str) -> Result<(), String> {
+        self.run(sql).map(drop)
+    }
+
+    /// The first column of the first row `sql` returns, as text (empty for no row).
+    pub fn query_value(&self, sql: &str) -> String {
+        self.run(sql).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Runs `sql`; what it printed: the first column of its first row, if any.
+    fn run(&self, sql: &str) -> Result<String, String> {
         match self {
             Database::Sqlite { path, .. } => {
                 let script = "import sqlite3, sys\n\
                               db = sqlite3.connect(sys.argv[1], timeout=10)\n\
-                              db.execute(sys.argv[2])\n\
-                              db.commit()\n";
+                              row = db.execute(sys.argv[2]).fetchone()\n\
+                              db.commit()\n\
+                              print('' if row is None else row[0])\n";
                 let output = Command::new("python3")
                     .arg("-c")
                     .arg(script)
@@ -288,7 +299,7 @@ impl Database {
                     .output()
                     .expect("python3 runs");
                 if output.status.success() {
-                    Ok(())
+                    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
                 } else {
                     Err(format!(
                         "`{sql}` on {}: {}",
@@ -297,7 +308,7 @@ impl Database {
                     ))
                 }
             }
-            Database::Postgres(database) => database.try_execute(sql),
+            Database::Postgres(database) => psql(&database.name, sql),
         }
     }
 }
@@ -329,10 +340,6 @@ impl PgDatabase {
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
     }
-
-    pub fn try_execute(&self, sql: &str) -> Result<(), String> {
-        psql(&self.name, sql)
-    }
 }
 
 impl Drop for PgDatabase {
@@ -347,14 +354,15 @@ impl Drop for PgDatabase {
 }
 
 /// Runs `sql` with psql on `database` as the `postgres` user.
-fn psql(database: &str, sql: &str) -> Result<(), String> {
+fn psql(database: &str, sql: &str) -> Result<String, String> {
     let output = Command::new("psql")
         .args(["-h", "127.0.0.1", "-U", "postgres", "-d", database])
-        .args(["-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .args(["-v", "ON_ERROR_STOP=1", "-qtAc", sql])
         .output()
         .map_err(|e| format!("psql does not run ({e}): .ci/run installs and starts PostgreSQL"))?;
     if output.status.success() {
-        Ok(())
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        Ok(stdout.lines().next().unwrap_or_default().to_string())
     } else {
         Err(format!(
             "psql `{sql}` on {database} failed (is PostgreSQL running on 127.0.0.1:5432?): {}",
