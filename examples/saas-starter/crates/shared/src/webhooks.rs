@@ -382,9 +382,7 @@ impl BulkReplayQuery {
         if self.status.as_deref() == Some(Status::DeadLetter.as_str()) {
             Ok(Status::DeadLetter)
         } else {
-            let mut fields = FieldErrors::new();
-            fields.insert("status".into(), "must be dead_letter".into());
-            Err(ApiError::Validation(fields))
+            Err(ApiError::invalid_field("status", "must be dead_letter"))
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::admin::metrics::{Metric, group_thousands};
 use crate::admin::{Page, PageQuery};
 use crate::billing::Subscription;
 use crate::db::Database;
-use crate::error::{ApiError, FieldErrors};
+use crate::error::ApiError;
 
 /// Stripe's subscription statuses, the values of the list's `status` filter.
 pub const STATUSES: [&str; 8] = [
@@ -70,12 +70,8 @@ impl Filter {
         if let Some(status) = &self.status
             && !STATUSES.contains(&status.as_str())
         {
-            let mut fields = FieldErrors::new();
-            fields.insert(
-                "status".into(),
-                format!("must be one of {}", STATUSES.join(", ")),
-            );
-            return Err(ApiError::Validation(fields));
+            let problem = format!("must be one of {}", STATUSES.join(", "));
+            return Err(ApiError::invalid_field("status", problem));
         }
         Ok(self)
     }

@@ -76,6 +76,11 @@ impl ApiError {
         Self::Internal(error.into())
     }
 
+    /// A validation error (422) about one field of the input.
+    pub fn invalid_field(field: &str, problem: impl Into<String>) -> Self {
+        Self::Validation(FieldErrors::from([(field.to_owned(), problem.into())]))
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) | Self::Rejected { .. } => StatusCode::BAD_REQUEST,

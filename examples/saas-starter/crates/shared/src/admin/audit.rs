@@ -13,7 +13,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{Page, PageQuery};
 use crate::db::Database;
-use crate::error::{ApiError, FieldErrors};
+use crate::error::ApiError;
 
 /// The staff member an entry names.
 #[derive(Debug, Clone, Copy)]
@@ -111,12 +111,8 @@ impl Filter {
         if let Some(action) = &self.action
             && action.contains(['%', '_', '\\'])
         {
-            let mut fields = FieldErrors::new();
-            fields.insert(
-                "action".into(),
-                "must be an action name or its prefix, without % or _".into(),
-            );
-            return Err(ApiError::Validation(fields));
+            let problem = "must be an action name or its prefix, without % or _";
+            return Err(ApiError::invalid_field("action", problem));
         }
         Ok(self)
     }

@@ -11,7 +11,7 @@ use super::audit::{self, Actor};
 use super::customers;
 use crate::auth::{self, Auth, MAX_IMPERSONATION_SECS};
 use crate::db::Database;
-use crate::error::{ApiError, FieldErrors};
+use crate::error::ApiError;
 
 /// The longest reason accepted, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -65,9 +65,7 @@ pub async fn start(
     reason: &str,
 ) -> Result<Started, ApiError> {
     if let Some(problem) = reason_violation(reason) {
-        let mut fields = FieldErrors::new();
-        fields.insert("reason".into(), problem.into());
-        return Err(ApiError::Validation(fields));
+        return Err(ApiError::invalid_field("reason", problem));
     }
     let reason = reason.trim();
     let db = auth.db();
