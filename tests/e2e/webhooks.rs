@@ -489,6 +489,57 @@ fn out_of_order(stack: &Stack) {
         t + 3 + 30 * 24 * 3600,
         "{state}"
     );
+
+    // An invoice carries a payment, not the whole subscription: a plan change created before a
+    // paid invoice but delivered after it still applies.
+    let customer = register(&stack.api, "downgrade@example.com");
+    let user_id = str_of(&customer.user["id"]).to_string();
+    send(
+        hooks,
+        &checkout("evt_p_checkout", "cus_p", Some(&user_id), "", t),
+    )
+    .expect_json(200);
+    let created = subscription_event(
+        "evt_p_1",
+        "customer.subscription.created",
+        t + 1,
+        "sub_p",
+        "cus_p",
+        "active",
+        false,
+    );
+    let downgraded = on_starter_plan(&subscription_event(
+        "evt_p_2",
+        "customer.subscription.updated",
+        t + 2,
+        "sub_p",
+        "cus_p",
+        "active",
+        true,
+    ));
+    for (id, body) in [
+        ("evt_p_1", created),
+        ("evt_p_3", invoice("evt_p_3", "invoice.paid", t + 3, "sub_p")),
+        ("evt_p_2", downgraded),
+    ] {
+        send(hooks, &body).expect_json(200);
+        wait_for_status(hooks, id, "processed");
+    }
+    let state = subscription_of(stack, &customer);
+    assert_eq!(
+        (
+            state["plan"].clone(),
+            state["cancel_at_period_end"].clone()
+        ),
+        (json!("starter"), json!(true)),
+        "the plan change (created before the paid invoice) applies: {state}"
+    );
+    assert_eq!(state["status"], "active", "{state}");
+    assert_eq!(
+        state["current_period_end"],
+        t + 3 + 30 * 24 * 3600,
+        "the paid invoice, newer than the plan change, still decides the period end: {state}"
+    );
 }
 
 fn permissions(stack: &Stack) {
@@ -979,6 +1030,19 @@ fn subscription_event(
         }]},
     });
     event_body(id, kind, created, object)
+}
+
+/// `event`, a [`subscription_event`], on the `starter` plan's price instead of `pro`'s.
+fn on_starter_plan(event: &str) -> String {
+    let mut event: Value = serde_json::from_str(event).unwrap();
+    event["data"]["object"]["items"]["data"][0]["price"] = json!({
+        "id": "price_starter_monthly",
+        "product": "prod_starter",
+        "unit_amount": 900,
+        "currency": "usd",
+        "recurring": {"interval": "month", "interval_count": 1},
+    });
+    event.to_string()
 }
 
 /// An invoice of `subscription` (in the shape of API versions since 2025-03-31), for a period
