@@ -4,9 +4,10 @@
 //! SIGTERM, which stops every process it started.
 //!
 //! Migrations are not run here: every service applies the pending ones at start (`db.migrate()`
-//! in its `main.rs`), before it listens. So that two services never migrate one SQLite file at
-//! the same time, the first service with the `db` module starts alone and the others once it is
-//! ready.
+//! in its `main.rs`), before it listens, taking turns with services starting beside it (a lock
+//! on either database). The first service with the `db` module still starts alone and the others
+//! once it is ready: a mistake they share (a bad `DATABASE_URL`, a migration that fails) is then
+//! reported once, by one service, with the others not started.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Read, Write};

@@ -10,6 +10,8 @@
 //!   (docs/webhooks.md), with the api beside it, on both databases;
 //! - `admin`: the admin service's JSON API, permissions, impersonation, audit log and the
 //!   panel's sign-in and CSRF protection over HTTP (docs/admin.md), on both databases;
+//! - `ops`: what deployments rely on: services started together on a new database, the
+//!   `migrate` command, slow clients disconnected, start-up errors without backtraces;
 //! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.
 //!
 //! All generated workspaces share one Cargo target directory (`target/generated-workspaces`), so
@@ -25,6 +27,7 @@ mod browser;
 mod client;
 mod flags;
 mod health;
+mod ops;
 mod panel;
 mod support;
 mod webhooks;

@@ -65,6 +65,11 @@ fn the_operations_api_is_for_the_api_key_and_staff_and_replays_for_admins() {
 }
 
 #[test]
+fn replays_through_the_operations_api_land_in_the_audit_log() {
+    on_each_database(audited_replays);
+}
+
+#[test]
 fn the_event_log_pages_newest_first_and_filters_by_status_and_type() {
     on_each_database(with_stack(event_log));
 }
@@ -311,7 +316,7 @@ fn retries_and_replays(stack: &Stack) {
     );
     assert_eq!(
         replayed["replay_history"][0]["requested_by"],
-        "internal API key"
+        "API key internal-tools"
     );
     send(
         hooks,
@@ -629,6 +634,59 @@ fn permissions(stack: &Stack) {
         .send()
         .expect_json(200);
     assert_eq!(none, json!({"subscription": null}));
+}
+
+/// A replay by an admin's token names the admin, one by the internal key names the key by its
+/// configured name (`WEBHOOKS_OPERATIONS_API_KEY_NAME`), as the panel's replays do.
+fn audited_replays(db: &Database) {
+    let api = Api::start(db, &[]);
+    let hooks = start_webhooks(db, &[("WEBHOOKS_OPERATIONS_API_KEY_NAME", "billing-tool")]);
+    send(
+        &hooks,
+        &event_body("evt_audited", "ping.test", now(), json!({})),
+    )
+    .expect_json(200);
+    wait_for_status(&hooks, "evt_audited", "ignored");
+    let admin = register(&api, "auditor@example.com");
+    db.execute("UPDATE users SET role = 'admin' WHERE email = 'auditor@example.com'");
+
+    hooks
+        .post("/api/webhooks/replay/evt_audited")
+        .bearer(&admin.access)
+        .send()
+        .expect(202);
+    wait_for_replays(&hooks, "evt_audited", 1, "ignored");
+    ops_post(&hooks, "/api/webhooks/replay/evt_audited").expect(202);
+    ops_post(&hooks, "/api/webhooks/replay?status=dead_letter").expect(202);
+    // Refused replays are not audited.
+    ops_post(&hooks, "/api/webhooks/replay/evt_unknown").expect_error(404, "not_found");
+
+    let entries = |condition: &str| {
+        db.query_value(&format!("SELECT count(*) FROM audit_log WHERE {condition}"))
+    };
+    let by_admin = "action = 'webhook.replay' AND target_type = 'webhook_event' \
+                    AND target_id = 'evt_audited' AND actor_email = 'auditor@example.com'";
+    assert_eq!(entries(by_admin), "1", "{}", db.kind());
+    let by_key = "action = 'webhook.replay' AND target_id = 'evt_audited' \
+                  AND actor_id = 'api-key:billing-tool'";
+    assert_eq!(entries(by_key), "1", "{}", db.kind());
+    let bulk = "action = 'webhook.replay_all' AND target_id = 'dead_letter' \
+                AND actor_id = 'api-key:billing-tool'";
+    assert_eq!(entries(bulk), "1", "{}", db.kind());
+    assert_eq!(entries("target_id = 'evt_unknown'"), "0");
+}
+
+/// Waits until event `id` has been replayed `replays` times and is `status` again.
+fn wait_for_replays(hooks: &Instance, id: &str, replays: i64, status: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let detail = ops_get(hooks, &format!("/api/webhooks/events/{id}"));
+        if int_of(&detail["replays"]) == replays && detail["status"] == status {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{detail}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn event_log(stack: &Stack) {

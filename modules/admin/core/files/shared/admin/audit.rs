@@ -1,71 +1,22 @@
-//! The audit log: who did what to which target, why, from where and when. Rows are only ever
-//! inserted (the migration's triggers refuse updates and deletes); every staff action writes one
-//! in the same transaction as its effect, so neither exists without the other.
+//! The audit log as the back office reads it: pages of entries, filters, CSV export. Entries
+//! are written with [`record`] (module `audit`): every staff action writes one in the same
+//! transaction as its effect, so neither exists without the other.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
 use super::{Page, PageQuery};
 use crate::db::Database;
 use crate::error::ApiError;
 
-/// The staff member an entry names.
-#[derive(Debug, Clone, Copy)]
-pub struct Actor<'a> {
-    pub user_id: &'a str,
-    pub email: &'a str,
-    pub client_ip: Option<IpAddr>,
-}
-
-/// One action to record.
-#[derive(Debug, Clone, Copy)]
-pub struct Action<'a> {
-    /// What was done, `<target type>.<verb>`: `customer.disable`, `impersonation.start`, ...
-    pub action: &'a str,
-    pub target_type: &'a str,
-    pub target_id: &'a str,
-    pub reason: Option<&'a str>,
-    /// A JSON object with anything else worth keeping.
-    pub details: Option<&'a str>,
-}
-
-/// Appends `action` by `actor` at `now`, in `tx`: the caller commits it with the action's effect.
-pub async fn record(
-    tx: &mut Transaction<'static, Any>,
-    actor: Actor<'_>,
-    action: Action<'_>,
-    now: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (id, created_at, actor_id, actor_email, action, target_type, \
-         target_id, reason, client_ip, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(now)
-    .bind(actor.user_id)
-    .bind(actor.email)
-    .bind(action.action)
-    .bind(action.target_type)
-    .bind(action.target_id)
-    .bind(action.reason)
-    .bind(actor.client_ip.map(|ip| ip.to_string()))
-    .bind(action.details)
-    .execute(&mut **tx)
-    .await?;
-    tracing::info!(
-        actor = actor.user_id,
-        action = action.action,
-        target = action.target_id,
-        "audited"
-    );
-    Ok(())
-}
+// Writing entries is the `audit` module's, which the webhooks service uses too; the back office
+// reads them.
+pub use crate::audit::{Action, Actor, record};
 
 /// An entry as the panel and the API show it.
 #[derive(Debug, Clone, Serialize)]
