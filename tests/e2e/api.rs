@@ -443,6 +443,39 @@ fn instances_pointing_at_one_redis_share_their_rate_limits() {
 }
 
 #[test]
+fn instances_pointing_at_one_redis_share_the_addresses_known_to_an_account() {
+    let redis = redis_url();
+    let db = Database::sqlite();
+    let env = [
+        ("RATE_LIMIT_REDIS_URL", redis.as_str()),
+        ("RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", "1"),
+        ("RATE_LIMIT_TRUST_FORWARDED_FOR", "true"),
+    ];
+    let first = Api::start(&db, &env);
+    let second = Api::start(&db, &env);
+    // An email and addresses of this run's own: Redis keeps counts and known addresses.
+    let run = rand::random::<u16>();
+    let email = format!("ada-{run:x}@example.com");
+    let network = format!("2001:db8:{run:x}");
+    let login = |api: &Api, client: u16, password: &str| {
+        login_call(api, &email, password)
+            .header("X-Forwarded-For", &format!("{network}:{client:x}::1"))
+            .send()
+    };
+
+    // Registered through the first instance from address 1, which the second one then knows.
+    first
+        .post("/api/auth/register")
+        .header("X-Forwarded-For", &format!("{network}:1::1"))
+        .json(json!({"email": email, "password": PASSWORD}))
+        .send()
+        .expect(201);
+    login(&second, 2, "a guess").check_error(401, "invalid_credentials");
+    login(&first, 3, PASSWORD).check_error(429, "too_many_requests");
+    Session::from_reply(login(&second, 1, PASSWORD).expect(200));
+}
+
+#[test]
 fn an_unreachable_redis_stops_start_up_with_what_to_do() {
     let db = Database::sqlite();
     // Nothing listens there.

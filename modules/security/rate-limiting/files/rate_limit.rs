@@ -450,6 +450,14 @@ mod tests {
         }
     }
 
+    /// Only the limit per email from every address matters.
+    fn per_email_per_hour(limit: u32) -> RateLimitConfig {
+        RateLimitConfig {
+            auth_per_email_per_hour: NonZeroU32::new(limit).unwrap(),
+            ..config(100, 100)
+        }
+    }
+
     fn http_config() -> HttpConfig {
         HttpConfig {
             request_timeout: Duration::from_secs(5),
@@ -601,11 +609,7 @@ mod tests {
 
     #[tokio::test]
     async fn limits_an_email_from_every_address_except_those_that_signed_in() {
-        let config = RateLimitConfig {
-            auth_per_email_per_hour: NonZeroU32::new(2).unwrap(),
-            ..config(100, 100)
-        };
-        let app = protect_in_memory(config).await;
+        let app = protect_in_memory(per_email_per_hour(2)).await;
         let owner = [198, 51, 100, 7];
 
         let signed_in = send(&app, login_from(owner, "ada@example.com")).await;
@@ -624,11 +628,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_sign_in_does_not_make_its_address_known() {
-        let config = RateLimitConfig {
-            auth_per_email_per_hour: NonZeroU32::new(1).unwrap(),
-            ..config(100, 100)
-        };
-        let app = protect_in_memory(config).await;
+        let app = protect_in_memory(per_email_per_hour(1)).await;
 
         let failed = send(&app, guess_from([203, 0, 113, 3], "ada@example.com")).await;
         let again = send(&app, login_from([203, 0, 113, 3], "ada@example.com")).await;
