@@ -256,14 +256,14 @@ async fn limit(State(limiter): State<Arc<Limiter>>, request: Request, next: Next
                 Err(error) => return error.into_response(),
             };
             if let Some(email) = email.as_deref().map(email_key) {
-                let client = client.as_deref().unwrap_or("unknown");
-                let per_ip = format!("auth:email-ip:{email}|{client}");
+                let from = client.as_deref().unwrap_or("unknown");
+                let per_ip = format!("auth:email-ip:{email}|{from}");
                 limits.push(("email and ip", per_ip, limiter.per_email_and_ip));
-                let known = format!("auth:known:{email}|{client}");
-                if counted == Counted::SignIn && !limiter.knows(&known).await {
+                // Without an address, no client can be known.
+                known_key = client.map(|client| format!("auth:known:{email}|{client}"));
+                if counted == Counted::SignIn && !limiter.knows(known_key.as_deref()).await {
                     limits.push(("email", format!("auth:email:{email}"), limiter.per_email));
                 }
-                known_key = client.ne("unknown").then_some(known);
             }
             request
         }
@@ -309,7 +309,10 @@ async fn limit(State(limiter): State<Arc<Limiter>>, request: Request, next: Next
 impl Limiter {
     /// Whether the client IP in `known_key` signed in to its account lately. No when the store
     /// fails: the request is then let through uncounted anyway.
-    async fn knows(&self, known_key: &str) -> bool {
+    async fn knows(&self, known_key: Option<&str>) -> bool {
+        let Some(known_key) = known_key else {
+            return false;
+        };
         self.store
             .remembers(known_key)
             .await
