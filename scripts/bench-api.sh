@@ -181,7 +181,8 @@ bench_api() {
     start_server "$work/api-$label.log" "$base/healthz" "$work/benchws" \
         env API_ADDR="${base#http://}" DATABASE_URL="$database_url" RUST_LOG=warn \
         AUTH_COOKIE_SECURE=false RATE_LIMIT_AUTH_PER_IP_PER_MINUTE=1000000 \
-        RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE=1000000 "$CARGO_TARGET_DIR/release/api"
+        RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE=1000000 RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR=1000000 \
+        "$CARGO_TARGET_DIR/release/api"
     local token
     token=$(curl -sf -X POST "$base/api/auth/register" -H 'Content-Type: application/json' \
         -d "{\"email\": \"$email\", \"password\": \"$password\", \"full_name\": \"Ada\"}" |

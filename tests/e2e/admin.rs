@@ -8,6 +8,7 @@
 //! and the admin service on the same database and the same signing key: a staff member logs in
 //! through the api like anyone, and the admin service accepts that token.
 
+use std::net::Ipv4Addr;
 use std::process::Command;
 
 use serde_json::{Value, json};
@@ -16,7 +17,7 @@ use crate::api::{
     Api, KEY, PASSWORD, Session, claims, launch_with_test_settings, login_as, on_each_database,
     register, seed, str_of,
 };
-use crate::client::{Instance, Reply, assert_keys, at_once};
+use crate::client::{Call, Instance, Reply, assert_keys, at_once};
 use crate::support::{Database, default_workspace, service_binary};
 
 // ---------------------------------------------------------------------------------------------
@@ -53,10 +54,10 @@ fn the_panel_signs_in_with_its_own_cookie_and_refuses_forms_without_their_csrf_t
 }
 
 #[test]
-fn panel_sign_in_is_rate_limited_per_email() {
+fn panel_sign_in_is_rate_limited_per_email_and_client_ip() {
     on_each_database(|db| {
         let _api = Api::start(db, &[]);
-        let admin = start_admin(db, &[("RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE", "3")]);
+        let admin = start_admin(db, &[("RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE", "3")]);
         let form = PanelForm::fetch(&admin);
         // At once: each attempt is counted when it arrives, before its password is hashed, so
         // the outcome does not hang on how fast hashing is (3 a minute: one back every 20 s).
@@ -70,6 +71,45 @@ fn panel_sign_in_is_rate_limited_per_email() {
 
         assert_eq!(statuses, [401, 401, 401, 429]);
     });
+}
+
+#[test]
+fn failed_panel_sign_ins_from_one_address_do_not_lock_the_staff_member_out() {
+    let db = Database::sqlite();
+    let _api = Api::start(&db, &[]);
+    // The limits' defaults.
+    let admin = start_admin(
+        &db,
+        &[
+            ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "30"),
+            ("RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE", "10"),
+            ("RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", "100"),
+        ],
+    );
+    create_staff(&db, "ops@example.com", "admin").expect("the admin is created");
+
+    let stranger = Ipv4Addr::new(127, 0, 0, 3);
+    let form = PanelForm::fetch(&admin);
+    let replies = at_once(30, |_| {
+        form.post(&admin, "ops@example.com", "wrong password 1")
+            .from(stranger)
+            .send()
+    });
+    assert!(
+        replies.iter().any(|reply| reply.status == 429),
+        "{replies:#?}"
+    );
+    for reply in &replies {
+        assert!([401, 429].contains(&reply.status), "{reply}");
+    }
+
+    let owner = Ipv4Addr::new(127, 0, 0, 7);
+    let signed_in = form
+        .post(&admin, "ops@example.com", PASSWORD)
+        .from(owner)
+        .send()
+        .expect(303);
+    assert_eq!(signed_in.header("location"), Some("/admin"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -721,6 +761,10 @@ impl PanelForm {
     }
 
     fn sign_in(&self, admin: &AdminService, email: &str, password: &str) -> Reply {
+        self.post(admin, email, password).send()
+    }
+
+    fn post<'a>(&self, admin: &'a AdminService, email: &str, password: &str) -> Call<'a> {
         let body = form_body(&[
             ("csrf", &self.csrf),
             ("email", email),
@@ -732,7 +776,6 @@ impl PanelForm {
             .header("Content-Type", "application/x-www-form-urlencoded")
             .cookie(&self.cookie)
             .raw_body(&body)
-            .send()
     }
 }
 

@@ -9,6 +9,7 @@
 //! Every response is checked for a password hash (`argon2`), whatever the request.
 
 use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -148,15 +149,9 @@ fn the_default_cookie_is_a_secure_host_cookie() {
 }
 
 #[test]
-fn register_and_login_are_rate_limited_per_email() {
+fn register_and_login_are_rate_limited_per_email_and_client_ip() {
     let db = Database::sqlite();
-    let api = Api::start(
-        &db,
-        &[
-            ("RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE", "3"),
-            ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "1000"),
-        ],
-    );
+    let api = Api::start(&db, &[("RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE", "3")]);
     // Four attempts at once, one of them with the email written otherwise. Each is counted when
     // it arrives, before its password is hashed: sent one after another, they would pass the
     // limit only if hashing were quick enough (3 a minute gives one request back every 20 s).
@@ -192,22 +187,22 @@ fn register_and_login_are_rate_limited_per_email() {
 // these tests spend their quota quickly, mostly with requests that hash no password.
 
 #[test]
-fn register_login_and_refresh_are_rate_limited_per_client_ip() {
+fn register_login_refresh_and_password_changes_are_rate_limited_per_client_ip() {
     let db = Database::sqlite();
-    let api = Api::start(
-        &db,
-        &[
-            ("RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE", "1000"),
-            ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "5"),
-        ],
-    );
-    // Five requests on the three endpoints together, each with another email.
+    let api = Api::start(&db, &[("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "5")]);
+    // Five requests on the four endpoints together, each with another email.
     let weak = |email: &str| json!({"email": email, "password": "short"});
+    let change_password = || {
+        api.post("/api/auth/password")
+            .bearer("garbage")
+            .json(json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}))
+            .send()
+    };
     let counted = [
         try_register(&api, weak("ada@example.com")),
         try_login(&api, "grace@example.com", PASSWORD),
         try_refresh(&api, "garbage"),
-        try_refresh(&api, "garbage"),
+        change_password(),
         try_register(&api, weak("alan@example.com")),
     ];
     let remaining: Vec<u64> = counted
@@ -222,6 +217,7 @@ fn register_login_and_refresh_are_rate_limited_per_client_ip() {
     assert_too_many_requests(&try_login(&api, "edsger@example.com", PASSWORD));
     assert_too_many_requests(&try_register(&api, weak("barbara@example.com")));
     assert_too_many_requests(&try_refresh(&api, "garbage"));
+    assert_too_many_requests(&change_password());
     // X-Forwarded-For is not trusted by default.
     assert_too_many_requests(
         &api.post("/api/auth/login")
@@ -234,6 +230,144 @@ fn register_login_and_refresh_are_rate_limited_per_client_ip() {
         .send()
         .expect_error(401, "unauthorized");
     api.get("/.well-known/jwks.json").send().expect(200);
+}
+
+#[test]
+fn failed_logins_from_one_address_do_not_lock_the_owner_out() {
+    let db = Database::sqlite();
+    // The limits' defaults.
+    let api = Api::start(
+        &db,
+        &[
+            ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "30"),
+            ("RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE", "10"),
+            ("RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", "100"),
+        ],
+    );
+    register(&api, "ada@example.com");
+
+    // Thirty guesses at once from one address: those over its limit for the account are refused
+    // before any password is hashed.
+    let stranger = Ipv4Addr::new(127, 0, 0, 3);
+    let replies = at_once(30, |_| {
+        login_call(&api, "ada@example.com", "not the password")
+            .from(stranger)
+            .send()
+    });
+    let refused = replies.iter().filter(|reply| reply.status == 429).count();
+    assert!(refused > 0, "{replies:#?}");
+    for reply in &replies {
+        assert!([401, 429].contains(&reply.status), "{reply}");
+    }
+
+    // The owner, from another address, is not refused for them.
+    let owner = Ipv4Addr::new(127, 0, 0, 7);
+    let reply = login_call(&api, "ada@example.com", PASSWORD)
+        .from(owner)
+        .send();
+    Session::from_reply(reply.expect(200));
+}
+
+#[test]
+fn an_address_that_signed_in_before_passes_the_per_account_limit() {
+    let db = Database::sqlite();
+    let api = Api::start(&db, &[("RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", "3")]);
+    let owner = Ipv4Addr::new(127, 0, 0, 7);
+    let body = json!({"email": "ada@example.com", "password": PASSWORD});
+    api.post("/api/auth/register")
+        .json(body)
+        .from(owner)
+        .send()
+        .expect(201);
+
+    // Guesses from two addresses use up the account's hourly quota, for every address...
+    let guess = |from: [u8; 4]| {
+        login_call(&api, "ada@example.com", "not the password")
+            .from(Ipv4Addr::from(from))
+            .send()
+    };
+    let statuses: Vec<u16> = [
+        [127, 0, 0, 3],
+        [127, 0, 0, 4],
+        [127, 0, 0, 3],
+        [127, 0, 0, 4],
+    ]
+    .map(|from| guess(from).status)
+    .to_vec();
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    let newcomer = login_call(&api, "ada@example.com", PASSWORD)
+        .from(Ipv4Addr::new(127, 0, 0, 5))
+        .send();
+    newcomer.check_error(429, "too_many_requests");
+    assert!(newcomer.number_header("Retry-After") > 60, "{newcomer}");
+
+    // ... but the address the owner registered from.
+    let reply = login_call(&api, "ada@example.com", PASSWORD)
+        .from(owner)
+        .send();
+    Session::from_reply(reply.expect(200));
+}
+
+#[test]
+fn password_changes_are_rate_limited_per_account() {
+    let db = Database::sqlite();
+    let api = Api::start(&db, &[("RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE", "3")]);
+    let ada = register(&api, "ada@example.com");
+    let phone = login_as(&api, "ada@example.com", PASSWORD);
+    let change = |token: &str| {
+        api.post("/api/auth/password")
+            .bearer(token)
+            .json(json!({"current_password": "a guess", "new_password": NEW_PASSWORD}))
+            .send()
+    };
+
+    // Four guesses at once with two sessions of the account: counted when they arrive, before
+    // the password is checked, one count for the account.
+    let replies = at_once(4, |n| {
+        change(if n % 2 == 0 {
+            &ada.access
+        } else {
+            &phone.access
+        })
+    });
+    let mut statuses: Vec<u16> = replies.iter().map(|reply| reply.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [422, 422, 422, 429], "{replies:#?}");
+    let limited = replies.iter().find(|reply| reply.status == 429).unwrap();
+    assert_too_many_requests(limited);
+
+    // Another account is not limited.
+    let grace = register(&api, "grace@example.com");
+    change(&grace.access).check_error(422, "validation_failed");
+}
+
+#[test]
+fn a_full_password_hashing_queue_answers_503_with_retry_after() {
+    let db = Database::sqlite();
+    let api = Api::start(&db, &[("AUTH_PASSWORD_HASH_QUEUE", "1")]);
+    register(&api, "ada@example.com");
+
+    // Bursts of logins, each more than the hashing threads and the queue of one can hold, until
+    // one is refused: how many get through depends on how fast hashing is.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let busy = loop {
+        let replies = at_once(24, |_| try_login(&api, "ada@example.com", "a guess"));
+        for reply in &replies {
+            assert!([401, 503].contains(&reply.status), "{reply}");
+        }
+        if let Some(busy) = replies.into_iter().find(|reply| reply.status == 503) {
+            break busy;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no login was refused with 503 while the hashing queue was full"
+        );
+    };
+    busy.check_error(503, "overloaded");
+    assert!(busy.number_header("Retry-After") >= 1, "{busy}");
+
+    // Once the burst is over, logins go through again.
+    login_as(&api, "ada@example.com", PASSWORD);
 }
 
 #[test]
@@ -306,6 +440,39 @@ fn instances_pointing_at_one_redis_share_their_rate_limits() {
     let allowed = replies.iter().filter(|reply| reply.status == 401).count();
     let refused = replies.iter().filter(|reply| reply.status == 429).count();
     assert_eq!((allowed, refused), (3, 5), "{replies:#?}");
+}
+
+#[test]
+fn instances_pointing_at_one_redis_share_the_addresses_known_to_an_account() {
+    let redis = redis_url();
+    let db = Database::sqlite();
+    let env = [
+        ("RATE_LIMIT_REDIS_URL", redis.as_str()),
+        ("RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", "1"),
+        ("RATE_LIMIT_TRUST_FORWARDED_FOR", "true"),
+    ];
+    let first = Api::start(&db, &env);
+    let second = Api::start(&db, &env);
+    // An email and addresses of this run's own: Redis keeps counts and known addresses.
+    let run = rand::random::<u16>();
+    let email = format!("ada-{run:x}@example.com");
+    let network = format!("2001:db8:{run:x}");
+    let login = |api: &Api, client: u16, password: &str| {
+        login_call(api, &email, password)
+            .header("X-Forwarded-For", &format!("{network}:{client:x}::1"))
+            .send()
+    };
+
+    // Registered through the first instance from address 1, which the second one then knows.
+    first
+        .post("/api/auth/register")
+        .header("X-Forwarded-For", &format!("{network}:1::1"))
+        .json(json!({"email": email, "password": PASSWORD}))
+        .send()
+        .expect(201);
+    login(&second, 2, "a guess").check_error(401, "invalid_credentials");
+    login(&first, 3, PASSWORD).check_error(429, "too_many_requests");
+    Session::from_reply(login(&second, 1, PASSWORD).expect(200));
 }
 
 #[test]
@@ -1140,7 +1307,8 @@ pub(crate) fn launch_with_test_settings<'db>(
         ("AUTH_COOKIE_SECURE", "false"),
         ("CORS_ALLOWED_ORIGINS", ALLOWED_ORIGIN),
         ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "10000"),
-        ("RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE", "10000"),
+        ("RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE", "10000"),
+        ("RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", "10000"),
     ];
     // The last value of a key wins.
     all.extend_from_slice(env);
@@ -1251,9 +1419,12 @@ fn register_with_name(api: &Api, email: &str, full_name: &str) -> Session {
 }
 
 fn try_login(api: &Api, email: &str, password: &str) -> Reply {
+    login_call(api, email, password).send()
+}
+
+fn login_call<'a>(api: &'a Api, email: &str, password: &str) -> Call<'a> {
     api.post("/api/auth/login")
         .json(json!({"email": email, "password": password}))
-        .send()
 }
 
 pub(crate) fn login_as(api: &Api, email: &str, password: &str) -> Session {

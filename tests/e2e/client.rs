@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Barrier;
 use std::time::Duration;
 
@@ -71,6 +73,7 @@ impl<'db> Instance<'db> {
             path: path.to_string(),
             headers: Vec::new(),
             body: None,
+            source: None,
         }
     }
 }
@@ -98,6 +101,8 @@ pub(crate) struct Call<'a> {
     path: String,
     headers: Vec<(String, String)>,
     body: Option<String>,
+    /// The address the request is sent from, when not the default one.
+    source: Option<Ipv4Addr>,
 }
 
 impl Call<'_> {
@@ -132,8 +137,24 @@ impl Call<'_> {
         self.header("Content-Type", "application/json")
     }
 
+    /// Sends the request from `source`, a loopback address (Linux answers on the whole of
+    /// 127.0.0.0/8), so that the service sees another client at its peer address.
+    pub(crate) fn from(mut self, source: Ipv4Addr) -> Self {
+        self.source = Some(source);
+        self
+    }
+
     pub(crate) fn send(self) -> Reply {
         let request = format!("{} {}", self.method, self.path);
+        if let Some(source) = self.source {
+            let (status, headers, body) = self.exchange_from(source);
+            return checked(Reply {
+                request,
+                status,
+                headers,
+                body,
+            });
+        }
         let mut builder = http::Request::builder()
             .method(self.method)
             .uri(format!("{}{}", self.api.base, self.path));
@@ -152,19 +173,92 @@ impl Call<'_> {
             .body_mut()
             .read_to_string()
             .unwrap_or_else(|e| panic!("{request}: reading the body: {e}"));
-        let reply = Reply {
+        checked(Reply {
             request,
             status: response.status().as_u16(),
             headers: response.headers().clone(),
             body,
-        };
-        let everything = format!("{:?}{}", reply.headers, reply.body).to_lowercase();
-        assert!(
-            !everything.contains("argon2"),
-            "a response shows a password hash: {reply}"
-        );
-        reply
+        })
     }
+
+    /// The request over a connection from `source`, written and read by hand: ureq cannot
+    /// choose the address it connects from. `Connection: close`, so the response ends with the
+    /// connection.
+    fn exchange_from(self, source: Ipv4Addr) -> (u16, http::HeaderMap, String) {
+        use socket2::{Domain, Socket, Type};
+
+        let request = format!("{} {} from {source}", self.method, self.path);
+        let fail =
+            |what: &str, error: &dyn fmt::Display| -> ! { panic!("{request}: {what}: {error}") };
+        let target: SocketAddr = self.api.base["http://".len()..].parse().unwrap();
+        let socket =
+            Socket::new(Domain::IPV4, Type::STREAM, None).unwrap_or_else(|e| fail("socket", &e));
+        socket
+            .bind(&SocketAddr::from((source, 0)).into())
+            .unwrap_or_else(|e| fail("binding", &e));
+        socket
+            .connect(&target.into())
+            .unwrap_or_else(|e| fail("connecting", &e));
+        let mut stream = TcpStream::from(socket);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let body = self.body.unwrap_or_default();
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.method,
+            self.path,
+            body.len()
+        );
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream
+            .write_all(format!("{head}{body}").as_bytes())
+            .unwrap_or_else(|e| fail("sending", &e));
+        let mut raw = String::new();
+        stream
+            .read_to_string(&mut raw)
+            .unwrap_or_else(|e| fail("reading", &e));
+
+        let (head, body) = raw
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| fail("no end of headers", &raw));
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| fail("no status", &status_line));
+        let mut headers = http::HeaderMap::new();
+        for line in lines {
+            let (name, value) = line
+                .split_once(':')
+                .unwrap_or_else(|| fail("a header without a colon", &line));
+            headers.append(
+                http::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+                http::HeaderValue::from_str(value.trim()).unwrap(),
+            );
+        }
+        // The services send their bodies whole, with a Content-Length.
+        assert!(
+            !headers.contains_key("transfer-encoding"),
+            "{request}: a chunked response, which this client does not read"
+        );
+        (status, headers, body.to_string())
+    }
+}
+
+/// `reply`, once checked for a password hash.
+fn checked(reply: Reply) -> Reply {
+    let everything = format!("{:?}{}", reply.headers, reply.body).to_lowercase();
+    assert!(
+        !everything.contains("argon2"),
+        "a response shows a password hash: {reply}"
+    );
+    reply
 }
 
 /// A response, with the request it answers (for messages).

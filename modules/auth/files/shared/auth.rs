@@ -55,6 +55,8 @@ pub struct AuthConfig {
     access_token_ttl: i64,
     timeouts: Timeouts,
     cookie_secure: bool,
+    /// How many password hashes may wait for a hashing thread (`AUTH_PASSWORD_HASH_QUEUE`).
+    password_queue: usize,
 }
 
 impl AuthConfig {
@@ -86,6 +88,10 @@ impl AuthConfig {
             idle: positive("AUTH_SESSION_IDLE_TIMEOUT_SECS", 7 * 24 * 3600),
             absolute: positive("AUTH_SESSION_ABSOLUTE_TIMEOUT_SECS", 30 * 24 * 3600),
         };
+        let password_queue = env.optional("AUTH_PASSWORD_HASH_QUEUE", 32);
+        if password_queue == 0 {
+            env.record("AUTH_PASSWORD_HASH_QUEUE", "must be at least 1");
+        }
         Self {
             keys,
             issuer,
@@ -93,6 +99,7 @@ impl AuthConfig {
             access_token_ttl,
             timeouts,
             cookie_secure: env.optional("AUTH_COOKIE_SECURE", true),
+            password_queue,
         }
     }
 
@@ -183,6 +190,7 @@ impl Auth {
         let mut config = config;
         let keys = config.keys.take().ok_or(SetupError::InvalidConfig)?;
         let jwks = keys.jwks();
+        let passwords = Passwords::new(config.password_queue)?;
         tracing::info!(
             kid = keys.signing_kid(),
             "access tokens are signed with this key"
@@ -194,7 +202,7 @@ impl Auth {
                 config,
                 keys,
                 jwks,
-                passwords: Passwords::new()?,
+                passwords,
                 trusted_origins: http.allowed_origins.clone(),
             }),
         })

@@ -65,6 +65,10 @@ pub enum ApiError {
     /// A dependency the service needs is down, each named in the map (503).
     #[error("the service is not ready")]
     Unavailable(FieldErrors),
+    /// The service has more of this work than it can queue; it may retry after the given number
+    /// of seconds (503).
+    #[error("the service is busy; retry after {0} s")]
+    Overloaded(u64),
     /// Anything else: a bug or an infrastructure failure (500). The cause is logged, not sent.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -92,7 +96,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +116,7 @@ impl ApiError {
             Self::Timeout => "timeout",
             Self::TooManyRequests(_) => "too_many_requests",
             Self::Unavailable(_) => "unavailable",
+            Self::Overloaded(_) => "overloaded",
             Self::Internal(_) => "internal",
         }
     }
@@ -136,7 +141,9 @@ impl IntoResponse for ApiError {
         let code = self.code();
         let message = self.to_string();
         let retry_after = match self {
-            Self::TooManyRequests(secs) => Some([(header::RETRY_AFTER, secs.to_string())]),
+            Self::TooManyRequests(secs) | Self::Overloaded(secs) => {
+                Some([(header::RETRY_AFTER, secs.to_string())])
+            }
             _ => None,
         };
         let fields = match self {

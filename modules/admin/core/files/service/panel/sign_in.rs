@@ -4,9 +4,11 @@
 //! cookie (`__Host-admin-session`), with the api's rules: idle and absolute timeouts, a new
 //! session each time, revocable. The sign-in form itself is protected against login CSRF by a
 //! double-submit token: a random value in a short-lived cookie and in the form, which another
-//! site can neither read nor set. Failed attempts are rate-limited per IP and per email like the
-//! api's login (module `security/rate-limiting`). Signing in and out are audited
-//! (`staff.sign_in`, `staff.sign_out`); failed attempts are logged, not audited.
+//! site can neither read nor set. Attempts are rate-limited like the api's login (module
+//! `security/rate-limiting`): per IP, per email and IP, and per email from every address except
+//! those a sign-in succeeded from (this form's redirect), so that a stranger failing on purpose
+//! cannot lock a staff member out. Signing in and out are audited (`staff.sign_in`,
+//! `staff.sign_out`); failed attempts are logged, not audited.
 
 use askama::Template;
 use axum::Router;
