@@ -10,6 +10,8 @@
 //!   (docs/webhooks.md), with the api beside it, on both databases;
 //! - `admin`: the admin service's JSON API, permissions, impersonation, audit log and the
 //!   panel's sign-in and CSRF protection over HTTP (docs/admin.md), on both databases;
+//! - `config`: each service's own CORS origins, and production start-up refusing secrets
+//!   anyone can know and TLS settings the build cannot honour;
 //! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.
 //!
 //! All generated workspaces share one Cargo target directory (`target/generated-workspaces`), so
@@ -23,6 +25,7 @@ mod admin_ops;
 mod api;
 mod browser;
 mod client;
+mod config;
 mod flags;
 mod health;
 mod panel;

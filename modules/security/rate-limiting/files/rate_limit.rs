@@ -31,7 +31,7 @@ use serde::Deserialize;
 pub use redis_store::RedisStore;
 pub use store::{Decision, InMemoryStore, Quota, RateLimitStore};
 
-use crate::config::Env;
+use crate::config::{Env, TLS_NOT_BUILT};
 use crate::error::ApiError;
 use crate::http::HttpConfig;
 
@@ -67,6 +67,11 @@ impl RateLimitConfig {
 fn redis_client(env: &mut Env, key: &str) -> Option<redis::Client> {
     let url: String = env.optional(key, String::new());
     if url.is_empty() {
+        return None;
+    }
+    if url.starts_with("rediss://") && cfg!(not(feature = "tls")) {
+        // Refused rather than opened: this build cannot speak TLS.
+        env.record(key, TLS_NOT_BUILT);
         return None;
     }
     redis::Client::open(url.as_str())

@@ -26,6 +26,11 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
+/// Why a URL asking for TLS (`sslmode=verify-full`, `rediss://`) is refused by a build without the
+/// `tls` feature: connecting in plain text instead would send passwords and data unencrypted.
+pub const TLS_NOT_BUILT: &str = "asks for TLS, which this build leaves out: build the services \
+     with the `tls` feature (`cargo build --release --features tls`)";
+
 /// Reads configuration values and collects every problem found on the way. Not `Debug`: it
 /// holds every variable of the environment, secrets included.
 pub struct Env {
@@ -249,7 +254,9 @@ fn publicly_known(value: &str) -> Option<&'static str> {
     }
     let lowercase = value.to_ascii_lowercase();
     let distinct = value.chars().collect::<HashSet<_>>().len();
-    if PLACEHOLDER_WORDS.iter().any(|word| lowercase.contains(word))
+    if PLACEHOLDER_WORDS
+        .iter()
+        .any(|word| lowercase.contains(word))
         || distinct < MIN_DISTINCT_CHARS
     {
         return Some("a placeholder");
@@ -320,7 +327,11 @@ mod tests {
     fn production_refuses_secrets_anyone_can_know() {
         const SEEDED: &str = "PUBLIC-TEST-SEEDv0c8Zb2Ys1Wn4Kq7Rt5Ux9Pl3Mj6Ha";
         const RANDOM: &str = "3sRvyMOY1jgzQKSY80wbPf0qQN6YjzjdLqG_WU3tXIs";
-        for (app_env, refused) in [(None, true), (Some("production"), true), (Some("development"), false)] {
+        for (app_env, refused) in [
+            (None, true),
+            (Some("production"), true),
+            (Some("development"), false),
+        ] {
             let mut vars = vec![
                 ("SIGNING_KEY", SEEDED),
                 ("API_KEY", "change-me-to-a-long-random-value"),
@@ -331,7 +342,10 @@ mod tests {
             let mut env = Env::from_vars(vars);
 
             assert_eq!(env.required_secret("SIGNING_KEY").as_deref(), Some(SEEDED));
-            assert_eq!(env.optional_secret("API_KEY"), "change-me-to-a-long-random-value");
+            assert_eq!(
+                env.optional_secret("API_KEY"),
+                "change-me-to-a-long-random-value"
+            );
             env.optional_secret("WEBHOOK_SECRET");
             env.required_secret("OTHER_KEY");
             assert_eq!(env.optional_secret("UNSET_KEY"), "");
@@ -340,11 +354,20 @@ mod tests {
             assert_eq!(result.is_err(), refused, "APP_ENV={app_env:?}");
             if let Err(error) = result {
                 let message = error.to_string();
-                assert!(message.contains("SIGNING_KEY holds a test value"), "{message}");
+                assert!(
+                    message.contains("SIGNING_KEY holds a test value"),
+                    "{message}"
+                );
                 assert!(message.contains("API_KEY holds a placeholder"), "{message}");
-                assert!(message.contains("WEBHOOK_SECRET holds a placeholder"), "{message}");
+                assert!(
+                    message.contains("WEBHOOK_SECRET holds a placeholder"),
+                    "{message}"
+                );
                 assert!(!message.contains("OTHER_KEY"), "{message}");
-                assert!(!message.contains(RANDOM), "secrets stay out of messages: {message}");
+                assert!(
+                    !message.contains(RANDOM),
+                    "secrets stay out of messages: {message}"
+                );
             }
         }
     }
@@ -355,6 +378,9 @@ mod tests {
 
         let message = env.finish().unwrap_err().to_string();
 
-        assert!(message.contains("APP_ENV is invalid: must be `production`"), "{message}");
+        assert!(
+            message.contains("APP_ENV is invalid: must be `production`"),
+            "{message}"
+        );
     }
 }
