@@ -322,13 +322,7 @@ fn verify_full_connects_over_tls_to_a_trusted_server_and_refuses_an_untrusted_on
         .arg(format!(
             "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
              WHERE a.datname = '{}'",
-            trusted
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .split('?')
-                .next()
-                .unwrap()
+            database.url().rsplit('/').next().unwrap()
         ))
         .output()
         .unwrap();
@@ -370,7 +364,8 @@ fn recording_server(len: usize, reply: &'static [u8]) -> (u16, JoinHandle<Vec<u8
 fn verify_full_asks_for_tls_and_refuses_a_server_without_it() {
     // A PostgreSQL server's answer to the client's SSLRequest when it has no TLS: `N`.
     let (port, server) = recording_server(8, b"N");
-    let url = format!("postgres://postgres@localhost:{port}/app?sslmode=verify-full");
+    // 127.0.0.1, where the server listens (`localhost` may be tried as ::1 first).
+    let url = format!("postgres://postgres@127.0.0.1:{port}/app?sslmode=verify-full");
 
     let stderr = refused_start_of(&tls_binary("api"), &[("DATABASE_URL", &url)]);
 
