@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::thread::JoinHandle;
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use crate::api::launch_with_test_settings;
@@ -342,22 +342,23 @@ fn verify_full_connects_over_tls_to_a_trusted_server_and_refuses_an_untrusted_on
     );
 }
 
-/// A server on a free port that records the first `len` bytes of the first connection, answers
-/// `reply` and closes it.
-fn recording_server(len: usize, reply: &'static [u8]) -> (u16, JoinHandle<Vec<u8>>) {
+/// A server on a free port that answers each connection `reply` after reading its first `len`
+/// bytes, and sends the bytes of each connection on the returned channel. It serves until the
+/// test binary exits: the client may try again after a failure.
+fn recording_server(len: usize, reply: &'static [u8]) -> (u16, Receiver<Vec<u8>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let mut received = vec![0; len];
-        stream.read_exact(&mut received).unwrap();
-        let _ = stream.write_all(reply);
-        received
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut received = vec![0; len];
+            if stream.read_exact(&mut received).is_ok() {
+                let _ = stream.write_all(reply);
+                let _ = sender.send(received);
+            }
+        }
     });
-    (port, server)
+    (port, receiver)
 }
 
 #[test]
@@ -370,7 +371,7 @@ fn verify_full_asks_for_tls_and_refuses_a_server_without_it() {
     let stderr = refused_start_of(&tls_binary("api"), &[("DATABASE_URL", &url)]);
 
     // Length 8, then the SSLRequest code 80877103: the first thing the client sent.
-    assert_eq!(server.join().unwrap(), [0, 0, 0, 8, 4, 210, 22, 47]);
+    assert_eq!(server.recv().unwrap(), [0, 0, 0, 8, 4, 210, 22, 47]);
     assert!(stderr.contains("server does not support TLS"), "{stderr}");
 }
 
@@ -382,5 +383,5 @@ fn rediss_starts_a_tls_handshake() {
     let stderr = refused_start_of(&tls_binary("api"), &[("RATE_LIMIT_REDIS_URL", &url)]);
 
     // 0x16: a TLS handshake record, the ClientHello.
-    assert_eq!(server.join().unwrap(), [0x16], "{stderr}");
+    assert_eq!(server.recv().unwrap(), [0x16], "{stderr}");
 }
