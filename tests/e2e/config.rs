@@ -5,15 +5,14 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
 
 use crate::api::launch_with_test_settings;
 use crate::client::Instance;
 use crate::support::{
-    Database, PgDatabase, default_workspace, free_port, get, service_binary, shared_target_dir,
+    Database, Service, default_workspace, get, service_binary, shared_target_dir,
 };
 
 const APP_ORIGIN: &str = "https://app.example.com";
@@ -231,8 +230,8 @@ fn tls_binary(name: &str) -> PathBuf {
 /// `localhost`, which no system root signs.
 const CLUSTER_CERTIFICATE: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
 
-/// `database`'s URL over `localhost` (the name in the cluster's certificate) with `sslmode`.
-fn tls_url(database: &PgDatabase, query: &str) -> String {
+/// `database`'s URL over `localhost` (the name in the cluster's certificate) with `query`.
+fn tls_url(database: &Database, query: &str) -> String {
     format!(
         "{}?{query}",
         database.url().replace("127.0.0.1", "localhost")
@@ -253,25 +252,12 @@ fn system_roots_only(dir: &Path) -> [(&'static str, String); 2] {
 
 #[test]
 fn verify_full_connects_over_tls_to_a_trusted_server_and_refuses_an_untrusted_one() {
-    let ssl = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-Atc",
-            "SHOW ssl",
-        ])
-        .output()
-        .unwrap();
+    let database = Database::postgres();
     assert_eq!(
-        String::from_utf8_lossy(&ssl.stdout).trim(),
+        database.query_value("SHOW ssl"),
         "on",
         "the test cluster serves TLS with {CLUSTER_CERTIFICATE}"
     );
-    let database = PgDatabase::create();
     let binary = tls_binary("api");
 
     // Trusted through `sslrootcert`: the api starts, migrates and is ready, over TLS (the
@@ -280,55 +266,16 @@ fn verify_full_connects_over_tls_to_a_trusted_server_and_refuses_an_untrusted_on
         &database,
         &format!("sslmode=verify-full&sslrootcert={CLUSTER_CERTIFICATE}"),
     );
-    let port = free_port();
-    let mut api = Command::new(&binary)
-        .current_dir(default_workspace())
-        .env("API_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", &trusted)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = api.try_wait().unwrap() {
-            let mut stderr = String::new();
-            api.stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .unwrap();
-            panic!("the api exited with {status}: {stderr}");
-        }
-        if get(port, "/readyz").is_some_and(|(status, _)| status == 200) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the api was not ready within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let encrypted = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-Atc",
-        ])
-        .arg(format!(
-            "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
-             WHERE a.datname = '{}'",
-            database.url().rsplit('/').next().unwrap()
-        ))
-        .output()
-        .unwrap();
-    let _ = api.kill();
-    let _ = api.wait();
-    assert_eq!(String::from_utf8_lossy(&encrypted.stdout).trim(), "t");
+    let api = Service::start_binary(&binary, &[("DATABASE_URL", &trusted)]);
+    let (status, body) = get(api.port, "/readyz").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let name = database.url().rsplit('/').next().unwrap().to_string();
+    let encrypted = database.query_value(&format!(
+        "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.datname = '{name}'"
+    ));
+    drop(api);
+    assert_eq!(encrypted, "t", "every connection of the api is encrypted");
 
     // Trusted by nothing: refused, naming the certificate problem.
     let roots = tempfile::tempdir().unwrap();
