@@ -3,6 +3,11 @@
 //! Secrets come from the operating system's CSPRNG, so no two workspaces share one. For
 //! reproducible snapshot tests only, `SAASKIT_SEED=<u64>` makes them deterministic; it is
 //! documented as a test switch and never set by saaskit itself.
+//!
+//! A seeded secret is public (the example workspace and saaskit's tests use seed 42), so it is
+//! marked: its first 12 bytes are [`SEEDED_MARKER`], which reads `PUBLIC-TEST-SEED` in base64url
+//! and `3d404b202f931124fe484103` in hex. A generated service running in production refuses a
+//! secret holding either (see the generated `config.rs`), whatever the seed.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -11,6 +16,11 @@ use sha2::{Digest, Sha256};
 use crate::catalog::Generator;
 
 pub const SEED_VARIABLE: &str = "SAASKIT_SEED";
+
+/// The bytes every seeded secret starts with: `PUBLIC-TEST-SEED` once base64url-encoded.
+const SEEDED_MARKER: [u8; 12] = [
+    0x3d, 0x40, 0x4b, 0x20, 0x2f, 0x93, 0x11, 0x24, 0xfe, 0x48, 0x41, 0x03,
+];
 
 pub enum Secrets {
     Random(Box<ChaCha20Rng>),
@@ -42,6 +52,7 @@ impl Secrets {
                     .chain_update(key.as_bytes())
                     .finalize();
                 ChaCha20Rng::from_seed(digest.into()).fill_bytes(&mut bytes);
+                bytes[..SEEDED_MARKER.len()].copy_from_slice(&SEEDED_MARKER);
             }
         }
         match generator {
@@ -71,5 +82,18 @@ mod tests {
         let c = Secrets::Random(Box::new(rand::make_rng())).generate("API_KEY", Generator::Hex32);
         let d = Secrets::Random(Box::new(rand::make_rng())).generate("API_KEY", Generator::Hex32);
         assert_ne!(c, d);
+    }
+
+    #[test]
+    fn seeded_secrets_are_marked_public_in_both_encodings() {
+        let mut seeded = Secrets::Seeded(42);
+        let base64 = seeded.generate("AUTH_SIGNING_KEY", Generator::Base64Url32);
+        let hex = seeded.generate("API_KEY", Generator::Hex32);
+        assert!(base64.starts_with("PUBLIC-TEST-SEED"), "{base64}");
+        assert_eq!(base64.len(), 43);
+        assert!(hex.starts_with("3d404b202f931124fe484103"), "{hex}");
+        let random =
+            Secrets::Random(Box::new(rand::make_rng())).generate("KEY", Generator::Base64Url32);
+        assert!(!random.contains("PUBLIC-TEST-SEED"), "{random}");
     }
 }

@@ -25,6 +25,17 @@ use crate::tree::{Plan, Tree};
 pub const ENV_FILE: &str = ".env";
 pub const ENV_EXAMPLE_FILE: &str = ".env.example";
 const ENV_MARKER: &str = "env";
+
+/// What [`Workspace::refresh_env`] changed in `.env`.
+#[derive(Debug, Default)]
+pub struct EnvRefresh {
+    /// Keys a module now declares.
+    pub added: Vec<String>,
+    /// Keys no module declares any more, which had no value.
+    pub dropped: Vec<String>,
+    /// Keys no module declares any more whose values stay in `.env`, below the blocks.
+    pub kept: Vec<String>,
+}
 const SHARED_MANIFEST: &str = "crates/shared/Cargo.toml";
 
 pub struct Workspace<'c> {
@@ -731,12 +742,15 @@ impl<'c> Workspace<'c> {
     }
 
     /// Brings the module blocks of `.env` up to date with this saaskit's modules (`upgrade`): keys
-    /// a module now declares get their default or a fresh secret, keys no module declares any more
-    /// go, and every value already set is kept. The rest of the file is the user's and stays as
-    /// it is. Returns the keys added and the keys dropped.
-    pub fn refresh_env(&mut self) -> Result<(Vec<String>, Vec<String>)> {
+    /// a module now declares get their default or a fresh secret, and every value already set is
+    /// kept. A key no module declares any more goes when it was empty; with a value, it moves
+    /// below the blocks, under a comment: the value is the user's (a replaced key's services
+    /// refuse to start while it is set, saying where it goes), so it must not vanish silently.
+    /// The rest of the file is the user's and stays as it is. Returns the keys added, dropped and
+    /// kept that way.
+    pub fn refresh_env(&mut self) -> Result<EnvRefresh> {
         let Some(before) = self.tree.read(ENV_FILE)? else {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(EnvRefresh::default());
         };
         let catalog = self.catalog;
         let installed: Vec<String> = self.installed().into_iter().map(str::to_string).collect();
@@ -755,19 +769,43 @@ impl<'c> Workspace<'c> {
                 self.tree.write(ENV_FILE, updated);
             }
         }
-        let after = self.tree.read(ENV_FILE)?.unwrap_or_default();
-        let keys = |text: &str| -> BTreeSet<String> {
+        let mut after = self.tree.read(ENV_FILE)?.unwrap_or_default();
+        let values = |text: &str| -> BTreeMap<String, String> {
             text.lines()
                 .filter(|l| !l.trim_start().starts_with('#'))
                 .filter_map(|l| l.split_once('='))
-                .map(|(key, _)| key.trim().to_string())
+                .map(|(key, value)| (key.trim().to_string(), value.to_string()))
                 .collect()
         };
-        let (before, after) = (keys(&before), keys(&after));
-        Ok((
-            after.difference(&before).cloned().collect(),
-            before.difference(&after).cloned().collect(),
-        ))
+        let (before, current) = (values(&before), values(&after));
+        let mut refresh = EnvRefresh {
+            added: (current.keys())
+                .filter(|key| !before.contains_key(*key))
+                .cloned()
+                .collect(),
+            ..EnvRefresh::default()
+        };
+        let mut kept_lines = String::new();
+        for (key, value) in before.iter().filter(|(k, _)| !current.contains_key(*k)) {
+            if value.trim().is_empty() {
+                refresh.dropped.push(key.clone());
+            } else {
+                kept_lines.push_str(&format!("{key}={value}\n"));
+                refresh.kept.push(key.clone());
+            }
+        }
+        if !kept_lines.is_empty() {
+            if !after.is_empty() && !after.ends_with('\n') {
+                after.push('\n');
+            }
+            after.push_str(&format!(
+                "# Kept by `saaskit upgrade`: no module reads these keys any more. Move each value \
+                 where it belongs now (a service that refuses to start while one is set names the \
+                 keys that replaced it), then delete the line.\n{kept_lines}"
+            ));
+            self.tree.write(ENV_FILE, after);
+        }
+        Ok(refresh)
     }
 
     /// The contexts a module's env entries are rendered in: the workspace once, then each

@@ -406,3 +406,45 @@ fn a_failed_upgrade_changes_nothing() {
     upgrade(&root).assert().failure().stderr(contains(WELCOME));
     assert_same_tree(&before, &read_tree(&root));
 }
+
+#[test]
+fn a_key_no_module_reads_any_more_keeps_its_value_below_the_blocks() {
+    // An .env from before each service had its own CORS key: the shared key, with a value, in
+    // the base block, and an empty key some module dropped.
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    edit(
+        &root,
+        ".env",
+        "APP_ENV=development\n",
+        "APP_ENV=development\nCORS_ALLOWED_ORIGINS=https://app.example.com\nRETIRED_KEY=\n",
+    );
+
+    saaskit(&root).arg("upgrade").assert().success().stdout(
+        contains("dropped RETIRED_KEY").and(contains("kept CORS_ALLOWED_ORIGINS at the end")),
+    );
+
+    let env = read(&root, ".env");
+    let (blocks, below) = env.split_once("# <<<end:base@env>>>\n").unwrap();
+    assert!(!blocks.contains("CORS_ALLOWED_ORIGINS=https"), "{env}");
+    assert!(
+        below.ends_with("CORS_ALLOWED_ORIGINS=https://app.example.com\n"),
+        "{env}"
+    );
+    assert!(
+        below.contains("no module reads these keys any more"),
+        "{env}"
+    );
+    assert!(!env.contains("RETIRED_KEY"), "{env}");
+    for service in ["API", "ADMIN", "WEBHOOKS"] {
+        assert_eq!(
+            env_value(&root, &format!("{service}_CORS_ALLOWED_ORIGINS")).as_deref(),
+            Some(""),
+            "{env}"
+        );
+    }
+    saaskit(&root)
+        .arg("upgrade")
+        .assert()
+        .success()
+        .stdout(contains("already up to date"));
+}

@@ -26,7 +26,7 @@ use crate::inject::{self, CommentStyle};
 use crate::lock::{self, Lock};
 use crate::merge::{self, Labels};
 use crate::tree::render_diff;
-use crate::workspace::{ENV_FILE, Workspace, base_path, find_root};
+use crate::workspace::{ENV_FILE, EnvRefresh, Workspace, base_path, find_root};
 
 /// What the upgrade does to one generated file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -445,7 +445,7 @@ pub fn run(args: UpgradeArgs) -> Result<()> {
         workspace.tree.delete(&stray);
     }
 
-    let (keys_added, keys_dropped) = workspace.refresh_env()?;
+    let env_refresh = workspace.refresh_env()?;
     let module_changes: Vec<String> = new_lock
         .modules
         .iter()
@@ -465,8 +465,7 @@ pub fn run(args: UpgradeArgs) -> Result<()> {
     }
     let summary = Summary {
         report,
-        keys_added,
-        keys_dropped,
+        env_refresh,
         module_changes,
         copies,
         without_copy,
@@ -497,8 +496,7 @@ pub fn run(args: UpgradeArgs) -> Result<()> {
 /// What an upgrade did (or would do), for the report after it.
 struct Summary {
     report: Vec<(String, Outcome)>,
-    keys_added: Vec<String>,
-    keys_dropped: Vec<String>,
+    env_refresh: EnvRefresh,
     /// `id old -> new` for each module whose version changes.
     module_changes: Vec<String>,
     /// Pristine copies written or deleted.
@@ -529,11 +527,18 @@ impl Summary {
             println!("  {:<16} {path}{}", outcome.label(), outcome.detail());
         }
         let mut keys = Vec::new();
-        if !self.keys_added.is_empty() {
-            keys.push(format!("new keys {}", self.keys_added.join(", ")));
+        let env = &self.env_refresh;
+        if !env.added.is_empty() {
+            keys.push(format!("new keys {}", env.added.join(", ")));
         }
-        if !self.keys_dropped.is_empty() {
-            keys.push(format!("dropped {}", self.keys_dropped.join(", ")));
+        if !env.dropped.is_empty() {
+            keys.push(format!("dropped {}", env.dropped.join(", ")));
+        }
+        if !env.kept.is_empty() {
+            keys.push(format!(
+                "kept {} at the end, which no module reads any more: move the values where they belong",
+                env.kept.join(", ")
+            ));
         }
         if !keys.is_empty() {
             println!(

@@ -33,7 +33,7 @@ const UNKNOWN_KEY: u8 = 3;
 const WORKSPACE: &str = "acme";
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "tr0ub4dor and three more words";
-/// In `CORS_ALLOWED_ORIGINS` of every instance.
+/// In `API_CORS_ALLOWED_ORIGINS` of every instance (the api reads it).
 const ALLOWED_ORIGIN: &str = "https://app.example.com";
 const EVIL_ORIGIN: &str = "https://evil.example";
 /// A well-formed id of nothing.
@@ -1305,7 +1305,7 @@ pub(crate) fn launch_with_test_settings<'db>(
         ("DATABASE_URL", url.as_str()),
         ("AUTH_SIGNING_KEY", key.as_str()),
         ("AUTH_COOKIE_SECURE", "false"),
-        ("CORS_ALLOWED_ORIGINS", ALLOWED_ORIGIN),
+        ("API_CORS_ALLOWED_ORIGINS", ALLOWED_ORIGIN),
         ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "10000"),
         ("RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE", "10000"),
         ("RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", "10000"),

@@ -12,6 +12,8 @@
 //!   panel's sign-in and CSRF protection over HTTP (docs/admin.md), on both databases;
 //! - `ops`: what deployments rely on: services started together on a new database, the
 //!   `migrate` command, slow clients disconnected, start-up errors without backtraces;
+//! - `config`: each service's own CORS origins, and production start-up refusing secrets
+//!   anyone can know and TLS settings the build cannot honour;
 //! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.
 //!
 //! All generated workspaces share one Cargo target directory (`target/generated-workspaces`), so
@@ -25,6 +27,7 @@ mod admin_ops;
 mod api;
 mod browser;
 mod client;
+mod config;
 mod flags;
 mod health;
 mod ops;

@@ -97,12 +97,18 @@ impl Service {
     /// Starts service `name` in the default workspace (so it reads the workspace's `.env`) with
     /// `extra_env` on top, and waits until it answers `/healthz`.
     pub fn start(name: &str, extra_env: &[(&str, &str)]) -> Service {
+        Service::start_binary(&service_binary(name), extra_env)
+    }
+
+    /// [`Service::start`] of the service binary at `binary` (a build with other features).
+    pub fn start_binary(binary: &Path, extra_env: &[(&str, &str)]) -> Service {
+        let name = binary.file_name().unwrap().to_string_lossy().into_owned();
         let root = default_workspace();
         // The port is free when chosen but may be taken before the service binds it: try again.
         let mut attempts = 3;
         loop {
             let port = free_port();
-            let mut command = Command::new(service_binary(name));
+            let mut command = Command::new(binary);
             command
                 .current_dir(root)
                 .env(

@@ -52,8 +52,12 @@
 //!
 //! # TLS
 //!
-//! Connections to PostgreSQL are not encrypted: add a TLS feature to sqlx in `Cargo.toml`
-//! (`tls-rustls`) and `?sslmode=require` to the URL before reaching a server across a network.
+//! The default build has no TLS: connections to PostgreSQL are plain text, fine on one host or
+//! a private network. Across any other network, build with the `tls` feature (`cargo build
+//! --release --features tls`, rustls with the system's root certificates) and add
+//! `sslmode=verify-full` to `DATABASE_URL`, which checks the server's certificate and name;
+//! `sslrootcert=/path/to/ca.pem` trusts a private CA as well. A build without the feature refuses
+//! `sslmode=require`, `verify-ca` and `verify-full` at start rather than connecting in plain text.
 //!
 //! # Build time
 //!
@@ -76,7 +80,7 @@ use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, SqlSafeStr, Transaction};
 
-use crate::config::Env;
+use crate::config::{Env, TLS_NOT_BUILT};
 use crate::error::{ApiError, BoxError};
 use crate::http::ReadinessCheck;
 
@@ -136,6 +140,9 @@ impl DatabaseConfig {
             // A placeholder: `Env::finish` stops start-up before it is used.
             Backend::Sqlite
         });
+        if backend == Backend::Postgres && requires_tls(&url) && cfg!(not(feature = "tls")) {
+            env.record("DATABASE_URL", TLS_NOT_BUILT);
+        }
         let max_connections = env.optional("DATABASE_MAX_CONNECTIONS", 10);
         if max_connections == 0 {
             env.record("DATABASE_MAX_CONNECTIONS", "must be at least 1");
@@ -147,6 +154,19 @@ impl DatabaseConfig {
             migrate_on_start: env.optional("DATABASE_MIGRATE_ON_START", true),
         }
     }
+}
+
+/// Whether a PostgreSQL URL's `sslmode` makes TLS mandatory (`prefer`, the default, falls back to
+/// plain text by design).
+fn requires_tls(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    query.split('&').any(|pair| {
+        matches!(
+            pair.strip_prefix("sslmode=")
+                .or_else(|| pair.strip_prefix("ssl-mode=")),
+            Some("require" | "verify-ca" | "verify-full")
+        )
+    })
 }
 
 /// A pool of connections to the database, cheap to clone and share between tasks.
@@ -389,6 +409,16 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
 
         assert_eq!(answer, 42);
+    }
+
+    #[test]
+    fn tls_is_required_by_the_strict_ssl_modes_only() {
+        assert!(requires_tls("postgres://db/app?sslmode=verify-full"));
+        assert!(requires_tls(
+            "postgres://db/app?connect_timeout=5&ssl-mode=require"
+        ));
+        assert!(!requires_tls("postgres://db/app?sslmode=prefer"));
+        assert!(!requires_tls("postgres://db/app"));
     }
 
     #[test]

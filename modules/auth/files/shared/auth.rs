@@ -61,7 +61,7 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     pub fn from_env(env: &mut Env) -> Self {
-        let signing_key: Option<String> = env.required("AUTH_SIGNING_KEY");
+        let signing_key = env.required_secret("AUTH_SIGNING_KEY");
         let previous_keys: String = env.optional("AUTH_PREVIOUS_KEYS", String::new());
         let keys = signing_key.and_then(|signing_key| {
             KeySet::parse(&signing_key, &previous_keys)

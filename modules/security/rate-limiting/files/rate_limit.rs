@@ -44,7 +44,7 @@ pub use redis_store::RedisStore;
 pub use store::{Decision, InMemoryStore, Quota, RateLimitStore};
 
 use crate::auth::Auth;
-use crate::config::Env;
+use crate::config::{Env, TLS_NOT_BUILT};
 use crate::error::ApiError;
 use crate::http::HttpConfig;
 
@@ -71,6 +71,14 @@ pub struct RateLimitConfig {
 
 impl RateLimitConfig {
     pub fn from_env(env: &mut Env) -> Self {
+        // It counted attempts per email from every address, which let anyone lock an account's
+        // owner out; the two keys below split it.
+        env.retired(
+            "RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE",
+            "attempts are counted per email and client IP \
+             (RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE) and per email from unknown addresses \
+             (RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR): set those",
+        );
         Self {
             auth_per_ip_per_minute: at_least_one(env, "RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", 30),
             auth_per_email_and_ip_per_minute: at_least_one(
@@ -89,6 +97,11 @@ impl RateLimitConfig {
 fn redis_client(env: &mut Env, key: &str) -> Option<redis::Client> {
     let url: String = env.optional(key, String::new());
     if url.is_empty() {
+        return None;
+    }
+    if url.starts_with("rediss://") && cfg!(not(feature = "tls")) {
+        // Refused rather than opened: this build cannot speak TLS.
+        env.record(key, TLS_NOT_BUILT);
         return None;
     }
     redis::Client::open(url.as_str())
@@ -793,6 +806,7 @@ mod tests {
             ("RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", "0"),
             ("RATE_LIMIT_TRUST_FORWARDED_FOR", "true"),
             ("RATE_LIMIT_REDIS_URL", "http://cache.internal:6379"),
+            ("RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE", "10"),
         ]);
 
         let config = RateLimitConfig::from_env(&mut env);
@@ -813,6 +827,12 @@ mod tests {
         );
         assert!(
             message.contains("RATE_LIMIT_REDIS_URL is not a Redis URL"),
+            "{message}"
+        );
+        assert!(
+            message.contains(
+                "RATE_LIMIT_AUTH_PER_EMAIL_PER_MINUTE is no longer read: attempts are counted"
+            ),
             "{message}"
         );
     }

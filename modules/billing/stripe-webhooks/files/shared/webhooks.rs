@@ -90,7 +90,7 @@ pub struct WebhooksConfig {
 impl WebhooksConfig {
     pub fn from_env(env: &mut Env) -> Self {
         const SECRETS: &str = "STRIPE_WEBHOOK_SECRETS";
-        let secrets = env.required::<String>(SECRETS).and_then(|list| {
+        let secrets = env.required_secret(SECRETS).and_then(|list| {
             let secrets = Secrets::parse(&list);
             if secrets.is_none() {
                 env.record(SECRETS, "must hold at least one secret (comma-separated)");
@@ -114,7 +114,7 @@ impl WebhooksConfig {
         // Stripe waits for, for little more processing.
         let concurrency = positive("WEBHOOKS_WORKER_CONCURRENCY", 2);
         let poll_interval = positive("WEBHOOKS_POLL_INTERVAL_MS", 1_000);
-        let operations_api_key: String = env.optional("WEBHOOKS_OPERATIONS_API_KEY", String::new());
+        let operations_api_key = env.optional_secret("WEBHOOKS_OPERATIONS_API_KEY");
         if !operations_api_key.is_empty() && operations_api_key.len() < 32 {
             env.record(
                 "WEBHOOKS_OPERATIONS_API_KEY",

@@ -61,20 +61,24 @@ impl ServerConfig {
     }
 }
 
-/// Limits applied to every request, the same for all services.
+/// Limits applied to every request, and the browser origins a service trusts.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// How long a request may take, reading its body included (`HTTP_REQUEST_TIMEOUT_SECS`).
     pub request_timeout: Duration,
     /// The largest request body accepted, in bytes (`HTTP_BODY_LIMIT_BYTES`).
     pub body_limit: usize,
-    /// The browser origins allowed to call the service from other sites, e.g.
-    /// `https://app.example.com` (`CORS_ALLOWED_ORIGINS`, comma-separated; empty for none).
+    /// The browser origins allowed to call this service from other sites, with credentials, e.g.
+    /// `https://app.example.com` (`<PREFIX>_CORS_ALLOWED_ORIGINS`, comma-separated; empty for
+    /// none). The CSRF check trusts them too.
     pub allowed_origins: Vec<HeaderValue>,
 }
 
 impl HttpConfig {
-    pub fn from_env(env: &mut Env) -> Self {
+    /// Reads the limits, which all services share, and `<PREFIX>_CORS_ALLOWED_ORIGINS`, which
+    /// each service has its own of: an origin trusted by the product's api must not be trusted by
+    /// the admin service too.
+    pub fn from_env(env: &mut Env, prefix: &str) -> Self {
         const TIMEOUT_KEY: &str = "HTTP_REQUEST_TIMEOUT_SECS";
         let timeout_secs = env.optional(TIMEOUT_KEY, 30);
         if timeout_secs == 0 {
@@ -83,16 +87,30 @@ impl HttpConfig {
         Self {
             request_timeout: Duration::from_secs(timeout_secs),
             body_limit: env.optional("HTTP_BODY_LIMIT_BYTES", 1024 * 1024),
-            allowed_origins: allowed_origins(env),
+            allowed_origins: allowed_origins(env, prefix),
         }
     }
 }
 
-/// Reads `CORS_ALLOWED_ORIGINS`: each entry must be an origin, `scheme://host[:port]`, with no
-/// path, because browsers compare the `Origin` header with it byte for byte.
-pub fn allowed_origins(env: &mut Env) -> Vec<HeaderValue> {
-    const KEY: &str = "CORS_ALLOWED_ORIGINS";
-    let list: String = env.optional(KEY, String::new());
+/// The key that configured the origins of every service at once, before each got its own.
+const SHARED_ORIGINS_KEY: &str = "CORS_ALLOWED_ORIGINS";
+
+/// Reads `<PREFIX>_CORS_ALLOWED_ORIGINS`: each entry must be an origin, `scheme://host[:port]`,
+/// with no path, because browsers compare the `Origin` header with it byte for byte.
+///
+/// A value left in the former shared key is refused rather than ignored: the origins it listed
+/// would otherwise stop working without a word, or be copied to every service.
+pub fn allowed_origins(env: &mut Env, prefix: &str) -> Vec<HeaderValue> {
+    let key = format!("{prefix}_CORS_ALLOWED_ORIGINS");
+    env.retired(
+        SHARED_ORIGINS_KEY,
+        &format!(
+            "each service has its own key. Move the origins this service must trust to {key} \
+             (and those of the other services to their <SERVICE>_CORS_ALLOWED_ORIGINS, e.g. \
+             API_CORS_ALLOWED_ORIGINS)"
+        ),
+    );
+    let list: String = env.optional(&key, String::new());
     let mut origins = Vec::new();
     for origin in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
         let well_formed = ["http://", "https://"]
@@ -102,7 +120,7 @@ pub fn allowed_origins(env: &mut Env) -> Vec<HeaderValue> {
         match HeaderValue::from_str(origin) {
             Ok(value) if well_formed => origins.push(value),
             _ => env.record(
-                KEY,
+                &key,
                 format!("has `{origin}`, which is not an origin like https://app.example.com"),
             ),
         }
