@@ -493,6 +493,8 @@ mod tests {
             ("AUTH_SIGNING_KEY", key.as_str()),
             ("AUTH_ISSUER", "test"),
             ("AUTH_AUDIENCE", "test"),
+            // The key above is a placeholder, which production refuses.
+            ("APP_ENV", "development"),
         ]);
         let db_config = DatabaseConfig::from_env(&mut env);
         let auth_config = AuthConfig::from_env(&mut env);
