@@ -1,7 +1,7 @@
 use anyhow::Result;
 
-use crate::catalog::Catalog;
 use crate::cli::AddArgs;
+use crate::model::catalog::Catalog;
 use crate::workspace::{Workspace, find_root};
 
 pub fn run(args: AddArgs) -> Result<()> {

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::catalog::{Catalog, DefaultOn, Module, Scope};
 use crate::cli::{InfoArgs, ListArgs};
-use crate::manifest::Manifest;
+use crate::model::catalog::{Catalog, DefaultOn, Module, Scope};
+use crate::model::manifest::Manifest;
 use crate::workspace::find_root;
 
 #[derive(Serialize)]
@@ -39,9 +39,10 @@ struct ModuleDetails<'a> {
 /// Which services have which module, if the current directory is inside a workspace.
 fn installed_map() -> Option<BTreeMap<String, Vec<String>>> {
     let root = find_root(&std::env::current_dir().ok()?).ok()?;
-    let manifest =
-        Manifest::parse(&std::fs::read_to_string(root.join(crate::manifest::FILE_NAME)).ok()?)
-            .ok()?;
+    let manifest = Manifest::parse(
+        &std::fs::read_to_string(root.join(crate::model::manifest::FILE_NAME)).ok()?,
+    )
+    .ok()?;
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for service in &manifest.services {
         for id in &service.modules {

@@ -26,8 +26,8 @@ use crate::dev::runner::{Executables, Fingerprint, Runner};
 use crate::dev::status::{self, Row};
 use crate::dev::supervisor::{self, Process};
 use crate::dev::watch::{self, Watcher};
-use crate::manifest::{self, Manifest, ServiceSpec};
-use crate::render::ServiceVars;
+use crate::edit::render::ServiceVars;
+use crate::model::manifest::{self, Manifest, ServiceSpec};
 use crate::workspace::{ENV_FILE, find_root};
 
 /// How long a service may take from its start to answering `/readyz` with 200.

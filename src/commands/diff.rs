@@ -12,12 +12,12 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 use similar::{Algorithm, udiff::unified_diff};
 
-use crate::cargo_deps::{self, Added};
-use crate::catalog::Catalog;
 use crate::cli::DiffArgs;
-use crate::inject::{self, CommentStyle};
-use crate::lock::{self, Lock};
-use crate::tree::Tree;
+use crate::edit::cargo_deps::{self, Added};
+use crate::edit::inject::{self, CommentStyle};
+use crate::model::catalog::Catalog;
+use crate::model::lock::{self, Lock};
+use crate::stage::tree::Tree;
 use crate::workspace::{ENV_FILE, Workspace, find_root};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

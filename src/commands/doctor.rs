@@ -10,11 +10,11 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use crate::catalog::Catalog;
 use crate::cli::DoctorArgs;
-use crate::inject::{self, CommentStyle};
-use crate::lock;
-use crate::render::ServiceVars;
+use crate::edit::inject::{self, CommentStyle};
+use crate::edit::render::ServiceVars;
+use crate::model::catalog::Catalog;
+use crate::model::lock;
 use crate::workspace::{ENV_FILE, Workspace, find_root};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

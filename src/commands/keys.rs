@@ -1,5 +1,5 @@
 //! `saaskit keys rotate|list|remove`: the generated api's access-token signing keys, in `.env`.
-//! [`crate::signing_keys`] parses the file and plans the new text; this module finds the file,
+//! [`crate::edit::signing_keys`] parses the file and plans the new text; this module finds the file,
 //! draws the new seed, prints, and hands the change to the one writer.
 
 use std::path::PathBuf;
@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
-use crate::catalog::Generator;
 use crate::cli::{EnvFileArg, KeysCommand, KeysListArgs, KeysRemoveArgs, KeysRotateArgs};
-use crate::secrets::Secrets;
-use crate::signing_keys::{self, KeyFile, KeyInfo, PREVIOUS_KEYS, SIGNING_KEY, Seed};
-use crate::tree::Tree;
+use crate::edit::secrets::Secrets;
+use crate::edit::signing_keys::{self, KeyFile, KeyInfo, PREVIOUS_KEYS, SIGNING_KEY, Seed};
+use crate::model::catalog::Generator;
+use crate::stage::tree::Tree;
 use crate::workspace::{ENV_FILE, find_root};
 
 const TTL_KEY: &str = "AUTH_ACCESS_TOKEN_TTL_SECS";

@@ -16,10 +16,11 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::base_store::{self, PACK_FILE};
 use crate::cli::Command;
-use crate::fsio;
-use crate::tree::{Change, Plan, render_diff, summarize};
+use crate::stage::base_store::{self, PACK_FILE};
+use crate::stage::change::{Change, render_diff, summarize};
+use crate::stage::fsio;
+use crate::stage::tree::Plan;
 
 pub fn run(command: Command) -> Result<()> {
     match command {

@@ -5,10 +5,10 @@ use anyhow::{Context as _, Result, bail};
 use dialoguer::{MultiSelect, Select};
 use serde::Serialize;
 
-use crate::catalog::{self, Catalog, SERVICE_KINDS};
 use crate::cli::NewArgs;
-use crate::manifest::{self, DATABASES, Manifest};
-use crate::render::{kind_description, render};
+use crate::edit::render::{kind_description, render};
+use crate::model::catalog::{self, Catalog, SERVICE_KINDS};
+use crate::model::manifest::{self, DATABASES, Manifest};
 use crate::workspace::Workspace;
 
 /// Ports of the default services, in this order; further services count up from the last.

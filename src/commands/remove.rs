@@ -1,7 +1,7 @@
 use anyhow::Result;
 
-use crate::catalog::Catalog;
 use crate::cli::RemoveArgs;
+use crate::model::catalog::Catalog;
 use crate::workspace::{Workspace, find_root};
 
 pub fn run(args: RemoveArgs) -> Result<()> {

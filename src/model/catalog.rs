@@ -56,7 +56,7 @@ pub struct Dependency {
     pub features: Vec<String>,
 }
 
-/// How a secret env value is generated; see [`crate::secrets`].
+/// How a secret env value is generated; see [`crate::edit::secrets`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Generator {
     /// 32 random bytes, hex-encoded.

@@ -3,24 +3,26 @@
 //! [`Workspace::install`] and [`Workspace::uninstall`] turn a module into planned edits of the
 //! staged [`Tree`] (files, snippets, env keys, Cargo dependencies, migrations) and record them in
 //! the manifest and the lockfile; [`Workspace::finish`] returns the plan. Nothing here writes to
-//! the disk: the commands hand the plan to [`crate::fsio::apply`].
+//! the disk: the commands hand the plan to [`crate::stage::fsio::apply`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::base_store::BASE_DIR;
-use crate::cargo_deps::{self, Added};
-use crate::catalog::{
+use crate::edit::cargo_deps::{self, Added};
+use crate::edit::inject::{self, CommentStyle};
+use crate::edit::render::{Context, ServiceVars, render};
+use crate::edit::secrets::Secrets;
+use crate::model::catalog::{
     self, BASE_ID, Catalog, CrateTarget, FileEntry, MIGRATIONS_DIR, Module, Scope, Snippet,
 };
-use crate::inject::{self, CommentStyle};
-use crate::lock::{self, Lock, LockedDependency, LockedFile, LockedModule, LockedSnippet, Reason};
-use crate::manifest::{self, Manifest};
-use crate::render::{Context, ServiceVars, render};
-use crate::secrets::Secrets;
-use crate::tree::{Plan, Tree};
+use crate::model::lock::{
+    self, Lock, LockedDependency, LockedFile, LockedModule, LockedSnippet, Reason,
+};
+use crate::model::manifest::{self, Manifest};
+use crate::stage::base_store::BASE_DIR;
+use crate::stage::tree::{Plan, Tree};
 
 pub const ENV_FILE: &str = ".env";
 pub const ENV_EXAMPLE_FILE: &str = ".env.example";
@@ -1152,7 +1154,7 @@ fn render_migrations(module: &Module) -> Result<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::test_module;
+    use crate::model::catalog::test_module;
 
     const MAIN: &str = "\
 // <<<inject:mods>>>
