@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
 use crate::cli::{EnvFileArg, KeysCommand, KeysListArgs, KeysRemoveArgs, KeysRotateArgs};
+use crate::edit::env_file;
 use crate::edit::secrets::Secrets;
 use crate::edit::signing_keys::{self, KeyFile, KeyInfo, PREVIOUS_KEYS, SIGNING_KEY, Seed};
 use crate::model::catalog::Generator;
@@ -127,7 +128,10 @@ fn rotate(args: KeysRotateArgs) -> Result<()> {
          (copy both from {name} into your secret store if the deployment reads them from one)"
     );
     if let Some(old_kid) = &rotation.old_kid {
-        let ttl = match signing_keys::value_of(&text, TTL_KEY).filter(|v| !v.is_empty()) {
+        let ttl = match env_file::value_of(&text, TTL_KEY)
+            .map(|e| e.value)
+            .filter(|v| !v.is_empty())
+        {
             Some(value) => format!("{value} s in {name}"),
             None => format!("{DEFAULT_TTL_SECS} s by default"),
         };

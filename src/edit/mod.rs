@@ -9,6 +9,7 @@
 //! property tests).
 
 pub mod cargo_deps;
+pub mod env_file;
 pub mod inject;
 pub mod merge;
 pub mod render;

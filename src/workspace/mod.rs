@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 
 use crate::edit::cargo_deps::{self, Added};
+use crate::edit::env_file;
 use crate::edit::inject::{self, CommentStyle};
 use crate::edit::render::{Context, ServiceVars, render};
 use crate::edit::secrets::Secrets;
@@ -23,6 +24,10 @@ use crate::model::lock::{
 use crate::model::manifest::{self, Manifest};
 use crate::stage::base_store::BASE_DIR;
 use crate::stage::tree::{Plan, Tree};
+
+pub use env::{env_value, read_env};
+
+mod env;
 
 pub const ENV_FILE: &str = ".env";
 pub const ENV_EXAMPLE_FILE: &str = ".env.example";
@@ -772,14 +777,7 @@ impl<'c> Workspace<'c> {
             }
         }
         let mut after = self.tree.read(ENV_FILE)?.unwrap_or_default();
-        let values = |text: &str| -> BTreeMap<String, String> {
-            text.lines()
-                .filter(|l| !l.trim_start().starts_with('#'))
-                .filter_map(|l| l.split_once('='))
-                .map(|(key, value)| (key.trim().to_string(), value.to_string()))
-                .collect()
-        };
-        let (before, current) = (values(&before), values(&after));
+        let (before, current) = (env_file::written(&before), env_file::written(&after));
         let mut refresh = EnvRefresh {
             added: (current.keys())
                 .filter(|key| !before.contains_key(*key))
@@ -849,7 +847,7 @@ impl<'c> Workspace<'c> {
         Ok(keys)
     }
 
-    /// `KEY=value` lines of the module's block in `.env`.
+    /// The values of the module's block in `.env`, as written.
     fn current_env_values(&self, module: &str) -> Result<BTreeMap<String, String>> {
         let Some(source) = self.tree.read(ENV_FILE)? else {
             return Ok(BTreeMap::new());
@@ -857,13 +855,7 @@ impl<'c> Workspace<'c> {
         let body = inject::block_body(&source, CommentStyle::Hash, ENV_MARKER, module)
             .map_err(|e| anyhow::anyhow!("{ENV_FILE}: {e}"))?;
         Ok(body
-            .map(|(body, _)| {
-                body.lines()
-                    .filter(|l| !l.trim_start().starts_with('#'))
-                    .filter_map(|l| l.split_once('='))
-                    .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-                    .collect()
-            })
+            .map(|(body, _)| env_file::written(&body))
             .unwrap_or_default())
     }
 
