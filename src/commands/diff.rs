@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 use similar::{Algorithm, udiff::unified_diff};
 
@@ -260,7 +260,7 @@ fn snippets(workspace: &Workspace, fresh: &Workspace) -> Result<Vec<Item>> {
                 return Ok(None);
             };
             let located = inject::block_body(&source, style, marker, module)
-                .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+                .with_context(|| path.to_string())?;
             Ok(located.map(|(body, _)| body))
         };
         let disk = body_in(&workspace.tree)?;

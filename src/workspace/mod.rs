@@ -541,11 +541,10 @@ impl<'c> Workspace<'c> {
         )?;
         let style = CommentStyle::for_path(&target);
         let body = match style {
-            CommentStyle::Rust => inject::format_rust_snippet(&code).map_err(|e| {
-                anyhow::anyhow!(
-                    "module `{}`: its `{}` snippet for {target} is not valid Rust: {e}",
-                    module.id,
-                    snippet.marker
+            CommentStyle::Rust => inject::format_rust_snippet(&code).with_context(|| {
+                format!(
+                    "module `{}`: its `{}` snippet for {target} is not valid Rust",
+                    module.id, snippet.marker
                 )
             })?,
             CommentStyle::Hash => code,
@@ -572,7 +571,7 @@ impl<'c> Workspace<'c> {
         let style = CommentStyle::for_path(target);
         // Rust files are parsed once, in `finish`, however many snippets they get.
         let updated = inject::splice_block(&source, style, marker, module, body)
-            .map_err(|e| anyhow::anyhow!("module `{module}`, marker `{marker}`: {target}: {e}"))?;
+            .with_context(|| format!("module `{module}`, marker `{marker}`: {target}"))?;
         if style == CommentStyle::Rust {
             self.spliced
                 .entry(target.to_string())
@@ -606,9 +605,7 @@ impl<'c> Workspace<'c> {
             let mut text = splices.original.clone();
             for (module, marker, body) in &splices.blocks {
                 text = inject::insert_block(&text, CommentStyle::Rust, marker, module, body)
-                    .map_err(|e| {
-                        anyhow::anyhow!("module `{module}`, marker `{marker}`: {target}: {e}")
-                    })?;
+                    .with_context(|| format!("module `{module}`, marker `{marker}`: {target}"))?;
             }
             bail!(
                 "{target} does not parse after the snippets of this command were spliced into it"
@@ -725,7 +722,7 @@ impl<'c> Workspace<'c> {
                 .retain(|s| !(s.path == file && s.module == module.id));
             if block.is_empty() {
                 if let Some(updated) = inject::remove_block(&source, style, ENV_MARKER, &module.id)
-                    .map_err(|e| anyhow::anyhow!("{file}: {e}"))?
+                    .with_context(|| file.to_string())?
                 {
                     self.tree.write(file, updated);
                 }
@@ -771,7 +768,7 @@ impl<'c> Workspace<'c> {
             let source = self.tree.read(ENV_FILE)?.unwrap_or_default();
             if let Some(updated) =
                 inject::remove_block(&source, CommentStyle::Hash, ENV_MARKER, &module.id)
-                    .map_err(|e| anyhow::anyhow!("{ENV_FILE}: {e}"))?
+                    .context(ENV_FILE)?
             {
                 self.tree.write(ENV_FILE, updated);
             }
@@ -853,7 +850,7 @@ impl<'c> Workspace<'c> {
             return Ok(BTreeMap::new());
         };
         let body = inject::block_body(&source, CommentStyle::Hash, ENV_MARKER, module)
-            .map_err(|e| anyhow::anyhow!("{ENV_FILE}: {e}"))?;
+            .context(ENV_FILE)?;
         Ok(body
             .map(|(body, _)| env_file::written(&body))
             .unwrap_or_default())
@@ -966,7 +963,7 @@ impl<'c> Workspace<'c> {
             return Ok(());
         };
         let located = inject::block_body(&source, style, marker, module)
-            .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
+            .with_context(|| target.to_string())?;
         let Some((body, line)) = located else {
             self.notes.push(format!(
                 "{target}: the `{marker}` snippet of `{module}` was already gone"
@@ -982,7 +979,7 @@ impl<'c> Workspace<'c> {
             );
         }
         let updated = inject::remove_block(&source, style, marker, module)
-            .map_err(|e| anyhow::anyhow!("{target}: {e}"))?
+            .with_context(|| target.to_string())?
             .unwrap_or(source);
         self.tree.write(target, updated);
         Ok(())
