@@ -15,6 +15,7 @@ use crate::workspace::find_root;
 struct ModuleSummary<'a> {
     id: &'a str,
     version: &'a str,
+    summary: &'a str,
     description: &'a str,
     services: &'a [String],
     requires: &'a [String],
@@ -61,6 +62,7 @@ fn summary<'a>(
     ModuleSummary {
         id: &module.id,
         version: &module.version,
+        summary: &module.summary,
         description: &module.description,
         services: &module.services,
         requires: &module.requires,
@@ -96,7 +98,7 @@ pub fn list(args: ListArgs) -> Result<()> {
             DefaultOn::All(false) => String::new(),
             DefaultOn::Kinds(kinds) => format!(" (default on {})", kinds.join(", ")),
         };
-        println!("{:<width$}  {}{default}", module.id, module.description);
+        println!("{:<width$}  {}{default}", module.id, module.summary);
         let requires = if module.requires.is_empty() {
             "-".to_string()
         } else {

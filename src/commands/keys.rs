@@ -103,7 +103,7 @@ fn rotate(args: KeysRotateArgs) -> Result<()> {
     let rotation = file.rotate(&fresh_seed(file.signing_seed()));
     tree.write(&env.path, rotation.text);
     let notes: Vec<String> = env.shadowing_note().into_iter().collect();
-    super::commit(&env.dir, &tree.plan()?, &notes, args.dry_run)?;
+    super::commit(&env.dir, &tree.plan()?, &notes, args.dry_run, true)?;
 
     let name = &env.name;
     let new_kid = &rotation.new_kid;
@@ -199,7 +199,7 @@ fn remove(args: KeysRemoveArgs) -> Result<()> {
     let file = KeyFile::parse(&env.name, &text)?;
     tree.write(&env.path, file.remove(args.kid.trim())?);
     let notes: Vec<String> = env.shadowing_note().into_iter().collect();
-    super::commit(&env.dir, &tree.plan()?, &notes, args.dry_run)?;
+    super::commit(&env.dir, &tree.plan()?, &notes, args.dry_run, true)?;
     let verb = if args.dry_run {
         "would remove"
     } else {

@@ -45,9 +45,10 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
-/// Prints the plan as a diff (`dry_run`), or writes it and lists the files written. The base
-/// store's copies are written with the rest but only counted: they repeat the generated files.
-fn commit(root: &Path, plan: &Plan, notes: &[String], dry_run: bool) -> Result<()> {
+/// Prints the plan as a diff (`dry_run`), or writes it and lists the files written (when
+/// `list`: `new` lists its hundred files only with `--verbose`). The base store's copies are
+/// written with the rest but only counted: they repeat the generated files.
+fn commit(root: &Path, plan: &Plan, notes: &[String], dry_run: bool, list: bool) -> Result<()> {
     let (files, copies) = without_base_copies(&plan.changes);
     if dry_run {
         print!("{}", render_diff(&files));
@@ -57,9 +58,11 @@ fn commit(root: &Path, plan: &Plan, notes: &[String], dry_run: bool) -> Result<(
         );
     } else {
         fsio::apply(root, &plan.writes)?;
-        print!("{}", summarize(&files));
+        if list {
+            print!("{}", summarize(&files));
+        }
     }
-    if copies > 0 {
+    if copies > 0 && (list || dry_run) {
         let noun = if copies == 1 { "copy" } else { "copies" };
         println!(
             "  and {copies} pristine {noun} in {PACK_FILE} (what `saaskit upgrade` merges against)"

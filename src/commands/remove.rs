@@ -11,7 +11,7 @@ pub fn run(args: RemoveArgs) -> Result<()> {
     workspace.force = args.force;
     let removed = workspace.uninstall(&args.module, args.service.as_deref())?;
     let (plan, notes) = workspace.finish()?;
-    super::commit(&root, &plan, &notes, args.dry_run)?;
+    super::commit(&root, &plan, &notes, args.dry_run, true)?;
     let verb = if args.dry_run {
         "would remove"
     } else {

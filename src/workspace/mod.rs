@@ -1156,6 +1156,7 @@ fn main() {
 ";
 
     const BASE: &str = r#"
+summary = "base"
 description = "base"
 version = "0.1.0"
 services = ["api", "admin", "webhooks"]
@@ -1174,6 +1175,7 @@ scope = "service"
             (id.to_string(), test_module(id, toml, &files).unwrap())
         };
         let db = r#"
+summary = "db"
 description = "db"
 version = "0.1.0"
 services = ["api", "admin", "webhooks"]
@@ -1186,6 +1188,7 @@ scope = "service"
 code = "db.close();"
 "#;
         let auth = r#"
+summary = "auth"
 description = "auth"
 version = "0.1.0"
 services = ["api", "webhooks"]
@@ -1219,6 +1222,7 @@ scope = "service"
 code = "sessions.flush();"
 "#;
         let jobs = r#"
+summary = "jobs"
 description = "jobs"
 version = "0.1.0"
 services = ["webhooks"]
@@ -1232,6 +1236,7 @@ code = "jobs.drain();"
 "#;
         // An api module whose data a webhooks worker keeps.
         let plans = r#"
+summary = "plans"
 description = "plans"
 version = "0.1.0"
 services = ["api"]
