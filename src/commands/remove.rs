@@ -8,7 +8,7 @@ pub fn run(args: RemoveArgs) -> Result<()> {
     let catalog = Catalog::load()?;
     let root = find_root(&std::env::current_dir()?)?;
     let mut workspace = Workspace::open(&catalog, &root)?;
-    workspace.force = args.force;
+    workspace.force_removal(args.force);
     let removed = workspace.uninstall(&args.module, args.service.as_deref())?;
     let (plan, notes) = workspace.finish()?;
     super::commit(&root, &plan, &notes, args.dry_run, true)?;

@@ -18,9 +18,7 @@ use crate::edit::secrets::Secrets;
 use crate::model::catalog::{
     self, BASE_ID, Catalog, CrateTarget, FileEntry, MIGRATIONS_DIR, Module, Scope, Snippet,
 };
-use crate::model::lock::{
-    self, Lock, LockedDependency, LockedFile, LockedModule, LockedSnippet, Reason,
-};
+use crate::model::lock::{self, Lock, LockedDependency, Reason};
 use crate::model::manifest::{self, Manifest};
 use crate::stage::base_store::BASE_DIR;
 use crate::stage::tree::{Plan, Tree};
@@ -54,7 +52,7 @@ pub struct Workspace<'c> {
     /// Files that exist but that saaskit did not generate may be overwritten (`new --force`).
     overwrite: bool,
     /// Remove generated files and snippets even when the user edited them (`remove --force`).
-    pub force: bool,
+    force: bool,
     /// What the user should be told after the command (files kept, etc.).
     pub notes: Vec<String>,
     /// The Rust files snippets were spliced into, each with its text before the first splice
@@ -180,6 +178,11 @@ impl<'c> Workspace<'c> {
         }
     }
 
+    /// Removes generated files and snippets even when the user edited them (`remove --force`).
+    pub fn force_removal(&mut self, force: bool) {
+        self.force = force;
+    }
+
     /// The plan: manifest and lockfile written into the tree, then every changed file. Fails
     /// when a Rust file snippets were spliced into no longer parses.
     pub fn finish(mut self) -> Result<(Plan, Vec<String>)> {
@@ -216,11 +219,8 @@ impl<'c> Workspace<'c> {
         let base = &self.catalog.base;
         let services = self.services_having(BASE_ID);
         self.apply(base, &services, true)?;
-        self.lock.modules.push(LockedModule {
-            id: BASE_ID.into(),
-            version: base.version.clone(),
-            reason: Reason::Explicit,
-        });
+        self.lock
+            .record_module(BASE_ID, &base.version, Reason::Explicit);
         Ok(())
     }
 
@@ -286,7 +286,7 @@ impl<'c> Workspace<'c> {
                 })
                 .collect();
             if reason == Reason::Explicit {
-                self.mark_explicit(id);
+                self.lock.mark_explicit(id);
             }
             if newly.is_empty() {
                 continue;
@@ -295,12 +295,6 @@ impl<'c> Workspace<'c> {
             installed.push((dependency.id.clone(), newly));
         }
         Ok(installed)
-    }
-
-    fn mark_explicit(&mut self, id: &str) {
-        if let Some(locked) = self.lock.modules.iter_mut().find(|m| m.id == id) {
-            locked.reason = Reason::Explicit;
-        }
     }
 
     fn target_services(&self, module: &Module, only_service: Option<&str>) -> Result<Vec<String>> {
@@ -420,11 +414,7 @@ impl<'c> Workspace<'c> {
             .collect();
         self.apply(module, &vars, first)?;
         if first {
-            self.lock.modules.push(LockedModule {
-                id: module.id.clone(),
-                version: module.version.clone(),
-                reason,
-            });
+            self.lock.record_module(&module.id, &module.version, reason);
         }
         Ok(())
     }
@@ -493,12 +483,7 @@ impl<'c> Workspace<'c> {
                 _ => {}
             }
         }
-        self.lock.files.retain(|f| f.path != target);
-        self.lock.files.push(LockedFile {
-            path: target.into(),
-            module: module.id.clone(),
-            sha256: lock::hash(&content),
-        });
+        self.lock.record_file(target, &module.id, &content);
         if let Some(base) = base_path(target) {
             self.tree.write(&base, content.clone());
         }
@@ -551,14 +536,7 @@ impl<'c> Workspace<'c> {
         };
         self.inject(&module.id, &target, &snippet.marker, &body)?;
         self.lock
-            .snippets
-            .retain(|s| !(s.path == target && s.marker == snippet.marker && s.module == module.id));
-        self.lock.snippets.push(LockedSnippet {
-            path: target,
-            marker: snippet.marker.clone(),
-            module: module.id.clone(),
-            sha256: lock::hash(&body),
-        });
+            .record_snippet(&target, &snippet.marker, &module.id, &body);
         Ok(())
     }
 
@@ -650,7 +628,7 @@ impl<'c> Workspace<'c> {
             if added.is_empty() {
                 continue;
             }
-            self.lock.dependencies.push(LockedDependency {
+            self.lock.record_dependency(LockedDependency {
                 path: cargo_toml.into(),
                 module: module.id.clone(),
                 name: dependency.name.clone(),
@@ -717,9 +695,7 @@ impl<'c> Workspace<'c> {
             let Some(source) = self.tree.read(file)? else {
                 continue;
             };
-            self.lock
-                .snippets
-                .retain(|s| !(s.path == file && s.module == module.id));
+            self.lock.forget_snippets_in(file, &module.id);
             if block.is_empty() {
                 if let Some(updated) = inject::remove_block(&source, style, ENV_MARKER, &module.id)
                     .with_context(|| file.to_string())?
@@ -734,12 +710,8 @@ impl<'c> Workspace<'c> {
             self.inject(&module.id, file, ENV_MARKER, &block)?;
             // `.env` holds the user's values and secrets: only the committed example is tracked.
             if file == ENV_EXAMPLE_FILE {
-                self.lock.snippets.push(LockedSnippet {
-                    path: file.into(),
-                    marker: ENV_MARKER.into(),
-                    module: module.id.clone(),
-                    sha256: lock::hash(&block),
-                });
+                self.lock
+                    .record_snippet(file, ENV_MARKER, &module.id, &block);
             }
         }
         Ok(())
@@ -945,16 +917,14 @@ impl<'c> Workspace<'c> {
         }
         self.sync_env(module)?;
         if last {
-            self.lock.modules.retain(|m| m.id != module.id);
+            self.lock.forget_module(&module.id);
         }
         Ok(())
     }
 
     fn remove_snippet(&mut self, module: &str, target: &str, marker: &str) -> Result<()> {
         let locked = self.lock.snippet(target, marker, module).cloned();
-        self.lock
-            .snippets
-            .retain(|s| !(s.path == target && s.marker == marker && s.module == module));
+        self.lock.forget_snippet(target, marker, module);
         let style = CommentStyle::for_path(target);
         self.edit_base(target, |base| {
             Ok(inject::remove_block(base, style, marker, module)?)
@@ -994,7 +964,7 @@ impl<'c> Workspace<'c> {
         else {
             return Ok(());
         };
-        self.lock.files.retain(|f| f.path != target);
+        self.lock.forget_file(target);
         // No longer generated: its pristine copy goes, whether the file itself goes or stays.
         if let Some(base) = base_path(target) {
             self.tree.delete(&base);
