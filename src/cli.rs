@@ -83,6 +83,9 @@ pub struct NewArgs {
     /// Generate into a directory that is not empty, overwriting files with the same paths
     #[arg(long)]
     pub force: bool,
+    /// List every file written (by default only a summary is printed)
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

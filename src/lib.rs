@@ -1,22 +1,29 @@
 //! saaskit: generate a production-grade Rust SaaS backend and keep it maintainable.
 //!
-//! One module per concern. Everything but [`fsio`] only reads: commands plan their whole change
-//! in a staged [`tree::Tree`], and [`fsio::apply`] is the one place that writes, atomically.
+//! The folders are layers; a module imports only from the layers below its own:
+//!
+//! ```text
+//!   commands/     one file per command: gather input, plan, hand the plan to `commit`
+//!   dev/          the pieces of `saaskit dev` (processes, builds, watching)
+//!       │
+//!   workspace/    install / uninstall modules, `.env` blocks, Cargo dependencies, lock records
+//!       │
+//!   edit/         pure text edits: fences, templates, Cargo.toml, .env, merge, secrets
+//!   stage/        the staged tree, the plan, the base store, the one writer
+//!       │
+//!   model/        catalog, manifest, lockfile
+//! ```
+//!
+//! `edit` and `stage` are side by side: neither imports the other. `cli` (clap definitions)
+//! stands apart; only `commands` reads it. Everything but [`stage::fsio`] only reads: commands
+//! plan their whole change in a staged [`stage::tree::Tree`], and [`stage::fsio::apply`] is the
+//! one place that writes, atomically.
 
-pub mod base_store;
-pub mod cargo_deps;
-pub mod catalog;
 pub mod cli;
 pub mod commands;
 #[cfg(unix)]
 pub mod dev;
-pub mod fsio;
-pub mod inject;
-pub mod lock;
-pub mod manifest;
-pub mod merge;
-pub mod render;
-pub mod secrets;
-pub mod signing_keys;
-pub mod tree;
+pub mod edit;
+pub mod model;
+pub mod stage;
 pub mod workspace;

@@ -10,12 +10,23 @@ fn main() -> ExitCode {
     match saaskit::commands::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
-            for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            report(&error);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error as one line, `error: <what>: <why>: ...` (each context, then its cause); with
+/// `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` set, anyhow's report instead: the chain one cause a
+/// line, and the backtrace where the error was made.
+fn report(error: &anyhow::Error) {
+    let debugging = ["RUST_BACKTRACE", "RUST_LIB_BACKTRACE"]
+        .iter()
+        .any(|key| std::env::var_os(key).is_some_and(|value| value != "0"));
+    if debugging {
+        eprintln!("error: {error:?}");
+    } else {
+        eprintln!("error: {error:#}");
     }
 }
 

@@ -1,7 +1,7 @@
 //! Property tests of the injection engine: byte-exact round trips over random files.
 
 use proptest::prelude::*;
-use saaskit::inject::{
+use saaskit::edit::inject::{
     CommentStyle, REVERSE_ORDER_MARKERS, block_body, insert_block, is_reverse_order, remove_block,
     scan,
 };

@@ -2,8 +2,8 @@
 //! or an error, and manifest errors always point at a line and column inside the file.
 
 use proptest::prelude::*;
-use saaskit::lock::Lock;
-use saaskit::manifest::Manifest;
+use saaskit::model::lock::Lock;
+use saaskit::model::manifest::Manifest;
 
 const VALID: &str = "[workspace]\nname = \"acme\"\ndatabase = \"sqlite\"\n\n[services.api]\nkind = \"api\"\nport = 8080\nmodules = [\"db\"]\n";
 

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{generate, read_tree};
-use saaskit::base_store::{self, PACK_FILE};
+use saaskit::stage::base_store::{self, PACK_FILE};
 
 fn render_tree(tree: &BTreeMap<String, String>) -> String {
     let mut out = String::new();

@@ -1,7 +1,7 @@
 use anyhow::Result;
 
-use crate::catalog::Catalog;
 use crate::cli::AddArgs;
+use crate::model::catalog::Catalog;
 use crate::workspace::{Workspace, find_root};
 
 pub fn run(args: AddArgs) -> Result<()> {
@@ -26,7 +26,7 @@ pub fn run(args: AddArgs) -> Result<()> {
                 on.join(", ")
             );
         } else {
-            super::commit(&root, &plan, &notes, args.dry_run)?;
+            super::commit(&root, &plan, &notes, args.dry_run, true)?;
             println!(
                 "`{}` is already installed on {}; it is now recorded as wanted for itself, so removing the modules that required it keeps it",
                 args.module,
@@ -36,7 +36,7 @@ pub fn run(args: AddArgs) -> Result<()> {
         return Ok(());
     }
     let (plan, notes) = workspace.finish()?;
-    super::commit(&root, &plan, &notes, args.dry_run)?;
+    super::commit(&root, &plan, &notes, args.dry_run, true)?;
     let verb = if args.dry_run {
         "would install"
     } else {

@@ -6,15 +6,16 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::catalog::{Catalog, DefaultOn, Module, Scope};
 use crate::cli::{InfoArgs, ListArgs};
-use crate::manifest::Manifest;
+use crate::model::catalog::{Catalog, DefaultOn, Module, Scope};
+use crate::model::manifest::Manifest;
 use crate::workspace::find_root;
 
 #[derive(Serialize)]
 struct ModuleSummary<'a> {
     id: &'a str,
     version: &'a str,
+    summary: &'a str,
     description: &'a str,
     services: &'a [String],
     requires: &'a [String],
@@ -39,9 +40,10 @@ struct ModuleDetails<'a> {
 /// Which services have which module, if the current directory is inside a workspace.
 fn installed_map() -> Option<BTreeMap<String, Vec<String>>> {
     let root = find_root(&std::env::current_dir().ok()?).ok()?;
-    let manifest =
-        Manifest::parse(&std::fs::read_to_string(root.join(crate::manifest::FILE_NAME)).ok()?)
-            .ok()?;
+    let manifest = Manifest::parse(
+        &std::fs::read_to_string(root.join(crate::model::manifest::FILE_NAME)).ok()?,
+    )
+    .ok()?;
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for service in &manifest.services {
         for id in &service.modules {
@@ -60,6 +62,7 @@ fn summary<'a>(
     ModuleSummary {
         id: &module.id,
         version: &module.version,
+        summary: &module.summary,
         description: &module.description,
         services: &module.services,
         requires: &module.requires,
@@ -95,7 +98,7 @@ pub fn list(args: ListArgs) -> Result<()> {
             DefaultOn::All(false) => String::new(),
             DefaultOn::Kinds(kinds) => format!(" (default on {})", kinds.join(", ")),
         };
-        println!("{:<width$}  {}{default}", module.id, module.description);
+        println!("{:<width$}  {}{default}", module.id, module.summary);
         let requires = if module.requires.is_empty() {
             "-".to_string()
         } else {

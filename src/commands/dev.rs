@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::doctor::{env_value, read_env};
 use crate::cli::DevArgs;
 use crate::dev::build::{self, Build, Outcome};
 use crate::dev::output::{self, Prefixed, note};
@@ -26,9 +25,9 @@ use crate::dev::runner::{Executables, Fingerprint, Runner};
 use crate::dev::status::{self, Row};
 use crate::dev::supervisor::{self, Process};
 use crate::dev::watch::{self, Watcher};
-use crate::manifest::{self, Manifest, ServiceSpec};
-use crate::render::ServiceVars;
-use crate::workspace::{ENV_FILE, find_root};
+use crate::edit::render::ServiceVars;
+use crate::model::manifest::{self, Manifest, ServiceSpec};
+use crate::workspace::{ENV_FILE, env_value, find_root, read_env};
 
 /// How long a service may take from its start to answering `/readyz` with 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);

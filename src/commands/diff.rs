@@ -8,16 +8,16 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 use similar::{Algorithm, udiff::unified_diff};
 
-use crate::cargo_deps::{self, Added};
-use crate::catalog::Catalog;
 use crate::cli::DiffArgs;
-use crate::inject::{self, CommentStyle};
-use crate::lock::{self, Lock};
-use crate::tree::Tree;
+use crate::edit::cargo_deps::{self, Added};
+use crate::edit::inject::{self, CommentStyle};
+use crate::model::catalog::Catalog;
+use crate::model::lock::{self, Lock};
+use crate::stage::tree::Tree;
 use crate::workspace::{ENV_FILE, Workspace, find_root};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -260,7 +260,7 @@ fn snippets(workspace: &Workspace, fresh: &Workspace) -> Result<Vec<Item>> {
                 return Ok(None);
             };
             let located = inject::block_body(&source, style, marker, module)
-                .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+                .with_context(|| path.to_string())?;
             Ok(located.map(|(body, _)| body))
         };
         let disk = body_in(&workspace.tree)?;

@@ -10,12 +10,12 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use crate::catalog::Catalog;
 use crate::cli::DoctorArgs;
-use crate::inject::{self, CommentStyle};
-use crate::lock;
-use crate::render::ServiceVars;
-use crate::workspace::{ENV_FILE, Workspace, find_root};
+use crate::edit::inject::{self, CommentStyle};
+use crate::edit::render::ServiceVars;
+use crate::model::catalog::Catalog;
+use crate::model::lock;
+use crate::workspace::{Workspace, env_value, find_root, read_env};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -202,26 +202,6 @@ fn fences(workspace: &Workspace) -> Result<Vec<Finding>> {
         None,
     ));
     Ok(findings)
-}
-
-/// `KEY=value` pairs of `.env`, or None when there is no `.env`.
-pub(super) fn read_env(root: &Path) -> Option<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(root.join(ENV_FILE)).ok()?;
-    Some(
-        text.lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect(),
-    )
-}
-
-/// A value from the process environment, which wins, or from `.env`.
-pub(super) fn env_value(env: &Option<BTreeMap<String, String>>, key: &str) -> Option<String> {
-    std::env::var(key)
-        .ok()
-        .or_else(|| env.as_ref()?.get(key).cloned())
-        .filter(|v| !v.is_empty())
 }
 
 fn env_keys(workspace: &Workspace, env: &Option<BTreeMap<String, String>>) -> Result<Vec<Finding>> {

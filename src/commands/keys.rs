@@ -1,5 +1,5 @@
 //! `saaskit keys rotate|list|remove`: the generated api's access-token signing keys, in `.env`.
-//! [`crate::signing_keys`] parses the file and plans the new text; this module finds the file,
+//! [`crate::edit::signing_keys`] parses the file and plans the new text; this module finds the file,
 //! draws the new seed, prints, and hands the change to the one writer.
 
 use std::path::PathBuf;
@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
-use crate::catalog::Generator;
 use crate::cli::{EnvFileArg, KeysCommand, KeysListArgs, KeysRemoveArgs, KeysRotateArgs};
-use crate::secrets::Secrets;
-use crate::signing_keys::{self, KeyFile, KeyInfo, PREVIOUS_KEYS, SIGNING_KEY, Seed};
-use crate::tree::Tree;
+use crate::edit::env_file;
+use crate::edit::secrets::Secrets;
+use crate::edit::signing_keys::{self, KeyFile, KeyInfo, PREVIOUS_KEYS, SIGNING_KEY, Seed};
+use crate::model::catalog::Generator;
+use crate::stage::tree::Tree;
 use crate::workspace::{ENV_FILE, find_root};
 
 const TTL_KEY: &str = "AUTH_ACCESS_TOKEN_TTL_SECS";
@@ -102,7 +103,7 @@ fn rotate(args: KeysRotateArgs) -> Result<()> {
     let rotation = file.rotate(&fresh_seed(file.signing_seed()));
     tree.write(&env.path, rotation.text);
     let notes: Vec<String> = env.shadowing_note().into_iter().collect();
-    super::commit(&env.dir, &tree.plan()?, &notes, args.dry_run)?;
+    super::commit(&env.dir, &tree.plan()?, &notes, args.dry_run, true)?;
 
     let name = &env.name;
     let new_kid = &rotation.new_kid;
@@ -127,7 +128,10 @@ fn rotate(args: KeysRotateArgs) -> Result<()> {
          (copy both from {name} into your secret store if the deployment reads them from one)"
     );
     if let Some(old_kid) = &rotation.old_kid {
-        let ttl = match signing_keys::value_of(&text, TTL_KEY).filter(|v| !v.is_empty()) {
+        let ttl = match env_file::value_of(&text, TTL_KEY)
+            .map(|e| e.value)
+            .filter(|v| !v.is_empty())
+        {
             Some(value) => format!("{value} s in {name}"),
             None => format!("{DEFAULT_TTL_SECS} s by default"),
         };
@@ -195,7 +199,7 @@ fn remove(args: KeysRemoveArgs) -> Result<()> {
     let file = KeyFile::parse(&env.name, &text)?;
     tree.write(&env.path, file.remove(args.kid.trim())?);
     let notes: Vec<String> = env.shadowing_note().into_iter().collect();
-    super::commit(&env.dir, &tree.plan()?, &notes, args.dry_run)?;
+    super::commit(&env.dir, &tree.plan()?, &notes, args.dry_run, true)?;
     let verb = if args.dry_run {
         "would remove"
     } else {

@@ -16,10 +16,11 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::base_store::{self, PACK_FILE};
 use crate::cli::Command;
-use crate::fsio;
-use crate::tree::{Change, Plan, render_diff, summarize};
+use crate::stage::base_store::{self, PACK_FILE};
+use crate::stage::change::{Change, render_diff, summarize};
+use crate::stage::fsio;
+use crate::stage::tree::Plan;
 
 pub fn run(command: Command) -> Result<()> {
     match command {
@@ -44,9 +45,10 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
-/// Prints the plan as a diff (`dry_run`), or writes it and lists the files written. The base
-/// store's copies are written with the rest but only counted: they repeat the generated files.
-fn commit(root: &Path, plan: &Plan, notes: &[String], dry_run: bool) -> Result<()> {
+/// Prints the plan as a diff (`dry_run`), or writes it and lists the files written (when
+/// `list`: `new` lists its hundred files only with `--verbose`). The base store's copies are
+/// written with the rest but only counted: they repeat the generated files.
+fn commit(root: &Path, plan: &Plan, notes: &[String], dry_run: bool, list: bool) -> Result<()> {
     let (files, copies) = without_base_copies(&plan.changes);
     if dry_run {
         print!("{}", render_diff(&files));
@@ -56,9 +58,11 @@ fn commit(root: &Path, plan: &Plan, notes: &[String], dry_run: bool) -> Result<(
         );
     } else {
         fsio::apply(root, &plan.writes)?;
-        print!("{}", summarize(&files));
+        if list {
+            print!("{}", summarize(&files));
+        }
     }
-    if copies > 0 {
+    if copies > 0 && (list || dry_run) {
         let noun = if copies == 1 { "copy" } else { "copies" };
         println!(
             "  and {copies} pristine {noun} in {PACK_FILE} (what `saaskit upgrade` merges against)"

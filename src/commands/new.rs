@@ -5,10 +5,10 @@ use anyhow::{Context as _, Result, bail};
 use dialoguer::{MultiSelect, Select};
 use serde::Serialize;
 
-use crate::catalog::{self, Catalog, SERVICE_KINDS};
 use crate::cli::NewArgs;
-use crate::manifest::{self, DATABASES, Manifest};
-use crate::render::{kind_description, render};
+use crate::edit::render::{kind_description, render};
+use crate::model::catalog::{self, Catalog, SERVICE_KINDS};
+use crate::model::manifest::{self, DATABASES, Manifest};
 use crate::workspace::Workspace;
 
 /// Ports of the default services, in this order; further services count up from the last.
@@ -87,19 +87,37 @@ pub fn run(args: NewArgs) -> Result<()> {
         }
     }
 
+    let installed = workspace.installed().len();
     let (plan, notes) = workspace.finish()?;
-    super::commit(&root, &plan, &notes, args.dry_run)?;
+    super::commit(&root, &plan, &notes, args.dry_run, args.verbose)?;
     if !args.dry_run {
+        let services: Vec<&str> = choices.services.iter().map(|s| s.name.as_str()).collect();
         println!(
-            "\ncreated workspace `{}` in {} ({} files)\n\nnext:\n  cd {}\n  cargo run -p {}",
+            "created workspace `{}` in {}: {} ({}), {} module(s), {} files{}\n\nnext:\n  cd {}\n  saaskit dev",
             choices.name,
             root.display(),
+            plural(services.len(), "service"),
+            services.join(", "),
+            installed,
             super::without_base_copies(&plan.changes).0.len(),
+            if args.verbose {
+                ""
+            } else {
+                " (--verbose lists them)"
+            },
             root.display(),
-            choices.services[0].name
         );
     }
     Ok(())
+}
+
+/// `1 service`, `3 services`.
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("{count} {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }
 
 fn check_target_directory(root: &std::path::Path, force: bool) -> Result<()> {
@@ -232,7 +250,7 @@ fn ask(args: &NewArgs, catalog: &Catalog) -> Result<Choices> {
                     }
                     catalog::DefaultOn::All(_) => String::new(),
                 };
-                format!("{:<28} {}{only}", m.id, m.description)
+                format!("{:<28} {}{only}", m.id, m.summary)
             })
             .collect();
         let defaults: Vec<bool> = offered

@@ -1,17 +1,17 @@
 use anyhow::Result;
 
-use crate::catalog::Catalog;
 use crate::cli::RemoveArgs;
+use crate::model::catalog::Catalog;
 use crate::workspace::{Workspace, find_root};
 
 pub fn run(args: RemoveArgs) -> Result<()> {
     let catalog = Catalog::load()?;
     let root = find_root(&std::env::current_dir()?)?;
     let mut workspace = Workspace::open(&catalog, &root)?;
-    workspace.force = args.force;
+    workspace.force_removal(args.force);
     let removed = workspace.uninstall(&args.module, args.service.as_deref())?;
     let (plan, notes) = workspace.finish()?;
-    super::commit(&root, &plan, &notes, args.dry_run)?;
+    super::commit(&root, &plan, &notes, args.dry_run, true)?;
     let verb = if args.dry_run {
         "would remove"
     } else {

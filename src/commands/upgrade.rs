@@ -5,7 +5,7 @@
 //! wrote there, snippets included), *ours* the file as it is now, and *theirs* what the current
 //! templates generate for the workspace's manifest (a fresh render in memory, as `saaskit diff`
 //! uses). A change only the templates made is applied, a change only the user made is kept, and
-//! changes on both sides are merged by lines ([`crate::merge`]); lines both changed differently
+//! changes on both sides are merged by lines ([`crate::edit::merge`]); lines both changed differently
 //! are written with conflict markers. Afterwards the lockfile and the base store describe the new
 //! render, so the next upgrade starts from it (for a conflicted file too: the conflict is the
 //! user's to resolve, and a resolved hunk must not come back).
@@ -18,14 +18,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::base_store::{BASE_DIR, PACK_FILE};
-use crate::catalog::Catalog;
 use crate::cli::UpgradeArgs;
-use crate::fsio;
-use crate::inject::{self, CommentStyle};
-use crate::lock::{self, Lock};
-use crate::merge::{self, Labels};
-use crate::tree::render_diff;
+use crate::edit::inject::{self, CommentStyle};
+use crate::edit::merge::{self, Labels};
+use crate::model::catalog::Catalog;
+use crate::model::lock::{self, Lock};
+use crate::stage::base_store::{BASE_DIR, PACK_FILE};
+use crate::stage::change::render_diff;
+use crate::stage::fsio;
 use crate::workspace::{ENV_FILE, EnvRefresh, Workspace, base_path, find_root};
 
 /// What the upgrade does to one generated file.

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use anyhow::{Result, bail};
 
-use crate::manifest::ServiceSpec;
+use crate::model::manifest::ServiceSpec;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Runner {
@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn every_generated_kind_is_the_rust_binary_of_its_package() {
-        for kind in crate::catalog::SERVICE_KINDS {
+        for kind in crate::model::catalog::SERVICE_KINDS {
             let runner = Runner::for_service(&spec("billing", kind)).unwrap();
             assert_eq!(runner.cargo_package(), Some("billing"));
         }

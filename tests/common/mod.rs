@@ -70,10 +70,10 @@ pub fn read_tree(root: &Path) -> BTreeMap<String, String> {
 
 /// The base store's pristine copies of the workspace at `root`, by the path of their file.
 pub fn copies(root: &Path) -> BTreeMap<String, String> {
-    let pack = root.join(saaskit::base_store::PACK_FILE);
+    let pack = root.join(saaskit::stage::base_store::PACK_FILE);
     let text = std::fs::read_to_string(&pack)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", pack.display()));
-    saaskit::base_store::parse(&text).unwrap_or_else(|e| panic!("{}:{e}", pack.display()))
+    saaskit::stage::base_store::parse(&text).unwrap_or_else(|e| panic!("{}:{e}", pack.display()))
 }
 
 /// A fresh workspace `name` generated in a new temporary directory with extra `args`.

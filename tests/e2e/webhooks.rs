@@ -524,7 +524,10 @@ fn out_of_order(stack: &Stack) {
     ));
     for (id, body) in [
         ("evt_p_1", created),
-        ("evt_p_3", invoice("evt_p_3", "invoice.paid", t + 3, "sub_p")),
+        (
+            "evt_p_3",
+            invoice("evt_p_3", "invoice.paid", t + 3, "sub_p"),
+        ),
         ("evt_p_2", downgraded),
     ] {
         send(hooks, &body).expect_json(200);
@@ -532,10 +535,7 @@ fn out_of_order(stack: &Stack) {
     }
     let state = subscription_of(stack, &customer);
     assert_eq!(
-        (
-            state["plan"].clone(),
-            state["cancel_at_period_end"].clone()
-        ),
+        (state["plan"].clone(), state["cancel_at_period_end"].clone()),
         (json!("starter"), json!(true)),
         "the plan change (created before the paid invoice) applies: {state}"
     );

@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 
-use crate::catalog::Generator;
+use crate::model::catalog::Generator;
 
 pub const SEED_VARIABLE: &str = "SAASKIT_SEED";
 
@@ -57,7 +57,7 @@ impl Secrets {
         }
         match generator {
             Generator::Hex32 => bytes.iter().map(|b| format!("{b:02x}")).collect(),
-            Generator::Base64Url32 => crate::signing_keys::encode(&bytes),
+            Generator::Base64Url32 => crate::edit::signing_keys::encode(&bytes),
         }
     }
 }

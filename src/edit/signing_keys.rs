@@ -13,6 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
+use crate::edit::env_file;
+
 pub const SIGNING_KEY: &str = "AUTH_SIGNING_KEY";
 pub const PREVIOUS_KEYS: &str = "AUTH_PREVIOUS_KEYS";
 
@@ -339,15 +341,6 @@ impl<'t> KeyFile<'t> {
     }
 }
 
-/// The value of `key` in an env file's text (the last one, as the services read it).
-pub fn value_of<'t>(text: &'t str, key: &str) -> Option<&'t str> {
-    assignments(text)
-        .filter_map(Result::ok)
-        .filter(|a| a.key == key)
-        .last()
-        .map(|a| a.value)
-}
-
 fn known_key(key: &str) -> Option<&'static str> {
     [SIGNING_KEY, PREVIOUS_KEYS].into_iter().find(|k| *k == key)
 }
@@ -390,76 +383,24 @@ fn dominant_ending(text: &str) -> &'static str {
     if text.contains("\r\n") { "\r\n" } else { "\n" }
 }
 
-/// Each `KEY=value` line of an env file, as dotenv reads it: comments and blank lines skipped,
-/// an optional `export `, spaces around `=`, a value in matching quotes, or unquoted up to an
-/// inline ` # comment`. An error (line, key, problem) for a key whose quote is not closed.
-fn assignments(
-    text: &str,
-) -> impl Iterator<Item = Result<Assignment<'_>, (usize, &str, String)>> + '_ {
-    let mut offset = 0;
-    text.split_inclusive('\n')
-        .enumerate()
-        .filter_map(move |(index, raw)| {
-            let start = offset;
-            offset += raw.len();
-            let content = raw
-                .strip_suffix('\n')
-                .map(|l| l.strip_suffix('\r').unwrap_or(l))
-                .unwrap_or(raw);
-            parse_line(content).map(|parsed| {
-                let line = index + 1;
-                parsed
-                    .map(|(key, range)| Assignment {
-                        key,
-                        value: &content[range.clone()],
-                        span: Span {
-                            line,
-                            start: start + range.start,
-                            end: start + range.end,
-                            line_end: offset,
-                        },
-                    })
-                    .map_err(|(key, problem)| (line, key, problem))
-            })
+/// Each assignment of an env file as the services read it ([`env_file::entries`]), with the
+/// span of its value; an error (line, key, problem) for a line they cannot read.
+fn assignments(text: &str) -> impl Iterator<Item = Result<Assignment<'_>, (usize, &str, String)>> {
+    env_file::entries(text)
+        .into_iter()
+        .filter_map(move |entry| match entry {
+            Ok(entry) => Some(Ok(Assignment {
+                key: entry.key,
+                value: &text[entry.span.clone()],
+                span: Span {
+                    line: entry.line,
+                    start: entry.span.start,
+                    end: entry.span.end,
+                    line_end: entry.line_end,
+                },
+            })),
+            Err(error) => error.key.map(|key| Err((error.line, key, error.problem))),
         })
-}
-
-/// The key and the value's byte range in one line, `None` for a line that assigns nothing.
-#[allow(clippy::type_complexity)]
-fn parse_line(line: &str) -> Option<Result<(&str, std::ops::Range<usize>), (&str, String)>> {
-    let trimmed = line.trim_start();
-    if trimmed.is_empty() || trimmed.starts_with('#') {
-        return None;
-    }
-    let body = trimmed
-        .strip_prefix("export")
-        .filter(|rest| rest.starts_with([' ', '\t']))
-        .map(str::trim_start)
-        .unwrap_or(trimmed);
-    let (key, rest) = body.split_once('=')?;
-    let key = key.trim_end();
-    let value_start = line.len() - rest.len() + (rest.len() - rest.trim_start().len());
-    let value = rest.trim_start();
-    let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'');
-    let range = match quote {
-        Some(quote) => match value[1..].find(quote) {
-            Some(close) => value_start + 1..value_start + 1 + close,
-            None => {
-                return Some(Err((
-                    key,
-                    format!("has an opening {quote} without a closing one on the same line"),
-                )));
-            }
-        },
-        None => {
-            let end = value
-                .char_indices()
-                .find(|(i, c)| *c == '#' && value[..*i].ends_with([' ', '\t']))
-                .map_or(value.len(), |(i, _)| i);
-            value_start..value_start + value[..end].trim_end().len()
-        }
-    };
-    Some(Ok((key, range)))
 }
 
 #[cfg(test)]
@@ -700,11 +641,5 @@ mod tests {
             .expect("about half of all y coordinates are not on the curve");
         let text = format!("AUTH_SIGNING_KEY=\nAUTH_PREVIOUS_KEYS={}\n", encode(&bytes));
         assert!(KeyFile::parse(".env", &text).is_err());
-    }
-
-    #[test]
-    fn value_of_reads_the_last_assignment() {
-        assert_eq!(value_of("X=1\nX = 2 # c\n", "X"), Some("2"));
-        assert_eq!(value_of("X=1\n", "Y"), None);
     }
 }

@@ -3,24 +3,29 @@
 //! [`Workspace::install`] and [`Workspace::uninstall`] turn a module into planned edits of the
 //! staged [`Tree`] (files, snippets, env keys, Cargo dependencies, migrations) and record them in
 //! the manifest and the lockfile; [`Workspace::finish`] returns the plan. Nothing here writes to
-//! the disk: the commands hand the plan to [`crate::fsio::apply`].
+//! the disk: the commands hand the plan to [`crate::stage::fsio::apply`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::base_store::BASE_DIR;
-use crate::cargo_deps::{self, Added};
-use crate::catalog::{
+use crate::edit::cargo_deps::{self, Added};
+use crate::edit::env_file;
+use crate::edit::inject::{self, CommentStyle};
+use crate::edit::render::{Context, ServiceVars, render};
+use crate::edit::secrets::Secrets;
+use crate::model::catalog::{
     self, BASE_ID, Catalog, CrateTarget, FileEntry, MIGRATIONS_DIR, Module, Scope, Snippet,
 };
-use crate::inject::{self, CommentStyle};
-use crate::lock::{self, Lock, LockedDependency, LockedFile, LockedModule, LockedSnippet, Reason};
-use crate::manifest::{self, Manifest};
-use crate::render::{Context, ServiceVars, render};
-use crate::secrets::Secrets;
-use crate::tree::{Plan, Tree};
+use crate::model::lock::{self, Lock, LockedDependency, Reason};
+use crate::model::manifest::{self, Manifest};
+use crate::stage::base_store::BASE_DIR;
+use crate::stage::tree::{Plan, Tree};
+
+pub use env::{env_value, read_env};
+
+mod env;
 
 pub const ENV_FILE: &str = ".env";
 pub const ENV_EXAMPLE_FILE: &str = ".env.example";
@@ -47,7 +52,7 @@ pub struct Workspace<'c> {
     /// Files that exist but that saaskit did not generate may be overwritten (`new --force`).
     overwrite: bool,
     /// Remove generated files and snippets even when the user edited them (`remove --force`).
-    pub force: bool,
+    force: bool,
     /// What the user should be told after the command (files kept, etc.).
     pub notes: Vec<String>,
     /// The Rust files snippets were spliced into, each with its text before the first splice
@@ -173,6 +178,11 @@ impl<'c> Workspace<'c> {
         }
     }
 
+    /// Removes generated files and snippets even when the user edited them (`remove --force`).
+    pub fn force_removal(&mut self, force: bool) {
+        self.force = force;
+    }
+
     /// The plan: manifest and lockfile written into the tree, then every changed file. Fails
     /// when a Rust file snippets were spliced into no longer parses.
     pub fn finish(mut self) -> Result<(Plan, Vec<String>)> {
@@ -209,11 +219,8 @@ impl<'c> Workspace<'c> {
         let base = &self.catalog.base;
         let services = self.services_having(BASE_ID);
         self.apply(base, &services, true)?;
-        self.lock.modules.push(LockedModule {
-            id: BASE_ID.into(),
-            version: base.version.clone(),
-            reason: Reason::Explicit,
-        });
+        self.lock
+            .record_module(BASE_ID, &base.version, Reason::Explicit);
         Ok(())
     }
 
@@ -279,7 +286,7 @@ impl<'c> Workspace<'c> {
                 })
                 .collect();
             if reason == Reason::Explicit {
-                self.mark_explicit(id);
+                self.lock.mark_explicit(id);
             }
             if newly.is_empty() {
                 continue;
@@ -288,12 +295,6 @@ impl<'c> Workspace<'c> {
             installed.push((dependency.id.clone(), newly));
         }
         Ok(installed)
-    }
-
-    fn mark_explicit(&mut self, id: &str) {
-        if let Some(locked) = self.lock.modules.iter_mut().find(|m| m.id == id) {
-            locked.reason = Reason::Explicit;
-        }
     }
 
     fn target_services(&self, module: &Module, only_service: Option<&str>) -> Result<Vec<String>> {
@@ -413,11 +414,7 @@ impl<'c> Workspace<'c> {
             .collect();
         self.apply(module, &vars, first)?;
         if first {
-            self.lock.modules.push(LockedModule {
-                id: module.id.clone(),
-                version: module.version.clone(),
-                reason,
-            });
+            self.lock.record_module(&module.id, &module.version, reason);
         }
         Ok(())
     }
@@ -486,12 +483,7 @@ impl<'c> Workspace<'c> {
                 _ => {}
             }
         }
-        self.lock.files.retain(|f| f.path != target);
-        self.lock.files.push(LockedFile {
-            path: target.into(),
-            module: module.id.clone(),
-            sha256: lock::hash(&content),
-        });
+        self.lock.record_file(target, &module.id, &content);
         if let Some(base) = base_path(target) {
             self.tree.write(&base, content.clone());
         }
@@ -534,25 +526,17 @@ impl<'c> Workspace<'c> {
         )?;
         let style = CommentStyle::for_path(&target);
         let body = match style {
-            CommentStyle::Rust => inject::format_rust_snippet(&code).map_err(|e| {
-                anyhow::anyhow!(
-                    "module `{}`: its `{}` snippet for {target} is not valid Rust: {e}",
-                    module.id,
-                    snippet.marker
+            CommentStyle::Rust => inject::format_rust_snippet(&code).with_context(|| {
+                format!(
+                    "module `{}`: its `{}` snippet for {target} is not valid Rust",
+                    module.id, snippet.marker
                 )
             })?,
             CommentStyle::Hash => code,
         };
         self.inject(&module.id, &target, &snippet.marker, &body)?;
         self.lock
-            .snippets
-            .retain(|s| !(s.path == target && s.marker == snippet.marker && s.module == module.id));
-        self.lock.snippets.push(LockedSnippet {
-            path: target,
-            marker: snippet.marker.clone(),
-            module: module.id.clone(),
-            sha256: lock::hash(&body),
-        });
+            .record_snippet(&target, &snippet.marker, &module.id, &body);
         Ok(())
     }
 
@@ -565,7 +549,7 @@ impl<'c> Workspace<'c> {
         let style = CommentStyle::for_path(target);
         // Rust files are parsed once, in `finish`, however many snippets they get.
         let updated = inject::splice_block(&source, style, marker, module, body)
-            .map_err(|e| anyhow::anyhow!("module `{module}`, marker `{marker}`: {target}: {e}"))?;
+            .with_context(|| format!("module `{module}`, marker `{marker}`: {target}"))?;
         if style == CommentStyle::Rust {
             self.spliced
                 .entry(target.to_string())
@@ -599,9 +583,7 @@ impl<'c> Workspace<'c> {
             let mut text = splices.original.clone();
             for (module, marker, body) in &splices.blocks {
                 text = inject::insert_block(&text, CommentStyle::Rust, marker, module, body)
-                    .map_err(|e| {
-                        anyhow::anyhow!("module `{module}`, marker `{marker}`: {target}: {e}")
-                    })?;
+                    .with_context(|| format!("module `{module}`, marker `{marker}`: {target}"))?;
             }
             bail!(
                 "{target} does not parse after the snippets of this command were spliced into it"
@@ -646,7 +628,7 @@ impl<'c> Workspace<'c> {
             if added.is_empty() {
                 continue;
             }
-            self.lock.dependencies.push(LockedDependency {
+            self.lock.record_dependency(LockedDependency {
                 path: cargo_toml.into(),
                 module: module.id.clone(),
                 name: dependency.name.clone(),
@@ -713,12 +695,10 @@ impl<'c> Workspace<'c> {
             let Some(source) = self.tree.read(file)? else {
                 continue;
             };
-            self.lock
-                .snippets
-                .retain(|s| !(s.path == file && s.module == module.id));
+            self.lock.forget_snippets_in(file, &module.id);
             if block.is_empty() {
                 if let Some(updated) = inject::remove_block(&source, style, ENV_MARKER, &module.id)
-                    .map_err(|e| anyhow::anyhow!("{file}: {e}"))?
+                    .with_context(|| file.to_string())?
                 {
                     self.tree.write(file, updated);
                 }
@@ -730,12 +710,8 @@ impl<'c> Workspace<'c> {
             self.inject(&module.id, file, ENV_MARKER, &block)?;
             // `.env` holds the user's values and secrets: only the committed example is tracked.
             if file == ENV_EXAMPLE_FILE {
-                self.lock.snippets.push(LockedSnippet {
-                    path: file.into(),
-                    marker: ENV_MARKER.into(),
-                    module: module.id.clone(),
-                    sha256: lock::hash(&block),
-                });
+                self.lock
+                    .record_snippet(file, ENV_MARKER, &module.id, &block);
             }
         }
         Ok(())
@@ -764,20 +740,13 @@ impl<'c> Workspace<'c> {
             let source = self.tree.read(ENV_FILE)?.unwrap_or_default();
             if let Some(updated) =
                 inject::remove_block(&source, CommentStyle::Hash, ENV_MARKER, &module.id)
-                    .map_err(|e| anyhow::anyhow!("{ENV_FILE}: {e}"))?
+                    .context(ENV_FILE)?
             {
                 self.tree.write(ENV_FILE, updated);
             }
         }
         let mut after = self.tree.read(ENV_FILE)?.unwrap_or_default();
-        let values = |text: &str| -> BTreeMap<String, String> {
-            text.lines()
-                .filter(|l| !l.trim_start().starts_with('#'))
-                .filter_map(|l| l.split_once('='))
-                .map(|(key, value)| (key.trim().to_string(), value.to_string()))
-                .collect()
-        };
-        let (before, current) = (values(&before), values(&after));
+        let (before, current) = (env_file::written(&before), env_file::written(&after));
         let mut refresh = EnvRefresh {
             added: (current.keys())
                 .filter(|key| !before.contains_key(*key))
@@ -847,21 +816,15 @@ impl<'c> Workspace<'c> {
         Ok(keys)
     }
 
-    /// `KEY=value` lines of the module's block in `.env`.
+    /// The values of the module's block in `.env`, as written.
     fn current_env_values(&self, module: &str) -> Result<BTreeMap<String, String>> {
         let Some(source) = self.tree.read(ENV_FILE)? else {
             return Ok(BTreeMap::new());
         };
         let body = inject::block_body(&source, CommentStyle::Hash, ENV_MARKER, module)
-            .map_err(|e| anyhow::anyhow!("{ENV_FILE}: {e}"))?;
+            .context(ENV_FILE)?;
         Ok(body
-            .map(|(body, _)| {
-                body.lines()
-                    .filter(|l| !l.trim_start().starts_with('#'))
-                    .filter_map(|l| l.split_once('='))
-                    .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-                    .collect()
-            })
+            .map(|(body, _)| env_file::written(&body))
             .unwrap_or_default())
     }
 
@@ -954,16 +917,14 @@ impl<'c> Workspace<'c> {
         }
         self.sync_env(module)?;
         if last {
-            self.lock.modules.retain(|m| m.id != module.id);
+            self.lock.forget_module(&module.id);
         }
         Ok(())
     }
 
     fn remove_snippet(&mut self, module: &str, target: &str, marker: &str) -> Result<()> {
         let locked = self.lock.snippet(target, marker, module).cloned();
-        self.lock
-            .snippets
-            .retain(|s| !(s.path == target && s.marker == marker && s.module == module));
+        self.lock.forget_snippet(target, marker, module);
         let style = CommentStyle::for_path(target);
         self.edit_base(target, |base| {
             Ok(inject::remove_block(base, style, marker, module)?)
@@ -972,7 +933,7 @@ impl<'c> Workspace<'c> {
             return Ok(());
         };
         let located = inject::block_body(&source, style, marker, module)
-            .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
+            .with_context(|| target.to_string())?;
         let Some((body, line)) = located else {
             self.notes.push(format!(
                 "{target}: the `{marker}` snippet of `{module}` was already gone"
@@ -988,7 +949,7 @@ impl<'c> Workspace<'c> {
             );
         }
         let updated = inject::remove_block(&source, style, marker, module)
-            .map_err(|e| anyhow::anyhow!("{target}: {e}"))?
+            .with_context(|| target.to_string())?
             .unwrap_or(source);
         self.tree.write(target, updated);
         Ok(())
@@ -1003,7 +964,7 @@ impl<'c> Workspace<'c> {
         else {
             return Ok(());
         };
-        self.lock.files.retain(|f| f.path != target);
+        self.lock.forget_file(target);
         // No longer generated: its pristine copy goes, whether the file itself goes or stays.
         if let Some(base) = base_path(target) {
             self.tree.delete(&base);
@@ -1152,7 +1113,7 @@ fn render_migrations(module: &Module) -> Result<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::test_module;
+    use crate::model::catalog::test_module;
 
     const MAIN: &str = "\
 // <<<inject:mods>>>
@@ -1165,6 +1126,7 @@ fn main() {
 ";
 
     const BASE: &str = r#"
+summary = "base"
 description = "base"
 version = "0.1.0"
 services = ["api", "admin", "webhooks"]
@@ -1183,6 +1145,7 @@ scope = "service"
             (id.to_string(), test_module(id, toml, &files).unwrap())
         };
         let db = r#"
+summary = "db"
 description = "db"
 version = "0.1.0"
 services = ["api", "admin", "webhooks"]
@@ -1195,6 +1158,7 @@ scope = "service"
 code = "db.close();"
 "#;
         let auth = r#"
+summary = "auth"
 description = "auth"
 version = "0.1.0"
 services = ["api", "webhooks"]
@@ -1228,6 +1192,7 @@ scope = "service"
 code = "sessions.flush();"
 "#;
         let jobs = r#"
+summary = "jobs"
 description = "jobs"
 version = "0.1.0"
 services = ["webhooks"]
@@ -1241,6 +1206,7 @@ code = "jobs.drain();"
 "#;
         // An api module whose data a webhooks worker keeps.
         let plans = r#"
+summary = "plans"
 description = "plans"
 version = "0.1.0"
 services = ["api"]

@@ -9,8 +9,8 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
-use crate::catalog::Scope;
-use crate::manifest::{Manifest, ServiceSpec};
+use crate::model::catalog::Scope;
+use crate::model::manifest::{Manifest, ServiceSpec};
 
 /// What every template sees. Mirrors the table in `docs/modules.md`.
 #[derive(Debug, Clone, Serialize)]

@@ -100,6 +100,68 @@ impl Lock {
         format!("# Written by saaskit: do not edit. Commit it with the workspace.\n{body}")
     }
 
+    /// Records a module as installed, replacing an earlier record: one entry per module,
+    /// however many services have it.
+    pub fn record_module(&mut self, id: &str, version: &str, reason: Reason) {
+        self.forget_module(id);
+        self.modules.push(LockedModule {
+            id: id.into(),
+            version: version.into(),
+            reason,
+        });
+    }
+
+    pub fn forget_module(&mut self, id: &str) {
+        self.modules.retain(|m| m.id != id);
+    }
+
+    /// The user asked for `id` by name: removing what required it keeps it.
+    pub fn mark_explicit(&mut self, id: &str) {
+        if let Some(locked) = self.modules.iter_mut().find(|m| m.id == id) {
+            locked.reason = Reason::Explicit;
+        }
+    }
+
+    /// Records that `module` generated `path` with `content`, replacing an earlier record.
+    pub fn record_file(&mut self, path: &str, module: &str, content: &str) {
+        self.forget_file(path);
+        self.files.push(LockedFile {
+            path: path.into(),
+            module: module.into(),
+            sha256: hash(content),
+        });
+    }
+
+    pub fn forget_file(&mut self, path: &str) {
+        self.files.retain(|f| f.path != path);
+    }
+
+    /// Records `module`'s snippet at `marker` in `path`, replacing an earlier record.
+    pub fn record_snippet(&mut self, path: &str, marker: &str, module: &str, body: &str) {
+        self.forget_snippet(path, marker, module);
+        self.snippets.push(LockedSnippet {
+            path: path.into(),
+            marker: marker.into(),
+            module: module.into(),
+            sha256: hash(body),
+        });
+    }
+
+    pub fn forget_snippet(&mut self, path: &str, marker: &str, module: &str) {
+        self.snippets
+            .retain(|s| !(s.path == path && s.marker == marker && s.module == module));
+    }
+
+    /// Forgets every snippet of `module` in `path`.
+    pub fn forget_snippets_in(&mut self, path: &str, module: &str) {
+        self.snippets
+            .retain(|s| !(s.path == path && s.module == module));
+    }
+
+    pub fn record_dependency(&mut self, dependency: LockedDependency) {
+        self.dependencies.push(dependency);
+    }
+
     pub fn module(&self, id: &str) -> Option<&LockedModule> {
         self.modules.iter().find(|m| m.id == id)
     }

@@ -1,24 +1,16 @@
 //! A staged view of a workspace: reads fall through to the disk, writes stay in memory.
 //!
 //! Every command builds its whole change in a [`Tree`] first; [`Tree::plan`] is what `--dry-run`
-//! prints as a unified diff and what [`crate::fsio::apply`] writes atomically.
+//! prints as a unified diff and what [`crate::stage::fsio::apply`] writes atomically.
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use similar::{Algorithm, udiff::unified_diff};
 
-use crate::base_store::{self, Stored};
-
-/// One file's planned change. `None` means "does not exist".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub path: String,
-    pub before: Option<String>,
-    pub after: Option<String>,
-}
+use crate::stage::base_store::{self, Stored};
+use crate::stage::change::Change;
 
 /// A command's whole change, as the user reads it and as it is written.
 #[derive(Debug)]
@@ -26,7 +18,7 @@ pub struct Plan {
     /// Every changed file, each pristine copy as a file of its own (`.saaskit/base/<path>`):
     /// what `--dry-run` and the summary show.
     pub changes: Vec<Change>,
-    /// What [`crate::fsio::apply`] writes: the copies folded into the base store's one file
+    /// What [`crate::stage::fsio::apply`] writes: the copies folded into the base store's one file
     /// ([`base_store::on_disk`]).
     pub writes: Vec<Change>,
 }
@@ -38,7 +30,7 @@ pub struct Tree {
     /// Staged content by workspace-relative path (always `/`-separated).
     staged: BTreeMap<String, Option<String>>,
     /// The base store's copies as on disk (read at the first use): a copy's path reads from
-    /// them rather than from a file of its own ([`crate::base_store`]).
+    /// them rather than from a file of its own ([`crate::stage::base_store`]).
     stored_copies: OnceCell<Stored>,
 }
 
@@ -139,49 +131,4 @@ impl Tree {
         }
         Ok(changes)
     }
-}
-
-/// The plan as a unified diff, as `git diff` would show it (`/dev/null` for created and deleted files).
-pub fn render_diff(changes: &[Change]) -> String {
-    let mut out = String::new();
-    for change in changes {
-        let old_name = if change.before.is_some() {
-            format!("a/{}", change.path)
-        } else {
-            "/dev/null".into()
-        };
-        let new_name = if change.after.is_some() {
-            format!("b/{}", change.path)
-        } else {
-            "/dev/null".into()
-        };
-        let old = change.before.as_deref().unwrap_or("");
-        let new = change.after.as_deref().unwrap_or("");
-        out.push_str(&unified_diff(
-            Algorithm::Myers,
-            old,
-            new,
-            3,
-            Some((&old_name, &new_name)),
-        ));
-        if !out.ends_with('\n') {
-            out.push('\n');
-        }
-    }
-    out
-}
-
-/// One line per file: `create`, `update` or `delete`, for the summary after a command.
-pub fn summarize(changes: &[Change]) -> String {
-    changes
-        .iter()
-        .map(|c| {
-            let verb = match (&c.before, &c.after) {
-                (None, _) => "create",
-                (_, None) => "delete",
-                _ => "update",
-            };
-            format!("  {verb:<6} {}\n", c.path)
-        })
-        .collect()
 }

@@ -9,7 +9,7 @@ use std::ops::Range;
 use anyhow::{Result, bail};
 use toml_edit::{Array, Document, DocumentMut, Item, Table, Value};
 
-use crate::catalog::SERVICE_KINDS;
+use crate::model::catalog::SERVICE_KINDS;
 
 pub const FILE_NAME: &str = "saaskit.toml";
 pub const DATABASES: [&str; 2] = ["sqlite", "postgres"];

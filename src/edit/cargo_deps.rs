@@ -7,7 +7,7 @@
 use anyhow::{Context, Result};
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
 
-use crate::catalog::Dependency;
+use crate::model::catalog::Dependency;
 
 /// What [`add`] changed: the dependency was inserted, or features were added to an existing one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -161,7 +161,7 @@ fn features_array(item: &mut Item) -> Result<&mut Array> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::CrateTarget;
+    use crate::model::catalog::CrateTarget;
 
     fn dep(name: &str, features: &[&str]) -> Dependency {
         Dependency {

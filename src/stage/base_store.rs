@@ -1,7 +1,7 @@
 //! The base store: a pristine copy of every generated file as saaskit last wrote it, what
 //! `saaskit upgrade` merges against.
 //!
-//! Commands address a copy as `.saaskit/base/<path>` in their [`crate::tree::Tree`], as if it were
+//! Commands address a copy as `.saaskit/base/<path>` in their [`crate::stage::tree::Tree`], as if it were
 //! a file, but on disk every copy lives in one file, [`PACK_FILE`]: a workspace has as many copies
 //! as generated files, and creating a file costs the file system far more than writing its bytes
 //! (one file instead of a hundred halves what `saaskit new` creates). [`on_disk`] turns a plan's
@@ -18,7 +18,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 
-use crate::tree::Change;
+use crate::stage::change::Change;
 
 /// Where commands address the copies: `.saaskit/base/<path>` is the copy of `<path>`.
 pub const BASE_DIR: &str = ".saaskit/base";

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::tree::Change;
+use crate::stage::change::Change;
 
 const TEMP_SUFFIX: &str = ".saaskit-tmp";
 

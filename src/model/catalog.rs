@@ -56,7 +56,7 @@ pub struct Dependency {
     pub features: Vec<String>,
 }
 
-/// How a secret env value is generated; see [`crate::secrets`].
+/// How a secret env value is generated; see [`crate::edit::secrets`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Generator {
     /// 32 random bytes, hex-encoded.
@@ -195,6 +195,9 @@ pub struct Migration {
     pub postgres: String,
 }
 
+/// The longest `summary`: one line of a picker in an 80-column terminal, after the module's id.
+pub const SUMMARY_MAX: usize = 80;
+
 /// A module as described by its `module.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,6 +205,9 @@ pub struct Module {
     /// Filled from the directory path, not from the file.
     #[serde(skip)]
     pub id: String,
+    /// One line for pickers and lists (`saaskit new`, `saaskit list`).
+    pub summary: String,
+    /// The whole story, for `saaskit info`.
     pub description: String,
     pub version: String,
     pub services: Vec<String>,
@@ -270,6 +276,13 @@ impl Module {
     /// Checks what serde cannot: that every referenced file exists and entries are well-formed.
     fn validate(&self) -> Result<()> {
         let id = &self.id;
+        let summary = self.summary.trim();
+        if summary.is_empty() || summary.contains('\n') || summary.chars().count() > SUMMARY_MAX {
+            bail!(
+                "module `{id}`: `summary` must be one line of at most {SUMMARY_MAX} characters \
+                 (the long text goes in `description`)"
+            );
+        }
         for kind in &self.services {
             if !SERVICE_KINDS.contains(&kind.as_str()) {
                 bail!("module `{id}`: unknown service kind `{kind}` (known: {SERVICE_KINDS:?})");
@@ -632,8 +645,7 @@ pub(crate) fn test_module(id: &str, toml: &str, files: &[(&str, &str)]) -> Resul
 mod tests {
     use super::*;
 
-    const HEADER: &str =
-        "description = \"d\"\nversion = \"0.1.0\"\nservices = [\"api\", \"webhooks\"]\n";
+    const HEADER: &str = "summary = \"s\"\ndescription = \"d\"\nversion = \"0.1.0\"\nservices = [\"api\", \"webhooks\"]\n";
 
     fn module(rest: &str) -> Result<Module> {
         test_module("auth", &format!("{HEADER}{rest}"), &[("files/a.rs", "")])
@@ -788,13 +800,13 @@ kind = ["api"]
     fn defaults_are_the_modules_default_on_one_of_the_kinds() {
         let module = |id: &str, services: &str, default: &str| {
             let toml = format!(
-                "description = \"d\"\nversion = \"0.1.0\"\nservices = {services}\ndefault = {default}\n"
+                "summary = \"s\"\ndescription = \"d\"\nversion = \"0.1.0\"\nservices = {services}\ndefault = {default}\n"
             );
             (id.to_string(), test_module(id, &toml, &[]).unwrap())
         };
         let requiring = |id: &str, services: &str, requires: &str| {
             let toml = format!(
-                "description = \"d\"\nversion = \"0.1.0\"\nservices = {services}\n\
+                "summary = \"s\"\ndescription = \"d\"\nversion = \"0.1.0\"\nservices = {services}\n\
                  requires = {requires}\ndefault = true\n"
             );
             (id.to_string(), test_module(id, &toml, &[]).unwrap())
