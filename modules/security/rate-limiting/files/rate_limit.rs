@@ -1,8 +1,8 @@
 //! Rate limits on the endpoints that take credentials, against password guessing and sign-up
 //! floods.
 //!
-//! `POST /api/auth/register`, `/login` and `/refresh` (and the admin panel's `/admin/sign-in`)
-//! are limited per client IP, and register and the sign-ins also per email, so that guessing one account's password from many addresses is slowed
+//! `POST /api/auth/register`, `/login` and `/refresh` (and the admin service's `/admin/sign-in`
+//! and `/api/admin/auth/token`) are limited per client IP, and register and the sign-ins also per email, so that guessing one account's password from many addresses is slowed
 //! down as much as guessing from one. A request over either limit is answered with 429 and
 //! `Retry-After`; every response of these routes carries `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the whole quota is back) for the
@@ -88,11 +88,12 @@ fn per_minute(env: &mut Env, key: &str, default: u32) -> NonZeroU32 {
 }
 
 /// The routes limited, and whether by email too. All of them share one count per IP.
-const AUTH_ROUTES: [(&str, bool); 4] = [
+const AUTH_ROUTES: [(&str, bool); 5] = [
     ("/api/auth/register", true),
     ("/api/auth/login", true),
     ("/api/auth/refresh", false),
     ("/admin/sign-in", true),
+    ("/api/admin/auth/token", true),
 ];
 
 /// The longest email address there can be (RFC 5321). Keys are cut there, so that huge bodies
