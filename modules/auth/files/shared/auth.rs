@@ -78,8 +78,10 @@ impl AuthConfig {
         });
         let issuer = env.required("AUTH_ISSUER").unwrap_or_default();
         let audience = env.required("AUTH_AUDIENCE").unwrap_or_default();
-        let staff_audience: String = env.required("AUTH_STAFF_AUDIENCE").unwrap_or_default();
-        if !staff_audience.is_empty() && staff_audience == audience {
+        // Optional, so that a workspace made before staff tokens existed starts as it was.
+        let staff_audience: String =
+            env.optional("AUTH_STAFF_AUDIENCE", format!("{audience}-staff"));
+        if staff_audience == audience {
             env.record(
                 "AUTH_STAFF_AUDIENCE",
                 "must differ from AUTH_AUDIENCE, or customer-facing tokens would pass as staff \
