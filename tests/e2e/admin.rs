@@ -439,7 +439,7 @@ fn staff_credentials_only(s: &Stack) {
         .bearer(&s.root.api.access)
         .send()
         .expect_error(403, "staff_token_required");
-    let message = str_of(&refused["error"]["message"]);
+    let message = str_of(&refused["message"]);
     assert!(message.contains("/api/admin/auth/token"), "{refused}");
 
     // Only staff get one, with one answer for every other case.
@@ -451,7 +451,7 @@ fn staff_credentials_only(s: &Stack) {
         staff_token(&s.admin, email, password).expect_error(401, "invalid_credentials");
     }
     // Signing in for a token is audited like the panel's sign-in.
-    let sign_ins = audit_entries(s, "?action=staff.sign_in&actor=root@example.com");
+    let sign_ins = audit_entries(s, "?action=staff.sign&actor=root@example.com");
     assert!(
         sign_ins.iter().any(|entry| entry["details"]
             == format!(r#"{{"session_id":"{}"}}"#, str_of(&token["session_id"]))),
