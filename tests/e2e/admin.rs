@@ -319,7 +319,6 @@ fn role_change(s: &Stack) {
         "",
     )
     .unwrap();
-    assert!(promoted.contains("1 session(s) ended"), "{promoted}");
     s.api
         .get("/api/auth/me")
         .bearer(&early.access)
@@ -335,6 +334,7 @@ fn role_change(s: &Stack) {
         .json(json!({"refresh_token": early.refresh_token()}))
         .send()
         .expect_error(401, "unauthorized");
+    assert!(promoted.contains("1 session(s) ended"), "{promoted}");
     // Signing in again is the way in, with the new role.
     let again = StaffMember::sign_in(&s.api, &s.admin, "new-hire@example.com");
     assert_eq!(again.user["role"], "admin");
