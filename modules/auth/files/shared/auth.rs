@@ -1,8 +1,10 @@
 //! Accounts and authentication: registration, sign-in, access and refresh tokens, sessions.
 //!
 //! A request is authenticated either by a Bearer access token (for API clients and other
-//! services) or by the session cookie (for browsers); [`CurrentUser`] accepts both. Each
-//! submodule explains its security choices:
+//! services) or by the session cookie (for browsers); [`CurrentUser`] accepts both. The back
+//! office (the admin service, the webhooks operations API) uses [`Auth::for_staff`]: staff
+//! sessions and staff tokens only, with shorter timeouts. Each submodule explains its security
+//! choices:
 //!
 //! - [`accounts`]: the `users` table and the email rules;
 //! - [`password`]: the password policy and argon2id hashing off the async runtime;
