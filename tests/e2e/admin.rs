@@ -649,7 +649,8 @@ fn permission_matrix(s: &Stack) {
             .send()
             .expect(200);
     }
-    // None of the refused attempts left a trace but the admin's and support's own actions.
+    // None of the refused attempts left a trace but the admin's and support's own actions
+    // (after their sign-ins for staff tokens, oldest).
     let actions = audit_actions(s, "");
     assert_eq!(
         actions,
@@ -659,6 +660,8 @@ fn permission_matrix(s: &Stack) {
             "customer.disable",
             "impersonation.start",
             "impersonation.start",
+            "staff.sign_in",
+            "staff.sign_in",
         ]
     );
     // An impersonation token is not staff, whoever it acts as: it is the customer's.
@@ -866,7 +869,10 @@ fn audit_log(s: &Stack) {
         audit_actions(s, &format!("?target={id}&actor=root@example.com")).len(),
         3
     );
-    assert_eq!(audit_actions(s, "?actor=support@example.com").len(), 0);
+    assert_eq!(
+        audit_actions(s, "?actor=support@example.com"),
+        ["staff.sign_in"]
+    );
     let page = s
         .admin
         .get("/api/admin/audit?per_page=2")
@@ -907,7 +913,8 @@ fn audit_log(s: &Stack) {
         let refused = s.db.try_execute(sql).unwrap_err();
         assert!(refused.contains("append-only"), "{refused}");
     }
-    assert_eq!(audit_actions(s, "").len(), 3);
+    // Three actions, and the two staff tokens' sign-ins.
+    assert_eq!(audit_actions(s, "").len(), 5);
 }
 
 fn panel_over_http(s: &Stack) {
@@ -1021,6 +1028,9 @@ fn panel_over_http(s: &Stack) {
         seen,
         [
             ("staff.sign_out", "root@example.com"),
+            ("staff.sign_in", "root@example.com"),
+            ("staff.sign_in", "support@example.com"),
+            // The staff tokens' sign-ins of the stack.
             ("staff.sign_in", "root@example.com"),
             ("staff.sign_in", "support@example.com"),
         ]
