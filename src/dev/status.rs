@@ -56,7 +56,11 @@ pub fn entry_points(kind: &str, modules: &[String]) -> Vec<String> {
                 "panel: /admin (first admin: cargo run -p admin -- create-admin --email ...)"
                     .to_string(),
             );
-            entries.push("/api/admin/* (users, metrics, audit, impersonation)".to_string());
+            entries.push(
+                "/api/admin/* (users, metrics, audit, impersonation; staff token: POST \
+                 /api/admin/auth/token)"
+                    .to_string(),
+            );
             if has("admin/feature-flags") {
                 entries.push("/admin/flags, /api/admin/flags".to_string());
             }

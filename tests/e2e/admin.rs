@@ -6,10 +6,12 @@
 //!
 //! Each scenario runs against a fresh SQLite file and a fresh PostgreSQL database, with the api
 //! and the admin service on the same database and the same signing key: a staff member logs in
-//! through the api like anyone, and the admin service accepts that token.
+//! through the api like anyone, but the admin service takes only staff tokens, from its own
+//! `POST /api/admin/auth/token`, and its panel's sessions.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -51,6 +53,91 @@ fn the_audit_log_is_append_only_filterable_and_exported_as_csv() {
 #[test]
 fn the_panel_signs_in_with_its_own_cookie_and_refuses_forms_without_their_csrf_token() {
     on_each_database(with_stack(panel_over_http));
+}
+
+#[test]
+fn a_role_change_ends_every_session_the_account_had() {
+    on_each_database(with_stack(role_change));
+}
+
+#[test]
+fn the_customer_sees_a_support_session_not_who_impersonates_them() {
+    on_each_database(with_stack(impersonation_label));
+}
+
+#[test]
+fn the_back_office_takes_staff_tokens_and_staff_sessions_only() {
+    on_each_database(with_stack(staff_credentials_only));
+}
+
+#[test]
+fn the_audit_csv_quotes_fields_and_defuses_formulas_wherever_a_cell_could_start() {
+    on_each_database(with_stack(csv_cells));
+}
+
+#[test]
+fn staff_sessions_end_by_their_own_shorter_timeouts() {
+    on_each_database(|db| {
+        let api = Api::start(db, &[]);
+        create_staff(db, "root@example.com", "admin").expect("the admin is created");
+        // A customer-facing session of the same account, older than the staff ones below.
+        let customer_facing = login_as(&api, "root@example.com", PASSWORD);
+
+        // The defaults: OWASP's ranges for high-value applications.
+        let defaults = std::fs::read_to_string(default_workspace().join(".env.example")).unwrap();
+        assert!(defaults.contains("\nAUTH_STAFF_SESSION_IDLE_TIMEOUT_SECS=300\n"));
+        assert!(defaults.contains("\nAUTH_STAFF_SESSION_ABSOLUTE_TIMEOUT_SECS=28800\n"));
+
+        // Absolute: 8 s after sign-in, used or not, the panel session and the staff token end.
+        let admin = start_admin(db, &[("AUTH_STAFF_SESSION_ABSOLUTE_TIMEOUT_SECS", "8")]);
+        let signed_in = PanelForm::fetch(&admin)
+            .sign_in(&admin, "root@example.com", PASSWORD)
+            .expect(303);
+        let set_cookie = signed_in.set_cookie("admin-session");
+        assert!(
+            !set_cookie.to_ascii_lowercase().contains("max-age"),
+            "a session cookie, forgotten when the browser closes: {set_cookie}"
+        );
+        let cookie = set_cookie.split(';').next().unwrap().to_string();
+        let token = staff_token(&admin, "root@example.com", PASSWORD).expect_json(201);
+        assert!(token["expires_in"].as_i64().unwrap() <= 8, "{token}");
+        let token = str_of(&token["access_token"]).to_string();
+        wait_until_refused(&admin, |call| call.cookie(&cookie), "/admin");
+        wait_until_refused(&admin, |call| call.bearer(&token), "/api/admin/users");
+        api.get("/api/auth/me")
+            .bearer(&customer_facing.access)
+            .send()
+            .expect(200);
+        drop(admin);
+
+        // Idle: a staff session unused for 5 s ends (waited out well past it).
+        let admin = start_admin(db, &[("AUTH_STAFF_SESSION_IDLE_TIMEOUT_SECS", "5")]);
+        let session = PanelSession::sign_in(&admin, "root@example.com");
+        std::thread::sleep(Duration::from_secs(12));
+        session.get(&admin, "/admin").check(401);
+        api.get("/api/auth/me")
+            .bearer(&customer_facing.access)
+            .send()
+            .expect(200);
+    });
+}
+
+#[test]
+fn staff_tokens_are_rate_limited_per_email_like_the_panel_sign_in() {
+    on_each_database(|db| {
+        let _api = Api::start(db, &[]);
+        let admin = start_admin(db, &[("RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE", "3")]);
+        // At once, as in the panel's test below: counted on arrival, before hashing.
+        let mut statuses: Vec<u16> = at_once(4, |_| {
+            staff_token(&admin, "ops@example.com", "wrong password 1")
+        })
+        .iter()
+        .map(|reply| reply.status)
+        .collect();
+        statuses.sort_unstable();
+
+        assert_eq!(statuses, [401, 401, 401, 429]);
+    });
 }
 
 #[test]
@@ -112,6 +199,9 @@ fn failed_panel_sign_ins_from_one_address_do_not_lock_the_staff_member_out() {
     assert_eq!(signed_in.header("location"), Some("/admin"));
 }
 
+/// How long a state the tests wait for may take to come.
+const PATIENCE: Duration = Duration::from_secs(30);
+
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
@@ -121,8 +211,61 @@ pub(crate) struct Stack<'db> {
     pub(crate) api: Api<'db>,
     pub(crate) admin: AdminService<'db>,
     pub(crate) customer: Session,
-    pub(crate) support: Session,
-    pub(crate) root: Session,
+    pub(crate) support: StaffMember,
+    pub(crate) root: StaffMember,
+}
+
+/// A staff member: a staff token for the back office, and a session at the api, where staff
+/// sign in like anyone (customer-facing: the back office refuses its tokens).
+pub(crate) struct StaffMember {
+    pub(crate) user: Value,
+    /// A staff token, from the admin service's `POST /api/admin/auth/token`.
+    pub(crate) access: String,
+    pub(crate) api: Session,
+}
+
+impl StaffMember {
+    pub(crate) fn sign_in(api: &Api, admin: &AdminService, email: &str) -> StaffMember {
+        let token = staff_token(admin, email, PASSWORD).expect_json(201);
+        assert_keys(
+            &token,
+            &[
+                "user",
+                "session_id",
+                "access_token",
+                "token_type",
+                "expires_in",
+            ],
+        );
+        StaffMember {
+            user: token["user"].clone(),
+            access: str_of(&token["access_token"]).to_string(),
+            api: login_as(api, email, PASSWORD),
+        }
+    }
+}
+
+/// `POST /api/admin/auth/token` with `email` and `password`.
+pub(crate) fn staff_token(admin: &AdminService, email: &str, password: &str) -> Reply {
+    admin
+        .post("/api/admin/auth/token")
+        .json(json!({"email": email, "password": password}))
+        .send()
+}
+
+/// Calls `path` with the credentials `with` adds until it is refused with 401, for at most
+/// [`PATIENCE`].
+fn wait_until_refused(admin: &AdminService, with: impl Fn(Call) -> Call, path: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let reply = with(admin.get(path)).send();
+        if reply.status == 401 {
+            return;
+        }
+        assert_eq!(reply.status, 200, "{reply}");
+        assert!(Instant::now() < deadline, "{path} still accepted: {reply}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 pub(crate) fn with_stack(scenario: fn(&Stack)) -> impl Fn(&Database) {
@@ -136,8 +279,8 @@ impl<'db> Stack<'db> {
         let customer = register(&api, "customer@example.com");
         create_staff(db, "support@example.com", "support").expect("support is created");
         create_staff(db, "root@example.com", "admin").expect("the admin is created");
-        let support = login_as(&api, "support@example.com", PASSWORD);
-        let root = login_as(&api, "root@example.com", PASSWORD);
+        let support = StaffMember::sign_in(&api, &admin, "support@example.com");
+        let root = StaffMember::sign_in(&api, &admin, "root@example.com");
         Stack {
             db,
             api,
@@ -171,9 +314,13 @@ fn create_admin_command(s: &Stack) {
     assert!(none.contains("ADMIN_PASSWORD"), "{none}");
 
     // The made accounts have their roles, seen by the api too.
-    let me = s.api.get("/api/auth/me").bearer(&s.root.access).send();
+    let me = s.api.get("/api/auth/me").bearer(&s.root.api.access).send();
     assert_eq!(me.expect_json(200)["role"], "admin");
-    let me = s.api.get("/api/auth/me").bearer(&s.support.access).send();
+    let me = s
+        .api
+        .get("/api/auth/me")
+        .bearer(&s.support.api.access)
+        .send();
     assert_eq!(me.expect_json(200)["role"], "support");
 
     // --promote keeps the password and gives the role.
@@ -193,6 +340,259 @@ fn create_admin_command(s: &Stack) {
     assert!(promoted.contains("is now support"), "{promoted}");
     let again = login_as(&s.api, "customer@example.com", PASSWORD);
     assert_eq!(again.user["role"], "support");
+}
+
+/// A role given to an account ends every session it had: whoever registered it beforehand keeps
+/// no token, refresh token or cookie that would now carry the role. Demoting does the same.
+fn role_change(s: &Stack) {
+    let early = register(&s.api, "new-hire@example.com");
+    let promoted = run_admin_command(
+        s.db,
+        &[
+            "create-admin",
+            "--email",
+            "new-hire@example.com",
+            "--role",
+            "admin",
+            "--promote",
+        ],
+        "",
+    )
+    .unwrap();
+    s.api
+        .get("/api/auth/me")
+        .bearer(&early.access)
+        .send()
+        .expect_error(401, "unauthorized");
+    s.api
+        .get("/api/auth/me")
+        .cookie(early.cookie_pair())
+        .send()
+        .expect_error(401, "unauthorized");
+    s.api
+        .post("/api/auth/refresh")
+        .json(json!({"refresh_token": early.refresh_token()}))
+        .send()
+        .expect_error(401, "unauthorized");
+    assert!(promoted.contains("1 session(s) ended"), "{promoted}");
+    // Signing in again is the way in, with the new role.
+    let again = StaffMember::sign_in(&s.api, &s.admin, "new-hire@example.com");
+    assert_eq!(again.user["role"], "admin");
+    s.admin
+        .get("/api/admin/users")
+        .bearer(&again.access)
+        .send()
+        .expect(200);
+
+    // Demoted, the staff token and the api session end too.
+    run_admin_command(
+        s.db,
+        &[
+            "create-admin",
+            "--email",
+            "new-hire@example.com",
+            "--role",
+            "support",
+            "--promote",
+        ],
+        "",
+    )
+    .unwrap();
+    s.admin
+        .get("/api/admin/users")
+        .bearer(&again.access)
+        .send()
+        .expect_error(401, "unauthorized");
+    s.api
+        .get("/api/auth/me")
+        .bearer(&again.api.access)
+        .send()
+        .expect_error(401, "unauthorized");
+    // The other staff keep theirs.
+    s.admin
+        .get("/api/admin/users")
+        .bearer(&s.root.access)
+        .send()
+        .expect(200);
+}
+
+/// While staff impersonate a customer, the customer's session list shows a support session,
+/// never the staff member's identity; the audit log keeps who it was.
+fn impersonation_label(s: &Stack) {
+    let id = s.customer_id();
+    start_impersonation(s, &s.support, &id);
+    let listed = s
+        .api
+        .get("/api/auth/sessions")
+        .bearer(&s.customer.access)
+        .send()
+        .expect(200);
+    assert!(!listed.body.contains("support@example.com"), "{listed}");
+    assert!(
+        !listed.body.contains(str_of(&s.support.user["id"])),
+        "{listed}"
+    );
+    let sessions = listed.json()["sessions"].as_array().unwrap().clone();
+    let labels: Vec<&Value> = sessions
+        .iter()
+        .map(|session| &session["user_agent"])
+        .collect();
+    assert!(labels.contains(&&json!("support session")), "{listed}");
+    // Staff see the same label on the customer's page; the audit log says who.
+    let detail = s
+        .admin
+        .get(&format!("/api/admin/users/{id}"))
+        .bearer(&s.root.access)
+        .send()
+        .expect(200);
+    assert!(!detail.body.contains("support@example.com"), "{detail}");
+    let entry = &audit_entries(s, "?action=impersonation.start")[0];
+    assert_eq!(entry["actor_email"], "support@example.com");
+}
+
+/// The admin JSON API, the panel and the webhooks operations API take staff credentials only:
+/// staff tokens from `POST /api/admin/auth/token` (staff audience, in a staff session), and the
+/// panel's staff sessions; never the api's tokens or sessions, a staff member's included.
+fn staff_credentials_only(s: &Stack) {
+    // A staff token: its own audience, refused by the api.
+    let token = staff_token(&s.admin, "root@example.com", PASSWORD).expect_json(201);
+    assert_eq!(token["user"]["email"], "root@example.com");
+    assert_eq!(token["token_type"], "bearer");
+    let access = str_of(&token["access_token"]).to_string();
+    let staff_claims = claims(&access);
+    assert_eq!(staff_claims["aud"], "acme-staff");
+    assert_eq!(staff_claims["sid"], token["session_id"]);
+    assert!(staff_claims["exp"].as_i64().unwrap() - staff_claims["iat"].as_i64().unwrap() <= 900);
+    s.api
+        .get("/api/auth/me")
+        .bearer(&access)
+        .send()
+        .expect_error(401, "unauthorized");
+    s.admin
+        .get("/api/admin/metrics")
+        .bearer(&access)
+        .send()
+        .expect(200);
+    let refused = s
+        .admin
+        .get("/api/admin/metrics")
+        .bearer(&s.root.api.access)
+        .send()
+        .expect_error(403, "staff_token_required");
+    let message = str_of(&refused["message"]);
+    assert!(message.contains("/api/admin/auth/token"), "{refused}");
+
+    // Only staff get one, with one answer for every other case.
+    for (email, password) in [
+        ("customer@example.com", PASSWORD),
+        ("root@example.com", "not the password"),
+        ("nobody@example.com", PASSWORD),
+    ] {
+        staff_token(&s.admin, email, password).expect_error(401, "invalid_credentials");
+    }
+    // Signing in for a token is audited like the panel's sign-in.
+    let sign_ins = audit_entries(s, "?action=staff.sign&actor=root@example.com");
+    assert!(
+        sign_ins.iter().any(|entry| entry["details"]
+            == format!(r#"{{"session_id":"{}"}}"#, str_of(&token["session_id"]))),
+        "{sign_ins:?}"
+    );
+
+    // The panel: its own cookie name does not make an api session a staff one.
+    let api_session_as_panel_cookie = format!("admin-{}", s.root.api.cookie_pair());
+    s.admin
+        .get("/admin")
+        .cookie(&api_session_as_panel_cookie)
+        .send()
+        .check(401);
+    s.admin
+        .get("/api/admin/users")
+        .cookie(&api_session_as_panel_cookie)
+        .send()
+        .expect_error(401, "unauthorized");
+    // The panel takes a staff token as well as its cookie, and the api's panel-less tokens not.
+    s.admin.get("/admin").bearer(&access).send().check(200);
+    s.admin
+        .get("/admin")
+        .bearer(&s.root.api.access)
+        .send()
+        .check(403);
+    // The panel's session works with the JSON API, and not at the api.
+    let panel = PanelSession::sign_in(&s.admin, "root@example.com");
+    panel.get(&s.admin, "/api/admin/metrics").check(200);
+    let panel_cookie_at_api = panel.cookie.replacen("admin-session", "session", 1);
+    s.api
+        .get("/api/auth/me")
+        .cookie(&panel_cookie_at_api)
+        .send()
+        .expect_error(401, "unauthorized");
+}
+
+/// The audit log's CSV export: every field with a separator, a quote or a line break is quoted
+/// (RFC 4180), and a formula start is defused wherever a spreadsheet could start a cell, not
+/// only at the field's start (a spreadsheet splitting on `;` or tabs, or ignoring quotes).
+fn csv_cells(s: &Stack) {
+    let id = s.customer_id();
+    let reason = "refund;=HYPERLINK(\"http://evil.example\",\"x\")\n@SUM(1)\t-2,+3 \"q\"";
+    s.admin
+        .post(&format!("/api/admin/users/{id}/disable"))
+        .bearer(&s.root.access)
+        .json(json!({ "reason": reason }))
+        .send()
+        .expect(200);
+    let csv = s
+        .admin
+        .get(&format!("/api/admin/audit.csv?target={id}"))
+        .bearer(&s.support.access)
+        .send()
+        .expect(200);
+
+    // Read as RFC 4180, the reason is one field, defused where cells could start.
+    let records = parse_csv(&csv.body);
+    assert_eq!(records.len(), 2, "{}", csv.body);
+    assert_eq!(records[0].len(), 10, "{:?}", records[0]);
+    assert_eq!(records[1].len(), 10, "{:?}", records[1]);
+    assert_eq!(
+        records[1][7],
+        "refund;'=HYPERLINK(\"http://evil.example\",\"x\")\n'@SUM(1)\t'-2,'+3 \"q\""
+    );
+    // Split however a spreadsheet might (on any separator, line break or quote), no cell starts
+    // with a formula.
+    for cell in csv.body.split([',', ';', '\t', '\r', '\n', '"']) {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@']),
+            "a cell starts a formula: {cell:?} in {}",
+            csv.body
+        );
+    }
+}
+
+/// The records of an RFC 4180 CSV text: quoted fields may hold separators, doubled quotes and
+/// line breaks; records end with CRLF.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let (mut records, mut record, mut field) = (Vec::new(), Vec::new(), String::new());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\r') if chars.peek() == Some(&'\n') => {
+                chars.next();
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    assert!(!quoted && field.is_empty() && record.is_empty(), "{text:?}");
+    records
 }
 
 /// Every endpoint of the JSON API for each kind of caller. Changes are tried by callers who
@@ -219,11 +619,18 @@ fn permission_matrix(s: &Stack) {
 
     for path in &reads {
         s.admin.get(path).send().expect_error(401, "unauthorized");
-        s.admin
-            .get(path)
-            .bearer(&s.customer.access)
-            .send()
-            .expect_error(403, "forbidden");
+        // The api's tokens are customer-facing, a staff member's too.
+        for api_token in [
+            &s.customer.access,
+            &s.support.api.access,
+            &s.root.api.access,
+        ] {
+            s.admin
+                .get(path)
+                .bearer(api_token)
+                .send()
+                .expect_error(403, "staff_token_required");
+        }
         s.admin
             .get(path)
             .bearer(&s.support.access)
@@ -237,14 +644,18 @@ fn permission_matrix(s: &Stack) {
             .json(body.clone())
             .send()
             .expect_error(401, "unauthorized");
-        for refused in [&s.customer, &s.support] {
-            s.admin
-                .post(path)
-                .bearer(&refused.access)
-                .json(body.clone())
-                .send()
-                .expect_error(403, "forbidden");
-        }
+        s.admin
+            .post(path)
+            .bearer(&s.customer.access)
+            .json(body.clone())
+            .send()
+            .expect_error(403, "staff_token_required");
+        s.admin
+            .post(path)
+            .bearer(&s.support.access)
+            .json(body.clone())
+            .send()
+            .expect_error(403, "forbidden");
     }
     let reason = json!({"reason": "ticket 42"});
     s.admin
@@ -257,7 +668,7 @@ fn permission_matrix(s: &Stack) {
         .bearer(&s.customer.access)
         .json(reason.clone())
         .send()
-        .expect_error(403, "forbidden");
+        .expect_error(403, "staff_token_required");
     s.admin
         .post(&impersonate)
         .bearer(&s.support.access)
@@ -278,7 +689,8 @@ fn permission_matrix(s: &Stack) {
             .send()
             .expect(200);
     }
-    // None of the refused attempts left a trace but the admin's and support's own actions.
+    // None of the refused attempts left a trace but the admin's and support's own actions
+    // (after their sign-ins for staff tokens, oldest).
     let actions = audit_actions(s, "");
     assert_eq!(
         actions,
@@ -288,15 +700,17 @@ fn permission_matrix(s: &Stack) {
             "customer.disable",
             "impersonation.start",
             "impersonation.start",
+            "staff.sign_in",
+            "staff.sign_in",
         ]
     );
-    // An impersonation token is not staff, whoever it acts as.
+    // An impersonation token is not staff, whoever it acts as: it is the customer's.
     let token = start_impersonation(s, &s.root, &id);
     s.admin
         .get("/api/admin/users")
         .bearer(&token)
         .send()
-        .expect_error(403, "forbidden");
+        .expect_error(403, "staff_token_required");
     // Staff are never disabled nor impersonated.
     let support_id = str_of(&s.support.user["id"]).to_string();
     s.admin
@@ -495,7 +909,10 @@ fn audit_log(s: &Stack) {
         audit_actions(s, &format!("?target={id}&actor=root@example.com")).len(),
         3
     );
-    assert_eq!(audit_actions(s, "?actor=support@example.com").len(), 0);
+    assert_eq!(
+        audit_actions(s, "?actor=support@example.com"),
+        ["staff.sign_in"]
+    );
     let page = s
         .admin
         .get("/api/admin/audit?per_page=2")
@@ -536,7 +953,8 @@ fn audit_log(s: &Stack) {
         let refused = s.db.try_execute(sql).unwrap_err();
         assert!(refused.contains("append-only"), "{refused}");
     }
-    assert_eq!(audit_actions(s, "").len(), 3);
+    // Three actions, and the two staff tokens' sign-ins.
+    assert_eq!(audit_actions(s, "").len(), 5);
 }
 
 fn panel_over_http(s: &Stack) {
@@ -546,7 +964,7 @@ fn panel_over_http(s: &Stack) {
     assert!(anonymous.body.contains(r#"name="password""#), "{anonymous}");
     let with_api_cookie = admin
         .get("/admin/customers")
-        .cookie(s.root.cookie_pair())
+        .cookie(s.root.api.cookie_pair())
         .send();
     with_api_cookie.check(401);
 
@@ -652,6 +1070,9 @@ fn panel_over_http(s: &Stack) {
             ("staff.sign_out", "root@example.com"),
             ("staff.sign_in", "root@example.com"),
             ("staff.sign_in", "support@example.com"),
+            // The staff tokens' sign-ins of the stack.
+            ("staff.sign_in", "root@example.com"),
+            ("staff.sign_in", "support@example.com"),
         ]
     );
     assert_eq!(sessions[0]["client_ip"], "127.0.0.1");
@@ -705,7 +1126,7 @@ fn run_admin_command(db: &Database, args: &[&str], password: &str) -> Result<Str
 }
 
 /// Starts an impersonation as `staff` and returns its access token.
-fn start_impersonation(s: &Stack, staff: &Session, user_id: &str) -> String {
+fn start_impersonation(s: &Stack, staff: &StaffMember, user_id: &str) -> String {
     let started = s
         .admin
         .post(&format!("/api/admin/users/{user_id}/impersonate"))

@@ -15,10 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::admin::{PanelSession, Stack};
-use crate::api::{
-    Session, int_of, launch_with_test_settings, now, on_each_database, register, str_of,
-};
+use crate::admin::{PanelSession, Stack, StaffMember};
+use crate::api::{int_of, launch_with_test_settings, now, on_each_database, register, str_of};
 use crate::client::{Instance, Reply, assert_keys};
 use crate::support::Database;
 use crate::webhooks::{self, event_body, outcomes, sorted};
@@ -422,15 +420,17 @@ fn permission_matrix(s: &Ops) {
     };
     for path in &reads {
         call("GET", path, None).check_error(401, "unauthorized");
-        call("GET", path, Some(&s.customer.access)).check_error(403, "forbidden");
-        call("GET", path, Some(&impersonating)).check_error(403, "forbidden");
+        call("GET", path, Some(&s.customer.access)).check_error(403, "staff_token_required");
+        call("GET", path, Some(&impersonating)).check_error(403, "staff_token_required");
+        call("GET", path, Some(&s.support.api.access)).check_error(403, "staff_token_required");
         call("GET", path, Some(&s.support.access)).check(200);
         call("GET", path, Some(&s.root.access)).check(200);
     }
     for path in writes {
         call("POST", path, None).check_error(401, "unauthorized");
-        call("POST", path, Some(&s.customer.access)).check_error(403, "forbidden");
-        call("POST", path, Some(&impersonating)).check_error(403, "forbidden");
+        call("POST", path, Some(&s.customer.access)).check_error(403, "staff_token_required");
+        call("POST", path, Some(&impersonating)).check_error(403, "staff_token_required");
+        call("POST", path, Some(&s.root.api.access)).check_error(403, "staff_token_required");
         call("POST", path, Some(&s.support.access)).check_error(403, "forbidden");
     }
     // The pages: the sign-in form for nobody, 403 for customers, and the replay button for
@@ -684,7 +684,7 @@ impl Ops<'_> {
     }
 
     /// A panel page as `staff` sees it (with their access token: the panel takes it too).
-    fn page(&self, path: &str, staff: &Session) -> String {
+    fn page(&self, path: &str, staff: &StaffMember) -> String {
         self.admin
             .get(path)
             .bearer(&staff.access)

@@ -352,17 +352,23 @@ fn permission_matrix(s: &Stack) {
             .bearer("not-a-token")
             .send()
             .expect_error(401, "unauthorized");
-        admin
-            .get(path)
-            .bearer(&s.customer.access)
-            .send()
-            .expect_error(403, "forbidden");
+        // The api's tokens are customer-facing, a staff member's too.
+        for api_token in [&s.customer.access, &s.support.api.access] {
+            admin
+                .get(path)
+                .bearer(api_token)
+                .send()
+                .expect_error(403, "staff_token_required");
+        }
         admin.get(path).bearer(&s.support.access).send().expect(200);
         admin.get(path).bearer(root).send().expect(200);
     }
     for &(method, path, ref body) in &writes {
         send(method, path, body, None).expect_error(401, "unauthorized");
-        send(method, path, body, Some(&s.customer.access)).expect_error(403, "forbidden");
+        send(method, path, body, Some(&s.customer.access))
+            .expect_error(403, "staff_token_required");
+        send(method, path, body, Some(&s.root.api.access))
+            .expect_error(403, "staff_token_required");
         send(method, path, body, Some(&s.support.access)).expect_error(403, "forbidden");
     }
     // Nothing changed, and nothing was logged.
@@ -391,7 +397,7 @@ fn permission_matrix(s: &Stack) {
         .bearer("not-a-token")
         .send()
         .expect_error(401, "unauthorized");
-    for session in [&s.customer, &s.support, &s.root] {
+    for session in [&s.customer, &s.support.api, &s.root.api] {
         let flags = flags_of(s, session);
         assert_eq!(flags, BTreeMap::from([("other".to_string(), false)]));
     }
@@ -629,7 +635,7 @@ fn panel(s: &Stack) {
         ])
     );
     assert_eq!(flag_of(s, &s.customer, "dark-mode"), Some(false));
-    assert_eq!(flag_of(s, &s.support, "dark-mode"), Some(true));
+    assert_eq!(flag_of(s, &s.support.api, "dark-mode"), Some(true));
     let page = root.get(admin, "/admin/flags/dark-mode").expect(200);
     assert!(
         page.body

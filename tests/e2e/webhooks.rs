@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::admin::{StaffMember, start_admin};
 use crate::api::{Api, KEY, Session, int_of, now, on_each_database, register, seed, str_of};
 use crate::client::{Instance, Reply, assert_keys};
 use crate::support::Database;
@@ -562,11 +563,15 @@ fn permissions(stack: &Stack) {
     ];
 
     let customer = register(&stack.api, "customer@example.com");
-    let support = register(&stack.api, "support@example.com");
-    let admin = register(&stack.api, "admin@example.com");
+    register(&stack.api, "support@example.com");
+    register(&stack.api, "admin@example.com");
     let db = stack.api.db;
     db.execute("UPDATE users SET role = 'support' WHERE email = 'support@example.com'");
     db.execute("UPDATE users SET role = 'admin' WHERE email = 'admin@example.com'");
+    // Staff sign in at the admin service for staff tokens; their api tokens are refused.
+    let back_office = start_admin(db, &[]);
+    let support = StaffMember::sign_in(&stack.api, &back_office, "support@example.com");
+    let admin = StaffMember::sign_in(&stack.api, &back_office, "admin@example.com");
 
     for path in reads {
         hooks.get(path).send().expect_error(401, "unauthorized");
@@ -575,22 +580,26 @@ fn permissions(stack: &Stack) {
             .bearer("not-the-key")
             .send()
             .expect_error(401, "unauthorized");
-        hooks
-            .get(path)
-            .bearer(&customer.access)
-            .send()
-            .expect_error(403, "forbidden");
+        for api_token in [&customer.access, &support.api.access, &admin.api.access] {
+            hooks
+                .get(path)
+                .bearer(api_token)
+                .send()
+                .expect_error(403, "staff_token_required");
+        }
         hooks.get(path).bearer(&support.access).send().expect(200);
         hooks.get(path).bearer(&admin.access).send().expect(200);
         hooks.get(path).bearer(OPS_KEY).send().expect(200);
     }
     for path in writes {
         hooks.post(path).send().expect_error(401, "unauthorized");
-        hooks
-            .post(path)
-            .bearer(&customer.access)
-            .send()
-            .expect_error(403, "forbidden");
+        for api_token in [&customer.access, &admin.api.access] {
+            hooks
+                .post(path)
+                .bearer(api_token)
+                .send()
+                .expect_error(403, "staff_token_required");
+        }
         hooks
             .post(path)
             .bearer(&support.access)

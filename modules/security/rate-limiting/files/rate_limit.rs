@@ -4,8 +4,8 @@
 //! Three limits, each against one kind of abuse (saaskit's `docs/auth.md`, "Security model"):
 //!
 //! - per client IP (`auth:ip:*`): `POST /api/auth/register`, `/login`, `/refresh` and
-//!   `/password` (and the admin panel's `/admin/sign-in`) together, against one address
-//!   spraying guesses over many accounts or flooding sign-ups;
+//!   `/password` (and the admin service's `/admin/sign-in` and `/api/admin/auth/token`)
+//!   together, against one address spraying guesses over many accounts or flooding sign-ups;
 //! - per email *and* client IP (`auth:email-ip:*`): register and the sign-ins, tight, against
 //!   one address guessing one account's password. Per password change, the same quota counts
 //!   per account (`auth:account:*`), against a stolen token guessing the current password;
@@ -137,12 +137,13 @@ enum Counted {
 }
 
 /// The routes limited. All of them share one count per IP.
-const AUTH_ROUTES: [(&str, Counted); 5] = [
+const AUTH_ROUTES: [(&str, Counted); 6] = [
     ("/api/auth/register", Counted::EmailPerIp),
     ("/api/auth/login", Counted::SignIn),
     ("/api/auth/refresh", Counted::Ip),
     ("/api/auth/password", Counted::Account),
     ("/admin/sign-in", Counted::SignIn),
+    ("/api/admin/auth/token", Counted::SignIn),
 ];
 
 /// How long a client IP that signed in to an account (or registered it) stays exempt from the

@@ -11,7 +11,8 @@
 //!
 //! The password is read from `ADMIN_PASSWORD` when it is set (for scripts), else asked for
 //! twice without echo. `--promote` gives an existing account the role instead, keeping its
-//! password. Parsed by hand: one command with four flags does not need an argument-parser
+//! password and ending all its sessions (a role change always does), so that no token issued
+//! before, to whoever registered the account, carries the new role. Parsed by hand: one command with four flags does not need an argument-parser
 //! crate in every build of the service.
 
 use std::io::IsTerminal;
@@ -128,9 +129,10 @@ async fn create_admin(
             .await
             .map_err(explain)?
     };
-    auth.set_role(&user.id, role).await.map_err(explain)?;
+    // Ends every session of the account too: nothing signed in before keeps the new role.
+    let ended = auth.set_role(&user.id, role).await.map_err(explain)?;
     println!(
-        "{} is now {} (user id {})",
+        "{} is now {} (user id {}); {ended} session(s) ended: sign in again",
         user.email,
         role.as_str(),
         user.id

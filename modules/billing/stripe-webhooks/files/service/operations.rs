@@ -1,8 +1,9 @@
 //! The operations API: the event log, an event's attempts, and replays. Never open: callers
-//! present the internal API key (`WEBHOOKS_OPERATIONS_API_KEY`) or a staff member's access token
-//! as `Authorization: Bearer ...`. Support staff may read; replays need an admin or the key.
-//! Replays land in the audit log, naming the admin or the key (`WEBHOOKS_OPERATIONS_API_KEY_NAME`),
-//! as the back office's do.
+//! present the internal API key (`WEBHOOKS_OPERATIONS_API_KEY`) or a staff token (from the admin
+//! service's `POST /api/admin/auth/token`; the api's access tokens are refused with 403
+//! `staff_token_required`, a staff member's included) as `Authorization: Bearer ...`. Support
+//! staff may read; replays need an admin or the key. Replays land in the audit log, naming the
+//! admin or the key (`WEBHOOKS_OPERATIONS_API_KEY_NAME`), as the back office's do.
 
 use std::net::IpAddr;
 
@@ -30,7 +31,10 @@ pub fn routes(webhooks: Webhooks, auth: Auth) -> Router {
         .route("/api/webhooks/events/{id}", get(event))
         .route("/api/webhooks/replay/{id}", post(replay))
         .route("/api/webhooks/replay", post(replay_all))
-        .with_state(Operations { webhooks, auth })
+        .with_state(Operations {
+            webhooks,
+            auth: auth.for_staff(),
+        })
 }
 
 async fn logs(

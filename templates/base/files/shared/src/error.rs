@@ -47,6 +47,10 @@ pub enum ApiError {
     /// The caller is known but not allowed to do this (403).
     #[error("permission denied")]
     Forbidden,
+    /// Refused for a reason clients tell apart by its own `code`, such as
+    /// `staff_token_required` for a genuine credential issued for another use (403).
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
     /// The named resource does not exist, e.g. `NotFound("user")` (404).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -90,7 +94,7 @@ impl ApiError {
             Self::BadRequest(_) | Self::Rejected { .. } => StatusCode::BAD_REQUEST,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::Denied { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -110,6 +114,7 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden => "forbidden",
+            Self::Denied { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge => "payload_too_large",

@@ -2,8 +2,6 @@
 //! are written with [`record`] (module `audit`): every staff action writes one in the same
 //! transaction as its effect, so neither exists without the other.
 
-use std::fmt::Write as _;
-
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -17,6 +15,29 @@ use crate::error::ApiError;
 // Writing entries is the `audit` module's, which the webhooks service uses too; the back office
 // reads them.
 pub use crate::audit::{Action, Actor, record};
+
+/// Audits a staff sign-in or sign-out (`action`: `staff.sign_in`, `staff.sign_out`), the staff
+/// member's own account as the target and the session in the details, at `now`.
+pub async fn record_session(
+    db: &Database,
+    actor: Actor<'_>,
+    action: &str,
+    session_id: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let details = format!(r#"{{"session_id":"{session_id}"}}"#);
+    let entry = Action {
+        action,
+        target_type: "user",
+        target_id: actor.user_id,
+        reason: None,
+        details: Some(&details),
+    };
+    let mut tx = db.begin_write().await?;
+    record(&mut tx, actor, entry, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
 
 /// An entry as the panel and the API show it.
 #[derive(Debug, Clone, Serialize)]
@@ -132,21 +153,35 @@ pub fn csv_download(csv: String) -> Response {
         .into_response()
 }
 
-/// One CSV field, quoted when it must be. A field a spreadsheet would run as a formula (`=`,
-/// `+`, `-`, `@` first) is prefixed with `'`, as OWASP advises against CSV injection: reasons
-/// and emails are typed by people. (By hand: the `csv` crate is a dependency for ten lines.)
+/// What a spreadsheet runs as a formula when a cell starts with it (OWASP, CSV injection).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// What can end a cell, in this file or as a spreadsheet may read it: the separators of CSV
+/// (`,`, and `;` where it is the locale's list separator) and of TSV, line breaks, and quotes.
+const CELL_ENDS: [char; 6] = [',', ';', '\t', '\r', '\n', '"'];
+
+/// One CSV field (RFC 4180): quoted when it holds a separator, a quote or a line break, its
+/// quotes doubled. Formulas are defused with a `'` before each formula start (`=`, `+`, `-`,
+/// `@`, tab, carriage return) that opens the field or follows something that can end a cell:
+/// a spreadsheet that splits on `;` or tabs, or ignores quotes, would start a new cell there
+/// (OWASP's advice against CSV injection: reasons and emails are typed by people). By hand:
+/// the `csv` crate is a dependency for twenty lines.
 fn push_csv_field(out: &mut String, field: &str) {
-    let formula = field.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let quote = formula || field.contains([',', '"', '\r', '\n']);
-    if !quote {
+    let mut defused = String::with_capacity(field.len() + 2);
+    let mut cell_start = true;
+    for character in field.chars() {
+        if cell_start && FORMULA_STARTS.contains(&character) {
+            defused.push('\'');
+        }
+        defused.push(character);
+        cell_start = CELL_ENDS.contains(&character);
+    }
+    if defused.len() == field.len() && !field.contains(CELL_ENDS) {
         out.push_str(field);
         return;
     }
     out.push('"');
-    if formula {
-        out.push('\'');
-    }
-    let _ = write!(out, "{}", field.replace('"', "\"\""));
+    out.push_str(&defused.replace('"', "\"\""));
     out.push('"');
 }
 
@@ -210,9 +245,21 @@ mod tests {
     fn csv_fields_are_quoted_only_when_needed_and_formulas_are_defused() {
         assert_eq!(field("plain"), "plain");
         assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("a;b"), "\"a;b\"");
         assert_eq!(field("say \"hi\"\nbye"), "\"say \"\"hi\"\"\nbye\"");
         assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(field("-1"), "\"'-1\"");
+    }
+
+    #[test]
+    fn formulas_are_defused_wherever_a_cell_could_start() {
+        assert_eq!(field("ok;=1+1"), "\"ok;'=1+1\"");
+        assert_eq!(field("a,@SUM(A1)"), "\"a,'@SUM(A1)\"");
+        assert_eq!(field("line\n+1"), "\"line\n'+1\"");
+        assert_eq!(field("x\t-2"), "\"x\t'-2\"");
+        assert_eq!(field("\"=cmd\""), "\"\"\"'=cmd\"\"\"");
+        // Inside a cell, they are text: a 2-3 range, an address.
+        assert_eq!(field("2-3 a@b.c"), "2-3 a@b.c");
     }
 
     #[test]
