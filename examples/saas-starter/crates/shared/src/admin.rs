@@ -14,12 +14,13 @@ pub mod customers;
 pub mod impersonation;
 pub mod metrics;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
+pub use crate::audit::client_ip;
 use crate::auth::{Auth, CurrentUser, Role, User};
 use crate::error::ApiError;
 
@@ -104,15 +105,6 @@ where
         let current = CurrentUser::from_request_parts(parts, state).await?;
         Self::from_current(current, client_ip(parts))
     }
-}
-
-/// The peer address of the connection. Behind a reverse proxy it is the proxy's: the log then
-/// shows where the proxy runs, which is honest, where a forwarded header could be forged.
-pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip())
 }
 
 /// A page of results and how to ask for the next ones.

@@ -8,74 +8,29 @@
 
 use sqlx::Row;
 
-use crate::admin::audit::{self, Action};
 use crate::admin::metrics::Metric;
 use crate::admin::{Permission, Staff};
 use crate::db::Database;
 use crate::error::ApiError;
-use crate::webhooks::store::{self, Replay};
+use crate::webhooks::store;
 use crate::webhooks::{Status, now_ms};
 
-/// The audit log's target type of replays.
-pub const TARGET_TYPE: &str = "webhook_event";
-
-/// Queues event `id` for processing again on behalf of `staff` (an admin: 403 otherwise), then
-/// audits it (`webhook.replay`, with the replay count). How many times the event has been
+/// Queues event `id` for processing again on behalf of `staff` (an admin: 403 otherwise),
+/// audited (`webhook.replay`) in the replay's transaction. How many times the event has been
 /// replayed, this one included; 404 when unknown, 409 when it already waits for a worker
 /// (pending, or retrying).
-///
-/// The replay and its audit entry commit in one transaction: a replay refused (404, 409) is
-/// not audited.
 pub async fn replay(db: &Database, staff: &Staff, id: &str) -> Result<i64, ApiError> {
     staff.require(Permission::Manage)?;
-    let now_ms = now_ms();
-    let mut tx = db.begin_write().await?;
-    let replays = match store::replay_in(&mut tx, id, &requested_by(staff), now_ms).await? {
-        Replay::Queued { replays } => replays,
-        Replay::Unknown => return Err(ApiError::NotFound("event")),
-        Replay::AlreadyQueued => {
-            return Err(ApiError::Conflict(
-                "the event is already queued for processing".into(),
-            ));
-        }
-    };
-    let details = serde_json::json!({ "replays": replays }).to_string();
-    let action = Action {
-        action: "webhook.replay",
-        target_type: TARGET_TYPE,
-        target_id: id,
-        reason: None,
-        details: Some(&details),
-    };
-    audit::record(&mut tx, staff.actor(), action, now_ms / 1000).await?;
-    tx.commit().await?;
-    Ok(replays)
+    store::replay(db, id, staff.actor(), now_ms())
+        .await?
+        .into_result()
 }
 
-/// Queues every dead-lettered event for processing again on behalf of `staff` (an admin), then
-/// audits it (`webhook.replay_all`, with the count, also when it is 0). How many were queued.
+/// Queues every dead-lettered event for processing again on behalf of `staff` (an admin),
+/// audited (`webhook.replay_all`, with the count, also when it is 0). How many were queued.
 pub async fn replay_dead_letter(db: &Database, staff: &Staff) -> Result<u64, ApiError> {
     staff.require(Permission::Manage)?;
-    let now_ms = now_ms();
-    let status = Status::DeadLetter;
-    let mut tx = db.begin_write().await?;
-    let queued = store::replay_all_in(&mut tx, status, &requested_by(staff), now_ms).await?;
-    let details = serde_json::json!({ "status": status.as_str(), "queued": queued }).to_string();
-    let action = Action {
-        action: "webhook.replay_all",
-        target_type: TARGET_TYPE,
-        target_id: status.as_str(),
-        reason: None,
-        details: Some(&details),
-    };
-    audit::record(&mut tx, staff.actor(), action, now_ms / 1000).await?;
-    tx.commit().await?;
-    Ok(queued)
-}
-
-/// Who the store records a replay as, in the words of the webhooks service's operations API.
-fn requested_by(staff: &Staff) -> String {
-    format!("{} ({})", staff.user.email, staff.user.id)
+    Ok(store::replay_all(db, Status::DeadLetter, staff.actor(), now_ms()).await?)
 }
 
 /// How many events are failing, by status.

@@ -1,8 +1,10 @@
 //! Accounts and authentication: registration, sign-in, access and refresh tokens, sessions.
 //!
 //! A request is authenticated either by a Bearer access token (for API clients and other
-//! services) or by the session cookie (for browsers); [`CurrentUser`] accepts both. Each
-//! submodule explains its security choices:
+//! services) or by the session cookie (for browsers); [`CurrentUser`] accepts both. The back
+//! office (the admin service, the webhooks operations API) uses [`Auth::for_staff`]: staff
+//! sessions and staff tokens only, with shorter timeouts. Each submodule explains its security
+//! choices:
 //!
 //! - [`accounts`]: the `users` table and the email rules;
 //! - [`password`]: the password policy and argon2id hashing off the async runtime;
@@ -31,7 +33,7 @@ use serde::Serialize;
 
 pub use accounts::{Role, User};
 use password::{Passwords, Verified};
-use session::{Exchange, SessionInfo, Timeouts};
+use session::{Exchange, Kind, Policy, SessionInfo, Timeouts};
 pub use token::Actor;
 use token::{Claims, Expected, Jwks, KeySet};
 
@@ -52,14 +54,20 @@ pub struct AuthConfig {
     keys: Option<KeySet>,
     issuer: String,
     audience: String,
+    /// The audience of staff tokens, the only ones the back office accepts.
+    staff_audience: String,
     access_token_ttl: i64,
     timeouts: Timeouts,
+    /// Staff sessions' own, shorter timeouts: a staff session is worth more to an attacker.
+    staff_timeouts: Timeouts,
     cookie_secure: bool,
+    /// How many password hashes may wait for a hashing thread (`AUTH_PASSWORD_HASH_QUEUE`).
+    password_queue: usize,
 }
 
 impl AuthConfig {
     pub fn from_env(env: &mut Env) -> Self {
-        let signing_key: Option<String> = env.required("AUTH_SIGNING_KEY");
+        let signing_key = env.required_secret("AUTH_SIGNING_KEY");
         let previous_keys: String = env.optional("AUTH_PREVIOUS_KEYS", String::new());
         let keys = signing_key.and_then(|signing_key| {
             KeySet::parse(&signing_key, &previous_keys)
@@ -74,6 +82,16 @@ impl AuthConfig {
         });
         let issuer = env.required("AUTH_ISSUER").unwrap_or_default();
         let audience = env.required("AUTH_AUDIENCE").unwrap_or_default();
+        // Optional, so that a workspace made before staff tokens existed starts as it was.
+        let staff_audience: String =
+            env.optional("AUTH_STAFF_AUDIENCE", format!("{audience}-staff"));
+        if staff_audience == audience {
+            env.record(
+                "AUTH_STAFF_AUDIENCE",
+                "must differ from AUTH_AUDIENCE, or customer-facing tokens would pass as staff \
+                 tokens: e.g. AUTH_AUDIENCE with `-staff` appended",
+            );
+        }
         let mut positive = |key: &str, default: i64| {
             let value = env.optional(key, default);
             if value <= 0 {
@@ -86,13 +104,25 @@ impl AuthConfig {
             idle: positive("AUTH_SESSION_IDLE_TIMEOUT_SECS", 7 * 24 * 3600),
             absolute: positive("AUTH_SESSION_ABSOLUTE_TIMEOUT_SECS", 30 * 24 * 3600),
         };
+        // OWASP's ranges for high-value applications: minutes idle, a working day at most.
+        let staff_timeouts = Timeouts {
+            idle: positive("AUTH_STAFF_SESSION_IDLE_TIMEOUT_SECS", 5 * 60),
+            absolute: positive("AUTH_STAFF_SESSION_ABSOLUTE_TIMEOUT_SECS", 8 * 3600),
+        };
+        let password_queue = env.optional("AUTH_PASSWORD_HASH_QUEUE", 32);
+        if password_queue == 0 {
+            env.record("AUTH_PASSWORD_HASH_QUEUE", "must be at least 1");
+        }
         Self {
             keys,
             issuer,
             audience,
+            staff_audience,
             access_token_ttl,
             timeouts,
+            staff_timeouts,
             cookie_secure: env.optional("AUTH_COOKIE_SECURE", true),
+            password_queue,
         }
     }
 
@@ -111,12 +141,18 @@ impl AuthConfig {
 /// The session cookie's name without the `__Host-` prefix, in the api.
 const API_COOKIE: &str = "session";
 
+/// The staff session cookie's name without the `__Host-` prefix (the admin panel's).
+const STAFF_COOKIE: &str = "admin-session";
+
 /// Authentication, shared by the handlers of every route that needs it. Cheap to clone.
 #[derive(Clone)]
 pub struct Auth {
     inner: Arc<Inner>,
-    /// The session cookie this service reads and writes (see [`Auth::with_cookie`]).
+    /// The session cookie this service reads and writes (see [`Auth::for_staff`]).
     cookie_name: Arc<str>,
+    /// The sessions and tokens this value accepts and issues: customer-facing ones, or staff
+    /// ones (see [`Auth::for_staff`]).
+    kind: Kind,
 }
 
 struct Inner {
@@ -167,9 +203,10 @@ impl CurrentUser {
     }
 }
 
-/// An impersonation an admin started: a session of the customer's, and its one access token.
+/// A session with one access token and no refresh token: an impersonation an admin started (in
+/// a session of the customer's), or a staff token (see [`Auth::start_token_session`]).
 #[derive(Debug, Clone, Serialize)]
-pub struct Impersonation {
+pub struct SessionToken {
     pub session_id: String,
     pub access_token: String,
     pub token_type: &'static str,
@@ -183,31 +220,37 @@ impl Auth {
         let mut config = config;
         let keys = config.keys.take().ok_or(SetupError::InvalidConfig)?;
         let jwks = keys.jwks();
+        let passwords = Passwords::new(config.password_queue)?;
         tracing::info!(
             kid = keys.signing_kid(),
             "access tokens are signed with this key"
         );
         Ok(Self {
             cookie_name: config.cookie_name(API_COOKIE),
+            kind: Kind::Customer,
             inner: Arc::new(Inner {
                 db,
                 config,
                 keys,
                 jwks,
-                passwords: Passwords::new()?,
+                passwords,
                 trusted_origins: http.allowed_origins.clone(),
             }),
         })
     }
 
-    /// The same authentication with browser sessions under cookie `base` (with the `__Host-`
-    /// prefix when cookies are `Secure`) instead of the api's: browsers send a host's cookies to
-    /// every port of it, so a service on the same host as the api (the admin panel) keeps its
-    /// sessions apart this way. Bearer tokens are accepted the same.
-    pub fn with_cookie(&self, base: &str) -> Self {
+    /// The same authentication for the back office (the admin service, the webhooks operations
+    /// API): staff sessions only, which end by the staff timeouts, and Bearer tokens only when
+    /// issued for staff use (`aud` = `AUTH_STAFF_AUDIENCE`); a customer-facing token is refused
+    /// with 403 `staff_token_required`, even a staff member's. Browser sessions use their own
+    /// cookie, `admin-session` (with the `__Host-` prefix when cookies are `Secure`), without
+    /// `Max-Age`: browsers send a host's cookies to every port of it, so the panel keeps its
+    /// sessions apart from the api's, and forget it when they close.
+    pub fn for_staff(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
-            cookie_name: self.inner.config.cookie_name(base),
+            cookie_name: self.inner.config.cookie_name(STAFF_COOKIE),
+            kind: Kind::Staff,
         }
     }
 
@@ -278,13 +321,21 @@ impl Auth {
         Ok(account.map(|account| account.user))
     }
 
-    /// Gives the account `user_id` the role `role` (operators only: see [`accounts::set_role`]).
-    pub async fn set_role(&self, user_id: &str, role: Role) -> Result<(), ApiError> {
-        if accounts::set_role(&self.inner.db, user_id, role, now()).await? {
-            Ok(())
-        } else {
-            Err(ApiError::NotFound("user"))
+    /// Gives the account `user_id` the role `role` (operators only: see [`accounts::set_role`])
+    /// and, in the same transaction, ends every session of it, with their refresh and access
+    /// tokens: nothing issued under the old role carries the new one (an account someone
+    /// registered in advance, then promoted, keeps none of their credentials). Returns how many
+    /// sessions ended.
+    pub async fn set_role(&self, user_id: &str, role: Role) -> Result<u64, ApiError> {
+        let now = now();
+        let mut tx = self.inner.db.begin_write().await?;
+        if !accounts::set_role(&mut tx, user_id, role, now).await? {
+            return Err(ApiError::NotFound("user"));
         }
+        let ended = session::end(&mut tx, user_id, None, now).await?;
+        tx.commit().await?;
+        tracing::info!(user = %user_id, role = role.as_str(), ended, "role changed; sessions ended");
+        Ok(ended)
     }
 
     /// Signs in with an email and password. Every failure is the same
@@ -326,8 +377,7 @@ impl Auth {
         let db = &self.inner.db;
         let now = now();
         let exchange =
-            session::exchange_refresh_token(db, refresh_token, now, self.inner.config.timeouts)
-                .await?;
+            session::exchange_refresh_token(db, refresh_token, now, self.policy()).await?;
         match exchange {
             Exchange::Accepted(active) => {
                 self.tokens(&active.user.id, &active.session_id, now).await
@@ -343,13 +393,12 @@ impl Auth {
 
     /// The sessions of `current`'s user that are in force.
     pub async fn sessions(&self, current: &CurrentUser) -> Result<Vec<SessionInfo>, ApiError> {
-        let config = &self.inner.config;
         let sessions = session::list(
             &self.inner.db,
             &current.user.id,
             &current.session_id,
             now(),
-            config.timeouts,
+            self.policy(),
         )
         .await?;
         Ok(sessions)
@@ -418,13 +467,16 @@ impl Auth {
         if let Some(token) = bearer_token(headers) {
             let claims = match inner.keys.verify(token, &self.expected(), now) {
                 Ok(claims) => claims,
+                // Genuine, but customer-facing: say what this service takes instead.
+                Err(token::TokenError::Audience) if self.kind == Kind::Staff => {
+                    return Err(staff_token_required());
+                }
                 Err(reason) => {
                     tracing::debug!(%reason, "access token refused");
                     return Ok(None);
                 }
             };
-            let active =
-                session::find_by_id(&inner.db, &claims.sid, now, inner.config.timeouts).await?;
+            let active = session::find_by_id(&inner.db, &claims.sid, now, self.policy()).await?;
             return Ok(active
                 .filter(|active| active.user.id == claims.sub)
                 .map(|active| CurrentUser {
@@ -439,7 +491,7 @@ impl Auth {
         if !csrf::allows(method, headers, &inner.trusted_origins) {
             return Err(ApiError::Forbidden);
         }
-        let active = session::find_by_token(&inner.db, token, now, inner.config.timeouts).await?;
+        let active = session::find_by_token(&inner.db, token, now, self.policy()).await?;
         Ok(active.map(|active| CurrentUser {
             user: active.user,
             session_id: active.session_id,
@@ -447,29 +499,63 @@ impl Auth {
         }))
     }
 
-    /// Starts an impersonation of `user` by staff member `actor`: a session of the user's that
-    /// ends after `ttl` seconds (at most [`MAX_IMPERSONATION_SECS`]) and one access token in it,
-    /// naming the actor in its `act` claim. No refresh token and no cookie: it cannot outlive the
-    /// token, and revoking the session ends it at once.
+    /// Starts an impersonation of `user` by staff member `actor`: a customer-facing session of
+    /// the user's that ends after `ttl` seconds (at most [`MAX_IMPERSONATION_SECS`]) and one
+    /// access token in it, naming the actor in its `act` claim. No refresh token and no cookie:
+    /// it cannot outlive the token, and revoking the session ends it at once. The customer's
+    /// session list shows it as a support session, without naming the staff member: who acted
+    /// is for the audit log, not for whoever holds the customer's account.
     pub async fn impersonate(
         &self,
         user: &User,
         actor: Actor,
         ttl: i64,
-    ) -> Result<Impersonation, ApiError> {
+    ) -> Result<SessionToken, ApiError> {
         let ttl = ttl.clamp(1, MAX_IMPERSONATION_SECS);
         let now = now();
-        let label = format!("impersonation by {}", actor.email);
-        let timeouts = Timeouts {
-            idle: ttl,
-            absolute: ttl,
+        let policy = Policy {
+            kind: Kind::Customer,
+            timeouts: Timeouts {
+                idle: ttl,
+                absolute: ttl,
+            },
         };
-        let (session_id, _) = session::start(&self.inner.db, &user.id, Some(&label), now, timeouts)
+        let label = Some(IMPERSONATION_LABEL);
+        let (session_id, _) = session::start(&self.inner.db, &user.id, label, now, policy)
             .await
             .map_err(ApiError::Internal)?;
-        let mut claims = Claims::access(&self.expected(), &user.id, &session_id, now, ttl);
+        let expected = self.expected_for(Kind::Customer);
+        let mut claims = Claims::access(&expected, &user.id, &session_id, now, ttl);
         claims.act = Some(actor);
-        Ok(Impersonation {
+        Ok(SessionToken {
+            session_id,
+            access_token: self.inner.keys.sign(&claims),
+            token_type: "bearer",
+            expires_in: ttl,
+        })
+    }
+
+    /// Starts a session for `user`, who has proven who they are, with one access token and no
+    /// refresh token: for staff tokens (on a [`Auth::for_staff`] value), which programs get by
+    /// signing in again when the token expires, so that the staff timeouts stay the only way a
+    /// staff session lasts. The token lives `AUTH_ACCESS_TOKEN_TTL_SECS`, at most the session.
+    pub async fn start_token_session(
+        &self,
+        user: &User,
+        user_agent: Option<&str>,
+    ) -> Result<SessionToken, ApiError> {
+        let policy = self.policy();
+        let now = now();
+        let (session_id, _) = session::start(&self.inner.db, &user.id, user_agent, now, policy)
+            .await
+            .map_err(ApiError::Internal)?;
+        let ttl = self
+            .inner
+            .config
+            .access_token_ttl
+            .min(policy.timeouts.absolute);
+        let claims = Claims::access(&self.expected(), &user.id, &session_id, now, ttl);
+        Ok(SessionToken {
             session_id,
             access_token: self.inner.keys.sign(&claims),
             token_type: "bearer",
@@ -484,12 +570,14 @@ impl Auth {
         user: &User,
         user_agent: Option<&str>,
     ) -> Result<(String, HeaderValue), ApiError> {
-        let timeouts = self.inner.config.timeouts;
+        let policy = self.policy();
         let (session_id, cookie_token) =
-            session::start(&self.inner.db, &user.id, user_agent, now(), timeouts)
+            session::start(&self.inner.db, &user.id, user_agent, now(), policy)
                 .await
                 .map_err(ApiError::Internal)?;
-        Ok((session_id, self.cookie(&cookie_token, timeouts.absolute)))
+        // A staff session's cookie has no `Max-Age`: the browser forgets it when it closes.
+        let max_age = (self.kind == Kind::Customer).then_some(policy.timeouts.absolute);
+        Ok((session_id, self.cookie(&cookie_token, max_age)))
     }
 
     /// The session cookie's token in `headers`, if the request carries one: what CSRF form
@@ -506,7 +594,7 @@ impl Auth {
 
     /// The `Set-Cookie` value that removes the session cookie.
     pub fn clear_cookie(&self) -> HeaderValue {
-        self.cookie("", 0)
+        self.cookie("", Some(0))
     }
 
     async fn sign_in(&self, user: User, user_agent: Option<&str>) -> Result<SignedIn, ApiError> {
@@ -534,23 +622,47 @@ impl Auth {
         })
     }
 
+    /// The kind of sessions this value deals in, with the timeouts of that kind.
+    fn policy(&self) -> Policy {
+        let config = &self.inner.config;
+        let timeouts = match self.kind {
+            Kind::Customer => config.timeouts,
+            Kind::Staff => config.staff_timeouts,
+        };
+        Policy {
+            kind: self.kind,
+            timeouts,
+        }
+    }
+
+    /// What the tokens this value accepts and issues must say.
     fn expected(&self) -> Expected<'_> {
+        self.expected_for(self.kind)
+    }
+
+    fn expected_for(&self, kind: Kind) -> Expected<'_> {
+        let config = &self.inner.config;
         Expected {
-            issuer: &self.inner.config.issuer,
-            audience: &self.inner.config.audience,
+            issuer: &config.issuer,
+            audience: match kind {
+                Kind::Customer => &config.audience,
+                Kind::Staff => &config.staff_audience,
+            },
         }
     }
 
     /// The session cookie, written by hand: the `cookie` crate would bring in `time` and five
-    /// more crates for one header. The token is base64url, which needs no quoting.
-    fn cookie(&self, token: &str, max_age: i64) -> HeaderValue {
+    /// more crates for one header. The token is base64url, which needs no quoting. Without
+    /// `max_age`, a session cookie, which the browser forgets when it closes.
+    fn cookie(&self, token: &str, max_age: Option<i64>) -> HeaderValue {
         let secure = if self.inner.config.cookie_secure {
             "; Secure"
         } else {
             ""
         };
+        let max_age = max_age.map_or(String::new(), |secs| format!("; Max-Age={secs}"));
         let cookie = format!(
-            "{}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}",
+            "{}={token}; HttpOnly; SameSite=Lax; Path=/{max_age}{secure}",
             self.cookie_name
         );
         HeaderValue::try_from(cookie).expect("cookie names and base64url tokens are header-safe")
@@ -585,6 +697,19 @@ where
 pub fn full_name_violation(full_name: &str) -> Option<String> {
     (full_name.chars().count() > MAX_FULL_NAME_CHARS)
         .then(|| format!("must be at most {MAX_FULL_NAME_CHARS} characters long"))
+}
+
+/// What impersonation sessions are called in the customer's session list (their `user_agent`).
+const IMPERSONATION_LABEL: &str = "support session";
+
+/// The answer of the back office to a customer-facing token: genuine, but not for this use.
+fn staff_token_required() -> ApiError {
+    ApiError::Denied {
+        code: "staff_token_required",
+        message: "this API accepts staff tokens only, not the api's access tokens: get one from \
+                  POST /api/admin/auth/token on the admin service"
+            .into(),
+    }
 }
 
 fn email_taken() -> ApiError {

@@ -2,10 +2,20 @@
 //! belongs to) and `subscriptions` (status, price, period, cancellation).
 //!
 //! Stripe does not deliver events in order, and retries and replays deliver them again. Every
-//! write is therefore conditional: a subscription row remembers the `created` time of the event
-//! its state came from, and an event older than that changes nothing. Between two events of the
-//! same second, the one further along the subscription's life wins (`incomplete`, then the
-//! running statuses, then `canceled`), so a late `created` never revives a deleted subscription.
+//! write is therefore conditional on the `created` time of the event that wrote what it would
+//! change, and an event older than that changes nothing. A subscription row has two such clocks,
+//! because two kinds of event carry different parts of its state:
+//!
+//! - `customer.subscription.*` events carry the whole subscription: only they decide its price,
+//!   quantity and cancellation (`state_event_created`);
+//! - invoice events carry a payment: they move the status (paid or past due) and the period end,
+//!   which subscription events carry too (`status_event_created`). An invoice never advances the
+//!   first clock, so a subscription event created before a paid invoice but delivered after it
+//!   still brings its plan change.
+//!
+//! Between two subscription events of the same second, the one further along the subscription's
+//! life wins (`incomplete`, then the running statuses, then `canceled`), and an ended
+//! subscription's status is final: a late `created` or a late invoice never revives it.
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -250,30 +260,56 @@ impl Handler for SubscriptionChanged {
             let current_period_end = subscription
                 .current_period_end
                 .or_else(|| item.and_then(|item| item.current_period_end));
-            let applied = sqlx::query(
+            // The status and period end follow the newest event that carries them, an invoice
+            // included; an ended subscription's status comes from the subscription event that
+            // ended it, whatever invoice came later.
+            macro_rules! newer_than_status {
+                () => {
+                    "(excluded.status_event_created > subscriptions.status_event_created \
+                     OR (excluded.status_event_created = subscriptions.status_event_created \
+                         AND excluded.state_rank >= subscriptions.state_rank) \
+                     OR excluded.state_rank = 2)"
+                };
+            }
+            let applied = sqlx::query(concat!(
                 "INSERT INTO subscriptions (stripe_subscription_id, stripe_customer_id, status, \
                      price_id, product_id, unit_amount, currency, billing_interval, \
                      interval_count, quantity, current_period_end, cancel_at_period_end, \
                      canceled_at, livemode, state_event_id, state_event_created, state_rank, \
-                     updated_at) \
+                     updated_at, status_event_id, status_event_created) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                     $17, $18) \
+                     $17, $18, $15, $16) \
                  ON CONFLICT (stripe_subscription_id) DO UPDATE SET \
-                     stripe_customer_id = excluded.stripe_customer_id, status = excluded.status, \
+                     stripe_customer_id = excluded.stripe_customer_id, \
                      price_id = excluded.price_id, product_id = excluded.product_id, \
                      unit_amount = excluded.unit_amount, currency = excluded.currency, \
                      billing_interval = excluded.billing_interval, \
                      interval_count = excluded.interval_count, quantity = excluded.quantity, \
-                     current_period_end = excluded.current_period_end, \
                      cancel_at_period_end = excluded.cancel_at_period_end, \
                      canceled_at = excluded.canceled_at, livemode = excluded.livemode, \
                      state_event_id = excluded.state_event_id, \
                      state_event_created = excluded.state_event_created, \
-                     state_rank = excluded.state_rank, updated_at = excluded.updated_at \
+                     updated_at = excluded.updated_at, \
+                     status = CASE WHEN ",
+                newer_than_status!(),
+                " THEN excluded.status ELSE subscriptions.status END, \
+                     state_rank = CASE WHEN ",
+                newer_than_status!(),
+                " THEN excluded.state_rank ELSE subscriptions.state_rank END, \
+                     current_period_end = CASE WHEN ",
+                newer_than_status!(),
+                " THEN excluded.current_period_end ELSE subscriptions.current_period_end END, \
+                     status_event_id = CASE WHEN ",
+                newer_than_status!(),
+                " THEN excluded.status_event_id ELSE subscriptions.status_event_id END, \
+                     status_event_created = CASE WHEN ",
+                newer_than_status!(),
+                " THEN excluded.status_event_created \
+                     ELSE subscriptions.status_event_created END \
                  WHERE excluded.state_event_created > subscriptions.state_event_created \
                      OR (excluded.state_event_created = subscriptions.state_event_created \
-                         AND excluded.state_rank >= subscriptions.state_rank)",
-            )
+                         AND excluded.state_rank >= subscriptions.state_rank)"
+            ))
             .bind(&subscription.id)
             .bind(&subscription.customer)
             .bind(&subscription.status)
@@ -359,20 +395,23 @@ impl Handler for InvoiceSettled {
                 .flat_map(|lines| &lines.data)
                 .filter_map(|line| line.period.as_ref().map(|period| period.end))
                 .max();
+            // Only what a payment decides, and only when the invoice is newer than the event
+            // the status came from; `state_event_created`, the clock of what only a whole
+            // subscription decides, is left alone. An ended subscription stays ended.
             let sql = if paid {
                 "UPDATE subscriptions SET \
                      status = CASE WHEN status IN ('incomplete', 'past_due', 'unpaid') \
                          THEN 'active' ELSE status END, \
                      state_rank = CASE WHEN status = 'incomplete' THEN 1 ELSE state_rank END, \
                      current_period_end = COALESCE($2, current_period_end), \
-                     state_event_id = $3, state_event_created = $4, updated_at = $5 \
-                 WHERE stripe_subscription_id = $1 AND state_event_created <= $4"
+                     status_event_id = $3, status_event_created = $4, updated_at = $5 \
+                 WHERE stripe_subscription_id = $1 AND status_event_created <= $4"
             } else {
                 "UPDATE subscriptions SET \
                      status = CASE WHEN status = 'active' THEN 'past_due' ELSE status END, \
                      current_period_end = COALESCE($2, current_period_end), \
-                     state_event_id = $3, state_event_created = $4, updated_at = $5 \
-                 WHERE stripe_subscription_id = $1 AND state_event_created <= $4"
+                     status_event_id = $3, status_event_created = $4, updated_at = $5 \
+                 WHERE stripe_subscription_id = $1 AND status_event_created <= $4"
             };
             let updated = sqlx::query(sql)
                 .bind(&subscription)
@@ -387,7 +426,7 @@ impl Handler for InvoiceSettled {
                 return Ok(());
             }
             let known = sqlx::query(
-                "SELECT state_event_created FROM subscriptions WHERE stripe_subscription_id = $1",
+                "SELECT status_event_created FROM subscriptions WHERE stripe_subscription_id = $1",
             )
             .bind(&subscription)
             .fetch_optional(&mut *conn)

@@ -32,15 +32,32 @@
 //!
 //! Each schema change is a pair of files, `migrations/sqlite/<version>_<name>.sql` and
 //! `migrations/postgres/<version>_<name>.sql`, embedded in the binary at compile time and applied
-//! in version order by [`Database::migrate`] for the backend in use. Every service migrates at
-//! start; on PostgreSQL a lock keeps services starting together from applying one twice.
-//! Migrations of a module removed with `saaskit remove` are no longer in the binary; the database
-//! keeps their tables, and start-up ignores that it applied them.
+//! in version order by [`Database::migrate`] for the backend in use. Migrations of a module
+//! removed with `saaskit remove` are no longer in the binary; the database keeps their tables,
+//! and start-up ignores that it applied them.
+//!
+//! Every service migrates at start, unless `DATABASE_MIGRATE_ON_START=false`; each binary also
+//! takes `migrate` (`cargo run -p api -- migrate`), which applies the migrations and exits, for
+//! deployments that run them as a job of their own before starting the services.
+//!
+//! Services started at the same moment on a database that lacks migrations (as systemd, compose
+//! or Kubernetes start them) take turns: one applies the migrations while the others wait, then
+//! find nothing left to do. On PostgreSQL, sqlx's migrator holds an advisory lock (taken through
+//! the `Any` driver by PostgreSQL's own implementation) for the whole run. SQLite has no such
+//! lock, so [`Database::migrate`] first takes an exclusive lock on a file next to the database,
+//! `<database file>.migrations.lock`: an OS file lock (`flock` on Unix, `LockFileEx` on Windows),
+//! released by the OS if its holder dies, and which never blocks SQLite's own locking, since it
+//! is on another file. The lock file stays: deleting it could let two services each lock a
+//! different file of the same name.
 //!
 //! # TLS
 //!
-//! Connections to PostgreSQL are not encrypted: add a TLS feature to sqlx in `Cargo.toml`
-//! (`tls-rustls`) and `?sslmode=require` to the URL before reaching a server across a network.
+//! The default build has no TLS: connections to PostgreSQL are plain text, fine on one host or
+//! a private network. Across any other network, build with the `tls` feature (`cargo build
+//! --release --features tls`, rustls with the system's root certificates) and add
+//! `sslmode=verify-full` to `DATABASE_URL`, which checks the server's certificate and name;
+//! `sslrootcert=/path/to/ca.pem` trusts a private CA as well. A build without the feature refuses
+//! `sslmode=require`, `verify-ca` and `verify-full` at start rather than connecting in plain text.
 //!
 //! # Build time
 //!
@@ -51,8 +68,9 @@
 //! shorten the build too.
 
 use std::fmt;
+use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -62,7 +80,7 @@ use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, SqlSafeStr, Transaction};
 
-use crate::config::Env;
+use crate::config::{Env, TLS_NOT_BUILT};
 use crate::error::{ApiError, BoxError};
 use crate::http::ReadinessCheck;
 
@@ -108,10 +126,11 @@ pub struct DatabaseConfig {
     url: String,
     backend: Backend,
     max_connections: u32,
+    migrate_on_start: bool,
 }
 
 impl DatabaseConfig {
-    /// Reads `DATABASE_URL` and `DATABASE_MAX_CONNECTIONS`.
+    /// Reads `DATABASE_URL`, `DATABASE_MAX_CONNECTIONS` and `DATABASE_MIGRATE_ON_START`.
     pub fn from_env(env: &mut Env) -> Self {
         let url: String = env.required("DATABASE_URL").unwrap_or_default();
         let backend = Backend::of_url(&url).unwrap_or_else(|| {
@@ -121,6 +140,9 @@ impl DatabaseConfig {
             // A placeholder: `Env::finish` stops start-up before it is used.
             Backend::Sqlite
         });
+        if backend == Backend::Postgres && requires_tls(&url) && cfg!(not(feature = "tls")) {
+            env.record("DATABASE_URL", TLS_NOT_BUILT);
+        }
         let max_connections = env.optional("DATABASE_MAX_CONNECTIONS", 10);
         if max_connections == 0 {
             env.record("DATABASE_MAX_CONNECTIONS", "must be at least 1");
@@ -129,8 +151,22 @@ impl DatabaseConfig {
             url,
             backend,
             max_connections,
+            migrate_on_start: env.optional("DATABASE_MIGRATE_ON_START", true),
         }
     }
+}
+
+/// Whether a PostgreSQL URL's `sslmode` makes TLS mandatory (`prefer`, the default, falls back to
+/// plain text by design).
+fn requires_tls(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    query.split('&').any(|pair| {
+        matches!(
+            pair.strip_prefix("sslmode=")
+                .or_else(|| pair.strip_prefix("ssl-mode=")),
+            Some("require" | "verify-ca" | "verify-full")
+        )
+    })
 }
 
 /// A pool of connections to the database, cheap to clone and share between tasks.
@@ -138,6 +174,9 @@ impl DatabaseConfig {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    /// The SQLite database file, to lock around migrations; `None` on PostgreSQL and for an
+    /// in-memory SQLite database, which no other process can reach.
+    sqlite_file: Option<PathBuf>,
 }
 
 // The async methods return boxed futures so that what they drive (sqlx's pool and drivers) is
@@ -148,9 +187,10 @@ impl Database {
         Box::pin(async move {
             sqlx::any::install_default_drivers();
             let backend = config.backend;
-            if backend == Backend::Sqlite {
-                create_sqlite_dir(&config.url)?;
-            }
+            let sqlite_file = match backend {
+                Backend::Sqlite => sqlite_file(&config.url)?,
+                Backend::Postgres => None,
+            };
             let pool = match AnyPoolOptions::new()
                 .max_connections(config.max_connections)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -174,11 +214,32 @@ impl Database {
                     .map_err(|error| DbError::Connect(backend, error))?;
             }
             tracing::info!(%backend, "connected to the database");
-            Ok(Self { pool, backend })
+            Ok(Self {
+                pool,
+                backend,
+                sqlite_file,
+            })
         })
     }
 
-    /// Applies the migrations this database has not seen yet.
+    /// At start-up: applies the migrations, unless the configuration leaves them to the
+    /// `migrate` command (`DATABASE_MIGRATE_ON_START=false`).
+    pub fn migrate_on_start(&self, config: &DatabaseConfig) -> BoxFuture<'_, Result<(), DbError>> {
+        let migrate = config.migrate_on_start;
+        Box::pin(async move {
+            if migrate {
+                self.migrate().await
+            } else {
+                tracing::info!(
+                    "migrations left to the `migrate` command (DATABASE_MIGRATE_ON_START)"
+                );
+                Ok(())
+            }
+        })
+    }
+
+    /// Applies the migrations this database has not seen yet, waiting for another process that
+    /// is applying them to finish first (see the module's documentation).
     pub fn migrate(&self) -> BoxFuture<'_, Result<(), DbError>> {
         let migrations = match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS,
@@ -200,7 +261,16 @@ impl Database {
         // A migration the database has applied but the binary no longer has belongs to a module
         // that was removed (`saaskit remove`): its tables stay, and start-up goes on.
         migrator.set_ignore_missing(true);
-        Box::pin(async move { migrator.run(&self.pool).await.map_err(DbError::Migrate) })
+        Box::pin(async move {
+            // Held until the migrator is done; dropping the file releases the lock.
+            let _lock = match &self.sqlite_file {
+                Some(file) => Some(lock_migrations(file).await?),
+                None => None,
+            };
+            migrator.run(&self.pool).await.map_err(DbError::Migrate)?;
+            tracing::info!("the database schema is up to date");
+            Ok(())
+        })
     }
 
     /// The pool to run queries on.
@@ -255,6 +325,12 @@ pub enum DbError {
     Connect(Backend, #[source] sqlx::Error),
     #[error("cannot apply the database migrations")]
     Migrate(#[source] MigrateError),
+    #[error("cannot lock {} to apply the migrations", path.display())]
+    LockMigrations {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -263,18 +339,49 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// SQLite creates a missing database file (with `mode=rwc`) but not its directory.
-fn create_sqlite_dir(url: &str) -> Result<(), DbError> {
+/// The file of the SQLite database at `url` (`None` when it is in memory), once its directory
+/// exists: SQLite creates a missing database file (with `mode=rwc`) but not its directory.
+fn sqlite_file(url: &str) -> Result<Option<PathBuf>, DbError> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|error| DbError::Connect(Backend::Sqlite, error))?;
-    match options.get_filename().parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
-                dir: dir.to_owned(),
-                source,
-            })
-        }
-        _ => Ok(()),
+    let file = options.get_filename();
+    if file.as_os_str() == ":memory:" || url.contains("mode=memory") {
+        return Ok(None);
+    }
+    if let Some(dir) = file.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+            dir: dir.to_owned(),
+            source,
+        })?;
+    }
+    Ok(Some(file.to_owned()))
+}
+
+/// Takes the exclusive lock on `<database>.migrations.lock`, waiting for the process holding
+/// it (another service applying the migrations) to release it. The lock lasts as long as the
+/// returned file is open.
+async fn lock_migrations(database: &Path) -> Result<File, DbError> {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".migrations.lock");
+    let path = PathBuf::from(name);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| DbError::LockMigrations {
+            path: path.clone(),
+            source,
+        })?;
+    // Waiting blocks a thread: not one of the runtime's, which serve requests.
+    let locked = tokio::task::spawn_blocking(move || file.lock().map(|()| file)).await;
+    match locked {
+        Ok(Ok(file)) => Ok(file),
+        Ok(Err(source)) => Err(DbError::LockMigrations { path, source }),
+        Err(join) => Err(DbError::LockMigrations {
+            path,
+            source: io::Error::other(join),
+        }),
     }
 }
 
@@ -302,6 +409,16 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
 
         assert_eq!(answer, 42);
+    }
+
+    #[test]
+    fn tls_is_required_by_the_strict_ssl_modes_only() {
+        assert!(requires_tls("postgres://db/app?sslmode=verify-full"));
+        assert!(requires_tls(
+            "postgres://db/app?connect_timeout=5&ssl-mode=require"
+        ));
+        assert!(!requires_tls("postgres://db/app?sslmode=prefer"));
+        assert!(!requires_tls("postgres://db/app"));
     }
 
     #[test]

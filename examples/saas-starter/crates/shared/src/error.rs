@@ -47,6 +47,10 @@ pub enum ApiError {
     /// The caller is known but not allowed to do this (403).
     #[error("permission denied")]
     Forbidden,
+    /// Refused for a reason clients tell apart by its own `code`, such as
+    /// `staff_token_required` for a genuine credential issued for another use (403).
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
     /// The named resource does not exist, e.g. `NotFound("user")` (404).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -65,6 +69,10 @@ pub enum ApiError {
     /// A dependency the service needs is down, each named in the map (503).
     #[error("the service is not ready")]
     Unavailable(FieldErrors),
+    /// The service has more of this work than it can queue; it may retry after the given number
+    /// of seconds (503).
+    #[error("the service is busy; retry after {0} s")]
+    Overloaded(u64),
     /// Anything else: a bug or an infrastructure failure (500). The cause is logged, not sent.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -86,13 +94,13 @@ impl ApiError {
             Self::BadRequest(_) | Self::Rejected { .. } => StatusCode::BAD_REQUEST,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::Denied { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,12 +114,14 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden => "forbidden",
+            Self::Denied { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Timeout => "timeout",
             Self::TooManyRequests(_) => "too_many_requests",
             Self::Unavailable(_) => "unavailable",
+            Self::Overloaded(_) => "overloaded",
             Self::Internal(_) => "internal",
         }
     }
@@ -136,7 +146,9 @@ impl IntoResponse for ApiError {
         let code = self.code();
         let message = self.to_string();
         let retry_after = match self {
-            Self::TooManyRequests(secs) => Some([(header::RETRY_AFTER, secs.to_string())]),
+            Self::TooManyRequests(secs) | Self::Overloaded(secs) => {
+                Some([(header::RETRY_AFTER, secs.to_string())])
+            }
             _ => None,
         };
         let fields = match self {

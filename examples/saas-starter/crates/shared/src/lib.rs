@@ -14,6 +14,9 @@ pub mod db;
 // <<<begin:auth@mods>>>
 pub mod auth;
 // <<<end:auth@mods>>>
+// <<<begin:audit@mods>>>
+pub mod audit;
+// <<<end:audit@mods>>>
 // <<<begin:admin/core@mods>>>
 pub mod admin;
 // <<<end:admin/core@mods>>>

@@ -28,6 +28,7 @@ mod turns;
 pub mod worker;
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ pub use signature::{Secrets, SignatureError};
 pub use store::{EventDetail, EventSummary, Ingested, LogFilter, LogPage, Status};
 pub use worker::{Event, Handler, HandlerError, Handlers, Worker};
 
+use crate::audit::{self, Actor};
 use crate::config::Env;
 use crate::db::Database;
 use crate::error::{ApiError, FieldErrors};
@@ -81,12 +83,14 @@ pub struct WebhooksConfig {
     concurrency: usize,
     poll_interval: Duration,
     operations_api_key: Option<String>,
+    /// The audit log's actor id of the key, `api-key:<WEBHOOKS_OPERATIONS_API_KEY_NAME>`.
+    operations_api_key_actor: String,
 }
 
 impl WebhooksConfig {
     pub fn from_env(env: &mut Env) -> Self {
         const SECRETS: &str = "STRIPE_WEBHOOK_SECRETS";
-        let secrets = env.required::<String>(SECRETS).and_then(|list| {
+        let secrets = env.required_secret(SECRETS).and_then(|list| {
             let secrets = Secrets::parse(&list);
             if secrets.is_none() {
                 env.record(SECRETS, "must hold at least one secret (comma-separated)");
@@ -110,12 +114,18 @@ impl WebhooksConfig {
         // Stripe waits for, for little more processing.
         let concurrency = positive("WEBHOOKS_WORKER_CONCURRENCY", 2);
         let poll_interval = positive("WEBHOOKS_POLL_INTERVAL_MS", 1_000);
-        let operations_api_key: String = env.optional("WEBHOOKS_OPERATIONS_API_KEY", String::new());
+        let operations_api_key = env.optional_secret("WEBHOOKS_OPERATIONS_API_KEY");
         if !operations_api_key.is_empty() && operations_api_key.len() < 32 {
             env.record(
                 "WEBHOOKS_OPERATIONS_API_KEY",
                 "must be at least 32 characters long (or empty to accept admins' tokens only)",
             );
+        }
+        // Replays by the key are audited under this name: the tool (or team) holding the key.
+        const KEY_NAME: &str = "WEBHOOKS_OPERATIONS_API_KEY_NAME";
+        let key_name: String = env.optional(KEY_NAME, "internal-tools".to_owned());
+        if key_name.trim().is_empty() || key_name.len() > 64 {
+            env.record(KEY_NAME, "must be a name of 1 to 64 characters");
         }
         Self {
             secrets,
@@ -129,6 +139,7 @@ impl WebhooksConfig {
             concurrency: usize::try_from(concurrency).unwrap_or(usize::MAX),
             poll_interval: Duration::from_millis(poll_interval),
             operations_api_key: Some(operations_api_key).filter(|key| !key.is_empty()),
+            operations_api_key_actor: format!("{}{}", audit::API_KEY_PREFIX, key_name.trim()),
         }
     }
 }
@@ -239,6 +250,16 @@ impl Webhooks {
             .map_err(ApiError::internal)
     }
 
+    /// The internal API key as the audit log names it, calling from `client_ip`.
+    pub fn operations_api_key_actor(&self, client_ip: Option<IpAddr>) -> Actor<'_> {
+        let id = &self.inner.config.operations_api_key_actor;
+        Actor {
+            user_id: id,
+            email: &id[audit::API_KEY_PREFIX.len()..],
+            client_ip,
+        }
+    }
+
     /// Whether `token` is the configured operations API key, compared in constant time.
     pub fn is_operations_api_key(&self, token: &str) -> bool {
         use subtle::ConstantTimeEq;
@@ -261,32 +282,27 @@ impl Webhooks {
             .ok_or(ApiError::NotFound("event"))
     }
 
-    /// Queues a stored event for processing again. 404 when unknown, 409 when already queued.
-    pub async fn replay(&self, id: &str, requested_by: &str) -> Result<i64, ApiError> {
+    /// Queues a stored event for processing again on behalf of `actor`, audited. 404 when
+    /// unknown, 409 when already queued.
+    pub async fn replay(&self, id: &str, actor: Actor<'_>) -> Result<i64, ApiError> {
         let replays = {
             let _turn = self.inner.turns.take().await;
-            store::replay(&self.inner.db, id, requested_by, now_ms()).await?
-        };
-        match replays {
-            store::Replay::Queued { replays } => {
-                tracing::info!(event = %id, %requested_by, replays, "event replay queued");
-                self.inner.new_jobs.notify_waiters();
-                Ok(replays)
-            }
-            store::Replay::Unknown => Err(ApiError::NotFound("event")),
-            store::Replay::AlreadyQueued => Err(ApiError::Conflict(
-                "the event is already queued for processing".into(),
-            )),
+            store::replay(&self.inner.db, id, actor, now_ms()).await?
         }
+        .into_result()?;
+        tracing::info!(event = %id, actor = actor.user_id, replays, "event replay queued");
+        self.inner.new_jobs.notify_waiters();
+        Ok(replays)
     }
 
-    /// Queues every event in `status` for processing again; returns how many.
-    pub async fn replay_all(&self, status: Status, requested_by: &str) -> Result<u64, ApiError> {
+    /// Queues every event in `status` for processing again on behalf of `actor`, audited;
+    /// returns how many.
+    pub async fn replay_all(&self, status: Status, actor: Actor<'_>) -> Result<u64, ApiError> {
         let queued = {
             let _turn = self.inner.turns.take().await;
-            store::replay_all(&self.inner.db, status, requested_by, now_ms()).await?
+            store::replay_all(&self.inner.db, status, actor, now_ms()).await?
         };
-        tracing::info!(%status, %requested_by, queued, "bulk replay queued");
+        tracing::info!(%status, actor = actor.user_id, queued, "bulk replay queued");
         if queued > 0 {
             self.inner.new_jobs.notify_waiters();
         }

@@ -1,25 +1,29 @@
 //! The back office as JSON under `/api/admin`: the panel's operations for programs and
-//! scripts. Callers present a staff member's access token (`Authorization: Bearer`, from the
-//! api's login) or the panel's session cookie; 401 without credentials, 403 when the role does
-//! not allow the operation (see [`Permission`]).
+//! scripts. Callers present a staff token (`Authorization: Bearer`, from
+//! `POST /api/admin/auth/token` with a staff member's email and password) or the panel's session
+//! cookie; 401 without credentials, 403 `staff_token_required` for the api's access tokens (a
+//! staff member's included: they are customer-facing), 403 when the role does not allow the
+//! operation (see [`Permission`]).
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
-use shared::admin::audit::{self, Entry};
+use shared::admin::audit::{self, Actor, Entry};
 use shared::admin::customers::{self, Customer, Search, SessionView};
 use shared::admin::impersonation::{self, Started};
 use shared::admin::metrics::Metric;
-use shared::admin::{Page, Permission, Staff};
-use shared::auth::{Auth, now};
+use shared::admin::{Page, Permission, Staff, client_ip};
+use shared::auth::{Auth, SessionToken, User, now};
 use shared::http::JsonBody;
 
 pub fn routes(auth: Auth) -> Router {
     Router::new()
+        .route("/api/admin/auth/token", post(staff_token))
         .route("/api/admin/metrics", get(metrics))
         .route("/api/admin/users", get(users))
         .route("/api/admin/users/{id}", get(user))
@@ -37,6 +41,53 @@ pub fn routes(auth: Auth) -> Router {
         .route("/api/admin/audit", get(audit_log))
         .route("/api/admin/audit.csv", get(audit_csv))
         .with_state(auth)
+}
+
+/// `{"email": "...", "password": "..."}` of a staff member.
+#[derive(Deserialize)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+/// A staff token and whose it is.
+#[derive(Serialize)]
+struct StaffToken {
+    user: User,
+    #[serde(flatten)]
+    token: SessionToken,
+}
+
+/// `POST /api/admin/auth/token`: a staff token for programs, in a staff session of its own (the
+/// staff timeouts), without a refresh token: sign in again when it expires. Rate limited like
+/// the panel's sign-in (module `security/rate-limiting`) and audited as `staff.sign_in`. One
+/// answer, 401 `invalid_credentials`, for a wrong password, an unknown or disabled account and
+/// a customer's, so that it does not tell which accounts are staff.
+async fn staff_token(
+    State(auth): State<Auth>,
+    parts: Parts,
+    JsonBody(credentials): JsonBody<Credentials>,
+) -> Result<(StatusCode, Json<StaffToken>), ApiError> {
+    let user = auth
+        .check_credentials(&credentials.email, credentials.password)
+        .await?;
+    if !user.role.is_staff() {
+        tracing::info!(user = %user.id, "staff token refused: not staff");
+        return Err(ApiError::InvalidCredentials);
+    }
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok());
+    let token = auth.start_token_session(&user, user_agent).await?;
+    let actor = Actor {
+        user_id: &user.id,
+        email: &user.email,
+        client_ip: client_ip(&parts),
+    };
+    audit::record_session(auth.db(), actor, "staff.sign_in", &token.session_id, now()).await?;
+    tracing::info!(user = %user.id, session = %token.session_id, "staff token issued");
+    Ok((StatusCode::CREATED, Json(StaffToken { user, token })))
 }
 
 #[derive(Serialize)]

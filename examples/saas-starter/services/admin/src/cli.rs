@@ -1,14 +1,18 @@
-//! The admin binary's one command besides serving: `create-admin`, which makes the first staff
-//! account (there are no default credentials).
+//! The admin binary's commands besides serving: `create-admin`, which makes the first staff
+//! account (there are no default credentials), and `migrate`, which every service binary takes
+//! (the db module's start-up runs it: it applies the migrations and exits).
 //!
 //! ```text
 //! cargo run -p admin -- create-admin --email ops@example.com [--name "Ada Lovelace"]
 //!     [--role admin|support] [--promote]
+//! cargo run -p admin -- migrate
+//! cargo run -p admin -- --help
 //! ```
 //!
 //! The password is read from `ADMIN_PASSWORD` when it is set (for scripts), else asked for
 //! twice without echo. `--promote` gives an existing account the role instead, keeping its
-//! password. Parsed by hand: one command with four flags does not need an argument-parser
+//! password and ending all its sessions (a role change always does), so that no token issued
+//! before, to whoever registered the account, carries the new role. Parsed by hand: one command with four flags does not need an argument-parser
 //! crate in every build of the service.
 
 use std::io::IsTerminal;
@@ -18,9 +22,11 @@ use shared::ApiError;
 use shared::auth::{Auth, Role};
 
 const USAGE: &str = "usage: admin [create-admin --email <email> [--name <full name>] \
-                     [--role admin|support] [--promote]]\n\
-                     Without a command, the admin service starts. The password of a new account \
-                     is read from ADMIN_PASSWORD, or asked for in the terminal.";
+                     [--role admin|support] [--promote] | migrate | --help]\n\
+                     Without a command, the admin service starts (and applies pending migrations \
+                     unless DATABASE_MIGRATE_ON_START=false). `migrate` applies them and exits. \
+                     The password of a new account is read from ADMIN_PASSWORD, or asked for in \
+                     the terminal.";
 
 /// A command given on the command line.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,9 +40,19 @@ pub enum Command {
 }
 
 impl Command {
-    /// The command in the process's arguments; `None` to serve.
+    /// The command in the process's arguments; `None` to serve (or to migrate, which the db
+    /// module's start-up does). `--help` prints the usage and exits, before the configuration
+    /// is checked or the database reached.
     pub fn from_args() -> anyhow::Result<Option<Self>> {
-        parse(std::env::args().skip(1))
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if matches!(
+            args.first().map(String::as_str),
+            Some("--help" | "-h" | "help")
+        ) {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        parse(args.into_iter())
     }
 
     pub async fn run(self, auth: &Auth) -> anyhow::Result<()> {
@@ -55,8 +71,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Comman
     let Some(command) = args.next() else {
         return Ok(None);
     };
-    if command != "create-admin" {
-        bail!("unknown command `{command}`\n{USAGE}");
+    match command.as_str() {
+        "create-admin" => {}
+        "migrate" => return Ok(None),
+        _ => bail!("unknown command `{command}`\n{USAGE}"),
     }
     let (mut email, mut full_name, mut role, mut promote) = (None, None, Role::Admin, false);
     while let Some(arg) = args.next() {
@@ -111,9 +129,10 @@ async fn create_admin(
             .await
             .map_err(explain)?
     };
-    auth.set_role(&user.id, role).await.map_err(explain)?;
+    // Ends every session of the account too: nothing signed in before keeps the new role.
+    let ended = auth.set_role(&user.id, role).await.map_err(explain)?;
     println!(
-        "{} is now {} (user id {})",
+        "{} is now {} (user id {}); {ended} session(s) ended: sign in again",
         user.email,
         role.as_str(),
         user.id
@@ -165,8 +184,9 @@ mod tests {
     }
 
     #[test]
-    fn no_arguments_serve() {
+    fn no_arguments_serve_and_migrate_is_left_to_the_database_start_up() {
         assert_eq!(args("").unwrap(), None);
+        assert_eq!(args("migrate").unwrap(), None);
     }
 
     #[test]

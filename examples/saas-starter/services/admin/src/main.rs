@@ -24,16 +24,31 @@ mod flags_panel;
 mod admin_webhooks;
 // <<<end:admin/webhooks@mods>>>
 
+use std::process::ExitCode;
+
 use shared::config::Env;
 use shared::http::{self, HttpConfig, Readiness, ServerConfig};
 use shared::telemetry::{self, TelemetryConfig};
 
+/// Runs the service; a failure is reported as one line of causes on stderr, with exit code 1.
+/// Not as `main` returning the error: that prints its `Debug` form, a stack backtrace included
+/// whenever `RUST_BACKTRACE` is set, as it often is in developers' shells.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     // Every section reads its keys before `finish`, which names all the bad ones at once.
     let mut env = Env::load();
     let telemetry_config = TelemetryConfig::from_env(&mut env);
-    let http_config = HttpConfig::from_env(&mut env);
+    let http_config = HttpConfig::from_env(&mut env, "ADMIN");
     let server_config = ServerConfig::from_env(&mut env, "ADMIN");
     // <<<inject:config>>>
     // <<<begin:db@config>>>
@@ -42,6 +57,9 @@ async fn main() -> anyhow::Result<()> {
     // <<<begin:auth@config>>>
     let auth_config = shared::auth::AuthConfig::from_env(&mut env);
     // <<<end:auth@config>>>
+    // <<<begin:admin/core@config>>>
+    let command = cli::Command::from_args()?;
+    // <<<end:admin/core@config>>>
     // <<<begin:security/rate-limiting@config>>>
     let rate_limit_config = shared::rate_limit::RateLimitConfig::from_env(&mut env);
     // <<<end:security/rate-limiting@config>>>
@@ -54,15 +72,21 @@ async fn main() -> anyhow::Result<()> {
     // <<<inject:startup>>>
     // <<<begin:db@startup>>>
     let db = shared::db::Database::connect(&db_config).await?;
-    db.migrate().await?;
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        let migrated = db.migrate().await;
+        db.close().await;
+        migrated?;
+        return Ok(());
+    }
+    db.migrate_on_start(&db_config).await?;
     let readiness = readiness.with_check("database", db.clone());
     // <<<end:db@startup>>>
     // <<<begin:auth@startup>>>
     let auth = shared::auth::Auth::new(db.clone(), auth_config, &http_config)?;
     // <<<end:auth@startup>>>
     // <<<begin:admin/core@startup>>>
-    let auth = auth.with_cookie("admin-session");
-    if let Some(command) = cli::Command::from_args()? {
+    let auth = auth.for_staff();
+    if let Some(command) = command {
         let outcome = command.run(&auth).await;
         db.close().await;
         return outcome;
@@ -91,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
     let app = app.merge(admin_webhooks::routes(auth.clone()));
     // <<<end:admin/webhooks@routes>>>
     // <<<begin:security/rate-limiting@routes>>>
-    let app = rate_limits.protect(app, &http_config);
+    let app = rate_limits.protect(app, &http_config, &auth);
     // <<<end:security/rate-limiting@routes>>>
     let app = http::with_middleware(app, &http_config);
 

@@ -20,16 +20,31 @@ mod billing;
 mod users;
 // <<<end:users@mods>>>
 
+use std::process::ExitCode;
+
 use shared::config::Env;
 use shared::http::{self, HttpConfig, Readiness, ServerConfig};
 use shared::telemetry::{self, TelemetryConfig};
 
+/// Runs the service; a failure is reported as one line of causes on stderr, with exit code 1.
+/// Not as `main` returning the error: that prints its `Debug` form, a stack backtrace included
+/// whenever `RUST_BACKTRACE` is set, as it often is in developers' shells.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     // Every section reads its keys before `finish`, which names all the bad ones at once.
     let mut env = Env::load();
     let telemetry_config = TelemetryConfig::from_env(&mut env);
-    let http_config = HttpConfig::from_env(&mut env);
+    let http_config = HttpConfig::from_env(&mut env, "API");
     let server_config = ServerConfig::from_env(&mut env, "API");
     // <<<inject:config>>>
     // <<<begin:db@config>>>
@@ -53,7 +68,13 @@ async fn main() -> anyhow::Result<()> {
     // <<<inject:startup>>>
     // <<<begin:db@startup>>>
     let db = shared::db::Database::connect(&db_config).await?;
-    db.migrate().await?;
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        let migrated = db.migrate().await;
+        db.close().await;
+        migrated?;
+        return Ok(());
+    }
+    db.migrate_on_start(&db_config).await?;
     let readiness = readiness.with_check("database", db.clone());
     // <<<end:db@startup>>>
     // <<<begin:auth@startup>>>
@@ -75,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
     let app = app.merge(billing::routes(auth.clone(), billing_plans));
     // <<<end:billing/api@routes>>>
     // <<<begin:security/rate-limiting@routes>>>
-    let app = rate_limits.protect(app, &http_config);
+    let app = rate_limits.protect(app, &http_config, &auth);
     // <<<end:security/rate-limiting@routes>>>
     // <<<begin:users@routes>>>
     let app = app.merge(users::routes(auth.clone()));

@@ -12,16 +12,31 @@ mod operations;
 mod stripe;
 // <<<end:billing/stripe-webhooks@mods>>>
 
+use std::process::ExitCode;
+
 use shared::config::Env;
 use shared::http::{self, HttpConfig, Readiness, ServerConfig};
 use shared::telemetry::{self, TelemetryConfig};
 
+/// Runs the service; a failure is reported as one line of causes on stderr, with exit code 1.
+/// Not as `main` returning the error: that prints its `Debug` form, a stack backtrace included
+/// whenever `RUST_BACKTRACE` is set, as it often is in developers' shells.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     // Every section reads its keys before `finish`, which names all the bad ones at once.
     let mut env = Env::load();
     let telemetry_config = TelemetryConfig::from_env(&mut env);
-    let http_config = HttpConfig::from_env(&mut env);
+    let http_config = HttpConfig::from_env(&mut env, "WEBHOOKS");
     let server_config = ServerConfig::from_env(&mut env, "WEBHOOKS");
     // <<<inject:config>>>
     // <<<begin:db@config>>>
@@ -42,7 +57,13 @@ async fn main() -> anyhow::Result<()> {
     // <<<inject:startup>>>
     // <<<begin:db@startup>>>
     let db = shared::db::Database::connect(&db_config).await?;
-    db.migrate().await?;
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        let migrated = db.migrate().await;
+        db.close().await;
+        migrated?;
+        return Ok(());
+    }
+    db.migrate_on_start(&db_config).await?;
     let readiness = readiness.with_check("database", db.clone());
     // <<<end:db@startup>>>
     // <<<begin:auth@startup>>>

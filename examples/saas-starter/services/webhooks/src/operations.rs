@@ -1,6 +1,11 @@
 //! The operations API: the event log, an event's attempts, and replays. Never open: callers
-//! present the internal API key (`WEBHOOKS_OPERATIONS_API_KEY`) or a staff member's access token
-//! as `Authorization: Bearer ...`. Support staff may read; replays need an admin or the key.
+//! present the internal API key (`WEBHOOKS_OPERATIONS_API_KEY`) or a staff token (from the admin
+//! service's `POST /api/admin/auth/token`; the api's access tokens are refused with 403
+//! `staff_token_required`, a staff member's included) as `Authorization: Bearer ...`. Support
+//! staff may read; replays need an admin or the key. Replays land in the audit log, naming the
+//! admin or the key (`WEBHOOKS_OPERATIONS_API_KEY_NAME`), as the back office's do.
+
+use std::net::IpAddr;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -8,6 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use shared::ApiError;
+use shared::audit::{self, Actor};
 use shared::auth::{Auth, Role};
 use shared::webhooks::{
     BulkReplayQuery, BulkReplayed, EventDetail, LogFilter, LogPage, LogQuery, Replayed, Webhooks,
@@ -25,7 +31,10 @@ pub fn routes(webhooks: Webhooks, auth: Auth) -> Router {
         .route("/api/webhooks/events/{id}", get(event))
         .route("/api/webhooks/replay/{id}", post(replay))
         .route("/api/webhooks/replay", post(replay_all))
-        .with_state(Operations { webhooks, auth })
+        .with_state(Operations {
+            webhooks,
+            auth: auth.for_staff(),
+        })
 }
 
 async fn logs(
@@ -50,8 +59,8 @@ async fn replay(
     State(ops): State<Operations>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Replayed>), ApiError> {
-    let name = operator.allowed_to_replay()?;
-    let replays = ops.webhooks.replay(&id, &name).await?;
+    let actor = operator.allowed_to_replay(&ops.webhooks)?;
+    let replays = ops.webhooks.replay(&id, actor).await?;
     Ok((StatusCode::ACCEPTED, Json(Replayed::queued(replays))))
 }
 
@@ -62,15 +71,20 @@ async fn replay_all(
     State(ops): State<Operations>,
     Query(query): Query<BulkReplayQuery>,
 ) -> Result<(StatusCode, Json<BulkReplayed>), ApiError> {
-    let name = operator.allowed_to_replay()?;
+    let actor = operator.allowed_to_replay(&ops.webhooks)?;
     let status = query.dead_letter()?;
-    let queued = ops.webhooks.replay_all(status, &name).await?;
+    let queued = ops.webhooks.replay_all(status, actor).await?;
     Ok((StatusCode::ACCEPTED, Json(BulkReplayed { queued })))
 }
 
-/// Who calls an operations endpoint: the internal API key or a staff member. As an extractor it
-/// answers 401 without credentials and 403 for customers.
-enum Operator {
+/// Who calls an operations endpoint, and from where: the internal API key or a staff member.
+/// As an extractor it answers 401 without credentials and 403 for customers.
+struct Operator {
+    kind: OperatorKind,
+    client_ip: Option<IpAddr>,
+}
+
+enum OperatorKind {
     ApiKey,
     Staff {
         user_id: String,
@@ -80,16 +94,20 @@ enum Operator {
 }
 
 impl Operator {
-    /// The name replays are recorded under, when this operator may replay.
-    fn allowed_to_replay(&self) -> Result<String, ApiError> {
-        match self {
-            Self::ApiKey => Ok("internal API key".to_owned()),
-            Self::Staff {
+    /// Who the audit log names for a replay, when this operator may replay.
+    fn allowed_to_replay<'a>(&'a self, webhooks: &'a Webhooks) -> Result<Actor<'a>, ApiError> {
+        match &self.kind {
+            OperatorKind::ApiKey => Ok(webhooks.operations_api_key_actor(self.client_ip)),
+            OperatorKind::Staff {
                 user_id,
                 email,
                 role: Role::Admin,
-            } => Ok(format!("{email} ({user_id})")),
-            Self::Staff { .. } => Err(ApiError::Forbidden),
+            } => Ok(Actor {
+                user_id,
+                email,
+                client_ip: self.client_ip,
+            }),
+            OperatorKind::Staff { .. } => Err(ApiError::Forbidden),
         }
     }
 }
@@ -108,8 +126,12 @@ impl FromRequestParts<Operations> for Operator {
             .and_then(|value| value.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim());
+        let client_ip = audit::client_ip(parts);
         if bearer.is_some_and(|token| ops.webhooks.is_operations_api_key(token)) {
-            return Ok(Self::ApiKey);
+            return Ok(Self {
+                kind: OperatorKind::ApiKey,
+                client_ip,
+            });
         }
         let current = ops
             .auth
@@ -120,10 +142,13 @@ impl FromRequestParts<Operations> for Operator {
         if !user.role.is_staff() {
             return Err(ApiError::Forbidden);
         }
-        Ok(Self::Staff {
-            user_id: user.id,
-            email: user.email,
-            role: user.role,
+        Ok(Self {
+            kind: OperatorKind::Staff {
+                user_id: user.id,
+                email: user.email,
+                role: user.role,
+            },
+            client_ip,
         })
     }
 }

@@ -1,69 +1,41 @@
-//! The audit log: who did what to which target, why, from where and when. Rows are only ever
-//! inserted (the migration's triggers refuse updates and deletes); every staff action writes one
-//! in the same transaction as its effect, so neither exists without the other.
-
-use std::fmt::Write as _;
-use std::net::IpAddr;
+//! The audit log as the back office reads it: pages of entries, filters, CSV export. Entries
+//! are written with [`record`] (module `audit`): every staff action writes one in the same
+//! transaction as its effect, so neither exists without the other.
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
 use super::{Page, PageQuery};
 use crate::db::Database;
 use crate::error::ApiError;
 
-/// The staff member an entry names.
-#[derive(Debug, Clone, Copy)]
-pub struct Actor<'a> {
-    pub user_id: &'a str,
-    pub email: &'a str,
-    pub client_ip: Option<IpAddr>,
-}
+// Writing entries is the `audit` module's, which the webhooks service uses too; the back office
+// reads them.
+pub use crate::audit::{Action, Actor, record};
 
-/// One action to record.
-#[derive(Debug, Clone, Copy)]
-pub struct Action<'a> {
-    /// What was done, `<target type>.<verb>`: `customer.disable`, `impersonation.start`, ...
-    pub action: &'a str,
-    pub target_type: &'a str,
-    pub target_id: &'a str,
-    pub reason: Option<&'a str>,
-    /// A JSON object with anything else worth keeping.
-    pub details: Option<&'a str>,
-}
-
-/// Appends `action` by `actor` at `now`, in `tx`: the caller commits it with the action's effect.
-pub async fn record(
-    tx: &mut Transaction<'static, Any>,
+/// Audits a staff sign-in or sign-out (`action`: `staff.sign_in`, `staff.sign_out`), the staff
+/// member's own account as the target and the session in the details, at `now`.
+pub async fn record_session(
+    db: &Database,
     actor: Actor<'_>,
-    action: Action<'_>,
+    action: &str,
+    session_id: &str,
     now: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (id, created_at, actor_id, actor_email, action, target_type, \
-         target_id, reason, client_ip, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(now)
-    .bind(actor.user_id)
-    .bind(actor.email)
-    .bind(action.action)
-    .bind(action.target_type)
-    .bind(action.target_id)
-    .bind(action.reason)
-    .bind(actor.client_ip.map(|ip| ip.to_string()))
-    .bind(action.details)
-    .execute(&mut **tx)
-    .await?;
-    tracing::info!(
-        actor = actor.user_id,
-        action = action.action,
-        target = action.target_id,
-        "audited"
-    );
+) -> Result<(), ApiError> {
+    let details = format!(r#"{{"session_id":"{session_id}"}}"#);
+    let entry = Action {
+        action,
+        target_type: "user",
+        target_id: actor.user_id,
+        reason: None,
+        details: Some(&details),
+    };
+    let mut tx = db.begin_write().await?;
+    record(&mut tx, actor, entry, now).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -181,21 +153,35 @@ pub fn csv_download(csv: String) -> Response {
         .into_response()
 }
 
-/// One CSV field, quoted when it must be. A field a spreadsheet would run as a formula (`=`,
-/// `+`, `-`, `@` first) is prefixed with `'`, as OWASP advises against CSV injection: reasons
-/// and emails are typed by people. (By hand: the `csv` crate is a dependency for ten lines.)
+/// What a spreadsheet runs as a formula when a cell starts with it (OWASP, CSV injection).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// What can end a cell, in this file or as a spreadsheet may read it: the separators of CSV
+/// (`,`, and `;` where it is the locale's list separator) and of TSV, line breaks, and quotes.
+const CELL_ENDS: [char; 6] = [',', ';', '\t', '\r', '\n', '"'];
+
+/// One CSV field (RFC 4180): quoted when it holds a separator, a quote or a line break, its
+/// quotes doubled. Formulas are defused with a `'` before each formula start (`=`, `+`, `-`,
+/// `@`, tab, carriage return) that opens the field or follows something that can end a cell:
+/// a spreadsheet that splits on `;` or tabs, or ignores quotes, would start a new cell there
+/// (OWASP's advice against CSV injection: reasons and emails are typed by people). By hand:
+/// the `csv` crate is a dependency for twenty lines.
 fn push_csv_field(out: &mut String, field: &str) {
-    let formula = field.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let quote = formula || field.contains([',', '"', '\r', '\n']);
-    if !quote {
+    let mut defused = String::with_capacity(field.len() + 2);
+    let mut cell_start = true;
+    for character in field.chars() {
+        if cell_start && FORMULA_STARTS.contains(&character) {
+            defused.push('\'');
+        }
+        defused.push(character);
+        cell_start = CELL_ENDS.contains(&character);
+    }
+    if defused.len() == field.len() && !field.contains(CELL_ENDS) {
         out.push_str(field);
         return;
     }
     out.push('"');
-    if formula {
-        out.push('\'');
-    }
-    let _ = write!(out, "{}", field.replace('"', "\"\""));
+    out.push_str(&defused.replace('"', "\"\""));
     out.push('"');
 }
 
@@ -259,9 +245,21 @@ mod tests {
     fn csv_fields_are_quoted_only_when_needed_and_formulas_are_defused() {
         assert_eq!(field("plain"), "plain");
         assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("a;b"), "\"a;b\"");
         assert_eq!(field("say \"hi\"\nbye"), "\"say \"\"hi\"\"\nbye\"");
         assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(field("-1"), "\"'-1\"");
+    }
+
+    #[test]
+    fn formulas_are_defused_wherever_a_cell_could_start() {
+        assert_eq!(field("ok;=1+1"), "\"ok;'=1+1\"");
+        assert_eq!(field("a,@SUM(A1)"), "\"a,'@SUM(A1)\"");
+        assert_eq!(field("line\n+1"), "\"line\n'+1\"");
+        assert_eq!(field("x\t-2"), "\"x\t'-2\"");
+        assert_eq!(field("\"=cmd\""), "\"\"\"'=cmd\"\"\"");
+        // Inside a cell, they are text: a 2-3 range, an address.
+        assert_eq!(field("2-3 a@b.c"), "2-3 a@b.c");
     }
 
     #[test]

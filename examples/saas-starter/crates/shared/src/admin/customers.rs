@@ -7,8 +7,8 @@ use sqlx::any::AnyRow;
 
 use super::audit::{self, Actor};
 use super::{Page, PageQuery};
-use crate::auth::User;
 use crate::auth::accounts::user_columns;
+use crate::auth::{User, session};
 use crate::db::Database;
 use crate::error::ApiError;
 
@@ -155,7 +155,7 @@ pub async fn set_disabled(
         .execute(&mut *tx)
         .await?;
     let ended = if disabled {
-        end_sessions(&mut tx, id, None, now).await?
+        session::end(&mut tx, id, None, now).await?
     } else {
         0
     };
@@ -187,7 +187,7 @@ pub async fn revoke_sessions(
 ) -> Result<u64, ApiError> {
     find(db, id).await?;
     let mut tx = db.begin_write().await?;
-    let ended = end_sessions(&mut tx, id, session_id, now).await?;
+    let ended = session::end(&mut tx, id, session_id, now).await?;
     let details = format!(r#"{{"sessions_ended":{ended}}}"#);
     let action = audit::Action {
         action: "customer.revoke_sessions",
@@ -199,24 +199,6 @@ pub async fn revoke_sessions(
     audit::record(&mut tx, actor, action, now).await?;
     tx.commit().await?;
     Ok(ended)
-}
-
-async fn end_sessions(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    user_id: &str,
-    session_id: Option<&str>,
-    now: i64,
-) -> sqlx::Result<u64> {
-    let result = sqlx::query(
-        "UPDATE sessions SET revoked_at = $1 \
-         WHERE user_id = $2 AND ($3 IS NULL OR id = $3) AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(user_id)
-    .bind(session_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(result.rows_affected())
 }
 
 #[cfg(test)]

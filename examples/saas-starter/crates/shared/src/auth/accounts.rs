@@ -1,8 +1,8 @@
 //! Accounts: the `users` table and the rules for emails.
 
 use serde::Serialize;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::db::Database;
 
@@ -192,7 +192,7 @@ pub async fn set_password_hash(
 /// Gives `user_id` the role `role`. Only operators do this (the admin service's
 /// `create-admin` command): no request of a user changes a role.
 pub async fn set_role(
-    db: &Database,
+    conn: &mut AnyConnection,
     user_id: &str,
     role: Role,
     now: i64,
@@ -201,7 +201,7 @@ pub async fn set_role(
         .bind(role.as_str())
         .bind(now)
         .bind(user_id)
-        .execute(db.pool())
+        .execute(conn)
         .await?;
     Ok(result.rows_affected() > 0)
 }

@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 pub const CUSTOM_HEADER: &str = "x-requested-with";
 
 /// Whether a cookie-authenticated request may proceed. `trusted_origins` are the origins of
-/// other sites allowed to call the API (`CORS_ALLOWED_ORIGINS`).
+/// other sites allowed to call the service (its `<SERVICE>_CORS_ALLOWED_ORIGINS`).
 pub fn allows(method: &Method, headers: &HeaderMap, trusted_origins: &[HeaderValue]) -> bool {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return true;

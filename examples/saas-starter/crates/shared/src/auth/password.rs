@@ -2,7 +2,8 @@
 
 use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, LazyLock, Mutex, mpsc};
+use std::sync::mpsc::{self, TrySendError};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
@@ -52,7 +53,7 @@ pub enum Verified {
 }
 
 /// Hashes and verifies passwords with argon2id at OWASP's minimum parameters (19 MiB of memory,
-/// 2 passes, 1 lane), on threads of their own at the lowest CPU priority.
+/// 2 passes, 1 lane), on threads of their own at the lowest CPU priority, behind a bounded queue.
 ///
 /// One hash takes tens of milliseconds of CPU. Run on the async runtime, a handful of concurrent
 /// logins would stall every other request; run on Tokio's blocking threads, they would still
@@ -60,6 +61,12 @@ pub enum Verified {
 /// would wait for a scheduler time slice (several milliseconds). On threads at the lowest
 /// priority (nice 19), hashing gets the CPU the rest of the API leaves: logins slow down when the
 /// service is saturated, and nothing else does.
+///
+/// The queue in front of the threads is bounded: under a flood of sign-ins (or of password
+/// changes), a request that finds it full is refused at once with 503 and `Retry-After`
+/// ([`ApiError::Overloaded`]) rather than waiting behind the flood until it times out, and a job
+/// whose request has gone (timed out, or the client left) is dropped unhashed when its turn
+/// comes. So the queue holds only work someone still waits for, and drains in a bounded time.
 #[derive(Clone)]
 pub struct Passwords {
     argon2: Argon2<'static>,
@@ -71,8 +78,9 @@ pub struct Passwords {
 }
 
 impl Passwords {
-    /// Fails only when the operating system cannot provide random bytes.
-    pub fn new() -> Result<Self, getrandom::Error> {
+    /// Hashing with at most `queue` jobs waiting for a thread. Fails only when the operating
+    /// system cannot provide random bytes.
+    pub fn new(queue: usize) -> Result<Self, getrandom::Error> {
         let params = Params::DEFAULT;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let mut random = [0_u8; 32];
@@ -84,7 +92,7 @@ impl Passwords {
         Ok(Self {
             argon2,
             params,
-            threads: Arc::new(HashingThreads::start()),
+            threads: Arc::new(HashingThreads::start(cores(), queue)),
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -132,32 +140,36 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let (done, result) = oneshot::channel();
-        self.threads.run(Box::new(move || {
-            // The receiver is gone only when the request was cancelled: nobody wants the result.
-            let _ = done.send(work());
-        }))?;
-        result
+        self.threads
+            .submit(work)?
             .await
             .map_err(|_| ApiError::internal("a password hashing thread failed"))?
     }
 }
 
+/// How long a client refused for a full queue is asked to wait: about the time the queue takes
+/// to drain at its default size.
+const RETRY_AFTER_SECS: u64 = 1;
+
 type Job = Box<dyn FnOnce() + Send>;
 
-/// One thread per core, each taking jobs from a shared queue, at the lowest CPU priority. As
-/// many threads as cores: hashing uses every core the API leaves idle, and holds at most one
-/// 19 MiB block per core however many people sign in at once (the others wait in the queue).
+/// Threads each taking jobs from a shared, bounded queue, at the lowest CPU priority. As many
+/// threads as cores: hashing uses every core the API leaves idle, and holds at most one 19 MiB
+/// block per core however many people sign in at once (the others wait in the queue).
 struct HashingThreads {
-    queue: mpsc::Sender<Job>,
+    queue: mpsc::SyncSender<Job>,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl HashingThreads {
-    fn start() -> Self {
-        let (queue, jobs) = mpsc::channel::<Job>();
+    /// `threads` threads behind a queue of at most `queue` jobs.
+    fn start(threads: usize, queue: usize) -> Self {
+        let (queue, jobs) = mpsc::sync_channel::<Job>(queue);
         let jobs = Arc::new(Mutex::new(jobs));
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for index in 0..cores {
+        for index in 0..threads {
             let jobs = Arc::clone(&jobs);
             let spawned = std::thread::Builder::new()
                 .name(format!("password-hashing-{index}"))
@@ -185,10 +197,26 @@ impl HashingThreads {
         Self { queue }
     }
 
-    fn run(&self, job: Job) -> Result<(), ApiError> {
-        self.queue
-            .send(job)
-            .map_err(|_| ApiError::internal("no password hashing thread is running"))
+    /// Queues `work`, whose result the receiver gives. Refused at once when the queue is full.
+    fn submit<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<oneshot::Receiver<T>, ApiError> {
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The receiver is gone when the request was cancelled (its timeout passed, or the
+            // client left): nobody wants the result, so the work is not done.
+            if !done.is_closed() {
+                let _ = done.send(work());
+            }
+        });
+        match self.queue.try_send(job) {
+            Ok(()) => Ok(result),
+            Err(TrySendError::Full(_)) => Err(ApiError::Overloaded(RETRY_AFTER_SECS)),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(ApiError::internal("no password hashing thread is running"))
+            }
+        }
     }
 }
 
@@ -205,6 +233,8 @@ fn is_current(current: &Params, hash: &PasswordHash) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use super::*;
 
     #[test]
@@ -232,7 +262,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_wrong_passwords_do_not() {
-        let passwords = Passwords::new().unwrap();
+        let passwords = Passwords::new(8).unwrap();
 
         let hash = passwords.hash("correct horse".into()).await.unwrap();
 
@@ -262,7 +292,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_with_old_parameters_are_upgraded() {
-        let passwords = Passwords::new().unwrap();
+        let passwords = Passwords::new(8).unwrap();
         let weak = Argon2::new(
             Algorithm::Argon2id,
             Version::V0x13,
@@ -282,5 +312,48 @@ mod tests {
             panic!("expected a rehash, got {verified:?}");
         };
         assert!(new_hash.contains("m=19456,t=2,p=1"), "{new_hash}");
+    }
+
+    /// One thread, busy with a job until `release` is sent, and an empty queue of `queue`
+    /// places behind it.
+    fn held_thread(queue: usize) -> (HashingThreads, mpsc::Sender<()>) {
+        let threads = HashingThreads::start(1, queue);
+        let (started, has_started) = mpsc::channel::<()>();
+        let (release, held) = mpsc::channel::<()>();
+        let holding = threads.submit(move || {
+            started.send(()).unwrap();
+            held.recv()
+        });
+        assert!(holding.is_ok(), "the queue is empty");
+        has_started.recv().unwrap();
+        (threads, release)
+    }
+
+    #[tokio::test]
+    async fn refuses_work_at_once_when_the_queue_is_full() {
+        let (threads, release) = held_thread(1);
+        let queued = threads.submit(|| 1);
+        let refused = threads.submit(|| 2);
+
+        assert!(matches!(refused, Err(ApiError::Overloaded(1))));
+        release.send(()).unwrap();
+        assert_eq!(queued.unwrap().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn drops_queued_work_nobody_waits_for() {
+        let (threads, release) = held_thread(2);
+        let done = Arc::new(AtomicBool::new(false));
+        let abandoned = {
+            let done = Arc::clone(&done);
+            threads.submit(move || done.store(true, Ordering::SeqCst))
+        };
+
+        drop(abandoned.unwrap());
+        release.send(()).unwrap();
+        let after = threads.submit(|| "after").unwrap().await.unwrap();
+
+        assert_eq!(after, "after");
+        assert!(!done.load(Ordering::SeqCst));
     }
 }

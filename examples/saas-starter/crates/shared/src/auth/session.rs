@@ -9,14 +9,15 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::accounts::{User, user_columns};
 use crate::db::Database;
 use crate::error::BoxError;
 
-/// `last_seen_at` is written at most this often per session: often enough for an idle timeout
-/// counted in hours or days, rarely enough that reads do not turn into writes.
+/// `last_seen_at` is written at most this often per session (and at most every tenth of the idle
+/// timeout, for staff's short one): often enough for the idle timeout to be kept to within a
+/// tenth, rarely enough that reads do not turn into writes.
 const TOUCH_INTERVAL_SECS: i64 = 60;
 
 /// A new random token: 256 bits from the operating system, base64url (43 characters).
@@ -38,6 +39,32 @@ pub struct Timeouts {
     pub absolute: i64,
 }
 
+/// Whom a session is for, stored with it (`sessions.kind`): a customer-facing one (the api's
+/// sign-ins, impersonations) or a staff one (the admin panel's, staff tokens). A service looks
+/// sessions up in its own kind only, so that a credential of one kind is never taken for the
+/// other: a customer-facing session of a staff account cannot reach the back office.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Customer,
+    Staff,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Staff => "staff",
+        }
+    }
+}
+
+/// The sessions a service deals in: their kind and the timeouts they end by.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub kind: Kind,
+    pub timeouts: Timeouts,
+}
+
 /// A session as its owner sees it in `GET /api/auth/sessions`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionInfo {
@@ -56,39 +83,41 @@ pub struct Active {
     pub user: User,
 }
 
-/// Starts a session for `user_id`; returns its id and the token for the cookie.
+/// Starts a session of `policy`'s kind for `user_id`; returns its id and the token for the
+/// cookie.
 pub async fn start(
     db: &Database,
     user_id: &str,
     user_agent: Option<&str>,
     now: i64,
-    timeouts: Timeouts,
+    policy: Policy,
 ) -> Result<(String, String), BoxError> {
     let id = uuid::Uuid::now_v7().to_string();
     let token = new_token()?;
     sqlx::query(
         "INSERT INTO sessions \
-         (id, user_id, token_hash, user_agent, created_at, last_seen_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $5, $6)",
+         (id, user_id, token_hash, user_agent, created_at, last_seen_at, expires_at, kind) \
+         VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
     )
     .bind(&id)
     .bind(user_id)
     .bind(hash_token(&token))
     .bind(user_agent)
     .bind(now)
-    .bind(now + timeouts.absolute)
+    .bind(now + policy.timeouts.absolute)
+    .bind(policy.kind.as_str())
     .execute(db.pool())
     .await?;
     Ok((id, token))
 }
 
-/// The condition a session and its user must meet to be in force: `$2` is the current time and
-/// `$3` the oldest `last_seen_at` the idle timeout allows. A macro so that queries can `concat!`
-/// it into literals (see [`user_columns`]).
+/// The condition a session and its user must meet to be in force: `$2` is the current time,
+/// `$3` the oldest `last_seen_at` the idle timeout allows and `$4` the session's kind. A macro
+/// so that queries can `concat!` it into literals (see [`user_columns`]).
 macro_rules! in_force {
     () => {
         "sessions.revoked_at IS NULL AND sessions.expires_at > $2 \
-         AND sessions.last_seen_at > $3 AND users.disabled_at IS NULL"
+         AND sessions.last_seen_at > $3 AND sessions.kind = $4 AND users.disabled_at IS NULL"
     };
 }
 
@@ -111,10 +140,10 @@ pub async fn find_by_token(
     db: &Database,
     token: &str,
     now: i64,
-    timeouts: Timeouts,
+    policy: Policy,
 ) -> Result<Option<Active>, sqlx::Error> {
     let query = select_active!("sessions.token_hash = $1");
-    find(db, query, &hash_token(token), now, timeouts).await
+    find(db, query, &hash_token(token), now, policy).await
 }
 
 /// The session in force with `id` (from an access token's `sid`).
@@ -122,9 +151,9 @@ pub async fn find_by_id(
     db: &Database,
     id: &str,
     now: i64,
-    timeouts: Timeouts,
+    policy: Policy,
 ) -> Result<Option<Active>, sqlx::Error> {
-    find(db, select_active!("sessions.id = $1"), id, now, timeouts).await
+    find(db, select_active!("sessions.id = $1"), id, now, policy).await
 }
 
 /// Runs `query` (from [`select_active`]) for `value`, and notes that the session was used.
@@ -133,12 +162,14 @@ async fn find(
     query: &'static str,
     value: &str,
     now: i64,
-    timeouts: Timeouts,
+    policy: Policy,
 ) -> Result<Option<Active>, sqlx::Error> {
+    let idle = policy.timeouts.idle;
     let row = sqlx::query(query)
         .bind(value)
         .bind(now)
-        .bind(now - timeouts.idle)
+        .bind(now - idle)
+        .bind(policy.kind.as_str())
         .fetch_optional(db.pool())
         .await?;
     let Some(row) = row else {
@@ -146,7 +177,7 @@ async fn find(
     };
     let session_id: String = row.try_get(0)?;
     let last_seen_at: i64 = row.try_get(1)?;
-    if now - last_seen_at >= TOUCH_INTERVAL_SECS {
+    if now - last_seen_at >= TOUCH_INTERVAL_SECS.min(idle / 10) {
         touch(db, &session_id, now).await?;
     }
     Ok(Some(Active {
@@ -178,6 +209,26 @@ pub async fn revoke(db: &Database, user_id: &str, id: &str, now: i64) -> Result<
     Ok(result.rows_affected() > 0)
 }
 
+/// Ends sessions of `user_id`, of every kind, in `conn` (a transaction, usually, with what
+/// requires it): the one with id `only`, or all of them. Returns how many ended.
+pub async fn end(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    only: Option<&str>,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE sessions SET revoked_at = $1 \
+         WHERE user_id = $2 AND ($3 IS NULL OR id = $3) AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(only)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
 /// Ends every session of `user_id` but `keep`.
 pub async fn revoke_others(
     db: &Database,
@@ -197,13 +248,14 @@ pub async fn revoke_others(
     Ok(())
 }
 
-/// The sessions of `user_id` in force, newest first; `current` marks the caller's.
+/// The sessions of `user_id` of `policy`'s kind in force, newest first; `current` marks the
+/// caller's.
 pub async fn list(
     db: &Database,
     user_id: &str,
     current: &str,
     now: i64,
-    timeouts: Timeouts,
+    policy: Policy,
 ) -> Result<Vec<SessionInfo>, sqlx::Error> {
     let query = concat!(
         "SELECT sessions.id, sessions.created_at, sessions.last_seen_at, sessions.expires_at, \
@@ -215,7 +267,8 @@ pub async fn list(
     let rows = sqlx::query(query)
         .bind(user_id)
         .bind(now)
-        .bind(now - timeouts.idle)
+        .bind(now - policy.timeouts.idle)
+        .bind(policy.kind.as_str())
         .fetch_all(db.pool())
         .await?;
     rows.iter()
@@ -267,7 +320,7 @@ pub async fn exchange_refresh_token(
     db: &Database,
     token: &str,
     now: i64,
-    timeouts: Timeouts,
+    policy: Policy,
 ) -> Result<Exchange, sqlx::Error> {
     let hash = hash_token(token);
     let claimed = sqlx::query(
@@ -280,7 +333,7 @@ pub async fn exchange_refresh_token(
     .await?;
     if let Some(row) = claimed {
         let session_id: String = row.try_get(0)?;
-        return Ok(match find_by_id(db, &session_id, now, timeouts).await? {
+        return Ok(match find_by_id(db, &session_id, now, policy).await? {
             Some(active) => Exchange::Accepted(active),
             None => Exchange::Refused,
         });

@@ -3,18 +3,19 @@
 //! each instance's own [`InMemoryStore`](super::InMemoryStore) would let a client make the limit
 //! once per instance.
 //!
-//! Each request runs one Lua script on the server, which keeps the [`RateLimitStore`] contract:
+//! Each count is one Lua script on the server, which keeps the [`RateLimitStore`] contract:
 //! Redis runs scripts one at a time, so checking and counting are one atomic step, and the
 //! script reads the server's clock, so instances whose clocks disagree still count alike. The
 //! script is written here rather than taken from redis-cell (`CL.THROTTLE`, the same algorithm):
 //! that is a server module, which managed Redis services seldom let you load. Needs Redis 5 or
-//! later (scripts that read the clock before writing).
+//! later (scripts that read the clock before writing). Remembered keys are plain keys that
+//! expire (`SET key 1 PX <ttl>`, `EXISTS key`).
 
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisError, Script};
+use redis::{Client, RedisError, RedisResult, Script};
 
 use super::store::{Decision, Quota, RateLimitStore};
 use crate::error::BoxError;
@@ -74,24 +75,49 @@ impl RedisStore {
     }
 }
 
+/// `answer`, or an error when Redis takes longer than [`RESPONSE_TIMEOUT`] to give it.
+async fn within_timeout<T>(answer: impl Future<Output = RedisResult<T>>) -> Result<T, BoxError> {
+    let answer = tokio::time::timeout(RESPONSE_TIMEOUT, answer)
+        .await
+        .map_err(|_| "Redis did not answer in time")??;
+    Ok(answer)
+}
+
 impl RateLimitStore for RedisStore {
     fn hit<'a>(&'a self, key: &'a str, quota: Quota) -> BoxFuture<'a, Result<Decision, BoxError>> {
         Box::pin(async move {
-            let script = async {
-                // A clone shares the connection: requests are pipelined on it.
-                let mut connection = self.connection.clone();
-                self.gcra
-                    .key(format!("{KEY_PREFIX}{key}"))
-                    .arg(micros(quota.interval()))
-                    .arg(micros(quota.period))
-                    .invoke_async::<(u8, u64)>(&mut connection)
-                    .await
-            };
-            let (allowed, wait_micros) = tokio::time::timeout(RESPONSE_TIMEOUT, script)
-                .await
-                .map_err(|_| "Redis did not answer in time")??;
+            // A clone shares the connection: requests are pipelined on it.
+            let mut connection = self.connection.clone();
+            let mut script = self.gcra.key(format!("{KEY_PREFIX}{key}"));
+            script
+                .arg(micros(quota.interval()))
+                .arg(micros(quota.period));
+            let (allowed, wait_micros) =
+                within_timeout(script.invoke_async::<(u8, u64)>(&mut connection)).await?;
             let wait = Duration::from_micros(wait_micros);
             Ok(Decision::from_wait(quota, wait, allowed == 1))
+        })
+    }
+
+    fn remember<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let mut set = redis::cmd("SET");
+            set.arg(format!("{KEY_PREFIX}{key}"))
+                .arg(1)
+                .arg("PX")
+                .arg(millis);
+            within_timeout(set.query_async::<()>(&mut connection)).await
+        })
+    }
+
+    fn remembers<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, BoxError>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let mut exists = redis::cmd("EXISTS");
+            exists.arg(format!("{KEY_PREFIX}{key}"));
+            within_timeout(exists.query_async::<bool>(&mut connection)).await
         })
     }
 }

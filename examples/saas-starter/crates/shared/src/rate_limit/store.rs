@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
@@ -27,6 +27,13 @@ impl Quota {
         Self {
             limit,
             period: Duration::from_secs(60),
+        }
+    }
+
+    pub fn per_hour(limit: NonZeroU32) -> Self {
+        Self {
+            limit,
+            period: Duration::from_secs(3600),
         }
     }
 
@@ -109,9 +116,19 @@ impl Decision {
 ///   a key is always used with the same quota. A store shared with other data may prefix them.
 /// - An error (the store is unreachable) is returned, not hidden: the caller decides what a
 ///   request does without a count.
+/// - Besides counts, a store remembers keys for a while ([`RateLimitStore::remember`]), such as
+///   the clients that signed in to an account: a remembered key is forgotten (dropped, or
+///   expired in Redis) once its time is over, like a count whose `tat` has passed. Remembered
+///   keys and counted keys never share a name.
 pub trait RateLimitStore: Send + Sync + 'static {
     /// Counts one request for `key` if `quota` allows it.
     fn hit<'a>(&'a self, key: &'a str, quota: Quota) -> BoxFuture<'a, Result<Decision, BoxError>>;
+
+    /// Remembers `key` for `ttl` (from now, whether it was remembered before or not).
+    fn remember<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<(), BoxError>>;
+
+    /// Whether `key` is remembered now.
+    fn remembers<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, BoxError>>;
 }
 
 /// Counts in this process: each instance of a service counts on its own.
@@ -122,7 +139,8 @@ pub struct InMemoryStore {
 
 #[derive(Debug, Default)]
 struct State {
-    /// The theoretical arrival time of each key.
+    /// The theoretical arrival time of each counted key, and the end of each remembered one:
+    /// either is of no use once passed.
     tats: HashMap<String, Instant>,
     /// The size at which expired keys are dropped next.
     prune_at: usize,
@@ -140,14 +158,7 @@ impl InMemoryStore {
 
     /// [`RateLimitStore::hit`] at the given time, which tests choose.
     pub fn hit_at(&self, key: &str, quota: Quota, now: Instant) -> Decision {
-        // The map is consistent after any panic (every change is a single insert or retain),
-        // so a poisoned lock is still usable.
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.tats.len() >= state.prune_at.max(MIN_PRUNE_AT) {
-            state.tats.retain(|_, tat| *tat > now);
-            state.prune_at = state.tats.len() * 2;
-        }
-
+        let mut state = self.state(now);
         let wait = state
             .tats
             .get(key)
@@ -160,12 +171,44 @@ impl InMemoryStore {
         }
         Decision::from_wait(quota, wait, allowed)
     }
+
+    /// [`RateLimitStore::remember`] at the given time.
+    pub fn remember_at(&self, key: &str, ttl: Duration, now: Instant) {
+        self.state(now).tats.insert(key.to_owned(), now + ttl);
+    }
+
+    /// [`RateLimitStore::remembers`] at the given time.
+    pub fn remembers_at(&self, key: &str, now: Instant) -> bool {
+        self.state(now).tats.get(key).is_some_and(|end| *end > now)
+    }
+
+    /// The state, locked, once expired keys are dropped if it is time to.
+    fn state(&self, now: Instant) -> MutexGuard<'_, State> {
+        // The map is consistent after any panic (every change is a single insert or retain),
+        // so a poisoned lock is still usable.
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.tats.len() >= state.prune_at.max(MIN_PRUNE_AT) {
+            state.tats.retain(|_, tat| *tat > now);
+            state.prune_at = state.tats.len() * 2;
+        }
+        state
+    }
 }
 
 impl RateLimitStore for InMemoryStore {
     fn hit<'a>(&'a self, key: &'a str, quota: Quota) -> BoxFuture<'a, Result<Decision, BoxError>> {
         let decision = self.hit_at(key, quota, Instant::now());
         Box::pin(async move { Ok(decision) })
+    }
+
+    fn remember<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<(), BoxError>> {
+        self.remember_at(key, ttl, Instant::now());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn remembers<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, BoxError>> {
+        let remembered = self.remembers_at(key, Instant::now());
+        Box::pin(async move { Ok(remembered) })
     }
 }
 
@@ -256,6 +299,18 @@ mod tests {
 
         assert!(!store.hit_at("a", quota(), now).allowed);
         assert!(store.hit_at("b", quota(), now).allowed);
+    }
+
+    #[test]
+    fn remembers_keys_until_their_time_is_over() {
+        let store = InMemoryStore::new();
+        let now = Instant::now();
+
+        store.remember_at("known", secs(30), now);
+
+        assert!(store.remembers_at("known", now + secs(29)));
+        assert!(!store.remembers_at("known", now + secs(30)));
+        assert!(!store.remembers_at("other", now));
     }
 
     #[test]

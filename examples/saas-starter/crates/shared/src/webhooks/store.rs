@@ -15,7 +15,9 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::QueryScalar;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Row};
 
+use crate::audit::{self, Action, Actor};
 use crate::db::{Backend, Database};
+use crate::error::ApiError;
 
 /// Where an event is in its life; see the module documentation of [`super`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -637,6 +639,9 @@ pub async fn event(db: &Database, id: &str) -> sqlx::Result<Option<EventDetail>>
     }))
 }
 
+/// The audit log's target type of replays.
+pub const AUDIT_TARGET_TYPE: &str = "webhook_event";
+
 /// What [`replay`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replay {
@@ -645,22 +650,56 @@ pub enum Replay {
     AlreadyQueued,
 }
 
-/// Queues the stored event `id` again, counting the replay and recording who asked.
+impl Replay {
+    /// How many times the event has been replayed, this one included; 404 when the event is
+    /// unknown, 409 when it already waits for a worker (pending, or retrying).
+    pub fn into_result(self) -> Result<i64, ApiError> {
+        match self {
+            Self::Queued { replays } => Ok(replays),
+            Self::Unknown => Err(ApiError::NotFound("event")),
+            Self::AlreadyQueued => Err(ApiError::Conflict(
+                "the event is already queued for processing".into(),
+            )),
+        }
+    }
+}
+
+/// Queues the stored event `id` again on behalf of `actor`, counting the replay, recording who
+/// asked, and auditing it (`webhook.replay`, with the replay count), in one transaction: a
+/// replay refused (unknown event, already queued) is not audited.
 pub async fn replay(
     db: &Database,
     id: &str,
-    requested_by: &str,
+    actor: Actor<'_>,
     now_ms: i64,
 ) -> sqlx::Result<Replay> {
     let mut tx = db.begin_write().await?;
-    let replayed = replay_in(&mut tx, id, requested_by, now_ms).await?;
+    let replayed = replay_in(&mut tx, id, &requested_by(actor), now_ms).await?;
+    if let Replay::Queued { replays } = replayed {
+        let details = serde_json::json!({ "replays": replays }).to_string();
+        let action = Action {
+            action: "webhook.replay",
+            target_type: AUDIT_TARGET_TYPE,
+            target_id: id,
+            reason: None,
+            details: Some(&details),
+        };
+        audit::record(&mut tx, actor, action, now_ms / 1000).await?;
+    }
     tx.commit().await?;
     Ok(replayed)
 }
 
-/// [`replay`] in the caller's transaction, for callers that record more in it (the admin
-/// service's audit entry).
-pub async fn replay_in(
+/// Who a replay is recorded as in `webhook_replays`: `email (user id)`, or `API key <name>`.
+fn requested_by(actor: Actor<'_>) -> String {
+    match actor.user_id.strip_prefix(audit::API_KEY_PREFIX) {
+        Some(name) => format!("API key {name}"),
+        None => format!("{} ({})", actor.email, actor.user_id),
+    }
+}
+
+/// The replay itself, in [`replay`]'s transaction.
+async fn replay_in(
     conn: &mut AnyConnection,
     id: &str,
     requested_by: &str,
@@ -702,21 +741,32 @@ pub async fn replay_in(
     Ok(Replay::Queued { replays })
 }
 
-/// Queues every event in `status` again, in one transaction; returns how many.
+/// Queues every event in `status` again on behalf of `actor` and audits it
+/// (`webhook.replay_all`, with the count, also when it is 0), in one transaction; returns how
+/// many were queued.
 pub async fn replay_all(
     db: &Database,
     status: Status,
-    requested_by: &str,
+    actor: Actor<'_>,
     now_ms: i64,
 ) -> sqlx::Result<u64> {
     let mut tx = db.begin_write().await?;
-    let queued = replay_all_in(&mut tx, status, requested_by, now_ms).await?;
+    let queued = replay_all_in(&mut tx, status, &requested_by(actor), now_ms).await?;
+    let details = serde_json::json!({ "status": status.as_str(), "queued": queued }).to_string();
+    let action = Action {
+        action: "webhook.replay_all",
+        target_type: AUDIT_TARGET_TYPE,
+        target_id: status.as_str(),
+        reason: None,
+        details: Some(&details),
+    };
+    audit::record(&mut tx, actor, action, now_ms / 1000).await?;
     tx.commit().await?;
     Ok(queued)
 }
 
-/// [`replay_all`] in the caller's transaction.
-pub async fn replay_all_in(
+/// The replays themselves, in [`replay_all`]'s transaction.
+async fn replay_all_in(
     conn: &mut AnyConnection,
     status: Status,
     requested_by: &str,

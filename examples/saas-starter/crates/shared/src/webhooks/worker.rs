@@ -503,6 +503,8 @@ mod tests {
         let url = format!("sqlite://{}/test.db?mode=rwc", dir.display());
         let mut env = Env::from_vars([
             ("DATABASE_URL", url.as_str()),
+            // A test secret, which production would refuse.
+            ("APP_ENV", "development"),
             ("STRIPE_WEBHOOK_SECRETS", "whsec_test"),
             // The failed job stays `retrying` until the test ends.
             ("WEBHOOKS_RETRY_BASE_MS", "600000"),

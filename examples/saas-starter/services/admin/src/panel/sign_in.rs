@@ -1,12 +1,15 @@
 //! Signing in to the panel and out of it.
 //!
 //! Staff sign in with the email and password of their account; the panel keeps its own session
-//! cookie (`__Host-admin-session`), with the api's rules: idle and absolute timeouts, a new
-//! session each time, revocable. The sign-in form itself is protected against login CSRF by a
+//! cookie (`__Host-admin-session`, without `Max-Age`) for a staff session: the staff idle and
+//! absolute timeouts (`AUTH_STAFF_SESSION_*`, shorter than customers'), a new session each time,
+//! revocable. The sign-in form itself is protected against login CSRF by a
 //! double-submit token: a random value in a short-lived cookie and in the form, which another
-//! site can neither read nor set. Failed attempts are rate-limited per IP and per email like the
-//! api's login (module `security/rate-limiting`). Signing in and out are audited
-//! (`staff.sign_in`, `staff.sign_out`); failed attempts are logged, not audited.
+//! site can neither read nor set. Attempts are rate-limited like the api's login (module
+//! `security/rate-limiting`): per IP, per email and IP, and per email from every address except
+//! those a sign-in succeeded from (this form's redirect), so that a stranger failing on purpose
+//! cannot lock a staff member out. Signing in and out are audited (`staff.sign_in`,
+//! `staff.sign_out`); failed attempts are logged, not audited.
 
 use askama::Template;
 use axum::Router;
@@ -20,7 +23,6 @@ use shared::ApiError;
 use shared::admin::audit::{self, Actor};
 use shared::admin::client_ip;
 use shared::auth::{Auth, cookie_value, csrf, now, session};
-use shared::db::Database;
 
 use super::{NoFields, PanelError, PanelForm, Viewer, html};
 
@@ -132,7 +134,8 @@ async fn sign_in(
         email: &user.email,
         client_ip: client_ip(&parts),
     };
-    if let Err(error) = audit_session(auth.db(), actor, "staff.sign_in", &session_id).await {
+    let audited = audit::record_session(auth.db(), actor, "staff.sign_in", &session_id, now());
+    if let Err(error) = audited.await {
         return PanelError(error).into_response();
     }
     tracing::info!(user = %user.id, session = %session_id, "signed in to the panel");
@@ -157,11 +160,12 @@ async fn sign_out(
 ) -> Result<Response, PanelError> {
     let staff = &viewer.staff;
     session::revoke(auth.db(), &staff.user.id, &staff.session_id, now()).await?;
-    audit_session(
+    audit::record_session(
         auth.db(),
         staff.actor(),
         "staff.sign_out",
         &staff.session_id,
+        now(),
     )
     .await?;
     tracing::info!(user = %staff.user.id, "signed out of the panel");
@@ -170,28 +174,6 @@ async fn sign_out(
         .headers_mut()
         .append(header::SET_COOKIE, auth.clear_cookie());
     Ok(response)
-}
-
-/// Audits a sign-in or sign-out of the panel (`action`), the staff member's own account as the
-/// target and the session in the details.
-async fn audit_session(
-    db: &Database,
-    actor: Actor<'_>,
-    action: &str,
-    session_id: &str,
-) -> Result<(), ApiError> {
-    let details = format!(r#"{{"session_id":"{session_id}"}}"#);
-    let entry = audit::Action {
-        action,
-        target_type: "user",
-        target_id: actor.user_id,
-        reason: None,
-        details: Some(&details),
-    };
-    let mut tx = db.begin_write().await?;
-    audit::record(&mut tx, actor, entry, now()).await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// Where to go after signing in: a path of the panel, never another site (`//evil.example`
