@@ -4,6 +4,14 @@
 //! staged [`Tree`] (files, snippets, env keys, Cargo dependencies, migrations) and record them in
 //! the manifest and the lockfile; [`Workspace::finish`] returns the plan. Nothing here writes to
 //! the disk: the commands hand the plan to [`crate::stage::fsio::apply`].
+//!
+//! One file per concern: `install` (where a module and its requirements go, and what each
+//! service gets), `uninstall`, `files` (generated files and spliced snippets, each edit replayed
+//! on the pristine copy), `dependencies` (Cargo dependencies and who owns them), `env_blocks`
+//! (the module blocks of `.env` and `.env.example`), [`upgrade`] (what `upgrade` stages), and
+//! [`generated`] (what `diff` and `upgrade` compare). The state is private: commands read it
+//! through [`Workspace::manifest`], [`Workspace::lock`] and [`Workspace::tree`], and change it
+//! through the methods here only.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -25,8 +33,10 @@ mod dependencies;
 mod env;
 mod env_blocks;
 mod files;
+pub mod generated;
 mod install;
 mod uninstall;
+pub mod upgrade;
 
 use files::Splices;
 
@@ -35,17 +45,17 @@ pub const ENV_EXAMPLE_FILE: &str = ".env.example";
 const SHARED_MANIFEST: &str = "crates/shared/Cargo.toml";
 
 pub struct Workspace<'c> {
-    pub catalog: &'c Catalog,
-    pub manifest: Manifest,
-    pub lock: Lock,
-    pub tree: Tree,
+    catalog: &'c Catalog,
+    manifest: Manifest,
+    lock: Lock,
+    tree: Tree,
     secrets: Secrets,
     /// Files that exist but that saaskit did not generate may be overwritten (`new --force`).
     overwrite: bool,
     /// Remove generated files and snippets even when the user edited them (`remove --force`).
     force: bool,
     /// What the user should be told after the command (files kept, etc.).
-    pub notes: Vec<String>,
+    notes: Vec<String>,
     /// The Rust files snippets were spliced into, each with its text before the first splice
     /// and the splices in order: [`Workspace::finish`] parses each file once, and replays the
     /// splices only to name the one that broke it.
@@ -159,6 +169,21 @@ impl<'c> Workspace<'c> {
             notes: Vec::new(),
             spliced: BTreeMap::new(),
         }
+    }
+
+    /// The manifest as planned so far.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The lockfile as planned so far.
+    pub fn lock(&self) -> &Lock {
+        &self.lock
+    }
+
+    /// The staged tree: the workspace's files with the planned changes, to read.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
     }
 
     /// Removes generated files and snippets even when the user edited them (`remove --force`).
