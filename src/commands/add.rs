@@ -11,7 +11,7 @@ pub fn run(args: AddArgs) -> Result<()> {
     let installed = workspace.install(&args.module, args.service.as_deref())?;
     if installed.is_empty() {
         let on: Vec<String> = workspace
-            .manifest
+            .manifest()
             .services_with(&args.module)
             .iter()
             .map(|s| s.name.clone())

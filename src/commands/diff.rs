@@ -13,12 +13,12 @@ use serde::Serialize;
 use similar::{Algorithm, udiff::unified_diff};
 
 use crate::cli::DiffArgs;
-use crate::edit::cargo_deps::{self, Added};
 use crate::edit::inject::{self, CommentStyle};
 use crate::model::catalog::Catalog;
 use crate::model::lock::{self, Lock};
 use crate::stage::tree::Tree;
-use crate::workspace::{ENV_FILE, Workspace, find_root};
+use crate::workspace::generated::{generated_paths, own_content};
+use crate::workspace::{Workspace, find_root};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -119,7 +119,7 @@ pub fn run(args: DiffArgs) -> Result<()> {
     let root = find_root(&std::env::current_dir()?)?;
     let catalog = Catalog::load()?;
     let workspace = Workspace::open(&catalog, &root)?;
-    let fresh = Workspace::render_fresh(&catalog, &workspace.manifest)?;
+    let fresh = Workspace::render_fresh(&catalog, workspace.manifest())?;
     let mut items = files(&workspace, &fresh)?;
     items.extend(snippets(&workspace, &fresh)?);
 
@@ -184,53 +184,20 @@ fn diff(path: &str, disk: Option<&str>, fresh: Option<&str>) -> String {
     }
 }
 
-/// A file's own content: every fenced block and every dependency `lock` says a module inserted
-/// taken out again, which gives back what the file's template produced.
-pub(super) fn own_content(path: &str, content: &str, lock: &Lock) -> Result<String> {
-    let style = CommentStyle::for_path(path);
-    let mut text = content.to_string();
-    for block in inject::scan(content, style).blocks {
-        if let Ok(Some(stripped)) = inject::remove_block(&text, style, &block.marker, &block.module)
-        {
-            text = stripped;
-        }
-    }
-    for record in lock.dependencies.iter().filter(|d| d.path == path).rev() {
-        let added = Added {
-            inserted: record.inserted,
-            features: record.features.clone(),
-        };
-        text = cargo_deps::remove(path, &text, &record.name, &added)?;
-    }
-    Ok(text)
-}
-
 fn own_content_at(tree: &Tree, path: &str, lock: &Lock) -> Result<Option<String>> {
     tree.read(path)?
         .map(|content| own_content(path, &content, lock))
         .transpose()
 }
 
-/// The files either lock records, but `.env`: it holds the user's own values and secrets, which
-/// are never compared nor merged.
-pub(super) fn generated_paths<'a>(recorded: &'a Lock, fresh: &'a Lock) -> BTreeSet<&'a str> {
-    recorded
-        .files
-        .iter()
-        .chain(&fresh.files)
-        .map(|f| f.path.as_str())
-        .filter(|p| *p != ENV_FILE)
-        .collect()
-}
-
 fn files(workspace: &Workspace, fresh: &Workspace) -> Result<Vec<Item>> {
-    let paths = generated_paths(&workspace.lock, &fresh.lock);
+    let paths = generated_paths(workspace.lock(), fresh.lock());
     let mut items = Vec::new();
     for path in paths {
-        let recorded = workspace.lock.file(path);
-        let generated = fresh.lock.file(path);
-        let disk = own_content_at(&workspace.tree, path, &workspace.lock)?;
-        let reference = own_content_at(&fresh.tree, path, &fresh.lock)?;
+        let recorded = workspace.lock().file(path);
+        let generated = fresh.lock().file(path);
+        let disk = own_content_at(workspace.tree(), path, workspace.lock())?;
+        let reference = own_content_at(fresh.tree(), path, fresh.lock())?;
         let module = generated
             .or(recorded)
             .map(|f| f.module.clone())
@@ -246,10 +213,10 @@ fn files(workspace: &Workspace, fresh: &Workspace) -> Result<Vec<Item>> {
 
 fn snippets(workspace: &Workspace, fresh: &Workspace) -> Result<Vec<Item>> {
     let keys: BTreeSet<(&str, &str, &str)> = workspace
-        .lock
+        .lock()
         .snippets
         .iter()
-        .chain(&fresh.lock.snippets)
+        .chain(&fresh.lock().snippets)
         .map(|s| (s.path.as_str(), s.marker.as_str(), s.module.as_str()))
         .collect();
     let mut items = Vec::new();
@@ -263,15 +230,15 @@ fn snippets(workspace: &Workspace, fresh: &Workspace) -> Result<Vec<Item>> {
                 .with_context(|| path.to_string())?;
             Ok(located.map(|(body, _)| body))
         };
-        let disk = body_in(&workspace.tree)?;
-        let reference = body_in(&fresh.tree)?;
+        let disk = body_in(workspace.tree())?;
+        let reference = body_in(fresh.tree())?;
         let hashes = (
             workspace
-                .lock
+                .lock()
                 .snippet(path, marker, module)
                 .map(|s| s.sha256.as_str()),
             fresh
-                .lock
+                .lock()
                 .snippet(path, marker, module)
                 .map(|s| s.sha256.as_str()),
         );

@@ -144,7 +144,7 @@ fn toolchain(root: &Path) -> Vec<Finding> {
 
 /// Every marker and fence saaskit relies on is intact, and every recorded snippet is in place.
 fn fences(workspace: &Workspace) -> Result<Vec<Finding>> {
-    let lock = &workspace.lock;
+    let lock = &workspace.lock();
     let mut paths: Vec<&str> = lock.snippets.iter().map(|s| s.path.as_str()).collect();
     paths.extend(
         lock.files
@@ -157,7 +157,7 @@ fn fences(workspace: &Workspace) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     let mut intact = 0;
     for path in paths {
-        let Some(source) = workspace.tree.read(path)? else {
+        let Some(source) = workspace.tree().read(path)? else {
             findings.push(finding(
                 "fences",
                 Severity::Error,
@@ -315,7 +315,7 @@ fn database(root: &Path, env: &Option<BTreeMap<String, String>>) -> Vec<Finding>
 /// Each service's address is free to listen on.
 fn ports(workspace: &Workspace, env: &Option<BTreeMap<String, String>>) -> Vec<Finding> {
     workspace
-        .manifest
+        .manifest()
         .services
         .iter()
         .map(|spec| {

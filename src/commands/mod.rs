@@ -45,22 +45,18 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
-/// Prints the plan as a diff (`dry_run`), or writes it and lists the files written (when
+/// Prints the plan as a diff (`dry_run`), or writes it ([`write_plan`]) and lists the files written (when
 /// `list`: `new` lists its hundred files only with `--verbose`). The base store's copies are
 /// written with the rest but only counted: they repeat the generated files.
 fn commit(root: &Path, plan: &Plan, notes: &[String], dry_run: bool, list: bool) -> Result<()> {
-    let (files, copies) = without_base_copies(&plan.changes);
+    let (files, copies) = write_plan(root, plan, dry_run)?;
     if dry_run {
-        print!("{}", render_diff(&files));
         println!(
             "dry run: {} file(s) would change; nothing was written",
             files.len()
         );
-    } else {
-        fsio::apply(root, &plan.writes)?;
-        if list {
-            print!("{}", summarize(&files));
-        }
+    } else if list {
+        print!("{}", summarize(&files));
     }
     if copies > 0 && (list || dry_run) {
         let noun = if copies == 1 { "copy" } else { "copies" };
@@ -72,6 +68,19 @@ fn commit(root: &Path, plan: &Plan, notes: &[String], dry_run: bool, list: bool)
         println!("note: {note}");
     }
     Ok(())
+}
+
+/// The one path from a plan to the disk: prints the plan as a diff (`dry_run`) or writes it.
+/// Returns the plan's changes outside the base store and how many copies in it change, for the
+/// command's report.
+fn write_plan(root: &Path, plan: &Plan, dry_run: bool) -> Result<(Vec<Change>, usize)> {
+    let (files, copies) = without_base_copies(&plan.changes);
+    if dry_run {
+        print!("{}", render_diff(&files));
+    } else {
+        fsio::apply(root, &plan.writes)?;
+    }
+    Ok((files, copies))
 }
 
 /// The plan's changes outside the base store, and how many copies in it change.

@@ -23,9 +23,9 @@ use crate::edit::inject::{self, CommentStyle};
 use crate::edit::merge::{self, Labels};
 use crate::model::catalog::Catalog;
 use crate::model::lock::{self, Lock};
-use crate::stage::base_store::{BASE_DIR, PACK_FILE};
-use crate::stage::change::render_diff;
-use crate::stage::fsio;
+use crate::stage::base_store::PACK_FILE;
+use crate::workspace::generated::{generated_paths, own_content};
+use crate::workspace::upgrade::Action;
 use crate::workspace::{ENV_FILE, EnvRefresh, Workspace, base_path, find_root};
 
 /// What the upgrade does to one generated file.
@@ -76,14 +76,6 @@ impl Outcome {
             _ => String::new(),
         }
     }
-}
-
-/// What to do with the file on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Action {
-    Leave,
-    Write(String),
-    Delete,
 }
 
 /// What the file descends from.
@@ -197,8 +189,8 @@ fn agrees_with_lock(path: &str, text: &str, lock: &Lock) -> bool {
     let Some(recorded) = lock.file(path) else {
         return false;
     };
-    let own_matches = super::diff::own_content(path, text, lock)
-        .is_ok_and(|own| lock::hash(&own) == recorded.sha256);
+    let own_matches =
+        own_content(path, text, lock).is_ok_and(|own| lock::hash(&own) == recorded.sha256);
     let style = CommentStyle::for_path(path);
     let snippets: Vec<_> = lock.snippets.iter().filter(|s| s.path == path).collect();
     own_matches
@@ -212,9 +204,9 @@ fn agrees_with_lock(path: &str, text: &str, lock: &Lock) -> bool {
 }
 
 fn base_of(workspace: &Workspace, fresh: &Lock, path: &str, ours: Option<&str>) -> Result<Base> {
-    let old = &workspace.lock;
+    let old = workspace.lock();
     if let Some(copy_path) = base_path(path)
-        && let Some(copy) = workspace.tree.read(&copy_path)?
+        && let Some(copy) = workspace.tree().read(&copy_path)?
     {
         let copy = copy.replace("\r\n", "\n");
         if agrees_with_lock(path, &copy, old) {
@@ -345,8 +337,8 @@ fn upgraded_lock(old: &Lock, fresh: &Lock) -> Lock {
 /// Refuses to merge into files that still hold the markers of an earlier upgrade's conflicts.
 fn refuse_unresolved_conflicts(workspace: &Workspace) -> Result<()> {
     let mut places = Vec::new();
-    for file in workspace.lock.files.iter().filter(|f| f.path != ENV_FILE) {
-        if let Some(text) = workspace.tree.read(&file.path)?
+    for file in workspace.lock().files.iter().filter(|f| f.path != ENV_FILE) {
+        if let Some(text) = workspace.tree().read(&file.path)?
             && let Some(line) = merge::conflict_marker_line(&text)
         {
             places.push(format!("  {}:{line}", file.path));
@@ -368,114 +360,37 @@ pub fn run(args: UpgradeArgs) -> Result<()> {
     let catalog = Catalog::load()?;
     let mut workspace = Workspace::open(&catalog, &root)?;
     refuse_unresolved_conflicts(&workspace)?;
-    let fresh = Workspace::render_fresh(&catalog, &workspace.manifest)?;
-    let old = workspace.lock.clone();
-    let new_lock = upgraded_lock(&old, &fresh.lock);
-    let from = old.saaskit_version.clone();
-    let to = env!("CARGO_PKG_VERSION");
+    let fresh = Workspace::render_fresh(&catalog, workspace.manifest())?;
+    let old = workspace.lock().clone();
+    let new_lock = upgraded_lock(&old, fresh.lock());
 
-    let paths = super::diff::generated_paths(&old, &fresh.lock);
-    let mut report: Vec<(String, Outcome)> = Vec::new();
-    // What the templates generate, blocks in the workspace's order: the new base copies.
-    let mut generated: BTreeMap<String, String> = BTreeMap::new();
-    let mut without_copy = 0;
-    for path in paths {
-        let ours = workspace.tree.read(path)?;
-        let base = base_of(&workspace, &fresh.lock, path, ours.as_deref())?;
-        let reference = match &base {
-            Base::Copy(copy) => Some(copy.as_str()),
-            Base::Hashes { .. } => ours.as_deref(),
-        };
-        let theirs = match (fresh.lock.file(path), reference) {
-            (None, _) => None,
-            (Some(_), None) => fresh.tree.read(path)?,
-            (Some(_), Some(reference)) => fresh
-                .tree
-                .read(path)?
-                .map(|theirs| in_reference_order(path, &theirs, reference)),
-        };
-        if let Some(theirs) = &theirs {
-            generated.insert(path.to_string(), theirs.clone());
-        }
-        let base_label = format!("{path} as saaskit {from} generated it");
-        let theirs_label = format!("{path} as saaskit {to} generates it");
-        let labels = Labels {
-            ours: path,
-            base: &base_label,
-            theirs: &theirs_label,
-        };
-        let recorded = old.file(path).is_some();
-        let (outcome, action) =
-            decide(recorded, &base, ours.as_deref(), theirs.as_deref(), &labels);
-        if recorded && matches!(base, Base::Hashes { .. }) && outcome != Outcome::Unchanged {
-            without_copy += 1;
-        }
-        match action {
-            Action::Leave => {}
-            Action::Write(text) => workspace.tree.write(path, text),
-            Action::Delete => workspace.tree.delete(path),
-        }
-        report.push((path.to_string(), outcome));
+    let files = plan_files(&workspace, &fresh)?;
+    let copies = pristine_copies(&new_lock, &files.generated, &fresh)?;
+    let mut report = Vec::new();
+    for upgrade in files.upgrades {
+        workspace.stage(&upgrade.path, upgrade.action);
+        report.push((upgrade.path, upgrade.outcome));
     }
-
-    // The base store becomes the new render: one copy per generated file, nothing else.
-    let mut keep: BTreeSet<&str> = BTreeSet::new();
-    for file in &new_lock.files {
-        let content = match generated.get(&file.path) {
-            Some(content) => Some(content.clone()),
-            None => fresh.tree.read(&file.path)?,
-        };
-        if let (Some(copy), Some(content)) = (base_path(&file.path), content) {
-            workspace.tree.write(&copy, content);
-            keep.insert(file.path.as_str());
-        }
-    }
-    for file in &old.files {
-        if !keep.contains(file.path.as_str())
-            && let Some(copy) = base_path(&file.path)
-        {
-            workspace.tree.delete(&copy);
-        }
-    }
-    let strays: Vec<String> = (workspace.tree.stored_copies()?.copies.keys())
-        .filter(|path| !keep.contains(path.as_str()))
-        .map(|path| format!("{BASE_DIR}/{path}"))
-        .collect();
-    for stray in strays {
-        workspace.tree.delete(&stray);
-    }
-
+    workspace.replace_pristine_copies(&copies)?;
     let env_refresh = workspace.refresh_env()?;
-    let module_changes: Vec<String> = new_lock
-        .modules
-        .iter()
-        .filter_map(|m| {
-            let before = old.module(&m.id)?;
-            (before.version != m.version)
-                .then(|| format!("{} {} -> {}", m.id, before.version, m.version))
-        })
-        .collect();
-    workspace.lock = new_lock;
+    let module_changes = module_changes(&old, &new_lock);
+    workspace.replace_lock(new_lock);
     let (plan, _) = workspace.finish()?;
-    let (files, copies) = super::without_base_copies(&plan.changes);
-    if args.dry_run {
-        print!("{}", render_diff(&files));
-    } else {
-        fsio::apply(&root, &plan.writes)?;
-    }
+
+    let (changed, copies) = super::write_plan(&root, &plan, args.dry_run)?;
     let summary = Summary {
         report,
         env_refresh,
         module_changes,
         copies,
-        without_copy,
-        from,
+        without_copy: files.without_copy,
+        from: old.saaskit_version,
     };
     summary.print(args.dry_run);
     if args.dry_run {
         println!(
             "dry run: {} file(s) would change; nothing was written",
-            files.len()
+            changed.len()
         );
         return Ok(());
     }
@@ -491,6 +406,119 @@ pub fn run(args: UpgradeArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The upgrade of one generated file.
+struct FileUpgrade {
+    path: String,
+    outcome: Outcome,
+    action: Action,
+}
+
+/// What the upgrade does to the generated files.
+struct FilesPlan {
+    upgrades: Vec<FileUpgrade>,
+    /// What the templates generate, blocks in the workspace's order: the new base copies.
+    generated: BTreeMap<String, String>,
+    /// Files judged by the lock's hashes for want of a usable copy.
+    without_copy: usize,
+}
+
+/// Decides the upgrade of every file either lockfile records: merged against its pristine copy,
+/// or judged by the hashes when it has none.
+fn plan_files(workspace: &Workspace, fresh: &Workspace) -> Result<FilesPlan> {
+    let old = workspace.lock();
+    let from = &old.saaskit_version;
+    let to = env!("CARGO_PKG_VERSION");
+    let mut plan = FilesPlan {
+        upgrades: Vec::new(),
+        generated: BTreeMap::new(),
+        without_copy: 0,
+    };
+    for path in generated_paths(old, fresh.lock()) {
+        let ours = workspace.tree().read(path)?;
+        let base = base_of(workspace, fresh.lock(), path, ours.as_deref())?;
+        let theirs = theirs(fresh, path, &base, ours.as_deref())?;
+        if let Some(theirs) = &theirs {
+            plan.generated.insert(path.to_string(), theirs.clone());
+        }
+        let base_label = format!("{path} as saaskit {from} generated it");
+        let theirs_label = format!("{path} as saaskit {to} generates it");
+        let labels = Labels {
+            ours: path,
+            base: &base_label,
+            theirs: &theirs_label,
+        };
+        let recorded = old.file(path).is_some();
+        let (outcome, action) =
+            decide(recorded, &base, ours.as_deref(), theirs.as_deref(), &labels);
+        if recorded && matches!(base, Base::Hashes { .. }) && outcome != Outcome::Unchanged {
+            plan.without_copy += 1;
+        }
+        plan.upgrades.push(FileUpgrade {
+            path: path.to_string(),
+            outcome,
+            action,
+        });
+    }
+    Ok(plan)
+}
+
+/// What the templates generate now at `path` (`None`: no longer generated), its blocks in the
+/// order the file descends from.
+fn theirs(
+    fresh: &Workspace,
+    path: &str,
+    base: &Base,
+    ours: Option<&str>,
+) -> Result<Option<String>> {
+    let reference = match base {
+        Base::Copy(copy) => Some(copy.as_str()),
+        Base::Hashes { .. } => ours,
+    };
+    Ok(match (fresh.lock().file(path), reference) {
+        (None, _) => None,
+        (Some(_), None) => fresh.tree().read(path)?,
+        (Some(_), Some(reference)) => fresh
+            .tree()
+            .read(path)?
+            .map(|theirs| in_reference_order(path, &theirs, reference)),
+    })
+}
+
+/// The base store after the upgrade: the new render, one copy per generated file.
+fn pristine_copies(
+    new_lock: &Lock,
+    generated: &BTreeMap<String, String>,
+    fresh: &Workspace,
+) -> Result<BTreeMap<String, String>> {
+    let mut copies = BTreeMap::new();
+    for file in &new_lock.files {
+        if base_path(&file.path).is_none() {
+            continue;
+        }
+        let content = match generated.get(&file.path) {
+            Some(content) => Some(content.clone()),
+            None => fresh.tree().read(&file.path)?,
+        };
+        if let Some(content) = content {
+            copies.insert(file.path.clone(), content);
+        }
+    }
+    Ok(copies)
+}
+
+/// `id old -> new` for each module whose version changes.
+fn module_changes(old: &Lock, new_lock: &Lock) -> Vec<String> {
+    new_lock
+        .modules
+        .iter()
+        .filter_map(|m| {
+            let before = old.module(&m.id)?;
+            (before.version != m.version)
+                .then(|| format!("{} {} -> {}", m.id, before.version, m.version))
+        })
+        .collect()
 }
 
 /// What an upgrade did (or would do), for the report after it.
