@@ -2,7 +2,10 @@
 
 mod common;
 
-use common::{assert_same_tree, generate, read_tree, saaskit, saaskit_with_fixtures};
+use common::{
+    assert_fails_unchanged, assert_same_tree, assert_succeeds_unchanged, generate, read_tree,
+    saaskit, saaskit_with_fixtures,
+};
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -48,12 +51,11 @@ fn new_generates_the_default_workspace() {
 #[test]
 fn new_dry_run_prints_a_diff_and_writes_nothing() {
     let temp = tempfile::tempdir().unwrap();
-    saaskit(temp.path())
-        .args(["new", "acme", "--yes", "--dry-run"])
-        .assert()
-        .success()
-        .stdout(contains("--- /dev/null\n+++ b/saaskit.toml").and(contains("nothing was written")));
-    assert!(!temp.path().join("acme").exists());
+    assert_succeeds_unchanged(
+        temp.path(),
+        saaskit(temp.path()).args(["new", "acme", "--yes", "--dry-run"]),
+    )
+    .stdout(contains("--- /dev/null\n+++ b/saaskit.toml").and(contains("nothing was written")));
 }
 
 #[test]
@@ -62,12 +64,11 @@ fn new_refuses_a_non_empty_directory_unless_forced() {
     let root = temp.path().join("acme");
     std::fs::create_dir(&root).unwrap();
     std::fs::write(root.join("notes.txt"), "mine").unwrap();
-    saaskit(temp.path())
-        .args(["new", "acme", "--yes"])
-        .assert()
-        .failure()
-        .stderr(contains("already exists and is not empty").and(contains("--force")));
-    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
+    assert_fails_unchanged(
+        temp.path(),
+        saaskit(temp.path()).args(["new", "acme", "--yes"]),
+    )
+    .stderr(contains("already exists and is not empty").and(contains("--force")));
 
     saaskit(temp.path())
         .args(["new", "acme", "--yes", "--force"])
@@ -121,31 +122,17 @@ fn new_with_postgres_points_database_url_at_postgres() {
 #[test]
 fn new_rejects_bad_names_kinds_and_modules() {
     let temp = tempfile::tempdir().unwrap();
-    saaskit(temp.path())
-        .args(["new", "Acme!", "--yes"])
-        .assert()
-        .failure()
-        .stderr(contains("not a valid name"));
-    saaskit(temp.path())
-        .args(["new", "acme", "--yes", "--services", "api,mailer"])
-        .assert()
-        .failure()
+    // A failed `new` writes nothing.
+    let new = |args: &[&str]| {
+        assert_fails_unchanged(temp.path(), saaskit(temp.path()).arg("new").args(args))
+    };
+    new(&["Acme!", "--yes"]).stderr(contains("not a valid name"));
+    new(&["acme", "--yes", "--services", "api,mailer"])
         .stderr(contains("unknown service kind `mailer`"));
-    saaskit(temp.path())
-        .args(["new", "acme", "--yes", "--services", "shared=api"])
-        .assert()
-        .failure()
+    new(&["acme", "--yes", "--services", "shared=api"])
         .stderr(contains("`shared` is the name of the shared library crate"));
-    saaskit(temp.path())
-        .args(["new", "acme", "--yes", "--modules", "dbb"])
-        .assert()
-        .failure()
+    new(&["acme", "--yes", "--modules", "dbb"])
         .stderr(contains("unknown module `dbb`; did you mean `db`"));
-    assert_eq!(
-        std::fs::read_dir(temp.path()).unwrap().count(),
-        0,
-        "a failed new writes nothing"
-    );
 }
 
 #[test]
@@ -171,10 +158,7 @@ fn each_workspace_gets_fresh_secrets() {
 #[test]
 fn add_outside_a_workspace_says_how_to_create_one() {
     let temp = tempfile::tempdir().unwrap();
-    saaskit(temp.path())
-        .args(["add", "db"])
-        .assert()
-        .failure()
+    assert_fails_unchanged(temp.path(), saaskit(temp.path()).args(["add", "db"]))
         .stderr(contains("not inside a saaskit workspace").and(contains("saaskit new <name>")));
 }
 
@@ -195,13 +179,11 @@ fn add_installs_requirements_first_and_a_second_add_changes_nothing() {
     );
     assert!(root.join("services/api/src/hello.rs").is_file());
 
-    let before = read_tree(&root);
-    saaskit_with_fixtures(&root)
-        .args(["add", "fixture/needs-greeting"])
-        .assert()
-        .success()
-        .stdout(contains("already installed on api: nothing to do"));
-    assert_same_tree(&before, &read_tree(&root));
+    assert_succeeds_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["add", "fixture/needs-greeting"]),
+    )
+    .stdout(contains("already installed on api: nothing to do"));
 }
 
 #[test]
@@ -221,47 +203,39 @@ fn add_refuses_conflicting_modules_naming_both() {
         .args(["add", "fixture/greeting"])
         .assert()
         .success();
-    let before = read_tree(&root);
-    saaskit_with_fixtures(&root)
-        .args(["add", "fixture/rival"])
-        .assert()
-        .failure()
-        .stderr(contains(
-            "modules `fixture/greeting` and `fixture/rival` conflict",
-        ));
-    assert_same_tree(&before, &read_tree(&root));
+    assert_fails_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["add", "fixture/rival"]),
+    )
+    .stderr(contains(
+        "modules `fixture/greeting` and `fixture/rival` conflict",
+    ));
 }
 
 #[test]
 fn add_unknown_module_lists_the_closest_names() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
-    saaskit(&root)
-        .args(["add", "bd"])
-        .assert()
-        .failure()
+    assert_fails_unchanged(&root, saaskit(&root).args(["add", "bd"]))
         .stderr(contains("did you mean `db`"));
-    saaskit(&root)
-        .args(["add", "zzzzzz"])
-        .assert()
-        .failure()
+    assert_fails_unchanged(&root, saaskit(&root).args(["add", "zzzzzz"]))
         .stderr(contains("the catalog has:").and(contains("db")));
 }
 
 #[test]
 fn add_to_a_service_of_the_wrong_kind_or_an_unknown_service_fails() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
-    saaskit_with_fixtures(&root)
-        .args(["add", "fixture/needs-greeting", "--service", "admin"])
-        .assert()
-        .failure()
-        .stderr(contains(
-            "applies to services of kind api; `admin` is a `admin` service",
-        ));
-    saaskit(&root)
-        .args(["add", "db", "--service", "nope"])
-        .assert()
-        .failure()
-        .stderr(contains("no service `nope`"));
+    assert_fails_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["add", "fixture/needs-greeting", "--service", "admin"]),
+    )
+    .stderr(contains(
+        "applies to services of kind api; `admin` is a `admin` service",
+    ));
+    assert_fails_unchanged(
+        &root,
+        saaskit(&root).args(["add", "db", "--service", "nope"]),
+    )
+    .stderr(contains("no service `nope`"));
 }
 
 #[test]
@@ -285,31 +259,22 @@ fn add_to_one_service_then_the_others() {
 #[test]
 fn add_dry_run_prints_the_diff_and_changes_nothing() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
-    let before = read_tree(&root);
-    saaskit(&root)
-        .args(["add", "db", "--dry-run"])
-        .assert()
-        .success()
-        .stdout(
-            contains("+++ b/crates/shared/src/db.rs")
-                .and(contains("+    // <<<begin:db@startup>>>")),
-        );
-    assert_same_tree(&before, &read_tree(&root));
+    assert_succeeds_unchanged(&root, saaskit(&root).args(["add", "db", "--dry-run"])).stdout(
+        contains("+++ b/crates/shared/src/db.rs").and(contains("+    // <<<begin:db@startup>>>")),
+    );
 }
 
 #[test]
 fn a_snippet_that_breaks_the_file_names_module_marker_file_and_line() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
-    let before = read_tree(&root);
-    saaskit_with_fixtures(&root)
-        .args(["add", "fixture/broken"])
-        .assert()
-        .failure()
-        .stderr(
-            contains("module `fixture/broken`, marker `mods`: services/api/src/main.rs")
-                .and(contains("line")),
-        );
-    assert_same_tree(&before, &read_tree(&root));
+    assert_fails_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["add", "fixture/broken"]),
+    )
+    .stderr(
+        contains("module `fixture/broken`, marker `mods`: services/api/src/main.rs")
+            .and(contains("line")),
+    );
 }
 
 #[test]
@@ -323,30 +288,19 @@ fn a_missing_or_duplicated_marker_is_an_error_naming_file_and_marker() {
         original.replace("// <<<inject:startup>>>", "// (marker removed)"),
     )
     .unwrap();
-    let before = read_tree(&root);
-    saaskit(&root)
-        .args(["add", "db"])
-        .assert()
-        .failure()
+    assert_fails_unchanged(&root, saaskit(&root).args(["add", "db"]))
         .stderr(contains("services/api/src/main.rs").and(contains("startup")));
-    assert_same_tree(&before, &read_tree(&root));
 
     let doubled = original.replace(
         "// <<<inject:startup>>>",
         "// <<<inject:startup>>>\n    // <<<inject:startup>>>",
     );
     std::fs::write(&main, doubled).unwrap();
-    let before = read_tree(&root);
-    saaskit(&root)
-        .args(["add", "db"])
-        .assert()
-        .failure()
-        .stderr(
-            contains("services/api/src/main.rs")
-                .and(contains("startup"))
-                .and(contains("appears 2 times")),
-        );
-    assert_same_tree(&before, &read_tree(&root));
+    assert_fails_unchanged(&root, saaskit(&root).args(["add", "db"])).stderr(
+        contains("services/api/src/main.rs")
+            .and(contains("startup"))
+            .and(contains("appears 2 times")),
+    );
 }
 
 // -------------------------------------------------------------------------------------- remove
@@ -358,13 +312,13 @@ fn remove_refuses_while_another_module_requires_it() {
         .args(["add", "fixture/needs-greeting"])
         .assert()
         .success();
-    saaskit_with_fixtures(&root)
-        .args(["remove", "fixture/greeting"])
-        .assert()
-        .failure()
-        .stderr(contains(
-            "module `fixture/needs-greeting` on service `api` requires it",
-        ));
+    assert_fails_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["remove", "fixture/greeting"]),
+    )
+    .stderr(contains(
+        "module `fixture/needs-greeting` on service `api` requires it",
+    ));
 }
 
 #[test]
@@ -407,13 +361,13 @@ fn remove_keeps_an_edited_file_and_reports_it_unless_forced() {
         "// my own hello\n"
     );
 
-    saaskit_with_fixtures(&root)
-        .args(["add", "fixture/needs-greeting"])
-        .assert()
-        .failure()
-        .stderr(contains(
-            "services/api/src/hello.rs already exists and was not generated by saaskit",
-        ));
+    assert_fails_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["add", "fixture/needs-greeting"]),
+    )
+    .stderr(contains(
+        "services/api/src/hello.rs already exists and was not generated by saaskit",
+    ));
     std::fs::remove_file(&hello).unwrap();
     saaskit_with_fixtures(&root)
         .args(["add", "fixture/needs-greeting"])
@@ -440,16 +394,10 @@ fn remove_refuses_to_drop_an_edited_snippet_unless_forced() {
     );
     assert_ne!(text, edited);
     std::fs::write(&main, &edited).unwrap();
-    let before = read_tree(&root);
-    saaskit(&root)
-        .args(["remove", "db"])
-        .assert()
-        .failure()
-        .stderr(
-            contains("services/api/src/main.rs:")
-                .and(contains("`startup` snippet of module `db` was edited")),
-        );
-    assert_same_tree(&before, &read_tree(&root));
+    assert_fails_unchanged(&root, saaskit(&root).args(["remove", "db"])).stderr(
+        contains("services/api/src/main.rs:")
+            .and(contains("`startup` snippet of module `db` was edited")),
+    );
     saaskit(&root)
         .args(["remove", "db", "--force"])
         .assert()
@@ -464,23 +412,15 @@ fn remove_refuses_to_drop_an_edited_snippet_unless_forced() {
 #[test]
 fn remove_of_a_module_that_is_not_installed_fails() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
-    saaskit(&root)
-        .args(["remove", "db"])
-        .assert()
-        .failure()
+    assert_fails_unchanged(&root, saaskit(&root).args(["remove", "db"]))
         .stderr(contains("`db` is not installed"));
 }
 
 #[test]
 fn remove_dry_run_changes_nothing() {
     let (_temp, root) = generate("acme", &["--yes"]);
-    let before = read_tree(&root);
-    saaskit(&root)
-        .args(["remove", "users", "--dry-run"])
-        .assert()
-        .success()
+    assert_succeeds_unchanged(&root, saaskit(&root).args(["remove", "users", "--dry-run"]))
         .stdout(contains("--- a/crates/shared/src/profile.rs"));
-    assert_same_tree(&before, &read_tree(&root));
 }
 
 // ------------------------------------------------------------------------ manifest and lock
@@ -491,28 +431,18 @@ fn a_broken_manifest_is_reported_with_file_line_and_column() {
     let path = root.join("saaskit.toml");
     let text = std::fs::read_to_string(&path).unwrap();
 
+    let add_db = || assert_fails_unchanged(&root, saaskit(&root).args(["add", "db"]));
+
     std::fs::write(&path, text.replace("kind = \"admin\"", "kind = \"admn\"")).unwrap();
-    saaskit(&root)
-        .args(["add", "db"])
-        .assert()
-        .failure()
-        .stderr(
-            predicate::str::is_match(r"saaskit\.toml:\d+:8: unknown service kind `admn`").unwrap(),
-        );
+    add_db().stderr(
+        predicate::str::is_match(r"saaskit\.toml:\d+:8: unknown service kind `admn`").unwrap(),
+    );
 
     std::fs::write(&path, text.replace("[workspace]", "[workspace")).unwrap();
-    saaskit(&root)
-        .args(["add", "db"])
-        .assert()
-        .failure()
-        .stderr(predicate::str::is_match(r"saaskit\.toml:\d+:\d+: invalid TOML").unwrap());
+    add_db().stderr(predicate::str::is_match(r"saaskit\.toml:\d+:\d+: invalid TOML").unwrap());
 
     std::fs::write(&path, text.replace("port = 8081", "port = 8080")).unwrap();
-    saaskit(&root)
-        .args(["add", "db"])
-        .assert()
-        .failure()
-        .stderr(contains("port 8080 is already used by service `api`"));
+    add_db().stderr(contains("port 8080 is already used by service `api`"));
 }
 
 #[test]
@@ -538,18 +468,11 @@ fn user_comments_in_the_manifest_survive_add_and_remove() {
 #[test]
 fn a_damaged_or_missing_lock_is_reported_not_a_panic() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    let add_db = || assert_fails_unchanged(&root, saaskit(&root).args(["add", "db"]));
     std::fs::write(root.join("saaskit.lock"), "this is = = not toml").unwrap();
-    saaskit(&root)
-        .args(["add", "db"])
-        .assert()
-        .failure()
-        .stderr(contains("saaskit.lock is damaged"));
+    add_db().stderr(contains("saaskit.lock is damaged"));
     std::fs::remove_file(root.join("saaskit.lock")).unwrap();
-    saaskit(&root)
-        .args(["add", "db"])
-        .assert()
-        .failure()
-        .stderr(contains("saaskit.lock is missing"));
+    add_db().stderr(contains("saaskit.lock is missing"));
 }
 
 // ------------------------------------------------------------ kinds, kind defaults, teardown order
@@ -587,14 +510,11 @@ fn entries_limited_to_some_kinds_are_generated_checked_and_removed_alike() {
     }
 
     // diff, upgrade and doctor re-render or check the same entries.
-    saaskit_with_fixtures(&root)
-        .args(["diff", "--check"])
-        .assert()
-        .success();
-    saaskit_with_fixtures(&root)
-        .arg("upgrade")
-        .assert()
-        .success()
+    assert_succeeds_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["diff", "--check"]),
+    );
+    assert_succeeds_unchanged(&root, saaskit_with_fixtures(&root).arg("upgrade"))
         .stdout(contains("already up to date"));
     let output = saaskit_with_fixtures(&root)
         .args(["doctor", "--json"])
@@ -688,15 +608,12 @@ fn shutdown_blocks_run_in_reverse_install_order() {
         "{main}"
     );
     let installed = read_tree(&root);
-    saaskit_with_fixtures(&root)
-        .arg("upgrade")
-        .assert()
-        .success()
+    assert_succeeds_unchanged(&root, saaskit_with_fixtures(&root).arg("upgrade"))
         .stdout(contains("already up to date"));
-    saaskit_with_fixtures(&root)
-        .args(["diff", "--check"])
-        .assert()
-        .success();
+    assert_succeeds_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["diff", "--check"]),
+    );
     saaskit_with_fixtures(&root)
         .args(["remove", "fixture/per-kind"])
         .assert()

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{generate, saaskit};
+use common::{assert_fails_unchanged, assert_succeeds_unchanged, generate, saaskit};
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -156,56 +156,42 @@ fn removing_the_signing_key_or_an_unknown_kid_fails_and_writes_nothing() {
     let (_temp, root) = workspace_with(&auth_block(""));
     saaskit(&root).args(["keys", "rotate"]).assert().success();
     let signing = list(&root)[0].0.clone();
-    let before = read_env(&root);
 
-    saaskit(&root)
-        .args(["keys", "remove", &signing])
-        .assert()
-        .failure()
+    assert_fails_unchanged(&root, saaskit(&root).args(["keys", "remove", &signing]))
         .stderr(contains("kid of the signing key").and(contains("saaskit keys rotate")));
-    assert_eq!(read_env(&root), before);
 
-    saaskit(&root)
-        .args(["keys", "remove", "no-such-kid"])
-        .assert()
-        .failure()
-        .stderr(
-            contains("no previous key in .env has the kid `no-such-kid`")
-                .and(contains(format!("{signing}  signing")))
-                .and(contains(format!("{KID}  previous"))),
-        );
-    assert_eq!(read_env(&root), before);
+    assert_fails_unchanged(
+        &root,
+        saaskit(&root).args(["keys", "remove", "no-such-kid"]),
+    )
+    .stderr(
+        contains("no previous key in .env has the kid `no-such-kid`")
+            .and(contains(format!("{signing}  signing")))
+            .and(contains(format!("{KID}  previous"))),
+    );
 }
 
 #[test]
 fn dry_runs_print_the_diff_and_write_nothing() {
     let (_temp, root) = workspace_with(&auth_block(PUBLIC));
-    let before = read_env(&root);
-    saaskit(&root)
-        .args(["keys", "rotate", "--dry-run"])
-        .assert()
-        .success()
-        .stdout(
-            contains("--- a/.env")
-                .and(contains(format!("-AUTH_SIGNING_KEY={SEED}")))
-                .and(contains("+AUTH_SIGNING_KEY="))
-                .and(contains("nothing was written")),
-        );
-    assert_eq!(read_env(&root), before);
+    assert_succeeds_unchanged(&root, saaskit(&root).args(["keys", "rotate", "--dry-run"])).stdout(
+        contains("--- a/.env")
+            .and(contains(format!("-AUTH_SIGNING_KEY={SEED}")))
+            .and(contains("+AUTH_SIGNING_KEY="))
+            .and(contains("nothing was written")),
+    );
 
-    saaskit(&root)
-        .args(["keys", "remove", KID, "--dry-run"])
-        .assert()
-        .failure()
-        .stderr(contains("kid of the signing key"));
+    assert_fails_unchanged(
+        &root,
+        saaskit(&root).args(["keys", "remove", KID, "--dry-run"]),
+    )
+    .stderr(contains("kid of the signing key"));
     saaskit(&root).args(["keys", "rotate"]).assert().success();
-    let rotated = read_env(&root);
-    saaskit(&root)
-        .args(["keys", "remove", KID, "--dry-run"])
-        .assert()
-        .success()
-        .stdout(contains(format!("would remove kid {KID}")).and(contains("nothing was written")));
-    assert_eq!(read_env(&root), rotated);
+    assert_succeeds_unchanged(
+        &root,
+        saaskit(&root).args(["keys", "remove", KID, "--dry-run"]),
+    )
+    .stdout(contains(format!("would remove kid {KID}")).and(contains("nothing was written")));
 }
 
 #[test]
@@ -262,12 +248,8 @@ fn errors_say_what_to_do_and_leave_the_file_untouched() {
     // No signing key at all: the auth module is not installed.
     let (_temp, root) = generate("acme", &["--modules", ""]);
     let before = read_env(&root);
-    saaskit(&root)
-        .args(["keys", "rotate"])
-        .assert()
-        .failure()
+    assert_fails_unchanged(&root, saaskit(&root).args(["keys", "rotate"]))
         .stderr(contains("no AUTH_SIGNING_KEY line").and(contains("saaskit add auth")));
-    assert_eq!(read_env(&root), before);
 
     // A malformed key: which key, which line, what a valid value looks like.
     let lines = before.lines().count();
@@ -276,45 +258,31 @@ fn errors_say_what_to_do_and_leave_the_file_untouched() {
         format!("{before}AUTH_SIGNING_KEY={SEED}\nAUTH_PREVIOUS_KEYS={PUBLIC},not-a-key\n"),
     )
     .unwrap();
-    let broken = read_env(&root);
-    saaskit(&root)
-        .args(["keys", "rotate"])
-        .assert()
-        .failure()
-        .stderr(
-            contains(format!(
-                ".env:{}: AUTH_PREVIOUS_KEYS is not valid: entry 2",
-                lines + 2
-            ))
-            .and(contains("43 characters")),
-        );
-    assert_eq!(read_env(&root), broken);
+    assert_fails_unchanged(&root, saaskit(&root).args(["keys", "rotate"])).stderr(
+        contains(format!(
+            ".env:{}: AUTH_PREVIOUS_KEYS is not valid: entry 2",
+            lines + 2
+        ))
+        .and(contains("43 characters")),
+    );
 
     std::fs::write(
         root.join(".env"),
         format!("{before}AUTH_SIGNING_KEY=tooshort\n"),
     )
     .unwrap();
-    saaskit(&root)
-        .args(["keys", "list"])
-        .assert()
-        .failure()
-        .stderr(
-            contains(format!(
-                ".env:{}: AUTH_SIGNING_KEY is not a valid key",
-                lines + 1
-            ))
-            .and(contains("32-byte Ed25519 seed")),
-        );
+    assert_fails_unchanged(&root, saaskit(&root).args(["keys", "list"])).stderr(
+        contains(format!(
+            ".env:{}: AUTH_SIGNING_KEY is not a valid key",
+            lines + 1
+        ))
+        .and(contains("32-byte Ed25519 seed")),
+    );
 
     // No .env at all.
     std::fs::remove_file(root.join(".env")).unwrap();
-    saaskit(&root)
-        .args(["keys", "list"])
-        .assert()
-        .failure()
+    assert_fails_unchanged(&root, saaskit(&root).args(["keys", "list"]))
         .stderr(contains("no .env in").and(contains("cp .env.example .env")));
-    assert!(!root.join(".env").exists());
 }
 
 #[test]

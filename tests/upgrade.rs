@@ -9,8 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{
-    assert_same_tree, copies, generate, read_tree, saaskit, saaskit_with_fixtures,
-    saaskit_with_later_fixtures,
+    assert_fails_unchanged, assert_succeeds_unchanged, copies, generate, read_tree, saaskit,
+    saaskit_with_fixtures, saaskit_with_later_fixtures,
 };
 use predicates::prelude::*;
 use predicates::str::contains;
@@ -201,12 +201,8 @@ fn an_edit_on_the_same_lines_yields_conflict_markers_and_a_failure() {
     );
 
     // Unresolved markers stop the next upgrade, which changes nothing.
-    let before = read_tree(&root);
-    upgrade(&root)
-        .assert()
-        .failure()
+    assert_fails_unchanged(&root, &mut upgrade(&root))
         .stderr(contains("unresolved conflicts").and(contains(format!("{GREETING}:4"))));
-    assert_same_tree(&before, &read_tree(&root));
 
     // Resolved, the hunk does not come back.
     let resolved = fixture("modules-v2", "greeting.rs").replace("\"hello, again\"", "\"hi\"");
@@ -230,12 +226,8 @@ fn a_file_the_user_deleted_stays_deleted() {
         read(&root, "saaskit.lock").contains(GREETING),
         "still generated, so still recorded"
     );
-    let before = read_tree(&root);
-    upgrade(&root)
-        .assert()
-        .success()
+    assert_succeeds_unchanged(&root, &mut upgrade(&root))
         .stdout(contains(format!("deleted-by-user  {GREETING}")));
-    assert_same_tree(&before, &read_tree(&root));
 }
 
 #[test]
@@ -254,8 +246,7 @@ fn an_edited_file_the_templates_no_longer_generate_is_kept() {
 fn dry_run_prints_the_planned_diff_and_writes_nothing() {
     let (_temp, root) = workspace_with_greeting_v1();
     edit(&root, GREETING, "\"hello\"", "\"hi\"");
-    let before = read_tree(&root);
-    upgrade(&root).arg("--dry-run").assert().success().stdout(
+    assert_succeeds_unchanged(&root, upgrade(&root).arg("--dry-run")).stdout(
         contains(format!("+++ b/{GREETING}"))
             .and(contains("+<<<<<<< ours"))
             .and(contains(format!("+++ b/{WELCOME}")))
@@ -263,7 +254,6 @@ fn dry_run_prints_the_planned_diff_and_writes_nothing() {
             .and(contains("would upgrade"))
             .and(contains("nothing was written")),
     );
-    assert_same_tree(&before, &read_tree(&root));
 }
 
 #[test]
@@ -276,24 +266,14 @@ fn a_second_upgrade_is_a_no_op() {
         "MAX_LEN: usize = 128",
     );
     upgrade(&root).assert().success();
-    let after_first = read_tree(&root);
-    upgrade(&root)
-        .assert()
-        .success()
-        .stdout(contains("already up to date"));
-    assert_same_tree(&after_first, &read_tree(&root));
+    assert_succeeds_unchanged(&root, &mut upgrade(&root)).stdout(contains("already up to date"));
 }
 
 #[test]
 fn a_workspace_with_the_current_templates_is_already_up_to_date() {
     let (_temp, root) = generate("acme", &["--yes"]);
-    let before = read_tree(&root);
-    saaskit(&root)
-        .arg("upgrade")
-        .assert()
-        .success()
+    assert_succeeds_unchanged(&root, saaskit(&root).arg("upgrade"))
         .stdout(contains("already up to date"));
-    assert_same_tree(&before, &read_tree(&root));
 }
 
 #[test]
@@ -309,13 +289,8 @@ fn blocks_installed_in_another_order_than_a_fresh_render_are_not_moved() {
     ] {
         saaskit_with_fixtures(&root).args(args).assert().success();
     }
-    let before = read_tree(&root);
-    saaskit_with_fixtures(&root)
-        .arg("upgrade")
-        .assert()
-        .success()
+    assert_succeeds_unchanged(&root, saaskit_with_fixtures(&root).arg("upgrade"))
         .stdout(contains("already up to date"));
-    assert_same_tree(&before, &read_tree(&root));
 }
 
 #[test]
@@ -384,17 +359,15 @@ fn a_damaged_pack_stops_a_command_and_says_which_file_and_what_to_do() {
     let pack = root.join(".saaskit/base.pack");
     let text = std::fs::read_to_string(&pack).unwrap();
     std::fs::write(&pack, &text[..text.len() / 2]).unwrap();
-    let before = read_tree(&root);
-    saaskit_with_fixtures(&root)
-        .args(["remove", "fixture/greeting"])
-        .assert()
-        .failure()
-        .stderr(
-            contains(".saaskit/base.pack:")
-                .and(contains("is cut short"))
-                .and(contains("restore the file from version control")),
-        );
-    assert_same_tree(&before, &read_tree(&root));
+    assert_fails_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["remove", "fixture/greeting"]),
+    )
+    .stderr(
+        contains(".saaskit/base.pack:")
+            .and(contains("is cut short"))
+            .and(contains("restore the file from version control")),
+    );
 }
 
 #[test]
@@ -402,9 +375,7 @@ fn a_failed_upgrade_changes_nothing() {
     let (_temp, root) = workspace_with_greeting_v1();
     // A directory where the new templates put a file: the upgrade cannot write it.
     std::fs::create_dir_all(root.join(WELCOME).join("inside")).unwrap();
-    let before = read_tree(&root);
-    upgrade(&root).assert().failure().stderr(contains(WELCOME));
-    assert_same_tree(&before, &read_tree(&root));
+    assert_fails_unchanged(&root, &mut upgrade(&root)).stderr(contains(WELCOME));
 }
 
 #[test]

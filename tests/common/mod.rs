@@ -2,7 +2,7 @@
 //! reading a generated tree, and the fixture catalog.
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -54,18 +54,19 @@ pub fn read_tree(root: &Path) -> BTreeMap<String, String> {
         .map(|e| e.expect("readable tree"))
         .filter(|e| e.file_type().is_file())
         .map(|e| {
-            let relative = e
-                .path()
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
             (
-                relative,
+                relative_path(root, e.path()),
                 std::fs::read_to_string(e.path()).expect("generated files are text"),
             )
         })
         .collect()
+}
+
+fn relative_path(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap()
+        .to_string_lossy()
+        .replace('\\', "/")
 }
 
 /// The base store's pristine copies of the workspace at `root`, by the path of their file.
@@ -106,6 +107,47 @@ pub fn assert_same_tree(expected: &BTreeMap<String, String>, actual: &BTreeMap<S
             panic!("{path} differs:\n{diff}");
         }
     }
+}
+
+/// Runs `command` on the tree at `root` and checks that it fails and leaves every file there as it
+/// was (the promise of every command: all or nothing). Returns the outcome, for checks of what the
+/// command printed.
+pub fn assert_fails_unchanged(root: &Path, command: &mut Command) -> assert_cmd::assert::Assert {
+    assert_unchanged_by(root, || command.assert().failure())
+}
+
+/// Runs `command` on the tree at `root` and checks that it succeeds without changing a file there
+/// (a dry run, a second `add`, an upgrade that is already up to date). Returns the outcome, for
+/// checks of what the command printed.
+pub fn assert_succeeds_unchanged(root: &Path, command: &mut Command) -> assert_cmd::assert::Assert {
+    assert_unchanged_by(root, || command.assert().success())
+}
+
+/// Runs `run` and checks that the tree at `root` holds the same files with the same contents, and
+/// the same folders (so an empty one left behind counts too), afterwards.
+fn assert_unchanged_by<T>(root: &Path, run: impl FnOnce() -> T) -> T {
+    let (files, folders) = (read_tree(root), read_folders(root));
+    let outcome = run();
+    assert_same_tree(&files, &read_tree(root));
+    assert_eq!(
+        folders,
+        read_folders(root),
+        "the folders under {}",
+        root.display()
+    );
+    outcome
+}
+
+/// Every folder under `root` by `/`-separated relative path, skipping build output.
+fn read_folders(root: &Path) -> BTreeSet<String> {
+    walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| e.file_name() != "target")
+        .map(|e| e.expect("readable tree"))
+        .filter(|e| e.file_type().is_dir())
+        .map(|e| relative_path(root, e.path()))
+        .collect()
 }
 
 /// A plain HTTP/1.1 GET to 127.0.0.1:`port`: the whole response as text, or None when nothing

@@ -9,7 +9,6 @@
 //! Screenshots ([`Browser::screenshot`], and one taken automatically when a test panics with a
 //! browser open) go to `$SAASKIT_SCREENSHOTS`, else `target/screenshots`; each path written is
 //! printed on stderr.
-#![allow(dead_code)] // the admin panel's tests will use the rest
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -455,10 +454,6 @@ impl<'b> Element<'b> {
         string(self.prop("value"))
     }
 
-    pub fn is_displayed(&self) -> bool {
-        self.get("/displayed") == true
-    }
-
     /// Whether a checkbox, radio button or option is selected.
     pub fn is_selected(&self) -> bool {
         self.get("/selected") == true
@@ -574,12 +569,6 @@ impl<'b> Element<'b> {
         self.browser
             .find_from(&format!("/element/{}", self.id), css)
             .unwrap_or_else(|e| panic!("inside `{}`: {e}", self.selector))
-    }
-
-    /// Every element matching `css` inside this one now.
-    pub fn find_all(&self, css: &str) -> Vec<Element<'b>> {
-        let found = self.post("/elements", by_css(css));
-        self.browser.elements(&found, css)
     }
 
     /// The element as an argument of [`Browser::execute`].
