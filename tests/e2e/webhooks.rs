@@ -656,8 +656,10 @@ fn audited_replays(db: &Database) {
     )
     .expect_json(200);
     wait_for_status(&hooks, "evt_audited", "ignored");
-    let admin = register(&api, "auditor@example.com");
+    register(&api, "auditor@example.com");
     db.execute("UPDATE users SET role = 'admin' WHERE email = 'auditor@example.com'");
+    let back_office = start_admin(db, &[]);
+    let admin = StaffMember::sign_in(&api, &back_office, "auditor@example.com");
 
     hooks
         .post("/api/webhooks/replay/evt_audited")
