@@ -419,3 +419,74 @@ fn a_key_no_module_reads_any_more_keeps_its_value_below_the_blocks() {
         .success()
         .stdout(contains("already up to date"));
 }
+
+/// The workspace at `root` as an earlier saaskit generated it, before the service templates had
+/// the `layers` marker: taken out of each `main.rs`, of its pristine copy (kept as loose files,
+/// which saaskit still reads) and of its hash in the lockfile.
+fn without_the_layers_marker(root: &Path) {
+    let strip = |text: &str| text.replace("    // <<<inject:layers>>>\n", "");
+    for (path, content) in copies(root) {
+        let file = root.join(".saaskit/base").join(&path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, strip(&content)).unwrap();
+    }
+    std::fs::remove_file(root.join(".saaskit/base.pack")).unwrap();
+    for service in ["api", "admin", "webhooks"] {
+        let main = format!("services/{service}/src/main.rs");
+        let text = read(root, &main);
+        assert!(text.contains("<<<inject:layers>>>"), "{main}");
+        std::fs::write(root.join(&main), strip(&text)).unwrap();
+        edit(
+            root,
+            "saaskit.lock",
+            &saaskit::model::lock::hash(&text),
+            &saaskit::model::lock::hash(&strip(&text)),
+        );
+    }
+}
+
+#[test]
+fn a_workspace_from_before_the_layers_marker_gets_it_from_upgrade() {
+    let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
+    without_the_layers_marker(&root);
+    edit(
+        &root,
+        API_MAIN,
+        "use std::process::ExitCode;",
+        "use std::process::ExitCode; // mine",
+    );
+
+    // Adding a module that puts a layer there says what is missing, and what to do.
+    let before = read_tree(&root);
+    saaskit(&root)
+        .args(["add", "security/rate-limiting"])
+        .assert()
+        .failure()
+        .stderr(
+            contains("`<<<inject:layers>>>` not found")
+                .and(contains(API_MAIN))
+                .and(contains("run `saaskit upgrade` first")),
+        );
+    assert_same_tree(&before, &read_tree(&root));
+
+    // The upgrade adds the marker, keeping the user's edit.
+    saaskit(&root)
+        .arg("upgrade")
+        .assert()
+        .success()
+        .stdout(contains(format!("merged           {API_MAIN}\n")));
+    let main = read(&root, API_MAIN);
+    assert!(main.contains("    // <<<inject:layers>>>\n"), "{main}");
+    assert!(main.contains("ExitCode; // mine"), "{main}");
+
+    saaskit(&root)
+        .args(["add", "security/rate-limiting"])
+        .assert()
+        .success();
+    let main = read(&root, API_MAIN);
+    let layer = main.find("rate_limits.protect(app").unwrap();
+    assert!(
+        main.find("<<<inject:layers>>>").unwrap() < layer,
+        "the rate limits go on at `layers`:\n{main}"
+    );
+}

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
 use std::sync::Barrier;
 use std::time::Duration;
 
@@ -29,7 +30,21 @@ pub(crate) struct Instance<'db> {
 impl<'db> Instance<'db> {
     /// Starts service `name` on `db` with `env` (see [`Service::start`]).
     pub(crate) fn launch(name: &'static str, db: &'db Database, env: &[(&str, &str)]) -> Self {
-        let service = Service::start(name, env);
+        Instance::with(name, db, Service::start(name, env))
+    }
+
+    /// Service `name` of the workspace at `root`, from `binary`, on `db` with `env`.
+    pub(crate) fn launch_in(
+        root: &Path,
+        binary: &Path,
+        name: &'static str,
+        db: &'db Database,
+        env: &[(&str, &str)],
+    ) -> Self {
+        Instance::with(name, db, Service::start_in(root, binary, env))
+    }
+
+    fn with(name: &'static str, db: &'db Database, service: Service) -> Self {
         // A connection per request: the server may close a connection after answering without
         // reading the request body (a 403 or a 429), which a reused connection would not survive.
         let agent = ureq::Agent::config_builder()

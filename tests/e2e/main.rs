@@ -14,6 +14,8 @@
 //!   `migrate` command, slow clients disconnected, start-up errors without backtraces;
 //! - `config`: each service's own CORS origins, and production start-up refusing secrets
 //!   anyone can know and TLS settings the build cannot honour;
+//! - `order`: a workspace whose modules were added in another order than the default one
+//!   behaves the same (layers that apply to a whole service cover every module's routes);
 //! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.
 //!
 //! All generated workspaces share one Cargo target directory (`target/generated-workspaces`), so
@@ -31,6 +33,7 @@ mod config;
 mod flags;
 mod health;
 mod ops;
+mod order;
 mod panel;
 mod support;
 mod webhooks;

@@ -102,8 +102,12 @@ impl Service {
 
     /// [`Service::start`] of the service binary at `binary` (a build with other features).
     pub fn start_binary(binary: &Path, extra_env: &[(&str, &str)]) -> Service {
+        Service::start_in(default_workspace(), binary, extra_env)
+    }
+
+    /// [`Service::start_binary`] in the workspace at `root` (whose `.env` it reads).
+    pub fn start_in(root: &Path, binary: &Path, extra_env: &[(&str, &str)]) -> Service {
         let name = binary.file_name().unwrap().to_string_lossy().into_owned();
-        let root = default_workspace();
         // The port is free when chosen but may be taken before the service binds it: try again.
         let mut attempts = 3;
         loop {
