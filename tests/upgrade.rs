@@ -457,17 +457,15 @@ fn a_workspace_from_before_the_layers_marker_gets_it_from_upgrade() {
     );
 
     // Adding a module that puts a layer there says what is missing, and what to do.
-    let before = read_tree(&root);
-    saaskit(&root)
-        .args(["add", "security/rate-limiting"])
-        .assert()
-        .failure()
-        .stderr(
-            contains("`<<<inject:layers>>>` not found")
-                .and(contains(API_MAIN))
-                .and(contains("run `saaskit upgrade` first")),
-        );
-    assert_same_tree(&before, &read_tree(&root));
+    assert_fails_unchanged(
+        &root,
+        saaskit(&root).args(["add", "security/rate-limiting"]),
+    )
+    .stderr(
+        contains("`<<<inject:layers>>>` not found")
+            .and(contains(API_MAIN))
+            .and(contains("run `saaskit upgrade` first")),
+    );
 
     // The upgrade adds the marker, keeping the user's edit.
     saaskit(&root)

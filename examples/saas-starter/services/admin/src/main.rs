@@ -114,9 +114,12 @@ async fn run() -> anyhow::Result<()> {
     // <<<begin:admin/webhooks@routes>>>
     let app = app.merge(admin_webhooks::routes(auth.clone()));
     // <<<end:admin/webhooks@routes>>>
-    // <<<begin:security/rate-limiting@routes>>>
+    // Layers that apply to the whole service go on here, after every module's routes: a layer
+    // wraps only the routes merged before it, and modules are added in any order.
+    // <<<inject:layers>>>
+    // <<<begin:security/rate-limiting@layers>>>
     let app = rate_limits.protect(app, &http_config, &auth);
-    // <<<end:security/rate-limiting@routes>>>
+    // <<<end:security/rate-limiting@layers>>>
     let app = http::with_middleware(app, &http_config);
 
     http::serve(&server_config, app).await?;

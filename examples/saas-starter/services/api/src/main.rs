@@ -95,12 +95,15 @@ async fn run() -> anyhow::Result<()> {
     // <<<begin:billing/api@routes>>>
     let app = app.merge(billing::routes(auth.clone(), billing_plans));
     // <<<end:billing/api@routes>>>
-    // <<<begin:security/rate-limiting@routes>>>
-    let app = rate_limits.protect(app, &http_config, &auth);
-    // <<<end:security/rate-limiting@routes>>>
     // <<<begin:users@routes>>>
     let app = app.merge(users::routes(auth.clone()));
     // <<<end:users@routes>>>
+    // Layers that apply to the whole service go on here, after every module's routes: a layer
+    // wraps only the routes merged before it, and modules are added in any order.
+    // <<<inject:layers>>>
+    // <<<begin:security/rate-limiting@layers>>>
+    let app = rate_limits.protect(app, &http_config, &auth);
+    // <<<end:security/rate-limiting@layers>>>
     let app = http::with_middleware(app, &http_config);
 
     http::serve(&server_config, app).await?;

@@ -85,6 +85,9 @@ async fn run() -> anyhow::Result<()> {
         .merge(stripe::routes(webhooks.clone()))
         .merge(operations::routes(webhooks.clone(), auth.clone()));
     // <<<end:billing/stripe-webhooks@routes>>>
+    // Layers that apply to the whole service go on here, after every module's routes: a layer
+    // wraps only the routes merged before it, and modules are added in any order.
+    // <<<inject:layers>>>
     let app = http::with_middleware(app, &http_config);
 
     http::serve(&server_config, app).await?;
