@@ -48,7 +48,9 @@
 //! `<database file>.migrations.lock`: an OS file lock (`flock` on Unix, `LockFileEx` on Windows),
 //! released by the OS if its holder dies, and which never blocks SQLite's own locking, since it
 //! is on another file. The lock file stays: deleting it could let two services each lock a
-//! different file of the same name.
+//! different file of the same name. [`Database::connect`] holds the same lock while it opens a
+//! new file and switches it to WAL, which takes SQLite's exclusive lock: a service connecting
+//! at that moment would otherwise fail with "database is locked".
 //!
 //! # TLS
 //!
@@ -191,6 +193,12 @@ impl Database {
                 Backend::Sqlite => sqlite_file(&config.url)?,
                 Backend::Postgres => None,
             };
+            // Services starting together take turns to create the file and set its journal
+            // mode, as they do for the migrations; released at the end of this block.
+            let _lock = match &sqlite_file {
+                Some(file) => Some(lock_migrations(file).await?),
+                None => None,
+            };
             let pool = match AnyPoolOptions::new()
                 .max_connections(config.max_connections)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -325,7 +333,7 @@ pub enum DbError {
     Connect(Backend, #[source] sqlx::Error),
     #[error("cannot apply the database migrations")]
     Migrate(#[source] MigrateError),
-    #[error("cannot lock {} to apply the migrations", path.display())]
+    #[error("cannot lock {}, which services starting together take turns on", path.display())]
     LockMigrations {
         path: PathBuf,
         #[source]
