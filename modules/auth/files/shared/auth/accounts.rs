@@ -211,6 +211,36 @@ pub async fn set_role(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Env;
+    use crate::db::DatabaseConfig;
+
+    #[tokio::test]
+    async fn a_user_is_read_by_name_wherever_the_query_puts_its_columns() {
+        let mut env = Env::from_vars([("DATABASE_URL", "sqlite::memory:")]);
+        let config = DatabaseConfig::from_env(&mut env);
+        env.finish().unwrap();
+        let db = Database::connect(&config).await.unwrap();
+        // Another table's column first, then the user's in another order than `user_columns`.
+        let row = sqlx::query(
+            "SELECT 's1' AS session_id, 7 AS created_at, 'admin' AS role, NULL AS full_name, \
+             'ada@example.com' AS email, 'u1' AS id",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        db.close().await;
+
+        let user = User::from_row(&row).unwrap();
+
+        let expected = User {
+            id: "u1".into(),
+            email: "ada@example.com".into(),
+            full_name: None,
+            role: Role::Admin,
+            created_at: 7,
+        };
+        assert_eq!(user, expected);
+    }
 
     #[test]
     fn roles_round_trip_and_rank() {
