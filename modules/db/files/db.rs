@@ -21,6 +21,11 @@
 //!   are `BIGINT` 0 or 1 (`i64::from(flag)`, `value != 0`), timestamps `BIGINT` Unix times and
 //!   UUIDs `TEXT`: the `Any` driver cannot read SQLite's `BOOLEAN` or `DATETIME` columns, nor
 //!   PostgreSQL's `BOOLEAN`, `TIMESTAMPTZ`, `UUID`, `NUMERIC` or `JSONB`.
+//! - Read a row's columns by name (`row.try_get("email")?`), never by position: a column added
+//!   to or moved in the `SELECT` then cannot shift the others. The name is the column's, without
+//!   its table (`users.email` comes back as `email`); give expressions (`count(*) AS total`) and
+//!   the same name from two joined tables (`sessions.id AS session_id`) an alias, in lower case:
+//!   PostgreSQL folds unquoted aliases to lower case, SQLite keeps them as written.
 //! - Stick to the SQL both speak (`RETURNING`, `ON CONFLICT ... DO`, `LIMIT`/`OFFSET`, ...). A
 //!   boolean expression such as `EXISTS (...)` comes back typed differently: fetch a row with
 //!   `fetch_optional` or a `COUNT(*)` instead. Where a statement must differ, branch on
@@ -65,8 +70,8 @@
 //!
 //! sqlx's macros (`query!`, `migrate!`, `#[derive(FromRow)]`) are left out: they would compile
 //! both database drivers a second time, for the compiler's own use. `build.rs` embeds the
-//! migrations instead; read rows into tuples (`query_as::<_, (String, i64)>`) or implement
-//! `sqlx::FromRow` by hand. The `idna_adapter` dependency and `.cargo/config.toml` are there to
+//! migrations instead; read rows by column name with `Row::try_get`, in a function of the type
+//! they become (`User::from_row`). The `idna_adapter` dependency and `.cargo/config.toml` are there to
 //! shorten the build too.
 
 use std::fmt;
