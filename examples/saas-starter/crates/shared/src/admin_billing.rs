@@ -88,13 +88,13 @@ macro_rules! view_columns {
     () => {
         concat!(
             crate::billing::subscription_columns!(),
-            ", c.user_id, u.email, s.updated_at"
+            ", c.user_id, u.email AS user_email, s.updated_at"
         )
     };
 }
 
 fn view(row: &AnyRow) -> sqlx::Result<SubscriptionView> {
-    let subscription = Subscription::from_columns(row, 0)?;
+    let subscription = Subscription::from_row(row)?;
     let monthly_amount = match (subscription.unit_amount, subscription.interval.as_deref()) {
         (Some(unit_amount), Some(interval)) => monthly_amount(
             unit_amount.saturating_mul(subscription.quantity),
@@ -105,10 +105,10 @@ fn view(row: &AnyRow) -> sqlx::Result<SubscriptionView> {
     };
     Ok(SubscriptionView {
         subscription,
-        user_id: row.try_get(13)?,
-        user_email: row.try_get(14)?,
+        user_id: row.try_get("user_id")?,
+        user_email: row.try_get("user_email")?,
         monthly_amount,
-        updated_at: row.try_get(15)?,
+        updated_at: row.try_get("updated_at")?,
     })
 }
 
@@ -189,7 +189,7 @@ pub async fn mrr(db: &Database) -> sqlx::Result<Vec<CurrencyAmount>> {
     // PostgreSQL's sum of BIGINTs (a NUMERIC) a BIGINT.
     let rows = sqlx::query(
         "SELECT currency, billing_interval, interval_count, \
-             CAST(sum(unit_amount * quantity) AS BIGINT) \
+             CAST(sum(unit_amount * quantity) AS BIGINT) AS amount \
          FROM subscriptions \
          WHERE status IN ('active', 'past_due') AND unit_amount IS NOT NULL \
              AND currency IS NOT NULL AND billing_interval IS NOT NULL \
@@ -201,10 +201,12 @@ pub async fn mrr(db: &Database) -> sqlx::Result<Vec<CurrencyAmount>> {
         .iter()
         .map(|row| {
             Ok(RecurringTotal {
-                currency: row.try_get(0)?,
-                interval: row.try_get(1)?,
-                interval_count: row.try_get::<Option<i64>, _>(2)?.unwrap_or(1),
-                amount: row.try_get(3)?,
+                currency: row.try_get("currency")?,
+                interval: row.try_get("billing_interval")?,
+                interval_count: row
+                    .try_get::<Option<i64>, _>("interval_count")?
+                    .unwrap_or(1),
+                amount: row.try_get("amount")?,
             })
         })
         .collect::<sqlx::Result<Vec<_>>>()?;

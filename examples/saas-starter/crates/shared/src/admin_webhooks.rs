@@ -45,15 +45,15 @@ pub struct Failing {
 /// The events failing now (answered by the index on status).
 pub async fn failing(db: &Database) -> sqlx::Result<Failing> {
     let row = sqlx::query(
-        "SELECT coalesce(sum(CASE WHEN status = 'retrying' THEN 1 ELSE 0 END), 0), \
-             coalesce(sum(CASE WHEN status = 'dead_letter' THEN 1 ELSE 0 END), 0) \
+        "SELECT coalesce(sum(CASE WHEN status = 'retrying' THEN 1 ELSE 0 END), 0) AS retrying, \
+             coalesce(sum(CASE WHEN status = 'dead_letter' THEN 1 ELSE 0 END), 0) AS dead_letter \
          FROM webhook_events WHERE status IN ('retrying', 'dead_letter')",
     )
     .fetch_one(db.pool())
     .await?;
     Ok(Failing {
-        retrying: row.try_get(0)?,
-        dead_letter: row.try_get(1)?,
+        retrying: row.try_get("retrying")?,
+        dead_letter: row.try_get("dead_letter")?,
     })
 }
 

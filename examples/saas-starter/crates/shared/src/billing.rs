@@ -62,8 +62,10 @@ pub struct Subscription {
     pub canceled_at: Option<i64>,
 }
 
-/// The columns [`Subscription::from_columns`] reads, in order, of `subscriptions` as `s`. A
-/// macro so that queries can `concat!` it into the literal SQL sqlx takes.
+/// The columns [`Subscription::from_row`] reads, of `subscriptions` as `s`. A macro so that
+/// queries can `concat!` it into the literal SQL sqlx takes. They are read by name, without the
+/// table: a query that joins a table with columns of the same names and selects them too gives
+/// those an alias.
 macro_rules! subscription_columns {
     () => {
         "s.stripe_subscription_id, s.stripe_customer_id, s.status, s.price_id, s.product_id, \
@@ -74,22 +76,23 @@ macro_rules! subscription_columns {
 pub(crate) use subscription_columns;
 
 impl Subscription {
-    /// Reads a subscription from the [`subscription_columns`] of `row`, from column `first`.
-    pub fn from_columns(row: &AnyRow, first: usize) -> Result<Self, sqlx::Error> {
+    /// Reads a subscription from the [`subscription_columns`] of `row`, by name, wherever the
+    /// query put them.
+    pub fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            id: row.try_get(first)?,
-            customer_id: row.try_get(first + 1)?,
-            status: row.try_get(first + 2)?,
-            price_id: row.try_get(first + 3)?,
-            product_id: row.try_get(first + 4)?,
-            unit_amount: row.try_get(first + 5)?,
-            currency: row.try_get(first + 6)?,
-            interval: row.try_get(first + 7)?,
-            interval_count: row.try_get(first + 8)?,
-            quantity: row.try_get(first + 9)?,
-            current_period_end: row.try_get(first + 10)?,
-            cancel_at_period_end: row.try_get::<i64, _>(first + 11)? != 0,
-            canceled_at: row.try_get(first + 12)?,
+            id: row.try_get("stripe_subscription_id")?,
+            customer_id: row.try_get("stripe_customer_id")?,
+            status: row.try_get("status")?,
+            price_id: row.try_get("price_id")?,
+            product_id: row.try_get("product_id")?,
+            unit_amount: row.try_get("unit_amount")?,
+            currency: row.try_get("currency")?,
+            interval: row.try_get("billing_interval")?,
+            interval_count: row.try_get("interval_count")?,
+            quantity: row.try_get("quantity")?,
+            current_period_end: row.try_get("current_period_end")?,
+            cancel_at_period_end: row.try_get::<i64, _>("cancel_at_period_end")? != 0,
+            canceled_at: row.try_get("canceled_at")?,
         })
     }
 }
@@ -112,8 +115,7 @@ pub async fn subscription_of_user(
     .bind(user_id)
     .fetch_optional(db.pool())
     .await?;
-    row.map(|row| Subscription::from_columns(&row, 0))
-        .transpose()
+    row.map(|row| Subscription::from_row(&row)).transpose()
 }
 
 /// How far along its life a subscription status is: the tie-breaker between events of the same

@@ -21,6 +21,11 @@
 //!   are `BIGINT` 0 or 1 (`i64::from(flag)`, `value != 0`), timestamps `BIGINT` Unix times and
 //!   UUIDs `TEXT`: the `Any` driver cannot read SQLite's `BOOLEAN` or `DATETIME` columns, nor
 //!   PostgreSQL's `BOOLEAN`, `TIMESTAMPTZ`, `UUID`, `NUMERIC` or `JSONB`.
+//! - Read a row's columns by name (`row.try_get("email")?`), never by position: a column added
+//!   to or moved in the `SELECT` then cannot shift the others. The name is the column's, without
+//!   its table (`users.email` comes back as `email`); give expressions (`count(*) AS total`) and
+//!   the same name from two joined tables (`sessions.id AS session_id`) an alias, in lower case:
+//!   PostgreSQL folds unquoted aliases to lower case, SQLite keeps them as written.
 //! - Stick to the SQL both speak (`RETURNING`, `ON CONFLICT ... DO`, `LIMIT`/`OFFSET`, ...). A
 //!   boolean expression such as `EXISTS (...)` comes back typed differently: fetch a row with
 //!   `fetch_optional` or a `COUNT(*)` instead. Where a statement must differ, branch on
@@ -48,7 +53,9 @@
 //! `<database file>.migrations.lock`: an OS file lock (`flock` on Unix, `LockFileEx` on Windows),
 //! released by the OS if its holder dies, and which never blocks SQLite's own locking, since it
 //! is on another file. The lock file stays: deleting it could let two services each lock a
-//! different file of the same name.
+//! different file of the same name. [`Database::connect`] holds the same lock while it opens a
+//! new file and switches it to WAL, which takes SQLite's exclusive lock: a service connecting
+//! at that moment would otherwise fail with "database is locked".
 //!
 //! # TLS
 //!
@@ -63,8 +70,8 @@
 //!
 //! sqlx's macros (`query!`, `migrate!`, `#[derive(FromRow)]`) are left out: they would compile
 //! both database drivers a second time, for the compiler's own use. `build.rs` embeds the
-//! migrations instead; read rows into tuples (`query_as::<_, (String, i64)>`) or implement
-//! `sqlx::FromRow` by hand. The `idna_adapter` dependency and `.cargo/config.toml` are there to
+//! migrations instead; read rows by column name with `Row::try_get`, in a function of the type
+//! they become (`User::from_row`). The `idna_adapter` dependency and `.cargo/config.toml` are there to
 //! shorten the build too.
 
 use std::fmt;
@@ -190,6 +197,12 @@ impl Database {
             let sqlite_file = match backend {
                 Backend::Sqlite => sqlite_file(&config.url)?,
                 Backend::Postgres => None,
+            };
+            // Services starting together take turns to create the file and set its journal
+            // mode, as they do for the migrations; released at the end of this block.
+            let _lock = match &sqlite_file {
+                Some(file) => Some(lock_migrations(file).await?),
+                None => None,
             };
             let pool = match AnyPoolOptions::new()
                 .max_connections(config.max_connections)
@@ -325,7 +338,7 @@ pub enum DbError {
     Connect(Backend, #[source] sqlx::Error),
     #[error("cannot apply the database migrations")]
     Migrate(#[source] MigrateError),
-    #[error("cannot lock {} to apply the migrations", path.display())]
+    #[error("cannot lock {}, which services starting together take turns on", path.display())]
     LockMigrations {
         path: PathBuf,
         #[source]

@@ -279,7 +279,7 @@ pub struct Evaluation {
 pub async fn evaluate_for(db: &Database, user_id: &str) -> sqlx::Result<Vec<Evaluation>> {
     let rows = sqlx::query(
         "SELECT feature_flags.key, feature_flags.enabled, feature_flags.rollout_percent, \
-         feature_flag_overrides.enabled FROM feature_flags \
+         feature_flag_overrides.enabled AS override_enabled FROM feature_flags \
          LEFT JOIN feature_flag_overrides ON feature_flag_overrides.flag_key = feature_flags.key \
          AND feature_flag_overrides.user_id = $1 \
          ORDER BY feature_flags.key",
@@ -289,12 +289,14 @@ pub async fn evaluate_for(db: &Database, user_id: &str) -> sqlx::Result<Vec<Eval
     .await?;
     rows.iter()
         .map(|row| {
-            let key: String = row.try_get(0)?;
-            let user_override = row.try_get::<Option<i64>, _>(3)?.map(|on| on != 0);
+            let key: String = row.try_get("key")?;
+            let user_override = row
+                .try_get::<Option<i64>, _>("override_enabled")?
+                .map(|on| on != 0);
             let decision = decide(
                 &key,
-                row.try_get::<i64, _>(1)? != 0,
-                percent(row.try_get(2)?)?,
+                row.try_get::<i64, _>("enabled")? != 0,
+                percent(row.try_get("rollout_percent")?)?,
                 user_override,
                 user_id,
             );
@@ -317,12 +319,12 @@ pub async fn values_for(db: &Database, user_id: &str) -> sqlx::Result<BTreeMap<S
 
 fn flag(row: &AnyRow) -> sqlx::Result<Flag> {
     Ok(Flag {
-        key: row.try_get(0)?,
-        description: row.try_get(1)?,
-        enabled: row.try_get::<i64, _>(2)? != 0,
-        rollout_percent: percent(row.try_get(3)?)?,
-        created_at: row.try_get(4)?,
-        updated_at: row.try_get(5)?,
+        key: row.try_get("key")?,
+        description: row.try_get("description")?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        rollout_percent: percent(row.try_get("rollout_percent")?)?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
     })
 }
 
@@ -347,12 +349,13 @@ pub async fn list(db: &Database) -> sqlx::Result<Vec<Flag>> {
 /// How many overrides each flag has, by key (flags without any are left out).
 pub async fn override_counts(db: &Database) -> sqlx::Result<BTreeMap<String, i64>> {
     let rows = sqlx::query(
-        "SELECT flag_key, COUNT(*) FROM feature_flag_overrides GROUP BY flag_key ORDER BY flag_key",
+        "SELECT flag_key, COUNT(*) AS overrides FROM feature_flag_overrides \
+         GROUP BY flag_key ORDER BY flag_key",
     )
     .fetch_all(db.pool())
     .await?;
     rows.iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .map(|row| Ok((row.try_get("flag_key")?, row.try_get("overrides")?)))
         .collect()
 }
 
@@ -382,11 +385,11 @@ pub async fn get(db: &Database, key: &str) -> Result<FlagDetail, ApiError> {
 
 fn override_row(row: &AnyRow) -> sqlx::Result<Override> {
     Ok(Override {
-        user_id: row.try_get(0)?,
-        email: row.try_get(1)?,
-        enabled: row.try_get::<i64, _>(2)? != 0,
-        created_at: row.try_get(3)?,
-        updated_at: row.try_get(4)?,
+        user_id: row.try_get("user_id")?,
+        email: row.try_get("email")?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
     })
 }
 
@@ -556,7 +559,7 @@ pub async fn find_user(db: &Database, who: &str) -> sqlx::Result<Option<(String,
         .bind(normalize_email(who))
         .fetch_optional(db.pool())
         .await?;
-    row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+    row.map(|row| Ok((row.try_get("id")?, row.try_get("email")?)))
         .transpose()
 }
 
@@ -596,7 +599,7 @@ pub async fn set_override(
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(ApiError::NotFound("user"))?
-        .try_get(0)?;
+        .try_get("email")?;
     let previous = current_override(&mut tx, key, user_id).await?;
     sqlx::query(
         "INSERT INTO feature_flag_overrides (flag_key, user_id, enabled, created_at, updated_at) \

@@ -101,12 +101,12 @@ pub async fn load(db: &Database, user_id: &str) -> Result<Profile, ApiError> {
     .await?
     .ok_or(ApiError::NotFound("user"))?;
     Ok(Profile {
-        id: row.try_get(0)?,
-        email: row.try_get(1)?,
-        full_name: row.try_get(2)?,
-        display_name: row.try_get(3)?,
-        timezone: row.try_get(4)?,
-        locale: row.try_get(5)?,
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        full_name: row.try_get("full_name")?,
+        display_name: row.try_get("display_name")?,
+        timezone: row.try_get("timezone")?,
+        locale: row.try_get("locale")?,
     })
 }
 

@@ -218,16 +218,16 @@ async fn select(
 
 fn entry(row: &AnyRow) -> sqlx::Result<Entry> {
     Ok(Entry {
-        id: row.try_get(0)?,
-        created_at: row.try_get(1)?,
-        actor_id: row.try_get(2)?,
-        actor_email: row.try_get(3)?,
-        action: row.try_get(4)?,
-        target_type: row.try_get(5)?,
-        target_id: row.try_get(6)?,
-        reason: row.try_get(7)?,
-        client_ip: row.try_get(8)?,
-        details: row.try_get(9)?,
+        id: row.try_get("id")?,
+        created_at: row.try_get("created_at")?,
+        actor_id: row.try_get("actor_id")?,
+        actor_email: row.try_get("actor_email")?,
+        action: row.try_get("action")?,
+        target_type: row.try_get("target_type")?,
+        target_id: row.try_get("target_id")?,
+        reason: row.try_get("reason")?,
+        client_ip: row.try_get("client_ip")?,
+        details: row.try_get("details")?,
     })
 }
 

@@ -90,8 +90,8 @@ pub async fn find(db: &Database, id: &str) -> Result<Customer, ApiError> {
 
 fn customer(row: &AnyRow) -> sqlx::Result<Customer> {
     Ok(Customer {
-        user: User::from_columns(row, 0)?,
-        disabled_at: row.try_get(5)?,
+        user: User::from_row(row)?,
+        disabled_at: row.try_get("disabled_at")?,
     })
 }
 
@@ -121,11 +121,11 @@ pub async fn sessions(db: &Database, user_id: &str, now: i64) -> sqlx::Result<Ve
     rows.iter()
         .map(|row| {
             Ok(SessionView {
-                id: row.try_get(0)?,
-                created_at: row.try_get(1)?,
-                last_seen_at: row.try_get(2)?,
-                expires_at: row.try_get(3)?,
-                user_agent: row.try_get(4)?,
+                id: row.try_get("id")?,
+                created_at: row.try_get("created_at")?,
+                last_seen_at: row.try_get("last_seen_at")?,
+                expires_at: row.try_get("expires_at")?,
+                user_agent: row.try_get("user_agent")?,
             })
         })
         .collect()

@@ -145,8 +145,8 @@ async fn record_start(
 /// The impersonations `staff_id` has in force, newest first: the panel's banner.
 pub async fn active(db: &Database, staff_id: &str, now: i64) -> sqlx::Result<Vec<Impersonation>> {
     let rows = sqlx::query(
-        "SELECT impersonations.id, impersonations.staff_id, impersonations.user_id, users.email, \
-         impersonations.reason, impersonations.started_at, impersonations.expires_at, \
+        "SELECT impersonations.id, impersonations.staff_id, impersonations.user_id, \
+         users.email AS user_email, impersonations.reason, impersonations.started_at, impersonations.expires_at, \
          impersonations.ended_at FROM impersonations \
          JOIN users ON users.id = impersonations.user_id \
          WHERE impersonations.staff_id = $1 AND impersonations.ended_at IS NULL \
@@ -159,14 +159,14 @@ pub async fn active(db: &Database, staff_id: &str, now: i64) -> sqlx::Result<Vec
     rows.iter()
         .map(|row| {
             Ok(Impersonation {
-                id: row.try_get(0)?,
-                staff_id: row.try_get(1)?,
-                user_id: row.try_get(2)?,
-                user_email: row.try_get(3)?,
-                reason: row.try_get(4)?,
-                started_at: row.try_get(5)?,
-                expires_at: row.try_get(6)?,
-                ended_at: row.try_get(7)?,
+                id: row.try_get("id")?,
+                staff_id: row.try_get("staff_id")?,
+                user_id: row.try_get("user_id")?,
+                user_email: row.try_get("user_email")?,
+                reason: row.try_get("reason")?,
+                started_at: row.try_get("started_at")?,
+                expires_at: row.try_get("expires_at")?,
+                ended_at: row.try_get("ended_at")?,
             })
         })
         .collect()
@@ -197,8 +197,8 @@ pub async fn end(
     let Some(row) = row else {
         return Err(ApiError::NotFound("impersonation"));
     };
-    let session_id: String = row.try_get(0)?;
-    let user_id: String = row.try_get(1)?;
+    let session_id: String = row.try_get("session_id")?;
+    let user_id: String = row.try_get("user_id")?;
     sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(&session_id)

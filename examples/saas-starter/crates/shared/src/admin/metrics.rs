@@ -44,15 +44,17 @@ impl Metric {
 /// How many customers there are, and how many signed up in the last 7 days.
 pub async fn users(db: &Database, now: i64) -> sqlx::Result<Vec<Metric>> {
     let row = sqlx::query(
-        "SELECT count(*), coalesce(sum(CASE WHEN created_at >= $1 THEN 1 ELSE 0 END), 0) \
+        "SELECT count(*) AS total, \
+             coalesce(sum(CASE WHEN created_at >= $1 THEN 1 ELSE 0 END), 0) AS new_7d \
          FROM users WHERE role = 'customer'",
     )
     .bind(now - 7 * 24 * 3600)
     .fetch_one(db.pool())
     .await?;
+    let (total, new_7d) = (row.try_get("total")?, row.try_get("new_7d")?);
     Ok(vec![
-        Metric::count("users_total", "Customers", row.try_get(0)?).with_link("/admin/customers"),
-        Metric::count("users_new_7d", "New customers (7 days)", row.try_get(1)?),
+        Metric::count("users_total", "Customers", total).with_link("/admin/customers"),
+        Metric::count("users_new_7d", "New customers (7 days)", new_7d),
     ])
 }
 

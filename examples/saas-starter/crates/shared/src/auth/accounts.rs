@@ -50,9 +50,11 @@ impl Role {
     }
 }
 
-/// The columns [`User::from_columns`] reads, in order. A macro rather than a constant so that
-/// queries can `concat!` it into the `&'static str` literals sqlx requires (they cannot be
-/// assembled at run time, which keeps values out of SQL text).
+/// The columns [`User::from_row`] reads. A macro rather than a constant so that queries can
+/// `concat!` it into the `&'static str` literals sqlx requires (they cannot be assembled at run
+/// time, which keeps values out of SQL text). They are read by name, without the table: a query
+/// that joins a table with columns of the same names (`id`, `created_at`...) and selects them
+/// too gives those an alias, or the row holds one value per name.
 macro_rules! user_columns {
     () => {
         "users.id, users.email, users.full_name, users.role, users.created_at"
@@ -61,17 +63,17 @@ macro_rules! user_columns {
 pub(crate) use user_columns;
 
 impl User {
-    /// Reads a user from the [`user_columns`] of `row`, starting at column `first`. (By hand:
-    /// sqlx's `FromRow` derive would compile both database drivers a second time.)
-    pub fn from_columns(row: &AnyRow, first: usize) -> Result<Self, sqlx::Error> {
+    /// Reads a user from the [`user_columns`] of `row`, by name, wherever the query put them.
+    /// (By hand: sqlx's `FromRow` derive would compile both database drivers a second time.)
+    pub fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            id: row.try_get(first)?,
-            email: row.try_get(first + 1)?,
-            full_name: row.try_get(first + 2)?,
-            role: Role::parse(&row.try_get::<String, _>(first + 3)?).ok_or_else(|| {
+            id: row.try_get("id")?,
+            email: row.try_get("email")?,
+            full_name: row.try_get("full_name")?,
+            role: Role::parse(&row.try_get::<String, _>("role")?).ok_or_else(|| {
                 sqlx::Error::Decode("users.role is not customer, support or admin".into())
             })?,
-            created_at: row.try_get(first + 4)?,
+            created_at: row.try_get("created_at")?,
         })
     }
 }
@@ -168,9 +170,9 @@ pub async fn find_by_id(db: &Database, id: &str) -> Result<Option<Credentials>, 
 
 fn credentials(row: &AnyRow) -> Result<Credentials, sqlx::Error> {
     Ok(Credentials {
-        user: User::from_columns(row, 0)?,
-        password_hash: row.try_get(5)?,
-        disabled: row.try_get::<Option<i64>, _>(6)?.is_some(),
+        user: User::from_row(row)?,
+        password_hash: row.try_get("password_hash")?,
+        disabled: row.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
     })
 }
 
@@ -209,6 +211,36 @@ pub async fn set_role(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Env;
+    use crate::db::DatabaseConfig;
+
+    #[tokio::test]
+    async fn a_user_is_read_by_name_wherever_the_query_puts_its_columns() {
+        let mut env = Env::from_vars([("DATABASE_URL", "sqlite::memory:")]);
+        let config = DatabaseConfig::from_env(&mut env);
+        env.finish().unwrap();
+        let db = Database::connect(&config).await.unwrap();
+        // Another table's column first, then the user's in another order than `user_columns`.
+        let row = sqlx::query(
+            "SELECT 's1' AS session_id, 7 AS created_at, 'admin' AS role, NULL AS full_name, \
+             'ada@example.com' AS email, 'u1' AS id",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        db.close().await;
+
+        let user = User::from_row(&row).unwrap();
+
+        let expected = User {
+            id: "u1".into(),
+            email: "ada@example.com".into(),
+            full_name: None,
+            role: Role::Admin,
+            created_at: 7,
+        };
+        assert_eq!(user, expected);
+    }
 
     #[test]
     fn roles_round_trip_and_rank() {

@@ -121,11 +121,12 @@ macro_rules! in_force {
     };
 }
 
-/// Selects a session in force with its user; `$1` is compared by [`find`]'s callers.
+/// Selects a session in force with its user; `$1` is compared by [`find`]'s callers. The
+/// session's columns are aliased: `id` and the like name the user's (see [`user_columns`]).
 macro_rules! select_active {
     ($condition:literal) => {
         concat!(
-            "SELECT sessions.id, sessions.last_seen_at, ",
+            "SELECT sessions.id AS session_id, sessions.last_seen_at AS session_last_seen_at, ",
             user_columns!(),
             " FROM sessions JOIN users ON users.id = sessions.user_id WHERE ",
             $condition,
@@ -175,14 +176,14 @@ async fn find(
     let Some(row) = row else {
         return Ok(None);
     };
-    let session_id: String = row.try_get(0)?;
-    let last_seen_at: i64 = row.try_get(1)?;
+    let session_id: String = row.try_get("session_id")?;
+    let last_seen_at: i64 = row.try_get("session_last_seen_at")?;
     if now - last_seen_at >= TOUCH_INTERVAL_SECS.min(idle / 10) {
         touch(db, &session_id, now).await?;
     }
     Ok(Some(Active {
         session_id,
-        user: User::from_columns(&row, 2)?,
+        user: User::from_row(&row)?,
     }))
 }
 
@@ -273,14 +274,14 @@ pub async fn list(
         .await?;
     rows.iter()
         .map(|row| {
-            let id: String = row.try_get(0)?;
+            let id: String = row.try_get("id")?;
             Ok(SessionInfo {
                 current: id == current,
                 id,
-                created_at: row.try_get(1)?,
-                last_seen_at: row.try_get(2)?,
-                expires_at: row.try_get(3)?,
-                user_agent: row.try_get(4)?,
+                created_at: row.try_get("created_at")?,
+                last_seen_at: row.try_get("last_seen_at")?,
+                expires_at: row.try_get("expires_at")?,
+                user_agent: row.try_get("user_agent")?,
             })
         })
         .collect()
@@ -332,7 +333,7 @@ pub async fn exchange_refresh_token(
     .fetch_optional(db.pool())
     .await?;
     if let Some(row) = claimed {
-        let session_id: String = row.try_get(0)?;
+        let session_id: String = row.try_get("session_id")?;
         return Ok(match find_by_id(db, &session_id, now, policy).await? {
             Some(active) => Exchange::Accepted(active),
             None => Exchange::Refused,
@@ -345,7 +346,7 @@ pub async fn exchange_refresh_token(
     let Some(row) = used else {
         return Ok(Exchange::Refused);
     };
-    let session_id: String = row.try_get(0)?;
+    let session_id: String = row.try_get("session_id")?;
     sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(&session_id)

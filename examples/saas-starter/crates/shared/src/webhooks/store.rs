@@ -229,9 +229,9 @@ pub async fn claim(
     rows.iter()
         .map(|row| {
             Ok(ClaimedJob {
-                event_id: row.try_get(0)?,
-                attempt: row.try_get(1)?,
-                abandoned: row.try_get::<i64, _>(2)? != 0,
+                event_id: row.try_get("event_id")?,
+                attempt: row.try_get("attempt")?,
+                abandoned: row.try_get::<i64, _>("abandoned")? != 0,
             })
         })
         .collect()
@@ -268,11 +268,11 @@ pub async fn load_events(db: &Database, ids: &[&str]) -> sqlx::Result<Vec<Stored
         .iter()
         .map(|row| {
             Ok(StoredEvent {
-                id: row.try_get(0)?,
-                event_type: row.try_get(1)?,
-                created: row.try_get(2)?,
-                livemode: row.try_get::<i64, _>(3)? != 0,
-                payload: row.try_get(4)?,
+                id: row.try_get("id")?,
+                event_type: row.try_get("type")?,
+                created: row.try_get("created")?,
+                livemode: row.try_get::<i64, _>("livemode")? != 0,
+                payload: row.try_get("payload")?,
             })
         })
         .collect()
@@ -490,16 +490,16 @@ macro_rules! summary_columns {
 impl EventSummary {
     fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
         Ok(Self {
-            id: row.try_get(0)?,
-            event_type: row.try_get(1)?,
-            status: row.try_get(2)?,
-            created: row.try_get(3)?,
-            livemode: row.try_get::<i64, _>(4)? != 0,
-            received_at: row.try_get(5)?,
-            attempts: row.try_get(6)?,
-            replays: row.try_get(7)?,
-            processed_at: row.try_get(8)?,
-            last_error: row.try_get(9)?,
+            id: row.try_get("id")?,
+            event_type: row.try_get("type")?,
+            status: row.try_get("status")?,
+            created: row.try_get("created")?,
+            livemode: row.try_get::<i64, _>("livemode")? != 0,
+            received_at: row.try_get("received_at")?,
+            attempts: row.try_get("attempts")?,
+            replays: row.try_get("replays")?,
+            processed_at: row.try_get("processed_at")?,
+            last_error: row.try_get("last_error")?,
         })
     }
 }
@@ -595,7 +595,7 @@ pub async fn event(db: &Database, id: &str) -> sqlx::Result<Option<EventDetail>>
         return Ok(None);
     };
     let summary = EventSummary::from_row(&row)?;
-    let payload: String = row.try_get(10)?;
+    let payload: String = row.try_get("payload")?;
     let attempts = sqlx::query(
         "SELECT number, worker, started_at_ms, finished_at_ms, outcome, error \
          FROM webhook_attempts WHERE event_id = $1 ORDER BY number",
@@ -606,12 +606,12 @@ pub async fn event(db: &Database, id: &str) -> sqlx::Result<Option<EventDetail>>
     .iter()
     .map(|row| {
         Ok(AttemptView {
-            number: row.try_get(0)?,
-            worker: row.try_get(1)?,
-            started_at_ms: row.try_get(2)?,
-            finished_at_ms: row.try_get(3)?,
-            outcome: row.try_get(4)?,
-            error: row.try_get(5)?,
+            number: row.try_get("number")?,
+            worker: row.try_get("worker")?,
+            started_at_ms: row.try_get("started_at_ms")?,
+            finished_at_ms: row.try_get("finished_at_ms")?,
+            outcome: row.try_get("outcome")?,
+            error: row.try_get("error")?,
         })
     })
     .collect::<sqlx::Result<Vec<_>>>()?;
@@ -625,8 +625,8 @@ pub async fn event(db: &Database, id: &str) -> sqlx::Result<Option<EventDetail>>
     .iter()
     .map(|row| {
         Ok(ReplayView {
-            requested_by: row.try_get(0)?,
-            requested_at: row.try_get(1)?,
+            requested_by: row.try_get("requested_by")?,
+            requested_at: row.try_get("requested_at")?,
         })
     })
     .collect::<sqlx::Result<Vec<_>>>()?;
