@@ -21,8 +21,8 @@ use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
 pub use crate::audit::client_ip;
-use crate::auth::{Auth, CurrentUser, Role, User};
-use crate::error::ApiError;
+use crate::auth::{Auth, AuthError, CurrentUser, Role, User};
+use crate::error::{ApiError, FieldErrors};
 
 /// What staff do, each allowed to some roles ([`Permission::allowed_to`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +58,12 @@ pub struct Staff {
 
 impl Staff {
     /// `current` as staff: 403 unless their role is staff and they act as themselves.
-    pub fn from_current(current: CurrentUser, client_ip: Option<IpAddr>) -> Result<Self, ApiError> {
+    pub fn from_current(
+        current: CurrentUser,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Self, AdminError> {
         if current.impersonator.is_some() || !current.user.role.is_staff() {
-            return Err(ApiError::Forbidden);
+            return Err(AdminError::NotStaff);
         }
         Ok(Self {
             user: current.user,
@@ -70,11 +73,11 @@ impl Staff {
     }
 
     /// 403 unless this staff member's role allows `permission`.
-    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+    pub fn require(&self, permission: Permission) -> Result<(), AdminError> {
         if permission.allowed_to(self.user.role) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden)
+            Err(AdminError::NotPermitted)
         }
     }
 
@@ -103,7 +106,46 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let current = CurrentUser::from_request_parts(parts, state).await?;
-        Self::from_current(current, client_ip(parts))
+        Ok(Self::from_current(current, client_ip(parts))?)
+    }
+}
+
+/// Why a back-office operation failed, in the domain's terms. How each is answered over HTTP
+/// is the service edge's business (`crate::error::admin`).
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The request is not a staff member's acting as themselves (a customer, or an
+    /// impersonation token).
+    #[error("not a staff member")]
+    NotStaff,
+    /// The staff member's role does not allow this.
+    #[error("the role does not allow this")]
+    NotPermitted,
+    /// Some inputs (a filter, a reason) are invalid, each explained by field name.
+    #[error("invalid fields: {0:?}")]
+    Invalid(FieldErrors),
+    /// No account has this id.
+    #[error("customer not found")]
+    UnknownCustomer,
+    /// Staff accounts are neither disabled nor impersonated from the back office.
+    #[error("the account is a staff account")]
+    StaffAccount,
+    /// A disabled account cannot be impersonated.
+    #[error("the account is disabled")]
+    AccountDisabled,
+    /// No impersonation in force has this id (or it is another staff member's).
+    #[error("impersonation not found")]
+    UnknownImpersonation,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl AdminError {
+    /// An [`AdminError::Invalid`] about one field.
+    pub fn invalid_field(field: &str, problem: impl Into<String>) -> Self {
+        Self::Invalid(FieldErrors::from([(field.to_owned(), problem.into())]))
     }
 }
 

@@ -18,10 +18,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::admin::metrics::{Metric, group_thousands};
-use crate::admin::{Page, PageQuery};
+use crate::admin::{AdminError, Page, PageQuery};
 use crate::billing::Subscription;
 use crate::db::Database;
-use crate::error::ApiError;
 
 /// Stripe's subscription statuses, the values of the list's `status` filter.
 pub const STATUSES: [&str; 8] = [
@@ -61,7 +60,7 @@ pub struct Filter {
 
 impl Filter {
     /// An empty status as no filter; 422 for a status Stripe does not have.
-    pub fn normalized(mut self) -> Result<Self, ApiError> {
+    pub fn normalized(mut self) -> Result<Self, AdminError> {
         self.status = self
             .status
             .take()
@@ -71,7 +70,7 @@ impl Filter {
             && !STATUSES.contains(&status.as_str())
         {
             let problem = format!("must be one of {}", STATUSES.join(", "));
-            return Err(ApiError::invalid_field("status", problem));
+            return Err(AdminError::invalid_field("status", problem));
         }
         Ok(self)
     }
@@ -474,6 +473,6 @@ mod tests {
             Some("active")
         );
         assert_eq!(filter("").unwrap().status, None);
-        assert!(matches!(filter("live"), Err(ApiError::Validation(_))));
+        assert!(matches!(filter("live"), Err(AdminError::Invalid(_))));
     }
 }

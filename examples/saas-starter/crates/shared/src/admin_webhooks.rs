@@ -9,28 +9,41 @@
 use sqlx::Row;
 
 use crate::admin::metrics::Metric;
-use crate::admin::{Permission, Staff};
+use crate::admin::{AdminError, Permission, Staff};
 use crate::db::Database;
-use crate::error::ApiError;
 use crate::webhooks::store;
-use crate::webhooks::{Status, now_ms};
+use crate::webhooks::{Status, WebhookError, now_ms};
+
+/// Why a replay from the back office failed: the staff member may not replay, or the store
+/// refused (see [`WebhookError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+}
 
 /// Queues event `id` for processing again on behalf of `staff` (an admin: 403 otherwise),
 /// audited (`webhook.replay`) in the replay's transaction. How many times the event has been
 /// replayed, this one included; 404 when unknown, 409 when it already waits for a worker
 /// (pending, or retrying).
-pub async fn replay(db: &Database, staff: &Staff, id: &str) -> Result<i64, ApiError> {
+pub async fn replay(db: &Database, staff: &Staff, id: &str) -> Result<i64, ReplayError> {
     staff.require(Permission::Manage)?;
-    store::replay(db, id, staff.actor(), now_ms())
-        .await?
-        .into_result()
+    let replay = store::replay(db, id, staff.actor(), now_ms())
+        .await
+        .map_err(WebhookError::Database)?;
+    Ok(replay.into_result()?)
 }
 
 /// Queues every dead-lettered event for processing again on behalf of `staff` (an admin),
 /// audited (`webhook.replay_all`, with the count, also when it is 0). How many were queued.
-pub async fn replay_dead_letter(db: &Database, staff: &Staff) -> Result<u64, ApiError> {
+pub async fn replay_dead_letter(db: &Database, staff: &Staff) -> Result<u64, ReplayError> {
     staff.require(Permission::Manage)?;
-    Ok(store::replay_all(db, Status::DeadLetter, staff.actor(), now_ms()).await?)
+    let queued = store::replay_all(db, Status::DeadLetter, staff.actor(), now_ms())
+        .await
+        .map_err(WebhookError::Database)?;
+    Ok(queued)
 }
 
 /// How many events are failing, by status.

@@ -39,7 +39,7 @@ use token::{Claims, Expected, Jwks, KeySet};
 
 use crate::config::Env;
 use crate::db::Database;
-use crate::error::{ApiError, FieldErrors};
+use crate::error::{ApiError, BoxError, FieldErrors};
 use crate::http::HttpConfig;
 
 /// The longest `full_name` accepted, in characters.
@@ -195,9 +195,9 @@ pub struct CurrentUser {
 impl CurrentUser {
     /// Refuses what an impersonator must not do in the user's name: change their password,
     /// their email or their sessions.
-    pub fn forbid_impersonation(&self) -> Result<(), ApiError> {
+    pub fn forbid_impersonation(&self) -> Result<(), AuthError> {
         match &self.impersonator {
-            Some(_) => Err(ApiError::Forbidden),
+            Some(_) => Err(AuthError::Impersonating),
             None => Ok(()),
         }
     }
@@ -271,7 +271,7 @@ impl Auth {
         password: String,
         full_name: Option<&str>,
         user_agent: Option<&str>,
-    ) -> Result<SignedIn, ApiError> {
+    ) -> Result<SignedIn, AuthError> {
         let user = self.create_account(email, password, full_name).await?;
         tracing::info!(user = %user.id, "account registered");
         self.sign_in(user, user_agent).await
@@ -284,7 +284,7 @@ impl Auth {
         email: &str,
         password: String,
         full_name: Option<&str>,
-    ) -> Result<User, ApiError> {
+    ) -> Result<User, AuthError> {
         let db = &self.inner.db;
         let email = accounts::normalize_email(email);
         let full_name = full_name.map(str::trim).filter(|name| !name.is_empty());
@@ -299,23 +299,25 @@ impl Auth {
             fields.insert("full_name".into(), problem);
         }
         if !fields.is_empty() {
-            return Err(ApiError::Validation(fields));
+            return Err(AuthError::Invalid(fields));
         }
         // Checked before hashing to spare the work; the unique index settles races.
         if accounts::find_by_email(db, &email).await?.is_some() {
-            return Err(email_taken());
+            return Err(AuthError::EmailTaken);
         }
         let password_hash = self.inner.passwords.hash(password).await?;
         accounts::insert(db, &email, &password_hash, full_name, now())
             .await
             .map_err(|error| match &error {
-                sqlx::Error::Database(db_error) if db_error.is_unique_violation() => email_taken(),
-                _ => ApiError::from(error),
+                sqlx::Error::Database(db_error) if db_error.is_unique_violation() => {
+                    AuthError::EmailTaken
+                }
+                _ => AuthError::Database(error),
             })
     }
 
     /// The account registered with `email` (compared as sign-in compares it), if any.
-    pub async fn find_account(&self, email: &str) -> Result<Option<User>, ApiError> {
+    pub async fn find_account(&self, email: &str) -> Result<Option<User>, AuthError> {
         let email = accounts::normalize_email(email);
         let account = accounts::find_by_email(&self.inner.db, &email).await?;
         Ok(account.map(|account| account.user))
@@ -326,11 +328,11 @@ impl Auth {
     /// tokens: nothing issued under the old role carries the new one (an account someone
     /// registered in advance, then promoted, keeps none of their credentials). Returns how many
     /// sessions ended.
-    pub async fn set_role(&self, user_id: &str, role: Role) -> Result<u64, ApiError> {
+    pub async fn set_role(&self, user_id: &str, role: Role) -> Result<u64, AuthError> {
         let now = now();
         let mut tx = self.inner.db.begin_write().await?;
         if !accounts::set_role(&mut tx, user_id, role, now).await? {
-            return Err(ApiError::NotFound("user"));
+            return Err(AuthError::UnknownUser);
         }
         let ended = session::end(&mut tx, user_id, None, now).await?;
         tx.commit().await?;
@@ -339,20 +341,24 @@ impl Auth {
     }
 
     /// Signs in with an email and password. Every failure is the same
-    /// [`ApiError::InvalidCredentials`] after the same amount of work.
+    /// [`AuthError::InvalidCredentials`] after the same amount of work.
     pub async fn login(
         &self,
         email: &str,
         password: String,
         user_agent: Option<&str>,
-    ) -> Result<SignedIn, ApiError> {
+    ) -> Result<SignedIn, AuthError> {
         let user = self.check_credentials(email, password).await?;
         self.sign_in(user, user_agent).await
     }
 
     /// The account an email and password belong to, for sign-ins that make their own session
-    /// (the admin panel's). Every failure is the same [`ApiError::InvalidCredentials`].
-    pub async fn check_credentials(&self, email: &str, password: String) -> Result<User, ApiError> {
+    /// (the admin panel's). Every failure is the same [`AuthError::InvalidCredentials`].
+    pub async fn check_credentials(
+        &self,
+        email: &str,
+        password: String,
+    ) -> Result<User, AuthError> {
         let db = &self.inner.db;
         let account = accounts::find_by_email(db, &accounts::normalize_email(email)).await?;
         let stored = account
@@ -360,10 +366,10 @@ impl Auth {
             .map(|account| account.password_hash.clone());
         let verified = self.inner.passwords.verify(password, stored).await?;
         let (Verified::Match { rehash }, Some(account)) = (verified, account) else {
-            return Err(ApiError::InvalidCredentials);
+            return Err(AuthError::InvalidCredentials);
         };
         if account.disabled {
-            return Err(ApiError::InvalidCredentials);
+            return Err(AuthError::InvalidCredentials);
         }
         if let Some(new_hash) = rehash {
             accounts::set_password_hash(db, &account.user.id, &new_hash, now()).await?;
@@ -373,7 +379,7 @@ impl Auth {
     }
 
     /// Exchanges a refresh token for new tokens. A token presented twice ends its session.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, ApiError> {
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, AuthError> {
         let db = &self.inner.db;
         let now = now();
         let exchange =
@@ -382,17 +388,17 @@ impl Auth {
             Exchange::Accepted(active) => {
                 self.tokens(&active.user.id, &active.session_id, now).await
             }
-            Exchange::Reused | Exchange::Refused => Err(ApiError::Unauthorized),
+            Exchange::Reused | Exchange::Refused => Err(AuthError::RefreshRefused),
         }
     }
 
     /// Ends the session of `current`, which revokes its refresh tokens too.
-    pub async fn logout(&self, current: &CurrentUser) -> Result<(), ApiError> {
+    pub async fn logout(&self, current: &CurrentUser) -> Result<(), AuthError> {
         self.revoke_session(current, &current.session_id).await
     }
 
     /// The sessions of `current`'s user that are in force.
-    pub async fn sessions(&self, current: &CurrentUser) -> Result<Vec<SessionInfo>, ApiError> {
+    pub async fn sessions(&self, current: &CurrentUser) -> Result<Vec<SessionInfo>, AuthError> {
         let sessions = session::list(
             &self.inner.db,
             &current.user.id,
@@ -409,13 +415,13 @@ impl Auth {
         &self,
         current: &CurrentUser,
         session_id: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AuthError> {
         current.forbid_impersonation()?;
         let revoked = session::revoke(&self.inner.db, &current.user.id, session_id, now()).await?;
         if revoked {
             Ok(())
         } else {
-            Err(ApiError::NotFound("session"))
+            Err(AuthError::UnknownSession)
         }
     }
 
@@ -425,12 +431,12 @@ impl Auth {
         current: &CurrentUser,
         current_password: String,
         new_password: String,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AuthError> {
         current.forbid_impersonation()?;
         let db = &self.inner.db;
         let account = accounts::find_by_id(db, &current.user.id)
             .await?
-            .ok_or(ApiError::Unauthorized)?;
+            .ok_or(AuthError::AccountGone)?;
         let mut fields = FieldErrors::new();
         let verified = self
             .inner
@@ -444,7 +450,7 @@ impl Auth {
             fields.insert("new_password".into(), problem);
         }
         if !fields.is_empty() {
-            return Err(ApiError::Validation(fields));
+            return Err(AuthError::Invalid(fields));
         }
         let new_hash = self.inner.passwords.hash(new_password).await?;
         let now = now();
@@ -461,7 +467,7 @@ impl Auth {
         &self,
         method: &Method,
         headers: &HeaderMap,
-    ) -> Result<Option<CurrentUser>, ApiError> {
+    ) -> Result<Option<CurrentUser>, AuthError> {
         let inner = &*self.inner;
         let now = now();
         if let Some(token) = bearer_token(headers) {
@@ -469,7 +475,7 @@ impl Auth {
                 Ok(claims) => claims,
                 // Genuine, but customer-facing: say what this service takes instead.
                 Err(token::TokenError::Audience) if self.kind == Kind::Staff => {
-                    return Err(staff_token_required());
+                    return Err(AuthError::StaffTokenRequired);
                 }
                 Err(reason) => {
                     tracing::debug!(%reason, "access token refused");
@@ -489,7 +495,7 @@ impl Auth {
             return Ok(None);
         };
         if !csrf::allows(method, headers, &inner.trusted_origins) {
-            return Err(ApiError::Forbidden);
+            return Err(AuthError::CrossSiteRequest);
         }
         let active = session::find_by_token(&inner.db, token, now, self.policy()).await?;
         Ok(active.map(|active| CurrentUser {
@@ -510,7 +516,7 @@ impl Auth {
         user: &User,
         actor: Actor,
         ttl: i64,
-    ) -> Result<SessionToken, ApiError> {
+    ) -> Result<SessionToken, AuthError> {
         let ttl = ttl.clamp(1, MAX_IMPERSONATION_SECS);
         let now = now();
         let policy = Policy {
@@ -523,7 +529,7 @@ impl Auth {
         let label = Some(IMPERSONATION_LABEL);
         let (session_id, _) = session::start(&self.inner.db, &user.id, label, now, policy)
             .await
-            .map_err(ApiError::Internal)?;
+            .map_err(AuthError::Internal)?;
         let expected = self.expected_for(Kind::Customer);
         let mut claims = Claims::access(&expected, &user.id, &session_id, now, ttl);
         claims.act = Some(actor);
@@ -543,12 +549,12 @@ impl Auth {
         &self,
         user: &User,
         user_agent: Option<&str>,
-    ) -> Result<SessionToken, ApiError> {
+    ) -> Result<SessionToken, AuthError> {
         let policy = self.policy();
         let now = now();
         let (session_id, _) = session::start(&self.inner.db, &user.id, user_agent, now, policy)
             .await
-            .map_err(ApiError::Internal)?;
+            .map_err(AuthError::Internal)?;
         let ttl = self
             .inner
             .config
@@ -569,12 +575,12 @@ impl Auth {
         &self,
         user: &User,
         user_agent: Option<&str>,
-    ) -> Result<(String, HeaderValue), ApiError> {
+    ) -> Result<(String, HeaderValue), AuthError> {
         let policy = self.policy();
         let (session_id, cookie_token) =
             session::start(&self.inner.db, &user.id, user_agent, now(), policy)
                 .await
-                .map_err(ApiError::Internal)?;
+                .map_err(AuthError::Internal)?;
         // A staff session's cookie has no `Max-Age`: the browser forgets it when it closes.
         let max_age = (self.kind == Kind::Customer).then_some(policy.timeouts.absolute);
         Ok((session_id, self.cookie(&cookie_token, max_age)))
@@ -597,7 +603,7 @@ impl Auth {
         self.cookie("", Some(0))
     }
 
-    async fn sign_in(&self, user: User, user_agent: Option<&str>) -> Result<SignedIn, ApiError> {
+    async fn sign_in(&self, user: User, user_agent: Option<&str>) -> Result<SignedIn, AuthError> {
         let (session_id, cookie) = self.start_session(&user, user_agent).await?;
         let tokens = self.tokens(&user.id, &session_id, now()).await?;
         Ok(SignedIn {
@@ -608,12 +614,12 @@ impl Auth {
     }
 
     /// A new access token and a new refresh token in `session_id`.
-    async fn tokens(&self, user_id: &str, session_id: &str, now: i64) -> Result<Tokens, ApiError> {
+    async fn tokens(&self, user_id: &str, session_id: &str, now: i64) -> Result<Tokens, AuthError> {
         let ttl = self.inner.config.access_token_ttl;
         let claims = Claims::access(&self.expected(), user_id, session_id, now, ttl);
         let refresh_token = session::issue_refresh_token(&self.inner.db, session_id, now)
             .await
-            .map_err(ApiError::Internal)?;
+            .map_err(AuthError::Internal)?;
         Ok(Tokens {
             access_token: self.inner.keys.sign(&claims),
             token_type: "bearer",
@@ -678,6 +684,53 @@ pub enum SetupError {
     Random(#[from] getrandom::Error),
 }
 
+/// Why an account or authentication operation failed, in the domain's terms. How each is
+/// answered over HTTP is the service edge's business (`crate::error::auth`).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Some inputs break the account rules, each explained by field name.
+    #[error("invalid fields: {0:?}")]
+    Invalid(FieldErrors),
+    /// Another account already has this email.
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// The email is unknown, the password wrong or the account disabled: one outcome, so that
+    /// callers cannot tell which accounts exist.
+    #[error("the email or password is incorrect")]
+    InvalidCredentials,
+    /// The refresh token is unknown, expired, revoked or presented twice.
+    #[error("the refresh token is not valid")]
+    RefreshRefused,
+    /// The signed-in account no longer exists.
+    #[error("the account no longer exists")]
+    AccountGone,
+    /// No account has this id.
+    #[error("user not found")]
+    UnknownUser,
+    /// The user has no session in force with this id.
+    #[error("session not found")]
+    UnknownSession,
+    /// An impersonator tried what only the user may do (see
+    /// [`CurrentUser::forbid_impersonation`]).
+    #[error("not allowed while impersonating")]
+    Impersonating,
+    /// A cookie-authenticated request failed the CSRF check.
+    #[error("the request failed the CSRF check")]
+    CrossSiteRequest,
+    /// A genuine customer-facing token, presented to the back office.
+    #[error("a staff token is required")]
+    StaffTokenRequired,
+    /// Every password hashing thread is busy and their queue is full; worth retrying after
+    /// this many seconds.
+    #[error("password hashing is busy; retry after {0} s")]
+    Busy(u64),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Anything else: a bug or an infrastructure failure.
+    #[error(transparent)]
+    Internal(BoxError),
+}
+
 impl<S> FromRequestParts<S> for CurrentUser
 where
     Auth: FromRef<S>,
@@ -701,20 +754,6 @@ pub fn full_name_violation(full_name: &str) -> Option<String> {
 
 /// What impersonation sessions are called in the customer's session list (their `user_agent`).
 const IMPERSONATION_LABEL: &str = "support session";
-
-/// The answer of the back office to a customer-facing token: genuine, but not for this use.
-fn staff_token_required() -> ApiError {
-    ApiError::Denied {
-        code: "staff_token_required",
-        message: "this API accepts staff tokens only, not the api's access tokens: get one from \
-                  POST /api/admin/auth/token on the admin service"
-            .into(),
-    }
-}
-
-fn email_taken() -> ApiError {
-    ApiError::Conflict("an account with this email already exists".into())
-}
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {

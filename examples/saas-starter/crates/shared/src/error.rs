@@ -10,6 +10,10 @@
 //! `code` is stable and meant for programs; `message` is meant for people and may change;
 //! `fields` is present only when specific inputs (or, for 503, dependencies) are at fault.
 //! Internal errors are logged with their cause, and clients only learn that something failed.
+//!
+//! This is the services' edge: domain code returns its own errors (`AuthError`, `FlagsError`...),
+//! which name what happened, not how HTTP says it; the submodules below map each to an
+//! [`ApiError`], so that handlers use `?` on domain calls and every response keeps its `code`.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +21,27 @@ use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+// saaskit declares the modules it adds after the next line: keep it.
+// <<<inject:mods>>>
+// <<<begin:auth@mods>>>
+mod auth;
+// <<<end:auth@mods>>>
+// <<<begin:admin/core@mods>>>
+mod admin;
+// <<<end:admin/core@mods>>>
+// <<<begin:billing/stripe-webhooks@mods>>>
+mod webhooks;
+// <<<end:billing/stripe-webhooks@mods>>>
+// <<<begin:admin/feature-flags@mods>>>
+mod flags;
+// <<<end:admin/feature-flags@mods>>>
+// <<<begin:admin/webhooks@mods>>>
+mod admin_webhooks;
+// <<<end:admin/webhooks@mods>>>
+// <<<begin:users@mods>>>
+mod profile;
+// <<<end:users@mods>>>
 
 /// Any error, boxed: the cause carried by [`ApiError::Internal`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -28,7 +28,33 @@ use sqlx::{Any, Row, Transaction};
 use crate::admin::audit::{self, Actor};
 use crate::auth::accounts::normalize_email;
 use crate::db::{Backend, Database};
-use crate::error::{ApiError, FieldErrors};
+use crate::error::{BoxError, FieldErrors};
+
+/// Why a flag operation failed, in the domain's terms; the service edge (`crate::error::flags`)
+/// says how each is answered over HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagsError {
+    /// Some inputs are invalid, each explained by field name.
+    #[error("invalid fields: {0:?}")]
+    Invalid(FieldErrors),
+    /// A flag has this key already.
+    #[error("a flag with the key `{0}` exists already")]
+    KeyTaken(String),
+    /// No flag has this key.
+    #[error("flag not found")]
+    UnknownFlag,
+    /// No account has this id or email.
+    #[error("user not found")]
+    UnknownUser,
+    /// The user has no override of this flag.
+    #[error("override not found")]
+    UnknownOverride,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Stored data the code does not expect: a bug.
+    #[error(transparent)]
+    Internal(BoxError),
+}
 
 /// The longest key, in bytes (keys are ASCII).
 pub const MAX_KEY_LEN: usize = 64;
@@ -360,7 +386,7 @@ pub async fn override_counts(db: &Database) -> sqlx::Result<BTreeMap<String, i64
 }
 
 /// Flag `key` with its overrides; 404 when there is none.
-pub async fn get(db: &Database, key: &str) -> Result<FlagDetail, ApiError> {
+pub async fn get(db: &Database, key: &str) -> Result<FlagDetail, FlagsError> {
     let row = sqlx::query(
         "SELECT key, description, enabled, rollout_percent, created_at, updated_at \
          FROM feature_flags WHERE key = $1",
@@ -368,7 +394,7 @@ pub async fn get(db: &Database, key: &str) -> Result<FlagDetail, ApiError> {
     .bind(key)
     .fetch_optional(db.pool())
     .await?
-    .ok_or(ApiError::NotFound("flag"))?;
+    .ok_or(FlagsError::UnknownFlag)?;
     let flag = flag(&row)?;
     let rows = sqlx::query(
         "SELECT feature_flag_overrides.user_id, users.email, feature_flag_overrides.enabled, \
@@ -399,8 +425,8 @@ pub async fn create(
     actor: Actor<'_>,
     new: NewFlag,
     now: i64,
-) -> Result<FlagDetail, ApiError> {
-    let new = new.validate().map_err(ApiError::Validation)?;
+) -> Result<FlagDetail, FlagsError> {
+    let new = new.validate().map_err(FlagsError::Invalid)?;
     let mut tx = db.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO feature_flags (key, description, enabled, rollout_percent, created_at, \
@@ -414,10 +440,7 @@ pub async fn create(
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
-        return Err(ApiError::Conflict(format!(
-            "a flag with the key `{}` exists already",
-            new.key
-        )));
+        return Err(FlagsError::KeyTaken(new.key));
     }
     let details = json!({
         "description": new.description,
@@ -443,7 +466,7 @@ async fn lock_flag(
     db: &Database,
     tx: &mut Transaction<'static, Any>,
     key: &str,
-) -> Result<Flag, ApiError> {
+) -> Result<Flag, FlagsError> {
     let query = match db.backend() {
         Backend::Postgres => {
             "SELECT key, description, enabled, rollout_percent, created_at, updated_at \
@@ -458,7 +481,7 @@ async fn lock_flag(
         .bind(key)
         .fetch_optional(&mut **tx)
         .await?
-        .ok_or(ApiError::NotFound("flag"))?;
+        .ok_or(FlagsError::UnknownFlag)?;
     Ok(flag(&row)?)
 }
 
@@ -478,8 +501,8 @@ pub async fn update(
     key: &str,
     update: FlagUpdate,
     now: i64,
-) -> Result<FlagDetail, ApiError> {
-    let update = update.validate().map_err(ApiError::Validation)?;
+) -> Result<FlagDetail, FlagsError> {
+    let update = update.validate().map_err(FlagsError::Invalid)?;
     let mut tx = db.begin_write().await?;
     let before = lock_flag(db, &mut tx, key).await?;
     let after = Flag {
@@ -519,12 +542,17 @@ pub async fn update(
 }
 
 /// A validated percentage as stored.
-fn percent_of(percent: i64) -> Result<u8, ApiError> {
-    u8::try_from(percent).map_err(ApiError::internal)
+fn percent_of(percent: i64) -> Result<u8, FlagsError> {
+    u8::try_from(percent).map_err(|error| FlagsError::Internal(error.into()))
 }
 
 /// Deletes flag `key` and its overrides; 404 when there is none.
-pub async fn delete(db: &Database, actor: Actor<'_>, key: &str, now: i64) -> Result<(), ApiError> {
+pub async fn delete(
+    db: &Database,
+    actor: Actor<'_>,
+    key: &str,
+    now: i64,
+) -> Result<(), FlagsError> {
     let mut tx = db.begin_write().await?;
     let before = lock_flag(db, &mut tx, key).await?;
     // The foreign key cascades too; deleting here counts them for the log, and does not depend
@@ -591,14 +619,14 @@ pub async fn set_override(
     user_id: &str,
     enabled: bool,
     now: i64,
-) -> Result<Override, ApiError> {
+) -> Result<Override, FlagsError> {
     let mut tx = db.begin_write().await?;
     lock_flag(db, &mut tx, key).await?;
     let email: String = sqlx::query("SELECT email FROM users WHERE id = $1")
         .bind(user_id)
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or(ApiError::NotFound("user"))?
+        .ok_or(FlagsError::UnknownUser)?
         .try_get("email")?;
     let previous = current_override(&mut tx, key, user_id).await?;
     sqlx::query(
@@ -624,7 +652,7 @@ pub async fn set_override(
     .await?;
     let saved = current_override(&mut tx, key, user_id)
         .await?
-        .ok_or_else(|| ApiError::internal("the override just saved is missing"))?;
+        .ok_or_else(|| FlagsError::Internal("the override just saved is missing".into()))?;
     tx.commit().await?;
     Ok(saved)
 }
@@ -637,12 +665,12 @@ pub async fn remove_override(
     key: &str,
     user_id: &str,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), FlagsError> {
     let mut tx = db.begin_write().await?;
     lock_flag(db, &mut tx, key).await?;
     let previous = current_override(&mut tx, key, user_id)
         .await?
-        .ok_or(ApiError::NotFound("override"))?;
+        .ok_or(FlagsError::UnknownOverride)?;
     sqlx::query("DELETE FROM feature_flag_overrides WHERE flag_key = $1 AND user_id = $2")
         .bind(key)
         .bind(user_id)

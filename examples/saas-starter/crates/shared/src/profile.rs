@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use crate::auth::full_name_violation;
 use crate::db::Database;
-use crate::error::{ApiError, FieldErrors};
+use crate::error::FieldErrors;
 
 /// The longest `display_name` accepted, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
@@ -91,15 +91,26 @@ impl ProfileUpdate {
     }
 }
 
+/// Why a profile could not be read, in the domain's terms; the service edge
+/// (`crate::error::profile`) says how it is answered over HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// No account has this id (any more).
+    #[error("user not found")]
+    UnknownUser,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
 /// The profile of `user_id`.
-pub async fn load(db: &Database, user_id: &str) -> Result<Profile, ApiError> {
+pub async fn load(db: &Database, user_id: &str) -> Result<Profile, ProfileError> {
     let row = sqlx::query(
         "SELECT id, email, full_name, display_name, timezone, locale FROM users WHERE id = $1",
     )
     .bind(user_id)
     .fetch_optional(db.pool())
     .await?
-    .ok_or(ApiError::NotFound("user"))?;
+    .ok_or(ProfileError::UnknownUser)?;
     Ok(Profile {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
@@ -116,7 +127,7 @@ pub async fn save(
     user_id: &str,
     update: &ProfileUpdate,
     now: i64,
-) -> Result<(), ApiError> {
+) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE users SET full_name = $1, display_name = $2, timezone = $3, locale = $4, \
          updated_at = $5 WHERE id = $6",

@@ -42,7 +42,7 @@ pub use worker::{Event, Handler, HandlerError, Handlers, Worker};
 use crate::audit::{self, Actor};
 use crate::config::Env;
 use crate::db::Database;
-use crate::error::{ApiError, FieldErrors};
+use crate::error::{BoxError, FieldErrors};
 use turns::WriteTurns;
 
 /// The largest page of `logs`.
@@ -151,6 +151,33 @@ pub enum SetupError {
     InvalidConfig,
 }
 
+/// Why an event could not be ingested, read or replayed, in the domain's terms; the service
+/// edge (`crate::error::webhooks`) says how each is answered over HTTP. The messages of the
+/// malformed-event variants are the ones Stripe's dashboard shows for a refused delivery.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the event is not UTF-8 JSON")]
+    NotUtf8,
+    #[error("the event is not valid: {0}")]
+    InvalidEvent(serde_json::Error),
+    #[error("the event id must be 1 to {MAX_EVENT_ID_LEN} characters long")]
+    InvalidEventId,
+    /// Query parameters are invalid, each explained by name.
+    #[error("invalid fields: {0:?}")]
+    Invalid(FieldErrors),
+    /// No stored event has this id.
+    #[error("event not found")]
+    UnknownEvent,
+    /// The event already waits for a worker (pending, or retrying).
+    #[error("the event is already queued for processing")]
+    AlreadyQueued,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// The ingestion could not commit the event.
+    #[error(transparent)]
+    Internal(BoxError),
+}
+
 /// Webhook ingestion and operations, shared by the handlers. Cheap to clone.
 #[derive(Clone)]
 pub struct Webhooks {
@@ -226,15 +253,12 @@ impl Webhooks {
 
     /// Stores a verified event and enqueues its processing, unless its id was seen before.
     /// Returns once the event and its job are committed.
-    pub async fn ingest(&self, body: &[u8]) -> Result<Ingested, ApiError> {
-        let payload = std::str::from_utf8(body)
-            .map_err(|_| ApiError::BadRequest("the event is not UTF-8 JSON".into()))?;
-        let envelope: Envelope<'_> = serde_json::from_str(payload)
-            .map_err(|error| ApiError::BadRequest(format!("the event is not valid: {error}")))?;
+    pub async fn ingest(&self, body: &[u8]) -> Result<Ingested, WebhookError> {
+        let payload = std::str::from_utf8(body).map_err(|_| WebhookError::NotUtf8)?;
+        let envelope: Envelope<'_> =
+            serde_json::from_str(payload).map_err(WebhookError::InvalidEvent)?;
         if envelope.id.is_empty() || envelope.id.len() > MAX_EVENT_ID_LEN {
-            return Err(ApiError::BadRequest(format!(
-                "the event id must be 1 to {MAX_EVENT_ID_LEN} characters long"
-            )));
+            return Err(WebhookError::InvalidEventId);
         }
         let event = ingest::PendingEvent {
             id: envelope.id.into_owned(),
@@ -247,7 +271,7 @@ impl Webhooks {
             .ingestor
             .ingest(event)
             .await
-            .map_err(ApiError::internal)
+            .map_err(|error| WebhookError::Internal(error.into()))
     }
 
     /// The internal API key as the audit log names it, calling from `client_ip`.
@@ -271,20 +295,20 @@ impl Webhooks {
     }
 
     /// A page of events, newest first.
-    pub async fn logs(&self, filter: &LogFilter) -> Result<LogPage, ApiError> {
+    pub async fn logs(&self, filter: &LogFilter) -> Result<LogPage, WebhookError> {
         Ok(store::logs(&self.inner.db, filter).await?)
     }
 
     /// One event with its payload, attempts and replays; 404 when unknown.
-    pub async fn event(&self, id: &str) -> Result<EventDetail, ApiError> {
+    pub async fn event(&self, id: &str) -> Result<EventDetail, WebhookError> {
         store::event(&self.inner.db, id)
             .await?
-            .ok_or(ApiError::NotFound("event"))
+            .ok_or(WebhookError::UnknownEvent)
     }
 
     /// Queues a stored event for processing again on behalf of `actor`, audited. 404 when
     /// unknown, 409 when already queued.
-    pub async fn replay(&self, id: &str, actor: Actor<'_>) -> Result<i64, ApiError> {
+    pub async fn replay(&self, id: &str, actor: Actor<'_>) -> Result<i64, WebhookError> {
         let replays = {
             let _turn = self.inner.turns.take().await;
             store::replay(&self.inner.db, id, actor, now_ms()).await?
@@ -297,7 +321,7 @@ impl Webhooks {
 
     /// Queues every event in `status` for processing again on behalf of `actor`, audited;
     /// returns how many.
-    pub async fn replay_all(&self, status: Status, actor: Actor<'_>) -> Result<u64, ApiError> {
+    pub async fn replay_all(&self, status: Status, actor: Actor<'_>) -> Result<u64, WebhookError> {
         let queued = {
             let _turn = self.inner.turns.take().await;
             store::replay_all(&self.inner.db, status, actor, now_ms()).await?
@@ -317,7 +341,7 @@ impl Webhooks {
 
 impl LogFilter {
     /// Reads the `status`, `type`, `limit` and `cursor` query parameters.
-    pub fn from_query(query: &LogQuery) -> Result<Self, ApiError> {
+    pub fn from_query(query: &LogQuery) -> Result<Self, WebhookError> {
         let mut fields = FieldErrors::new();
         let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
             None => None,
@@ -347,7 +371,7 @@ impl LogFilter {
             }
         };
         if !fields.is_empty() {
-            return Err(ApiError::Validation(fields));
+            return Err(WebhookError::Invalid(fields));
         }
         Ok(Self {
             status,
@@ -394,11 +418,14 @@ pub struct BulkReplayQuery {
 impl BulkReplayQuery {
     /// The status to replay, which must be `dead_letter` (422 otherwise): the only bulk replay,
     /// so that a typo cannot run every processed event again.
-    pub fn dead_letter(&self) -> Result<Status, ApiError> {
+    pub fn dead_letter(&self) -> Result<Status, WebhookError> {
         if self.status.as_deref() == Some(Status::DeadLetter.as_str()) {
             Ok(Status::DeadLetter)
         } else {
-            Err(ApiError::invalid_field("status", "must be dead_letter"))
+            Err(WebhookError::Invalid(FieldErrors::from([(
+                "status".into(),
+                "must be dead_letter".into(),
+            )])))
         }
     }
 }
@@ -452,7 +479,7 @@ mod tests {
             ..LogQuery::default()
         };
 
-        let Err(ApiError::Validation(fields)) = LogFilter::from_query(&query) else {
+        let Err(WebhookError::Invalid(fields)) = LogFilter::from_query(&query) else {
             panic!("expected a validation error");
         };
 

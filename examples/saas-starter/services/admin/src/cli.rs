@@ -18,8 +18,7 @@
 use std::io::IsTerminal;
 
 use anyhow::{Context, bail};
-use shared::ApiError;
-use shared::auth::{Auth, Role};
+use shared::auth::{Auth, AuthError, Role};
 
 const USAGE: &str = "usage: admin [create-admin --email <email> [--name <full name>] \
                      [--role admin|support] [--promote] | migrate | --help]\n\
@@ -158,18 +157,18 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
-/// An [`ApiError`] as a message for the terminal, with each invalid field.
-fn explain(error: ApiError) -> anyhow::Error {
+/// An [`AuthError`] as a message for the terminal, with each invalid field.
+fn explain(error: AuthError) -> anyhow::Error {
     match error {
-        ApiError::Validation(fields) => {
+        AuthError::Invalid(fields) => {
             let problems: Vec<String> = fields
                 .iter()
                 .map(|(field, problem)| format!("{field} {problem}"))
                 .collect();
             anyhow::anyhow!("{}", problems.join("; "))
         }
-        ApiError::Conflict(message) => {
-            anyhow::anyhow!("{message}: add --promote to make that account staff")
+        AuthError::EmailTaken => {
+            anyhow::anyhow!("{error}: add --promote to make that account staff")
         }
         other => anyhow::Error::new(other),
     }

@@ -141,7 +141,7 @@ where
             Err(error) => return Err(PanelError(error).into_response()),
         };
         let staff = Staff::from_current(current, shared::admin::client_ip(parts))
-            .map_err(|error| PanelError(error).into_response())?;
+            .map_err(|error| PanelError::from(error).into_response())?;
         let banner = impersonation::active(auth.db(), &staff.user.id, now())
             .await
             .map_err(|error| PanelError(error.into()).into_response())?;

@@ -2,15 +2,12 @@
 //! are written with [`record`] (module `audit`): every staff action writes one in the same
 //! transaction as its effect, so neither exists without the other.
 
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Page, PageQuery};
+use super::{AdminError, Page, PageQuery};
 use crate::db::Database;
-use crate::error::ApiError;
 
 // Writing entries is the `audit` module's, which the webhooks service uses too; the back office
 // reads them.
@@ -24,7 +21,7 @@ pub async fn record_session(
     action: &str,
     session_id: &str,
     now: i64,
-) -> Result<(), ApiError> {
+) -> sqlx::Result<()> {
     let details = format!(r#"{{"session_id":"{session_id}"}}"#);
     let entry = Action {
         action,
@@ -73,7 +70,7 @@ pub struct Filter {
 
 impl Filter {
     /// Empty strings (an untouched form field) as no filter; 422 for a prefix with wildcards.
-    pub fn normalized(mut self) -> Result<Self, ApiError> {
+    pub fn normalized(mut self) -> Result<Self, AdminError> {
         for field in [&mut self.actor, &mut self.action, &mut self.target] {
             *field = field
                 .take()
@@ -84,7 +81,7 @@ impl Filter {
             && action.contains(['%', '_', '\\'])
         {
             let problem = "must be an action name or its prefix, without % or _";
-            return Err(ApiError::invalid_field("action", problem));
+            return Err(AdminError::invalid_field("action", problem));
         }
         Ok(self)
     }
@@ -135,22 +132,6 @@ pub async fn csv(db: &Database, filter: &Filter) -> sqlx::Result<String> {
         out.push_str("\r\n");
     }
     Ok(out)
-}
-
-/// [`csv`] as a download: `text/csv`, named `audit-log.csv`, never cached.
-pub fn csv_download(csv: String) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"audit-log.csv\"",
-            ),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        csv,
-    )
-        .into_response()
 }
 
 /// What a spreadsheet runs as a formula when a cell starts with it (OWASP, CSV injection).
@@ -278,9 +259,6 @@ mod tests {
             action: Some("%".into()),
             ..Filter::default()
         };
-        assert!(matches!(
-            wildcard.normalized(),
-            Err(ApiError::Validation(_))
-        ));
+        assert!(matches!(wildcard.normalized(), Err(AdminError::Invalid(_))));
     }
 }

@@ -6,11 +6,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::audit::{self, Actor};
-use super::{Page, PageQuery};
+use super::{AdminError, Page, PageQuery};
 use crate::auth::accounts::user_columns;
 use crate::auth::{User, session};
 use crate::db::Database;
-use crate::error::ApiError;
 
 /// An account in the customer list and on its page.
 #[derive(Debug, Clone, Serialize)]
@@ -72,7 +71,7 @@ pub async fn search(db: &Database, search: &Search) -> sqlx::Result<Page<Custome
 }
 
 /// The account `id`; 404 when there is none.
-pub async fn find(db: &Database, id: &str) -> Result<Customer, ApiError> {
+pub async fn find(db: &Database, id: &str) -> Result<Customer, AdminError> {
     let query = concat!(
         "SELECT ",
         user_columns!(),
@@ -84,7 +83,7 @@ pub async fn find(db: &Database, id: &str) -> Result<Customer, ApiError> {
         .await?;
     match row {
         Some(row) => Ok(customer(&row)?),
-        None => Err(ApiError::NotFound("customer")),
+        None => Err(AdminError::UnknownCustomer),
     }
 }
 
@@ -142,10 +141,10 @@ pub async fn set_disabled(
     disabled: bool,
     reason: Option<&str>,
     now: i64,
-) -> Result<Customer, ApiError> {
+) -> Result<Customer, AdminError> {
     let customer = find(db, id).await?;
     if customer.user.role.is_staff() {
-        return Err(ApiError::Forbidden);
+        return Err(AdminError::StaffAccount);
     }
     let mut tx = db.begin_write().await?;
     sqlx::query("UPDATE users SET disabled_at = $1, updated_at = $2 WHERE id = $3")
@@ -184,7 +183,7 @@ pub async fn revoke_sessions(
     id: &str,
     session_id: Option<&str>,
     now: i64,
-) -> Result<u64, ApiError> {
+) -> Result<u64, AdminError> {
     find(db, id).await?;
     let mut tx = db.begin_write().await?;
     let ended = session::end(&mut tx, id, session_id, now).await?;

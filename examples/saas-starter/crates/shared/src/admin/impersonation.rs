@@ -8,10 +8,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::audit::{self, Actor};
-use super::customers;
+use super::{AdminError, customers};
 use crate::auth::{self, Auth, MAX_IMPERSONATION_SECS};
 use crate::db::Database;
-use crate::error::ApiError;
 
 /// The longest reason accepted, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -63,18 +62,18 @@ pub async fn start(
     actor: Actor<'_>,
     user_id: &str,
     reason: &str,
-) -> Result<Started, ApiError> {
+) -> Result<Started, AdminError> {
     if let Some(problem) = reason_violation(reason) {
-        return Err(ApiError::invalid_field("reason", problem));
+        return Err(AdminError::invalid_field("reason", problem));
     }
     let reason = reason.trim();
     let db = auth.db();
     let customer = customers::find(db, user_id).await?;
     if customer.user.role.is_staff() {
-        return Err(ApiError::Forbidden);
+        return Err(AdminError::StaffAccount);
     }
     if customer.disabled_at.is_some() {
-        return Err(ApiError::Conflict("the account is disabled".into()));
+        return Err(AdminError::AccountDisabled);
     }
     let token = auth
         .impersonate(
@@ -181,7 +180,7 @@ pub async fn end(
     id: &str,
     any_staff: bool,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), AdminError> {
     let mut tx = db.begin_write().await?;
     let row = sqlx::query(
         "UPDATE impersonations SET ended_at = $1, ended_by = $2 \
@@ -195,7 +194,7 @@ pub async fn end(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
-        return Err(ApiError::NotFound("impersonation"));
+        return Err(AdminError::UnknownImpersonation);
     };
     let session_id: String = row.try_get("session_id")?;
     let user_id: String = row.try_get("user_id")?;

@@ -10,7 +10,7 @@ use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as
 use thread_priority::{ThreadPriority, set_current_thread_priority};
 use tokio::sync::oneshot;
 
-use crate::error::ApiError;
+use super::AuthError;
 
 /// Shorter passwords are refused: length is what makes a password hard to guess.
 pub const MIN_CHARS: usize = 10;
@@ -64,7 +64,7 @@ pub enum Verified {
 ///
 /// The queue in front of the threads is bounded: under a flood of sign-ins (or of password
 /// changes), a request that finds it full is refused at once with 503 and `Retry-After`
-/// ([`ApiError::Overloaded`]) rather than waiting behind the flood until it times out, and a job
+/// ([`AuthError::Busy`]) rather than waiting behind the flood until it times out, and a job
 /// whose request has gone (timed out, or the client left) is dropped unhashed when its turn
 /// comes. So the queue holds only work someone still waits for, and drains in a bounded time.
 #[derive(Clone)]
@@ -98,13 +98,13 @@ impl Passwords {
     }
 
     /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`) of `password`, with a fresh salt.
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: String) -> Result<String, AuthError> {
         let argon2 = self.argon2.clone();
         self.off_runtime(move || {
             argon2
                 .hash_password(password.as_bytes())
                 .map(|hash| hash.to_string())
-                .map_err(ApiError::internal)
+                .map_err(|error| AuthError::Internal(error.into()))
         })
         .await
     }
@@ -115,13 +115,14 @@ impl Passwords {
         &self,
         password: String,
         stored: Option<String>,
-    ) -> Result<Verified, ApiError> {
+    ) -> Result<Verified, AuthError> {
         let argon2 = self.argon2.clone();
         let params = self.params.clone();
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         self.off_runtime(move || {
-            let hash = PasswordHash::new(&stored).map_err(ApiError::internal)?;
+            let hash =
+                PasswordHash::new(&stored).map_err(|error| AuthError::Internal(error.into()))?;
             if argon2.verify_password(password.as_bytes(), &hash).is_err() || !exists {
                 return Ok(Verified::Mismatch);
             }
@@ -129,7 +130,11 @@ impl Passwords {
                 None
             } else {
                 let new_hash = argon2.hash_password(password.as_bytes());
-                Some(new_hash.map_err(ApiError::internal)?.to_string())
+                Some(
+                    new_hash
+                        .map_err(|error| AuthError::Internal(error.into()))?
+                        .to_string(),
+                )
             };
             Ok(Verified::Match { rehash })
         })
@@ -138,12 +143,12 @@ impl Passwords {
 
     async fn off_runtime<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-    ) -> Result<T, ApiError> {
+        work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+    ) -> Result<T, AuthError> {
         self.threads
             .submit(work)?
             .await
-            .map_err(|_| ApiError::internal("a password hashing thread failed"))?
+            .map_err(|_| AuthError::Internal("a password hashing thread failed".into()))?
     }
 }
 
@@ -201,7 +206,7 @@ impl HashingThreads {
     fn submit<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<oneshot::Receiver<T>, ApiError> {
+    ) -> Result<oneshot::Receiver<T>, AuthError> {
         let (done, result) = oneshot::channel();
         let job: Job = Box::new(move || {
             // The receiver is gone when the request was cancelled (its timeout passed, or the
@@ -212,10 +217,10 @@ impl HashingThreads {
         });
         match self.queue.try_send(job) {
             Ok(()) => Ok(result),
-            Err(TrySendError::Full(_)) => Err(ApiError::Overloaded(RETRY_AFTER_SECS)),
-            Err(TrySendError::Disconnected(_)) => {
-                Err(ApiError::internal("no password hashing thread is running"))
-            }
+            Err(TrySendError::Full(_)) => Err(AuthError::Busy(RETRY_AFTER_SECS)),
+            Err(TrySendError::Disconnected(_)) => Err(AuthError::Internal(
+                "no password hashing thread is running".into(),
+            )),
         }
     }
 }
@@ -335,7 +340,7 @@ mod tests {
         let queued = threads.submit(|| 1);
         let refused = threads.submit(|| 2);
 
-        assert!(matches!(refused, Err(ApiError::Overloaded(1))));
+        assert!(matches!(refused, Err(AuthError::Busy(1))));
         release.send(()).unwrap();
         assert_eq!(queued.unwrap().await.unwrap(), 1);
     }

@@ -15,9 +15,9 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::QueryScalar;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Row};
 
+use super::WebhookError;
 use crate::audit::{self, Action, Actor};
 use crate::db::{Backend, Database};
-use crate::error::ApiError;
 
 /// Where an event is in its life; see the module documentation of [`super`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -653,13 +653,11 @@ pub enum Replay {
 impl Replay {
     /// How many times the event has been replayed, this one included; 404 when the event is
     /// unknown, 409 when it already waits for a worker (pending, or retrying).
-    pub fn into_result(self) -> Result<i64, ApiError> {
+    pub fn into_result(self) -> Result<i64, WebhookError> {
         match self {
             Self::Queued { replays } => Ok(replays),
-            Self::Unknown => Err(ApiError::NotFound("event")),
-            Self::AlreadyQueued => Err(ApiError::Conflict(
-                "the event is already queued for processing".into(),
-            )),
+            Self::Unknown => Err(WebhookError::UnknownEvent),
+            Self::AlreadyQueued => Err(WebhookError::AlreadyQueued),
         }
     }
 }

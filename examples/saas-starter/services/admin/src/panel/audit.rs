@@ -79,5 +79,5 @@ async fn export(
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::View)?;
     let csv = audit::csv(auth.db(), &filter.normalized()?).await?;
-    Ok(audit::csv_download(csv))
+    Ok(crate::admin_api::csv_download(csv))
 }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use shared::ApiError;
 use shared::admin::audit::{self, Actor};
 use shared::admin::client_ip;
-use shared::auth::{Auth, cookie_value, csrf, now, session};
+use shared::auth::{Auth, AuthError, cookie_value, csrf, now, session};
 
 use super::{NoFields, PanelError, PanelForm, Viewer, html};
 
@@ -119,15 +119,15 @@ async fn sign_in(
             tracing::info!(user = %user.id, "panel sign-in refused: not staff");
             return refused(&auth, next);
         }
-        Err(ApiError::InvalidCredentials) => return refused(&auth, next),
-        Err(error) => return PanelError(error).into_response(),
+        Err(AuthError::InvalidCredentials) => return refused(&auth, next),
+        Err(error) => return PanelError::from(error).into_response(),
     };
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok());
     let (session_id, cookie) = match auth.start_session(&user, user_agent).await {
         Ok(started) => started,
-        Err(error) => return PanelError(error).into_response(),
+        Err(error) => return PanelError::from(error).into_response(),
     };
     let actor = Actor {
         user_id: &user.id,
@@ -136,7 +136,7 @@ async fn sign_in(
     };
     let audited = audit::record_session(auth.db(), actor, "staff.sign_in", &session_id, now());
     if let Err(error) = audited.await {
-        return PanelError(error).into_response();
+        return PanelError::from(error).into_response();
     }
     tracing::info!(user = %user.id, session = %session_id, "signed in to the panel");
     let mut response = Redirect::to(safe_next(next)).into_response();
