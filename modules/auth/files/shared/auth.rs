@@ -254,8 +254,9 @@ impl Auth {
         }
     }
 
-    /// The database accounts live in, for the modules that extend them.
-    pub fn db(&self) -> &Database {
+    /// The database accounts live in, for the domain code of this crate that works on accounts
+    /// (impersonation). Handlers take the database from their service's state instead.
+    pub(crate) fn db(&self) -> &Database {
         &self.inner.db
     }
 
