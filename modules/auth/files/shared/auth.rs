@@ -254,12 +254,6 @@ impl Auth {
         }
     }
 
-    /// The database accounts live in, for the domain code of this crate that works on accounts
-    /// (impersonation). Handlers take the database from their service's state instead.
-    pub(crate) fn db(&self) -> &Database {
-        &self.inner.db
-    }
-
     /// The public keys, for `GET /.well-known/jwks.json`.
     pub fn jwks(&self) -> &Jwks {
         &self.inner.jwks

@@ -203,12 +203,13 @@ async fn revoke_sessions(
 
 async fn impersonate(
     staff: Staff,
+    State(db): State<Database>,
     State(auth): State<Auth>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<impersonation::Request>,
 ) -> Result<(StatusCode, Json<Started>), ApiError> {
     staff.require(Permission::Impersonate)?;
-    let started = impersonation::start(&auth, staff.actor(), &id, &body.reason).await?;
+    let started = impersonation::start(&db, &auth, staff.actor(), &id, &body.reason).await?;
     Ok((StatusCode::CREATED, Json(started)))
 }
 

@@ -266,13 +266,14 @@ struct ImpersonationPage {
 }
 
 async fn impersonate(
+    State(db): State<Database>,
     State(auth): State<Auth>,
     viewer: Viewer,
     Path(id): Path<String>,
     PanelForm(form): PanelForm<ReasonForm>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::Impersonate)?;
-    let started = impersonation::start(&auth, viewer.staff.actor(), &id, &form.reason).await?;
+    let started = impersonation::start(&db, &auth, viewer.staff.actor(), &id, &form.reason).await?;
     let mut frame = viewer.frame;
     frame.impersonations.insert(
         0,
