@@ -254,11 +254,6 @@ impl Auth {
         }
     }
 
-    /// The database accounts live in, for the modules that extend them.
-    pub fn db(&self) -> &Database {
-        &self.inner.db
-    }
-
     /// The public keys, for `GET /.well-known/jwks.json`.
     pub fn jwks(&self) -> &Jwks {
         &self.inner.jwks

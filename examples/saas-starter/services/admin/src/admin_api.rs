@@ -19,9 +19,12 @@ use shared::admin::impersonation::{self, Started};
 use shared::admin::metrics::Metric;
 use shared::admin::{Page, Permission, Staff, client_ip};
 use shared::auth::{Auth, SessionToken, User, now};
+use shared::db::Database;
 use shared::http::JsonBody;
 
-pub fn routes(auth: Auth) -> Router {
+use crate::state::AppState;
+
+pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/api/admin/auth/token", post(staff_token))
         .route("/api/admin/metrics", get(metrics))
@@ -40,7 +43,7 @@ pub fn routes(auth: Auth) -> Router {
         )
         .route("/api/admin/audit", get(audit_log))
         .route("/api/admin/audit.csv", get(audit_csv))
-        .with_state(auth)
+        .with_state(state)
 }
 
 /// `{"email": "...", "password": "..."}` of a staff member.
@@ -64,6 +67,7 @@ struct StaffToken {
 /// answer, 401 `invalid_credentials`, for a wrong password, an unknown or disabled account and
 /// a customer's, so that it does not tell which accounts are staff.
 async fn staff_token(
+    State(db): State<Database>,
     State(auth): State<Auth>,
     parts: Parts,
     JsonBody(credentials): JsonBody<Credentials>,
@@ -85,7 +89,7 @@ async fn staff_token(
         email: &user.email,
         client_ip: client_ip(&parts),
     };
-    audit::record_session(auth.db(), actor, "staff.sign_in", &token.session_id, now()).await?;
+    audit::record_session(&db, actor, "staff.sign_in", &token.session_id, now()).await?;
     tracing::info!(user = %user.id, session = %token.session_id, "staff token issued");
     Ok((StatusCode::CREATED, Json(StaffToken { user, token })))
 }
@@ -95,19 +99,19 @@ struct Metrics {
     metrics: Vec<Metric>,
 }
 
-async fn metrics(staff: Staff, State(auth): State<Auth>) -> Result<Json<Metrics>, ApiError> {
+async fn metrics(staff: Staff, State(db): State<Database>) -> Result<Json<Metrics>, ApiError> {
     staff.require(Permission::View)?;
-    let metrics = crate::metrics::collect(auth.db()).await?;
+    let metrics = crate::metrics::collect(&db).await?;
     Ok(Json(Metrics { metrics }))
 }
 
 async fn users(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Query(search): Query<Search>,
 ) -> Result<Json<Page<Customer>>, ApiError> {
     staff.require(Permission::View)?;
-    Ok(Json(customers::search(auth.db(), &search).await?))
+    Ok(Json(customers::search(&db, &search).await?))
 }
 
 #[derive(Serialize)]
@@ -118,13 +122,12 @@ struct UserDetail {
 
 async fn user(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Path(id): Path<String>,
 ) -> Result<Json<UserDetail>, ApiError> {
     staff.require(Permission::View)?;
-    let db = auth.db();
-    let user = customers::find(db, &id).await?;
-    let sessions = customers::sessions(db, &id, now()).await?;
+    let user = customers::find(&db, &id).await?;
+    let sessions = customers::sessions(&db, &id, now()).await?;
     Ok(Json(UserDetail { user, sessions }))
 }
 
@@ -145,7 +148,7 @@ impl ReasonBody {
 
 async fn disable(
     staff: Staff,
-    state: State<Auth>,
+    state: State<Database>,
     id: Path<String>,
     body: JsonBody<ReasonBody>,
 ) -> Result<Json<Customer>, ApiError> {
@@ -154,7 +157,7 @@ async fn disable(
 
 async fn enable(
     staff: Staff,
-    state: State<Auth>,
+    state: State<Database>,
     id: Path<String>,
     body: JsonBody<ReasonBody>,
 ) -> Result<Json<Customer>, ApiError> {
@@ -163,21 +166,14 @@ async fn enable(
 
 async fn set_disabled(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ReasonBody>,
     disabled: bool,
 ) -> Result<Json<Customer>, ApiError> {
     staff.require(Permission::Manage)?;
-    let customer = customers::set_disabled(
-        auth.db(),
-        staff.actor(),
-        &id,
-        disabled,
-        body.reason(),
-        now(),
-    )
-    .await?;
+    let customer =
+        customers::set_disabled(&db, staff.actor(), &id, disabled, body.reason(), now()).await?;
     Ok(Json(customer))
 }
 
@@ -194,60 +190,56 @@ struct Ended {
 
 async fn revoke_sessions(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<SessionBody>,
 ) -> Result<Json<Ended>, ApiError> {
     staff.require(Permission::Manage)?;
-    let sessions_ended = customers::revoke_sessions(
-        auth.db(),
-        staff.actor(),
-        &id,
-        body.session_id.as_deref(),
-        now(),
-    )
-    .await?;
+    let sessions_ended =
+        customers::revoke_sessions(&db, staff.actor(), &id, body.session_id.as_deref(), now())
+            .await?;
     Ok(Json(Ended { sessions_ended }))
 }
 
 async fn impersonate(
     staff: Staff,
+    State(db): State<Database>,
     State(auth): State<Auth>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<impersonation::Request>,
 ) -> Result<(StatusCode, Json<Started>), ApiError> {
     staff.require(Permission::Impersonate)?;
-    let started = impersonation::start(&auth, staff.actor(), &id, &body.reason).await?;
+    let started = impersonation::start(&db, &auth, staff.actor(), &id, &body.reason).await?;
     Ok((StatusCode::CREATED, Json(started)))
 }
 
 async fn end_impersonation(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     staff.require(Permission::Impersonate)?;
     let any_staff = staff.may(Permission::Manage);
-    impersonation::end(auth.db(), staff.actor(), &id, any_staff, now()).await?;
+    impersonation::end(&db, staff.actor(), &id, any_staff, now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn audit_log(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Query(filter): Query<audit::Filter>,
 ) -> Result<Json<Page<Entry>>, ApiError> {
     staff.require(Permission::View)?;
-    Ok(Json(audit::list(auth.db(), &filter.normalized()?).await?))
+    Ok(Json(audit::list(&db, &filter.normalized()?).await?))
 }
 
 async fn audit_csv(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Query(filter): Query<audit::Filter>,
 ) -> Result<Response, ApiError> {
     staff.require(Permission::View)?;
-    let csv = audit::csv(auth.db(), &filter.normalized()?).await?;
+    let csv = audit::csv(&db, &filter.normalized()?).await?;
     Ok(csv_download(csv))
 }
 

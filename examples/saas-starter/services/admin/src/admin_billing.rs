@@ -10,30 +10,30 @@ use serde::Serialize;
 use shared::ApiError;
 use shared::admin::{Page, Permission, Staff, customers};
 use shared::admin_billing::{self, Filter, SubscriptionView, describe_price};
-use shared::auth::Auth;
 use shared::db::Database;
 
 use crate::panel::when;
+use crate::state::AppState;
 
-pub fn routes(auth: Auth) -> Router {
+pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/api/admin/subscriptions", get(subscriptions))
         .route(
             "/api/admin/users/{id}/subscriptions",
             get(user_subscriptions),
         )
-        .with_state(auth)
+        .with_state(state)
 }
 
 /// `?status=&page=&per_page=`: every subscription, most recently changed first.
 async fn subscriptions(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Query(filter): Query<Filter>,
 ) -> Result<Json<Page<SubscriptionView>>, ApiError> {
     staff.require(Permission::View)?;
     let filter = filter.normalized()?;
-    Ok(Json(admin_billing::list(auth.db(), &filter).await?))
+    Ok(Json(admin_billing::list(&db, &filter).await?))
 }
 
 #[derive(Serialize)]
@@ -44,13 +44,12 @@ struct UserSubscriptions {
 /// The subscriptions of one account, running ones first; 404 when the account does not exist.
 async fn user_subscriptions(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Path(id): Path<String>,
 ) -> Result<Json<UserSubscriptions>, ApiError> {
     staff.require(Permission::View)?;
-    let db = auth.db();
-    customers::find(db, &id).await?;
-    let subscriptions = admin_billing::of_user(db, &id).await?;
+    customers::find(&db, &id).await?;
+    let subscriptions = admin_billing::of_user(&db, &id).await?;
     Ok(Json(UserSubscriptions { subscriptions }))
 }
 

@@ -13,12 +13,13 @@ mod api;
 mod panel;
 
 use axum::Router;
-use shared::auth::Auth;
+
+use crate::state::AppState;
 
 /// The pages and the JSON endpoints.
-pub fn routes(auth: Auth) -> Router {
+pub fn routes(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(panel::routes())
-        .with_state(auth)
+        .with_state(state)
 }

@@ -18,11 +18,14 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
 use shared::admin::{Permission, Staff};
-use shared::auth::{Auth, now};
+use shared::auth::now;
+use shared::db::Database;
 use shared::flags::{self, Flag, FlagDetail, FlagUpdate, NewFlag, Override};
 use shared::http::JsonBody;
 
-pub fn routes(auth: Auth) -> Router {
+use crate::state::AppState;
+
+pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/api/admin/flags", get(list).post(create))
         .route(
@@ -33,7 +36,7 @@ pub fn routes(auth: Auth) -> Router {
             "/api/admin/flags/{key}/overrides/{user_id}",
             put(set_override).delete(remove_override),
         )
-        .with_state(auth)
+        .with_state(state)
 }
 
 #[derive(Serialize)]
@@ -42,49 +45,49 @@ struct FlagList {
     flags: Vec<Flag>,
 }
 
-async fn list(staff: Staff, State(auth): State<Auth>) -> Result<Json<FlagList>, ApiError> {
+async fn list(staff: Staff, State(db): State<Database>) -> Result<Json<FlagList>, ApiError> {
     staff.require(Permission::View)?;
-    let flags = flags::list(auth.db()).await?;
+    let flags = flags::list(&db).await?;
     Ok(Json(FlagList { flags }))
 }
 
 async fn create(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     JsonBody(new): JsonBody<NewFlag>,
 ) -> Result<(StatusCode, Json<FlagDetail>), ApiError> {
     staff.require(Permission::Manage)?;
-    let flag = flags::create(auth.db(), staff.actor(), new, now()).await?;
+    let flag = flags::create(&db, staff.actor(), new, now()).await?;
     Ok((StatusCode::CREATED, Json(flag)))
 }
 
 async fn show(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Path(key): Path<String>,
 ) -> Result<Json<FlagDetail>, ApiError> {
     staff.require(Permission::View)?;
-    Ok(Json(flags::get(auth.db(), &key).await?))
+    Ok(Json(flags::get(&db, &key).await?))
 }
 
 async fn update(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Path(key): Path<String>,
     JsonBody(update): JsonBody<FlagUpdate>,
 ) -> Result<Json<FlagDetail>, ApiError> {
     staff.require(Permission::Manage)?;
-    let flag = flags::update(auth.db(), staff.actor(), &key, update, now()).await?;
+    let flag = flags::update(&db, staff.actor(), &key, update, now()).await?;
     Ok(Json(flag))
 }
 
 async fn delete(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     staff.require(Permission::Manage)?;
-    flags::delete(auth.db(), staff.actor(), &key, now()).await?;
+    flags::delete(&db, staff.actor(), &key, now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -97,29 +100,22 @@ struct OverrideBody {
 
 async fn set_override(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Path((key, user_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<OverrideBody>,
 ) -> Result<Json<Override>, ApiError> {
     staff.require(Permission::Manage)?;
-    let saved = flags::set_override(
-        auth.db(),
-        staff.actor(),
-        &key,
-        &user_id,
-        body.enabled,
-        now(),
-    )
-    .await?;
+    let saved =
+        flags::set_override(&db, staff.actor(), &key, &user_id, body.enabled, now()).await?;
     Ok(Json(saved))
 }
 
 async fn remove_override(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Path((key, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     staff.require(Permission::Manage)?;
-    flags::remove_override(auth.db(), staff.actor(), &key, &user_id, now()).await?;
+    flags::remove_override(&db, staff.actor(), &key, &user_id, now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

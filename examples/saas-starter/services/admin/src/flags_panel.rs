@@ -15,14 +15,15 @@ use serde::Deserialize;
 use shared::ApiError;
 use shared::admin::Permission;
 use shared::admin::audit::{self, Entry};
-use shared::auth::{Auth, now};
+use shared::auth::now;
 use shared::db::Database;
 use shared::error::FieldErrors;
 use shared::flags::{self, Flag, FlagUpdate, NewFlag, Override};
 
 use crate::panel::{Frame, NoFields, PanelError, PanelForm, Viewer, done, html, when};
+use crate::state::AppState;
 
-pub fn routes(auth: Auth) -> Router {
+pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/admin/flags", get(list).post(create))
         .route("/admin/flags/{key}", get(show).post(update))
@@ -32,7 +33,7 @@ pub fn routes(auth: Auth) -> Router {
             "/admin/flags/{key}/overrides/{user_id}/delete",
             post(remove_override),
         )
-        .with_state(auth)
+        .with_state(state)
 }
 
 /// A flag as the pages show it.
@@ -69,11 +70,10 @@ struct ListPage {
     may_manage: bool,
 }
 
-async fn list(State(auth): State<Auth>, viewer: Viewer) -> Result<Response, PanelError> {
+async fn list(State(db): State<Database>, viewer: Viewer) -> Result<Response, PanelError> {
     viewer.require(Permission::View)?;
-    let db = auth.db();
-    let counts = flags::override_counts(db).await?;
-    let rows = flags::list(db)
+    let counts = flags::override_counts(&db).await?;
+    let rows = flags::list(&db)
         .await?
         .into_iter()
         .map(|flag| {
@@ -109,7 +109,7 @@ impl RuleForm {
 }
 
 async fn create(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     PanelForm(form): PanelForm<RuleForm>,
 ) -> Result<Response, PanelError> {
@@ -120,7 +120,7 @@ async fn create(
         enabled: form.enabled.is_some(),
         rollout_percent: form.percent(),
     };
-    let flag = flags::create(auth.db(), viewer.staff.actor(), new, now()).await?;
+    let flag = flags::create(&db, viewer.staff.actor(), new, now()).await?;
     Ok(done(&format!("/admin/flags/{}", flag.flag.key), "saved").into_response())
 }
 
@@ -173,15 +173,14 @@ struct FlagPage {
 }
 
 async fn show(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Path(key): Path<String>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::View)?;
-    let db = auth.db();
-    let detail = flags::get(db, &key).await?;
+    let detail = flags::get(&db, &key).await?;
     let history = audit::list(
-        db,
+        &db,
         &audit::Filter {
             action: Some("flag.".into()),
             target: Some(key),
@@ -204,7 +203,7 @@ async fn show(
 }
 
 async fn update(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Path(key): Path<String>,
     PanelForm(form): PanelForm<RuleForm>,
@@ -215,18 +214,18 @@ async fn update(
         enabled: Some(form.enabled.is_some()),
         rollout_percent: Some(form.percent()),
     };
-    flags::update(auth.db(), viewer.staff.actor(), &key, update, now()).await?;
+    flags::update(&db, viewer.staff.actor(), &key, update, now()).await?;
     Ok(done(&format!("/admin/flags/{key}"), "saved").into_response())
 }
 
 async fn delete(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Path(key): Path<String>,
     PanelForm(NoFields {}): PanelForm<NoFields>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::Manage)?;
-    flags::delete(auth.db(), viewer.staff.actor(), &key, now()).await?;
+    flags::delete(&db, viewer.staff.actor(), &key, now()).await?;
     Ok(done("/admin/flags", "deleted").into_response())
 }
 
@@ -240,7 +239,7 @@ struct OverrideForm {
 }
 
 async fn set_override(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Path(key): Path<String>,
     PanelForm(form): PanelForm<OverrideForm>,
@@ -255,26 +254,25 @@ async fn set_override(
             None
         }
     };
-    let db = auth.db();
-    let user = flags::find_user(db, &form.user).await?;
+    let user = flags::find_user(&db, &form.user).await?;
     if user.is_none() {
         fields.insert("user".into(), "no account has this email or id".to_owned());
     }
     let (Some((user_id, _)), Some(enabled)) = (user, enabled) else {
         return Err(PanelError(ApiError::Validation(fields)));
     };
-    flags::set_override(db, viewer.staff.actor(), &key, &user_id, enabled, now()).await?;
+    flags::set_override(&db, viewer.staff.actor(), &key, &user_id, enabled, now()).await?;
     Ok(done(&format!("/admin/flags/{key}"), "saved").into_response())
 }
 
 async fn remove_override(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Path((key, user_id)): Path<(String, String)>,
     PanelForm(NoFields {}): PanelForm<NoFields>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::Manage)?;
-    flags::remove_override(auth.db(), viewer.staff.actor(), &key, &user_id, now()).await?;
+    flags::remove_override(&db, viewer.staff.actor(), &key, &user_id, now()).await?;
     Ok(done(&format!("/admin/flags/{key}"), "deleted").into_response())
 }
 

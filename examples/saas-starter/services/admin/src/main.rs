@@ -7,6 +7,9 @@
 //! saaskit adds the code of each module after the `inject` marker comments below: keep them.
 
 // <<<inject:mods>>>
+// <<<begin:auth@mods>>>
+mod state;
+// <<<end:auth@mods>>>
 // <<<begin:admin/core@mods>>>
 mod admin_api;
 mod cli;
@@ -98,21 +101,24 @@ async fn run() -> anyhow::Result<()> {
 
     let app = http::health_routes(readiness);
     // <<<inject:routes>>>
+    // <<<begin:auth@routes>>>
+    let state = state::AppState::new(db.clone(), auth.clone());
+    // <<<end:auth@routes>>>
     // <<<begin:admin/core@routes>>>
     let app = app
-        .merge(panel::routes(auth.clone()))
-        .merge(admin_api::routes(auth.clone()));
+        .merge(panel::routes(state.clone()))
+        .merge(admin_api::routes(state.clone()));
     // <<<end:admin/core@routes>>>
     // <<<begin:admin/billing@routes>>>
-    let app = app.merge(admin_billing::routes(auth.clone()));
+    let app = app.merge(admin_billing::routes(state.clone()));
     // <<<end:admin/billing@routes>>>
     // <<<begin:admin/feature-flags@routes>>>
     let app = app
-        .merge(flags_api::routes(auth.clone()))
-        .merge(flags_panel::routes(auth.clone()));
+        .merge(flags_api::routes(state.clone()))
+        .merge(flags_panel::routes(state.clone()));
     // <<<end:admin/feature-flags@routes>>>
     // <<<begin:admin/webhooks@routes>>>
-    let app = app.merge(admin_webhooks::routes(auth.clone()));
+    let app = app.merge(admin_webhooks::routes(state.clone()));
     // <<<end:admin/webhooks@routes>>>
     // Layers that apply to the whole service go on here, after every module's routes: a layer
     // wraps only the routes merged before it, and modules are added in any order.

@@ -29,6 +29,9 @@ use serde::de::DeserializeOwned;
 use shared::ApiError;
 use shared::admin::{Permission, Staff, impersonation};
 use shared::auth::{Auth, CurrentUser, csrf, now};
+use shared::db::Database;
+
+use crate::state::AppState;
 
 /// The panel's policy: its own stylesheet, its own forms, nothing else (no script, no frames).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
@@ -38,14 +41,14 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img
 const STYLESHEET: &str = include_str!("../templates/panel.css");
 
 /// The core pages: sign-in, dashboard, customers, impersonation and the audit log.
-pub fn routes(auth: Auth) -> Router {
+pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/admin/static/panel.css", get(stylesheet))
         .merge(sign_in::routes())
         .merge(dashboard::routes())
         .merge(customers::routes())
         .merge(audit::routes())
-        .with_state(auth)
+        .with_state(state)
 }
 
 /// The links of the navigation bar, in order.
@@ -126,6 +129,7 @@ impl Viewer {
 impl<S> FromRequestParts<S> for Viewer
 where
     Auth: FromRef<S>,
+    Database: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = Response;
@@ -142,7 +146,8 @@ where
         };
         let staff = Staff::from_current(current, shared::admin::client_ip(parts))
             .map_err(|error| PanelError::from(error).into_response())?;
-        let banner = impersonation::active(auth.db(), &staff.user.id, now())
+        let db = Database::from_ref(state);
+        let banner = impersonation::active(&db, &staff.user.id, now())
             .await
             .map_err(|error| PanelError(error.into()).into_response())?;
         let path = parts.uri.path();

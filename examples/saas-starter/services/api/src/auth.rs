@@ -12,7 +12,9 @@ use shared::auth::session::SessionInfo;
 use shared::auth::{Auth, CurrentUser, SignedIn, Tokens, User};
 use shared::http::JsonBody;
 
-pub fn routes(auth: Auth) -> Router {
+use crate::state::AppState;
+
+pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/api/auth/register", post(register))
         .route("/api/auth/login", post(login))
@@ -23,7 +25,7 @@ pub fn routes(auth: Auth) -> Router {
         .route("/api/auth/sessions/{id}", delete(revoke_session))
         .route("/api/auth/password", post(change_password))
         .route("/.well-known/jwks.json", get(jwks))
-        .with_state(auth)
+        .with_state(state)
 }
 
 #[derive(Deserialize)]

@@ -12,25 +12,28 @@ use shared::auth::{Auth, CurrentUser};
 use shared::billing::{self, Subscription};
 use shared::plans::{Plan, Plans};
 
+use crate::state::AppState;
+
+/// The service's state and the plans, which only this module's routes need.
 #[derive(Clone)]
 struct Billing {
-    auth: Auth,
+    app: AppState,
     plans: Arc<Plans>,
 }
 
 /// Lets [`CurrentUser`] find the authentication in this router's state.
 impl FromRef<Billing> for Auth {
     fn from_ref(billing: &Billing) -> Self {
-        billing.auth.clone()
+        billing.app.auth.clone()
     }
 }
 
-pub fn routes(auth: Auth, plans: Plans) -> Router {
+pub fn routes(state: AppState, plans: Plans) -> Router {
     Router::new()
         .route("/api/billing/plans", get(plans_on_offer))
         .route("/api/billing/subscription", get(subscription))
         .with_state(Billing {
-            auth,
+            app: state,
             plans: Arc::new(plans),
         })
 }
@@ -65,7 +68,7 @@ async fn subscription(
     State(billing): State<Billing>,
     current: CurrentUser,
 ) -> Result<Json<CurrentSubscription>, ApiError> {
-    let subscription = billing::subscription_of_user(billing.auth.db(), &current.user.id).await?;
+    let subscription = billing::subscription_of_user(&billing.app.db, &current.user.id).await?;
     let subscription = subscription.map(|subscription| SubscriptionView {
         plan: subscription
             .price_id

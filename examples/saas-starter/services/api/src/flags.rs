@@ -9,12 +9,15 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use shared::ApiError;
-use shared::auth::{Auth, CurrentUser};
+use shared::auth::CurrentUser;
+use shared::db::Database;
 
-pub fn routes(auth: Auth) -> Router {
+use crate::state::AppState;
+
+pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/api/flags", get(flags))
-        .with_state(auth)
+        .with_state(state)
 }
 
 #[derive(Serialize)]
@@ -24,7 +27,7 @@ struct Flags {
 
 /// For the user the request is authenticated as (401 without credentials), including a customer
 /// being impersonated: staff then see what the customer sees.
-async fn flags(State(auth): State<Auth>, current: CurrentUser) -> Result<Json<Flags>, ApiError> {
-    let flags = shared::flags::values_for(auth.db(), &current.user.id).await?;
+async fn flags(State(db): State<Database>, current: CurrentUser) -> Result<Json<Flags>, ApiError> {
+    let flags = shared::flags::values_for(&db, &current.user.id).await?;
     Ok(Json(Flags { flags }))
 }

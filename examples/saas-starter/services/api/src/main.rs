@@ -9,6 +9,7 @@
 // <<<inject:mods>>>
 // <<<begin:auth@mods>>>
 mod auth;
+mod state;
 // <<<end:auth@mods>>>
 // <<<begin:admin/feature-flags@mods>>>
 mod flags;
@@ -87,16 +88,17 @@ async fn run() -> anyhow::Result<()> {
     let app = http::health_routes(readiness);
     // <<<inject:routes>>>
     // <<<begin:auth@routes>>>
-    let app = app.merge(auth::routes(auth.clone()));
+    let state = state::AppState::new(db.clone(), auth.clone());
+    let app = app.merge(auth::routes(state.clone()));
     // <<<end:auth@routes>>>
     // <<<begin:admin/feature-flags@routes>>>
-    let app = app.merge(flags::routes(auth.clone()));
+    let app = app.merge(flags::routes(state.clone()));
     // <<<end:admin/feature-flags@routes>>>
     // <<<begin:billing/api@routes>>>
-    let app = app.merge(billing::routes(auth.clone(), billing_plans));
+    let app = app.merge(billing::routes(state.clone(), billing_plans));
     // <<<end:billing/api@routes>>>
     // <<<begin:users@routes>>>
-    let app = app.merge(users::routes(auth.clone()));
+    let app = app.merge(users::routes(state.clone()));
     // <<<end:users@routes>>>
     // Layers that apply to the whole service go on here, after every module's routes: a layer
     // wraps only the routes merged before it, and modules are added in any order.

@@ -7,6 +7,9 @@
 //! saaskit adds the code of each module after the `inject` marker comments below: keep them.
 
 // <<<inject:mods>>>
+// <<<begin:auth@mods>>>
+mod state;
+// <<<end:auth@mods>>>
 // <<<begin:billing/stripe-webhooks@mods>>>
 mod operations;
 mod stripe;
@@ -79,11 +82,14 @@ async fn run() -> anyhow::Result<()> {
 
     let app = http::health_routes(readiness);
     // <<<inject:routes>>>
+    // <<<begin:auth@routes>>>
+    let state = state::AppState::new(db.clone(), auth.clone());
+    // <<<end:auth@routes>>>
     // <<<begin:billing/stripe-webhooks@routes>>>
     let webhook_worker = webhooks.start_worker(webhook_handlers);
     let app = app
         .merge(stripe::routes(webhooks.clone()))
-        .merge(operations::routes(webhooks.clone(), auth.clone()));
+        .merge(operations::routes(webhooks.clone(), state.clone()));
     // <<<end:billing/stripe-webhooks@routes>>>
     // Layers that apply to the whole service go on here, after every module's routes: a layer
     // wraps only the routes merged before it, and modules are added in any order.

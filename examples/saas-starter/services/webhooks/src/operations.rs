@@ -19,13 +19,15 @@ use shared::webhooks::{
     BulkReplayQuery, BulkReplayed, EventDetail, LogFilter, LogPage, LogQuery, Replayed, Webhooks,
 };
 
+use crate::state::AppState;
+
 #[derive(Clone)]
 struct Operations {
     webhooks: Webhooks,
     auth: Auth,
 }
 
-pub fn routes(webhooks: Webhooks, auth: Auth) -> Router {
+pub fn routes(webhooks: Webhooks, state: AppState) -> Router {
     Router::new()
         .route("/api/webhooks/logs", get(logs))
         .route("/api/webhooks/events/{id}", get(event))
@@ -33,7 +35,7 @@ pub fn routes(webhooks: Webhooks, auth: Auth) -> Router {
         .route("/api/webhooks/replay", post(replay_all))
         .with_state(Operations {
             webhooks,
-            auth: auth.for_staff(),
+            auth: state.auth.for_staff(),
         })
 }
 

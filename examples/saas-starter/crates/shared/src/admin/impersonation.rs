@@ -58,6 +58,7 @@ pub fn reason_violation(reason: &str) -> Option<&'static str> {
 /// Starts an impersonation of customer `user_id` by `actor` (whose permission the caller has
 /// checked). 422 without a reason, 403 for a staff account, 409 for a disabled one.
 pub async fn start(
+    db: &Database,
     auth: &Auth,
     actor: Actor<'_>,
     user_id: &str,
@@ -67,7 +68,6 @@ pub async fn start(
         return Err(AdminError::invalid_field("reason", problem));
     }
     let reason = reason.trim();
-    let db = auth.db();
     let customer = customers::find(db, user_id).await?;
     if customer.user.role.is_staff() {
         return Err(AdminError::StaffAccount);

@@ -9,12 +9,14 @@ use axum::{Json, Router};
 use shared::ApiError;
 use shared::admin::{Permission, Staff};
 use shared::admin_webhooks;
-use shared::auth::Auth;
+use shared::db::Database;
 use shared::webhooks::{
     BulkReplayQuery, BulkReplayed, EventDetail, LogFilter, LogPage, LogQuery, Replayed, store,
 };
 
-pub fn routes() -> Router<Auth> {
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/admin/webhooks/events", get(events))
         .route("/api/admin/webhooks/events/{id}", get(event))
@@ -25,30 +27,30 @@ pub fn routes() -> Router<Auth> {
 /// `?status=&type=&limit=&cursor=`: newest first, `next_cursor` for the next page.
 async fn events(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Query(query): Query<LogQuery>,
 ) -> Result<Json<LogPage>, ApiError> {
     staff.require(Permission::View)?;
     let filter = LogFilter::from_query(&query)?;
-    Ok(Json(store::logs(auth.db(), &filter).await?))
+    Ok(Json(store::logs(&db, &filter).await?))
 }
 
 async fn event(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Path(id): Path<String>,
 ) -> Result<Json<EventDetail>, ApiError> {
     staff.require(Permission::View)?;
-    let event = store::event(auth.db(), &id).await?;
+    let event = store::event(&db, &id).await?;
     Ok(Json(event.ok_or(ApiError::NotFound("event"))?))
 }
 
 async fn replay(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Replayed>), ApiError> {
-    let replays = admin_webhooks::replay(auth.db(), &staff, &id).await?;
+    let replays = admin_webhooks::replay(&db, &staff, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(Replayed::queued(replays))))
 }
 
@@ -56,11 +58,11 @@ async fn replay(
 /// cannot run every processed event again.
 async fn replay_all(
     staff: Staff,
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     Query(query): Query<BulkReplayQuery>,
 ) -> Result<(StatusCode, Json<BulkReplayed>), ApiError> {
     staff.require(Permission::Manage)?;
     query.dead_letter()?;
-    let queued = admin_webhooks::replay_dead_letter(auth.db(), &staff).await?;
+    let queued = admin_webhooks::replay_dead_letter(&db, &staff).await?;
     Ok((StatusCode::ACCEPTED, Json(BulkReplayed { queued })))
 }

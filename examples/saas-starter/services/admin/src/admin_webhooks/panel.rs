@@ -12,13 +12,14 @@ use axum::routing::{get, post};
 use shared::ApiError;
 use shared::admin::Permission;
 use shared::admin_webhooks;
-use shared::auth::Auth;
+use shared::db::Database;
 use shared::webhooks::store::{AttemptView, EventSummary, ReplayView};
 use shared::webhooks::{LogFilter, LogQuery, Status, store};
 
 use crate::panel::{Frame, NoFields, PanelError, PanelForm, Viewer, done, html, when};
+use crate::state::AppState;
 
-pub fn routes() -> Router<Auth> {
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/webhooks", get(list))
         .route("/admin/webhooks/events/{id}", get(show))
@@ -96,15 +97,14 @@ struct ListPage {
 }
 
 async fn list(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Query(query): Query<LogQuery>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::View)?;
     let filter = LogFilter::from_query(&query)?;
-    let db = auth.db();
-    let page = store::logs(db, &filter).await?;
-    let failing = admin_webhooks::failing(db).await?;
+    let page = store::logs(&db, &filter).await?;
+    let failing = admin_webhooks::failing(&db).await?;
     let event_type = filter.event_type.clone().unwrap_or_default();
     let link = |cursor: Option<&str>| {
         let mut pairs: Vec<(&str, String)> = Vec::new();
@@ -210,12 +210,12 @@ struct EventPage {
 }
 
 async fn show(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::View)?;
-    let event = store::event(auth.db(), &id)
+    let event = store::event(&db, &id)
         .await?
         .ok_or(PanelError(ApiError::NotFound("event")))?;
     let summary = &event.summary;
@@ -248,21 +248,21 @@ async fn show(
 }
 
 async fn replay(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Path(id): Path<String>,
     PanelForm(NoFields {}): PanelForm<NoFields>,
 ) -> Result<Response, PanelError> {
-    admin_webhooks::replay(auth.db(), &viewer.staff, &id).await?;
+    admin_webhooks::replay(&db, &viewer.staff, &id).await?;
     Ok(done(&event_path(&id), "queued").into_response())
 }
 
 async fn replay_dead_letter(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     PanelForm(NoFields {}): PanelForm<NoFields>,
 ) -> Result<Response, PanelError> {
-    admin_webhooks::replay_dead_letter(auth.db(), &viewer.staff).await?;
+    admin_webhooks::replay_dead_letter(&db, &viewer.staff).await?;
     // The replayed events wait for the webhooks service's worker: show them.
     Ok(Redirect::to("/admin/webhooks?status=pending&notice=queued").into_response())
 }

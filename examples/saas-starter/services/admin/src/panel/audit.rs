@@ -8,12 +8,13 @@ use axum::response::Response;
 use axum::routing::get;
 use shared::admin::Permission;
 use shared::admin::audit::{self, Filter};
-use shared::auth::Auth;
+use shared::db::Database;
 
 use super::customers::{EntryRow, page_links};
 use super::{Frame, PanelError, Viewer, html};
+use crate::state::AppState;
 
-pub fn routes() -> Router<Auth> {
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/audit", get(list))
         .route("/admin/audit.csv", get(export))
@@ -33,13 +34,13 @@ struct AuditPage {
 }
 
 async fn list(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Query(filter): Query<Filter>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::View)?;
     let filter = filter.normalized()?;
-    let page = audit::list(auth.db(), &filter).await?;
+    let page = audit::list(&db, &filter).await?;
     let fields = [
         ("actor", filter.actor.clone().unwrap_or_default()),
         ("action", filter.action.clone().unwrap_or_default()),
@@ -73,11 +74,11 @@ async fn list(
 
 /// Every entry the filter selects (pages ignored), oldest first, as a CSV download.
 async fn export(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Query(filter): Query<Filter>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::View)?;
-    let csv = audit::csv(auth.db(), &filter.normalized()?).await?;
+    let csv = audit::csv(&db, &filter.normalized()?).await?;
     Ok(crate::admin_api::csv_download(csv))
 }

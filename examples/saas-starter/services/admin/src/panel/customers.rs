@@ -12,10 +12,12 @@ use shared::admin::customers::{self, Customer, Search, SessionView};
 use shared::admin::impersonation::{self, Started};
 use shared::admin::{Page, Permission};
 use shared::auth::{Auth, now};
+use shared::db::Database;
 
 use super::{Banner, Frame, NoFields, PanelError, PanelForm, Viewer, done, html, when};
+use crate::state::AppState;
 
-pub fn routes() -> Router<Auth> {
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/customers", get(list))
         .route("/admin/customers/{id}", get(show))
@@ -63,12 +65,12 @@ struct ListPage {
 }
 
 async fn list(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Query(search): Query<Search>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::View)?;
-    let page = customers::search(auth.db(), &search).await?;
+    let page = customers::search(&db, &search).await?;
     let q = search.q.unwrap_or_default();
     let link = |page: u32| {
         let query = serde_urlencoded::to_string([("q", q.as_str()), ("page", &page.to_string())])
@@ -162,16 +164,15 @@ struct CustomerPage {
 }
 
 async fn show(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::View)?;
-    let db = auth.db();
-    let customer = customers::find(db, &id).await?;
-    let sessions = customers::sessions(db, &id, now()).await?;
+    let customer = customers::find(&db, &id).await?;
+    let sessions = customers::sessions(&db, &id, now()).await?;
     let trail = audit::list(
-        db,
+        &db,
         &audit::Filter {
             target: Some(id.clone()),
             ..audit::Filter::default()
@@ -183,14 +184,14 @@ async fn show(
     // <<<begin:admin/billing@customer-sections>>>
     let billing_section = Section {
         title: "Subscription",
-        html: crate::admin_billing::customer_section(db, &id).await?,
+        html: crate::admin_billing::customer_section(&db, &id).await?,
     };
     let sections: Vec<Section> = sections.into_iter().chain([billing_section]).collect();
     // <<<end:admin/billing@customer-sections>>>
     // <<<begin:admin/feature-flags@customer-sections>>>
     let flags_section = Section {
         title: "Feature flags",
-        html: crate::flags_panel::customer_section(db, &id).await?,
+        html: crate::flags_panel::customer_section(&db, &id).await?,
     };
     let sections: Vec<Section> = sections.into_iter().chain([flags_section]).collect();
     // <<<end:admin/feature-flags@customer-sections>>>
@@ -220,7 +221,7 @@ impl ReasonForm {
 }
 
 async fn disable(
-    state: State<Auth>,
+    state: State<Database>,
     viewer: Viewer,
     id: Path<String>,
     form: PanelForm<ReasonForm>,
@@ -229,7 +230,7 @@ async fn disable(
 }
 
 async fn enable(
-    state: State<Auth>,
+    state: State<Database>,
     viewer: Viewer,
     id: Path<String>,
     form: PanelForm<ReasonForm>,
@@ -238,7 +239,7 @@ async fn enable(
 }
 
 async fn set_disabled(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Path(id): Path<String>,
     PanelForm(form): PanelForm<ReasonForm>,
@@ -246,7 +247,7 @@ async fn set_disabled(
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::Manage)?;
     let actor = viewer.staff.actor();
-    customers::set_disabled(auth.db(), actor, &id, disabled, form.reason(), now()).await?;
+    customers::set_disabled(&db, actor, &id, disabled, form.reason(), now()).await?;
     let notice = if disabled { "disabled" } else { "enabled" };
     Ok(done(&format!("/admin/customers/{id}"), notice).into_response())
 }
@@ -258,7 +259,7 @@ struct SessionForm {
 }
 
 async fn revoke_sessions(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Path(id): Path<String>,
     PanelForm(form): PanelForm<SessionForm>,
@@ -266,7 +267,7 @@ async fn revoke_sessions(
     viewer.require(Permission::Manage)?;
     let actor = viewer.staff.actor();
     let session_id = form.session_id.as_deref().filter(|id| !id.is_empty());
-    customers::revoke_sessions(auth.db(), actor, &id, session_id, now()).await?;
+    customers::revoke_sessions(&db, actor, &id, session_id, now()).await?;
     Ok(done(&format!("/admin/customers/{id}"), "sessions-revoked").into_response())
 }
 
@@ -279,13 +280,14 @@ struct ImpersonationPage {
 }
 
 async fn impersonate(
+    State(db): State<Database>,
     State(auth): State<Auth>,
     viewer: Viewer,
     Path(id): Path<String>,
     PanelForm(form): PanelForm<ReasonForm>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::Impersonate)?;
-    let started = impersonation::start(&auth, viewer.staff.actor(), &id, &form.reason).await?;
+    let started = impersonation::start(&db, &auth, viewer.staff.actor(), &id, &form.reason).await?;
     let mut frame = viewer.frame;
     frame.impersonations.insert(
         0,
@@ -304,13 +306,13 @@ async fn impersonate(
 }
 
 async fn end_impersonation(
-    State(auth): State<Auth>,
+    State(db): State<Database>,
     viewer: Viewer,
     Path(id): Path<String>,
     PanelForm(NoFields {}): PanelForm<NoFields>,
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::Impersonate)?;
     let any_staff = viewer.staff.may(Permission::Manage);
-    impersonation::end(auth.db(), viewer.staff.actor(), &id, any_staff, now()).await?;
+    impersonation::end(&db, viewer.staff.actor(), &id, any_staff, now()).await?;
     Ok(done("/admin", "impersonation-ended").into_response())
 }

@@ -7,11 +7,12 @@ use axum::response::Response;
 use axum::routing::get;
 use shared::admin::Permission;
 use shared::admin::metrics::Metric;
-use shared::auth::Auth;
+use shared::db::Database;
 
 use super::{Frame, PanelError, Viewer, html};
+use crate::state::AppState;
 
-pub fn routes() -> Router<Auth> {
+pub fn routes() -> Router<AppState> {
     Router::new().route("/admin", get(show))
 }
 
@@ -22,9 +23,9 @@ struct DashboardPage {
     metrics: Vec<Metric>,
 }
 
-async fn show(State(auth): State<Auth>, viewer: Viewer) -> Result<Response, PanelError> {
+async fn show(State(db): State<Database>, viewer: Viewer) -> Result<Response, PanelError> {
     viewer.require(Permission::View)?;
-    let metrics = crate::metrics::collect(auth.db()).await?;
+    let metrics = crate::metrics::collect(&db).await?;
     Ok(html(&DashboardPage {
         frame: viewer.frame,
         metrics,

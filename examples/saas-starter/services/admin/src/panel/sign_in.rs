@@ -23,8 +23,10 @@ use shared::ApiError;
 use shared::admin::audit::{self, Actor};
 use shared::admin::client_ip;
 use shared::auth::{Auth, AuthError, cookie_value, csrf, now, session};
+use shared::db::Database;
 
 use super::{NoFields, PanelError, PanelForm, Viewer, html};
+use crate::state::AppState;
 
 pub const SIGN_IN_PATH: &str = "/admin/sign-in";
 
@@ -34,7 +36,7 @@ const FORM_COOKIE: &str = "admin-sign-in";
 /// How long a sign-in form may be left open before it must be reloaded, in seconds.
 const FORM_MAX_AGE_SECS: i64 = 3_600;
 
-pub fn routes() -> Router<Auth> {
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route(SIGN_IN_PATH, get(show).post(sign_in))
         .route("/admin/sign-out", post(sign_out))
@@ -97,6 +99,7 @@ struct Credentials {
 }
 
 async fn sign_in(
+    State(db): State<Database>,
     State(auth): State<Auth>,
     parts: Parts,
     axum::Form(credentials): axum::Form<Credentials>,
@@ -134,7 +137,7 @@ async fn sign_in(
         email: &user.email,
         client_ip: client_ip(&parts),
     };
-    let audited = audit::record_session(auth.db(), actor, "staff.sign_in", &session_id, now());
+    let audited = audit::record_session(&db, actor, "staff.sign_in", &session_id, now());
     if let Err(error) = audited.await {
         return PanelError::from(error).into_response();
     }
@@ -154,14 +157,15 @@ fn refused(auth: &Auth, next: Option<&str>) -> Response {
 }
 
 async fn sign_out(
+    State(db): State<Database>,
     State(auth): State<Auth>,
     viewer: Viewer,
     PanelForm(NoFields {}): PanelForm<NoFields>,
 ) -> Result<Response, PanelError> {
     let staff = &viewer.staff;
-    session::revoke(auth.db(), &staff.user.id, &staff.session_id, now()).await?;
+    session::revoke(&db, &staff.user.id, &staff.session_id, now()).await?;
     audit::record_session(
-        auth.db(),
+        &db,
         staff.actor(),
         "staff.sign_out",
         &staff.session_id,
