@@ -144,13 +144,15 @@ impl<'c> Workspace<'c> {
     /// its splices one by one, checking each, so that the error names the module, the marker
     /// and the line.
     pub(super) fn check_spliced(&self) -> Result<()> {
+        let mut spliced = Vec::new();
         for (target, splices) in &self.spliced {
-            let Some(current) = self.tree.read(target)? else {
-                continue;
-            };
-            if inject::parses(&current) {
-                continue;
+            if let Some(current) = self.tree.read(target)? {
+                spliced.push((target, splices, current));
             }
+        }
+        let sources: Vec<&str> = spliced.iter().map(|(_, _, text)| text.as_str()).collect();
+        if let Some(index) = inject::first_unparsable(&sources) {
+            let (target, splices, _) = &spliced[index];
             let mut text = splices.original.clone();
             for (module, marker, body) in &splices.blocks {
                 text = inject::insert_block(&text, CommentStyle::Rust, marker, module, body)

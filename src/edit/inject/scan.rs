@@ -220,6 +220,28 @@ pub(super) enum Directive<'a> {
     End { module: &'a str, marker: &'a str },
 }
 
+/// Where the text after the earliest `<<<inject:`, `<<<begin:` or `<<<end:` in `text` starts,
+/// and which token it was. One pass over the `<<<` openings rather than a search per token:
+/// `new` reads every comment line of every file it splices into.
+fn earliest_token(text: &str) -> Option<(usize, DirectiveKind)> {
+    const TOKENS: [(&str, DirectiveKind); 3] = [
+        ("inject:", DirectiveKind::Inject),
+        ("begin:", DirectiveKind::Begin),
+        ("end:", DirectiveKind::End),
+    ];
+    let mut from = 0;
+    while let Some(found) = text[from..].find("<<<") {
+        let after = from + found + "<<<".len();
+        for (token, kind) in TOKENS {
+            if text[after..].starts_with(token) {
+                return Some((after + token.len(), kind));
+            }
+        }
+        from += found + 1;
+    }
+    None
+}
+
 /// Recognises marker and fence lines: the trimmed line starts with the comment leader and
 /// contains a `<<<inject:`, `<<<begin:` or `<<<end:` token (the earliest one counts; text may
 /// follow it). `None` for ordinary lines, `Err(reason)` for a token that does not parse.
@@ -227,19 +249,11 @@ pub(super) fn parse_directive(
     content: &str,
     style: CommentStyle,
 ) -> Option<Result<Directive<'_>, String>> {
-    const TOKENS: [(&str, DirectiveKind); 3] = [
-        ("<<<inject:", DirectiveKind::Inject),
-        ("<<<begin:", DirectiveKind::Begin),
-        ("<<<end:", DirectiveKind::End),
-    ];
     let text = content.trim_start();
     if !text.starts_with(style.comment()) {
         return None;
     }
-    let (start, kind) = TOKENS
-        .iter()
-        .filter_map(|(token, kind)| text.find(token).map(|at| (at + token.len(), *kind)))
-        .min_by_key(|(start, _)| *start)?;
+    let (start, kind) = earliest_token(text)?;
     let rest = &text[start..];
     let Some(close) = rest.find(">>>") else {
         return Some(Err("it lacks the closing `>>>`".to_string()));
@@ -442,6 +456,26 @@ pub(super) fn run_end(blocks: &[FencedBlock], marker_index: usize, marker: &str)
 mod tests {
     use super::*;
     use crate::edit::inject::insert_block;
+
+    #[test]
+    fn the_earliest_token_counts_even_after_extra_angle_brackets() {
+        assert_eq!(
+            parse_directive("// <<<<inject:routes>>>", CommentStyle::Rust),
+            Some(Ok(Directive::Inject("routes")))
+        );
+        assert_eq!(
+            parse_directive("// <<<end:db@env>>> <<<begin:db@env>>>", CommentStyle::Rust),
+            Some(Ok(Directive::End {
+                module: "db",
+                marker: "env"
+            }))
+        );
+        assert_eq!(parse_directive("// a << b <<< c", CommentStyle::Rust), None);
+        assert_eq!(
+            parse_directive("let x = 1; // <<<inject:a>>>", CommentStyle::Rust),
+            None
+        );
+    }
 
     #[test]
     fn begin_inside_open_block() {
