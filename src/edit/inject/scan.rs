@@ -229,17 +229,16 @@ fn earliest_token(text: &str) -> Option<(usize, DirectiveKind)> {
         ("begin:", DirectiveKind::Begin),
         ("end:", DirectiveKind::End),
     ];
-    let mut from = 0;
-    while let Some(found) = text[from..].find("<<<") {
-        let after = from + found + "<<<".len();
-        for (token, kind) in TOKENS {
-            if text[after..].starts_with(token) {
-                return Some((after + token.len(), kind));
-            }
-        }
-        from += found + 1;
-    }
-    None
+    // A `char` pattern searches with memchr; a `&str` pattern sets up a two-way searcher first,
+    // which costs more than the search on a line of code.
+    text.match_indices('<').find_map(|(at, _)| {
+        let after = text[at..].strip_prefix("<<<")?;
+        TOKENS.iter().find_map(|(token, kind)| {
+            after
+                .starts_with(token)
+                .then(|| (text.len() - after.len() + token.len(), *kind))
+        })
+    })
 }
 
 /// Recognises marker and fence lines: the trimmed line starts with the comment leader and
