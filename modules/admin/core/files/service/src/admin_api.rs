@@ -18,10 +18,10 @@ use saaskit_core::admin::audit::{self, Actor, Entry};
 use saaskit_core::admin::customers::{self, Customer, Search, SessionView};
 use saaskit_core::admin::impersonation::{self, Started};
 use saaskit_core::admin::metrics::Metric;
-use saaskit_core::admin::{Page, Permission, Staff, client_ip};
+use saaskit_core::admin::{Page, Permission, Staff};
 use saaskit_core::auth::{Auth, SessionToken, User, now};
 use saaskit_core::db::Database;
-use saaskit_core::http::JsonBody;
+use saaskit_core::http::{JsonBody, client_ip};
 
 use crate::state::AppState;
 

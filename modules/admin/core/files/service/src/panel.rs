@@ -31,6 +31,7 @@ use saaskit_core::ApiError;
 use saaskit_core::admin::{Permission, Staff, impersonation};
 use saaskit_core::auth::{Auth, CurrentUser, csrf, now};
 use saaskit_core::db::Database;
+use saaskit_core::http::client_ip;
 
 use crate::state::AppState;
 
@@ -133,7 +134,7 @@ where
             }
             Err(error) => return Err(PanelError(error).into_response()),
         };
-        let staff = Staff::from_current(current, saaskit_core::admin::client_ip(parts))
+        let staff = Staff::from_current(current, client_ip(parts))
             .map_err(|error| PanelError::from(error).into_response())?;
         let db = Database::from_ref(state);
         let banner = impersonation::active(&db, &staff.user.id, now())

@@ -14,8 +14,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use saaskit_core::ApiError;
-use saaskit_core::audit::{self, Actor};
+use saaskit_core::audit::Actor;
 use saaskit_core::auth::{Auth, Role};
+use saaskit_core::http::client_ip;
 use saaskit_core::webhooks::{
     BulkReplayQuery, BulkReplayed, EventDetail, LogFilter, LogPage, LogQuery, Replayed, Webhooks,
 };
@@ -129,7 +130,7 @@ impl FromRequestParts<Operations> for Operator {
             .and_then(|value| value.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim());
-        let client_ip = audit::client_ip(parts);
+        let client_ip = client_ip(parts);
         if bearer.is_some_and(|token| ops.webhooks.is_operations_api_key(token)) {
             return Ok(Self {
                 kind: OperatorKind::ApiKey,

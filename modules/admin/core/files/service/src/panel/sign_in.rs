@@ -22,9 +22,9 @@ use serde::Deserialize;
 
 use saaskit_core::ApiError;
 use saaskit_core::admin::audit::{self, Actor};
-use saaskit_core::admin::client_ip;
 use saaskit_core::auth::{Auth, AuthError, cookie_value, csrf, now, session};
 use saaskit_core::db::Database;
+use saaskit_core::http::client_ip;
 
 use super::{NoFields, PanelError, PanelForm, Viewer, html};
 use crate::state::AppState;
