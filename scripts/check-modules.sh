@@ -4,7 +4,7 @@
 # `cargo clippy --all-targets -D warnings` in each. Paths in the compiler's messages that point at
 # a generated file copied from a module are followed by the module source they come from.
 #
-#   scripts/check-modules.sh            # both workspaces
+#   scripts/check-modules.sh            # both workspaces, and rustfmt with the longest name
 #   scripts/check-modules.sh default    # only the default one (faster)
 #
 # The workspaces are kept under target/check-modules/ and their build output in
@@ -33,6 +33,7 @@ for manifest in sorted(root.rglob("module.toml")):
         source = (module / entry["source"]).relative_to(root.parent)
         for kind in ("api", "admin", "webhooks"):
             target = entry["target"].replace("{{ service.dir }}", f"services/{kind}")
+            target = target.replace("{{ workspace.core.dir }}", "crates/core")
             print(f"{target}\t{source}")
 PY
 
@@ -65,9 +66,23 @@ check() {
     return "$status"
 }
 
+# The library crate's Rust name, `<workspace>_core`, stands in generated lines: with the longest
+# workspace name `saaskit new` accepts (20 characters), they must still be rustfmt-clean.
+check_long_name() {
+    local name=northwind-analytics1
+    local root="$work/$name"
+    rm -rf "$root"
+    SAASKIT_SEED=42 SAASKIT_MODULES="$repo/modules" \
+        "$saaskit" new "$name" --yes --output "$root" >/dev/null
+    echo "== $name: cargo fmt --check ($root)"
+    (cd "$root" && cargo fmt --all -- --check >/dev/null) ||
+        { echo "$name: not rustfmt-clean as generated: run \`cargo fmt --all -- --check\` in $root"; return 1; }
+}
+
 failed=0
 check acme || failed=1
 if [ "$which" != default ]; then
     check acme-api --services api || failed=1
+    check_long_name || failed=1
 fi
 exit "$failed"

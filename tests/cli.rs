@@ -29,8 +29,8 @@ fn new_generates_the_default_workspace() {
         ".gitignore",
         ".env",
         ".env.example",
-        "crates/shared/Cargo.toml",
-        "crates/shared/src/lib.rs",
+        "crates/core/Cargo.toml",
+        "crates/core/src/lib.rs",
         "services/api/src/main.rs",
         "services/admin/src/main.rs",
         "services/webhooks/src/main.rs",
@@ -39,7 +39,21 @@ fn new_generates_the_default_workspace() {
     }
     let manifest = std::fs::read_to_string(root.join("saaskit.toml")).unwrap();
     assert!(manifest.contains("name = \"acme\""));
+    assert!(manifest.contains("core = \"acme-core\""), "{manifest}");
     assert!(manifest.contains("[services.webhooks]"));
+    // The library crate is named after the workspace, and so are the paths into it.
+    let core = std::fs::read_to_string(root.join("crates/core/Cargo.toml")).unwrap();
+    assert!(core.contains("name = \"acme-core\""), "{core}");
+    let api = std::fs::read_to_string(root.join("services/api/Cargo.toml")).unwrap();
+    assert!(
+        api.contains("acme-core = { path = \"../../crates/core\" }"),
+        "{api}"
+    );
+    let main = std::fs::read_to_string(root.join("services/api/src/main.rs")).unwrap();
+    assert!(
+        main.contains("acme_core::") && !main.contains("saaskit_core"),
+        "{main}"
+    );
     assert!(manifest.contains("modules = [\"db\""), "{manifest}");
     let gitignore = std::fs::read_to_string(root.join(".gitignore")).unwrap();
     assert!(
@@ -107,7 +121,7 @@ fn new_honours_output_services_modules_and_database() {
     assert!(!root.join("services/admin").exists());
     assert!(root.join("services/billing/src/main.rs").is_file());
     assert!(
-        !root.join("crates/shared/src/db.rs").exists(),
+        !root.join("crates/core/src/db.rs").exists(),
         "no modules were asked for"
     );
 }
@@ -127,10 +141,12 @@ fn new_rejects_bad_names_kinds_and_modules() {
         assert_fails_unchanged(temp.path(), saaskit(temp.path()).arg("new").args(args))
     };
     new(&["Acme!", "--yes"]).stderr(contains("not a valid name"));
+    new(&["northwind-analytics-x", "--yes"]).stderr(contains("a workspace name has at most 20"));
     new(&["acme", "--yes", "--services", "api,mailer"])
         .stderr(contains("unknown service kind `mailer`"));
-    new(&["acme", "--yes", "--services", "shared=api"])
-        .stderr(contains("`shared` is the name of the shared library crate"));
+    new(&["acme", "--yes", "--services", "acme-core=api"]).stderr(contains(
+        "`acme-core` is the package name of the workspace's library crate",
+    ));
     new(&["acme", "--yes", "--modules", "dbb"])
         .stderr(contains("unknown module `dbb`; did you mean `db`"));
 }
@@ -193,7 +209,7 @@ fn add_from_a_subdirectory_finds_the_workspace() {
         .args(["add", "db"])
         .assert()
         .success();
-    assert!(root.join("crates/shared/src/db.rs").is_file());
+    assert!(root.join("crates/core/src/db.rs").is_file());
 }
 
 #[test]
@@ -260,7 +276,7 @@ fn add_to_one_service_then_the_others() {
 fn add_dry_run_prints_the_diff_and_changes_nothing() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
     assert_succeeds_unchanged(&root, saaskit(&root).args(["add", "db", "--dry-run"])).stdout(
-        contains("+++ b/crates/shared/src/db.rs").and(contains("+    // <<<begin:db@startup>>>")),
+        contains("+++ b/crates/core/src/db.rs").and(contains("+    // <<<begin:db@startup>>>")),
     );
 }
 
@@ -420,7 +436,7 @@ fn remove_of_a_module_that_is_not_installed_fails() {
 fn remove_dry_run_changes_nothing() {
     let (_temp, root) = generate("acme", &["--yes"]);
     assert_succeeds_unchanged(&root, saaskit(&root).args(["remove", "users", "--dry-run"]))
-        .stdout(contains("--- a/crates/shared/src/profile.rs"));
+        .stdout(contains("--- a/crates/core/src/profile.rs"));
 }
 
 // ------------------------------------------------------------------------ manifest and lock
@@ -662,7 +678,7 @@ fn info_describes_a_module() {
         .args(["info", "db"])
         .assert()
         .success()
-        .stdout(contains("DATABASE_URL").and(contains("crates/shared/src/db.rs")));
+        .stdout(contains("DATABASE_URL").and(contains("{{ workspace.core.dir }}/src/db.rs")));
     let output = saaskit(temp.path())
         .args(["info", "db", "--json"])
         .assert()

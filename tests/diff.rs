@@ -22,7 +22,7 @@ fn a_fresh_workspace_has_no_drift() {
 #[test]
 fn user_edits_are_reported_but_are_not_drift() {
     let (_temp, root) = generate("acme", &["--yes"]);
-    let db = root.join("crates/shared/src/db.rs");
+    let db = root.join("crates/core/src/db.rs");
     std::fs::write(
         &db,
         std::fs::read_to_string(&db).unwrap() + "\n// my note\n",
@@ -38,7 +38,7 @@ fn user_edits_are_reported_but_are_not_drift() {
         .assert()
         .success()
         .stdout(
-            contains("edited                   crates/shared/src/db.rs (db)")
+            contains("edited                   crates/core/src/db.rs (db)")
                 .and(contains("-// my note"))
                 .and(contains(
                     "edited                   services/api/src/main.rs @ shutdown (db)",
@@ -49,13 +49,13 @@ fn user_edits_are_reported_but_are_not_drift() {
 #[test]
 fn a_deleted_generated_file_is_missing_and_fails_the_check() {
     let (_temp, root) = generate("acme", &["--yes"]);
-    std::fs::remove_file(root.join("crates/shared/src/telemetry.rs")).unwrap();
+    std::fs::remove_file(root.join("crates/core/src/telemetry.rs")).unwrap();
     saaskit(&root)
         .args(["diff", "--check"])
         .assert()
         .failure()
         .stdout(contains(
-            "missing                  crates/shared/src/telemetry.rs (base)",
+            "missing                  crates/core/src/telemetry.rs (base)",
         ))
         .stderr(contains("1 generated item(s) differ"));
 }
@@ -77,7 +77,7 @@ fn changed_templates_are_drift_with_a_diff_and_json() {
         .assert()
         .failure()
         .stdout(
-            contains("template-changed         crates/shared/src/greeting.rs (fixture/greeting)")
+            contains("template-changed         crates/core/src/greeting.rs (fixture/greeting)")
                 .and(contains("+pub fn text_v2()"))
                 .and(contains(
                     "template-changed         services/api/src/main.rs @ routes (fixture/greeting)",
@@ -100,7 +100,7 @@ fn changed_templates_are_drift_with_a_diff_and_json() {
         .map(|i| i["path"].as_str().unwrap())
         .collect();
     assert!(
-        changed.contains(&"crates/shared/src/greeting.rs"),
+        changed.contains(&"crates/core/src/greeting.rs"),
         "{changed:?}"
     );
     assert!(

@@ -52,14 +52,14 @@ fn a_broken_fence_is_an_error_with_file_and_line() {
 #[test]
 fn a_missing_snippet_and_a_missing_marker_are_errors() {
     let (_temp, root) = generate("acme", &["--yes"]);
-    edit(&root, "crates/shared/src/lib.rs", |t| {
+    edit(&root, "crates/core/src/lib.rs", |t| {
         t.replace(
             "// <<<begin:db@mods>>>\npub mod db;\n// <<<end:db@mods>>>\n",
             "",
         )
     });
     doctor(&root).failure().stdout(contains(
-        "crates/shared/src/lib.rs: the `mods` snippet of `db` is missing",
+        "crates/core/src/lib.rs: the `mods` snippet of `db` is missing",
     ));
 
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);

@@ -91,7 +91,7 @@ fn adding_all_defaults_then_removing_them_is_an_exact_undo() {
 fn user_code_around_markers_survives_add_and_remove() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
     let main = root.join("services/api/src/main.rs");
-    let lib = root.join("crates/shared/src/lib.rs");
+    let lib = root.join("crates/core/src/lib.rs");
     let mut main_text = std::fs::read_to_string(&main).unwrap();
     for marker in ["config", "startup", "routes", "shutdown"] {
         let line = format!("    // <<<inject:{marker}>>>\n");

@@ -15,16 +15,16 @@ use common::{
 use predicates::prelude::*;
 use predicates::str::contains;
 
-const GREETING: &str = "crates/shared/src/greeting.rs";
-const FAREWELL: &str = "crates/shared/src/farewell.rs";
-const WELCOME: &str = "crates/shared/src/welcome.rs";
+const GREETING: &str = "crates/core/src/greeting.rs";
+const FAREWELL: &str = "crates/core/src/farewell.rs";
+const WELCOME: &str = "crates/core/src/welcome.rs";
 const API_MAIN: &str = "services/api/src/main.rs";
 
 fn fixture(version_dir: &str, file: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(version_dir)
-        .join("fixture/greeting/files")
+        .join("fixture/greeting/files/core/src")
         .join(file);
     std::fs::read_to_string(path).unwrap()
 }
@@ -111,7 +111,7 @@ fn an_untouched_workspace_takes_the_new_templates() {
     assert_eq!(read(&root, GREETING), fixture("modules-v2", "greeting.rs"));
     assert_eq!(read(&root, WELCOME), fixture("modules-v2", "welcome.rs"));
     assert!(!root.join(FAREWELL).exists());
-    assert!(read(&root, API_MAIN).contains("shared::greeting::text_v2()"));
+    assert!(read(&root, API_MAIN).contains("acme_core::greeting::text_v2()"));
     assert_eq!(
         env_value(&root, "GREETING_SECRET"),
         Some(secret),
@@ -278,7 +278,7 @@ fn a_workspace_with_the_current_templates_is_already_up_to_date() {
 
 #[test]
 fn blocks_installed_in_another_order_than_a_fresh_render_are_not_moved() {
-    // `fixture/greeting` first on webhooks only, then `db` everywhere: `crates/shared/src/lib.rs`
+    // `fixture/greeting` first on webhooks only, then `db` everywhere: `crates/core/src/lib.rs`
     // has greeting's block before db's, where a fresh render (service by service, api first)
     // would put db's first.
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
@@ -315,7 +315,9 @@ fn a_workspace_without_pristine_copies_upgrades_by_the_lock_s_hashes() {
     );
     let text = read(&root, GREETING);
     assert!(
-        text.contains("<<<<<<< ours: crates/shared/src/greeting.rs\npub const MAX_LEN: usize = 128;\n=======\n"),
+        text.contains(
+            "<<<<<<< ours: crates/core/src/greeting.rs\npub const MAX_LEN: usize = 128;\n=======\n"
+        ),
         "{text}"
     );
     assert!(!text.contains("|||||||"), "there is no base to show");
@@ -487,4 +489,87 @@ fn a_workspace_from_before_the_layers_marker_gets_it_from_upgrade() {
         main.find("<<<inject:layers>>>").unwrap() < layer,
         "the rate limits go on at `layers`:\n{main}"
     );
+}
+
+/// A workspace as saaskit generated it before the library crate was named after the workspace:
+/// no `core` in saaskit.toml, the crate `shared` in crates/shared. Rebuilt from what that saaskit
+/// wrote (tests/fixtures/workspaces/shared-crate: `saaskit new acme --modules ""`): the manifest,
+/// the lockfile and `.env` as they were, every other file from its pristine copy in the base
+/// store, which is that file as generated.
+fn workspace_with_the_shared_crate() -> (tempfile::TempDir, PathBuf) {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/workspaces/shared-crate");
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path().join("acme");
+    let pack = std::fs::read_to_string(fixture.join("base.pack")).unwrap();
+    let files = saaskit::stage::base_store::parse(&pack).unwrap();
+    for (path, content) in files
+        .iter()
+        .map(|(path, content)| (path.as_str(), content.as_str()))
+        .chain([
+            (".saaskit/base.pack", pack.as_str()),
+            (
+                ".env",
+                &std::fs::read_to_string(fixture.join("env")).unwrap(),
+            ),
+            (
+                "saaskit.toml",
+                &std::fs::read_to_string(fixture.join("saaskit.toml")).unwrap(),
+            ),
+            (
+                "saaskit.lock",
+                &std::fs::read_to_string(fixture.join("saaskit.lock")).unwrap(),
+            ),
+        ])
+    {
+        let file = root.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, content).unwrap();
+    }
+    (temp, root)
+}
+
+#[test]
+fn a_workspace_with_the_shared_crate_keeps_it_through_every_command() {
+    let (_temp, root) = workspace_with_the_shared_crate();
+    assert!(!read(&root, "saaskit.toml").contains("core ="));
+    // What changed in the templates since is a template change of the same files, never a file
+    // gone missing or a crate moved.
+    saaskit(&root).arg("diff").assert().stdout(
+        contains("missing")
+            .not()
+            .and(contains("crates/core").not())
+            .and(contains("crates/shared/src/lib.rs")),
+    );
+    upgrade(&root).assert().success();
+    saaskit(&root).args(["diff", "--check"]).assert().success();
+    let before = read_tree(&root);
+
+    saaskit(&root).args(["add", "auth"]).assert().success();
+    assert!(root.join("crates/shared/src/auth.rs").is_file());
+    assert!(root.join("crates/shared/migrations/sqlite").is_dir());
+    assert!(!root.join("crates/core").exists());
+    let main = read(&root, API_MAIN);
+    assert!(
+        main.contains("use shared::auth::{Auth, AuthConfig};"),
+        "{main}"
+    );
+    assert!(
+        !main.contains("saaskit_core") && !main.contains("acme_core"),
+        "{main}"
+    );
+    let shared = read(&root, "crates/shared/Cargo.toml");
+    assert!(
+        shared.contains("name = \"shared\"") && shared.contains("argon2"),
+        "{shared}"
+    );
+    saaskit(&root).args(["diff", "--check"]).assert().success();
+    saaskit(&root)
+        .arg("doctor")
+        .env_remove("DATABASE_URL")
+        .assert()
+        .stdout(contains("injected snippets are intact"));
+
+    saaskit(&root).args(["remove", "auth"]).assert().success();
+    common::assert_same_tree(&before, &read_tree(&root));
 }

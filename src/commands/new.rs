@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cli::NewArgs;
 use crate::edit::render::{kind_description, render};
 use crate::model::catalog::{self, Catalog, SERVICE_KINDS};
-use crate::model::manifest::{self, DATABASES, Manifest};
+use crate::model::manifest::{self, CoreCrate, DATABASES, Manifest};
 use crate::workspace::Workspace;
 
 /// Ports of the default services, in this order; further services count up from the last.
@@ -18,6 +18,8 @@ const FIRST_PORT: u16 = 8080;
 #[derive(Debug, Serialize)]
 struct Choices {
     name: String,
+    /// The package name of the library crate.
+    core: String,
     database: String,
     services: Vec<ServiceChoice>,
     #[serde(skip)]
@@ -41,7 +43,7 @@ struct ServiceChoice {
 }
 
 pub fn run(args: NewArgs) -> Result<()> {
-    manifest::validate_name(&args.name).map_err(anyhow::Error::msg)?;
+    manifest::validate_workspace_name(&args.name).map_err(anyhow::Error::msg)?;
     let catalog = Catalog::load()?;
     let root = args
         .output
@@ -140,7 +142,7 @@ fn check_target_directory(root: &std::path::Path, force: bool) -> Result<()> {
 fn from_flags(args: &NewArgs) -> Result<Choices> {
     let database = args.db.map_or("sqlite", |d| d.as_str()).to_string();
     let services = match &args.services {
-        Some(specs) => parse_services(specs)?,
+        Some(specs) => parse_services(&args.name, specs)?,
         None => default_services(),
     };
     let modules = args.modules.as_ref().map(|m| {
@@ -154,6 +156,7 @@ fn from_flags(args: &NewArgs) -> Result<Choices> {
     });
     Ok(Choices {
         name: args.name.clone(),
+        core: CoreCrate::package_for(&args.name),
         database,
         services,
         modules,
@@ -182,7 +185,7 @@ fn default_services() -> Vec<ServiceChoice> {
 }
 
 /// `api`, `webhooks` or `billing=webhooks` (a name of one's own for a service of some kind).
-fn parse_services(specs: &[String]) -> Result<Vec<ServiceChoice>> {
+fn parse_services(workspace: &str, specs: &[String]) -> Result<Vec<ServiceChoice>> {
     let mut services: Vec<ServiceChoice> = Vec::new();
     for spec in non_empty(specs) {
         let (name, kind) = spec.split_once('=').unwrap_or((&spec, &spec));
@@ -193,9 +196,9 @@ fn parse_services(specs: &[String]) -> Result<Vec<ServiceChoice>> {
             );
         }
         manifest::validate_name(name).map_err(|e| anyhow::anyhow!("--services: {e}"))?;
-        if name == "shared" {
+        if name == CoreCrate::package_for(workspace) {
             bail!(
-                "--services: `shared` is the name of the shared library crate; name the service otherwise (name=kind)"
+                "--services: `{name}` is the package name of the workspace's library crate; name the service otherwise (name=kind)"
             );
         }
         if services.iter().any(|s| s.name == name) {
@@ -231,7 +234,7 @@ fn ask(args: &NewArgs, catalog: &Catalog) -> Result<Choices> {
             .iter()
             .map(|i| SERVICE_KINDS[*i].to_string())
             .collect();
-        choices.services = parse_services(&kinds)?;
+        choices.services = parse_services(&args.name, &kinds)?;
     }
     if args.modules.is_none() {
         let kinds: Vec<&str> = choices.services.iter().map(|s| s.kind.as_str()).collect();

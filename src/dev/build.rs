@@ -145,7 +145,7 @@ mod tests {
             executable(bin),
             Some(("api".to_string(), PathBuf::from("/t/debug/api")))
         );
-        let lib = r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"shared"},"filenames":["/t/debug/libshared.rlib"],"executable":null,"fresh":true}"#;
+        let lib = r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"acme_core"},"filenames":["/t/debug/libacme_core.rlib"],"executable":null,"fresh":true}"#;
         assert_eq!(executable(lib), None);
         let finished = r#"{"reason":"build-finished","success":true}"#;
         assert_eq!(executable(finished), None);

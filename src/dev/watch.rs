@@ -186,10 +186,10 @@ mod tests {
     #[test]
     fn build_output_version_control_and_editor_files_are_not_watched() {
         assert!(is_watched("services/api/src/main.rs"));
-        assert!(is_watched("crates/shared/migrations/sqlite/1_init.sql"));
+        assert!(is_watched("crates/core/migrations/sqlite/1_init.sql"));
         assert!(is_watched(".env"));
         assert!(!is_watched("services/api/target/debug/api"));
-        assert!(!is_watched("crates/shared/.git/HEAD"));
+        assert!(!is_watched("crates/core/.git/HEAD"));
         assert!(!is_watched("services/api/src/.main.rs.swp"));
         assert!(!is_watched("services/api/src/main.rs~"));
         assert!(!is_watched("services/api/src/main.rs.saaskit-tmp"));
@@ -230,8 +230,7 @@ mod tests {
             set(&["admin"])
         );
         assert!(
-            services_touched(&set(&["crates/shared/src/lib.rs", "Cargo.toml"]), &services)
-                .is_empty()
+            services_touched(&set(&["crates/core/src/lib.rs", "Cargo.toml"]), &services).is_empty()
         );
     }
 

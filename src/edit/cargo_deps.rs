@@ -165,7 +165,7 @@ mod tests {
 
     fn dep(name: &str, features: &[&str]) -> Dependency {
         Dependency {
-            target: CrateTarget::Shared,
+            target: CrateTarget::Core,
             name: name.into(),
             version: "1.0".into(),
             default_features: None,
@@ -178,7 +178,7 @@ mod tests {
         Ok((text, added.remove(0)))
     }
 
-    const MANIFEST: &str = "[package]\nname = \"shared\"\n\n[dependencies]\n# keep me\nanyhow = \"1\"\nserde = { version = \"1\", features = [\"derive\"] }\n";
+    const MANIFEST: &str = "[package]\nname = \"acme-core\"\n\n[dependencies]\n# keep me\nanyhow = \"1\"\nserde = { version = \"1\", features = [\"derive\"] }\n";
 
     #[test]
     fn insertion_keeps_sorted_tables_sorted_and_is_undone_exactly() {
@@ -221,13 +221,9 @@ mod tests {
 
     #[test]
     fn invalid_toml_names_the_file() {
-        let error = add_one(
-            "crates/shared/Cargo.toml",
-            "[dependencies\n",
-            &dep("x", &[]),
-        )
-        .unwrap_err();
-        assert!(format!("{error:#}").contains("crates/shared/Cargo.toml"));
+        let error =
+            add_one("crates/core/Cargo.toml", "[dependencies\n", &dep("x", &[])).unwrap_err();
+        assert!(format!("{error:#}").contains("crates/core/Cargo.toml"));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The `.env` file, read as the generated services read it.
 //!
-//! The services load `.env` with dotenvy 0.15 (`shared::config::Env::load`: every entry in order,
-//! the last assignment of a key wins, an exported variable wins over the file, the first line
-//! dotenvy cannot parse ends the file). `saaskit doctor`, `saaskit dev`, `saaskit keys` and the
+//! The services load `.env` with dotenvy 0.15 (the library crate's `config::Env::load`: every
+//! entry in order, the last assignment of a key wins, an exported variable wins over the file,
+//! the first line dotenvy cannot parse ends the file). `saaskit doctor`, `saaskit dev`, `saaskit keys` and the
 //! `.env` blocks of `add`/`remove`/`upgrade` all read through [`entries`], a port of dotenvy's
 //! rules, so that saaskit never reads a value differently from the services:
 //!

@@ -27,6 +27,16 @@ pub struct Context {
 pub struct WorkspaceVars {
     pub name: String,
     pub database: String,
+    pub core: CoreVars,
+}
+
+/// The workspace's library crate: `workspace.core.package` (`acme-core`), `.dir`
+/// (`crates/core`), `.ident` (`acme_core`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CoreVars {
+    pub package: String,
+    pub dir: String,
+    pub ident: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -71,6 +81,11 @@ impl Context {
             workspace: WorkspaceVars {
                 name: manifest.name.clone(),
                 database: manifest.database.clone(),
+                core: CoreVars {
+                    package: manifest.core.package.clone(),
+                    dir: manifest.core.dir.clone(),
+                    ident: manifest.core.ident.clone(),
+                },
             },
             services: manifest.services.iter().map(ServiceVars::new).collect(),
             service: None,
@@ -110,6 +125,44 @@ pub fn render<C: Serialize>(name: &str, source: &str, context: &C) -> Result<Str
         .map_err(|e| anyhow!("cannot render template `{name}`: {}", describe(&e)))
 }
 
+/// The identifier module sources name the workspace's library crate by (`use
+/// saaskit_core::auth::Auth;`): valid Rust, so a source still parses as it is, and replaced by
+/// [`module_text`] with the crate's own name, which differs per workspace.
+pub const CORE_CRATE_PLACEHOLDER: &str = "saaskit_core";
+
+/// A module's text (a file, a snippet) as it lands in the workspace of `context`: rendered when
+/// it is a template, then with every [`CORE_CRATE_PLACEHOLDER`] identifier naming the
+/// workspace's library crate. Every path that writes module text goes through here, so a file,
+/// its pristine copy and the fresh render `diff` compares them with always agree.
+pub fn module_text(name: &str, source: &str, template: bool, context: &Context) -> Result<String> {
+    let text = if template {
+        render(name, source, context)?
+    } else {
+        source.to_string()
+    };
+    Ok(name_core_crate(&text, &context.workspace.core.ident))
+}
+
+/// `text` with each whole identifier [`CORE_CRATE_PLACEHOLDER`] replaced by `ident`; a longer
+/// identifier containing it (`saaskit_core_x`, `my_saaskit_core`) is left alone.
+fn name_core_crate(text: &str, ident: &str) -> String {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (at, found) in text.match_indices(CORE_CRATE_PLACEHOLDER) {
+        let end = at + found.len();
+        let whole = !text[..at].chars().next_back().is_some_and(is_ident)
+            && !text[end..].chars().next().is_some_and(is_ident);
+        if whole {
+            out.push_str(&text[rest..at]);
+            out.push_str(ident);
+            rest = end;
+        }
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
 /// One environment for the whole process: building it registers every builtin filter.
 fn environment() -> &'static Environment<'static> {
     static ENVIRONMENT: OnceLock<Environment<'static>> = OnceLock::new();
@@ -146,5 +199,21 @@ mod tests {
         );
         let error = render("strict", "{{ missing }}", &context).unwrap_err();
         assert!(error.to_string().contains("strict"), "{error}");
+    }
+
+    #[test]
+    fn the_placeholder_is_replaced_as_a_whole_identifier_only() {
+        assert_eq!(
+            name_core_crate(
+                "use saaskit_core::auth::Auth;\nsaaskit_core::db::connect(saaskit_core_x, my_saaskit_core);\n",
+                "acme_core"
+            ),
+            "use acme_core::auth::Auth;\nacme_core::db::connect(saaskit_core_x, my_saaskit_core);\n"
+        );
+        assert_eq!(name_core_crate("saaskit_core", "acme_core"), "acme_core");
+        assert_eq!(
+            name_core_crate("no crate here", "acme_core"),
+            "no crate here"
+        );
     }
 }

@@ -21,9 +21,6 @@ pub const BASE_ID: &str = "base";
 /// Service kinds saaskit knows how to generate.
 pub const SERVICE_KINDS: [&str; 3] = ["api", "admin", "webhooks"];
 
-/// Where migrations of every module are written, per database backend.
-pub const MIGRATIONS_DIR: &str = "crates/shared/migrations";
-
 /// Whether an entry is applied once for the workspace or once per service the module is applied to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,14 +30,32 @@ pub enum Scope {
     Service,
 }
 
-/// Which crate a Cargo dependency goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Which crate a Cargo dependency goes to: `crate = "core"` or `crate = "service"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrateTarget {
-    /// The shared library crate `crates/shared`.
-    Shared,
+    /// The workspace's library crate (`crates/core`, `crates/shared` in older workspaces).
+    Core,
     /// Every service crate the module is applied to.
     Service,
+}
+
+// By hand rather than derived: a module written for an earlier saaskit says `crate = "shared"`,
+// and deserves to be told what that is called now rather than only "unknown variant".
+impl<'de> Deserialize<'de> for CrateTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        match name.as_str() {
+            "core" => Ok(CrateTarget::Core),
+            "service" => Ok(CrateTarget::Service),
+            "shared" => Err(serde::de::Error::custom(
+                "`crate = \"shared\"` is now `crate = \"core\"`: the workspace's library crate",
+            )),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown crate `{other}`: expected \"core\" (the workspace's library crate) or \
+                 \"service\" (each service the module is on)"
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -300,6 +315,7 @@ impl Module {
             self.source(&file.source)?;
             let entry = format!("[[files]] entry with target `{}`", file.target);
             self.validate_entry_kinds(&entry, file.scope, file.kinds.as_deref())?;
+            self.validate_source_folder(file)?;
         }
         for snippet in &self.snippets {
             let entry = format!(
@@ -318,6 +334,79 @@ impl Module {
         }
         if !self.migrations.is_empty() && id != "db" && !self.requires.iter().any(|r| r == "db") {
             bail!("module `{id}` ships migrations, so it must require `db`");
+        }
+        Ok(())
+    }
+
+    /// A file's source mirrors where it lands (docs/modules.md, "Where sources go"), so that the
+    /// module's folder reads like the workspace it generates: `files/core/<path>` lands at
+    /// `<path>` in the library crate, `files/service/<path>` in every service the module is on,
+    /// `files/<kind>/<path>` only in services of that kind, `files/workspace/<path>` at the
+    /// workspace's root. A source may drop the leading `.` of a name (`files/workspace/gitignore`
+    /// for `.gitignore`): a dotfile would act on the saaskit repository itself. `.jinja` sources
+    /// lose the suffix when rendered.
+    fn validate_source_folder(&self, file: &FileEntry) -> Result<()> {
+        let id = &self.id;
+        let source = &file.source;
+        let folders = format!("core, service, workspace, {}", SERVICE_KINDS.join(", "));
+        let Some((folder, path)) = source
+            .strip_prefix("files/")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            bail!(
+                "module `{id}`: [[files]] source `{source}` is not in a folder saying where it \
+                 lands: put it under files/<folder>/, one of {folders} (docs/modules.md)"
+            );
+        };
+        let kinds = file.kinds.as_deref().unwrap_or_default();
+        let (prefix, scope_ok, scope_hint) = match folder {
+            "core" => (
+                "{{ workspace.core.dir }}/",
+                file.scope == Scope::Workspace,
+                "the library crate is written once for the workspace: drop `scope`",
+            ),
+            "workspace" => (
+                "",
+                file.scope == Scope::Workspace,
+                "a workspace file is written once: drop `scope`",
+            ),
+            "service" => (
+                "{{ service.dir }}/",
+                file.scope == Scope::Service && kinds.len() != 1,
+                "it is written into every service the module is on: `scope = \"service\"`, \
+                 without `kinds` (a file for one kind goes under files/<kind>/)",
+            ),
+            kind if SERVICE_KINDS.contains(&kind) => (
+                "{{ service.dir }}/",
+                file.scope == Scope::Service && kinds == [kind],
+                "it is written into the services of that kind only: `scope = \"service\"` and \
+                 `kinds = [\"<kind>\"]` (a file for every service goes under files/service/)",
+            ),
+            _ => bail!(
+                "module `{id}`: [[files]] source `{source}` is under files/{folder}/, which says \
+                 nothing of where it lands: use one of {folders} (docs/modules.md)"
+            ),
+        };
+        if !scope_ok {
+            bail!(
+                "module `{id}`: [[files]] source `{source}` is under files/{folder}/, so {scope_hint}"
+            );
+        }
+        let path = path.strip_suffix(".jinja").unwrap_or(path);
+        let expected = format!("{prefix}{path}");
+        let undotted = |p: &str| -> String {
+            p.split('/')
+                .map(|name| name.trim_start_matches('.'))
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        if undotted(&file.target) != undotted(&expected) {
+            bail!(
+                "module `{id}`: [[files]] source `{source}` lands at `{}`, but a source under \
+                 files/{folder}/ mirrors where it lands: move it, or make the target `{expected}` \
+                 (docs/modules.md)",
+                file.target
+            );
         }
         Ok(())
     }
@@ -648,7 +737,13 @@ mod tests {
     const HEADER: &str = "summary = \"s\"\ndescription = \"d\"\nversion = \"0.1.0\"\nservices = [\"api\", \"webhooks\"]\n";
 
     fn module(rest: &str) -> Result<Module> {
-        test_module("auth", &format!("{HEADER}{rest}"), &[("files/a.rs", "")])
+        let files = [
+            "files/api/src/a.rs",
+            "files/core/src/a.rs",
+            "files/service/src/a.rs",
+        ];
+        let files: Vec<(&str, &str)> = files.iter().map(|f| (*f, "")).collect();
+        test_module("auth", &format!("{HEADER}{rest}"), &files)
     }
 
     fn error(rest: &str) -> String {
@@ -660,7 +755,7 @@ mod tests {
         let m = module(
             r#"
 [[files]]
-source = "files/a.rs"
+source = "files/api/src/a.rs"
 target = "{{ service.dir }}/src/a.rs"
 scope = "service"
 kinds = ["api"]
@@ -672,7 +767,7 @@ scope = "service"
 code = "mod a;"
 
 [[snippets]]
-target = "crates/shared/src/lib.rs"
+target = "{{ workspace.core.dir }}/src/lib.rs"
 marker = "mods"
 code = "pub mod a;"
 "#,
@@ -719,14 +814,14 @@ code = "let app = app;"
         let message = error(
             r#"
 [[files]]
-source = "files/a.rs"
-target = "crates/shared/src/a.rs"
+source = "files/core/src/a.rs"
+target = "{{ workspace.core.dir }}/src/a.rs"
 kinds = ["api"]
 "#,
         );
         assert!(
             message.starts_with(
-                "module `auth`: [[files]] entry with target `crates/shared/src/a.rs` has `kinds` \
+                "module `auth`: [[files]] entry with target `{{ workspace.core.dir }}/src/a.rs` has `kinds` \
                  but is written once for the workspace"
             ),
             "{message}"
@@ -734,13 +829,82 @@ kinds = ["api"]
         let message = error(
             r#"
 [[files]]
-source = "files/a.rs"
+source = "files/service/src/a.rs"
 target = "{{ service.dir }}/src/a.rs"
 scope = "service"
 kinds = []
 "#,
         );
         assert!(message.contains("`kinds` is an empty list"), "{message}");
+    }
+
+    #[test]
+    fn sources_mirror_where_they_land() {
+        let file = |source: &str, target: &str, rest: &str| {
+            module(&format!(
+                "[[files]]\nsource = \"{source}\"\ntarget = \"{target}\"\n{rest}"
+            ))
+        };
+        let core = "{{ workspace.core.dir }}/src/a.rs";
+        let service = "{{ service.dir }}/src/a.rs";
+        file("files/core/src/a.rs", core, "").unwrap();
+        file("files/service/src/a.rs", service, "scope = \"service\"\n").unwrap();
+        let api = "scope = \"service\"\nkinds = [\"api\"]\n";
+        file("files/api/src/a.rs", service, api).unwrap();
+
+        let message = format!(
+            "{:#}",
+            file("files/core/src/a.rs", "crates/shared/src/a.rs", "").unwrap_err()
+        );
+        assert_eq!(
+            message,
+            "module `auth`: [[files]] source `files/core/src/a.rs` lands at \
+             `crates/shared/src/a.rs`, but a source under files/core/ mirrors where it lands: \
+             move it, or make the target `{{ workspace.core.dir }}/src/a.rs` (docs/modules.md)"
+        );
+        let message = format!(
+            "{:#}",
+            file("files/service/src/a.rs", service, api).unwrap_err()
+        );
+        assert!(
+            message.contains("is under files/service/, so it is written into every service")
+                && message.contains("files/<kind>/"),
+            "{message}"
+        );
+        let message = format!(
+            "{:#}",
+            file("files/api/src/a.rs", service, "scope = \"service\"\n").unwrap_err()
+        );
+        assert!(message.contains("`kinds = [\"<kind>\"]`"), "{message}");
+        let message = format!(
+            "{:#}",
+            test_module(
+                "auth",
+                &format!("{HEADER}[[files]]\nsource = \"files/a.rs\"\ntarget = \"a.rs\"\n"),
+                &[("files/a.rs", "")]
+            )
+            .unwrap_err()
+        );
+        assert!(
+            message.contains("`files/a.rs` is not in a folder saying where it lands"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_dependency_goes_to_the_core_crate_or_the_services() {
+        let dependency = |target: &str| {
+            format!("[[dependencies]]\ncrate = \"{target}\"\nname = \"itoa\"\nversion = \"1\"\n")
+        };
+        let core = module(&dependency("core")).unwrap();
+        assert_eq!(core.dependencies[0].target, CrateTarget::Core);
+        let message = error(&dependency("shared"));
+        assert!(
+            message.contains("`crate = \"shared\"` is now `crate = \"core\"`"),
+            "{message}"
+        );
+        let message = error(&dependency("lib"));
+        assert!(message.contains("unknown crate `lib`"), "{message}");
     }
 
     #[test]
@@ -786,7 +950,7 @@ kinds = []
         let message = error(
             r#"
 [[files]]
-source = "files/a.rs"
+source = "files/service/src/a.rs"
 target = "{{ service.dir }}/src/a.rs"
 scope = "service"
 kind = ["api"]

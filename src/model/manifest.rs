@@ -22,11 +22,60 @@ pub struct ServiceSpec {
     pub modules: Vec<String>,
 }
 
+/// The workspace's library crate, which every service depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreCrate {
+    /// The Cargo package name: `acme-core`.
+    pub package: String,
+    /// Its directory in the workspace: `crates/core`.
+    pub dir: String,
+    /// How Rust code names it: `acme_core`.
+    pub ident: String,
+}
+
+impl CoreCrate {
+    /// The crate of a workspace whose manifest names it (`[workspace] core = "acme-core"`).
+    pub fn named(package: &str) -> CoreCrate {
+        CoreCrate::at(package, "crates/core")
+    }
+
+    /// The crate of a workspace generated before the manifest named it: `shared`, in
+    /// `crates/shared`. Such workspaces keep it, so that their code and lockfile stay valid.
+    pub fn legacy() -> CoreCrate {
+        CoreCrate::at("shared", "crates/shared")
+    }
+
+    fn at(package: &str, dir: &str) -> CoreCrate {
+        CoreCrate {
+            package: package.to_string(),
+            dir: dir.to_string(),
+            ident: package.replace('-', "_"),
+        }
+    }
+
+    /// The name `saaskit new` gives the library crate of workspace `name`.
+    pub fn package_for(name: &str) -> String {
+        format!("{name}-core")
+    }
+
+    /// Its `Cargo.toml`, where modules add the crate's dependencies.
+    pub fn manifest_path(&self) -> String {
+        format!("{}/Cargo.toml", self.dir)
+    }
+
+    /// Where the migrations of every module are written, one folder per database backend.
+    pub fn migrations_dir(&self) -> String {
+        format!("{}/migrations", self.dir)
+    }
+}
+
 /// The typed view of the manifest plus the document it came from, for lossless edits.
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub name: String,
     pub database: String,
+    /// `[workspace] core`, or the `shared` crate of a workspace from before that key.
+    pub core: CoreCrate,
     pub services: Vec<ServiceSpec>,
     document: DocumentMut,
 }
@@ -84,6 +133,14 @@ impl Manifest {
                 format!("unknown database `{database}`: expected \"sqlite\" or \"postgres\""),
             ));
         }
+        let core = match workspace.get("core") {
+            None => CoreCrate::legacy(),
+            Some(item) => {
+                let package = required_str(text, workspace, "workspace", "core")?;
+                validate_name(&package).map_err(|e| at(item, e))?;
+                CoreCrate::named(&package)
+            }
+        };
 
         let services_table = match root.get("services") {
             Some(Item::Table(table)) => table,
@@ -107,11 +164,13 @@ impl Manifest {
             };
             let context = format!("services.{service_name}");
             validate_name(service_name).map_err(|e| at(item, e))?;
-            if service_name == "shared" {
+            if service_name == core.package {
                 return Err(at(
                     item,
-                    "`shared` is the name of the shared library crate; pick another service name"
-                        .into(),
+                    format!(
+                        "`{service_name}` is the package name of the workspace's library crate; \
+                         pick another service name"
+                    ),
                 ));
             }
             let kind = required_str(text, table, &context, "kind")?;
@@ -178,6 +237,7 @@ impl Manifest {
         Ok(Manifest {
             name,
             database,
+            core,
             services,
             document: parsed.into_mut(),
         })
@@ -264,6 +324,24 @@ fn required_str(text: &str, table: &Table, context: &str, key: &str) -> Result<S
             format!("`{context}` is missing `{key}`"),
         )),
     }
+}
+
+/// The longest name `saaskit new` gives a workspace. Its library crate's Rust name, `<name>_core`,
+/// stands in generated lines that must stay rustfmt-clean as generated: the module sources keep
+/// those lines short enough for a name up to this long (scripts/check-modules.sh checks them).
+pub const WORKSPACE_NAME_MAX: usize = 20;
+
+/// A name for a new workspace: a valid name, at most [`WORKSPACE_NAME_MAX`] characters.
+pub fn validate_workspace_name(name: &str) -> std::result::Result<(), String> {
+    validate_name(name)?;
+    if name.len() > WORKSPACE_NAME_MAX {
+        return Err(format!(
+            "`{name}` is {} characters long; a workspace name has at most {WORKSPACE_NAME_MAX} \
+             (it names the library crate, `{name}-core`, in the generated code)",
+            name.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Workspace and service names become Cargo package names and directory names.

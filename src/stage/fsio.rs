@@ -237,7 +237,7 @@ mod tests {
         let root = temp.path().join("parent/acme");
         let changes = [
             change("Cargo.toml", None, Some("[workspace]")),
-            change("crates/shared/src/lib.rs", None, Some("pub mod db;")),
+            change("crates/core/src/lib.rs", None, Some("pub mod db;")),
         ];
         apply(&root, &changes).unwrap();
         assert_eq!(
@@ -246,9 +246,9 @@ mod tests {
                 "",
                 "Cargo.toml",
                 "crates",
-                "crates/shared",
-                "crates/shared/src",
-                "crates/shared/src/lib.rs"
+                "crates/core",
+                "crates/core/src",
+                "crates/core/src/lib.rs"
             ]
         );
 

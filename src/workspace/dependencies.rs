@@ -112,7 +112,7 @@ impl<'c> Workspace<'c> {
                 spec.modules.iter().map(String::as_str).collect(),
                 CrateTarget::Service,
             ),
-            None => (self.installed(), CrateTarget::Shared),
+            None => (self.installed(), CrateTarget::Core),
         };
         candidates
             .into_iter()

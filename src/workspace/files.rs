@@ -4,8 +4,8 @@
 use anyhow::{Context as _, Result, bail};
 
 use crate::edit::inject::{self, CommentStyle};
-use crate::edit::render::{Context, render};
-use crate::model::catalog::{FileEntry, MIGRATIONS_DIR, Module, Snippet};
+use crate::edit::render::{Context, module_text, render};
+use crate::model::catalog::{FileEntry, Module, Snippet};
 use crate::model::lock;
 
 use super::{Workspace, base_path};
@@ -84,9 +84,10 @@ impl<'c> Workspace<'c> {
             &snippet.target,
             context,
         )?;
-        let code = render(
+        let code = module_text(
             &format!("{} snippet for `{}`", module.id, snippet.marker),
             &snippet.code,
+            true,
             context,
         )?;
         let style = CommentStyle::for_path(&target);
@@ -235,20 +236,21 @@ pub(super) fn render_file(
     context: &Context,
 ) -> Result<(String, String)> {
     let target = render(&format!("{} file target", module.id), &file.target, context)?;
-    let source = module.source(&file.source)?;
-    let content = match file.source.strip_suffix(".jinja") {
-        Some(_) => render(
-            &format!("modules/{}/{}", module.id, file.source),
-            source,
-            context,
-        )?,
-        None => source.to_string(),
-    };
+    let content = module_text(
+        &format!("modules/{}/{}", module.id, file.source),
+        module.source(&file.source)?,
+        file.source.ends_with(".jinja"),
+        context,
+    )?;
     Ok((target, content))
 }
 
-/// Each migration as its two files, named as sqlx expects: `<version>_<name>.sql`.
-pub(super) fn render_migrations(module: &Module) -> Result<Vec<(String, String)>> {
+/// Each migration as its two files in `migrations_dir`, named as sqlx expects:
+/// `<version>_<name>.sql`.
+pub(super) fn render_migrations(
+    module: &Module,
+    migrations_dir: &str,
+) -> Result<Vec<(String, String)>> {
     let mut files = Vec::new();
     for migration in &module.migrations {
         for (backend, source) in [
@@ -256,7 +258,7 @@ pub(super) fn render_migrations(module: &Module) -> Result<Vec<(String, String)>
             ("postgres", &migration.postgres),
         ] {
             let target = format!(
-                "{MIGRATIONS_DIR}/{backend}/{}_{}.sql",
+                "{migrations_dir}/{backend}/{}_{}.sql",
                 migration.version, migration.name
             );
             files.push((target, module.source(source)?.to_string()));

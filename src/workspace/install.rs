@@ -8,7 +8,7 @@ use crate::model::catalog::{self, BASE_ID, CrateTarget, Module, Scope};
 use crate::model::lock::Reason;
 
 use super::files::{render_file, render_migrations};
-use super::{Installed, SHARED_MANIFEST, Workspace};
+use super::{Installed, Workspace};
 
 impl<'c> Workspace<'c> {
     /// Generates the base template for every service (only for `new`).
@@ -237,7 +237,8 @@ impl<'c> Workspace<'c> {
                 self.add_file(module, &target, content)?;
             }
             if scope == Scope::Workspace {
-                for (target, content) in render_migrations(module)? {
+                let migrations_dir = self.manifest.core.migrations_dir();
+                for (target, content) in render_migrations(module, &migrations_dir)? {
                     self.add_file(module, &target, content)?;
                 }
             }
@@ -246,7 +247,7 @@ impl<'c> Workspace<'c> {
             }
             let (crate_target, cargo_toml) = match &context.service {
                 Some(service) => (CrateTarget::Service, format!("{}/Cargo.toml", service.dir)),
-                None => (CrateTarget::Shared, SHARED_MANIFEST.to_string()),
+                None => (CrateTarget::Core, self.manifest.core.manifest_path()),
             };
             let dependencies: Vec<&catalog::Dependency> = module
                 .dependencies

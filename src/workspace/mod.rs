@@ -42,7 +42,6 @@ use files::Splices;
 
 pub const ENV_FILE: &str = ".env";
 pub const ENV_EXAMPLE_FILE: &str = ".env.example";
-const SHARED_MANIFEST: &str = "crates/shared/Cargo.toml";
 
 pub struct Workspace<'c> {
     catalog: &'c Catalog,

@@ -21,7 +21,7 @@ version = "0.1.0"
 services = ["api", "admin", "webhooks"]
 
 [[files]]
-source = "main.rs"
+source = "files/service/src/main.rs"
 target = "{{ service.dir }}/src/main.rs"
 scope = "service"
 "#;
@@ -30,7 +30,7 @@ scope = "service"
 /// the api only; `db`, which it requires; `jobs`, a worker using the database.
 fn catalog() -> Catalog {
     let module = |id: &str, toml: &str| {
-        let files = [("files/auth.rs", "pub fn routes() {}\n")];
+        let files = [("files/api/src/auth.rs", "pub fn routes() {}\n")];
         (id.to_string(), test_module(id, toml, &files).unwrap())
     };
     let db = r#"
@@ -55,7 +55,7 @@ requires = ["db"]
 default = ["api"]
 
 [[files]]
-source = "files/auth.rs"
+source = "files/api/src/auth.rs"
 target = "{{ service.dir }}/src/auth.rs"
 scope = "service"
 kinds = ["api"]
@@ -102,7 +102,7 @@ services = ["api"]
 requires = ["jobs"]
 "#;
     Catalog {
-        base: test_module(BASE_ID, BASE, &[("main.rs", MAIN)]).unwrap(),
+        base: test_module(BASE_ID, BASE, &[("files/service/src/main.rs", MAIN)]).unwrap(),
         modules: BTreeMap::from([
             module("db", db),
             module("auth", auth),

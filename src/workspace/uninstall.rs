@@ -9,7 +9,7 @@ use crate::model::catalog::{Module, Scope};
 use crate::model::lock::Reason;
 
 use super::files::render_migrations;
-use super::{Installed, SHARED_MANIFEST, Workspace};
+use super::{Installed, Workspace};
 
 impl<'c> Workspace<'c> {
     /// Removes `id` from `only_service` or from every service that has it, then every module that
@@ -86,13 +86,14 @@ impl<'c> Workspace<'c> {
                 self.remove_file(&module.id, &target)?;
             }
             if scope == Scope::Workspace {
-                for (target, _) in render_migrations(module)? {
+                let migrations_dir = self.manifest.core.migrations_dir();
+                for (target, _) in render_migrations(module, &migrations_dir)? {
                     self.remove_file(&module.id, &target)?;
                 }
             }
             let cargo_toml = match &context.service {
                 Some(service) => format!("{}/Cargo.toml", service.dir),
-                None => SHARED_MANIFEST.to_string(),
+                None => self.manifest.core.manifest_path(),
             };
             self.remove_dependencies(&module.id, &cargo_toml)?;
         }

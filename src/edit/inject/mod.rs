@@ -6,7 +6,7 @@
 //! ```text
 //!     // <<<inject:startup>>>
 //!     // <<<begin:db@startup>>>
-//!     let db = shared::db::Database::connect(&db_config).await?;
+//!     let db = acme_core::db::Database::connect(&db_config).await?;
 //!     // <<<end:db@startup>>>
 //! ```
 //!

@@ -146,11 +146,11 @@ mod tests {
     #[test]
     fn formats_statements() {
         let formatted =
-            format_rust_snippet("let db=shared::db::Database::connect(&db_config).await?;")
+            format_rust_snippet("let db=acme_core::db::Database::connect(&db_config).await?;")
                 .unwrap();
         assert_eq!(
             formatted,
-            "let db = shared::db::Database::connect(&db_config).await?;\n"
+            "let db = acme_core::db::Database::connect(&db_config).await?;\n"
         );
     }
 

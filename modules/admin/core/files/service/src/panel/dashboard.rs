@@ -1,0 +1,34 @@
+//! The dashboard: the figures of [`crate::metrics`], each linking to its details.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+
+use saaskit_core::admin::Permission;
+use saaskit_core::admin::metrics::Metric;
+use saaskit_core::db::Database;
+
+use super::{Frame, PanelError, Viewer, html};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/admin", get(show))
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    frame: Frame,
+    metrics: Vec<Metric>,
+}
+
+async fn show(State(db): State<Database>, viewer: Viewer) -> Result<Response, PanelError> {
+    viewer.require(Permission::View)?;
+    let metrics = crate::metrics::collect(&db).await?;
+    Ok(html(&DashboardPage {
+        frame: viewer.frame,
+        metrics,
+    }))
+}

@@ -1,0 +1,158 @@
+//! The operations API: the event log, an event's attempts, and replays. Never open: callers
+//! present the internal API key (`WEBHOOKS_OPERATIONS_API_KEY`) or a staff token (from the admin
+//! service's `POST /api/admin/auth/token`; the api's access tokens are refused with 403
+//! `staff_token_required`, a staff member's included) as `Authorization: Bearer ...`. Support
+//! staff may read; replays need an admin or the key. Replays land in the audit log, naming the
+//! admin or the key (`WEBHOOKS_OPERATIONS_API_KEY_NAME`), as the back office's do.
+
+use std::net::IpAddr;
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use saaskit_core::ApiError;
+use saaskit_core::audit::Actor;
+use saaskit_core::auth::{Auth, Role};
+use saaskit_core::http::client_ip;
+use saaskit_core::webhooks::{
+    BulkReplayQuery, BulkReplayed, EventDetail, LogFilter, LogPage, LogQuery, Replayed, Webhooks,
+};
+
+use crate::state::AppState;
+
+#[derive(Clone)]
+struct Operations {
+    webhooks: Webhooks,
+    auth: Auth,
+}
+
+pub fn routes(webhooks: Webhooks, state: AppState) -> Router {
+    Router::new()
+        .route("/api/webhooks/logs", get(logs))
+        .route("/api/webhooks/events/{id}", get(event))
+        .route("/api/webhooks/replay/{id}", post(replay))
+        .route("/api/webhooks/replay", post(replay_all))
+        .with_state(Operations {
+            webhooks,
+            auth: state.auth.for_staff(),
+        })
+}
+
+async fn logs(
+    _: Operator,
+    State(ops): State<Operations>,
+    Query(query): Query<LogQuery>,
+) -> Result<Json<LogPage>, ApiError> {
+    let filter = LogFilter::from_query(&query)?;
+    Ok(Json(ops.webhooks.logs(&filter).await?))
+}
+
+async fn event(
+    _: Operator,
+    State(ops): State<Operations>,
+    Path(id): Path<String>,
+) -> Result<Json<EventDetail>, ApiError> {
+    Ok(Json(ops.webhooks.event(&id).await?))
+}
+
+async fn replay(
+    operator: Operator,
+    State(ops): State<Operations>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Replayed>), ApiError> {
+    let actor = operator.allowed_to_replay(&ops.webhooks)?;
+    let replays = ops.webhooks.replay(&id, actor).await?;
+    Ok((StatusCode::ACCEPTED, Json(Replayed::queued(replays))))
+}
+
+/// `POST /api/webhooks/replay?status=dead_letter`: the only bulk replay, so that a typo cannot
+/// re-run every processed event.
+async fn replay_all(
+    operator: Operator,
+    State(ops): State<Operations>,
+    Query(query): Query<BulkReplayQuery>,
+) -> Result<(StatusCode, Json<BulkReplayed>), ApiError> {
+    let actor = operator.allowed_to_replay(&ops.webhooks)?;
+    let status = query.dead_letter()?;
+    let queued = ops.webhooks.replay_all(status, actor).await?;
+    Ok((StatusCode::ACCEPTED, Json(BulkReplayed { queued })))
+}
+
+/// Who calls an operations endpoint, and from where: the internal API key or a staff member.
+/// As an extractor it answers 401 without credentials and 403 for customers.
+struct Operator {
+    kind: OperatorKind,
+    client_ip: Option<IpAddr>,
+}
+
+enum OperatorKind {
+    ApiKey,
+    Staff {
+        user_id: String,
+        email: String,
+        role: Role,
+    },
+}
+
+impl Operator {
+    /// Who the audit log names for a replay, when this operator may replay.
+    fn allowed_to_replay<'a>(&'a self, webhooks: &'a Webhooks) -> Result<Actor<'a>, ApiError> {
+        match &self.kind {
+            OperatorKind::ApiKey => Ok(webhooks.operations_api_key_actor(self.client_ip)),
+            OperatorKind::Staff {
+                user_id,
+                email,
+                role: Role::Admin,
+            } => Ok(Actor {
+                user_id,
+                email,
+                client_ip: self.client_ip,
+            }),
+            OperatorKind::Staff { .. } => Err(ApiError::Forbidden),
+        }
+    }
+}
+
+impl FromRequestParts<Operations> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ops: &Operations,
+    ) -> Result<Self, Self::Rejection> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        let client_ip = client_ip(parts);
+        if bearer.is_some_and(|token| ops.webhooks.is_operations_api_key(token)) {
+            return Ok(Self {
+                kind: OperatorKind::ApiKey,
+                client_ip,
+            });
+        }
+        let current = ops
+            .auth
+            .authenticate(&parts.method, &parts.headers)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        let user = current.user;
+        if !user.role.is_staff() {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Self {
+            kind: OperatorKind::Staff {
+                user_id: user.id,
+                email: user.email,
+                role: user.role,
+            },
+            client_ip,
+        })
+    }
+}
