@@ -12,15 +12,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use shared::ApiError;
-use shared::admin::audit::{self, Actor, Entry};
-use shared::admin::customers::{self, Customer, Search, SessionView};
-use shared::admin::impersonation::{self, Started};
-use shared::admin::metrics::Metric;
-use shared::admin::{Page, Permission, Staff, client_ip};
-use shared::auth::{Auth, SessionToken, User, now};
-use shared::db::Database;
-use shared::http::JsonBody;
+
+use saas_starter_core::ApiError;
+use saas_starter_core::admin::audit::{self, Actor, Entry};
+use saas_starter_core::admin::customers::{self, Customer, Search, SessionView};
+use saas_starter_core::admin::impersonation::{self, Started};
+use saas_starter_core::admin::metrics::Metric;
+use saas_starter_core::admin::{Page, Permission, Staff};
+use saas_starter_core::auth::{Auth, SessionToken, User, now};
+use saas_starter_core::db::Database;
+use saas_starter_core::http::{JsonBody, client_ip};
 
 use crate::state::AppState;
 

@@ -1,5 +1,5 @@
 //! Subscriptions in the back office: JSON under `/api/admin` for staff (see
-//! [`shared::admin_billing`] for what is read and how MRR is defined), and the "Subscription"
+//! [`saas_starter_core::admin_billing`] for what is read and how MRR is defined), and the "Subscription"
 //! section of a customer's page. The dashboard's figures come from the same module.
 
 use askama::Template;
@@ -7,10 +7,11 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use shared::ApiError;
-use shared::admin::{Page, Permission, Staff, customers};
-use shared::admin_billing::{self, Filter, SubscriptionView, describe_price};
-use shared::db::Database;
+
+use saas_starter_core::ApiError;
+use saas_starter_core::admin::{Page, Permission, Staff, customers};
+use saas_starter_core::admin_billing::{self, Filter, SubscriptionView, describe_price};
+use saas_starter_core::db::Database;
 
 use crate::panel::when;
 use crate::state::AppState;

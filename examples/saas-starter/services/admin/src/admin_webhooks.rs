@@ -3,11 +3,11 @@
 //! under `/admin/webhooks` ([`panel`]) and JSON under `/api/admin/webhooks` ([`api`]).
 //!
 //! They offer what the webhooks service's own operations API offers, over the same store on the
-//! shared database (see [`shared::admin_webhooks`]). Reading needs [`Permission::View`],
+//! shared database (see [`saas_starter_core::admin_webhooks`]). Reading needs [`Permission::View`],
 //! replaying [`Permission::Manage`]; every replay is written to the audit log.
 //!
-//! [`Permission::View`]: shared::admin::Permission::View
-//! [`Permission::Manage`]: shared::admin::Permission::Manage
+//! [`Permission::View`]: saas_starter_core::admin::Permission::View
+//! [`Permission::Manage`]: saas_starter_core::admin::Permission::Manage
 
 mod api;
 mod panel;

@@ -18,7 +18,8 @@
 use std::io::IsTerminal;
 
 use anyhow::{Context, bail};
-use shared::auth::{Auth, AuthError, Role};
+
+use saas_starter_core::auth::{Auth, AuthError, Role};
 
 const USAGE: &str = "usage: admin [create-admin --email <email> [--name <full name>] \
                      [--role admin|support] [--promote] | migrate | --help]\n\

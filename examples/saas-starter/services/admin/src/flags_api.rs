@@ -1,6 +1,6 @@
 //! Feature flags as JSON under `/api/admin/flags`, for a staff member's Bearer token or the
 //! panel's session cookie: support staff read them, admins change them (see
-//! [`Permission::Manage`]). Every change is audited by `shared::flags`.
+//! [`Permission::Manage`]). Every change is audited by `saas_starter_core::flags`.
 //!
 //! - `GET /api/admin/flags`: every flag, by key;
 //! - `POST /api/admin/flags` `{"key", "description"?, "enabled"?, "rollout_percent"?}`: 201;
@@ -16,12 +16,13 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use shared::ApiError;
-use shared::admin::{Permission, Staff};
-use shared::auth::now;
-use shared::db::Database;
-use shared::flags::{self, Flag, FlagDetail, FlagUpdate, NewFlag, Override};
-use shared::http::JsonBody;
+
+use saas_starter_core::ApiError;
+use saas_starter_core::admin::{Permission, Staff};
+use saas_starter_core::auth::now;
+use saas_starter_core::db::Database;
+use saas_starter_core::flags::{self, Flag, FlagDetail, FlagUpdate, NewFlag, Override};
+use saas_starter_core::http::JsonBody;
 
 use crate::state::AppState;
 

@@ -4,7 +4,7 @@
 //!
 //! Support staff see everything; only admins see and submit the forms (every form is a
 //! [`PanelForm`] that comes back with a notice). The rules and the audit entries are in
-//! `shared::flags`.
+//! `saas_starter_core::flags`.
 
 use askama::Template;
 use axum::Router;
@@ -12,13 +12,14 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use shared::ApiError;
-use shared::admin::Permission;
-use shared::admin::audit::{self, Entry};
-use shared::auth::now;
-use shared::db::Database;
-use shared::error::FieldErrors;
-use shared::flags::{self, Flag, FlagUpdate, NewFlag, Override};
+
+use saas_starter_core::ApiError;
+use saas_starter_core::admin::Permission;
+use saas_starter_core::admin::audit::{self, Entry};
+use saas_starter_core::auth::now;
+use saas_starter_core::db::Database;
+use saas_starter_core::error::FieldErrors;
+use saas_starter_core::flags::{self, Flag, FlagUpdate, NewFlag, Override};
 
 use crate::panel::{Frame, NoFields, PanelError, PanelForm, Viewer, done, html, when};
 use crate::state::AppState;

@@ -2,13 +2,14 @@
 //!
 //! This is the one place where the service starts and stops: it reads the configuration,
 //! connects to what the service depends on, builds the router, serves until it is asked to stop,
-//! then releases what it holds. The behaviour lives in `shared` and in this crate's modules.
+//! then releases what it holds. The behaviour lives in `saas_starter_core` and in this crate's modules.
 //!
 //! saaskit adds the code of each module after the `inject` marker comments below: keep them.
 
 // <<<inject:mods>>>
 // <<<begin:auth@mods>>>
 mod state;
+use saas_starter_core::auth::{Auth, AuthConfig};
 // <<<end:auth@mods>>>
 // <<<begin:admin/core@mods>>>
 mod admin_api;
@@ -26,12 +27,15 @@ mod flags_panel;
 // <<<begin:admin/webhooks@mods>>>
 mod admin_webhooks;
 // <<<end:admin/webhooks@mods>>>
+// <<<begin:security/rate-limiting@mods>>>
+use saas_starter_core::rate_limit::{RateLimitConfig, RateLimits};
+// <<<end:security/rate-limiting@mods>>>
 
 use std::process::ExitCode;
 
-use shared::config::Env;
-use shared::http::{self, HttpConfig, Readiness, ServerConfig};
-use shared::telemetry::{self, TelemetryConfig};
+use saas_starter_core::config::Env;
+use saas_starter_core::http::{self, HttpConfig, Readiness, ServerConfig};
+use saas_starter_core::telemetry::{self, TelemetryConfig};
 
 /// Runs the service; a failure is reported as one line of causes on stderr, with exit code 1.
 /// Not as `main` returning the error: that prints its `Debug` form, a stack backtrace included
@@ -55,16 +59,16 @@ async fn run() -> anyhow::Result<()> {
     let server_config = ServerConfig::from_env(&mut env, "ADMIN");
     // <<<inject:config>>>
     // <<<begin:db@config>>>
-    let db_config = shared::db::DatabaseConfig::from_env(&mut env);
+    let db_config = saas_starter_core::db::DatabaseConfig::from_env(&mut env);
     // <<<end:db@config>>>
     // <<<begin:auth@config>>>
-    let auth_config = shared::auth::AuthConfig::from_env(&mut env);
+    let auth_config = AuthConfig::from_env(&mut env);
     // <<<end:auth@config>>>
     // <<<begin:admin/core@config>>>
     let command = cli::Command::from_args()?;
     // <<<end:admin/core@config>>>
     // <<<begin:security/rate-limiting@config>>>
-    let rate_limit_config = shared::rate_limit::RateLimitConfig::from_env(&mut env);
+    let rate_limit_config = RateLimitConfig::from_env(&mut env);
     // <<<end:security/rate-limiting@config>>>
     env.finish()?;
 
@@ -74,7 +78,7 @@ async fn run() -> anyhow::Result<()> {
     let readiness = Readiness::default();
     // <<<inject:startup>>>
     // <<<begin:db@startup>>>
-    let db = shared::db::Database::connect(&db_config).await?;
+    let db = saas_starter_core::db::Database::connect(&db_config).await?;
     if std::env::args().nth(1).as_deref() == Some("migrate") {
         let migrated = db.migrate().await;
         db.close().await;
@@ -85,7 +89,7 @@ async fn run() -> anyhow::Result<()> {
     let readiness = readiness.with_check("database", db.clone());
     // <<<end:db@startup>>>
     // <<<begin:auth@startup>>>
-    let auth = shared::auth::Auth::new(db.clone(), auth_config, &http_config)?;
+    let auth = Auth::new(db.clone(), auth_config, &http_config)?;
     // <<<end:auth@startup>>>
     // <<<begin:admin/core@startup>>>
     let auth = auth.for_staff();
@@ -96,12 +100,13 @@ async fn run() -> anyhow::Result<()> {
     }
     // <<<end:admin/core@startup>>>
     // <<<begin:security/rate-limiting@startup>>>
-    let rate_limits = shared::rate_limit::RateLimits::connect(rate_limit_config).await?;
+    let rate_limits = RateLimits::connect(rate_limit_config).await?;
     // <<<end:security/rate-limiting@startup>>>
 
     let app = http::health_routes(readiness);
     // <<<inject:routes>>>
     // <<<begin:auth@routes>>>
+    #[allow(unused_variables)]
     let state = state::AppState::new(db.clone(), auth.clone());
     // <<<end:auth@routes>>>
     // <<<begin:admin/core@routes>>>

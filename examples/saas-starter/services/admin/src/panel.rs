@@ -26,10 +26,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use shared::ApiError;
-use shared::admin::{Permission, Staff, impersonation};
-use shared::auth::{Auth, CurrentUser, csrf, now};
-use shared::db::Database;
+
+use saas_starter_core::ApiError;
+use saas_starter_core::admin::{Permission, Staff, impersonation};
+use saas_starter_core::auth::{Auth, CurrentUser, csrf, now};
+use saas_starter_core::db::Database;
+use saas_starter_core::http::client_ip;
 
 use crate::state::AppState;
 
@@ -144,7 +146,7 @@ where
             }
             Err(error) => return Err(PanelError(error).into_response()),
         };
-        let staff = Staff::from_current(current, shared::admin::client_ip(parts))
+        let staff = Staff::from_current(current, client_ip(parts))
             .map_err(|error| PanelError::from(error).into_response())?;
         let db = Database::from_ref(state);
         let banner = impersonation::active(&db, &staff.user.id, now())

@@ -1,4 +1,4 @@
-//! The `/api/auth/*` endpoints and the JWKS: the HTTP side of `shared::auth`, which holds the
+//! The `/api/auth/*` endpoints and the JWKS: the HTTP side of `saas_starter_core::auth`, which holds the
 //! rules. Each handler reads its input, calls `Auth`, and shapes the response.
 
 use axum::extract::{Path, State};
@@ -7,10 +7,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use shared::ApiError;
-use shared::auth::session::SessionInfo;
-use shared::auth::{Auth, CurrentUser, SignedIn, Tokens, User};
-use shared::http::JsonBody;
+
+use saas_starter_core::ApiError;
+use saas_starter_core::auth::session::SessionInfo;
+use saas_starter_core::auth::{Auth, CurrentUser, SignedIn, Tokens, User};
+use saas_starter_core::http::JsonBody;
 
 use crate::state::AppState;
 

@@ -1,5 +1,5 @@
 //! `/api/billing`: the plans on offer, and the signed-in user's subscription as the webhooks
-//! service keeps it from Stripe's events (`shared::billing`).
+//! service keeps it from Stripe's events (`saas_starter_core::billing`).
 
 use std::sync::Arc;
 
@@ -7,10 +7,11 @@ use axum::extract::{FromRef, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use shared::ApiError;
-use shared::auth::{Auth, CurrentUser};
-use shared::billing::{self, Subscription};
-use shared::plans::{Plan, Plans};
+
+use saas_starter_core::ApiError;
+use saas_starter_core::auth::{Auth, CurrentUser};
+use saas_starter_core::billing::{self, Subscription};
+use saas_starter_core::plans::{Plan, Plans};
 
 use crate::state::AppState;
 

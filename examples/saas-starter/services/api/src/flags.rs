@@ -1,6 +1,6 @@
 //! `GET /api/flags`: every feature flag as it is for the signed-in user, `{"flags": {"<key>":
 //! true, ...}}`. The flags are managed in the admin service; the rule that decides each one is in
-//! `shared::flags`.
+//! `saas_starter_core::flags`.
 
 use std::collections::BTreeMap;
 
@@ -8,9 +8,11 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use shared::ApiError;
-use shared::auth::CurrentUser;
-use shared::db::Database;
+
+use saas_starter_core::ApiError;
+use saas_starter_core::auth::CurrentUser;
+use saas_starter_core::db::Database;
+use saas_starter_core::flags::values_for;
 
 use crate::state::AppState;
 
@@ -28,6 +30,6 @@ struct Flags {
 /// For the user the request is authenticated as (401 without credentials), including a customer
 /// being impersonated: staff then see what the customer sees.
 async fn flags(State(db): State<Database>, current: CurrentUser) -> Result<Json<Flags>, ApiError> {
-    let flags = shared::flags::values_for(&db, &current.user.id).await?;
+    let flags = values_for(&db, &current.user.id).await?;
     Ok(Json(Flags { flags }))
 }

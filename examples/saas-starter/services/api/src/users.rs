@@ -1,14 +1,15 @@
 //! `/api/users/profile`: the signed-in user reads and edits their profile. The rules live in
-//! `shared::profile`.
+//! `saas_starter_core::profile`.
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use shared::ApiError;
-use shared::auth::CurrentUser;
-use shared::db::Database;
-use shared::http::JsonBody;
-use shared::profile::{self, Profile, ProfileUpdate};
+
+use saas_starter_core::ApiError;
+use saas_starter_core::auth::{CurrentUser, now};
+use saas_starter_core::db::Database;
+use saas_starter_core::http::JsonBody;
+use saas_starter_core::profile::{self, Profile, ProfileUpdate};
 
 use crate::state::AppState;
 
@@ -30,7 +31,7 @@ async fn update(
     JsonBody(update): JsonBody<ProfileUpdate>,
 ) -> Result<Json<Profile>, ApiError> {
     let update = update.validate().map_err(ApiError::Validation)?;
-    profile::save(&db, &current.user.id, &update, shared::auth::now()).await?;
+    profile::save(&db, &current.user.id, &update, now()).await?;
     let profile = profile::load(&db, &current.user.id).await?;
     Ok(Json(profile))
 }

@@ -2,24 +2,26 @@
 //!
 //! This is the one place where the service starts and stops: it reads the configuration,
 //! connects to what the service depends on, builds the router, serves until it is asked to stop,
-//! then releases what it holds. The behaviour lives in `shared` and in this crate's modules.
+//! then releases what it holds. The behaviour lives in `saas_starter_core` and in this crate's modules.
 //!
 //! saaskit adds the code of each module after the `inject` marker comments below: keep them.
 
 // <<<inject:mods>>>
 // <<<begin:auth@mods>>>
 mod state;
+use saas_starter_core::auth::{Auth, AuthConfig};
 // <<<end:auth@mods>>>
 // <<<begin:billing/stripe-webhooks@mods>>>
 mod operations;
 mod stripe;
+use saas_starter_core::webhooks::{Handlers, Webhooks, WebhooksConfig};
 // <<<end:billing/stripe-webhooks@mods>>>
 
 use std::process::ExitCode;
 
-use shared::config::Env;
-use shared::http::{self, HttpConfig, Readiness, ServerConfig};
-use shared::telemetry::{self, TelemetryConfig};
+use saas_starter_core::config::Env;
+use saas_starter_core::http::{self, HttpConfig, Readiness, ServerConfig};
+use saas_starter_core::telemetry::{self, TelemetryConfig};
 
 /// Runs the service; a failure is reported as one line of causes on stderr, with exit code 1.
 /// Not as `main` returning the error: that prints its `Debug` form, a stack backtrace included
@@ -43,13 +45,13 @@ async fn run() -> anyhow::Result<()> {
     let server_config = ServerConfig::from_env(&mut env, "WEBHOOKS");
     // <<<inject:config>>>
     // <<<begin:db@config>>>
-    let db_config = shared::db::DatabaseConfig::from_env(&mut env);
+    let db_config = saas_starter_core::db::DatabaseConfig::from_env(&mut env);
     // <<<end:db@config>>>
     // <<<begin:auth@config>>>
-    let auth_config = shared::auth::AuthConfig::from_env(&mut env);
+    let auth_config = AuthConfig::from_env(&mut env);
     // <<<end:auth@config>>>
     // <<<begin:billing/stripe-webhooks@config>>>
-    let webhooks_config = shared::webhooks::WebhooksConfig::from_env(&mut env);
+    let webhooks_config = WebhooksConfig::from_env(&mut env);
     // <<<end:billing/stripe-webhooks@config>>>
     env.finish()?;
 
@@ -59,7 +61,7 @@ async fn run() -> anyhow::Result<()> {
     let readiness = Readiness::default();
     // <<<inject:startup>>>
     // <<<begin:db@startup>>>
-    let db = shared::db::Database::connect(&db_config).await?;
+    let db = saas_starter_core::db::Database::connect(&db_config).await?;
     if std::env::args().nth(1).as_deref() == Some("migrate") {
         let migrated = db.migrate().await;
         db.close().await;
@@ -70,19 +72,21 @@ async fn run() -> anyhow::Result<()> {
     let readiness = readiness.with_check("database", db.clone());
     // <<<end:db@startup>>>
     // <<<begin:auth@startup>>>
-    let auth = shared::auth::Auth::new(db.clone(), auth_config, &http_config)?;
+    let auth = Auth::new(db.clone(), auth_config, &http_config)?;
     // <<<end:auth@startup>>>
     // <<<begin:billing/stripe-webhooks@startup>>>
-    let webhooks = shared::webhooks::Webhooks::new(db.clone(), webhooks_config)?;
-    let webhook_handlers = shared::webhooks::Handlers::new();
+    let webhooks = Webhooks::new(db.clone(), webhooks_config)?;
+    let webhook_handlers = Handlers::new();
     // <<<end:billing/stripe-webhooks@startup>>>
     // <<<begin:billing/subscriptions@startup>>>
-    let webhook_handlers = webhook_handlers.merge(shared::billing::webhook_handlers());
+    let billing_handlers = saas_starter_core::billing::webhook_handlers();
+    let webhook_handlers = webhook_handlers.merge(billing_handlers);
     // <<<end:billing/subscriptions@startup>>>
 
     let app = http::health_routes(readiness);
     // <<<inject:routes>>>
     // <<<begin:auth@routes>>>
+    #[allow(unused_variables)]
     let state = state::AppState::new(db.clone(), auth.clone());
     // <<<end:auth@routes>>>
     // <<<begin:billing/stripe-webhooks@routes>>>

@@ -12,10 +12,12 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use shared::ApiError;
-use shared::audit::{self, Actor};
-use shared::auth::{Auth, Role};
-use shared::webhooks::{
+
+use saas_starter_core::ApiError;
+use saas_starter_core::audit::Actor;
+use saas_starter_core::auth::{Auth, Role};
+use saas_starter_core::http::client_ip;
+use saas_starter_core::webhooks::{
     BulkReplayQuery, BulkReplayed, EventDetail, LogFilter, LogPage, LogQuery, Replayed, Webhooks,
 };
 
@@ -128,7 +130,7 @@ impl FromRequestParts<Operations> for Operator {
             .and_then(|value| value.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim());
-        let client_ip = audit::client_ip(parts);
+        let client_ip = client_ip(parts);
         if bearer.is_some_and(|token| ops.webhooks.is_operations_api_key(token)) {
             return Ok(Self {
                 kind: OperatorKind::ApiKey,

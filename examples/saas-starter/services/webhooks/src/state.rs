@@ -7,8 +7,9 @@
 //! state next to this one, so that a service without that module has no field for it.
 
 use axum::extract::FromRef;
-use shared::auth::Auth;
-use shared::db::Database;
+
+use saas_starter_core::auth::Auth;
+use saas_starter_core::db::Database;
 
 /// The database and the authentication (the staff flavour in the admin service). Cheap to clone:
 /// both are handles to shared pools and keys.

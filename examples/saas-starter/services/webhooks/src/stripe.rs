@@ -1,5 +1,5 @@
 //! `POST /api/webhooks/stripe`: where Stripe delivers events. The rules (signatures, storage,
-//! processing) live in `shared::webhooks`.
+//! processing) live in `saas_starter_core::webhooks`.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -8,8 +8,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
-use shared::ApiError;
-use shared::webhooks::{Ingested, Webhooks};
+
+use saas_starter_core::ApiError;
+use saas_starter_core::webhooks::{Ingested, Webhooks};
 
 pub fn routes(webhooks: Webhooks) -> Router {
     Router::new()

@@ -6,11 +6,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use shared::ApiError;
-use shared::admin::{Permission, Staff};
-use shared::admin_webhooks;
-use shared::db::Database;
-use shared::webhooks::{
+
+use saas_starter_core::ApiError;
+use saas_starter_core::admin::{Permission, Staff};
+use saas_starter_core::admin_webhooks;
+use saas_starter_core::db::Database;
+use saas_starter_core::webhooks::{
     BulkReplayQuery, BulkReplayed, EventDetail, LogFilter, LogPage, LogQuery, Replayed, store,
 };
 

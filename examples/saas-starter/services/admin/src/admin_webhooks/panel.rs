@@ -9,12 +9,13 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use shared::ApiError;
-use shared::admin::Permission;
-use shared::admin_webhooks;
-use shared::db::Database;
-use shared::webhooks::store::{AttemptView, EventSummary, ReplayView};
-use shared::webhooks::{LogFilter, LogQuery, Status, store};
+
+use saas_starter_core::ApiError;
+use saas_starter_core::admin::Permission;
+use saas_starter_core::admin_webhooks;
+use saas_starter_core::db::Database;
+use saas_starter_core::webhooks::store::{AttemptView, EventSummary, ReplayView};
+use saas_starter_core::webhooks::{LogFilter, LogQuery, Status, store};
 
 use crate::panel::{Frame, NoFields, PanelError, PanelForm, Viewer, done, html, when};
 use crate::state::AppState;

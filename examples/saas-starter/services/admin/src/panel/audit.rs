@@ -6,9 +6,10 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::get;
-use shared::admin::Permission;
-use shared::admin::audit::{self, Filter};
-use shared::db::Database;
+
+use saas_starter_core::admin::Permission;
+use saas_starter_core::admin::audit::{self, Filter};
+use saas_starter_core::db::Database;
 
 use super::customers::{EntryRow, page_links};
 use super::{Frame, PanelError, Viewer, html};

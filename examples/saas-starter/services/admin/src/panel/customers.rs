@@ -7,12 +7,13 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use shared::admin::audit::{self, Entry};
-use shared::admin::customers::{self, Customer, Search, SessionView};
-use shared::admin::impersonation::{self, Started};
-use shared::admin::{Page, Permission};
-use shared::auth::{Auth, now};
-use shared::db::Database;
+
+use saas_starter_core::admin::audit::{self, Entry};
+use saas_starter_core::admin::customers::{self, Customer, Search, SessionView};
+use saas_starter_core::admin::impersonation::{self, Started};
+use saas_starter_core::admin::{Page, Permission};
+use saas_starter_core::auth::{Auth, now};
+use saas_starter_core::db::Database;
 
 use super::{Banner, Frame, NoFields, PanelError, PanelForm, Viewer, done, html, when};
 use crate::state::AppState;

@@ -5,9 +5,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
-use shared::admin::Permission;
-use shared::admin::metrics::Metric;
-use shared::db::Database;
+
+use saas_starter_core::admin::Permission;
+use saas_starter_core::admin::metrics::Metric;
+use saas_starter_core::db::Database;
 
 use super::{Frame, PanelError, Viewer, html};
 use crate::state::AppState;

@@ -19,11 +19,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use shared::ApiError;
-use shared::admin::audit::{self, Actor};
-use shared::admin::client_ip;
-use shared::auth::{Auth, AuthError, cookie_value, csrf, now, session};
-use shared::db::Database;
+
+use saas_starter_core::ApiError;
+use saas_starter_core::admin::audit::{self, Actor};
+use saas_starter_core::auth::{Auth, AuthError, cookie_value, csrf, now, session};
+use saas_starter_core::db::Database;
+use saas_starter_core::http::client_ip;
 
 use super::{NoFields, PanelError, PanelForm, Viewer, html};
 use crate::state::AppState;

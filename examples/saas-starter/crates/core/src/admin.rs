@@ -16,13 +16,10 @@ pub mod metrics;
 
 use std::net::IpAddr;
 
-use axum::extract::{FromRef, FromRequestParts};
-use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
-pub use crate::audit::client_ip;
-use crate::auth::{Auth, AuthError, CurrentUser, Role, User};
-use crate::error::{ApiError, FieldErrors};
+use crate::auth::{AuthError, CurrentUser, Role, User};
+use crate::error::FieldErrors;
 
 /// What staff do, each allowed to some roles ([`Permission::allowed_to`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,19 +91,6 @@ impl Staff {
             email: &self.user.email,
             client_ip: self.client_ip,
         }
-    }
-}
-
-impl<S> FromRequestParts<S> for Staff
-where
-    Auth: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let current = CurrentUser::from_request_parts(parts, state).await?;
-        Ok(Self::from_current(current, client_ip(parts))?)
     }
 }
 

@@ -6,10 +6,8 @@
 //! webhooks service's operations API audits replays, by staff or by its internal API key. This
 //! module is what they share: the table and [`record`].
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::ConnectInfo;
-use axum::http::request::Parts;
 use sqlx::{Any, Transaction};
 
 /// The start of an internal API key's actor id: `api-key:<the key's configured name>`.
@@ -67,14 +65,4 @@ pub async fn record(
         "audited"
     );
     Ok(())
-}
-
-/// The peer address of a request's connection, for [`Actor::client_ip`]. Behind a reverse proxy
-/// it is the proxy's: the log then shows where the proxy runs, which is honest, where a
-/// forwarded header could be forged.
-pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip())
 }

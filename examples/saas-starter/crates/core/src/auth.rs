@@ -26,8 +26,6 @@ pub mod token;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{FromRef, FromRequestParts};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use serde::Serialize;
 
@@ -39,7 +37,7 @@ use token::{Claims, Expected, Jwks, KeySet};
 
 use crate::config::Env;
 use crate::db::Database;
-use crate::error::{ApiError, BoxError, FieldErrors};
+use crate::error::{BoxError, FieldErrors};
 use crate::http::HttpConfig;
 
 /// The longest `full_name` accepted, in characters.
@@ -724,21 +722,6 @@ pub enum AuthError {
     /// Anything else: a bug or an infrastructure failure.
     #[error(transparent)]
     Internal(BoxError),
-}
-
-impl<S> FromRequestParts<S> for CurrentUser
-where
-    Auth: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Auth::from_ref(state)
-            .authenticate(&parts.method, &parts.headers)
-            .await?
-            .ok_or(ApiError::Unauthorized)
-    }
 }
 
 /// Why a full name is refused, if it is.

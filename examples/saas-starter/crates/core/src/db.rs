@@ -6,7 +6,7 @@
 //! Queries go through sqlx's `Any` driver, so each is written once and runs on both backends:
 //!
 //! ```no_run
-//! # async fn example(db: &shared::db::Database, id: i64) -> Result<(), sqlx::Error> {
+//! # async fn example(db: &saas_starter_core::db::Database, id: i64) -> Result<(), sqlx::Error> {
 //! let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
 //!     .bind(id)
 //!     .fetch_optional(db.pool())

@@ -5,14 +5,26 @@ mod health;
 mod json;
 mod middleware;
 
+// saaskit declares the HTTP side of the modules it adds (their extractors, kept out of the
+// domain modules) after the next line: keep it.
+// <<<inject:mods>>>
+// <<<begin:auth@mods>>>
+mod auth;
+// <<<end:auth@mods>>>
+// <<<begin:admin/core@mods>>>
+mod admin;
+// <<<end:admin/core@mods>>>
+
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::http::HeaderValue;
+use axum::http::request::Parts;
 use futures_util::future::BoxFuture;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -126,6 +138,16 @@ pub fn allowed_origins(env: &mut Env, prefix: &str) -> Vec<HeaderValue> {
         }
     }
     origins
+}
+
+/// The peer address of a request's connection, for the audit log. Behind a reverse proxy it is
+/// the proxy's: the log then shows where the proxy runs, which is honest, where a forwarded
+/// header could be forged.
+pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip())
 }
 
 /// Serves `app` on `config.addr` until the process receives Ctrl-C or SIGTERM, then stops
