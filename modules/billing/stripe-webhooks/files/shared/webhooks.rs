@@ -24,7 +24,6 @@
 pub mod ingest;
 pub mod signature;
 pub mod store;
-mod turns;
 pub mod worker;
 
 use std::borrow::Cow;
@@ -42,8 +41,8 @@ pub use worker::{Event, Handler, HandlerError, Handlers, Worker};
 use crate::audit::{self, Actor};
 use crate::config::Env;
 use crate::db::Database;
+use crate::db::turns::WriteTurns;
 use crate::error::{BoxError, FieldErrors};
-use turns::WriteTurns;
 
 /// The largest page of `logs`.
 pub const MAX_LOG_LIMIT: i64 = 200;
