@@ -361,7 +361,7 @@ impl JobsConfig {
         let kinds: String = env.optional(&format!("{service_prefix}_JOBS_KINDS"), String::new());
         let retention_days = env.optional("JOBS_RETENTION_DAYS", 7);
         const PURGE: &str = "JOBS_PURGE_SCHEDULE";
-        let purge: String = env.optional(PURGE, "0 15 * * * *".to_owned());
+        let purge: String = env.optional(PURGE, "@hourly".to_owned());
         let purge_schedule = if purge.trim() == "off" {
             None
         } else {

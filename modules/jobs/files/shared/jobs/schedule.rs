@@ -9,7 +9,8 @@
 //! not once per missed time.
 //!
 //! Expressions have 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first),
-//! in UTC, parsed by `croner`: `0 15 * * * *` is 15 minutes past every hour.
+//! in UTC, or a nickname (`@hourly`, `@daily`, ...), parsed by `croner`: `0 15 * * * *` is 15
+//! minutes past every hour. In `.env`, quote an expression: it holds spaces.
 
 use std::time::Duration;
 
@@ -150,6 +151,8 @@ mod tests {
             next_after(&every_second, midnight + 400),
             Some(midnight + 1_000)
         );
+        let nickname = parse("@hourly").unwrap();
+        assert_eq!(next_after(&nickname, midnight), Some(midnight + 3_600_000));
         assert!(parse("not cron").is_err());
         assert!(parse("61 * * * *").is_err());
     }
