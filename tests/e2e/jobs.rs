@@ -69,7 +69,11 @@ fn concurrent_workers(db: &Database) {
     let env = with(&[("API_JOBS_CONCURRENCY", "4"), ("JOBS_BATCH_SIZE", "8")]);
     let _one = Api::start(db, &env);
     let _two = Api::start(db, &env);
-    wait_for_count(db, &format!("state = 'succeeded' AND id >= {first_id}"), JOBS);
+    wait_for_count(
+        db,
+        &format!("state = 'succeeded' AND id >= {first_id}"),
+        JOBS,
+    );
     // A job claimed twice would have two attempts: the claim counts them.
     assert_eq!(
         count(db, &format!("id >= {first_id} AND attempts <> 1")),
@@ -274,7 +278,11 @@ fn kill_nine(db: &Database) {
         .spawn()
         .unwrap();
     let mut sql = lock.stdin.take().unwrap();
-    writeln!(sql, "BEGIN; LOCK TABLE job_payloads IN ACCESS EXCLUSIVE MODE;").unwrap();
+    writeln!(
+        sql,
+        "BEGIN; LOCK TABLE job_payloads IN ACCESS EXCLUSIVE MODE;"
+    )
+    .unwrap();
     sql.flush().unwrap();
     wait_until(|| {
         db.query_value(
@@ -289,7 +297,11 @@ fn kill_nine(db: &Database) {
     writeln!(sql, "ROLLBACK;").unwrap();
     drop(sql);
     lock.wait().unwrap();
-    assert_eq!(state(db, id), "running", "the killed worker's job is still leased");
+    assert_eq!(
+        state(db, id),
+        "running",
+        "the killed worker's job is still leased"
+    );
 
     let _survivor = Api::start(db, &with(&lease));
     wait_for_state(db, id, "succeeded");
@@ -301,7 +313,10 @@ fn worker_command(db: &Database) {
     let id = insert_purges(db, 1, 36_500, 3);
     let url = db.url();
     let key = seed(KEY);
-    let env = with(&[("DATABASE_URL", url.as_str()), ("AUTH_SIGNING_KEY", key.as_str())]);
+    let env = with(&[
+        ("DATABASE_URL", url.as_str()),
+        ("AUTH_SIGNING_KEY", key.as_str()),
+    ]);
     let mut worker = Command::new(crate::support::service_binary("api"));
     worker
         .arg("worker")
@@ -319,7 +334,10 @@ fn worker_command(db: &Database) {
         .status()
         .unwrap();
     let status = worker.wait().unwrap();
-    assert!(status.success(), "the worker stops on SIGTERM with 0: {status}");
+    assert!(
+        status.success(),
+        "the worker stops on SIGTERM with 0: {status}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
