@@ -377,12 +377,7 @@ impl Auth {
         let mut conn = db.pool().acquire().await?;
         accounts::insert(&mut conn, &email, &password_hash, full_name, now())
             .await
-            .map_err(|error| match &error {
-                sqlx::Error::Database(db_error) if db_error.is_unique_violation() => {
-                    AuthError::EmailTaken
-                }
-                _ => AuthError::Database(error),
-            })
+            .map_err(taken_or_database)
     }
 
     /// The account registered with `email` (compared as sign-in compares it), if any.
@@ -676,12 +671,7 @@ impl Auth {
             .ok_or(AuthError::InvalidToken)?;
         let moved = accounts::set_email(&mut tx, &holder.user_id, &holder.email, now)
             .await
-            .map_err(|error| match &error {
-                sqlx::Error::Database(db_error) if db_error.is_unique_violation() => {
-                    AuthError::EmailTaken
-                }
-                _ => AuthError::Database(error),
-            })?;
+            .map_err(taken_or_database)?;
         if !moved {
             return Err(AuthError::InvalidToken);
         }
@@ -1023,6 +1013,14 @@ fn new_account_fields<'a>(
         Ok((email, full_name))
     } else {
         Err(AuthError::Invalid(fields))
+    }
+}
+
+/// [`AuthError::EmailTaken`] for a write that broke the unique index of `users.email`.
+fn taken_or_database(error: sqlx::Error) -> AuthError {
+    match &error {
+        sqlx::Error::Database(db_error) if db_error.is_unique_violation() => AuthError::EmailTaken,
+        _ => AuthError::Database(error),
     }
 }
 

@@ -205,10 +205,14 @@ impl Email {
 
     /// The first link of the text body, the one the message is about.
     pub fn link(&self) -> Option<&str> {
-        self.text
-            .split_whitespace()
-            .find(|word| word.starts_with("https://") || word.starts_with("http://"))
+        first_link(&self.text)
     }
+}
+
+/// The first http(s) URL of a text body.
+pub fn first_link(text: &str) -> Option<&str> {
+    text.split_whitespace()
+        .find(|word| word.starts_with("https://") || word.starts_with("http://"))
 }
 
 /// Enqueues `email` on `conn`, the caller's transaction: it is sent once, and only if, that
