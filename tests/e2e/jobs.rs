@@ -80,8 +80,9 @@ fn concurrent_workers(db: &Database) {
         0,
         "every job ran once"
     );
+    // `<pid>-<uuid>/<loop>`: the instance, without its loop's number (one digit here).
     let workers = db.query_value(&format!(
-        "SELECT count(DISTINCT substr(lease_owner, 1, instr(lease_owner, '-'))) FROM jobs \
+        "SELECT count(DISTINCT substr(lease_owner, 1, length(lease_owner) - 2)) FROM jobs \
          WHERE id >= {first_id}"
     ));
     assert_eq!(workers, "2", "both instances ran jobs on {}", db.kind());
@@ -155,7 +156,7 @@ fn retries_and_admin(db: &Database) {
     assert!(at(3) - at(2) >= 200, "{} ms", at(3) - at(2));
 
     // A payload that is not a purge's: dead at the first attempt.
-    let malformed = insert_job(db, "jobs.purge", r#"{"retention":"forever"}"#, 3);
+    let malformed = insert_job(db, "jobs.purge", r#"{"retention":"forever"}"#, 3, 0);
     wait_for_state(db, malformed, "dead");
     assert_eq!(attempts(db, malformed), 1);
 
@@ -204,7 +205,13 @@ fn retries_and_admin(db: &Database) {
         .bearer(&support.access)
         .send()
         .expect_error(403, "forbidden");
-    // The fault is gone: the retried job succeeds.
+    // Only dead jobs: `kept` succeeded.
+    admin
+        .post(&format!("/api/admin/jobs/{kept}/retry"))
+        .bearer(&staff.access)
+        .send()
+        .expect_error(409, "conflict");
+    // The fault is gone: the retried job succeeds (and purges `kept`).
     refuse_payload_deletes(db, false);
     let retried = admin
         .post(&format!("/api/admin/jobs/{refused}/retry"))
@@ -213,11 +220,6 @@ fn retries_and_admin(db: &Database) {
         .expect_json(202);
     assert_eq!(retried, json!({"job": refused, "status": "queued"}));
     wait_for_state(db, refused, "succeeded");
-    admin
-        .post(&format!("/api/admin/jobs/{kept}/retry"))
-        .bearer(&staff.access)
-        .send()
-        .expect_error(409, "conflict");
 
     let discarded = admin
         .post(&format!("/api/admin/jobs/{malformed}/discard"))
@@ -269,7 +271,14 @@ fn expired_lease(db: &Database) {
 fn kill_nine(db: &Database) {
     let lease = [("JOBS_LEASE_SECS", "2")];
     let doomed = Api::start(db, &with(&lease));
-    // The job's payload is locked away: its worker claims it and waits, mid-job, for the lock.
+    // Due in a few seconds, once its payload is locked away: the worker claims it and waits,
+    // mid-job, for the lock.
+    let due = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 10_000;
+    let id = insert_job(db, "jobs.purge", r#"{"retention_days":36500}"#, 3, due);
     let mut lock = Command::new("psql")
         .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &pg_name(db)])
         .args(["-v", "ON_ERROR_STOP=1", "-q"])
@@ -290,7 +299,6 @@ fn kill_nine(db: &Database) {
              AND relation = 'job_payloads'::regclass",
         ) == "1"
     });
-    let id = insert_job(db, "jobs.purge", r#"{"retention_days":36500}"#, 3);
     wait_for_state(db, id, "running");
     // Dropping the instance sends SIGKILL and waits for the process to end.
     drop(doomed);
@@ -351,30 +359,34 @@ fn with<'a>(env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
 }
 
 /// Inserts `count` purge jobs keeping `retention_days`, due now; the first one's id (the others
-/// follow it).
+/// follow it). The payloads go in first, so that a worker never claims a job without its payload
+/// (an enqueuer inserts both in one transaction).
 fn insert_purges(db: &Database, count: usize, retention_days: u64, max_attempts: i64) -> i64 {
     let first = next_id(db);
+    let numbers = format!(
+        "WITH RECURSIVE n(i) AS (SELECT {first} UNION ALL SELECT i + 1 FROM n \
+         WHERE i < {first} + {count} - 1)"
+    );
     db.execute(&format!(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count}) \
-         INSERT INTO jobs (kind, state, max_attempts, run_at_ms, created_at_ms) \
-         SELECT 'jobs.purge', 'queued', {max_attempts}, 0, 0 FROM n"
+        "{numbers} INSERT INTO job_payloads (job_id, payload) \
+         SELECT i, '{{\"retention_days\":{retention_days}}}' FROM n"
     ));
     db.execute(&format!(
-        "INSERT INTO job_payloads (job_id, payload) \
-         SELECT id, '{{\"retention_days\":{retention_days}}}' FROM jobs WHERE id >= {first}"
+        "{numbers} INSERT INTO jobs (kind, state, max_attempts, run_at_ms, created_at_ms) \
+         SELECT 'jobs.purge', 'queued', {max_attempts}, 0, 0 FROM n"
     ));
     first
 }
 
-/// Inserts one job of `kind` with `payload`, due now; its id.
-fn insert_job(db: &Database, kind: &str, payload: &str, max_attempts: i64) -> i64 {
+/// Inserts one job of `kind` with `payload`, due at `run_at_ms`; its id.
+fn insert_job(db: &Database, kind: &str, payload: &str, max_attempts: i64, run_at_ms: u128) -> i64 {
     let id = next_id(db);
     db.execute(&format!(
-        "INSERT INTO jobs (kind, state, max_attempts, run_at_ms, created_at_ms) \
-         VALUES ('{kind}', 'queued', {max_attempts}, 0, 0)"
+        "INSERT INTO job_payloads (job_id, payload) VALUES ({id}, '{payload}')"
     ));
     db.execute(&format!(
-        "INSERT INTO job_payloads (job_id, payload) VALUES ({id}, '{payload}')"
+        "INSERT INTO jobs (kind, state, max_attempts, run_at_ms, created_at_ms) \
+         VALUES ('{kind}', 'queued', {max_attempts}, {run_at_ms}, 0)"
     ));
     id
 }
