@@ -77,9 +77,57 @@ pub fn note(message: impl std::fmt::Display) {
     let _ = writeln!(stderr, "dev: {message}");
 }
 
+/// The line `saaskit dev` shows for a message of a service's development outbox, `mail to
+/// <to>: <subject> <link>`, from the line the service logs for it; `None` for any other line.
+///
+/// The `email` module's services log each message they keep in their outbox (no `SMTP_URL`) at
+/// info with the target `outbox`, the subject as the message and the fields `to` and `link`
+/// (`crates/shared/src/email/outbox.rs`), as text:
+/// `<time>  INFO outbox: <subject> to=<to> link=<link>`, or as JSON with `LOG_FORMAT=json`.
+pub fn outbox_line(line: &str) -> Option<String> {
+    let (subject, to, link) = if line.trim_start().starts_with('{') {
+        let event: serde_json::Value = serde_json::from_str(line).ok()?;
+        if event["target"] != "outbox" {
+            return None;
+        }
+        let field = |name: &str| event["fields"][name].as_str().map(str::to_owned);
+        (field("message")?, field("to")?, field("link")?)
+    } else {
+        let (_, rest) = line.split_once(" INFO outbox: ")?;
+        let (rest, link) = rest.rsplit_once(" link=")?;
+        let (subject, to) = rest.rsplit_once(" to=")?;
+        (subject.to_owned(), to.to_owned(), link.to_owned())
+    };
+    Some(format!("mail to {to}: {subject} {link}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outbox_messages_become_one_line_with_their_link() {
+        let text = "2026-12-06T16:47:12.123456Z  INFO outbox: Reset your Acme password \
+                    to=ada@example.com link=http://localhost:3000/reset-password?token=abc";
+        let json = r#"{"timestamp":"2026-12-06T16:47:12.123456Z","level":"INFO","fields":{"message":"Reset your Acme password","to":"ada@example.com","link":"http://localhost:3000/reset-password?token=abc"},"target":"outbox"}"#;
+        let expected = "mail to ada@example.com: Reset your Acme password \
+                        http://localhost:3000/reset-password?token=abc";
+
+        assert_eq!(outbox_line(text).as_deref(), Some(expected));
+        assert_eq!(outbox_line(json).as_deref(), Some(expected));
+    }
+
+    #[test]
+    fn other_lines_are_left_alone() {
+        for line in [
+            "2026-12-06T16:47:12.123456Z  INFO api: listening on 127.0.0.1:8080",
+            "2026-12-06T16:47:12.123456Z  INFO outbox: no fields",
+            r#"{"level":"INFO","fields":{"message":"hi"},"target":"api"}"#,
+            "{not json",
+        ] {
+            assert_eq!(outbox_line(line), None, "{line}");
+        }
+    }
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {

@@ -118,7 +118,11 @@ fn forward(
             }
             let line = String::from_utf8_lossy(&buffer);
             let line = line.trim_end_matches(['\r', '\n']);
-            output.line(line);
+            // A message of the development outbox: one line with its link, instead of the log's.
+            match super::output::outbox_line(line) {
+                Some(mail) => output.line(&mail),
+                None => output.line(line),
+            }
             let mut tail = tail.lock().unwrap();
             if tail.len() == TAIL_LINES {
                 tail.pop_front();

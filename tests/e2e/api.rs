@@ -1595,7 +1595,17 @@ pub(crate) fn int_of(value: &Value) -> i64 {
 
 /// A user as the api always shows one.
 fn assert_user(user: &Value, email: &str, full_name: Value) {
-    assert_keys(user, &["id", "email", "full_name", "role", "created_at"]);
+    assert_keys(
+        user,
+        &[
+            "id",
+            "email",
+            "full_name",
+            "role",
+            "email_verified",
+            "created_at",
+        ],
+    );
     assert_eq!(user["role"], "customer", "{user}");
     assert_uuid(&user["id"], Some('7'));
     assert_eq!(user["email"], email, "{user}");

@@ -127,6 +127,8 @@ fn production_refuses_the_secrets_of_a_seeded_workspace_and_placeholders() {
             "APP_ENV={app_env:?}: {stderr}"
         );
         assert!(stderr.contains("APP_ENV=development"), "{stderr}");
+        // Mail would otherwise go to the development outbox, which nobody reads in production.
+        assert!(stderr.contains("SMTP_URL is not set"), "{stderr}");
     }
     let stderr = refused_configuration("webhooks", &[("APP_ENV", "production")]);
     for key in ["STRIPE_WEBHOOK_SECRETS", "WEBHOOKS_OPERATIONS_API_KEY"] {
@@ -161,6 +163,8 @@ fn production_refuses_the_secrets_of_a_seeded_workspace_and_placeholders() {
         &[
             ("APP_ENV", "production"),
             ("AUTH_SIGNING_KEY", FRESH_SIGNING_KEY),
+            // Not connected to at start: messages would wait in the queue.
+            ("SMTP_URL", "smtp://127.0.0.1:25"),
         ],
     );
     production.get("/readyz").send().expect(200);

@@ -14,6 +14,11 @@
 //!   `migrate` command, slow clients disconnected, start-up errors without backtraces;
 //! - `config`: each service's own CORS origins, and production start-up refusing secrets
 //!   anyone can know and TLS settings the build cannot honour;
+//! - `jobs`: the job queue's workers on both databases (one run per job across instances, a
+//!   recurring job once per period, retries, dead jobs retried and discarded by admins, a
+//!   killed worker's job run again after its lease, the `worker` command);
+//! - `email`: the account emails (verification, password reset, email change) through a real
+//!   SMTP server the test starts, its outage, and a worker killed mid-delivery;
 //! - `order`: a workspace whose modules were added in another order than the default one
 //!   behaves the same (layers that apply to a whole service cover every module's routes);
 //! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.
@@ -30,8 +35,10 @@ mod api;
 mod browser;
 mod client;
 mod config;
+mod email;
 mod flags;
 mod health;
+mod jobs;
 mod ops;
 mod order;
 mod panel;

@@ -177,6 +177,12 @@ impl Env {
         }
     }
 
+    /// Whether `APP_ENV` is `production` (also when it is unset): for settings that production
+    /// needs and development may leave out.
+    pub fn is_production(&self) -> bool {
+        self.production
+    }
+
     /// Records a problem that parsing alone cannot see, such as a value out of range.
     pub fn record(&mut self, key: &str, reason: impl Into<String>) {
         self.problems.push(Problem {

@@ -74,6 +74,8 @@
 //! they become (`User::from_row`). The `idna_adapter` dependency and `.cargo/config.toml` are there to
 //! shorten the build too.
 
+pub mod turns;
+
 use std::fmt;
 use std::fs::File;
 use std::io;

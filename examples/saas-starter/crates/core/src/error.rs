@@ -36,6 +36,9 @@ mod webhooks;
 // <<<begin:admin/feature-flags@mods>>>
 mod flags;
 // <<<end:admin/feature-flags@mods>>>
+// <<<begin:admin/jobs@mods>>>
+mod admin_jobs;
+// <<<end:admin/jobs@mods>>>
 // <<<begin:admin/webhooks@mods>>>
 mod admin_webhooks;
 // <<<end:admin/webhooks@mods>>>

@@ -11,6 +11,12 @@ pub mod telemetry;
 // <<<begin:db@mods>>>
 pub mod db;
 // <<<end:db@mods>>>
+// <<<begin:jobs@mods>>>
+pub mod jobs;
+// <<<end:jobs@mods>>>
+// <<<begin:email@mods>>>
+pub mod email;
+// <<<end:email@mods>>>
 // <<<begin:auth@mods>>>
 pub mod auth;
 // <<<end:auth@mods>>>
@@ -32,6 +38,9 @@ pub mod admin_billing;
 // <<<begin:admin/feature-flags@mods>>>
 pub mod flags;
 // <<<end:admin/feature-flags@mods>>>
+// <<<begin:admin/jobs@mods>>>
+pub mod admin_jobs;
+// <<<end:admin/jobs@mods>>>
 // <<<begin:admin/webhooks@mods>>>
 pub mod admin_webhooks;
 // <<<end:admin/webhooks@mods>>>

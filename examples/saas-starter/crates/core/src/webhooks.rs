@@ -24,7 +24,6 @@
 pub mod ingest;
 pub mod signature;
 pub mod store;
-mod turns;
 pub mod worker;
 
 use std::borrow::Cow;
@@ -42,8 +41,9 @@ pub use worker::{Event, Handler, HandlerError, Handlers, Worker};
 use crate::audit::{self, Actor};
 use crate::config::Env;
 use crate::db::Database;
+use crate::db::turns::WriteTurns;
 use crate::error::{BoxError, FieldErrors};
-use turns::WriteTurns;
+use crate::jobs::Backoff;
 
 /// The largest page of `logs`.
 pub const MAX_LOG_LIMIT: i64 = 200;
@@ -60,16 +60,14 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The delay before attempt `failed + 1`, after `failed` failures: exponential, capped, with
-    /// "equal jitter" (half fixed, half random) so that events that failed together, say during
-    /// an outage, do not all come back at the same instant.
+    /// The delay before attempt `failed + 1`, after `failed` failures: the job queue's backoff
+    /// (exponential, capped, with jitter; see [`Backoff::delay_after`]).
     pub fn delay_after(&self, failed: i64, random: u64) -> Duration {
-        let doublings = u32::try_from(failed.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-        let exponential = self.base_delay.saturating_mul(1 << doublings);
-        let capped = exponential.min(self.max_delay);
-        let half = capped / 2;
-        let half_ms = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
-        half + Duration::from_millis(random % (half_ms + 1))
+        let backoff = Backoff {
+            base_delay: self.base_delay,
+            max_delay: self.max_delay,
+        };
+        backoff.delay_after(failed, random)
     }
 }
 
@@ -449,26 +447,6 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn policy() -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: 8,
-            base_delay: Duration::from_secs(2),
-            max_delay: Duration::from_secs(60),
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_a_cap() {
-        let policy = policy();
-        // The fixed half, and the random half at its extremes.
-        assert_eq!(policy.delay_after(1, 0), Duration::from_secs(1));
-        assert_eq!(policy.delay_after(1, 1_000), Duration::from_secs(2));
-        assert_eq!(policy.delay_after(2, 0), Duration::from_secs(2));
-        assert_eq!(policy.delay_after(3, 0), Duration::from_secs(4));
-        assert_eq!(policy.delay_after(30, 0), Duration::from_secs(30));
-        assert_eq!(policy.delay_after(1_000, 30_000), Duration::from_secs(60));
-    }
 
     #[test]
     fn log_queries_are_validated() {

@@ -7,6 +7,9 @@
 //! saaskit adds the code of each module after the `inject` marker comments below: keep them.
 
 // <<<inject:mods>>>
+// <<<begin:jobs@mods>>>
+use saas_starter_core::jobs::{Jobs, JobsConfig};
+// <<<end:jobs@mods>>>
 // <<<begin:auth@mods>>>
 mod state;
 use saas_starter_core::auth::{Auth, AuthConfig};
@@ -24,6 +27,12 @@ mod admin_billing;
 mod flags_api;
 mod flags_panel;
 // <<<end:admin/feature-flags@mods>>>
+// <<<begin:admin/jobs@mods>>>
+mod admin_jobs;
+// <<<end:admin/jobs@mods>>>
+// <<<begin:admin/outbox@mods>>>
+mod admin_outbox;
+// <<<end:admin/outbox@mods>>>
 // <<<begin:admin/webhooks@mods>>>
 mod admin_webhooks;
 // <<<end:admin/webhooks@mods>>>
@@ -61,6 +70,12 @@ async fn run() -> anyhow::Result<()> {
     // <<<begin:db@config>>>
     let db_config = saas_starter_core::db::DatabaseConfig::from_env(&mut env);
     // <<<end:db@config>>>
+    // <<<begin:jobs@config>>>
+    let jobs_config = JobsConfig::from_env(&mut env, "ADMIN");
+    // <<<end:jobs@config>>>
+    // <<<begin:email@config>>>
+    let email_config = saas_starter_core::email::EmailConfig::from_env(&mut env);
+    // <<<end:email@config>>>
     // <<<begin:auth@config>>>
     let auth_config = AuthConfig::from_env(&mut env);
     // <<<end:auth@config>>>
@@ -88,8 +103,18 @@ async fn run() -> anyhow::Result<()> {
     db.migrate_on_start(&db_config).await?;
     let readiness = readiness.with_check("database", db.clone());
     // <<<end:db@startup>>>
+    // <<<begin:jobs@startup>>>
+    let jobs = Jobs::new(db.clone(), jobs_config, "ADMIN");
+    let job_handlers = jobs.handlers();
+    // <<<end:jobs@startup>>>
+    // <<<begin:email@startup>>>
+    let mailer = saas_starter_core::email::Mailer::new(email_config)?;
+    let send_email = saas_starter_core::email::SendEmail::new(mailer.clone());
+    let job_handlers = job_handlers.register(send_email);
+    // <<<end:email@startup>>>
     // <<<begin:auth@startup>>>
-    let auth = Auth::new(db.clone(), auth_config, &http_config)?;
+    let auth = Auth::new(db.clone(), auth_config, &http_config, &mailer)?;
+    let job_handlers = job_handlers.register(auth.account_emails());
     // <<<end:auth@startup>>>
     // <<<begin:admin/core@startup>>>
     let auth = auth.for_staff();
@@ -105,6 +130,15 @@ async fn run() -> anyhow::Result<()> {
 
     let app = http::health_routes(readiness);
     // <<<inject:routes>>>
+    // <<<begin:jobs@routes>>>
+    if saas_starter_core::jobs::worker_command() {
+        let ran = jobs.run_worker(job_handlers).await;
+        db.close().await;
+        ran?;
+        return Ok(());
+    }
+    let job_worker = jobs.start_worker(job_handlers)?;
+    // <<<end:jobs@routes>>>
     // <<<begin:auth@routes>>>
     #[allow(unused_variables)]
     let state = state::AppState::new(db.clone(), auth.clone());
@@ -122,6 +156,12 @@ async fn run() -> anyhow::Result<()> {
         .merge(flags_api::routes(state.clone()))
         .merge(flags_panel::routes(state.clone()));
     // <<<end:admin/feature-flags@routes>>>
+    // <<<begin:admin/jobs@routes>>>
+    let app = app.merge(admin_jobs::routes(state.clone()));
+    // <<<end:admin/jobs@routes>>>
+    // <<<begin:admin/outbox@routes>>>
+    let app = app.merge(admin_outbox::routes(state.clone()));
+    // <<<end:admin/outbox@routes>>>
     // <<<begin:admin/webhooks@routes>>>
     let app = app.merge(admin_webhooks::routes(state.clone()));
     // <<<end:admin/webhooks@routes>>>
@@ -136,6 +176,9 @@ async fn run() -> anyhow::Result<()> {
     http::serve(&server_config, app).await?;
 
     // <<<inject:shutdown>>>
+    // <<<begin:jobs@shutdown>>>
+    job_worker.shutdown().await;
+    // <<<end:jobs@shutdown>>>
     // <<<begin:db@shutdown>>>
     db.close().await;
     // <<<end:db@shutdown>>>

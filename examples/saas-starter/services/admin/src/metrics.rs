@@ -14,6 +14,10 @@ pub async fn collect(db: &Database) -> Result<Vec<Metric>, ApiError> {
     let billing_metrics = saas_starter_core::admin_billing::metrics(db).await?;
     let metrics = [metrics, billing_metrics].concat();
     // <<<end:admin/billing@metrics>>>
+    // <<<begin:admin/jobs@metrics>>>
+    let jobs_metrics = saas_starter_core::admin_jobs::metrics(db).await?;
+    let metrics = [metrics, jobs_metrics].concat();
+    // <<<end:admin/jobs@metrics>>>
     // <<<begin:admin/webhooks@metrics>>>
     let webhooks_metrics = saas_starter_core::admin_webhooks::metrics(db).await?;
     let metrics = [metrics, webhooks_metrics].concat();

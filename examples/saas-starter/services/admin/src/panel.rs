@@ -67,6 +67,18 @@ fn nav() -> Vec<NavLink> {
         .chain([NavLink::new("Feature flags", "/admin/flags")])
         .collect();
     // <<<end:admin/feature-flags@nav>>>
+    // <<<begin:admin/jobs@nav>>>
+    let links: Vec<NavLink> = links
+        .into_iter()
+        .chain([NavLink::new("Jobs", "/admin/jobs")])
+        .collect();
+    // <<<end:admin/jobs@nav>>>
+    // <<<begin:admin/outbox@nav>>>
+    let links: Vec<NavLink> = links
+        .into_iter()
+        .chain([NavLink::new("Outbox", "/admin/outbox")])
+        .collect();
+    // <<<end:admin/outbox@nav>>>
     // <<<begin:admin/webhooks@nav>>>
     let links: Vec<NavLink> = links
         .into_iter()

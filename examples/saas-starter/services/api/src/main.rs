@@ -7,6 +7,9 @@
 //! saaskit adds the code of each module after the `inject` marker comments below: keep them.
 
 // <<<inject:mods>>>
+// <<<begin:jobs@mods>>>
+use saas_starter_core::jobs::{Jobs, JobsConfig};
+// <<<end:jobs@mods>>>
 // <<<begin:auth@mods>>>
 mod auth;
 mod state;
@@ -55,6 +58,12 @@ async fn run() -> anyhow::Result<()> {
     // <<<begin:db@config>>>
     let db_config = saas_starter_core::db::DatabaseConfig::from_env(&mut env);
     // <<<end:db@config>>>
+    // <<<begin:jobs@config>>>
+    let jobs_config = JobsConfig::from_env(&mut env, "API");
+    // <<<end:jobs@config>>>
+    // <<<begin:email@config>>>
+    let email_config = saas_starter_core::email::EmailConfig::from_env(&mut env);
+    // <<<end:email@config>>>
     // <<<begin:auth@config>>>
     let auth_config = AuthConfig::from_env(&mut env);
     // <<<end:auth@config>>>
@@ -82,8 +91,18 @@ async fn run() -> anyhow::Result<()> {
     db.migrate_on_start(&db_config).await?;
     let readiness = readiness.with_check("database", db.clone());
     // <<<end:db@startup>>>
+    // <<<begin:jobs@startup>>>
+    let jobs = Jobs::new(db.clone(), jobs_config, "API");
+    let job_handlers = jobs.handlers();
+    // <<<end:jobs@startup>>>
+    // <<<begin:email@startup>>>
+    let mailer = saas_starter_core::email::Mailer::new(email_config)?;
+    let send_email = saas_starter_core::email::SendEmail::new(mailer.clone());
+    let job_handlers = job_handlers.register(send_email);
+    // <<<end:email@startup>>>
     // <<<begin:auth@startup>>>
-    let auth = Auth::new(db.clone(), auth_config, &http_config)?;
+    let auth = Auth::new(db.clone(), auth_config, &http_config, &mailer)?;
+    let job_handlers = job_handlers.register(auth.account_emails());
     // <<<end:auth@startup>>>
     // <<<begin:security/rate-limiting@startup>>>
     let rate_limits = RateLimits::connect(rate_limit_config).await?;
@@ -91,6 +110,15 @@ async fn run() -> anyhow::Result<()> {
 
     let app = http::health_routes(readiness);
     // <<<inject:routes>>>
+    // <<<begin:jobs@routes>>>
+    if saas_starter_core::jobs::worker_command() {
+        let ran = jobs.run_worker(job_handlers).await;
+        db.close().await;
+        ran?;
+        return Ok(());
+    }
+    let job_worker = jobs.start_worker(job_handlers)?;
+    // <<<end:jobs@routes>>>
     // <<<begin:auth@routes>>>
     let state = state::AppState::new(db.clone(), auth.clone());
     let app = app.merge(auth::routes(state.clone()));
@@ -115,6 +143,9 @@ async fn run() -> anyhow::Result<()> {
     http::serve(&server_config, app).await?;
 
     // <<<inject:shutdown>>>
+    // <<<begin:jobs@shutdown>>>
+    job_worker.shutdown().await;
+    // <<<end:jobs@shutdown>>>
     // <<<begin:db@shutdown>>>
     db.close().await;
     // <<<end:db@shutdown>>>

@@ -7,6 +7,9 @@
 //! saaskit adds the code of each module after the `inject` marker comments below: keep them.
 
 // <<<inject:mods>>>
+// <<<begin:jobs@mods>>>
+use saas_starter_core::jobs::{Jobs, JobsConfig};
+// <<<end:jobs@mods>>>
 // <<<begin:auth@mods>>>
 mod state;
 use saas_starter_core::auth::{Auth, AuthConfig};
@@ -47,6 +50,12 @@ async fn run() -> anyhow::Result<()> {
     // <<<begin:db@config>>>
     let db_config = saas_starter_core::db::DatabaseConfig::from_env(&mut env);
     // <<<end:db@config>>>
+    // <<<begin:jobs@config>>>
+    let jobs_config = JobsConfig::from_env(&mut env, "WEBHOOKS");
+    // <<<end:jobs@config>>>
+    // <<<begin:email@config>>>
+    let email_config = saas_starter_core::email::EmailConfig::from_env(&mut env);
+    // <<<end:email@config>>>
     // <<<begin:auth@config>>>
     let auth_config = AuthConfig::from_env(&mut env);
     // <<<end:auth@config>>>
@@ -71,8 +80,18 @@ async fn run() -> anyhow::Result<()> {
     db.migrate_on_start(&db_config).await?;
     let readiness = readiness.with_check("database", db.clone());
     // <<<end:db@startup>>>
+    // <<<begin:jobs@startup>>>
+    let jobs = Jobs::new(db.clone(), jobs_config, "WEBHOOKS");
+    let job_handlers = jobs.handlers();
+    // <<<end:jobs@startup>>>
+    // <<<begin:email@startup>>>
+    let mailer = saas_starter_core::email::Mailer::new(email_config)?;
+    let send_email = saas_starter_core::email::SendEmail::new(mailer.clone());
+    let job_handlers = job_handlers.register(send_email);
+    // <<<end:email@startup>>>
     // <<<begin:auth@startup>>>
-    let auth = Auth::new(db.clone(), auth_config, &http_config)?;
+    let auth = Auth::new(db.clone(), auth_config, &http_config, &mailer)?;
+    let job_handlers = job_handlers.register(auth.account_emails());
     // <<<end:auth@startup>>>
     // <<<begin:billing/stripe-webhooks@startup>>>
     let webhooks = Webhooks::new(db.clone(), webhooks_config)?;
@@ -85,6 +104,15 @@ async fn run() -> anyhow::Result<()> {
 
     let app = http::health_routes(readiness);
     // <<<inject:routes>>>
+    // <<<begin:jobs@routes>>>
+    if saas_starter_core::jobs::worker_command() {
+        let ran = jobs.run_worker(job_handlers).await;
+        db.close().await;
+        ran?;
+        return Ok(());
+    }
+    let job_worker = jobs.start_worker(job_handlers)?;
+    // <<<end:jobs@routes>>>
     // <<<begin:auth@routes>>>
     #[allow(unused_variables)]
     let state = state::AppState::new(db.clone(), auth.clone());
@@ -106,6 +134,9 @@ async fn run() -> anyhow::Result<()> {
     // <<<begin:billing/stripe-webhooks@shutdown>>>
     webhook_worker.shutdown().await;
     // <<<end:billing/stripe-webhooks@shutdown>>>
+    // <<<begin:jobs@shutdown>>>
+    job_worker.shutdown().await;
+    // <<<end:jobs@shutdown>>>
     // <<<begin:db@shutdown>>>
     db.close().await;
     // <<<end:db@shutdown>>>

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use saaskit_core::ApiError;
 use saaskit_core::auth::session::SessionInfo;
-use saaskit_core::auth::{Auth, CurrentUser, SignedIn, Tokens, User};
+use saaskit_core::auth::{Auth, CurrentUser, Registered, SignedIn, Tokens, User};
 use saaskit_core::http::JsonBody;
 
 use crate::state::AppState;
@@ -25,6 +25,12 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/auth/sessions", get(sessions))
         .route("/api/auth/sessions/{id}", delete(revoke_session))
         .route("/api/auth/password", post(change_password))
+        .route("/api/auth/password/forgot", post(forgot_password))
+        .route("/api/auth/password/reset", post(reset_password))
+        .route("/api/auth/email", post(change_email))
+        .route("/api/auth/email/confirm", post(confirm_email_change))
+        .route("/api/auth/email/verify", post(verify_email))
+        .route("/api/auth/email/verify/resend", post(resend_verification))
         .route("/.well-known/jwks.json", get(jwks))
         .with_state(state)
 }
@@ -53,6 +59,43 @@ struct PasswordChange {
     new_password: String,
 }
 
+#[derive(Deserialize)]
+struct Forgot {
+    email: String,
+}
+
+#[derive(Deserialize)]
+struct Reset {
+    token: String,
+    new_password: String,
+}
+
+#[derive(Deserialize)]
+struct EmailChange {
+    new_email: String,
+    current_password: String,
+}
+
+/// The token of an account email's link.
+#[derive(Deserialize)]
+struct LinkToken {
+    token: String,
+}
+
+/// The answer of a request whose outcome arrives by email: the same whatever the address.
+#[derive(Serialize)]
+struct CheckEmail {
+    status: &'static str,
+}
+
+/// 202 `{"status": "check_email"}`.
+fn check_email() -> Response {
+    let body = CheckEmail {
+        status: "check_email",
+    };
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
 /// The body of a successful registration or login.
 #[derive(Serialize)]
 struct SignedInBody {
@@ -75,7 +118,7 @@ async fn register(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Registration>,
 ) -> Result<Response, ApiError> {
-    let signed_in = auth
+    let registration = auth
         .register(
             &body.email,
             body.password,
@@ -83,7 +126,10 @@ async fn register(
             user_agent(&headers),
         )
         .await?;
-    Ok(signed_in_response(StatusCode::CREATED, signed_in))
+    Ok(match registration {
+        Registered::SignedIn(signed_in) => signed_in_response(StatusCode::CREATED, signed_in),
+        Registered::CheckEmail => check_email(),
+    })
 }
 
 async fn login(
@@ -169,6 +215,57 @@ async fn change_password(
     auth.change_password(&current, body.current_password, body.new_password)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// 202 whether or not the address has an account.
+async fn forgot_password(
+    State(auth): State<Auth>,
+    JsonBody(body): JsonBody<Forgot>,
+) -> Result<Response, ApiError> {
+    auth.forgot_password(&body.email).await?;
+    Ok(check_email())
+}
+
+async fn reset_password(
+    State(auth): State<Auth>,
+    JsonBody(body): JsonBody<Reset>,
+) -> Result<StatusCode, ApiError> {
+    auth.reset_password(&body.token, body.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn change_email(
+    State(auth): State<Auth>,
+    current: CurrentUser,
+    JsonBody(body): JsonBody<EmailChange>,
+) -> Result<Response, ApiError> {
+    auth.change_email(&current, &body.new_email, body.current_password)
+        .await?;
+    Ok(check_email())
+}
+
+async fn confirm_email_change(
+    State(auth): State<Auth>,
+    JsonBody(body): JsonBody<LinkToken>,
+) -> Result<StatusCode, ApiError> {
+    auth.confirm_email_change(&body.token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn verify_email(
+    State(auth): State<Auth>,
+    JsonBody(body): JsonBody<LinkToken>,
+) -> Result<StatusCode, ApiError> {
+    auth.verify_email(&body.token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn resend_verification(
+    State(auth): State<Auth>,
+    current: CurrentUser,
+) -> Result<Response, ApiError> {
+    auth.resend_verification(&current).await?;
+    Ok(check_email())
 }
 
 /// Public keys change only at a rotation, which keeps the old key published for at least an

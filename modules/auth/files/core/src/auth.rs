@@ -10,7 +10,9 @@
 //! - [`password`]: the password policy and argon2id hashing off the async runtime;
 //! - [`token`]: EdDSA access tokens, the key set and its JWKS;
 //! - [`session`]: server-side sessions and their refresh tokens;
-//! - [`csrf`]: the check cookie-authenticated requests must pass.
+//! - [`csrf`]: the check cookie-authenticated requests must pass;
+//! - [`tokens`] and [`mail`]: the account emails (address verification, password reset, email
+//!   change), their single-use tokens, and the job that mints and sends them.
 //!
 //! The endpoints are in the api's `src/auth.rs`. To rotate the signing key, run
 //! `saaskit keys rotate` in the workspace, deploy, wait one access-token lifetime, then
@@ -19,9 +21,11 @@
 
 pub mod accounts;
 pub mod csrf;
+pub mod mail;
 pub mod password;
 pub mod session;
 pub mod token;
+pub mod tokens;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -30,6 +34,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use serde::Serialize;
 
 pub use accounts::{Role, User};
+use mail::{AccountEmail, AccountEmails, TokenLifetimes};
 use password::{Passwords, Verified};
 use session::{Exchange, Kind, Policy, SessionInfo, Timeouts};
 pub use token::Actor;
@@ -37,8 +42,11 @@ use token::{Claims, Expected, Jwks, KeySet};
 
 use crate::config::Env;
 use crate::db::Database;
+use crate::email::{self, Email, Mailer, Message};
 use crate::error::{BoxError, FieldErrors};
 use crate::http::HttpConfig;
+use crate::jobs::{self, NewJob};
+use tokens::Purpose;
 
 /// The longest `full_name` accepted, in characters.
 pub const MAX_FULL_NAME_CHARS: usize = 200;
@@ -61,6 +69,12 @@ pub struct AuthConfig {
     cookie_secure: bool,
     /// How many password hashes may wait for a hashing thread (`AUTH_PASSWORD_HASH_QUEUE`).
     password_queue: usize,
+    /// Sign-ins and refreshes of accounts whose address is not verified are refused, and
+    /// registration does not tell which addresses have accounts
+    /// (`AUTH_REQUIRE_VERIFIED_EMAIL`).
+    require_verified_email: bool,
+    /// How long the links of the account emails work (`AUTH_*_TOKEN_TTL_SECS`).
+    token_lifetimes: TokenLifetimes,
 }
 
 impl AuthConfig {
@@ -107,6 +121,11 @@ impl AuthConfig {
             idle: positive("AUTH_STAFF_SESSION_IDLE_TIMEOUT_SECS", 5 * 60),
             absolute: positive("AUTH_STAFF_SESSION_ABSOLUTE_TIMEOUT_SECS", 8 * 3600),
         };
+        let token_lifetimes = TokenLifetimes {
+            verify_email: positive("AUTH_VERIFY_EMAIL_TOKEN_TTL_SECS", 48 * 3600),
+            reset_password: positive("AUTH_RESET_PASSWORD_TOKEN_TTL_SECS", 30 * 60),
+            change_email: positive("AUTH_CHANGE_EMAIL_TOKEN_TTL_SECS", 48 * 3600),
+        };
         let password_queue = env.optional("AUTH_PASSWORD_HASH_QUEUE", 32);
         if password_queue == 0 {
             env.record("AUTH_PASSWORD_HASH_QUEUE", "must be at least 1");
@@ -121,6 +140,8 @@ impl AuthConfig {
             staff_timeouts,
             cookie_secure: env.optional("AUTH_COOKIE_SECURE", true),
             password_queue,
+            require_verified_email: env.optional("AUTH_REQUIRE_VERIFIED_EMAIL", false),
+            token_lifetimes,
         }
     }
 
@@ -160,6 +181,8 @@ struct Inner {
     jwks: Jwks,
     passwords: Passwords,
     trusted_origins: Vec<HeaderValue>,
+    /// Renders the notices the account flows send (and sends the account emails' messages).
+    mailer: Mailer,
 }
 
 /// The access and refresh tokens a sign-in or a refresh returns.
@@ -170,6 +193,15 @@ pub struct Tokens {
     /// Seconds until the access token expires.
     pub expires_in: i64,
     pub refresh_token: String,
+}
+
+/// What a registration led to.
+pub enum Registered {
+    /// The account exists and is signed in (the address is not verified yet).
+    SignedIn(SignedIn),
+    /// With `AUTH_REQUIRE_VERIFIED_EMAIL`: the address got an email, a verification link for a
+    /// new account or a notice to the owner of an existing one. The caller is not told which.
+    CheckEmail,
 }
 
 /// The outcome of a registration or a login: the user, their tokens, and the session cookie.
@@ -213,8 +245,14 @@ pub struct SessionToken {
 }
 
 impl Auth {
-    /// Prepares authentication. `http` gives the origins the CSRF check trusts (the CORS ones).
-    pub fn new(db: Database, config: AuthConfig, http: &HttpConfig) -> Result<Self, SetupError> {
+    /// Prepares authentication. `http` gives the origins the CSRF check trusts (the CORS ones);
+    /// `mailer` what the account emails say about the product.
+    pub fn new(
+        db: Database,
+        config: AuthConfig,
+        http: &HttpConfig,
+        mailer: &Mailer,
+    ) -> Result<Self, SetupError> {
         let mut config = config;
         let keys = config.keys.take().ok_or(SetupError::InvalidConfig)?;
         let jwks = keys.jwks();
@@ -233,6 +271,7 @@ impl Auth {
                 jwks,
                 passwords,
                 trusted_origins: http.allowed_origins.clone(),
+                mailer: mailer.clone(),
             }),
         })
     }
@@ -257,21 +296,69 @@ impl Auth {
         &self.inner.jwks
     }
 
-    /// Creates an account and signs it in.
+    /// The `auth.account_email` job, which mints and sends the tokens of the account emails: for
+    /// the service's job handlers.
+    pub fn account_emails(&self) -> AccountEmails {
+        AccountEmails {
+            mailer: self.inner.mailer.clone(),
+            lifetimes: self.inner.config.token_lifetimes,
+        }
+    }
+
+    /// Creates an account and sends a verification link to its address, in one transaction.
+    /// Then, by default, signs it in (409 when the address has an account). With
+    /// `AUTH_REQUIRE_VERIFIED_EMAIL`, the answer is the same whether the address has an account
+    /// or not, after the same work (a password hash, a transaction): the owner of an existing
+    /// account gets a notice instead of the link.
     pub async fn register(
         &self,
         email: &str,
         password: String,
         full_name: Option<&str>,
         user_agent: Option<&str>,
-    ) -> Result<SignedIn, AuthError> {
-        let user = self.create_account(email, password, full_name).await?;
+    ) -> Result<Registered, AuthError> {
+        let db = &self.inner.db;
+        let hidden = self.inner.config.require_verified_email;
+        let (email, full_name) = new_account_fields(email, &password, full_name)?;
+        // Checked before hashing to spare the work, unless the answer must not tell.
+        if !hidden && accounts::find_by_email(db, &email).await?.is_some() {
+            return Err(AuthError::EmailTaken);
+        }
+        let password_hash = self.inner.passwords.hash(password).await?;
+        let mut tx = db.begin_write().await?;
+        let user = match accounts::insert(&mut tx, &email, &password_hash, full_name, now()).await {
+            Ok(user) => user,
+            // The unique index settles races, and tells the hidden mode's owners apart.
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                drop(tx);
+                if !hidden {
+                    return Err(AuthError::EmailTaken);
+                }
+                let mut tx = db.begin_write().await?;
+                let notice = mail::RegistrationAttempt {
+                    brand: self.inner.mailer.branding().clone(),
+                    forgot_link: self.link(mail::FORGOT_PASSWORD_PAGE),
+                };
+                send_notice(&mut tx, &email, &notice).await?;
+                tx.commit().await?;
+                return Ok(Registered::CheckEmail);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let verification = AccountEmail::Verification {
+            user_id: user.id.clone(),
+        };
+        send_account_email(&mut tx, &verification).await?;
+        tx.commit().await?;
         tracing::info!(user = %user.id, "account registered");
-        self.sign_in(user, user_agent).await
+        if hidden {
+            return Ok(Registered::CheckEmail);
+        }
+        Ok(Registered::SignedIn(self.sign_in(user, user_agent).await?))
     }
 
     /// Creates an account after checking its email, password and name (422 with each problem;
-    /// 409 when the email is taken).
+    /// 409 when the email is taken), without any email: for operators' commands.
     pub async fn create_account(
         &self,
         email: &str,
@@ -279,34 +366,16 @@ impl Auth {
         full_name: Option<&str>,
     ) -> Result<User, AuthError> {
         let db = &self.inner.db;
-        let email = accounts::normalize_email(email);
-        let full_name = full_name.map(str::trim).filter(|name| !name.is_empty());
-        let mut fields = FieldErrors::new();
-        if !accounts::is_valid_email(&email) {
-            fields.insert("email".into(), "is not a valid email address".into());
-        }
-        if let Some(problem) = password::policy_violation(&password) {
-            fields.insert("password".into(), problem);
-        }
-        if let Some(problem) = full_name.and_then(full_name_violation) {
-            fields.insert("full_name".into(), problem);
-        }
-        if !fields.is_empty() {
-            return Err(AuthError::Invalid(fields));
-        }
+        let (email, full_name) = new_account_fields(email, &password, full_name)?;
         // Checked before hashing to spare the work; the unique index settles races.
         if accounts::find_by_email(db, &email).await?.is_some() {
             return Err(AuthError::EmailTaken);
         }
         let password_hash = self.inner.passwords.hash(password).await?;
-        accounts::insert(db, &email, &password_hash, full_name, now())
+        let mut conn = db.pool().acquire().await?;
+        accounts::insert(&mut conn, &email, &password_hash, full_name, now())
             .await
-            .map_err(|error| match &error {
-                sqlx::Error::Database(db_error) if db_error.is_unique_violation() => {
-                    AuthError::EmailTaken
-                }
-                _ => AuthError::Database(error),
-            })
+            .map_err(taken_or_database)
     }
 
     /// The account registered with `email` (compared as sign-in compares it), if any.
@@ -342,6 +411,7 @@ impl Auth {
         user_agent: Option<&str>,
     ) -> Result<SignedIn, AuthError> {
         let user = self.check_credentials(email, password).await?;
+        self.require_verified(&user)?;
         self.sign_in(user, user_agent).await
     }
 
@@ -365,7 +435,8 @@ impl Auth {
             return Err(AuthError::InvalidCredentials);
         }
         if let Some(new_hash) = rehash {
-            accounts::set_password_hash(db, &account.user.id, &new_hash, now()).await?;
+            let mut conn = db.pool().acquire().await?;
+            accounts::set_password_hash(&mut conn, &account.user.id, &new_hash, now()).await?;
             tracing::info!(user = %account.user.id, "password hash upgraded");
         }
         Ok(account.user)
@@ -379,6 +450,7 @@ impl Auth {
             session::exchange_refresh_token(db, refresh_token, now, self.policy()).await?;
         match exchange {
             Exchange::Accepted(active) => {
+                self.require_verified(&active.user)?;
                 self.tokens(&active.user.id, &active.session_id, now).await
             }
             Exchange::Reused | Exchange::Refused => Err(AuthError::RefreshRefused),
@@ -447,10 +519,177 @@ impl Auth {
         }
         let new_hash = self.inner.passwords.hash(new_password).await?;
         let now = now();
-        accounts::set_password_hash(db, &current.user.id, &new_hash, now).await?;
+        let mut conn = db.pool().acquire().await?;
+        accounts::set_password_hash(&mut conn, &current.user.id, &new_hash, now).await?;
         session::revoke_others(db, &current.user.id, &current.session_id, now).await?;
         tracing::info!(user = %current.user.id, "password changed; other sessions ended");
         Ok(())
+    }
+
+    /// Sends a new verification link to `current`'s address (409 when it is verified already).
+    /// A request while one is waiting to be sent adds none.
+    pub async fn resend_verification(&self, current: &CurrentUser) -> Result<(), AuthError> {
+        if current.user.email_verified {
+            return Err(AuthError::AlreadyVerified);
+        }
+        let mut tx = self.inner.db.begin_write().await?;
+        let verification = AccountEmail::Verification {
+            user_id: current.user.id.clone(),
+        };
+        send_account_email(&mut tx, &verification).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks the address a verification link was sent to verified, if the account still has it.
+    pub async fn verify_email(&self, token: &str) -> Result<(), AuthError> {
+        let now = now();
+        let mut tx = self.inner.db.begin_write().await?;
+        let holder = tokens::redeem(&mut tx, token, Purpose::VerifyEmail, now)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        if !accounts::mark_verified(&mut tx, &holder.user_id, &holder.email, now).await? {
+            return Err(AuthError::InvalidToken);
+        }
+        tx.commit().await?;
+        tracing::info!(user = %holder.user_id, "email address verified");
+        Ok(())
+    }
+
+    /// Queues a password reset link for `email`. Looks at no account: the worker finds it (or
+    /// not) later, so the request does the same work, and answers the same, whether the address
+    /// has an account or not.
+    pub async fn forgot_password(&self, email: &str) -> Result<(), AuthError> {
+        let email = accounts::normalize_email(email);
+        if !accounts::is_valid_email(&email) {
+            return Ok(());
+        }
+        let mut tx = self.inner.db.begin_write().await?;
+        send_account_email(&mut tx, &AccountEmail::PasswordReset { email }).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets a new password with a reset link's token (the password policy of registration), ends
+    /// every session of the account with their refresh tokens, and sends a notice. The address
+    /// the link was sent to is verified by it.
+    pub async fn reset_password(&self, token: &str, new_password: String) -> Result<(), AuthError> {
+        if let Some(problem) = password::policy_violation(&new_password) {
+            let fields = FieldErrors::from([("new_password".to_owned(), problem)]);
+            return Err(AuthError::Invalid(fields));
+        }
+        let db = &self.inner.db;
+        // Checked before hashing, so that a made-up token costs no hash.
+        if tokens::peek(db, token, Purpose::ResetPassword, now())
+            .await?
+            .is_none()
+        {
+            return Err(AuthError::InvalidToken);
+        }
+        let new_hash = self.inner.passwords.hash(new_password).await?;
+        let now = now();
+        let mut tx = db.begin_write().await?;
+        let holder = tokens::redeem(&mut tx, token, Purpose::ResetPassword, now)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        let user_id = &holder.user_id;
+        if !accounts::mark_verified(&mut tx, user_id, &holder.email, now).await? {
+            return Err(AuthError::InvalidToken);
+        }
+        accounts::set_password_hash(&mut tx, user_id, &new_hash, now).await?;
+        let ended = session::end(&mut tx, user_id, None, now).await?;
+        let notice = mail::PasswordChanged {
+            brand: self.inner.mailer.branding().clone(),
+            forgot_link: self.link(mail::FORGOT_PASSWORD_PAGE),
+        };
+        send_notice(&mut tx, &holder.email, &notice).await?;
+        tx.commit().await?;
+        tracing::info!(user = %user_id, ended, "password reset; every session ended");
+        Ok(())
+    }
+
+    /// Starts moving `current`'s account to `new_email`: a confirmation link goes there, a
+    /// notice to the current address; the address changes when the link is used
+    /// ([`Auth::confirm_email_change`]).
+    pub async fn change_email(
+        &self,
+        current: &CurrentUser,
+        new_email: &str,
+        current_password: String,
+    ) -> Result<(), AuthError> {
+        current.forbid_impersonation()?;
+        let db = &self.inner.db;
+        let account = accounts::find_by_id(db, &current.user.id)
+            .await?
+            .ok_or(AuthError::AccountGone)?;
+        let new_email = accounts::normalize_email(new_email);
+        let mut fields = FieldErrors::new();
+        let verified = self
+            .inner
+            .passwords
+            .verify(current_password, Some(account.password_hash))
+            .await?;
+        if verified == Verified::Mismatch {
+            fields.insert("current_password".into(), "is incorrect".into());
+        }
+        if !accounts::is_valid_email(&new_email) {
+            fields.insert("new_email".into(), "is not a valid email address".into());
+        } else if new_email == account.user.email {
+            fields.insert(
+                "new_email".into(),
+                "is the account's address already".into(),
+            );
+        }
+        if !fields.is_empty() {
+            return Err(AuthError::Invalid(fields));
+        }
+        let mut tx = db.begin_write().await?;
+        let change = AccountEmail::EmailChange {
+            user_id: account.user.id.clone(),
+            new_email: new_email.clone(),
+        };
+        send_account_email(&mut tx, &change).await?;
+        let notice = mail::EmailChangeRequested {
+            brand: self.inner.mailer.branding().clone(),
+            new_email,
+            forgot_link: self.link(mail::FORGOT_PASSWORD_PAGE),
+        };
+        send_notice(&mut tx, &account.user.email, &notice).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves the account to the address an email change link was sent to, verified (409 when
+    /// another account took it meanwhile; the link then stays unused).
+    pub async fn confirm_email_change(&self, token: &str) -> Result<(), AuthError> {
+        let now = now();
+        let mut tx = self.inner.db.begin_write().await?;
+        let holder = tokens::redeem(&mut tx, token, Purpose::ChangeEmail, now)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        let moved = accounts::set_email(&mut tx, &holder.user_id, &holder.email, now)
+            .await
+            .map_err(taken_or_database)?;
+        if !moved {
+            return Err(AuthError::InvalidToken);
+        }
+        tx.commit().await?;
+        tracing::info!(user = %holder.user_id, "email address changed");
+        Ok(())
+    }
+
+    /// Refuses `user` when addresses must be verified (`AUTH_REQUIRE_VERIFIED_EMAIL`) and theirs
+    /// is not.
+    fn require_verified(&self, user: &User) -> Result<(), AuthError> {
+        if self.inner.config.require_verified_email && !user.email_verified {
+            return Err(AuthError::EmailUnverified);
+        }
+        Ok(())
+    }
+
+    /// The product's page `path`, under `APP_BASE_URL`.
+    fn link(&self, path: &str) -> String {
+        self.inner.mailer.branding().link(path)
     }
 
     /// The user the request is authenticated as: by its Bearer token if it has one, else by its
@@ -713,6 +952,16 @@ pub enum AuthError {
     /// A genuine customer-facing token, presented to the back office.
     #[error("a staff token is required")]
     StaffTokenRequired,
+    /// Addresses must be verified (`AUTH_REQUIRE_VERIFIED_EMAIL`), and this account's is not.
+    #[error("the account's email address is not verified")]
+    EmailUnverified,
+    /// The address is verified already: there is nothing to send.
+    #[error("the email address is verified already")]
+    AlreadyVerified,
+    /// The token of an account email's link is unknown, used, expired, for another purpose, or
+    /// for an address the account no longer has.
+    #[error("the link is not valid")]
+    InvalidToken,
     /// Every password hashing thread is busy and their queue is full; worth retrying after
     /// this many seconds.
     #[error("password hashing is busy; retry after {0} s")]
@@ -722,6 +971,73 @@ pub enum AuthError {
     /// Anything else: a bug or an infrastructure failure.
     #[error(transparent)]
     Internal(BoxError),
+}
+
+/// The fields of a new account, checked: the email normalized and the name trimmed (empty:
+/// none), or each problem by field name.
+fn new_account_fields<'a>(
+    email: &str,
+    password: &str,
+    full_name: Option<&'a str>,
+) -> Result<(String, Option<&'a str>), AuthError> {
+    let email = accounts::normalize_email(email);
+    let full_name = full_name.map(str::trim).filter(|name| !name.is_empty());
+    let mut fields = FieldErrors::new();
+    if !accounts::is_valid_email(&email) {
+        fields.insert("email".into(), "is not a valid email address".into());
+    }
+    if let Some(problem) = password::policy_violation(password) {
+        fields.insert("password".into(), problem);
+    }
+    if let Some(problem) = full_name.and_then(full_name_violation) {
+        fields.insert("full_name".into(), problem);
+    }
+    if fields.is_empty() {
+        Ok((email, full_name))
+    } else {
+        Err(AuthError::Invalid(fields))
+    }
+}
+
+/// [`AuthError::EmailTaken`] for a write that broke the unique index of `users.email`.
+fn taken_or_database(error: sqlx::Error) -> AuthError {
+    match &error {
+        sqlx::Error::Database(db_error) if db_error.is_unique_violation() => AuthError::EmailTaken,
+        _ => AuthError::Database(error),
+    }
+}
+
+/// Enqueues an account email (minted and sent by [`AccountEmails`]) on `conn`, the transaction
+/// of the change that asks for it. A verification or a reset for the same account or address
+/// that is still waiting is not enqueued twice.
+async fn send_account_email(
+    conn: &mut sqlx::AnyConnection,
+    email: &AccountEmail,
+) -> Result<(), AuthError> {
+    let job =
+        NewJob::of::<AccountEmails>(email).map_err(|error| AuthError::Internal(error.into()))?;
+    let job = match email {
+        AccountEmail::Verification { user_id } => job.unique(format!("auth.verify:{user_id}")),
+        AccountEmail::PasswordReset { email } => job.unique(format!("auth.reset:{email}")),
+        AccountEmail::EmailChange { .. } => job,
+    };
+    jobs::enqueue(conn, &job).await?;
+    Ok(())
+}
+
+/// Renders `message` for `to` and enqueues it (`email.send`) on `conn`.
+async fn send_notice(
+    conn: &mut sqlx::AnyConnection,
+    to: &str,
+    message: &impl Message,
+) -> Result<(), AuthError> {
+    let rendered = Email::render(to, message).map_err(|error| AuthError::Internal(error.into()))?;
+    email::enqueue(conn, &rendered)
+        .await
+        .map_err(|error| match error {
+            email::EmailError::Database(error) => AuthError::Database(error),
+            other => AuthError::Internal(other.into()),
+        })
 }
 
 /// Why a full name is refused, if it is.

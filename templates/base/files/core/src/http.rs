@@ -203,8 +203,9 @@ async fn run(config: ServerConfig, app: Router) -> io::Result<()> {
 }
 
 /// Completes on the first Ctrl-C (SIGINT) or SIGTERM, the signal orchestrators send to stop.
+/// Also what a process that serves no HTTP (`<service> worker`) waits for.
 #[cfg(unix)]
-fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+pub fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
 
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -214,16 +215,16 @@ fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
             _ = interrupt.recv() => "SIGINT",
             _ = terminate.recv() => "SIGTERM",
         };
-        tracing::info!(signal = name, "shutting down: finishing in-flight requests");
+        tracing::info!(signal = name, "shutting down: finishing in-flight work");
     })
 }
 
 /// Completes on the first Ctrl-C, the only stop signal Windows has.
 #[cfg(not(unix))]
-fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+pub fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
     Ok(async {
         if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!("shutting down: finishing in-flight requests");
+            tracing::info!("shutting down: finishing in-flight work");
         } else {
             std::future::pending::<()>().await;
         }

@@ -13,6 +13,8 @@ pub struct User {
     pub email: String,
     pub full_name: Option<String>,
     pub role: Role,
+    /// Whether the owner proved the address is theirs (a link sent there was opened).
+    pub email_verified: bool,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -57,7 +59,8 @@ impl Role {
 /// too gives those an alias, or the row holds one value per name.
 macro_rules! user_columns {
     () => {
-        "users.id, users.email, users.full_name, users.role, users.created_at"
+        "users.id, users.email, users.full_name, users.role, users.email_verified_at, \
+         users.created_at"
     };
 }
 pub(crate) use user_columns;
@@ -73,6 +76,9 @@ impl User {
             role: Role::parse(&row.try_get::<String, _>("role")?).ok_or_else(|| {
                 sqlx::Error::Decode("users.role is not customer, support or admin".into())
             })?,
+            email_verified: row
+                .try_get::<Option<i64>, _>("email_verified_at")?
+                .is_some(),
             created_at: row.try_get("created_at")?,
         })
     }
@@ -111,9 +117,9 @@ pub fn is_valid_email(email: &str) -> bool {
         && labels_ok
 }
 
-/// Inserts a new account; fails with a unique violation when the email is taken.
+/// Inserts a new account on `conn`; fails with a unique violation when the email is taken.
 pub async fn insert(
-    db: &Database,
+    conn: &mut AnyConnection,
     email: &str,
     password_hash: &str,
     full_name: Option<&str>,
@@ -129,13 +135,14 @@ pub async fn insert(
     .bind(password_hash)
     .bind(full_name)
     .bind(now)
-    .execute(db.pool())
+    .execute(conn)
     .await?;
     Ok(User {
         id,
         email: email.to_owned(),
         full_name: full_name.map(str::to_owned),
         role: Role::Customer,
+        email_verified: false,
         created_at: now,
     })
 }
@@ -177,7 +184,7 @@ fn credentials(row: &AnyRow) -> Result<Credentials, sqlx::Error> {
 }
 
 pub async fn set_password_hash(
-    db: &Database,
+    conn: &mut AnyConnection,
     user_id: &str,
     password_hash: &str,
     now: i64,
@@ -186,9 +193,48 @@ pub async fn set_password_hash(
         .bind(password_hash)
         .bind(now)
         .bind(user_id)
-        .execute(db.pool())
+        .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Marks `email` verified for `user_id`, if it is still the account's address (a link sent to
+/// an address the account has since left proves nothing about the new one). False otherwise.
+pub async fn mark_verified(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    email: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1), updated_at = $1 \
+         WHERE id = $2 AND email = $3",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(email)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// Moves `user_id` to `email`, verified (a link sent there was opened); fails with a unique
+/// violation when another account has it. False when the account is gone.
+pub async fn set_email(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    email: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE users SET email = $1, email_verified_at = $2, updated_at = $2 WHERE id = $3",
+    )
+    .bind(email)
+    .bind(now)
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() > 0)
 }
 
 /// Gives `user_id` the role `role`. Only operators do this (the admin service's
@@ -223,7 +269,7 @@ mod tests {
         // Another table's column first, then the user's in another order than `user_columns`.
         let row = sqlx::query(
             "SELECT 's1' AS session_id, 7 AS created_at, 'admin' AS role, NULL AS full_name, \
-             'ada@example.com' AS email, 'u1' AS id",
+             5 AS email_verified_at, 'ada@example.com' AS email, 'u1' AS id",
         )
         .fetch_one(db.pool())
         .await
@@ -237,6 +283,7 @@ mod tests {
             email: "ada@example.com".into(),
             full_name: None,
             role: Role::Admin,
+            email_verified: true,
             created_at: 7,
         };
         assert_eq!(user, expected);

@@ -21,6 +21,21 @@ impl From<AuthError> for ApiError {
                           one from POST /api/admin/auth/token on the admin service"
                     .into(),
             },
+            AuthError::EmailUnverified => Self::Denied {
+                code: "email_unverified",
+                message: "this account's email address is not verified yet: open the link sent \
+                          to it (a password reset link verifies it too)"
+                    .into(),
+            },
+            AuthError::AlreadyVerified => {
+                Self::Conflict("the email address is verified already".into())
+            }
+            AuthError::InvalidToken => Self::Rejected {
+                code: "invalid_token",
+                message: "the link is not valid: it was used already, has expired, was replaced \
+                          by a newer one, or is for something else; ask for a new one"
+                    .into(),
+            },
             AuthError::Busy(retry_after) => Self::Overloaded(retry_after),
             AuthError::Database(error) => error.into(),
             AuthError::Internal(error) => Self::Internal(error),

@@ -20,6 +20,13 @@
 //! response of these routes carries `RateLimit-Limit`, `RateLimit-Remaining` and
 //! `RateLimit-Reset` (seconds until the whole quota is back) for the tightest of its limits.
 //!
+//! The routes that send email (a password reset link, a new verification link) have a limit of
+//! their own, per address and hour (`mail:*`, `RATE_LIMIT_EMAIL_PER_ADDRESS_PER_HOUR`), against
+//! flooding someone's inbox: per email for reset links, skipped for client IPs known to the
+//! account like the sign-in's, so that a stranger cannot keep its owner from getting one; per
+//! account for verification links. The routes that take a token from such an email count per
+//! client IP with the others.
+//!
 //! Counts are kept by a [`RateLimitStore`]: [`InMemoryStore`], one count per process, unless
 //! `RATE_LIMIT_REDIS_URL` names a Redis, where [`RedisStore`] keeps one count for every instance
 //! and service pointing at it ([`RateLimits::connect`]).
@@ -60,6 +67,9 @@ pub struct RateLimitConfig {
     /// Sign-in requests per email and hour from every client IP that has not signed in to the
     /// account lately (`RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR`).
     pub auth_per_email_per_hour: NonZeroU32,
+    /// Password reset requests per email, and verification link requests per account, per hour
+    /// (`RATE_LIMIT_EMAIL_PER_ADDRESS_PER_HOUR`).
+    pub email_per_address_per_hour: NonZeroU32,
     /// Whether the client IP is the last address of `X-Forwarded-For` rather than the peer
     /// address (`RATE_LIMIT_TRUST_FORWARDED_FOR`). Only behind a reverse proxy that appends to
     /// that header: otherwise any client picks the address it is counted under.
@@ -87,6 +97,11 @@ impl RateLimitConfig {
                 10,
             ),
             auth_per_email_per_hour: at_least_one(env, "RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", 100),
+            email_per_address_per_hour: at_least_one(
+                env,
+                "RATE_LIMIT_EMAIL_PER_ADDRESS_PER_HOUR",
+                5,
+            ),
             trust_forwarded_for: env.optional("RATE_LIMIT_TRUST_FORWARDED_FOR", false),
             redis: redis_client(env, "RATE_LIMIT_REDIS_URL"),
         }
@@ -132,16 +147,27 @@ enum Counted {
     /// The email of the body per IP, and per email unless the client IP is known to the
     /// account (sign-ins).
     SignIn,
-    /// The account the request is authenticated as (password changes).
+    /// The account the request is authenticated as (password and email changes).
     Account,
+    /// The email of the body per hour, unless the client IP is known to the account (password
+    /// reset links).
+    MailToAddress,
+    /// The account the request is authenticated as, per hour (verification links).
+    MailToAccount,
 }
 
 /// The routes limited. All of them share one count per IP.
-const AUTH_ROUTES: [(&str, Counted); 6] = [
+const AUTH_ROUTES: [(&str, Counted); 12] = [
     ("/api/auth/register", Counted::EmailPerIp),
     ("/api/auth/login", Counted::SignIn),
     ("/api/auth/refresh", Counted::Ip),
     ("/api/auth/password", Counted::Account),
+    ("/api/auth/password/forgot", Counted::MailToAddress),
+    ("/api/auth/password/reset", Counted::Ip),
+    ("/api/auth/email", Counted::Account),
+    ("/api/auth/email/confirm", Counted::Ip),
+    ("/api/auth/email/verify", Counted::Ip),
+    ("/api/auth/email/verify/resend", Counted::MailToAccount),
     ("/admin/sign-in", Counted::SignIn),
     ("/api/admin/auth/token", Counted::SignIn),
 ];
@@ -207,6 +233,7 @@ impl RateLimits {
             per_ip: Quota::per_minute(self.config.auth_per_ip_per_minute),
             per_email_and_ip: Quota::per_minute(self.config.auth_per_email_and_ip_per_minute),
             per_email: Quota::per_hour(self.config.auth_per_email_per_hour),
+            mail: Quota::per_hour(self.config.email_per_address_per_hour),
             trust_forwarded_for: self.config.trust_forwarded_for,
             body_limit: http_config.body_limit,
         };
@@ -220,6 +247,7 @@ struct Limiter {
     per_ip: Quota,
     per_email_and_ip: Quota,
     per_email: Quota,
+    mail: Quota,
     trust_forwarded_for: bool,
     body_limit: usize,
 }
@@ -252,15 +280,45 @@ async fn limit(State(limiter): State<Arc<Limiter>>, request: Request, next: Next
     let mut known_key = None;
     let request = match counted {
         Counted::Ip => request,
-        Counted::Account => {
+        Counted::Account | Counted::MailToAccount => {
             // Unauthenticated requests are refused by the handler; only the IP counts them.
             let current = limiter
                 .auth
                 .authenticate(request.method(), request.headers())
                 .await;
             if let Ok(Some(current)) = current {
-                let key = format!("auth:account:{}", current.user.id);
-                limits.push(("account", key, limiter.per_email_and_ip));
+                let id = current.user.id;
+                limits.push(match counted {
+                    Counted::Account => (
+                        "account",
+                        format!("auth:account:{id}"),
+                        limiter.per_email_and_ip,
+                    ),
+                    _ => (
+                        "mail to account",
+                        format!("mail:account:{id}"),
+                        limiter.mail,
+                    ),
+                });
+            }
+            request
+        }
+        Counted::MailToAddress => {
+            let (request, email) = match read_email(request, limiter.body_limit).await {
+                Ok(read) => read,
+                Err(error) => return error.into_response(),
+            };
+            if let Some(email) = email.as_deref().map(email_key) {
+                let known = client
+                    .as_ref()
+                    .map(|client| format!("auth:known:{email}|{client}"));
+                if !limiter.knows(known.as_deref()).await {
+                    limits.push((
+                        "mail to address",
+                        format!("mail:email:{email}"),
+                        limiter.mail,
+                    ));
+                }
             }
             request
         }
@@ -433,6 +491,7 @@ mod tests {
     use super::*;
     use crate::auth::AuthConfig;
     use crate::db::{Database, DatabaseConfig};
+    use crate::email::{EmailConfig, Mailer};
     use crate::error::BoxError;
 
     /// Routes that answer with the body they received; a login fails (401) when its body says
@@ -462,6 +521,7 @@ mod tests {
             auth_per_ip_per_minute: NonZeroU32::new(per_ip).unwrap(),
             auth_per_email_and_ip_per_minute: NonZeroU32::new(per_email_and_ip).unwrap(),
             auth_per_email_per_hour: NonZeroU32::new(1000).unwrap(),
+            email_per_address_per_hour: NonZeroU32::new(1000).unwrap(),
             trust_forwarded_for: false,
             redis: None,
         }
@@ -494,14 +554,19 @@ mod tests {
             ("AUTH_SIGNING_KEY", key.as_str()),
             ("AUTH_ISSUER", "test"),
             ("AUTH_AUDIENCE", "test"),
+            ("APP_NAME", "test"),
+            ("APP_BASE_URL", "http://localhost:3000"),
+            ("EMAIL_FROM", "no-reply@localhost"),
             // The key above is a placeholder, which production refuses.
             ("APP_ENV", "development"),
         ]);
         let db_config = DatabaseConfig::from_env(&mut env);
         let auth_config = AuthConfig::from_env(&mut env);
+        let email_config = EmailConfig::from_env(&mut env);
         env.finish().unwrap();
         let db = Database::connect(&db_config).await.unwrap();
-        Auth::new(db, auth_config, &http_config()).unwrap()
+        let mailer = Mailer::new(email_config).unwrap();
+        Auth::new(db, auth_config, &http_config(), &mailer).unwrap()
     }
 
     async fn app(per_ip: u32, per_email_and_ip: u32) -> Router {

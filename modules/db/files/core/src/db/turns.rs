@@ -14,19 +14,19 @@ use crate::db::{Backend, Database};
 /// while the others get through, and the lock often sits free while they sleep. Here they queue
 /// in order on a mutex instead, which wakes the next one as soon as the lock is free. PostgreSQL
 /// locks rows, not the database: there, nobody waits here.
-pub(super) struct WriteTurns {
+pub struct WriteTurns {
     sqlite: Option<Mutex<()>>,
 }
 
 impl WriteTurns {
-    pub(super) fn new(backend: Backend) -> Self {
+    pub fn new(backend: Backend) -> Self {
         Self {
             sqlite: (backend == Backend::Sqlite).then(|| Mutex::new(())),
         }
     }
 
     /// Waits for this instance's turn to write, on SQLite; hold it until the writes end.
-    pub(super) async fn take(&self) -> Option<MutexGuard<'_, ()>> {
+    pub async fn take(&self) -> Option<MutexGuard<'_, ()>> {
         match &self.sqlite {
             Some(turn) => Some(turn.lock().await),
             None => None,
@@ -34,7 +34,7 @@ impl WriteTurns {
     }
 
     /// Begins a transaction that writes ([`Database::begin_write`]) in this instance's turn.
-    pub(super) async fn begin(&self, db: &Database) -> sqlx::Result<WriteTransaction<'_>> {
+    pub async fn begin(&self, db: &Database) -> sqlx::Result<WriteTransaction<'_>> {
         let turn = self.take().await;
         let tx = db.begin_write().await?;
         Ok(WriteTransaction { tx, _turn: turn })
@@ -43,18 +43,18 @@ impl WriteTurns {
 
 /// A transaction that writes, holding this instance's turn on SQLite until it ends. Dereferences
 /// to its connection, like [`Transaction`]. Dropped unfinished, it rolls back.
-pub(super) struct WriteTransaction<'a> {
+pub struct WriteTransaction<'a> {
     tx: Transaction<'static, Any>,
     // Declared after `tx`, so released after it.
     _turn: Option<MutexGuard<'a, ()>>,
 }
 
 impl WriteTransaction<'_> {
-    pub(super) async fn commit(self) -> sqlx::Result<()> {
+    pub async fn commit(self) -> sqlx::Result<()> {
         self.tx.commit().await
     }
 
-    pub(super) async fn rollback(self) -> sqlx::Result<()> {
+    pub async fn rollback(self) -> sqlx::Result<()> {
         self.tx.rollback().await
     }
 }

@@ -1,0 +1,24 @@
+//! The job queue in the back office: counts by kind and state, the list of jobs, a job with its
+//! payload and the errors of its attempts, and retrying or discarding a dead job, as panel pages
+//! under `/admin/jobs` ([`panel`]) and JSON under `/api/admin/jobs` ([`api`]).
+//!
+//! Reading needs [`Permission::View`], acting [`Permission::Manage`]; every action is written to
+//! the audit log (see [`saas_starter_core::admin_jobs`]).
+//!
+//! [`Permission::View`]: saas_starter_core::admin::Permission::View
+//! [`Permission::Manage`]: saas_starter_core::admin::Permission::Manage
+
+mod api;
+mod panel;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+/// The pages and the JSON endpoints.
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .merge(api::routes())
+        .merge(panel::routes())
+        .with_state(state)
+}

@@ -1,0 +1,489 @@
+//! The worker: loops that claim due jobs in batches, run their handlers, and record the
+//! outcomes; the scheduler of recurring jobs; and, on PostgreSQL, the listener that wakes the
+//! loops when jobs are committed anywhere.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::store::{self, AfterFailure, Claimed, Lease};
+use super::{Backoff, Erased, Handlers, JobContext, JobError, Jobs, JobsError};
+use crate::db::turns::WriteTurns;
+
+/// How long a loop waits after a database error before trying again.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// The running worker: [`Worker::shutdown`] stops it.
+pub struct Worker {
+    stop: Option<watch::Sender<bool>>,
+    tasks: JoinSet<()>,
+}
+
+impl Worker {
+    /// A worker that runs nothing: the service leaves its jobs to other processes.
+    pub(super) fn idle() -> Self {
+        Self {
+            stop: None,
+            tasks: JoinSet::new(),
+        }
+    }
+
+    pub(super) fn start(jobs: Jobs, handlers: Handlers) -> Result<Self, JobsError> {
+        let config = &jobs.inner.config;
+        let kinds = runs(&handlers, &config.kinds).map_err(|unknown| JobsError::UnknownKinds {
+            key: format!("{}_JOBS_KINDS", jobs.inner.service_prefix),
+            unknown,
+            known: handlers.kinds(),
+        })?;
+        let (stop, stopped) = watch::channel(false);
+        // Identifies this process in leases and in the errors of attempts.
+        let instance = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
+        let shared = Arc::new(Shared {
+            jobs: jobs.clone(),
+            handlers: handlers.clone(),
+            kinds,
+            turns: WriteTurns::new(jobs.inner.db.backend()),
+            backoff: Backoff {
+                base_delay: config.base_delay,
+                max_delay: config.max_delay,
+            },
+        });
+        let mut tasks = JoinSet::new();
+        for number in 0..config.concurrency {
+            let run = Loop {
+                shared: shared.clone(),
+                name: format!("{instance}/{number}"),
+                stopped: stopped.clone(),
+            };
+            tasks.spawn(run.run());
+        }
+        if !handlers.schedules.is_empty() {
+            tasks.spawn(super::schedule::run(
+                jobs.clone(),
+                handlers.schedules.clone(),
+                stopped.clone(),
+            ));
+        }
+        if let Some(url) = config.listen_url.clone() {
+            tasks.spawn(listen(jobs.clone(), url, stopped));
+        }
+        tracing::info!(
+            loops = config.concurrency,
+            kinds = %shared.kinds.join(","),
+            "jobs worker started"
+        );
+        Ok(Self {
+            stop: Some(stop),
+            tasks,
+        })
+    }
+
+    /// Stops claiming jobs, waits for those in progress (at most `JOBS_SHUTDOWN_GRACE_SECS`,
+    /// after which the unfinished ones are given back to the queue), and returns.
+    pub async fn shutdown(mut self) {
+        let Some(stop) = self.stop.take() else {
+            return;
+        };
+        // Fails only when every task has ended already.
+        let _ = stop.send(true);
+        while let Some(result) = self.tasks.join_next().await {
+            if let Err(error) = result {
+                tracing::error!(%error, "a jobs worker task panicked");
+            }
+        }
+        tracing::info!("jobs worker stopped");
+    }
+}
+
+/// The kinds a worker runs: `only` (`<SERVICE>_JOBS_KINDS`) if set, every registered kind
+/// otherwise; the kinds of `only` that are not registered as the error.
+pub(super) fn runs(handlers: &Handlers, only: &[String]) -> Result<Vec<&'static str>, Vec<String>> {
+    if only.is_empty() {
+        return Ok(handlers.kinds());
+    }
+    let mut kinds = Vec::new();
+    let mut unknown = Vec::new();
+    for kind in only {
+        match handlers.get(kind) {
+            Some((kind, _)) => kinds.push(kind),
+            None => unknown.push(kind.clone()),
+        }
+    }
+    if unknown.is_empty() {
+        Ok(kinds)
+    } else {
+        Err(unknown)
+    }
+}
+
+/// What the loops of one worker share.
+struct Shared {
+    jobs: Jobs,
+    handlers: Handlers,
+    kinds: Vec<&'static str>,
+    /// Turns of the loops' writes on SQLite.
+    turns: WriteTurns,
+    backoff: Backoff,
+}
+
+/// One of the worker's loops: claims a batch of jobs, runs them all at once, records the
+/// outcomes, and again.
+struct Loop {
+    shared: Arc<Shared>,
+    name: String,
+    stopped: watch::Receiver<bool>,
+}
+
+/// A claimed job, ready to run.
+struct Ready {
+    claimed: Claimed,
+    ctx: JobContext,
+    handler: Arc<dyn Erased>,
+    payload: String,
+}
+
+impl Loop {
+    async fn run(mut self) {
+        let shared = self.shared.clone();
+        let inner = &shared.jobs.inner;
+        while !*self.stopped.borrow() {
+            // Registered before claiming, so that a job committed during the claim wakes it.
+            let notified = inner.new_jobs.notified();
+            let batch = match self.claim().await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::error!(%error, "cannot claim jobs");
+                    self.pause(ERROR_PAUSE).await;
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    () = notified => {}
+                    () = tokio::time::sleep(inner.config.poll_interval) => {}
+                    _ = self.stopped.changed() => {}
+                }
+                continue;
+            }
+            self.process(batch).await;
+        }
+    }
+
+    async fn pause(&mut self, duration: Duration) {
+        tokio::select! {
+            () = tokio::time::sleep(duration) => {}
+            _ = self.stopped.changed() => {}
+        }
+    }
+
+    /// Leases a batch of due jobs to this loop, with their payloads and handlers.
+    async fn claim(&self) -> sqlx::Result<Vec<Ready>> {
+        let shared = &*self.shared;
+        let inner = &shared.jobs.inner;
+        let now = now_ms();
+        let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(i64::MAX);
+        let claimed = {
+            let _turn = shared.turns.take().await;
+            store::claim(
+                &inner.db,
+                &self.name,
+                &shared.kinds,
+                inner.config.batch_size,
+                now,
+                now.saturating_add(lease_ms),
+            )
+            .await?
+        };
+        let ids: Vec<i64> = claimed.iter().map(|job| job.lease.id).collect();
+        let mut payloads = store::payloads(&inner.db, &ids).await?;
+        let mut ready = Vec::with_capacity(claimed.len());
+        for job in claimed {
+            // Claimed only for the kinds this worker has, so a handler is always there.
+            let Some((kind, handler)) = shared.handlers.get(&job.kind) else {
+                continue;
+            };
+            ready.push(Ready {
+                ctx: JobContext {
+                    db: inner.db.clone(),
+                    lease: job.lease.clone(),
+                    kind,
+                    max_attempts: job.max_attempts,
+                },
+                handler: handler.clone(),
+                payload: payloads.remove(&job.lease.id).unwrap_or_default(),
+                claimed: job,
+            });
+        }
+        Ok(ready)
+    }
+
+    /// Runs a batch's handlers concurrently, extending their leases while they run, then
+    /// records the successes in one statement and each failure on its own. Once stopping, it
+    /// waits at most the shutdown grace, then gives the unfinished jobs back.
+    async fn process(&mut self, batch: Vec<Ready>) {
+        let shared = self.shared.clone();
+        let inner = &shared.jobs.inner;
+        for ready in batch.iter().filter(|ready| ready.claimed.abandoned) {
+            self.record_abandoned(&ready.claimed).await;
+        }
+        // A job whose abandoned attempt was its last is dead without running again.
+        let (spent, batch): (Vec<Ready>, Vec<Ready>) = batch
+            .into_iter()
+            .partition(|ready| ready.claimed.lease.attempt > ready.claimed.max_attempts);
+        for ready in &spent {
+            let error = "out of attempts: the last one's worker stopped or crashed mid-job";
+            self.record_failure(&ready.claimed.lease, error, AfterFailure::Dead)
+                .await;
+        }
+        let mut running: FuturesUnordered<_> = batch
+            .iter()
+            .map(|ready| async move {
+                let result = ready.handler.run(&ready.ctx, &ready.payload).await;
+                (ready, result)
+            })
+            .collect();
+        let mut unfinished: HashMap<i64, &Lease> = batch
+            .iter()
+            .map(|ready| (ready.claimed.lease.id, &ready.claimed.lease))
+            .collect();
+        let mut succeeded: Vec<Lease> = Vec::new();
+        let mut failed: Vec<(&Ready, JobError)> = Vec::new();
+        // Leases are extended at a third of their length, long before they could run out.
+        let mut renew = tokio::time::interval(inner.config.lease / 3);
+        renew.tick().await;
+        let mut stopped = self.stopped.clone();
+        // Armed when the worker stops.
+        let grace = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+        tokio::pin!(grace);
+        let mut stopping = *stopped.borrow();
+        let mut gave_up = false;
+        if stopping {
+            grace
+                .as_mut()
+                .reset(tokio::time::Instant::now() + inner.config.shutdown_grace);
+        }
+        loop {
+            tokio::select! {
+                next = running.next() => match next {
+                    Some((ready, Ok(()))) => {
+                        unfinished.remove(&ready.claimed.lease.id);
+                        succeeded.push(ready.claimed.lease.clone());
+                    }
+                    Some((ready, Err(error))) => {
+                        unfinished.remove(&ready.claimed.lease.id);
+                        failed.push((ready, error));
+                    }
+                    None => break,
+                },
+                _ = renew.tick() => {
+                    let leases: Vec<Lease> = unfinished.values().map(|lease| (*lease).clone()).collect();
+                    self.extend(&leases).await;
+                }
+                changed = stopped.changed(), if !stopping => {
+                    stopping = true;
+                    if changed.is_ok() {
+                        grace.as_mut().reset(tokio::time::Instant::now() + inner.config.shutdown_grace);
+                    }
+                }
+                () = &mut grace => {
+                    gave_up = true;
+                    break;
+                }
+            }
+        }
+        if gave_up {
+            // The handlers still running stop here, dropped.
+            drop(running);
+            let leases: Vec<Lease> = unfinished.values().map(|lease| (*lease).clone()).collect();
+            tracing::warn!(
+                jobs = leases.len(),
+                "shutdown grace over: giving unfinished jobs back"
+            );
+            if let Err(error) = store::release(&inner.db, &leases, now_ms()).await {
+                tracing::error!(%error, "cannot give jobs back; their leases will expire");
+            }
+        }
+        self.record_successes(&succeeded).await;
+        for (ready, error) in failed {
+            self.record_job_error(ready, &error).await;
+        }
+    }
+
+    async fn extend(&self, leases: &[Lease]) {
+        let inner = &self.shared.jobs.inner;
+        let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(i64::MAX);
+        let until = now_ms().saturating_add(lease_ms);
+        let extended = {
+            let _turn = self.shared.turns.take().await;
+            store::extend(&inner.db, leases, until).await
+        };
+        match extended {
+            Ok(held) => {
+                let held: HashSet<i64> = held.into_iter().collect();
+                for lease in leases.iter().filter(|lease| !held.contains(&lease.id)) {
+                    tracing::warn!(job = lease.id, "lease lost to another worker while running");
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot extend job leases"),
+        }
+    }
+
+    /// Marks `leases` succeeded in one transaction.
+    async fn record_successes(&self, leases: &[Lease]) {
+        if leases.is_empty() {
+            return;
+        }
+        let inner = &self.shared.jobs.inner;
+        let result = async {
+            let mut tx = self.shared.turns.begin(&inner.db).await?;
+            let done = store::succeed(&mut tx, leases, now_ms()).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(done)
+        }
+        .await;
+        match result {
+            Ok(done) if done.len() == leases.len() => {}
+            Ok(done) => {
+                let done: HashSet<i64> = done.into_iter().collect();
+                for lease in leases.iter().filter(|lease| !done.contains(&lease.id)) {
+                    tracing::warn!(
+                        job = lease.id,
+                        "lease lost to another worker; not marking the job"
+                    );
+                }
+            }
+            // The leases expire and the jobs run again: at least once.
+            Err(error) => tracing::error!(%error, "cannot mark jobs succeeded"),
+        }
+    }
+
+    /// Schedules the next attempt of a failed job, or marks it dead.
+    async fn record_job_error(&self, ready: &Ready, error: &JobError) {
+        let lease = &ready.claimed.lease;
+        let message = error.to_string();
+        let last = lease.attempt >= ready.claimed.max_attempts;
+        let after = match error {
+            JobError::Retry(_) if !last => {
+                let delay = self
+                    .shared
+                    .backoff
+                    .delay_after(lease.attempt, getrandom::u64().unwrap_or(0));
+                let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+                tracing::warn!(
+                    job = lease.id,
+                    kind = %ready.claimed.kind,
+                    attempt = lease.attempt,
+                    retry_in_ms = delay_ms,
+                    error = %message,
+                    "job failed; retry scheduled"
+                );
+                AfterFailure::RetryAt(now_ms().saturating_add(delay_ms))
+            }
+            _ => {
+                tracing::error!(
+                    job = lease.id,
+                    kind = %ready.claimed.kind,
+                    attempt = lease.attempt,
+                    error = %message,
+                    "job dead"
+                );
+                AfterFailure::Dead
+            }
+        };
+        self.record_failure(lease, &message, after).await;
+    }
+
+    async fn record_failure(&self, lease: &Lease, error: &str, after: AfterFailure) {
+        let inner = &self.shared.jobs.inner;
+        let result = async {
+            let mut tx = self.shared.turns.begin(&inner.db).await?;
+            let held = store::fail(&mut tx, lease, error, after, now_ms()).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(held)
+        }
+        .await;
+        match result {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(job = lease.id, "lease lost to another worker"),
+            Err(error) => tracing::error!(job = lease.id, %error, "cannot record a job's failure"),
+        }
+    }
+
+    /// Records the attempt before `claimed`'s, which its worker left unfinished.
+    async fn record_abandoned(&self, claimed: &Claimed) {
+        let inner = &self.shared.jobs.inner;
+        let lease = &claimed.lease;
+        tracing::warn!(job = lease.id, kind = %claimed.kind, "taking over a job whose lease expired");
+        let result = async {
+            let mut conn = inner.db.pool().acquire().await?;
+            store::record_error(
+                &mut conn,
+                lease.id,
+                lease.attempt - 1,
+                "-",
+                "the lease expired before the attempt finished: its worker stopped or crashed",
+                now_ms(),
+            )
+            .await
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::error!(job = lease.id, %error, "cannot record an abandoned attempt");
+        }
+    }
+}
+
+/// Wakes this instance's idle loops when jobs are committed, by any instance: PostgreSQL
+/// notifies channel `jobs` at each commit of an insert into `jobs` (see the migration).
+async fn listen(jobs: Jobs, url: String, mut stopped: watch::Receiver<bool>) {
+    let inner = &jobs.inner;
+    loop {
+        let listener = async {
+            let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
+            listener.listen("jobs").await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            listener = listener => match listener {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for new jobs; polling meanwhile");
+                    tokio::select! {
+                        () = tokio::time::sleep(ERROR_PAUSE * 5) => continue,
+                        _ = stopped.changed() => return,
+                    }
+                }
+            },
+            _ = stopped.changed() => return,
+        };
+        loop {
+            tokio::select! {
+                // `PgListener` reconnects by itself after an error.
+                notification = listener.try_recv() => match notification {
+                    Ok(Some(_)) => inner.new_jobs.notify_waiters(),
+                    // The connection was lost: wake the loops, new jobs may have been missed.
+                    Ok(None) => inner.new_jobs.notify_waiters(),
+                    Err(error) => {
+                        tracing::warn!(%error, "lost the listener for new jobs");
+                        break;
+                    }
+                },
+                _ = stopped.changed() => return,
+            }
+        }
+    }
+}
+
+/// The current time in Unix milliseconds: the unit of the queue's times.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
