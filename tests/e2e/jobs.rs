@@ -271,14 +271,17 @@ fn expired_lease(db: &Database) {
 fn kill_nine(db: &Database) {
     let lease = [("JOBS_LEASE_SECS", "2")];
     let doomed = Api::start(db, &with(&lease));
-    // Due in a few seconds, once its payload is locked away: the worker claims it and waits,
-    // mid-job, for the lock.
+    // A purge that succeeds, so that the next one has a job to delete.
+    let kept = insert_purges(db, 1, 36_500, 3);
+    wait_for_state(db, kept, "succeeded");
+    // Due in a few seconds, once the errors table is locked away: the worker claims it, and
+    // its purge, which deletes `kept`'s errors with `kept`, waits mid-job for the lock.
     let due = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis()
         + 10_000;
-    let id = insert_job(db, "jobs.purge", r#"{"retention_days":36500}"#, 3, due);
+    let id = insert_job(db, "jobs.purge", r#"{"retention_days":0}"#, 3, due);
     let mut lock = Command::new("psql")
         .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &pg_name(db)])
         .args(["-v", "ON_ERROR_STOP=1", "-q"])
@@ -289,14 +292,14 @@ fn kill_nine(db: &Database) {
     let mut sql = lock.stdin.take().unwrap();
     writeln!(
         sql,
-        "BEGIN; LOCK TABLE job_payloads IN ACCESS EXCLUSIVE MODE;"
+        "BEGIN; LOCK TABLE job_errors IN ACCESS EXCLUSIVE MODE;"
     )
     .unwrap();
     sql.flush().unwrap();
     wait_until(|| {
         db.query_value(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' \
-             AND relation = 'job_payloads'::regclass",
+             AND relation = 'job_errors'::regclass",
         ) == "1"
     });
     wait_for_state(db, id, "running");
