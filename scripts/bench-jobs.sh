@@ -10,7 +10,7 @@
 # transactions), TRICKLE=300 (jobs of the latency run, one per transaction, TRICKLE_GAP_MS=20
 # apart), BACKENDS="sqlite postgres", BENCH_PIN=1 (0: no taskset), BENCH_WORKSPACE (an existing
 # generated workspace instead of a fresh one). The workers run with the queue's defaults
-# (JOBS_BATCH_SIZE=32, 2 loops each) unless JOBS_BATCH_SIZE or BENCH_JOBS_CONCURRENCY are set.
+# (JOBS_BATCH_SIZE=100, 2 loops each) unless JOBS_BATCH_SIZE or BENCH_JOBS_CONCURRENCY are set.
 #
 # The jobs are of a kind of the benchmark's own, `bench.noop`, whose handler only notes how long
 # the job waited: scripts/bench/jobs-load, a program built inside the generated workspace on its

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::admin::{StaffMember, create_staff, start_admin};
+use crate::admin::{PanelSession, StaffMember, create_staff, start_admin};
 use crate::api::{Api, KEY, on_each_database, seed, str_of};
 use crate::support::Database;
 
@@ -155,10 +155,12 @@ fn retries_and_admin(db: &Database) {
     assert!(at(2) - at(1) >= 100, "{} ms", at(2) - at(1));
     assert!(at(3) - at(2) >= 200, "{} ms", at(3) - at(2));
 
-    // A payload that is not a purge's: dead at the first attempt.
+    // Payloads that are not a purge's: dead at the first attempt.
     let malformed = insert_job(db, "jobs.purge", r#"{"retention":"forever"}"#, 3, 0);
     wait_for_state(db, malformed, "dead");
     assert_eq!(attempts(db, malformed), 1);
+    let in_panel = insert_job(db, "jobs.purge", r#"[]"#, 3, 0);
+    wait_for_state(db, in_panel, "dead");
 
     let admin = start_admin(db, &with(&[]));
     create_staff(db, "jobs-admin@example.com", "admin").unwrap();
@@ -182,9 +184,27 @@ fn retries_and_admin(db: &Database) {
         counts["counts"]
             .as_array()
             .unwrap()
-            .contains(&json!({"kind": "jobs.purge", "state": "dead", "jobs": 2})),
+            .contains(&json!({"kind": "jobs.purge", "state": "dead", "jobs": 3})),
         "{counts}"
     );
+    // The panel: the counts, the dead jobs, a dead job's page with its actions.
+    let panel = PanelSession::sign_in(&admin, "jobs-admin@example.com");
+    let page = panel.get(&admin, "/admin/jobs?state=dead").expect(200);
+    assert!(page.body.contains(r#"id="job-counts""#), "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!(r#"href="/admin/jobs/{in_panel}""#))
+    );
+    let page = panel
+        .get(&admin, &format!("/admin/jobs/{in_panel}"))
+        .expect(200);
+    assert!(page.body.contains(r#"id="retry""#) && page.body.contains(r#"id="discard""#));
+    assert!(
+        page.body.contains("is not a jobs.purge payload"),
+        "{}",
+        page.body
+    );
+
     let dead = get("/api/admin/jobs?state=dead");
     let ids: Vec<i64> = dead["jobs"]
         .as_array()
@@ -192,7 +212,7 @@ fn retries_and_admin(db: &Database) {
         .iter()
         .map(|job| job["id"].as_i64().unwrap())
         .collect();
-    assert_eq!(ids, [malformed, refused]);
+    assert_eq!(ids, [in_panel, malformed, refused]);
     admin
         .get("/api/admin/jobs?state=lost")
         .bearer(&staff.access)
@@ -220,6 +240,13 @@ fn retries_and_admin(db: &Database) {
         .expect_json(202);
     assert_eq!(retried, json!({"job": refused, "status": "queued"}));
     wait_for_state(db, refused, "succeeded");
+    // Discarding deletes the payload: possible again now that the trigger is gone.
+    let discarded = panel.submit(&admin, &format!("/admin/jobs/{in_panel}/discard"), &[]);
+    assert_eq!(
+        discarded.expect(303).header("location"),
+        Some("/admin/jobs?state=dead&notice=discarded")
+    );
+    assert_eq!(count(db, &format!("id = {in_panel}")), 0);
 
     let discarded = admin
         .post(&format!("/api/admin/jobs/{malformed}/discard"))
@@ -240,12 +267,17 @@ fn retries_and_admin(db: &Database) {
         .iter()
         .map(|entry| (str_of(&entry["action"]), str_of(&entry["target_id"])))
         .collect();
-    let (refused, malformed) = (refused.to_string(), malformed.to_string());
+    let (refused, malformed, in_panel) = (
+        refused.to_string(),
+        malformed.to_string(),
+        in_panel.to_string(),
+    );
     assert_eq!(
         actions,
         [
             ("job.discard", malformed.as_str()),
-            ("job.retry", refused.as_str())
+            ("job.discard", in_panel.as_str()),
+            ("job.retry", refused.as_str()),
         ],
         "{audit}"
     );
@@ -271,14 +303,17 @@ fn expired_lease(db: &Database) {
 fn kill_nine(db: &Database) {
     let lease = [("JOBS_LEASE_SECS", "2")];
     let doomed = Api::start(db, &with(&lease));
-    // Due in a few seconds, once its payload is locked away: the worker claims it and waits,
-    // mid-job, for the lock.
+    // A purge that succeeds, so that the next one has a job to delete.
+    let kept = insert_purges(db, 1, 36_500, 3);
+    wait_for_state(db, kept, "succeeded");
+    // Due in a few seconds, once the errors table is locked away: the worker claims it, and
+    // its purge, which deletes `kept`'s errors with `kept`, waits mid-job for the lock.
     let due = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis()
         + 10_000;
-    let id = insert_job(db, "jobs.purge", r#"{"retention_days":36500}"#, 3, due);
+    let id = insert_job(db, "jobs.purge", r#"{"retention_days":0}"#, 3, due);
     let mut lock = Command::new("psql")
         .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &pg_name(db)])
         .args(["-v", "ON_ERROR_STOP=1", "-q"])
@@ -289,14 +324,14 @@ fn kill_nine(db: &Database) {
     let mut sql = lock.stdin.take().unwrap();
     writeln!(
         sql,
-        "BEGIN; LOCK TABLE job_payloads IN ACCESS EXCLUSIVE MODE;"
+        "BEGIN; LOCK TABLE job_errors IN ACCESS EXCLUSIVE MODE;"
     )
     .unwrap();
     sql.flush().unwrap();
     wait_until(|| {
         db.query_value(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' \
-             AND relation = 'job_payloads'::regclass",
+             AND relation = 'job_errors'::regclass",
         ) == "1"
     });
     wait_for_state(db, id, "running");

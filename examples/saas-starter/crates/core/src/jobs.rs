@@ -321,7 +321,8 @@ pub fn worker_command() -> bool {
 }
 
 /// The `JOBS_*` settings of the queue, and the `<SERVICE>_JOBS_*` ones of this service's worker.
-#[derive(Debug, Clone)]
+/// Not `Debug`: it holds `DATABASE_URL`, which may hold a password.
+#[derive(Clone)]
 pub struct JobsConfig {
     /// Run a worker in the service's process (the `worker` command runs one regardless).
     worker: bool,
@@ -351,7 +352,7 @@ impl JobsConfig {
             value
         };
         let concurrency = positive(&format!("{service_prefix}_JOBS_CONCURRENCY"), 2);
-        let batch_size = positive("JOBS_BATCH_SIZE", 32);
+        let batch_size = positive("JOBS_BATCH_SIZE", 100);
         let base_delay = positive("JOBS_RETRY_BASE_MS", 1_000);
         let max_delay = positive("JOBS_RETRY_MAX_MS", 3_600_000);
         let lease = positive("JOBS_LEASE_SECS", 60);

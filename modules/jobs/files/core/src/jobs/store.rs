@@ -192,6 +192,8 @@ pub struct Claimed {
     pub max_attempts: i64,
     /// Whether the previous attempt's lease expired: its worker stopped or crashed.
     pub abandoned: bool,
+    /// The job's payload (empty if it has none, which its handler refuses).
+    pub payload: String,
 }
 
 /// Leases up to `limit` due jobs of `kinds` to `worker` until `lease_until_ms`: queued jobs whose
@@ -219,16 +221,19 @@ pub async fn claim(
     let set = "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, \
                    lease_until_ms = $2, \
                    abandoned = CASE WHEN state = 'running' THEN 1 ELSE 0 END";
+    let returning = "RETURNING id, kind, attempts, max_attempts, abandoned";
     let sql = match db.backend() {
         // `= ANY(ARRAY(...))` rather than `IN (...)`: a generic plan cannot see the LIMIT and
         // may join the ids to a scan of every job; an array is looked up in the primary key.
+        // The payloads come with the claim: one round trip for both.
         Backend::Postgres => format!(
-            "{set} WHERE id = ANY(ARRAY({due} FOR UPDATE SKIP LOCKED)) \
-             RETURNING id, kind, attempts, max_attempts, abandoned"
+            "WITH claimed AS ({set} WHERE id = ANY(ARRAY({due} FOR UPDATE SKIP LOCKED)) \
+                 {returning}) \
+             SELECT claimed.*, job_payloads.payload AS payload FROM claimed \
+             LEFT JOIN job_payloads ON job_payloads.job_id = claimed.id"
         ),
-        Backend::Sqlite => format!(
-            "{set} WHERE id IN ({due}) RETURNING id, kind, attempts, max_attempts, abandoned"
-        ),
+        // SQLite's RETURNING cannot join: the payloads are read next (no round trip there).
+        Backend::Sqlite => format!("{set} WHERE id IN ({due}) {returning}"),
     };
     let mut query = sqlx::query(AssertSqlSafe(sql))
         .bind(worker)
@@ -239,11 +244,27 @@ pub async fn claim(
         query = query.bind(*kind);
     }
     let rows = query.fetch_all(db.pool()).await?;
+    let mut payloads = match db.backend() {
+        Backend::Postgres => HashMap::new(),
+        Backend::Sqlite => {
+            let ids: Vec<i64> = rows
+                .iter()
+                .map(|row| row.try_get("id"))
+                .collect::<sqlx::Result<_>>()?;
+            payloads(db, &ids).await?
+        }
+    };
     rows.iter()
         .map(|row| {
+            let id: i64 = row.try_get("id")?;
+            let payload = match db.backend() {
+                Backend::Postgres => row.try_get::<Option<String>, _>("payload")?,
+                Backend::Sqlite => payloads.remove(&id),
+            };
             Ok(Claimed {
+                payload: payload.unwrap_or_default(),
                 lease: Lease {
-                    id: row.try_get("id")?,
+                    id,
                     attempt: row.try_get("attempts")?,
                     owner: worker.to_owned(),
                 },
@@ -257,7 +278,7 @@ pub async fn claim(
 
 /// The payloads of jobs `ids`, by id, in one query. Read outside any transaction: a payload
 /// never changes.
-pub async fn payloads(db: &Database, ids: &[i64]) -> sqlx::Result<HashMap<i64, String>> {
+async fn payloads(db: &Database, ids: &[i64]) -> sqlx::Result<HashMap<i64, String>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }

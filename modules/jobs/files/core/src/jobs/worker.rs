@@ -199,8 +199,6 @@ impl Loop {
             )
             .await?
         };
-        let ids: Vec<i64> = claimed.iter().map(|job| job.lease.id).collect();
-        let mut payloads = store::payloads(&inner.db, &ids).await?;
         let mut ready = Vec::with_capacity(claimed.len());
         for job in claimed {
             // Claimed only for the kinds this worker has, so a handler is always there.
@@ -215,7 +213,7 @@ impl Loop {
                     max_attempts: job.max_attempts,
                 },
                 handler: handler.clone(),
-                payload: payloads.remove(&job.lease.id).unwrap_or_default(),
+                payload: job.payload.clone(),
                 claimed: job,
             });
         }
@@ -339,11 +337,11 @@ impl Loop {
             return;
         }
         let inner = &self.shared.jobs.inner;
+        // One statement, committed on its own: no transaction around it to begin and commit.
         let result = async {
-            let mut tx = self.shared.turns.begin(&inner.db).await?;
-            let done = store::succeed(&mut tx, leases, now_ms()).await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(done)
+            let _turn = self.shared.turns.take().await;
+            let mut conn = inner.db.pool().acquire().await?;
+            store::succeed(&mut conn, leases, now_ms()).await
         }
         .await;
         match result {
