@@ -125,3 +125,37 @@ fn user_code_around_markers_survives_add_and_remove() {
         assert_same_tree(&edited, &read_tree(&root));
     }
 }
+
+/// The deployment modules on the default workspace (where they meet every service and module):
+/// each one added, then removed, leaves the workspace byte for byte as it was.
+#[test]
+fn deployment_modules_on_the_default_workspace_come_off_byte_exact() {
+    let (_temp, root) = generate("acme", &["--yes"]);
+    let fresh = read_tree(&root);
+    let ids: Vec<String> = catalog_ids(&root)
+        .into_iter()
+        .filter(|id| id.starts_with("deploy/") || id.starts_with("ci/"))
+        .collect();
+    assert!(ids.len() >= 5, "{ids:?}");
+    for id in &ids {
+        saaskit(&root).args(["add", id]).assert().success();
+        assert_ne!(read_tree(&root), fresh, "adding {id} changed nothing");
+        saaskit(&root).args(["remove", id]).assert().success();
+        assert_same_tree(&fresh, &read_tree(&root));
+    }
+    // All of them at once, then off again, each once no other remaining one requires it.
+    for id in &ids {
+        saaskit(&root).args(["add", id]).assert().success();
+    }
+    let requires: std::collections::BTreeMap<_, _> = catalog(&root).into_iter().collect();
+    let mut remaining = ids;
+    while let Some(index) = remaining
+        .iter()
+        .position(|id| !remaining.iter().any(|other| requires[other].contains(id)))
+    {
+        let id = remaining.remove(index);
+        saaskit(&root).args(["remove", &id]).assert().success();
+    }
+    assert!(remaining.is_empty(), "{remaining:?}");
+    assert_same_tree(&fresh, &read_tree(&root));
+}
