@@ -26,6 +26,23 @@ fn catalog_ids(dir: &std::path::Path) -> Vec<String> {
     catalog(dir).into_iter().map(|(id, _)| id).collect()
 }
 
+/// Removes the modules `remaining` from the workspace at `root`, each step the last module no other remaining
+/// one requires.
+fn remove_dependents_first(root: &std::path::Path, mut remaining: Vec<String>) {
+    let requires: std::collections::BTreeMap<_, _> = catalog(root).into_iter().collect();
+    while let Some(index) = remaining
+        .iter()
+        .rposition(|id| !remaining.iter().any(|other| requires[other].contains(id)))
+    {
+        let id = remaining.remove(index);
+        saaskit(root).args(["remove", &id]).assert().success();
+    }
+    assert!(
+        remaining.is_empty(),
+        "requirements form a cycle: {remaining:?}"
+    );
+}
+
 #[test]
 fn every_module_added_then_removed_leaves_the_tree_as_new_made_it() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
@@ -71,19 +88,7 @@ fn adding_all_defaults_then_removing_them_is_an_exact_undo() {
     // Dependents first: each step removes the last module no other remaining one requires (a
     // module on several services may require one that only a later service lists, as
     // admin/feature-flags on the api and the admin service requires admin/core).
-    let requires: std::collections::BTreeMap<_, _> = catalog(&bare).into_iter().collect();
-    let mut remaining = defaults;
-    while let Some(index) = remaining
-        .iter()
-        .rposition(|id| !remaining.iter().any(|other| requires[other].contains(id)))
-    {
-        let id = remaining.remove(index);
-        saaskit(&bare).args(["remove", &id]).assert().success();
-    }
-    assert!(
-        remaining.is_empty(),
-        "requirements form a cycle: {remaining:?}"
-    );
+    remove_dependents_first(&bare, defaults);
     assert_same_tree(&fresh, &read_tree(&bare));
 }
 
@@ -147,15 +152,6 @@ fn deployment_modules_on_the_default_workspace_come_off_byte_exact() {
     for id in &ids {
         saaskit(&root).args(["add", id]).assert().success();
     }
-    let requires: std::collections::BTreeMap<_, _> = catalog(&root).into_iter().collect();
-    let mut remaining = ids;
-    while let Some(index) = remaining
-        .iter()
-        .position(|id| !remaining.iter().any(|other| requires[other].contains(id)))
-    {
-        let id = remaining.remove(index);
-        saaskit(&root).args(["remove", &id]).assert().success();
-    }
-    assert!(remaining.is_empty(), "{remaining:?}");
+    remove_dependents_first(&root, ids);
     assert_same_tree(&fresh, &read_tree(&root));
 }
