@@ -30,6 +30,7 @@ mod api;
 mod browser;
 mod client;
 mod config;
+mod deploy;
 mod flags;
 mod health;
 mod ops;
