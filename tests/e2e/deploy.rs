@@ -197,7 +197,8 @@ impl Nginx {
                 "daemon off;",
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            // A file: a worker outliving the test must not hold the test's pipes open.
+            .stderr(std::fs::File::create(path("nginx.log")).unwrap())
             .spawn()
             .expect("nginx starts");
         let nginx = Nginx {
@@ -214,7 +215,8 @@ impl Nginx {
         {
             assert!(
                 Instant::now() < deadline,
-                "nginx did not answer within 30 s"
+                "nginx did not answer within 30 s:\n{}",
+                std::fs::read_to_string(nginx.dir.path().join("nginx.log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -280,7 +282,18 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM, on which the master process stops its workers, then exits; SIGKILL would leave
+    /// the workers running.
     fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
