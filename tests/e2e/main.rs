@@ -11,9 +11,12 @@
 //! - `admin`: the admin service's JSON API, permissions, impersonation, audit log and the
 //!   panel's sign-in and CSRF protection over HTTP (docs/admin.md), on both databases;
 //! - `ops`: what deployments rely on: services started together on a new database, the
-//!   `migrate` command, slow clients disconnected, start-up errors without backtraces;
+//!   `migrate` and `healthcheck` commands, slow clients disconnected, start-up errors without
+//!   backtraces;
 //! - `config`: each service's own CORS origins, and production start-up refusing secrets
 //!   anyone can know and TLS settings the build cannot honour;
+//! - `deploy`: the `deploy/vps` module's systemd units verified with the binaries in place,
+//!   and its nginx site in front of the services over HTTPS;
 //! - `order`: a workspace whose modules were added in another order than the default one
 //!   behaves the same (layers that apply to a whole service cover every module's routes);
 //! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.

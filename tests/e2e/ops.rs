@@ -1,6 +1,7 @@
 //! How the services behave for whoever deploys them: started together on one new database they
 //! all come up (one applies the migrations, the others wait for it); each binary takes `migrate`
 //! for a one-shot migration job, and `DATABASE_MIGRATE_ON_START=false` leaves migrations to it;
+//! each binary checks the health of the running service with `healthcheck`;
 //! a client that sends its request headers too slowly is disconnected; and a start-up error is
 //! reported in a few lines, without a stack backtrace (docs/architecture.md, "Operations").
 
