@@ -747,10 +747,11 @@ fn the_wizard_asks_for_services_modules_and_database_in_a_terminal() {
         })
     };
     let mut stdin = child.stdin.take().unwrap();
-    // Enter: all services; `a` (toggle all) + enter: no modules; down + enter: postgres.
+    // Enter: all services; `a` twice + enter: no modules (`a` ticks every module unless all
+    // are, and only the defaults are ticked at first); down + enter: postgres.
     for (prompt, keys) in [
         ("Services", "\r"),
-        ("Modules", "a\r"),
+        ("Modules", "aa\r"),
         ("Default database", "\x1b[B\r"),
     ] {
         let deadline = Instant::now() + Duration::from_secs(30);

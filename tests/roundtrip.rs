@@ -26,6 +26,23 @@ fn catalog_ids(dir: &std::path::Path) -> Vec<String> {
     catalog(dir).into_iter().map(|(id, _)| id).collect()
 }
 
+/// Removes the modules `remaining` from the workspace at `root`, each step the last module no other remaining
+/// one requires.
+fn remove_dependents_first(root: &std::path::Path, mut remaining: Vec<String>) {
+    let requires: std::collections::BTreeMap<_, _> = catalog(root).into_iter().collect();
+    while let Some(index) = remaining
+        .iter()
+        .rposition(|id| !remaining.iter().any(|other| requires[other].contains(id)))
+    {
+        let id = remaining.remove(index);
+        saaskit(root).args(["remove", &id]).assert().success();
+    }
+    assert!(
+        remaining.is_empty(),
+        "requirements form a cycle: {remaining:?}"
+    );
+}
+
 #[test]
 fn every_module_added_then_removed_leaves_the_tree_as_new_made_it() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
@@ -71,19 +88,7 @@ fn adding_all_defaults_then_removing_them_is_an_exact_undo() {
     // Dependents first: each step removes the last module no other remaining one requires (a
     // module on several services may require one that only a later service lists, as
     // admin/feature-flags on the api and the admin service requires admin/core).
-    let requires: std::collections::BTreeMap<_, _> = catalog(&bare).into_iter().collect();
-    let mut remaining = defaults;
-    while let Some(index) = remaining
-        .iter()
-        .rposition(|id| !remaining.iter().any(|other| requires[other].contains(id)))
-    {
-        let id = remaining.remove(index);
-        saaskit(&bare).args(["remove", &id]).assert().success();
-    }
-    assert!(
-        remaining.is_empty(),
-        "requirements form a cycle: {remaining:?}"
-    );
+    remove_dependents_first(&bare, defaults);
     assert_same_tree(&fresh, &read_tree(&bare));
 }
 
@@ -124,4 +129,29 @@ fn user_code_around_markers_survives_add_and_remove() {
         saaskit(&root).args(["remove", &id]).assert().success();
         assert_same_tree(&edited, &read_tree(&root));
     }
+}
+
+/// The deployment modules on the default workspace (where they meet every service and module):
+/// each one added, then removed, leaves the workspace byte for byte as it was.
+#[test]
+fn deployment_modules_on_the_default_workspace_come_off_byte_exact() {
+    let (_temp, root) = generate("acme", &["--yes"]);
+    let fresh = read_tree(&root);
+    let ids: Vec<String> = catalog_ids(&root)
+        .into_iter()
+        .filter(|id| id.starts_with("deploy/") || id.starts_with("ci/"))
+        .collect();
+    assert!(ids.len() >= 5, "{ids:?}");
+    for id in &ids {
+        saaskit(&root).args(["add", id]).assert().success();
+        assert_ne!(read_tree(&root), fresh, "adding {id} changed nothing");
+        saaskit(&root).args(["remove", id]).assert().success();
+        assert_same_tree(&fresh, &read_tree(&root));
+    }
+    // All of them at once, then off again, each once no other remaining one requires it.
+    for id in &ids {
+        saaskit(&root).args(["add", id]).assert().success();
+    }
+    remove_dependents_first(&root, ids);
+    assert_same_tree(&fresh, &read_tree(&root));
 }

