@@ -63,6 +63,8 @@ pub struct AuthConfig {
     cookie_secure: bool,
     /// How many password hashes may wait for a hashing thread (`AUTH_PASSWORD_HASH_QUEUE`).
     password_queue: usize,
+    /// How many verified access tokens the key set remembers (`AUTH_TOKEN_CACHE_CAPACITY`).
+    token_cache: usize,
 }
 
 impl AuthConfig {
@@ -123,6 +125,7 @@ impl AuthConfig {
             staff_timeouts,
             cookie_secure: env.optional("AUTH_COOKIE_SECURE", true),
             password_queue,
+            token_cache: env.optional("AUTH_TOKEN_CACHE_CAPACITY", 100_000),
         }
     }
 
@@ -218,7 +221,11 @@ impl Auth {
     /// Prepares authentication. `http` gives the origins the CSRF check trusts (the CORS ones).
     pub fn new(db: Database, config: AuthConfig, http: &HttpConfig) -> Result<Self, SetupError> {
         let mut config = config;
-        let keys = config.keys.take().ok_or(SetupError::InvalidConfig)?;
+        let keys = config
+            .keys
+            .take()
+            .ok_or(SetupError::InvalidConfig)?
+            .remember_verified(config.token_cache);
         let jwks = keys.jwks();
         let passwords = Passwords::new(config.password_queue)?;
         tracing::info!(
