@@ -296,9 +296,10 @@ except Exception: pass')
         # Some versions refuse the password they stored: sign the token Loco would have issued.
         local pid
         if [ "$label" = sqlite ]; then
-            pid=$(python3 -c 'import sqlite3, sys
-print(sqlite3.connect(sys.argv[1]).execute("SELECT pid FROM users WHERE email = ?", (sys.argv[2],)).fetchone()[0])' \
-                "$loco_db_file" "$email")
+            # SeaORM stores the UUID as 16 bytes on SQLite.
+            pid=$(python3 -c 'import sqlite3, sys, uuid
+pid = sqlite3.connect(sys.argv[1]).execute("SELECT pid FROM users WHERE email = ?", (sys.argv[2],)).fetchone()[0]
+print(uuid.UUID(bytes=pid) if isinstance(pid, bytes) else pid)' "$loco_db_file" "$email")
         else
             pid=$(psql -h 127.0.0.1 -U postgres -d "$pg_db" -tAc \
                 "SELECT pid FROM users WHERE email = '$email'")
