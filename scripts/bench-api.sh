@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # Requests per second and latency of the generated api's `GET /api/auth/me` (Bearer token),
-# beside a bare axum handler returning a JSON body of the same size (scripts/bench/bare-axum),
+# beside a bare axum handler returning a JSON body of the same size (scripts/bench/bare-axum)
+# and Loco's SaaS starter's `GET /api/auth/current` (an HS512 JWT, then the user read by pid),
 # measured in the same run on the same machine with wrk over loopback; then `/me` again while 16
 # clients log in at once (argon2id at OWASP's parameters). On SQLite and, when one answers on
 # 127.0.0.1:5432, on PostgreSQL. Also prints the release build time of the generated api and the
 # crates in its Cargo.lock.
 #
+# Loco: the script installs its CLI when `loco` is not on the PATH (`cargo install loco
+# --version $LOCO_VERSION --locked`), generates the starter once (`loco new --db sqlite --bg async
+# --assets none`) into target/bench-loco/locobench and builds it in release with its own target
+# directory, target/bench-loco/target; both are kept between runs. It runs in Loco's
+# `production` environment, with the variables that environment requires. When any of that fails
+# (no network for a first build, say), Loco is skipped with the reason and the rest still runs.
+#
 # Usage: scripts/bench-api.sh
 # Settings (environment): DURATION=10 (seconds measured per run), WARMUP=2 (seconds of load
 # before each measured run, discarded), CONNECTIONS=32 (wrk connections to the measured
 # endpoint), LOGIN_CONNECTIONS=16 (clients logging in at once), PACE_MS=10 (pause of each
-# connection between two requests in the paced runs), BENCH_PIN=1 (0: no taskset).
+# connection between two requests in the paced runs), BENCH_PIN=1 (0: no taskset),
+# LOCO_VERSION=1.2.0 (the Loco CLI installed when none is), LOCO=1 (0: leave Loco out).
 #
 # Two kinds of run. A saturating run sends the next request as soon as the answer is in: it
 # measures throughput, and its latencies are mostly queueing (32 requests always in flight, so
@@ -153,6 +162,40 @@ build_secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
 crates=$(grep -c '^name = ' "$work/benchws/Cargo.lock")
 echo "  ${build_secs} s ($build_kind); crates in Cargo.lock: $crates"
 cargo build --release --quiet --manifest-path "$root/scripts/bench/bare-axum/Cargo.toml"
+
+# Loco's starter: sets loco_bin, or prints why Loco is left out.
+loco_bin=
+loco_app=$root/target/bench-loco/locobench
+loco_skip() { echo "  Loco left out: $1"; }
+setup_loco() {
+    local loco log=$work/loco-setup.log
+    loco=$(command -v loco || true)
+    [ -n "$loco" ] || [ ! -x "$HOME/.cargo/bin/loco" ] || loco=$HOME/.cargo/bin/loco
+    if [ -z "$loco" ]; then
+        echo "installing Loco's CLI (cargo install loco --version ${LOCO_VERSION:-1.2.0} --locked)"
+        cargo install --quiet --locked loco --version "${LOCO_VERSION:-1.2.0}" >"$log" 2>&1 || {
+            loco_skip "cargo install loco failed (offline?); its output: $(tail -3 "$log")"
+            return
+        }
+        loco=$HOME/.cargo/bin/loco
+    fi
+    if [ ! -f "$loco_app/Cargo.toml" ]; then
+        mkdir -p "${loco_app%/*}"
+        "$loco" new --name locobench --db sqlite --bg async --assets none \
+            --path "${loco_app%/*}" --allow-in-git-repo >"$log" 2>&1 || {
+            loco_skip "loco new failed: $(tail -3 "$log")"
+            return
+        }
+    fi
+    echo "building Loco's starter ($("$loco" --version), release, target/bench-loco/target)"
+    (cd "$loco_app" && CARGO_TARGET_DIR=$root/target/bench-loco/target \
+        cargo build --release --quiet) >"$log" 2>&1 || {
+        loco_skip "its release build failed (offline, or a crate missing?): $(tail -3 "$log")"
+        return
+    }
+    loco_bin=$root/target/bench-loco/target/release/locobench-cli
+}
+[ "${LOCO:-1}" = 0 ] || setup_loco
 echo
 
 # --- bare axum -------------------------------------------------------------------------------
@@ -223,14 +266,88 @@ bench_api() {
     echo
 }
 
+# --- Loco's starter --------------------------------------------------------------------------
+
+# bench_loco LABEL DATABASE_URL: `GET /api/auth/current` with a Bearer token.
+bench_loco() {
+    local label=$1 database_url=$2
+    [ -n "$loco_bin" ] || return 0
+    local port base secret
+    port=$(free_port)
+    base="http://127.0.0.1:$port"
+    # Loco reads its HS512 key as base64 (`jsonwebtoken`'s `from_base64_secret`).
+    secret=$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(64)).decode())')
+    echo "Loco's starter on $label"
+    # `production` takes no default for secrets and addresses: the mailer's are never used here
+    # (registration's welcome mail fails in the background, which the request does not wait for).
+    start_server "$work/loco-$label.log" "$base/_ping" "$loco_app" \
+        env LOCO_ENV=production PORT="$port" BINDING=127.0.0.1 HOST="$base" LOG_LEVEL=warn \
+        DATABASE_URL="$database_url" JWT_SECRET="$secret" MAILER_HOST=127.0.0.1 \
+        MAILER_USER=bench MAILER_PASSWORD=bench "$loco_bin" start
+    curl -sf -o /dev/null -X POST "$base/api/auth/register" -H 'Content-Type: application/json' \
+        -d "{\"email\": \"$email\", \"password\": \"$password\", \"name\": \"Ada\"}"
+    local token
+    token=$(curl -s -X POST "$base/api/auth/login" -H 'Content-Type: application/json' \
+        -d "{\"email\": \"$email\", \"password\": \"$password\"}" |
+        python3 -c 'import json, sys
+try: print(json.load(sys.stdin)["token"])
+except Exception: pass')
+    if [ -z "$token" ]; then
+        # Some versions refuse the password they stored: sign the token Loco would have issued.
+        local pid
+        if [ "$label" = sqlite ]; then
+            # SeaORM stores the UUID as 16 bytes on SQLite.
+            pid=$(python3 -c 'import sqlite3, sys, uuid
+pid = sqlite3.connect(sys.argv[1]).execute("SELECT pid FROM users WHERE email = ?", (sys.argv[2],)).fetchone()[0]
+print(uuid.UUID(bytes=pid) if isinstance(pid, bytes) else pid)' "$loco_db_file" "$email")
+        else
+            pid=$(psql -h 127.0.0.1 -U postgres -d "$pg_db" -tAc \
+                "SELECT pid FROM users WHERE email = '$email'")
+        fi
+        token=$(python3 - "$secret" "$pid" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+secret, pid = base64.b64decode(sys.argv[1]), sys.argv[2]
+b64 = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=")
+part = lambda value: b64(json.dumps(value, separators=(",", ":")).encode())
+signed = part({"typ": "JWT", "alg": "HS512"}) + b"." + part({"pid": pid, "exp": int(time.time()) + 3600})
+print((signed + b"." + b64(hmac.new(secret, signed, hashlib.sha512).digest())).decode())
+PY
+        )
+        echo "  (its login refused the password: token signed with its JWT_SECRET)"
+    fi
+    local auth=(-H "Authorization: Bearer $token")
+    curl -sf -o /dev/null "$base/api/auth/current" "${auth[@]}" || {
+        echo "  GET /api/auth/current refused the token: Loco left out on $label"
+        stop_server
+        return 0
+    }
+    measure "loco-$label" saturating.lua "$base/api/auth/current" "${auth[@]}"
+    show "loco-$label" "GET /api/auth/current"
+    stop_server
+    rows+=("Loco /api/auth/current, $label|loco-$label")
+    echo
+}
+
 bench_api sqlite "sqlite://$work/bench.db?mode=rwc"
+loco_db_file=$work/loco.db
+bench_loco sqlite "sqlite://$loco_db_file?mode=rwc"
 
 if postgres_answers; then
     if create_pg_db "saaskit_bench_$$"; then
         bench_api postgres "postgres://postgres@127.0.0.1:5432/$pg_db"
+        drop_pg_db
     else
         echo "PostgreSQL answers but the database could not be created: skipped"
         pg_db=
+    fi
+    if [ -n "$loco_bin" ]; then
+        if create_pg_db "loco_bench_$$"; then
+            bench_loco postgres "postgres://postgres@127.0.0.1:5432/$pg_db"
+            drop_pg_db
+        else
+            echo "PostgreSQL answers but Loco's database could not be created: skipped"
+            pg_db=
+        fi
     fi
 else
     echo "no PostgreSQL on 127.0.0.1:5432 (pg_isready): skipped"
@@ -259,6 +376,12 @@ for label in sqlite postgres; do
     read -r _ _ paced_p99 _ <"$work/paced-$label-busy.result"
     percent=$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN { printf "%.1f", 100 * a / b }')
     echo "$label: /me at $percent % of the bare handler's req/s (target: at least 30 %): $(verdict "$(awk -v p="$percent" 'BEGIN { print p >= 30 }')")"
+    if [ -f "$work/loco-$label.result" ]; then
+        read -r loco_rps _ <"$work/loco-$label.result"
+        times=$(awk -v a="$rps" -v b="$loco_rps" 'BEGIN { printf "%.2f", a / b }')
+        target=$([ "$label" = sqlite ] && echo 2 || echo 1)
+        echo "$label: /me at ${times}x Loco's /api/auth/current (target: at least ${target}x): $(verdict "$(awk -v t="$times" -v g="$target" 'BEGIN { print t >= g }')")"
+    fi
     # Judged on the paced run: a stall of the runtime shows there as latency, while the p99 of a
     # saturating run is mostly the queue of $connections requests in flight (see the top).
     echo "$label: /me p99 while $login_connections clients log in: $paced_p99 ms paced (target: under 5 ms): $(verdict "$(awk -v b="$paced_p99" 'BEGIN { print b < 5 }')"); saturating: $busy_p99 ms"

@@ -11,6 +11,10 @@
 # For the same reason, give the disk half a minute after deleting many files (a build, an
 # earlier run of this script) before running it. The same command is also timed writing to a
 # tmpfs, where the disk plays no part.
+#
+# When Loco's CLI is installed (`loco` on the PATH or in ~/.cargo/bin; scripts/bench-api.sh
+# installs it), a last hyperfine run times `saaskit new` and `loco new` (its SaaS starter on
+# SQLite, as scripts/bench-api.sh generates it) side by side on the tmpfs, and prints the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-100}
@@ -35,3 +39,21 @@ for label, path in zip(["disk", "tmpfs"], sys.argv[1:]):
           f"max {ms(r['max'])}, user {ms(r['user'])}, system {ms(r['system'])}")
 PY
 echo "files written: $(find "$out/acme" -type f | wc -l)"
+
+loco=$(command -v loco || true)
+[ -n "$loco" ] || [ ! -x "$HOME/.cargo/bin/loco" ] || loco=$HOME/.cargo/bin/loco
+if [ -z "$loco" ]; then
+    echo "no loco CLI (cargo install loco): the comparison with loco new is skipped"
+    exit 0
+fi
+mkdir "$shm/loco"
+hyperfine -N --warmup 10 --runs "$runs" --export-json "$out/versus.json" \
+    --prepare "rm -rf $shm/acme $shm/loco/locobench" \
+    "target/release/saaskit new acme --yes --output $shm/acme" \
+    "$loco new --name locobench --db sqlite --bg async --assets none --path $shm/loco --allow-in-git-repo"
+python3 - "$out/versus.json" "$($loco --version)" <<'PY'
+import json, sys
+saaskit, loco = json.load(open(sys.argv[1]))["results"]
+print(f"saaskit new: mean {saaskit['mean'] * 1000:.1f} ms; {sys.argv[2]} new: mean "
+      f"{loco['mean'] * 1000:.1f} ms; saaskit takes {saaskit['mean'] / loco['mean']:.2f} of loco's time")
+PY

@@ -82,6 +82,42 @@ fn a_password_change_revokes_every_other_session() {
     on_each_database(with_api(password_change));
 }
 
+/// Two instances on one database, as behind a load balancer: each reads sessions on its own
+/// connections (on SQLite, read-only ones outside sqlx's pool) and remembers the tokens whose
+/// signature it checked, and still refuses a session the other ended, at the next request.
+#[test]
+fn a_session_ended_through_one_instance_is_refused_at_once_by_the_other() {
+    on_each_database(|db| {
+        let first = Api::start(db, &[]);
+        let second = Api::start(db, &[]);
+        let ada = register(&first, "ada@example.com");
+        let phone = login_as(&second, "ada@example.com", PASSWORD);
+        let laptop = login_as(&first, "ada@example.com", PASSWORD);
+        for api in [&first, &second] {
+            for session in [&ada, &phone, &laptop] {
+                assert_signed_in(api, session);
+            }
+        }
+
+        first
+            .post("/api/auth/logout")
+            .bearer(&ada.access)
+            .send()
+            .expect(204);
+        assert_signed_out(&second, &ada);
+        assert_signed_in(&second, &phone);
+
+        second
+            .post("/api/auth/password")
+            .bearer(&phone.access)
+            .json(json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}))
+            .send()
+            .expect(204);
+        assert_signed_out(&first, &laptop);
+        assert_signed_in(&first, &phone);
+    });
+}
+
 #[test]
 fn cookie_requests_with_unsafe_methods_need_a_same_origin_proof() {
     on_each_database(with_api(csrf));

@@ -75,6 +75,8 @@ pub struct AuthConfig {
     require_verified_email: bool,
     /// How long the links of the account emails work (`AUTH_*_TOKEN_TTL_SECS`).
     token_lifetimes: TokenLifetimes,
+    /// How many verified access tokens the key set remembers (`AUTH_TOKEN_CACHE_CAPACITY`).
+    token_cache: usize,
 }
 
 impl AuthConfig {
@@ -142,6 +144,7 @@ impl AuthConfig {
             password_queue,
             require_verified_email: env.optional("AUTH_REQUIRE_VERIFIED_EMAIL", false),
             token_lifetimes,
+            token_cache: env.optional("AUTH_TOKEN_CACHE_CAPACITY", 100_000),
         }
     }
 
@@ -254,7 +257,11 @@ impl Auth {
         mailer: &Mailer,
     ) -> Result<Self, SetupError> {
         let mut config = config;
-        let keys = config.keys.take().ok_or(SetupError::InvalidConfig)?;
+        let keys = config
+            .keys
+            .take()
+            .ok_or(SetupError::InvalidConfig)?
+            .remember_verified(config.token_cache);
         let jwks = keys.jwks();
         let passwords = Passwords::new(config.password_queue)?;
         tracing::info!(

@@ -33,7 +33,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::Service;
 
-pub use health::{Readiness, ReadinessCheck, health_routes};
+pub use health::{Readiness, ReadinessCheck, health_routes, healthcheck};
 pub use json::JsonBody;
 pub use middleware::with_middleware;
 

@@ -54,6 +54,13 @@ async fn run() -> anyhow::Result<()> {
     let telemetry_config = TelemetryConfig::from_env(&mut env);
     let http_config = HttpConfig::from_env(&mut env, "API");
     let server_config = ServerConfig::from_env(&mut env, "API");
+    // `healthcheck` asks the running service for its `/healthz` and exits 0 on a 200: a
+    // container's health check, with no curl in the image. Before any module's command line.
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        env.finish()?;
+        http::healthcheck(server_config.addr).await?;
+        return Ok(());
+    }
     // <<<inject:config>>>
     // <<<begin:db@config>>>
     let db_config = saas_starter_core::db::DatabaseConfig::from_env(&mut env);

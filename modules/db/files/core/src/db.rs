@@ -81,13 +81,17 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use sqlx::any::AnyPoolOptions;
+use rusqlite::OpenFlags;
+use rusqlite::config::DbConfig;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, SqlSafeStr, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Row, SqlSafeStr, Transaction};
 
 use crate::config::{Env, TLS_NOT_BUILT};
 use crate::error::{ApiError, BoxError};
@@ -100,6 +104,13 @@ include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 /// How long a query waits for a free connection before failing, and how long start-up waits for
 /// the database: long enough for a busy moment, short enough to fail while a client still waits.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection idle for longer than this is checked (a round trip) before a query gets it: one
+/// the server or the network dropped in the meantime is replaced instead of failing the query.
+/// sqlx's default checks every connection at every acquisition, which on PostgreSQL is a second
+/// round trip for each query (and on SQLite two more hand-offs between threads); a connection
+/// in steady use was just seen to work.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Which database `DATABASE_URL` points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +197,8 @@ pub struct Database {
     /// The SQLite database file, to lock around migrations; `None` on PostgreSQL and for an
     /// in-memory SQLite database, which no other process can reach.
     sqlite_file: Option<PathBuf>,
+    /// The read-only connections of [`Database::read_row`], on a SQLite file.
+    readers: Option<Arc<SqliteReaders>>,
 }
 
 // The async methods return boxed futures so that what they drive (sqlx's pool and drivers) is
@@ -209,6 +222,15 @@ impl Database {
             let pool = match AnyPoolOptions::new()
                 .max_connections(config.max_connections)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                .test_before_acquire(false)
+                .before_acquire(|connection, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > PING_IF_IDLE_FOR {
+                            connection.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect(&config.url)
                 .await
             {
@@ -229,10 +251,12 @@ impl Database {
                     .map_err(|error| DbError::Connect(backend, error))?;
             }
             tracing::info!(%backend, "connected to the database");
+            let readers = sqlite_file.clone().map(SqliteReaders::new).map(Arc::new);
             Ok(Self {
                 pool,
                 backend,
                 sqlite_file,
+                readers,
             })
         })
     }
@@ -297,6 +321,49 @@ impl Database {
         self.backend
     }
 
+    /// Runs `sql`, a read of at most one row, and turns the row into a `T` with `map`: for the
+    /// reads every request makes (the session behind a token or a cookie).
+    ///
+    /// On a SQLite file the statement runs on the calling thread, on one of this process's
+    /// read-only connections, with its prepared statement cached, instead of on the thread
+    /// sqlx gives each of its connections: the two hand-offs between threads (about six context
+    /// switches) cost more than the read itself. The database is in WAL mode, so readers never
+    /// wait for writers, and each statement sees every transaction committed before it began,
+    /// by this process or another: what was written through [`Database::pool`] (a revoked
+    /// session) is seen by the next read. The statement blocks its thread while it runs, so
+    /// keep this to lookups by an index. On PostgreSQL, and on an in-memory SQLite database,
+    /// which other connections cannot see, it goes through the pool like any query.
+    pub fn read_row<'a, T: Send + 'a>(
+        &'a self,
+        sql: &'static str,
+        params: &'a [Param<'a>],
+        map: fn(&dyn Columns) -> Result<T, sqlx::Error>,
+    ) -> BoxFuture<'a, Result<Option<T>, sqlx::Error>> {
+        Box::pin(async move {
+            if let Some(readers) = &self.readers {
+                match readers.read_row(sql, params, map) {
+                    // Another connection holds SQLite's exclusive lock for a moment (recovery
+                    // after a crash, a journal mode change): wait on the pool, not this thread.
+                    Err(ReadError::Busy) => {}
+                    Err(ReadError::Sqlite(error)) => return Err(sqlite_error(error)),
+                    Err(ReadError::Map(error)) => return Err(error),
+                    Ok(value) => return Ok(value),
+                }
+            }
+            let mut query = sqlx::query(sql);
+            for param in params {
+                query = match *param {
+                    Param::Text(text) => query.bind(text),
+                    Param::Int(int) => query.bind(int),
+                };
+            }
+            match query.fetch_optional(&self.pool).await? {
+                Some(row) => map(&row).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
     /// Begins a transaction that writes. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`): a transaction that reads first and writes later cannot wait for another
     /// writer, and would fail with "database is locked" where this one waits its turn.
@@ -312,6 +379,9 @@ impl Database {
     /// Waits for the connections in use to be returned, then closes them all.
     pub fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            if let Some(readers) = &self.readers {
+                readers.close();
+            }
             self.pool.close().await;
             tracing::info!("closed the database connections");
         })
@@ -325,6 +395,175 @@ impl ReadinessCheck for Database {
             Ok(())
         })
     }
+}
+
+/// A value bound to a placeholder of [`Database::read_row`]'s statement.
+#[derive(Debug, Clone, Copy)]
+pub enum Param<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Self::Text(text) => ValueRef::Text(text.as_bytes()),
+            Self::Int(int) => ValueRef::Integer(int),
+        }))
+    }
+}
+
+/// The columns of a row, read by name (see the module's documentation): what
+/// [`Database::read_row`] hands its `map`, whichever connection read the row.
+pub trait Columns {
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn optional_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+}
+
+impl Columns for AnyRow {
+    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+        self.try_get(column)
+    }
+
+    fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(column)
+    }
+
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+        self.try_get(column)
+    }
+
+    fn optional_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get(column)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+        self.get(column).map_err(sqlite_error)
+    }
+
+    fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+        self.get(column).map_err(sqlite_error)
+    }
+
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+        self.get(column).map_err(sqlite_error)
+    }
+
+    fn optional_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.get(column).map_err(sqlite_error)
+    }
+}
+
+/// The read-only connections [`Database::read_row`] uses on a SQLite file, opened as needed:
+/// a connection is taken for one statement and put back, so there are as many as threads that
+/// ever read at the same moment (the runtime's workers), each with its statement cache.
+///
+/// rusqlite rather than sqlx for these: sqlx runs every SQLite connection on a thread of its
+/// own, which is the cost this avoids. It links the same `libsqlite3-sys`, so one SQLite library
+/// serves both.
+#[derive(Debug)]
+struct SqliteReaders {
+    file: PathBuf,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+}
+
+/// Why a read on a [`SqliteReaders`] connection failed.
+enum ReadError {
+    /// The database is locked for a moment: worth running the statement another way.
+    Busy,
+    Sqlite(rusqlite::Error),
+    /// The caller's `map` refused the row.
+    Map(sqlx::Error),
+}
+
+impl From<rusqlite::Error> for ReadError {
+    fn from(error: rusqlite::Error) -> Self {
+        if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+            Self::Busy
+        } else {
+            Self::Sqlite(error)
+        }
+    }
+}
+
+impl SqliteReaders {
+    fn new(file: PathBuf) -> Self {
+        Self {
+            file,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn read_row<T>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        map: fn(&dyn Columns) -> Result<T, sqlx::Error>,
+    ) -> Result<Option<T>, ReadError> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => self.open()?,
+        };
+        let result = Self::query(&connection, sql, params, map);
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(connection);
+        result
+    }
+
+    fn query<T>(
+        connection: &rusqlite::Connection,
+        sql: &str,
+        params: &[Param<'_>],
+        map: fn(&dyn Columns) -> Result<T, sqlx::Error>,
+    ) -> Result<Option<T>, ReadError> {
+        let mut statement = connection.prepare_cached(sql)?;
+        // Dropping `rows` resets the statement, which ends its read transaction: a statement
+        // left open would keep reading the snapshot it started with, revoked sessions and all.
+        let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+        match rows.next()? {
+            Some(row) => map(row).map(Some).map_err(ReadError::Map),
+            None => Ok(None),
+        }
+    }
+
+    fn open(&self) -> Result<rusqlite::Connection, ReadError> {
+        // No mutex in SQLite: a connection is used by one thread at a time (`idle` hands it
+        // over).
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection = rusqlite::Connection::open_with_flags(&self.file, flags)?;
+        // Fail at once when locked rather than block a thread of the runtime: `read_row` then
+        // goes through the pool.
+        connection.busy_timeout(Duration::ZERO)?;
+        // One plan per statement, whatever the values bound: otherwise SQLite (built with STAT4)
+        // prepares the cached statement again at every step after new values are bound, which
+        // profiles showed as most of a read's time. These reads are lookups by a unique key,
+        // whose plan no value changes.
+        connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+        Ok(connection)
+    }
+
+    fn close(&self) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+/// An error of the SQLite read connections, as the `sqlx::Error` the queries' callers handle.
+fn sqlite_error(error: rusqlite::Error) -> sqlx::Error {
+    sqlx::Error::Io(io::Error::other(error))
 }
 
 /// Why the database could not be used at start-up.
@@ -404,13 +643,19 @@ async fn lock_migrations(database: &Path) -> Result<File, DbError> {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn migrates_a_new_sqlite_file_and_answers_queries() {
-        let dir = std::env::temp_dir().join(format!("shared-db-test-{}", std::process::id()));
-        let url = format!("sqlite://{}/nested/test.db?mode=rwc", dir.display());
+    /// The configuration of a SQLite file at `file` (its directories created at connection).
+    fn sqlite_config(file: &Path) -> DatabaseConfig {
+        let url = format!("sqlite://{}?mode=rwc", file.display());
         let mut env = Env::from_vars([("DATABASE_URL", url)]);
         let config = DatabaseConfig::from_env(&mut env);
         env.finish().unwrap();
+        config
+    }
+
+    #[tokio::test]
+    async fn migrates_a_new_sqlite_file_and_answers_queries() {
+        let dir = std::env::temp_dir().join(format!("shared-db-test-{}", std::process::id()));
+        let config = sqlite_config(&dir.join("nested/test.db"));
 
         let db = Database::connect(&config).await.unwrap();
         db.migrate().await.unwrap();
@@ -424,6 +669,57 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
 
         assert_eq!(answer, 42);
+    }
+
+    /// Two services on one SQLite file: what one commits, the other's next `read_row` sees, on
+    /// a read-only connection it already used (whose cached statement must not keep an old
+    /// snapshot).
+    #[tokio::test]
+    async fn read_row_sees_what_another_connection_committed_before_it() {
+        let dir = std::env::temp_dir().join(format!("shared-db-read-{}", std::process::id()));
+        let config = sqlite_config(&dir.join("test.db"));
+        let writer = Database::connect(&config).await.unwrap();
+        let reader = Database::connect(&config).await.unwrap();
+        sqlx::query("CREATE TABLE sessions (id TEXT PRIMARY KEY, revoked_at BIGINT)")
+            .execute(writer.pool())
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO sessions (id) VALUES ('s1')")
+            .execute(writer.pool())
+            .await
+            .unwrap();
+        let in_force = || async {
+            let params = [Param::Text("s1")];
+            reader
+                .read_row(
+                    "SELECT id FROM sessions WHERE id = $1 AND revoked_at IS NULL",
+                    &params,
+                    |row| row.text("id"),
+                )
+                .await
+                .unwrap()
+        };
+
+        let before = in_force().await;
+        sqlx::query("UPDATE sessions SET revoked_at = 1 WHERE id = 's1'")
+            .execute(writer.pool())
+            .await
+            .unwrap();
+        let after = in_force().await;
+        let readers = reader.readers.as_ref().map(|readers| {
+            readers
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len()
+        });
+        writer.close().await;
+        reader.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+
+        assert_eq!(before.as_deref(), Some("s1"));
+        assert_eq!(after, None);
+        assert_eq!(readers, Some(1), "both reads on one read-only connection");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::db::Database;
+use crate::db::{Columns, Database};
 
 /// A user as every response shows it: never with the password hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,18 +68,16 @@ pub(crate) use user_columns;
 impl User {
     /// Reads a user from the [`user_columns`] of `row`, by name, wherever the query put them.
     /// (By hand: sqlx's `FromRow` derive would compile both database drivers a second time.)
-    pub fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+    pub fn from_row(row: &(impl Columns + ?Sized)) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            id: row.try_get("id")?,
-            email: row.try_get("email")?,
-            full_name: row.try_get("full_name")?,
-            role: Role::parse(&row.try_get::<String, _>("role")?).ok_or_else(|| {
+            id: row.text("id")?,
+            email: row.text("email")?,
+            full_name: row.optional_text("full_name")?,
+            role: Role::parse(&row.text("role")?).ok_or_else(|| {
                 sqlx::Error::Decode("users.role is not customer, support or admin".into())
             })?,
-            email_verified: row
-                .try_get::<Option<i64>, _>("email_verified_at")?
-                .is_some(),
-            created_at: row.try_get("created_at")?,
+            email_verified: row.optional_int("email_verified_at")?.is_some(),
+            created_at: row.int("created_at")?,
         })
     }
 }

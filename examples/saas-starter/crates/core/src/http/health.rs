@@ -4,15 +4,25 @@
 //! should be restarted. `/readyz` also runs every [`ReadinessCheck`] registered at start-up (the
 //! database, ...): while one fails, the service is alive but should get no traffic, and the
 //! response names the failing checks.
+//!
+//! [`healthcheck`] is the other side: the `healthcheck` command of every service binary GETs
+//! the service's own `/healthz`, so that a container image needs no curl for its health check.
 
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
+use axum::http::{Request, StatusCode, header};
 use axum::routing::get;
 use axum::{Json, Router};
-use futures_util::future::{BoxFuture, join_all};
+use futures_util::future::{self, BoxFuture, Either, join_all};
+use hyper_util::rt::TokioIo;
 use serde::Serialize;
+use tokio::net::TcpStream;
 
 use crate::error::{ApiError, BoxError, FieldErrors};
 
@@ -96,6 +106,63 @@ async fn readyz(State(readiness): State<Readiness>) -> Result<Json<Ready>, ApiEr
     } else {
         Err(ApiError::Unavailable(failures))
     }
+}
+
+/// How long `healthcheck` waits for the whole exchange: container runtimes kill a health check
+/// that outlives their own timeout (Docker: 30 s) and count it as failed without a reason.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// GETs `/healthz` of the service listening on `addr` (an unspecified address, `0.0.0.0` or
+/// `[::]`, is probed on loopback); `Ok` when it answers 200, else what went wrong. The future is
+/// boxed so that the client is compiled once, in this crate.
+pub fn healthcheck(addr: SocketAddr) -> BoxFuture<'static, io::Result<()>> {
+    Box::pin(async move {
+        let target = match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+            IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+            _ => addr,
+        };
+        let status = tokio::time::timeout(PROBE_TIMEOUT, probe(target))
+            .await
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("GET http://{target}/healthz: no answer within {PROBE_TIMEOUT:?}"),
+                )
+            })??;
+        if status == StatusCode::OK {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "GET http://{target}/healthz answered {status}"
+            )))
+        }
+    })
+}
+
+/// One HTTP/1 exchange with hyper's client, which axum's server already compiles in part.
+async fn probe(target: SocketAddr) -> io::Result<StatusCode> {
+    let failed =
+        |error: hyper::Error| io::Error::other(format!("GET http://{target}/healthz: {error}"));
+    let stream = TcpStream::connect(target).await.map_err(|error| {
+        io::Error::new(error.kind(), format!("cannot connect to {target}: {error}"))
+    })?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(failed)?;
+    let request = Request::get("/healthz")
+        .header(header::HOST, target.to_string())
+        .header(header::CONNECTION, "close")
+        .body(Body::empty())
+        .map_err(io::Error::other)?;
+    // The connection does the reading and writing, so it is driven while the response is
+    // awaited. Asked to close, it may end in the very step that hands the response over.
+    let response = match future::select(pin!(sender.send_request(request)), connection).await {
+        Either::Left((response, _)) => response,
+        Either::Right((Ok(()), response)) => response.await,
+        Either::Right((Err(error), _)) => return Err(failed(error)),
+    };
+    Ok(response.map_err(failed)?.status())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
 use super::accounts::{User, user_columns};
-use crate::db::Database;
+use crate::db::{Database, Param};
 use crate::error::BoxError;
 
 /// `last_seen_at` is written at most this often per session (and at most every tenth of the idle
@@ -158,6 +158,8 @@ pub async fn find_by_id(
 }
 
 /// Runs `query` (from [`select_active`]) for `value`, and notes that the session was used.
+/// Every authenticated request comes through here, so the read takes the database's fast path
+/// ([`Database::read_row`]), which sees a revocation committed anywhere before it starts.
 async fn find(
     db: &Database,
     query: &'static str,
@@ -166,25 +168,26 @@ async fn find(
     policy: Policy,
 ) -> Result<Option<Active>, sqlx::Error> {
     let idle = policy.timeouts.idle;
-    let row = sqlx::query(query)
-        .bind(value)
-        .bind(now)
-        .bind(now - idle)
-        .bind(policy.kind.as_str())
-        .fetch_optional(db.pool())
+    let params = [
+        Param::Text(value),
+        Param::Int(now),
+        Param::Int(now - idle),
+        Param::Text(policy.kind.as_str()),
+    ];
+    let found = db
+        .read_row(query, &params, |row| {
+            let session_id = row.text("session_id")?;
+            let last_seen_at = row.int("session_last_seen_at")?;
+            Ok((session_id, last_seen_at, User::from_row(row)?))
+        })
         .await?;
-    let Some(row) = row else {
+    let Some((session_id, last_seen_at, user)) = found else {
         return Ok(None);
     };
-    let session_id: String = row.try_get("session_id")?;
-    let last_seen_at: i64 = row.try_get("session_last_seen_at")?;
     if now - last_seen_at >= TOUCH_INTERVAL_SECS.min(idle / 10) {
         touch(db, &session_id, now).await?;
     }
-    Ok(Some(Active {
-        session_id,
-        user: User::from_row(&row)?,
-    }))
+    Ok(Some(Active { session_id, user }))
 }
 
 async fn touch(db: &Database, session_id: &str, now: i64) -> Result<(), sqlx::Error> {
