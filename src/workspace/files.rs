@@ -132,13 +132,18 @@ impl<'c> Workspace<'c> {
                 .blocks
                 .push((module.into(), marker.into(), body.into()));
         }
-        self.tree.write(target, updated);
-        // The pristine copy gets the same splice: it parses when the file does.
+        // The pristine copy gets the same splice: it parses when the file does. Until the user
+        // edits the file it is the same text, so the same result (no second scan of the file).
         self.edit_base(target, |base| {
+            if base == source {
+                return Ok(Some(updated.clone()));
+            }
             Ok(Some(inject::splice_block(
                 base, style, marker, module, body,
             )?))
-        })
+        })?;
+        self.tree.write(target, updated);
+        Ok(())
     }
 
     /// Parses each Rust file snippets were spliced into; for one that does not parse, replays
