@@ -801,8 +801,8 @@ fn kill_nine(db: &Database) {
         let hooks = start_webhooks(
             db,
             &[
-                ("WEBHOOKS_WORKER_CONCURRENCY", "1"),
-                ("WEBHOOKS_LEASE_SECS", "2"),
+                ("WEBHOOKS_JOBS_CONCURRENCY", "1"),
+                ("JOBS_LEASE_SECS", "2"),
             ],
         );
         let burst = EVENTS << round;
@@ -932,7 +932,7 @@ fn start_webhooks<'db>(db: &'db Database, env: &[(&str, &str)]) -> Instance<'db>
         ("WEBHOOKS_RETRY_BASE_MS", "1000"),
         ("WEBHOOKS_RETRY_MAX_MS", "2000"),
         ("WEBHOOKS_MAX_ATTEMPTS", "3"),
-        ("WEBHOOKS_POLL_INTERVAL_MS", "100"),
+        ("JOBS_POLL_INTERVAL_MS", "100"),
     ];
     all.extend_from_slice(env);
     Instance::launch("webhooks", db, &all)

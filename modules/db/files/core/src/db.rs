@@ -81,6 +81,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -186,6 +187,9 @@ pub struct Database {
     /// The SQLite database file, to lock around migrations; `None` on PostgreSQL and for an
     /// in-memory SQLite database, which no other process can reach.
     sqlite_file: Option<PathBuf>,
+    /// Where this instance's writers take turns on SQLite: one queue for all of them (the job
+    /// queue's worker, webhook ingestion), shared by the clones.
+    turns: Arc<turns::WriteTurns>,
 }
 
 // The async methods return boxed futures so that what they drive (sqlx's pool and drivers) is
@@ -233,6 +237,7 @@ impl Database {
                 pool,
                 backend,
                 sqlite_file,
+                turns: Arc::new(turns::WriteTurns::new(backend)),
             })
         })
     }
@@ -295,6 +300,11 @@ impl Database {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// This instance's turns to write on SQLite ([`turns::WriteTurns`]), shared by every clone.
+    pub fn turns(&self) -> &turns::WriteTurns {
+        &self.turns
     }
 
     /// Begins a transaction that writes. On SQLite it takes the write lock at once (`BEGIN

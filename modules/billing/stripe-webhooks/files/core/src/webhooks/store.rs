@@ -1,7 +1,8 @@
-//! The webhook tables: `webhook_events` (every event received, its payload byte for byte, and
-//! its status), `webhook_jobs` (the events waiting for a worker, with their leases),
-//! `webhook_attempts` (every processing attempt, its times and its error) and `webhook_replays`
-//! (who asked for which replay, and when).
+//! The webhook tables: `webhook_events` (every event received and its status),
+//! `webhook_payloads` (each event's body byte for byte, written once), `webhook_attempts` (every
+//! processing attempt, its times and its error) and `webhook_replays` (who asked for which
+//! replay, and when). The events waiting for a worker are `webhooks.process` jobs of the queue
+//! ([`crate::jobs`]).
 //!
 //! Times of jobs and attempts are Unix milliseconds (`_ms`), other times Unix seconds.
 
@@ -16,8 +17,10 @@ use sqlx::query::QueryScalar;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Row};
 
 use super::WebhookError;
+use super::process::ProcessEvent;
 use crate::audit::{self, Action, Actor};
 use crate::db::{Backend, Database};
+use crate::jobs::{self, Enqueued, NewJob};
 
 /// Where an event is in its life; see the module documentation of [`super`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,65 +84,79 @@ pub enum Ingested {
     Duplicate,
 }
 
-/// Stores `events` and a job for each, skipping the ids stored before, in one transaction;
-/// returns the ids it stored. The ids must be distinct (see `ingest::first_copies`).
+/// Stores `events`, their payloads and a job for each, skipping the ids stored before, in one
+/// transaction; returns the ids it stored. The ids must be distinct (see
+/// `ingest::first_copies`); `max_attempts` is each job's.
 ///
 /// Concurrent transactions storing one id wait on the unique index, and all but the first find
 /// it taken: an id is stored, and enqueued, once.
 pub async fn ingest(
     db: &Database,
     events: &[NewEvent<'_>],
+    max_attempts: i64,
     now_ms: i64,
 ) -> sqlx::Result<HashSet<String>> {
     if events.is_empty() {
         return Ok(HashSet::new());
     }
     let received_at = now_ms / 1000;
+    let mut tx = db.begin_write().await?;
     let stored: Vec<String> = match db.backend() {
-        // One statement, so one round trip and one commit: the insert of the jobs sees the
-        // event rows this statement inserted, and only those.
+        // One statement for the events and their payloads: the payloads' insert takes the ids
+        // the events' inserted, and only those.
         Backend::Postgres => {
             let sql = format!(
-                "WITH stored AS ( \
+                "WITH new (id, type, created, livemode, payload) AS (VALUES {}), \
+                 stored AS ( \
                      INSERT INTO webhook_events \
-                         (id, type, created, livemode, payload, received_at, status) \
-                     VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id) \
-                 INSERT INTO webhook_jobs (event_id, run_at_ms) SELECT id, $2 FROM stored \
-                 RETURNING event_id",
-                values_rows(events.len(), EVENT_PARAMETERS, 3, "$1, 'pending'")
+                         (id, type, created, livemode, received_at, status) \
+                     SELECT id, type, created, livemode, $1, 'pending' FROM new \
+                     ON CONFLICT (id) DO NOTHING RETURNING id), \
+                 payloads AS ( \
+                     INSERT INTO webhook_payloads (event_id, payload) \
+                     SELECT id, payload FROM new JOIN stored USING (id)) \
+                 SELECT id FROM stored",
+                values_rows(events.len(), EVENT_PARAMETERS, 2, "")
             );
-            let query = sqlx::query_scalar(AssertSqlSafe(sql))
-                .bind(received_at)
-                .bind(now_ms);
-            bind_events(query, events).fetch_all(db.pool()).await?
+            let query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(received_at);
+            bind_events(query, events).fetch_all(&mut *tx).await?
         }
-        // SQLite has no data-modifying CTE: two statements in a transaction.
+        // SQLite has no data-modifying CTE; statements cost no round trip there.
         Backend::Sqlite => {
             let sql = format!(
                 "INSERT INTO webhook_events \
-                     (id, type, created, livemode, payload, received_at, status) \
-                 VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-                values_rows(events.len(), EVENT_PARAMETERS, 2, "$1, 'pending'")
+                     (id, type, created, livemode, received_at, status) \
+                 SELECT column1, column2, column3, column4, $1, 'pending' \
+                 FROM (VALUES {}) WHERE true \
+                 ON CONFLICT (id) DO NOTHING RETURNING id",
+                values_rows(events.len(), EVENT_PARAMETERS, 2, "")
             );
-            let mut tx = db.begin_write().await?;
             let query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(received_at);
             let stored: Vec<String> = bind_events(query, events).fetch_all(&mut *tx).await?;
-            if !stored.is_empty() {
-                let sql = format!(
-                    "INSERT INTO webhook_jobs (event_id, run_at_ms) VALUES {}",
-                    values_rows(stored.len(), 1, 2, "$1")
-                );
-                let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now_ms);
-                for id in &stored {
-                    query = query.bind(id.as_str());
-                }
-                query.execute(&mut *tx).await?;
+            let stored_set: HashSet<&str> = stored.iter().map(String::as_str).collect();
+            for event in events.iter().filter(|event| stored_set.contains(event.id)) {
+                sqlx::query("INSERT INTO webhook_payloads (event_id, payload) VALUES ($1, $2)")
+                    .bind(event.id)
+                    .bind(event.payload)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            tx.commit().await?;
             stored
         }
     };
+    let jobs = stored
+        .iter()
+        .map(|id| event_job(id, max_attempts))
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    jobs::enqueue_all(&mut tx, &jobs).await?;
+    tx.commit().await?;
     Ok(stored.into_iter().collect())
+}
+
+/// The `webhooks.process` job of the event `id`.
+fn event_job(id: &str, max_attempts: i64) -> sqlx::Result<NewJob> {
+    // An id always serializes (a JSON string): the error only satisfies the types.
+    ProcessEvent::job(id, max_attempts).map_err(|error| sqlx::Error::Encode(error.into()))
 }
 
 /// The parameters of an event's row, in the order [`bind_events`] binds them.
@@ -163,7 +180,8 @@ fn values_rows(count: usize, per_row: usize, first: usize, shared: &str) -> Stri
     rows.join(", ")
 }
 
-/// Binds the [`EVENT_PARAMETERS`] of each event, after those `query` already has.
+/// Binds the [`EVENT_PARAMETERS`] of each event (id, type, created, livemode, payload), after
+/// those `query` already has.
 fn bind_events<'q, O>(
     query: QueryScalar<'q, Any, O, AnyArguments>,
     events: &[NewEvent<'q>],
@@ -178,65 +196,6 @@ fn bind_events<'q, O>(
     })
 }
 
-/// A job a worker holds the lease of. `worker` and `attempt` identify the lease: a worker may
-/// finish the job only while both still match (see [`fence`]).
-#[derive(Debug, Clone)]
-pub struct ClaimedJob {
-    pub event_id: String,
-    /// This attempt's number since the job was (re)queued, from 1.
-    pub attempt: i64,
-    /// Whether the previous lease expired: its worker stopped or crashed mid-job.
-    pub abandoned: bool,
-}
-
-/// Leases up to `limit` due jobs to `worker` until `lease_until_ms`.
-pub async fn claim(
-    db: &Database,
-    worker: &str,
-    limit: i64,
-    now_ms: i64,
-    lease_until_ms: i64,
-) -> sqlx::Result<Vec<ClaimedJob>> {
-    // A leased job's `run_at_ms` is its lease's end, so "due" covers both new jobs and expired
-    // leases. `abandoned` keeps whether the job was leased before: SET reads the old values.
-    let sql = match db.backend() {
-        // `= ANY(ARRAY(...))` rather than `IN (...)`: after a few runs PostgreSQL may switch to
-        // a generic plan, which cannot see the LIMIT and, for `IN`, joined the claimed ids to a
-        // sequential scan of every job, a cost that grows with the backlog. An array of ids is
-        // looked up in the primary key whatever the plan.
-        Backend::Postgres => {
-            "UPDATE webhook_jobs SET attempt = attempt + 1, lease_owner = $1, run_at_ms = $2, \
-                 abandoned = CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END \
-             WHERE event_id = ANY(ARRAY(SELECT event_id FROM webhook_jobs WHERE run_at_ms <= $3 \
-                 ORDER BY run_at_ms LIMIT $4 FOR UPDATE SKIP LOCKED)) \
-             RETURNING event_id, attempt, abandoned"
-        }
-        Backend::Sqlite => {
-            "UPDATE webhook_jobs SET attempt = attempt + 1, lease_owner = $1, run_at_ms = $2, \
-                 abandoned = CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END \
-             WHERE event_id IN (SELECT event_id FROM webhook_jobs WHERE run_at_ms <= $3 \
-                 ORDER BY run_at_ms LIMIT $4) \
-             RETURNING event_id, attempt, abandoned"
-        }
-    };
-    let rows = sqlx::query(sql)
-        .bind(worker)
-        .bind(lease_until_ms)
-        .bind(now_ms)
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(ClaimedJob {
-                event_id: row.try_get("event_id")?,
-                attempt: row.try_get("attempt")?,
-                abandoned: row.try_get::<i64, _>("abandoned")? != 0,
-            })
-        })
-        .collect()
-}
-
 /// An event as stored: what its handler gets.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
@@ -248,92 +207,27 @@ pub struct StoredEvent {
     pub payload: String,
 }
 
-/// The stored events with these ids, in any order, in one query. Read outside the transaction
-/// that processes them: a stored event never changes.
-pub async fn load_events(db: &Database, ids: &[&str]) -> sqlx::Result<Vec<StoredEvent>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-    let sql = format!(
-        "SELECT id, type, created, livemode, payload FROM webhook_events WHERE id IN ({})",
-        placeholders.join(", ")
-    );
-    let query = ids
-        .iter()
-        .fold(sqlx::query(AssertSqlSafe(sql)), |query, id| query.bind(*id));
-    query
-        .fetch_all(db.pool())
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(StoredEvent {
-                id: row.try_get("id")?,
-                event_type: row.try_get("type")?,
-                created: row.try_get("created")?,
-                livemode: row.try_get::<i64, _>("livemode")? != 0,
-                payload: row.try_get("payload")?,
-            })
+/// The stored event `id` with its payload; `None` when there is none. Read outside the
+/// transaction that processes it: a stored event's fields and payload never change.
+pub async fn load_event(db: &Database, id: &str) -> sqlx::Result<Option<StoredEvent>> {
+    let row = sqlx::query(
+        "SELECT id, type, created, livemode, payload FROM webhook_events \
+         JOIN webhook_payloads ON webhook_payloads.event_id = webhook_events.id \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|row| {
+        Ok(StoredEvent {
+            id: row.try_get("id")?,
+            event_type: row.try_get("type")?,
+            created: row.try_get("created")?,
+            livemode: row.try_get::<i64, _>("livemode")? != 0,
+            payload: row.try_get("payload")?,
         })
-        .collect()
-}
-
-/// Ends `job`'s lease, deleting the job (`reschedule_at_ms` `None`) or making it due again at
-/// the given time. `false` when the lease is no longer this worker's: then the transaction must
-/// be rolled back. Row locks make this a fence: of two workers finishing one job, the second
-/// waits for the first to commit and then finds the lease gone.
-pub async fn fence(
-    conn: &mut AnyConnection,
-    job: &ClaimedJob,
-    worker: &str,
-    reschedule_at_ms: Option<i64>,
-) -> sqlx::Result<bool> {
-    let affected = match reschedule_at_ms {
-        None => sqlx::query(
-            "DELETE FROM webhook_jobs WHERE event_id = $1 AND lease_owner = $2 AND attempt = $3",
-        )
-        .bind(&job.event_id)
-        .bind(worker)
-        .bind(job.attempt)
-        .execute(conn)
-        .await?,
-        Some(run_at_ms) => {
-            sqlx::query(
-                "UPDATE webhook_jobs SET run_at_ms = $4, lease_owner = NULL \
-                 WHERE event_id = $1 AND lease_owner = $2 AND attempt = $3",
-            )
-            .bind(&job.event_id)
-            .bind(worker)
-            .bind(job.attempt)
-            .bind(run_at_ms)
-            .execute(conn)
-            .await?
-        }
-    };
-    Ok(affected.rows_affected() == 1)
-}
-
-/// [`fence`] for several jobs of `worker` at once, deleting them: the event ids of the jobs whose
-/// lease was still `worker`'s. The others are left alone.
-pub async fn fence_all(
-    conn: &mut AnyConnection,
-    jobs: &[&ClaimedJob],
-    worker: &str,
-) -> sqlx::Result<HashSet<String>> {
-    if jobs.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let sql = format!(
-        "DELETE FROM webhook_jobs WHERE lease_owner = $1 \
-             AND (event_id, attempt) IN (VALUES {}) RETURNING event_id",
-        values_rows(jobs.len(), 2, 2, "")
-    );
-    let query = jobs.iter().fold(
-        sqlx::query_scalar(AssertSqlSafe(sql)).bind(worker),
-        |query, job| query.bind(job.event_id.as_str()).bind(job.attempt),
-    );
-    let fenced: Vec<String> = query.fetch_all(conn).await?;
-    Ok(fenced.into_iter().collect())
+    })
+    .transpose()
 }
 
 /// One processing attempt, as recorded.
@@ -586,7 +480,8 @@ pub async fn event(db: &Database, id: &str) -> sqlx::Result<Option<EventDetail>>
     let Some(row) = sqlx::query(concat!(
         "SELECT ",
         summary_columns!(),
-        ", payload FROM webhook_events WHERE id = $1"
+        ", payload FROM webhook_events \
+         JOIN webhook_payloads ON webhook_payloads.event_id = webhook_events.id WHERE id = $1"
     ))
     .bind(id)
     .fetch_optional(db.pool())
@@ -669,10 +564,11 @@ pub async fn replay(
     db: &Database,
     id: &str,
     actor: Actor<'_>,
+    max_attempts: i64,
     now_ms: i64,
 ) -> sqlx::Result<Replay> {
     let mut tx = db.begin_write().await?;
-    let replayed = replay_in(&mut tx, id, &requested_by(actor), now_ms).await?;
+    let replayed = replay_in(&mut tx, id, &requested_by(actor), max_attempts, now_ms).await?;
     if let Replay::Queued { replays } = replayed {
         let details = serde_json::json!({ "replays": replays }).to_string();
         let action = Action {
@@ -701,6 +597,7 @@ async fn replay_in(
     conn: &mut AnyConnection,
     id: &str,
     requested_by: &str,
+    max_attempts: i64,
     now_ms: i64,
 ) -> sqlx::Result<Replay> {
     let known = sqlx::query("SELECT id FROM webhook_events WHERE id = $1")
@@ -710,15 +607,9 @@ async fn replay_in(
     if known.is_none() {
         return Ok(Replay::Unknown);
     }
-    let queued = sqlx::query(
-        "INSERT INTO webhook_jobs (event_id, run_at_ms) VALUES ($1, $2) \
-         ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await?;
-    if queued.rows_affected() == 0 {
+    // The job's unique key refuses a second one while the first is queued or running.
+    let job = event_job(id, max_attempts)?;
+    if jobs::enqueue(&mut *conn, &job).await? == Enqueued::Duplicate {
         return Ok(Replay::AlreadyQueued);
     }
     let replays: i64 = sqlx::query_scalar(
@@ -746,10 +637,11 @@ pub async fn replay_all(
     db: &Database,
     status: Status,
     actor: Actor<'_>,
+    max_attempts: i64,
     now_ms: i64,
 ) -> sqlx::Result<u64> {
     let mut tx = db.begin_write().await?;
-    let queued = replay_all_in(&mut tx, status, &requested_by(actor), now_ms).await?;
+    let queued = replay_all_in(&mut tx, status, &requested_by(actor), max_attempts, now_ms).await?;
     let details = serde_json::json!({ "status": status.as_str(), "queued": queued }).to_string();
     let action = Action {
         action: "webhook.replay_all",
@@ -768,6 +660,7 @@ async fn replay_all_in(
     conn: &mut AnyConnection,
     status: Status,
     requested_by: &str,
+    max_attempts: i64,
     now_ms: i64,
 ) -> sqlx::Result<u64> {
     let ids: Vec<String> = sqlx::query_scalar(
@@ -778,7 +671,9 @@ async fn replay_all_in(
     .await?;
     let mut queued = 0;
     for id in &ids {
-        if let Replay::Queued { .. } = replay_in(&mut *conn, id, requested_by, now_ms).await? {
+        if let Replay::Queued { .. } =
+            replay_in(&mut *conn, id, requested_by, max_attempts, now_ms).await?
+        {
             queued += 1;
         }
     }
