@@ -4,7 +4,7 @@
 //! transaction holds. Committing each request on its own caps ingestion at the flushes per second
 //! the disk allows, times the connections committing at once. Here, requests hand their event to
 //! a queue instead, and one task takes whatever is queued as a batch ([`store::ingest`]: one
-//! statement on PostgreSQL, one transaction on SQLite). Each request is answered after its batch
+//! transaction for the events, their payloads and their jobs). Each request is answered after its batch
 //! commits, so an event acknowledged to Stripe is on disk, as before: the queue holds only events
 //! whose request is still waiting, and a crash loses none that Stripe will not send again.
 //!
