@@ -150,8 +150,9 @@ pub struct JobContext {
     kind: &'static str,
     max_attempts: i64,
     abandoned: bool,
-    /// Set by [`JobContext::complete_in`]: the worker then leaves the job's success alone.
-    completed: AtomicBool,
+    /// Set by [`JobContext::complete_in`] (or [`complete_all_in`]): the worker then leaves the
+    /// job's success alone.
+    completed: Arc<AtomicBool>,
 }
 
 impl JobContext {
@@ -194,19 +195,64 @@ impl JobContext {
     /// still holds the lease. `false` when the lease was lost (it expired and another worker
     /// took the job): then the handler must roll back and return, its work is another's now.
     pub async fn complete_in(&self, conn: &mut AnyConnection) -> sqlx::Result<bool> {
-        let done =
-            store::succeed(conn, std::slice::from_ref(&self.lease), worker::now_ms()).await?;
-        let held = !done.is_empty();
-        if held {
-            self.completed.store(true, Ordering::Relaxed);
+        let held = complete_all_in(conn, std::slice::from_ref(&self.completion())).await?;
+        Ok(held.first().copied().unwrap_or(false))
+    }
+
+    /// What completes this job from another task's transaction ([`complete_all_in`]): for a
+    /// kind whose handlers hand their work to a task that does many jobs' in one transaction.
+    pub fn completion(&self) -> Completion {
+        Completion {
+            lease: self.lease.clone(),
+            completed: self.completed.clone(),
         }
-        Ok(held)
     }
 
     /// Whether the handler recorded the job's success itself ([`JobContext::complete_in`]).
     fn completed(&self) -> bool {
         self.completed.load(Ordering::Relaxed)
     }
+}
+
+/// A running job's lease, to mark it succeeded in a transaction of another task's
+/// ([`JobContext::completion`]).
+#[derive(Debug, Clone)]
+pub struct Completion {
+    lease: store::Lease,
+    completed: Arc<AtomicBool>,
+}
+
+impl Completion {
+    /// The job's id.
+    pub fn id(&self) -> i64 {
+        self.lease.id
+    }
+}
+
+/// [`JobContext::complete_in`] for several jobs in one statement: for each, whether its lease
+/// held (`false`: another worker has it, its work must not commit). Call it before the jobs'
+/// work in the transaction: it locks their rows, so that a worker that took a job over waits
+/// for this transaction and then finds the job finished. Should the transaction roll back
+/// after all, the jobs' leases run out and they run again (at least once).
+pub async fn complete_all_in(
+    conn: &mut AnyConnection,
+    completions: &[Completion],
+) -> sqlx::Result<Vec<bool>> {
+    let leases: Vec<store::Lease> = completions.iter().map(|c| c.lease.clone()).collect();
+    let done: std::collections::HashSet<i64> = store::succeed(conn, &leases, worker::now_ms())
+        .await?
+        .into_iter()
+        .collect();
+    Ok(completions
+        .iter()
+        .map(|completion| {
+            let held = done.contains(&completion.lease.id);
+            if held {
+                completion.completed.store(true, Ordering::Relaxed);
+            }
+            held
+        })
+        .collect())
 }
 
 /// A job to enqueue: its kind, its payload as JSON, and when it is due.

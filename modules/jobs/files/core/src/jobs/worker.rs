@@ -209,7 +209,7 @@ impl Loop {
                     kind,
                     max_attempts: job.max_attempts,
                     abandoned: job.abandoned,
-                    completed: AtomicBool::new(false),
+                    completed: Arc::new(AtomicBool::new(false)),
                 },
                 handler: handler.clone(),
                 payload: job.payload.clone(),

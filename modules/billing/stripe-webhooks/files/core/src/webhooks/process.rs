@@ -7,17 +7,18 @@
 //! the queue schedules the job again with the webhooks' backoff, or, after the last attempt,
 //! the event is dead-lettered with its job.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use sqlx::AnyConnection;
+use tokio::sync::{mpsc, oneshot};
 
 use super::store::{self, AttemptRecord, Outcome, Status, StoredEvent};
 use super::{Webhooks, now_ms};
 use crate::error::BoxError;
-use crate::jobs::{Backoff, Job, JobContext, JobError, NewJob};
+use crate::jobs::{self, Backoff, Completion, Job, JobContext, JobError, NewJob};
 
 /// The job kind of webhook processing.
 pub const KIND: &str = "webhooks.process";
@@ -114,15 +115,47 @@ impl Handlers {
     }
 }
 
+/// The most events one processing transaction takes: the jobs two worker loops claim at once
+/// (`JOBS_BATCH_SIZE`, 100) and some.
+const MAX_BATCH: usize = 256;
+
 /// The `webhooks.process` job: processes the stored event whose id is its payload.
+///
+/// The jobs the worker runs at the same time hand their event to one task of this instance
+/// ([`process_batches`]), which processes whatever is handed over in one transaction: one commit,
+/// and a statement or two per event besides its handler's, rather than a transaction each. Each
+/// job then returns its own outcome to the queue.
 pub struct ProcessEvent {
     webhooks: Webhooks,
-    handlers: Handlers,
+    queue: mpsc::Sender<Request>,
+}
+
+/// An event handed to the processing task, and where its outcome goes.
+struct Request {
+    event_id: String,
+    completion: Completion,
+    worker: String,
+    reply: oneshot::Sender<Ending>,
+}
+
+/// How an event's processing ended.
+enum Ending {
+    /// Committed with the job's success, in this status.
+    Done(Status),
+    /// The job's lease went to another worker: nothing was done.
+    LeaseLost,
+    /// No stored event has the id.
+    Unknown,
+    /// The handler failed (its effects rolled back), or the database did.
+    Failed(String),
 }
 
 impl ProcessEvent {
+    /// Starts the processing task (on the current tokio runtime).
     pub(super) fn new(webhooks: Webhooks, handlers: Handlers) -> Self {
-        Self { webhooks, handlers }
+        let (queue, requests) = mpsc::channel(MAX_BATCH);
+        tokio::spawn(process_batches(webhooks.clone(), handlers, requests));
+        Self { webhooks, queue }
     }
 
     /// The job of the stored event `event_id`, with the webhooks' attempts.
@@ -130,26 +163,6 @@ impl ProcessEvent {
         Ok(NewJob::of::<Self>(&event_id.to_owned())?
             .max_attempts(max_attempts)
             .unique(job_key(event_id)))
-    }
-
-    /// Records, in the transaction of its effects, the attempt that took `stored` to `status`.
-    async fn record_success(
-        &self,
-        ctx: &JobContext,
-        tx: &mut AnyConnection,
-        stored: &StoredEvent,
-        status: Status,
-        started_at_ms: i64,
-    ) -> sqlx::Result<()> {
-        let attempt = AttemptRecord {
-            worker: ctx.worker(),
-            started_at_ms,
-            finished_at_ms: now_ms(),
-            outcome: Outcome::Succeeded,
-            error: None,
-        };
-        let backend = self.webhooks.inner.db.backend();
-        store::record_attempt(tx, backend, &stored.id, status, &attempt).await
     }
 
     /// Records an attempt that did not succeed: the previous one, which its worker left
@@ -176,10 +189,6 @@ impl Job for ProcessEvent {
     type Payload = String;
 
     async fn run(&self, ctx: &JobContext, event_id: String) -> Result<(), JobError> {
-        let inner = &self.webhooks.inner;
-        let Some(stored) = store::load_event(&inner.db, &event_id).await? else {
-            return Err(JobError::permanent(format!("no stored event {event_id}")));
-        };
         if ctx.previous_attempt_abandoned() {
             tracing::warn!(event = %event_id, "taking over an abandoned webhook job");
             let now = now_ms();
@@ -197,71 +206,183 @@ impl Job for ProcessEvent {
             .await?;
         }
         let started_at_ms = now_ms();
-        // Parsed before the transaction, which on SQLite holds the write lock.
-        let handled = self
-            .handlers
-            .get(&stored.event_type)
-            .map(|handler| Handled {
-                handler: handler.as_ref(),
-                event: Event::from_stored(&stored),
-            });
-        let mut tx = inner.db.turns().begin(&inner.db).await?;
-        match apply(handled.as_ref(), &mut tx).await {
-            Ok(status) => {
-                self.record_success(ctx, &mut tx, &stored, status, started_at_ms)
-                    .await?;
-                if !ctx.complete_in(&mut tx).await? {
-                    // Another worker has the job now: its attempt decides.
-                    tx.rollback().await?;
-                    tracing::warn!(event = %event_id, "lease lost to another worker; leaving the job");
-                    return Ok(());
-                }
-                tx.commit().await?;
-                tracing::info!(event = %stored.id, r#type = %stored.event_type, %status, "event processed");
-                Ok(())
+        let (reply, outcome) = oneshot::channel();
+        let request = Request {
+            event_id: event_id.clone(),
+            completion: ctx.completion(),
+            worker: ctx.worker().to_owned(),
+            reply,
+        };
+        let stopped = || JobError::retry("the webhook processing task has stopped");
+        self.queue.send(request).await.map_err(|_| stopped())?;
+        let message = match outcome.await.map_err(|_| stopped())? {
+            Ending::Done(_) | Ending::LeaseLost => return Ok(()),
+            Ending::Unknown => {
+                return Err(JobError::permanent(format!("no stored event {event_id}")));
             }
-            Err(error) => {
-                tx.rollback().await?;
-                let message = error.to_string();
-                // The job's own limit is the setting's, except for replays queued by a service
-                // that does not read it (the admin service's, with the default).
-                let max_attempts = self.webhooks.inner.config.max_attempts;
-                let last = ctx.is_last_attempt() || ctx.attempt() >= max_attempts;
-                let status = if last {
-                    Status::DeadLetter
-                } else {
-                    Status::Retrying
-                };
-                self.record_other(
-                    &event_id,
-                    status,
-                    &AttemptRecord {
-                        worker: ctx.worker(),
-                        started_at_ms,
-                        finished_at_ms: now_ms(),
-                        outcome: Outcome::Failed,
-                        error: Some(&message),
-                    },
-                )
-                .await?;
-                if last {
-                    tracing::error!(event = %stored.id, r#type = %stored.event_type, attempt = ctx.attempt(), error = %message, "event dead-lettered after its last attempt");
-                } else {
-                    tracing::warn!(event = %stored.id, r#type = %stored.event_type, attempt = ctx.attempt(), error = %message, "event processing failed; retry scheduled");
-                }
-                // The queue schedules the next attempt (`backoff`), or marks the job dead.
-                Err(if last {
-                    JobError::permanent(message)
-                } else {
-                    JobError::retry(message)
-                })
-            }
+            Ending::Failed(message) => message,
+        };
+        // The job's own limit is the setting's, except for replays queued by a service that
+        // does not read it (the admin service's, with the default).
+        let max_attempts = self.webhooks.inner.config.max_attempts;
+        let last = ctx.is_last_attempt() || ctx.attempt() >= max_attempts;
+        let status = if last {
+            Status::DeadLetter
+        } else {
+            Status::Retrying
+        };
+        self.record_other(
+            &event_id,
+            status,
+            &AttemptRecord {
+                worker: ctx.worker(),
+                started_at_ms,
+                finished_at_ms: now_ms(),
+                outcome: Outcome::Failed,
+                error: Some(&message),
+            },
+        )
+        .await?;
+        if last {
+            tracing::error!(event = %event_id, attempt = ctx.attempt(), error = %message, "event dead-lettered after its last attempt");
+        } else {
+            tracing::warn!(event = %event_id, attempt = ctx.attempt(), error = %message, "event processing failed; retry scheduled");
         }
+        // The queue schedules the next attempt (`backoff`), or marks the job dead.
+        Err(if last {
+            JobError::permanent(message)
+        } else {
+            JobError::retry(message)
+        })
     }
 
     fn backoff(&self) -> Option<Backoff> {
         Some(self.webhooks.inner.config.backoff)
     }
+}
+
+/// The processing task: takes whatever events are handed over, up to [`MAX_BATCH`], processes
+/// them, answers each, and again, until every [`ProcessEvent`] is gone.
+async fn process_batches(
+    webhooks: Webhooks,
+    handlers: Handlers,
+    mut requests: mpsc::Receiver<Request>,
+) {
+    while let Some(first) = requests.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let outcomes = match process_all(&webhooks, &handlers, &batch).await {
+            Ok(outcomes) => outcomes,
+            // A handler's error, or on PostgreSQL a deadlock with another instance's batch:
+            // the transaction rolled back as if it never ran, and each event goes alone, where
+            // a failure is its own.
+            Err(error) => {
+                if batch.len() > 1 {
+                    tracing::info!(%error, events = batch.len(), "a webhook batch failed; processing its events one by one");
+                }
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for request in &batch {
+                    let outcome = process_all(&webhooks, &handlers, std::slice::from_ref(request))
+                        .await
+                        .map_or_else(
+                            |error| Ending::Failed(error.to_string()),
+                            |mut one| one.remove(0),
+                        );
+                    outcomes.push(outcome);
+                }
+                outcomes
+            }
+        };
+        for (request, outcome) in batch.into_iter().zip(outcomes) {
+            match &outcome {
+                Ending::Done(status) => {
+                    tracing::info!(event = %request.event_id, %status, "event processed");
+                }
+                Ending::LeaseLost => {
+                    tracing::warn!(event = %request.event_id, "lease lost to another worker; leaving the job");
+                }
+                Ending::Unknown | Ending::Failed(_) => {}
+            }
+            // Fails only when the job is gone (its worker gave up at shutdown): its lease
+            // decides.
+            let _ = request.reply.send(outcome);
+        }
+    }
+}
+
+/// Processes `batch` in one transaction, or fails without any effect: the jobs' success first
+/// (which fences them: a job whose lease is lost is left alone), then each event's handler and
+/// attempt record, then one commit.
+async fn process_all(
+    webhooks: &Webhooks,
+    handlers: &Handlers,
+    batch: &[Request],
+) -> Result<Vec<Ending>, BoxError> {
+    let inner = &webhooks.inner;
+    let ids: Vec<&str> = batch
+        .iter()
+        .map(|request| request.event_id.as_str())
+        .collect();
+    let mut stored: HashMap<String, StoredEvent> = store::load_events(&inner.db, &ids)
+        .await?
+        .into_iter()
+        .map(|event| (event.id.clone(), event))
+        .collect();
+    // Parsed before the transaction, which on SQLite holds the write lock.
+    let prepared: Vec<Option<(StoredEvent, Option<Handled<'_>>)>> = batch
+        .iter()
+        .map(|request| {
+            let event = stored.remove(&request.event_id)?;
+            let handled = handlers.get(&event.event_type).map(|handler| Handled {
+                handler: handler.as_ref(),
+                event: Event::from_stored(&event),
+            });
+            Some((event, handled))
+        })
+        .collect();
+    let started_at_ms = now_ms();
+    let mut tx = inner.db.turns().begin(&inner.db).await?;
+    let completions: Vec<Completion> = batch
+        .iter()
+        .zip(&prepared)
+        .filter(|(_, prepared)| prepared.is_some())
+        .map(|(request, _)| request.completion.clone())
+        .collect();
+    let held = jobs::complete_all_in(&mut tx, &completions).await?;
+    let held: HashSet<i64> = completions
+        .iter()
+        .zip(held)
+        .filter(|(_, held)| *held)
+        .map(|(completion, _)| completion.id())
+        .collect();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (request, prepared) in batch.iter().zip(&prepared) {
+        let Some((event, handled)) = prepared else {
+            outcomes.push(Ending::Unknown);
+            continue;
+        };
+        if !held.contains(&request.completion.id()) {
+            outcomes.push(Ending::LeaseLost);
+            continue;
+        }
+        let status = apply(handled.as_ref(), &mut tx).await?;
+        let attempt = AttemptRecord {
+            worker: &request.worker,
+            started_at_ms,
+            finished_at_ms: now_ms(),
+            outcome: Outcome::Succeeded,
+            error: None,
+        };
+        store::record_attempt(&mut tx, inner.db.backend(), &event.id, status, &attempt).await?;
+        outcomes.push(Ending::Done(status));
+    }
+    tx.commit().await?;
+    Ok(outcomes)
 }
 
 /// An event of a type with a handler, parsed for it.

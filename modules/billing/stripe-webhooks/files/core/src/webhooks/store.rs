@@ -207,27 +207,37 @@ pub struct StoredEvent {
     pub payload: String,
 }
 
-/// The stored event `id` with its payload; `None` when there is none. Read outside the
-/// transaction that processes it: a stored event's fields and payload never change.
-pub async fn load_event(db: &Database, id: &str) -> sqlx::Result<Option<StoredEvent>> {
-    let row = sqlx::query(
+/// The stored events with these ids and their payloads, in any order, in one query. Read
+/// outside the transaction that processes them: a stored event's fields and payload never
+/// change.
+pub async fn load_events(db: &Database, ids: &[&str]) -> sqlx::Result<Vec<StoredEvent>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
         "SELECT id, type, created, livemode, payload FROM webhook_events \
          JOIN webhook_payloads ON webhook_payloads.event_id = webhook_events.id \
-         WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(db.pool())
-    .await?;
-    row.map(|row| {
-        Ok(StoredEvent {
-            id: row.try_get("id")?,
-            event_type: row.try_get("type")?,
-            created: row.try_get("created")?,
-            livemode: row.try_get::<i64, _>("livemode")? != 0,
-            payload: row.try_get("payload")?,
+         WHERE id IN ({})",
+        placeholders.join(", ")
+    );
+    let query = ids
+        .iter()
+        .fold(sqlx::query(AssertSqlSafe(sql)), |query, id| query.bind(*id));
+    query
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(StoredEvent {
+                id: row.try_get("id")?,
+                event_type: row.try_get("type")?,
+                created: row.try_get("created")?,
+                livemode: row.try_get::<i64, _>("livemode")? != 0,
+                payload: row.try_get("payload")?,
+            })
         })
-    })
-    .transpose()
+        .collect()
 }
 
 /// One processing attempt, as recorded.
