@@ -13,7 +13,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use sqlx::AnyConnection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::store::{self, AttemptRecord, Outcome, Status, StoredEvent};
 use super::{Webhooks, now_ms};
@@ -119,10 +119,14 @@ impl Handlers {
 /// (`JOBS_BATCH_SIZE`, 100) and some.
 const MAX_BATCH: usize = 256;
 
+/// The tasks of an instance that process the events handed over.
+const PROCESSING_TASKS: usize = 2;
+
 /// The `webhooks.process` job: processes the stored event whose id is its payload.
 ///
 /// The jobs the worker runs at the same time hand their event to one task of this instance
-/// ([`process_batches`]), which processes whatever is handed over in one transaction: one commit,
+/// ([`process_batches`]; two of them), which processes whatever is handed over in one
+/// transaction: one commit,
 /// and a statement or two per event besides its handler's, rather than a transaction each. Each
 /// job then returns its own outcome to the queue.
 pub struct ProcessEvent {
@@ -154,7 +158,17 @@ impl ProcessEvent {
     /// Starts the processing task (on the current tokio runtime).
     pub(super) fn new(webhooks: Webhooks, handlers: Handlers) -> Self {
         let (queue, requests) = mpsc::channel(MAX_BATCH);
-        tokio::spawn(process_batches(webhooks.clone(), handlers, requests));
+        let requests = Arc::new(Mutex::new(requests));
+        let handlers = Arc::new(handlers);
+        // Two, so that one batch's round trips overlap the other's commit on PostgreSQL; on
+        // SQLite they take turns.
+        for _ in 0..PROCESSING_TASKS {
+            tokio::spawn(process_batches(
+                webhooks.clone(),
+                handlers.clone(),
+                requests.clone(),
+            ));
+        }
         Self { webhooks, queue }
     }
 
@@ -261,21 +275,28 @@ impl Job for ProcessEvent {
     }
 }
 
-/// The processing task: takes whatever events are handed over, up to [`MAX_BATCH`], processes
+/// A processing task: takes whatever events are handed over, up to [`MAX_BATCH`], processes
 /// them, answers each, and again, until every [`ProcessEvent`] is gone.
 async fn process_batches(
     webhooks: Webhooks,
-    handlers: Handlers,
-    mut requests: mpsc::Receiver<Request>,
+    handlers: Arc<Handlers>,
+    requests: Arc<Mutex<mpsc::Receiver<Request>>>,
 ) {
-    while let Some(first) = requests.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match requests.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
+    loop {
+        let batch = {
+            let mut requests = requests.lock().await;
+            let Some(first) = requests.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match requests.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
             }
-        }
+            batch
+        };
         let outcomes = match process_all(&webhooks, &handlers, &batch).await {
             Ok(outcomes) => outcomes,
             // A handler's error, or on PostgreSQL a deadlock with another instance's batch:
@@ -361,6 +382,7 @@ async fn process_all(
         .map(|(completion, _)| completion.id())
         .collect();
     let mut outcomes = Vec::with_capacity(batch.len());
+    let mut successes = Vec::with_capacity(batch.len());
     for (request, prepared) in batch.iter().zip(&prepared) {
         let Some((event, handled)) = prepared else {
             outcomes.push(Ending::Unknown);
@@ -371,16 +393,16 @@ async fn process_all(
             continue;
         }
         let status = apply(handled.as_ref(), &mut tx).await?;
-        let attempt = AttemptRecord {
+        successes.push(store::Success {
+            event_id: &event.id,
+            status,
             worker: &request.worker,
             started_at_ms,
             finished_at_ms: now_ms(),
-            outcome: Outcome::Succeeded,
-            error: None,
-        };
-        store::record_attempt(&mut tx, inner.db.backend(), &event.id, status, &attempt).await?;
+        });
         outcomes.push(Ending::Done(status));
     }
+    store::record_successes(&mut tx, inner.db.backend(), &successes).await?;
     tx.commit().await?;
     Ok(outcomes)
 }

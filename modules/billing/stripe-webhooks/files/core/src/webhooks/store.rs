@@ -268,6 +268,81 @@ impl Outcome {
     }
 }
 
+/// A successful attempt of a batch ([`record_successes`]).
+pub struct Success<'a> {
+    pub event_id: &'a str,
+    /// `processed` or `ignored`.
+    pub status: Status,
+    pub worker: &'a str,
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+}
+
+/// [`record_attempt`] for the successful attempts of a batch: on PostgreSQL one statement for all
+/// of them rather than one each (a round trip each); on SQLite, where statements cost no round
+/// trip, one each.
+pub async fn record_successes(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    successes: &[Success<'_>],
+) -> sqlx::Result<()> {
+    if successes.is_empty() {
+        return Ok(());
+    }
+    match backend {
+        Backend::Postgres => {
+            let sql = format!(
+                "WITH done (id, status, processed_at, worker, started_at_ms, finished_at_ms) \
+                     AS (VALUES {}), \
+                 event AS ( \
+                     UPDATE webhook_events SET status = done.status, \
+                         attempts = webhook_events.attempts + 1, \
+                         processed_at = done.processed_at, last_error = NULL \
+                     FROM done WHERE webhook_events.id = done.id \
+                     RETURNING webhook_events.id, webhook_events.attempts) \
+                 INSERT INTO webhook_attempts \
+                     (event_id, number, worker, started_at_ms, finished_at_ms, outcome) \
+                 SELECT event.id, event.attempts, done.worker, done.started_at_ms, \
+                     done.finished_at_ms, 'succeeded' \
+                 FROM event JOIN done ON done.id = event.id",
+                values_rows(successes.len(), 6, 1, "")
+            );
+            let query = successes
+                .iter()
+                .fold(sqlx::query(AssertSqlSafe(sql)), |query, success| {
+                    query
+                        .bind(success.event_id)
+                        .bind(success.status.as_str())
+                        .bind(success.finished_at_ms / 1000)
+                        .bind(success.worker)
+                        .bind(success.started_at_ms)
+                        .bind(success.finished_at_ms)
+                });
+            query.execute(conn).await?;
+        }
+        Backend::Sqlite => {
+            for success in successes {
+                let attempt = AttemptRecord {
+                    worker: success.worker,
+                    started_at_ms: success.started_at_ms,
+                    finished_at_ms: success.finished_at_ms,
+                    outcome: Outcome::Succeeded,
+                    error: None,
+                };
+                record_attempt(
+                    &mut *conn,
+                    backend,
+                    success.event_id,
+                    success.status,
+                    &attempt,
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sets the event's status after an attempt and appends the attempt to its history, numbered
 /// by the event's count of attempts, this one included.
 pub async fn record_attempt(
