@@ -800,10 +800,7 @@ fn kill_nine(db: &Database) {
         // Short leases, so that the instance started after the kill takes the jobs over soon.
         let hooks = start_webhooks(
             db,
-            &[
-                ("WEBHOOKS_JOBS_CONCURRENCY", "1"),
-                ("JOBS_LEASE_SECS", "2"),
-            ],
+            &[("WEBHOOKS_JOBS_CONCURRENCY", "1"), ("JOBS_LEASE_SECS", "2")],
         );
         let burst = EVENTS << round;
         send_subscriptions(&hooks, "k", sent..sent + burst, SENDERS);
