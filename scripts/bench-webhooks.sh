@@ -14,8 +14,9 @@
 # time, which must be answered `duplicate` and stored once), BACKENDS="sqlite postgres",
 # PROCESS_TIMEOUT=300 (seconds to wait for the worker after the load), BENCH_PIN=1 (0: no
 # taskset), BENCH_WORKSPACE (an existing generated workspace to measure instead of generating
-# one). DATABASE_MAX_CONNECTIONS and WEBHOOKS_WORKER_CONCURRENCY, when set, are passed to the
-# service; otherwise it runs with its workspace's `.env` (10 and 2 by default).
+# one). DATABASE_MAX_CONNECTIONS, WEBHOOKS_JOBS_CONCURRENCY and JOBS_BATCH_SIZE, when set, are
+# passed to the service; otherwise it runs with its workspace's `.env` (10, 2 and 100 by
+# default). The events are processed by the service's jobs worker (`webhooks.process` jobs).
 #
 # The load generator (scripts/bench/webhook-load) builds every body and signature before it
 # starts the clock, and sends each connection's next event as soon as the previous answer is in:
@@ -25,7 +26,7 @@
 # attempt the worker recorded (webhook_attempts.finished_at_ms): the worker runs in the same
 # process and starts while events are still arriving. Lost is the number of events not in
 # `webhook_events` with the status their type should end in; the script also checks that every
-# event was attempted exactly once and that no job is left.
+# event was attempted exactly once and that no webhook job is left unfinished.
 #
 # On a machine with several cores, the load generator runs pinned to the first core the script
 # may use and the service to the others (taskset), as in scripts/bench-api.sh: on 2 cores, one
@@ -96,7 +97,7 @@ load=$CARGO_TARGET_DIR/release/webhook-load
 secret=$(sed -n 's/^STRIPE_WEBHOOK_SECRETS=//p' "$workspace/.env" | cut -d, -f1)
 [ -n "$secret" ] || { echo "no STRIPE_WEBHOOK_SECRETS in $workspace/.env" >&2; exit 1; }
 service_env=(RUST_LOG=warn)
-for key in DATABASE_MAX_CONNECTIONS WEBHOOKS_WORKER_CONCURRENCY; do
+for key in DATABASE_MAX_CONNECTIONS WEBHOOKS_JOBS_CONCURRENCY JOBS_BATCH_SIZE; do
     [ -z "${!key:-}" ] || service_env+=("$key=${!key}")
 done
 setting() { # the service's value of setting $1 (default $2): ours, else its .env's, else $2
@@ -105,7 +106,8 @@ setting() { # the service's value of setting $1 (default $2): ours, else its .en
     echo "${value:-$2}"
 }
 echo "service settings: DATABASE_MAX_CONNECTIONS=$(setting DATABASE_MAX_CONNECTIONS 10)" \
-    "WEBHOOKS_WORKER_CONCURRENCY=$(setting WEBHOOKS_WORKER_CONCURRENCY 2) RUST_LOG=warn"
+    "WEBHOOKS_JOBS_CONCURRENCY=$(setting WEBHOOKS_JOBS_CONCURRENCY 2)" \
+    "JOBS_BATCH_SIZE=$(setting JOBS_BATCH_SIZE 100) RUST_LOG=warn"
 echo
 
 # --- one run ---------------------------------------------------------------------------------
@@ -161,7 +163,8 @@ bench() {
                (SELECT count(*) FROM webhook_events WHERE status = 'ignored'),
                (SELECT count(*) FROM webhook_events WHERE status IN ('retrying', 'dead_letter')),
                (SELECT count(*) FROM webhook_attempts),
-               (SELECT count(*) FROM webhook_jobs),
+               (SELECT count(*) FROM jobs
+                WHERE kind = 'webhooks.process' AND finished_at_ms IS NULL),
                (SELECT coalesce(max(finished_at_ms), 0) FROM webhook_attempts),
                (SELECT count(*) FROM subscriptions)")"
     stop_server

@@ -662,7 +662,7 @@ impl<'db> Ops<'db> {
                 ("WEBHOOKS_MAX_ATTEMPTS", "2"),
                 ("WEBHOOKS_RETRY_BASE_MS", "300"),
                 ("WEBHOOKS_RETRY_MAX_MS", "600"),
-                ("WEBHOOKS_POLL_INTERVAL_MS", "100"),
+                ("JOBS_POLL_INTERVAL_MS", "100"),
             ],
         );
         Ops { stack, hooks }

@@ -800,10 +800,7 @@ fn kill_nine(db: &Database) {
         // Short leases, so that the instance started after the kill takes the jobs over soon.
         let hooks = start_webhooks(
             db,
-            &[
-                ("WEBHOOKS_WORKER_CONCURRENCY", "1"),
-                ("WEBHOOKS_LEASE_SECS", "2"),
-            ],
+            &[("WEBHOOKS_JOBS_CONCURRENCY", "1"), ("JOBS_LEASE_SECS", "2")],
         );
         let burst = EVENTS << round;
         send_subscriptions(&hooks, "k", sent..sent + burst, SENDERS);
@@ -932,7 +929,7 @@ pub(crate) fn start_webhooks<'db>(db: &'db Database, env: &[(&str, &str)]) -> In
         ("WEBHOOKS_RETRY_BASE_MS", "1000"),
         ("WEBHOOKS_RETRY_MAX_MS", "2000"),
         ("WEBHOOKS_MAX_ATTEMPTS", "3"),
-        ("WEBHOOKS_POLL_INTERVAL_MS", "100"),
+        ("JOBS_POLL_INTERVAL_MS", "100"),
     ];
     all.extend_from_slice(env);
     Instance::launch("webhooks", db, &all)

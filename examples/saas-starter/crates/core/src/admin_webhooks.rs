@@ -3,14 +3,18 @@
 //! event is the store's own ([`crate::webhooks::store::logs`], [`crate::webhooks::store::event`]).
 //!
 //! The admin service works on the webhooks store of the shared database, as the webhooks
-//! service's operations API does: a replay queues the event's job again, and the webhooks
-//! service's worker takes it at its next poll (`WEBHOOKS_POLL_INTERVAL_MS`).
+//! service's operations API does: a replay queues the event's `webhooks.process` job again, and
+//! a worker of the webhooks service takes it (on PostgreSQL at once, woken by the queue's
+//! notification; on SQLite at its next poll, `JOBS_POLL_INTERVAL_MS`). The admin service does
+//! not read `WEBHOOKS_MAX_ATTEMPTS`: its replays get the default limit, or the setting when it
+//! is lower (the webhooks service dead-letters an event at the setting's limit).
 
 use sqlx::Row;
 
 use crate::admin::metrics::Metric;
 use crate::admin::{AdminError, Permission, Staff};
 use crate::db::Database;
+use crate::webhooks::process::DEFAULT_MAX_ATTEMPTS;
 use crate::webhooks::store;
 use crate::webhooks::{Status, WebhookError, now_ms};
 
@@ -30,7 +34,7 @@ pub enum ReplayError {
 /// (pending, or retrying).
 pub async fn replay(db: &Database, staff: &Staff, id: &str) -> Result<i64, ReplayError> {
     staff.require(Permission::Manage)?;
-    let replay = store::replay(db, id, staff.actor(), now_ms())
+    let replay = store::replay(db, id, staff.actor(), DEFAULT_MAX_ATTEMPTS, now_ms())
         .await
         .map_err(WebhookError::Database)?;
     Ok(replay.into_result()?)
@@ -40,9 +44,15 @@ pub async fn replay(db: &Database, staff: &Staff, id: &str) -> Result<i64, Repla
 /// audited (`webhook.replay_all`, with the count, also when it is 0). How many were queued.
 pub async fn replay_dead_letter(db: &Database, staff: &Staff) -> Result<u64, ReplayError> {
     staff.require(Permission::Manage)?;
-    let queued = store::replay_all(db, Status::DeadLetter, staff.actor(), now_ms())
-        .await
-        .map_err(WebhookError::Database)?;
+    let queued = store::replay_all(
+        db,
+        Status::DeadLetter,
+        staff.actor(),
+        DEFAULT_MAX_ATTEMPTS,
+        now_ms(),
+    )
+    .await
+    .map_err(WebhookError::Database)?;
     Ok(queued)
 }
 

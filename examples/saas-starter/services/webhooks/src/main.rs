@@ -68,7 +68,12 @@ async fn run() -> anyhow::Result<()> {
     // <<<end:auth@config>>>
     // <<<begin:billing/stripe-webhooks@config>>>
     let webhooks_config = WebhooksConfig::from_env(&mut env);
+    let webhook_handlers = Handlers::new();
     // <<<end:billing/stripe-webhooks@config>>>
+    // <<<begin:billing/subscriptions@config>>>
+    let billing_handlers = saas_starter_core::billing::webhook_handlers();
+    let webhook_handlers = webhook_handlers.merge(billing_handlers);
+    // <<<end:billing/subscriptions@config>>>
     env.finish()?;
 
     telemetry::init(telemetry_config);
@@ -101,13 +106,9 @@ async fn run() -> anyhow::Result<()> {
     let job_handlers = job_handlers.register(auth.account_emails());
     // <<<end:auth@startup>>>
     // <<<begin:billing/stripe-webhooks@startup>>>
-    let webhooks = Webhooks::new(db.clone(), webhooks_config)?;
-    let webhook_handlers = Handlers::new();
+    let webhooks = Webhooks::new(db.clone(), webhooks_config, jobs.clone())?;
+    let job_handlers = job_handlers.register(webhooks.processor(webhook_handlers));
     // <<<end:billing/stripe-webhooks@startup>>>
-    // <<<begin:billing/subscriptions@startup>>>
-    let billing_handlers = saas_starter_core::billing::webhook_handlers();
-    let webhook_handlers = webhook_handlers.merge(billing_handlers);
-    // <<<end:billing/subscriptions@startup>>>
 
     let app = http::health_routes(readiness);
     // <<<inject:routes>>>
@@ -125,7 +126,6 @@ async fn run() -> anyhow::Result<()> {
     let state = state::AppState::new(db.clone(), auth.clone());
     // <<<end:auth@routes>>>
     // <<<begin:billing/stripe-webhooks@routes>>>
-    let webhook_worker = webhooks.start_worker(webhook_handlers);
     let app = app
         .merge(stripe::routes(webhooks.clone()))
         .merge(operations::routes(webhooks.clone(), state.clone()));
@@ -138,9 +138,6 @@ async fn run() -> anyhow::Result<()> {
     http::serve(&server_config, app).await?;
 
     // <<<inject:shutdown>>>
-    // <<<begin:billing/stripe-webhooks@shutdown>>>
-    webhook_worker.shutdown().await;
-    // <<<end:billing/stripe-webhooks@shutdown>>>
     // <<<begin:jobs@shutdown>>>
     job_worker.shutdown().await;
     // <<<end:jobs@shutdown>>>

@@ -199,6 +199,9 @@ pub struct Database {
     sqlite_file: Option<PathBuf>,
     /// The read-only connections of [`Database::read_row`], on a SQLite file.
     readers: Option<Arc<SqliteReaders>>,
+    /// Where this instance's writers take turns on SQLite: one queue for all of them (the job
+    /// queue's worker, webhook ingestion), shared by the clones.
+    turns: Arc<turns::WriteTurns>,
 }
 
 // The async methods return boxed futures so that what they drive (sqlx's pool and drivers) is
@@ -257,6 +260,7 @@ impl Database {
                 backend,
                 sqlite_file,
                 readers,
+                turns: Arc::new(turns::WriteTurns::new(backend)),
             })
         })
     }
@@ -362,6 +366,11 @@ impl Database {
                 None => Ok(None),
             }
         })
+    }
+
+    /// This instance's turns to write on SQLite ([`turns::WriteTurns`]), shared by every clone.
+    pub fn turns(&self) -> &turns::WriteTurns {
+        &self.turns
     }
 
     /// Begins a transaction that writes. On SQLite it takes the write lock at once (`BEGIN

@@ -32,6 +32,7 @@ pub mod worker;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -105,6 +106,13 @@ pub trait Job: Send + Sync + 'static {
         ctx: &JobContext,
         payload: Self::Payload,
     ) -> impl Future<Output = Result<(), JobError>> + Send;
+
+    /// The delays between this kind's attempts; `None` (the default) for the queue's
+    /// (`JOBS_RETRY_*`). A kind with settings of its own (the webhooks' `WEBHOOKS_RETRY_*`)
+    /// returns them.
+    fn backoff(&self) -> Option<Backoff> {
+        None
+    }
 }
 
 /// Why an attempt failed. The message is stored with the job for operators.
@@ -141,6 +149,10 @@ pub struct JobContext {
     lease: store::Lease,
     kind: &'static str,
     max_attempts: i64,
+    abandoned: bool,
+    /// Set by [`JobContext::complete_in`] (or [`complete_all_in`]): the worker then leaves the
+    /// job's success alone.
+    completed: Arc<AtomicBool>,
 }
 
 impl JobContext {
@@ -162,6 +174,18 @@ impl JobContext {
         self.lease.attempt >= self.max_attempts
     }
 
+    /// The worker running this attempt (`<process id>-<instance>/<loop>`), as leases name it.
+    pub fn worker(&self) -> &str {
+        &self.lease.owner
+    }
+
+    /// Whether the previous attempt's worker stopped or crashed before finishing it (its lease
+    /// expired): the queue records that attempt in `job_errors`; a kind with a history of its
+    /// own records it there too.
+    pub fn previous_attempt_abandoned(&self) -> bool {
+        self.abandoned
+    }
+
     pub fn kind(&self) -> &'static str {
         self.kind
     }
@@ -171,10 +195,64 @@ impl JobContext {
     /// still holds the lease. `false` when the lease was lost (it expired and another worker
     /// took the job): then the handler must roll back and return, its work is another's now.
     pub async fn complete_in(&self, conn: &mut AnyConnection) -> sqlx::Result<bool> {
-        let done =
-            store::succeed(conn, std::slice::from_ref(&self.lease), worker::now_ms()).await?;
-        Ok(!done.is_empty())
+        let held = complete_all_in(conn, std::slice::from_ref(&self.completion())).await?;
+        Ok(held.first().copied().unwrap_or(false))
     }
+
+    /// What completes this job from another task's transaction ([`complete_all_in`]): for a
+    /// kind whose handlers hand their work to a task that does many jobs' in one transaction.
+    pub fn completion(&self) -> Completion {
+        Completion {
+            lease: self.lease.clone(),
+            completed: self.completed.clone(),
+        }
+    }
+
+    /// Whether the handler recorded the job's success itself ([`JobContext::complete_in`]).
+    fn completed(&self) -> bool {
+        self.completed.load(Ordering::Relaxed)
+    }
+}
+
+/// A running job's lease, to mark it succeeded in a transaction of another task's
+/// ([`JobContext::completion`]).
+#[derive(Debug, Clone)]
+pub struct Completion {
+    lease: store::Lease,
+    completed: Arc<AtomicBool>,
+}
+
+impl Completion {
+    /// The job's id.
+    pub fn id(&self) -> i64 {
+        self.lease.id
+    }
+}
+
+/// [`JobContext::complete_in`] for several jobs in one statement: for each, whether its lease
+/// held (`false`: another worker has it, its work must not commit). Call it before the jobs'
+/// work in the transaction: it locks their rows, so that a worker that took a job over waits
+/// for this transaction and then finds the job finished. Should the transaction roll back
+/// after all, the jobs' leases run out and they run again (at least once).
+pub async fn complete_all_in(
+    conn: &mut AnyConnection,
+    completions: &[Completion],
+) -> sqlx::Result<Vec<bool>> {
+    let leases: Vec<store::Lease> = completions.iter().map(|c| c.lease.clone()).collect();
+    let done: std::collections::HashSet<i64> = store::succeed(conn, &leases, worker::now_ms())
+        .await?
+        .into_iter()
+        .collect();
+    Ok(completions
+        .iter()
+        .map(|completion| {
+            let held = done.contains(&completion.lease.id);
+            if held {
+                completion.completed.store(true, Ordering::Relaxed);
+            }
+            held
+        })
+        .collect())
 }
 
 /// A job to enqueue: its kind, its payload as JSON, and when it is due.
@@ -197,6 +275,13 @@ impl NewJob {
             run_at_ms: None,
             unique_key: None,
         })
+    }
+
+    /// At most `attempts` attempts (at least 1) rather than the kind's `MAX_ATTEMPTS`: for kinds
+    /// whose limit is a setting.
+    pub fn max_attempts(mut self, attempts: i64) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
     }
 
     /// Due at `unix_ms` (Unix milliseconds) rather than now.
@@ -259,6 +344,8 @@ trait Erased: Send + Sync {
         ctx: &'a JobContext,
         payload: &'a str,
     ) -> BoxFuture<'a, Result<(), JobError>>;
+
+    fn backoff(&self) -> Option<Backoff>;
 }
 
 struct Typed<J>(J);
@@ -276,6 +363,10 @@ impl<J: Job> Erased for Typed<J> {
             })?;
             self.0.run(ctx, payload).await
         })
+    }
+
+    fn backoff(&self) -> Option<Backoff> {
+        self.0.backoff()
     }
 }
 
@@ -471,8 +562,15 @@ impl Jobs {
         let mut tx = self.inner.db.begin_write().await?;
         let enqueued = enqueue(&mut tx, job).await?;
         tx.commit().await?;
-        self.inner.new_jobs.notify_waiters();
+        self.wake();
         Ok(enqueued)
+    }
+
+    /// Wakes this instance's idle worker loops at once: jobs were just committed here (on
+    /// SQLite they would otherwise wait for the next poll; PostgreSQL notifies every instance
+    /// anyway).
+    pub fn wake(&self) {
+        self.inner.new_jobs.notify_waiters();
     }
 
     /// Starts the worker with `handlers` unless this service runs none

@@ -14,6 +14,7 @@ use crate::db::{Backend, Database};
 /// while the others get through, and the lock often sits free while they sleep. Here they queue
 /// in order on a mutex instead, which wakes the next one as soon as the lock is free. PostgreSQL
 /// locks rows, not the database: there, nobody waits here.
+#[derive(Debug)]
 pub struct WriteTurns {
     sqlite: Option<Mutex<()>>,
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -13,7 +14,6 @@ use tokio::task::JoinSet;
 
 use super::store::{self, AfterFailure, Claimed, Lease};
 use super::{Backoff, Erased, Handlers, JobContext, JobError, Jobs, JobsError};
-use crate::db::turns::WriteTurns;
 
 /// How long a loop waits after a database error before trying again.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
@@ -47,7 +47,6 @@ impl Worker {
             jobs: jobs.clone(),
             handlers: handlers.clone(),
             kinds,
-            turns: WriteTurns::new(jobs.inner.db.backend()),
             backoff: Backoff {
                 base_delay: config.base_delay,
                 max_delay: config.max_delay,
@@ -126,8 +125,6 @@ struct Shared {
     jobs: Jobs,
     handlers: Handlers,
     kinds: Vec<&'static str>,
-    /// Turns of the loops' writes on SQLite.
-    turns: WriteTurns,
     backoff: Backoff,
 }
 
@@ -188,7 +185,7 @@ impl Loop {
         let now = now_ms();
         let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(i64::MAX);
         let claimed = {
-            let _turn = shared.turns.take().await;
+            let _turn = inner.db.turns().take().await;
             store::claim(
                 &inner.db,
                 &self.name,
@@ -211,6 +208,8 @@ impl Loop {
                     lease: job.lease.clone(),
                     kind,
                     max_attempts: job.max_attempts,
+                    abandoned: job.abandoned,
+                    completed: Arc::new(AtomicBool::new(false)),
                 },
                 handler: handler.clone(),
                 payload: job.payload.clone(),
@@ -270,7 +269,10 @@ impl Loop {
                 next = running.next() => match next {
                     Some((ready, Ok(()))) => {
                         unfinished.remove(&ready.claimed.lease.id);
-                        succeeded.push(ready.claimed.lease.clone());
+                        // A handler that completed the job in its own transaction did it all.
+                        if !ready.ctx.completed() {
+                            succeeded.push(ready.claimed.lease.clone());
+                        }
                     }
                     Some((ready, Err(error))) => {
                         unfinished.remove(&ready.claimed.lease.id);
@@ -280,7 +282,10 @@ impl Loop {
                 },
                 _ = renew.tick() => {
                     let leases: Vec<Lease> = unfinished.values().map(|lease| (*lease).clone()).collect();
-                    self.extend(&leases).await;
+                    // On a task of its own: awaited here, it would stop polling the handlers,
+                    // and on SQLite wait for the write turn of one of them, which could not
+                    // finish its transaction to give it back.
+                    tokio::spawn(extend(shared.jobs.clone(), leases));
                 }
                 changed = stopped.changed(), if !stopping => {
                     stopping = true;
@@ -312,25 +317,6 @@ impl Loop {
         }
     }
 
-    async fn extend(&self, leases: &[Lease]) {
-        let inner = &self.shared.jobs.inner;
-        let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(i64::MAX);
-        let until = now_ms().saturating_add(lease_ms);
-        let extended = {
-            let _turn = self.shared.turns.take().await;
-            store::extend(&inner.db, leases, until).await
-        };
-        match extended {
-            Ok(held) => {
-                let held: HashSet<i64> = held.into_iter().collect();
-                for lease in leases.iter().filter(|lease| !held.contains(&lease.id)) {
-                    tracing::warn!(job = lease.id, "lease lost to another worker while running");
-                }
-            }
-            Err(error) => tracing::error!(%error, "cannot extend job leases"),
-        }
-    }
-
     /// Marks `leases` succeeded in one transaction.
     async fn record_successes(&self, leases: &[Lease]) {
         if leases.is_empty() {
@@ -339,7 +325,7 @@ impl Loop {
         let inner = &self.shared.jobs.inner;
         // One statement, committed on its own: no transaction around it to begin and commit.
         let result = async {
-            let _turn = self.shared.turns.take().await;
+            let _turn = inner.db.turns().take().await;
             let mut conn = inner.db.pool().acquire().await?;
             store::succeed(&mut conn, leases, now_ms()).await
         }
@@ -367,10 +353,8 @@ impl Loop {
         let last = lease.attempt >= ready.claimed.max_attempts;
         let after = match error {
             JobError::Retry(_) if !last => {
-                let delay = self
-                    .shared
-                    .backoff
-                    .delay_after(lease.attempt, getrandom::u64().unwrap_or(0));
+                let backoff = ready.handler.backoff().unwrap_or(self.shared.backoff);
+                let delay = backoff.delay_after(lease.attempt, getrandom::u64().unwrap_or(0));
                 let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
                 tracing::warn!(
                     job = lease.id,
@@ -399,7 +383,7 @@ impl Loop {
     async fn record_failure(&self, lease: &Lease, error: &str, after: AfterFailure) {
         let inner = &self.shared.jobs.inner;
         let result = async {
-            let mut tx = self.shared.turns.begin(&inner.db).await?;
+            let mut tx = inner.db.turns().begin(&inner.db).await?;
             let held = store::fail(&mut tx, lease, error, after, now_ms()).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(held)
@@ -433,6 +417,30 @@ impl Loop {
         if let Err(error) = result {
             tracing::error!(job = lease.id, %error, "cannot record an abandoned attempt");
         }
+    }
+}
+
+/// Extends `leases` by a lease's length: their handlers are still running.
+async fn extend(jobs: Jobs, leases: Vec<Lease>) {
+    let inner = &jobs.inner;
+    let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(i64::MAX);
+    let until = now_ms().saturating_add(lease_ms);
+    let extended = {
+        let _turn = inner.db.turns().take().await;
+        store::extend(&inner.db, &leases, until).await
+    };
+    match extended {
+        Ok(held) => {
+            let held: HashSet<i64> = held.into_iter().collect();
+            for lease in leases.iter().filter(|lease| !held.contains(&lease.id)) {
+                // Also a job that finished since the extension was sent: no cause for alarm.
+                tracing::info!(
+                    job = lease.id,
+                    "lease not extended: the job finished, or another worker took it over"
+                );
+            }
+        }
+        Err(error) => tracing::error!(%error, "cannot extend job leases"),
     }
 }
 

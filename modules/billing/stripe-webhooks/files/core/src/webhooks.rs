@@ -7,24 +7,23 @@
 //!    other events arriving at the same time ([`ingest`]). Stripe gets its 2xx only once both
 //!    are committed; a repeated event id stores nothing and enqueues nothing, whether the copies
 //!    arrive one after another or at once.
-//! 2. A [`Worker`] inside the service claims due jobs with a lease ([`store::claim`]): on
-//!    PostgreSQL with `FOR UPDATE SKIP LOCKED`, so that several instances never claim one job;
-//!    on SQLite, where there is one writer at a time, with the same statement without the lock.
-//! 3. The event's [`Handler`] runs in a transaction that also deletes the job and marks the event
-//!    processed, and that commits only if this worker still holds the lease: effects are applied
-//!    once, even when a lease expired and another worker took the job over.
-//! 4. A handler error rolls its effects back and schedules a retry with exponential backoff and
-//!    jitter; after the last attempt the event is `dead_letter`. A worker that dies mid-job
-//!    loses nothing: the lease expires and the job is claimed again.
+//! 2. The jobs worker ([`crate::jobs`]) claims the event's `webhooks.process` job with a lease
+//!    and runs [`ProcessEvent`], in any instance of the service.
+//! 3. The event's [`Handler`] runs in a transaction that also marks the event processed and
+//!    the job succeeded, and that commits only if this worker still holds the lease: effects
+//!    are applied once, even when a lease expired and another worker took the job over.
+//! 4. A handler error rolls its effects back and the queue schedules a retry with exponential
+//!    backoff and jitter; after the last attempt the event is `dead_letter`. A worker that dies
+//!    mid-job loses nothing: the lease expires and the job is claimed again.
 //! 5. Operators list events, read their attempts, and replay them (one, or all dead-lettered).
 //!
 //! Event statuses: `pending` (waiting for a worker), `retrying` (an attempt failed, another is
 //! scheduled), `processed`, `ignored` (no handler for its type), `dead_letter` (out of attempts).
 
 pub mod ingest;
+pub mod process;
 pub mod signature;
 pub mod store;
-pub mod worker;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -32,54 +31,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 
+pub use process::{Event, Handler, HandlerError, Handlers, ProcessEvent};
 pub use signature::{Secrets, SignatureError};
 pub use store::{EventDetail, EventSummary, Ingested, LogFilter, LogPage, Status};
-pub use worker::{Event, Handler, HandlerError, Handlers, Worker};
 
 use crate::audit::{self, Actor};
 use crate::config::Env;
 use crate::db::Database;
-use crate::db::turns::WriteTurns;
 use crate::error::{BoxError, FieldErrors};
-use crate::jobs::Backoff;
+use crate::jobs::{Backoff, Jobs};
 
 /// The largest page of `logs`.
 pub const MAX_LOG_LIMIT: i64 = 200;
-
-/// How processing is retried.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Attempts before an event is dead-lettered, the first included.
-    pub max_attempts: i64,
-    /// The delay after the first failure; it doubles after each one.
-    pub base_delay: Duration,
-    /// The longest delay between two attempts.
-    pub max_delay: Duration,
-}
-
-impl RetryPolicy {
-    /// The delay before attempt `failed + 1`, after `failed` failures: the job queue's backoff
-    /// (exponential, capped, with jitter; see [`Backoff::delay_after`]).
-    pub fn delay_after(&self, failed: i64, random: u64) -> Duration {
-        let backoff = Backoff {
-            base_delay: self.base_delay,
-            max_delay: self.max_delay,
-        };
-        backoff.delay_after(failed, random)
-    }
-}
 
 /// The `STRIPE_WEBHOOK_*` and `WEBHOOKS_*` settings. Not `Debug`: it holds secrets.
 pub struct WebhooksConfig {
     /// `None` only when the setting is invalid, which [`Env::finish`] reports before it is used.
     secrets: Option<Secrets>,
     tolerance_secs: i64,
-    retry: RetryPolicy,
-    lease: Duration,
-    concurrency: usize,
-    poll_interval: Duration,
+    /// Attempts before an event is dead-lettered, the first included.
+    max_attempts: i64,
+    /// The delays between attempts (the job queue's leases and workers run them).
+    backoff: Backoff,
     operations_api_key: Option<String>,
     /// The audit log's actor id of the key, `api-key:<WEBHOOKS_OPERATIONS_API_KEY_NAME>`.
     operations_api_key_actor: String,
@@ -103,15 +77,12 @@ impl WebhooksConfig {
             value
         };
         let tolerance_secs = positive("STRIPE_WEBHOOK_TOLERANCE_SECS", 300);
-        let max_attempts = positive("WEBHOOKS_MAX_ATTEMPTS", 8);
+        let max_attempts = positive(
+            "WEBHOOKS_MAX_ATTEMPTS",
+            process::DEFAULT_MAX_ATTEMPTS.unsigned_abs(),
+        );
         let base_delay = positive("WEBHOOKS_RETRY_BASE_MS", 2_000);
         let max_delay = positive("WEBHOOKS_RETRY_MAX_MS", 3_600_000);
-        let lease = positive("WEBHOOKS_LEASE_SECS", 30);
-        // Two loops, each with a batch of up to 32 jobs, lease as many jobs as four loops did
-        // with 16; more would take database time (commits above all) from ingestion, which
-        // Stripe waits for, for little more processing.
-        let concurrency = positive("WEBHOOKS_WORKER_CONCURRENCY", 2);
-        let poll_interval = positive("WEBHOOKS_POLL_INTERVAL_MS", 1_000);
         let operations_api_key = env.optional_secret("WEBHOOKS_OPERATIONS_API_KEY");
         if !operations_api_key.is_empty() && operations_api_key.len() < 32 {
             env.record(
@@ -128,14 +99,11 @@ impl WebhooksConfig {
         Self {
             secrets,
             tolerance_secs: i64::try_from(tolerance_secs).unwrap_or(i64::MAX),
-            retry: RetryPolicy {
-                max_attempts: i64::try_from(max_attempts).unwrap_or(i64::MAX),
+            max_attempts: i64::try_from(max_attempts).unwrap_or(i64::MAX),
+            backoff: Backoff {
                 base_delay: Duration::from_millis(base_delay),
                 max_delay: Duration::from_millis(max_delay),
             },
-            lease: Duration::from_secs(lease),
-            concurrency: usize::try_from(concurrency).unwrap_or(usize::MAX),
-            poll_interval: Duration::from_millis(poll_interval),
             operations_api_key: Some(operations_api_key).filter(|key| !key.is_empty()),
             operations_api_key_actor: format!("{}{}", audit::API_KEY_PREFIX, key_name.trim()),
         }
@@ -189,11 +157,8 @@ struct Inner {
     config: WebhooksConfig,
     /// Stores events in batches ([`ingest`]).
     ingestor: ingest::Ingestor,
-    /// Turns of this instance's writers on SQLite.
-    turns: Arc<WriteTurns>,
-    /// Wakes this instance's worker when an event is stored or replayed, so that it does not
-    /// wait for its next poll. Other instances find the job when they poll.
-    new_jobs: Arc<Notify>,
+    /// The queue the events' jobs go on: replays wake its worker here.
+    jobs: Jobs,
 }
 
 /// An event envelope as Stripe sends it: the fields ingestion reads before storing the payload
@@ -214,21 +179,19 @@ struct Envelope<'a> {
 const MAX_EVENT_ID_LEN: usize = 255;
 
 impl Webhooks {
-    /// Prepares ingestion and starts its batch writer, on the current tokio runtime.
-    pub fn new(db: Database, config: WebhooksConfig) -> Result<Self, SetupError> {
+    /// Prepares ingestion and starts its batch writer, on the current tokio runtime. Events are
+    /// processed by `jobs`'s worker, once [`Webhooks::processor`] is registered with it.
+    pub fn new(db: Database, config: WebhooksConfig, jobs: Jobs) -> Result<Self, SetupError> {
         let mut config = config;
         let secrets = config.secrets.take().ok_or(SetupError::InvalidConfig)?;
-        let turns = Arc::new(WriteTurns::new(db.backend()));
-        let new_jobs = Arc::new(Notify::new());
-        let ingestor = ingest::Ingestor::start(db.clone(), turns.clone(), new_jobs.clone());
+        let ingestor = ingest::Ingestor::start(db.clone(), jobs.clone(), config.max_attempts);
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
                 secrets,
                 config,
                 ingestor,
-                turns,
-                new_jobs,
+                jobs,
             }),
         })
     }
@@ -307,33 +270,37 @@ impl Webhooks {
     /// Queues a stored event for processing again on behalf of `actor`, audited. 404 when
     /// unknown, 409 when already queued.
     pub async fn replay(&self, id: &str, actor: Actor<'_>) -> Result<i64, WebhookError> {
+        let inner = &*self.inner;
         let replays = {
-            let _turn = self.inner.turns.take().await;
-            store::replay(&self.inner.db, id, actor, now_ms()).await?
+            let _turn = inner.db.turns().take().await;
+            store::replay(&inner.db, id, actor, inner.config.max_attempts, now_ms()).await?
         }
         .into_result()?;
         tracing::info!(event = %id, actor = actor.user_id, replays, "event replay queued");
-        self.inner.new_jobs.notify_waiters();
+        inner.jobs.wake();
         Ok(replays)
     }
 
     /// Queues every event in `status` for processing again on behalf of `actor`, audited;
     /// returns how many.
     pub async fn replay_all(&self, status: Status, actor: Actor<'_>) -> Result<u64, WebhookError> {
+        let inner = &*self.inner;
         let queued = {
-            let _turn = self.inner.turns.take().await;
-            store::replay_all(&self.inner.db, status, actor, now_ms()).await?
+            let _turn = inner.db.turns().take().await;
+            let max_attempts = inner.config.max_attempts;
+            store::replay_all(&inner.db, status, actor, max_attempts, now_ms()).await?
         };
         tracing::info!(%status, actor = actor.user_id, queued, "bulk replay queued");
         if queued > 0 {
-            self.inner.new_jobs.notify_waiters();
+            inner.jobs.wake();
         }
         Ok(queued)
     }
 
-    /// Starts processing queued events with `handlers`, until [`Worker::shutdown`].
-    pub fn start_worker(&self, handlers: Handlers) -> Worker {
-        Worker::start(self.clone(), handlers)
+    /// The `webhooks.process` job kind, which processes events with `handlers`: register it
+    /// with the service's jobs worker (`job_handlers.register(...)`).
+    pub fn processor(&self, handlers: Handlers) -> ProcessEvent {
+        ProcessEvent::new(self.clone(), handlers)
     }
 }
 
@@ -434,8 +401,8 @@ pub struct BulkReplayed {
     pub queued: u64,
 }
 
-/// The current time in Unix milliseconds: the unit of the job and attempt times, where seconds
-/// would be too coarse for retries a few hundred milliseconds apart.
+/// The current time in Unix milliseconds: the unit of the attempt times, where seconds would be
+/// too coarse for retries a few hundred milliseconds apart.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -4,7 +4,7 @@
 //! transaction holds. Committing each request on its own caps ingestion at the flushes per second
 //! the disk allows, times the connections committing at once. Here, requests hand their event to
 //! a queue instead, and one task takes whatever is queued as a batch ([`store::ingest`]: one
-//! statement on PostgreSQL, one transaction on SQLite). Each request is answered after its batch
+//! transaction for the events, their payloads and their jobs). Each request is answered after its batch
 //! commits, so an event acknowledged to Stripe is on disk, as before: the queue holds only events
 //! whose request is still waiting, and a crash loses none that Stripe will not send again.
 //!
@@ -26,11 +26,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+use super::now_ms;
 use super::store::{self, Ingested, NewEvent};
-use super::{WriteTurns, now_ms};
 use crate::db::Database;
+use crate::jobs::Jobs;
 
 /// The most events one transaction stores: enough that a batch amortises its commit over many
 /// events, few enough that it stays a statement of modest size (5 parameters per event).
@@ -74,11 +75,16 @@ struct Delivery {
 }
 
 impl Ingestor {
-    /// Starts the writer (on the current tokio runtime). `new_jobs` is notified after a batch
-    /// stored at least one event.
-    pub(super) fn start(db: Database, turns: Arc<WriteTurns>, new_jobs: Arc<Notify>) -> Self {
+    /// Starts the writer (on the current tokio runtime). Each event's job gets `max_attempts`;
+    /// this instance's jobs worker is woken after a batch stored at least one event.
+    pub(super) fn start(db: Database, jobs: Jobs, max_attempts: i64) -> Self {
         let (queue, arrivals) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(write_batches(db, turns, new_jobs, arrivals));
+        let writer = Writer {
+            db,
+            jobs,
+            max_attempts,
+        };
+        tokio::spawn(write_batches(Arc::new(writer), arrivals));
         Self { queue }
     }
 
@@ -95,12 +101,7 @@ impl Ingestor {
 
 /// The writer: forms a batch of what is queued, writes it, and again, until every [`Ingestor`]
 /// is gone and the queue is empty.
-async fn write_batches(
-    db: Database,
-    turns: Arc<WriteTurns>,
-    new_jobs: Arc<Notify>,
-    mut arrivals: mpsc::Receiver<Delivery>,
-) {
+async fn write_batches(writer: Arc<Writer>, mut arrivals: mpsc::Receiver<Delivery>) {
     // A delivery taken from the queue that did not fit in the previous batch.
     let mut left_over = None;
     loop {
@@ -122,12 +123,19 @@ async fn write_batches(
         }
         // A task of its own, so that a panic loses this batch (its requests fail) rather than
         // the writer.
-        let (db, turns, new_jobs) = (db.clone(), turns.clone(), new_jobs.clone());
-        let written = tokio::spawn(async move { batch.write(&db, &turns, &new_jobs).await });
+        let writer = writer.clone();
+        let written = tokio::spawn(async move { batch.write(&writer).await });
         if let Err(error) = written.await {
             tracing::error!(%error, "a batch of webhook events failed to be written");
         }
     }
+}
+
+/// What the writer stores with.
+struct Writer {
+    db: Database,
+    jobs: Jobs,
+    max_attempts: i64,
 }
 
 /// Deliveries stored in one transaction.
@@ -156,16 +164,16 @@ impl Batch {
     }
 
     /// Stores the batch and answers every delivery.
-    async fn write(self, db: &Database, turns: &WriteTurns, new_jobs: &Notify) {
+    async fn write(self, writer: &Writer) {
         let events: Vec<&PendingEvent> = self.deliveries.iter().map(|d| &d.event).collect();
-        let outcomes = match store_events(db, turns, &events).await {
+        let outcomes = match store_events(writer, &events).await {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
             // The database refused the statement: perhaps because of one event in it. Each is
             // tried alone, so that such an event fails only its own request.
             Err(sqlx::Error::Database(_)) if events.len() > 1 => {
                 let mut outcomes = Vec::with_capacity(events.len());
                 for event in &events {
-                    outcomes.push(match store_events(db, turns, &[event]).await {
+                    outcomes.push(match store_events(writer, &[event]).await {
                         Ok(mut outcome) => Ok(outcome.remove(0)),
                         Err(error) => Err(IngestError::Database(Arc::new(error))),
                     });
@@ -181,7 +189,7 @@ impl Batch {
             .iter()
             .any(|outcome| matches!(outcome, Ok(Ingested::Stored)))
         {
-            new_jobs.notify_waiters();
+            writer.jobs.wake();
         }
         for (delivery, outcome) in self.deliveries.into_iter().zip(outcomes) {
             let event = &delivery.event;
@@ -202,11 +210,7 @@ impl Batch {
 }
 
 /// Stores `events` in one transaction; the outcome of each, in order.
-async fn store_events(
-    db: &Database,
-    turns: &WriteTurns,
-    events: &[&PendingEvent],
-) -> sqlx::Result<Vec<Ingested>> {
+async fn store_events(writer: &Writer, events: &[&PendingEvent]) -> sqlx::Result<Vec<Ingested>> {
     let ids: Vec<&str> = events.iter().map(|event| event.id.as_str()).collect();
     let firsts = first_copies(&ids);
     let distinct: Vec<NewEvent<'_>> = events
@@ -222,8 +226,9 @@ async fn store_events(
         })
         .collect();
     let stored = {
-        let _turn = turns.take().await;
-        store::ingest(db, &distinct, now_ms()).await?
+        let db = &writer.db;
+        let _turn = db.turns().take().await;
+        store::ingest(db, &distinct, writer.max_attempts, now_ms()).await?
     };
     Ok(outcomes(&ids, &firsts, &stored))
 }

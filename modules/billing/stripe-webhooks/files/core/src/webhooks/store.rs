@@ -1,7 +1,8 @@
-//! The webhook tables: `webhook_events` (every event received, its payload byte for byte, and
-//! its status), `webhook_jobs` (the events waiting for a worker, with their leases),
-//! `webhook_attempts` (every processing attempt, its times and its error) and `webhook_replays`
-//! (who asked for which replay, and when).
+//! The webhook tables: `webhook_events` (every event received and its status),
+//! `webhook_payloads` (each event's body byte for byte, written once), `webhook_attempts` (every
+//! processing attempt, its times and its error) and `webhook_replays` (who asked for which
+//! replay, and when). The events waiting for a worker are `webhooks.process` jobs of the queue
+//! ([`crate::jobs`]).
 //!
 //! Times of jobs and attempts are Unix milliseconds (`_ms`), other times Unix seconds.
 
@@ -16,8 +17,10 @@ use sqlx::query::QueryScalar;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Row};
 
 use super::WebhookError;
+use super::process::ProcessEvent;
 use crate::audit::{self, Action, Actor};
 use crate::db::{Backend, Database};
+use crate::jobs::{self, Enqueued, NewJob};
 
 /// Where an event is in its life; see the module documentation of [`super`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,65 +84,79 @@ pub enum Ingested {
     Duplicate,
 }
 
-/// Stores `events` and a job for each, skipping the ids stored before, in one transaction;
-/// returns the ids it stored. The ids must be distinct (see `ingest::first_copies`).
+/// Stores `events`, their payloads and a job for each, skipping the ids stored before, in one
+/// transaction; returns the ids it stored. The ids must be distinct (see
+/// `ingest::first_copies`); `max_attempts` is each job's.
 ///
 /// Concurrent transactions storing one id wait on the unique index, and all but the first find
 /// it taken: an id is stored, and enqueued, once.
 pub async fn ingest(
     db: &Database,
     events: &[NewEvent<'_>],
+    max_attempts: i64,
     now_ms: i64,
 ) -> sqlx::Result<HashSet<String>> {
     if events.is_empty() {
         return Ok(HashSet::new());
     }
     let received_at = now_ms / 1000;
+    let mut tx = db.begin_write().await?;
     let stored: Vec<String> = match db.backend() {
-        // One statement, so one round trip and one commit: the insert of the jobs sees the
-        // event rows this statement inserted, and only those.
+        // One statement for the events and their payloads: the payloads' insert takes the ids
+        // the events' inserted, and only those.
         Backend::Postgres => {
             let sql = format!(
-                "WITH stored AS ( \
+                "WITH new (id, type, created, livemode, payload) AS (VALUES {}), \
+                 stored AS ( \
                      INSERT INTO webhook_events \
-                         (id, type, created, livemode, payload, received_at, status) \
-                     VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id) \
-                 INSERT INTO webhook_jobs (event_id, run_at_ms) SELECT id, $2 FROM stored \
-                 RETURNING event_id",
-                values_rows(events.len(), EVENT_PARAMETERS, 3, "$1, 'pending'")
+                         (id, type, created, livemode, received_at, status) \
+                     SELECT id, type, created, livemode, $1, 'pending' FROM new \
+                     ON CONFLICT (id) DO NOTHING RETURNING id), \
+                 payloads AS ( \
+                     INSERT INTO webhook_payloads (event_id, payload) \
+                     SELECT id, payload FROM new JOIN stored USING (id)) \
+                 SELECT id FROM stored",
+                values_rows(events.len(), EVENT_PARAMETERS, 2, "")
             );
-            let query = sqlx::query_scalar(AssertSqlSafe(sql))
-                .bind(received_at)
-                .bind(now_ms);
-            bind_events(query, events).fetch_all(db.pool()).await?
+            let query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(received_at);
+            bind_events(query, events).fetch_all(&mut *tx).await?
         }
-        // SQLite has no data-modifying CTE: two statements in a transaction.
+        // SQLite has no data-modifying CTE; statements cost no round trip there.
         Backend::Sqlite => {
             let sql = format!(
                 "INSERT INTO webhook_events \
-                     (id, type, created, livemode, payload, received_at, status) \
-                 VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-                values_rows(events.len(), EVENT_PARAMETERS, 2, "$1, 'pending'")
+                     (id, type, created, livemode, received_at, status) \
+                 SELECT column1, column2, column3, column4, $1, 'pending' \
+                 FROM (VALUES {}) WHERE true \
+                 ON CONFLICT (id) DO NOTHING RETURNING id",
+                values_rows(events.len(), EVENT_PARAMETERS, 2, "")
             );
-            let mut tx = db.begin_write().await?;
             let query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(received_at);
             let stored: Vec<String> = bind_events(query, events).fetch_all(&mut *tx).await?;
-            if !stored.is_empty() {
-                let sql = format!(
-                    "INSERT INTO webhook_jobs (event_id, run_at_ms) VALUES {}",
-                    values_rows(stored.len(), 1, 2, "$1")
-                );
-                let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now_ms);
-                for id in &stored {
-                    query = query.bind(id.as_str());
-                }
-                query.execute(&mut *tx).await?;
+            let stored_set: HashSet<&str> = stored.iter().map(String::as_str).collect();
+            for event in events.iter().filter(|event| stored_set.contains(event.id)) {
+                sqlx::query("INSERT INTO webhook_payloads (event_id, payload) VALUES ($1, $2)")
+                    .bind(event.id)
+                    .bind(event.payload)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            tx.commit().await?;
             stored
         }
     };
+    let jobs = stored
+        .iter()
+        .map(|id| event_job(id, max_attempts))
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    jobs::enqueue_all(&mut tx, &jobs).await?;
+    tx.commit().await?;
     Ok(stored.into_iter().collect())
+}
+
+/// The `webhooks.process` job of the event `id`.
+fn event_job(id: &str, max_attempts: i64) -> sqlx::Result<NewJob> {
+    // An id always serializes (a JSON string): the error only satisfies the types.
+    ProcessEvent::job(id, max_attempts).map_err(|error| sqlx::Error::Encode(error.into()))
 }
 
 /// The parameters of an event's row, in the order [`bind_events`] binds them.
@@ -163,7 +180,8 @@ fn values_rows(count: usize, per_row: usize, first: usize, shared: &str) -> Stri
     rows.join(", ")
 }
 
-/// Binds the [`EVENT_PARAMETERS`] of each event, after those `query` already has.
+/// Binds the [`EVENT_PARAMETERS`] of each event (id, type, created, livemode, payload), after
+/// those `query` already has.
 fn bind_events<'q, O>(
     query: QueryScalar<'q, Any, O, AnyArguments>,
     events: &[NewEvent<'q>],
@@ -178,65 +196,6 @@ fn bind_events<'q, O>(
     })
 }
 
-/// A job a worker holds the lease of. `worker` and `attempt` identify the lease: a worker may
-/// finish the job only while both still match (see [`fence`]).
-#[derive(Debug, Clone)]
-pub struct ClaimedJob {
-    pub event_id: String,
-    /// This attempt's number since the job was (re)queued, from 1.
-    pub attempt: i64,
-    /// Whether the previous lease expired: its worker stopped or crashed mid-job.
-    pub abandoned: bool,
-}
-
-/// Leases up to `limit` due jobs to `worker` until `lease_until_ms`.
-pub async fn claim(
-    db: &Database,
-    worker: &str,
-    limit: i64,
-    now_ms: i64,
-    lease_until_ms: i64,
-) -> sqlx::Result<Vec<ClaimedJob>> {
-    // A leased job's `run_at_ms` is its lease's end, so "due" covers both new jobs and expired
-    // leases. `abandoned` keeps whether the job was leased before: SET reads the old values.
-    let sql = match db.backend() {
-        // `= ANY(ARRAY(...))` rather than `IN (...)`: after a few runs PostgreSQL may switch to
-        // a generic plan, which cannot see the LIMIT and, for `IN`, joined the claimed ids to a
-        // sequential scan of every job, a cost that grows with the backlog. An array of ids is
-        // looked up in the primary key whatever the plan.
-        Backend::Postgres => {
-            "UPDATE webhook_jobs SET attempt = attempt + 1, lease_owner = $1, run_at_ms = $2, \
-                 abandoned = CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END \
-             WHERE event_id = ANY(ARRAY(SELECT event_id FROM webhook_jobs WHERE run_at_ms <= $3 \
-                 ORDER BY run_at_ms LIMIT $4 FOR UPDATE SKIP LOCKED)) \
-             RETURNING event_id, attempt, abandoned"
-        }
-        Backend::Sqlite => {
-            "UPDATE webhook_jobs SET attempt = attempt + 1, lease_owner = $1, run_at_ms = $2, \
-                 abandoned = CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END \
-             WHERE event_id IN (SELECT event_id FROM webhook_jobs WHERE run_at_ms <= $3 \
-                 ORDER BY run_at_ms LIMIT $4) \
-             RETURNING event_id, attempt, abandoned"
-        }
-    };
-    let rows = sqlx::query(sql)
-        .bind(worker)
-        .bind(lease_until_ms)
-        .bind(now_ms)
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(ClaimedJob {
-                event_id: row.try_get("event_id")?,
-                attempt: row.try_get("attempt")?,
-                abandoned: row.try_get::<i64, _>("abandoned")? != 0,
-            })
-        })
-        .collect()
-}
-
 /// An event as stored: what its handler gets.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
@@ -248,15 +207,18 @@ pub struct StoredEvent {
     pub payload: String,
 }
 
-/// The stored events with these ids, in any order, in one query. Read outside the transaction
-/// that processes them: a stored event never changes.
+/// The stored events with these ids and their payloads, in any order, in one query. Read
+/// outside the transaction that processes them: a stored event's fields and payload never
+/// change.
 pub async fn load_events(db: &Database, ids: &[&str]) -> sqlx::Result<Vec<StoredEvent>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
     let sql = format!(
-        "SELECT id, type, created, livemode, payload FROM webhook_events WHERE id IN ({})",
+        "SELECT id, type, created, livemode, payload FROM webhook_events \
+         JOIN webhook_payloads ON webhook_payloads.event_id = webhook_events.id \
+         WHERE id IN ({})",
         placeholders.join(", ")
     );
     let query = ids
@@ -276,64 +238,6 @@ pub async fn load_events(db: &Database, ids: &[&str]) -> sqlx::Result<Vec<Stored
             })
         })
         .collect()
-}
-
-/// Ends `job`'s lease, deleting the job (`reschedule_at_ms` `None`) or making it due again at
-/// the given time. `false` when the lease is no longer this worker's: then the transaction must
-/// be rolled back. Row locks make this a fence: of two workers finishing one job, the second
-/// waits for the first to commit and then finds the lease gone.
-pub async fn fence(
-    conn: &mut AnyConnection,
-    job: &ClaimedJob,
-    worker: &str,
-    reschedule_at_ms: Option<i64>,
-) -> sqlx::Result<bool> {
-    let affected = match reschedule_at_ms {
-        None => sqlx::query(
-            "DELETE FROM webhook_jobs WHERE event_id = $1 AND lease_owner = $2 AND attempt = $3",
-        )
-        .bind(&job.event_id)
-        .bind(worker)
-        .bind(job.attempt)
-        .execute(conn)
-        .await?,
-        Some(run_at_ms) => {
-            sqlx::query(
-                "UPDATE webhook_jobs SET run_at_ms = $4, lease_owner = NULL \
-                 WHERE event_id = $1 AND lease_owner = $2 AND attempt = $3",
-            )
-            .bind(&job.event_id)
-            .bind(worker)
-            .bind(job.attempt)
-            .bind(run_at_ms)
-            .execute(conn)
-            .await?
-        }
-    };
-    Ok(affected.rows_affected() == 1)
-}
-
-/// [`fence`] for several jobs of `worker` at once, deleting them: the event ids of the jobs whose
-/// lease was still `worker`'s. The others are left alone.
-pub async fn fence_all(
-    conn: &mut AnyConnection,
-    jobs: &[&ClaimedJob],
-    worker: &str,
-) -> sqlx::Result<HashSet<String>> {
-    if jobs.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let sql = format!(
-        "DELETE FROM webhook_jobs WHERE lease_owner = $1 \
-             AND (event_id, attempt) IN (VALUES {}) RETURNING event_id",
-        values_rows(jobs.len(), 2, 2, "")
-    );
-    let query = jobs.iter().fold(
-        sqlx::query_scalar(AssertSqlSafe(sql)).bind(worker),
-        |query, job| query.bind(job.event_id.as_str()).bind(job.attempt),
-    );
-    let fenced: Vec<String> = query.fetch_all(conn).await?;
-    Ok(fenced.into_iter().collect())
 }
 
 /// One processing attempt, as recorded.
@@ -362,6 +266,81 @@ impl Outcome {
             Self::Abandoned => "abandoned",
         }
     }
+}
+
+/// A successful attempt of a batch ([`record_successes`]).
+pub struct Success<'a> {
+    pub event_id: &'a str,
+    /// `processed` or `ignored`.
+    pub status: Status,
+    pub worker: &'a str,
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+}
+
+/// [`record_attempt`] for the successful attempts of a batch: on PostgreSQL one statement for all
+/// of them rather than one each (a round trip each); on SQLite, where statements cost no round
+/// trip, one each.
+pub async fn record_successes(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    successes: &[Success<'_>],
+) -> sqlx::Result<()> {
+    if successes.is_empty() {
+        return Ok(());
+    }
+    match backend {
+        Backend::Postgres => {
+            let sql = format!(
+                "WITH done (id, status, processed_at, worker, started_at_ms, finished_at_ms) \
+                     AS (VALUES {}), \
+                 event AS ( \
+                     UPDATE webhook_events SET status = done.status, \
+                         attempts = webhook_events.attempts + 1, \
+                         processed_at = done.processed_at, last_error = NULL \
+                     FROM done WHERE webhook_events.id = done.id \
+                     RETURNING webhook_events.id, webhook_events.attempts) \
+                 INSERT INTO webhook_attempts \
+                     (event_id, number, worker, started_at_ms, finished_at_ms, outcome) \
+                 SELECT event.id, event.attempts, done.worker, done.started_at_ms, \
+                     done.finished_at_ms, 'succeeded' \
+                 FROM event JOIN done ON done.id = event.id",
+                values_rows(successes.len(), 6, 1, "")
+            );
+            let query = successes
+                .iter()
+                .fold(sqlx::query(AssertSqlSafe(sql)), |query, success| {
+                    query
+                        .bind(success.event_id)
+                        .bind(success.status.as_str())
+                        .bind(success.finished_at_ms / 1000)
+                        .bind(success.worker)
+                        .bind(success.started_at_ms)
+                        .bind(success.finished_at_ms)
+                });
+            query.execute(conn).await?;
+        }
+        Backend::Sqlite => {
+            for success in successes {
+                let attempt = AttemptRecord {
+                    worker: success.worker,
+                    started_at_ms: success.started_at_ms,
+                    finished_at_ms: success.finished_at_ms,
+                    outcome: Outcome::Succeeded,
+                    error: None,
+                };
+                record_attempt(
+                    &mut *conn,
+                    backend,
+                    success.event_id,
+                    success.status,
+                    &attempt,
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sets the event's status after an attempt and appends the attempt to its history, numbered
@@ -586,7 +565,8 @@ pub async fn event(db: &Database, id: &str) -> sqlx::Result<Option<EventDetail>>
     let Some(row) = sqlx::query(concat!(
         "SELECT ",
         summary_columns!(),
-        ", payload FROM webhook_events WHERE id = $1"
+        ", payload FROM webhook_events \
+         JOIN webhook_payloads ON webhook_payloads.event_id = webhook_events.id WHERE id = $1"
     ))
     .bind(id)
     .fetch_optional(db.pool())
@@ -669,10 +649,11 @@ pub async fn replay(
     db: &Database,
     id: &str,
     actor: Actor<'_>,
+    max_attempts: i64,
     now_ms: i64,
 ) -> sqlx::Result<Replay> {
     let mut tx = db.begin_write().await?;
-    let replayed = replay_in(&mut tx, id, &requested_by(actor), now_ms).await?;
+    let replayed = replay_in(&mut tx, id, &requested_by(actor), max_attempts, now_ms).await?;
     if let Replay::Queued { replays } = replayed {
         let details = serde_json::json!({ "replays": replays }).to_string();
         let action = Action {
@@ -701,6 +682,7 @@ async fn replay_in(
     conn: &mut AnyConnection,
     id: &str,
     requested_by: &str,
+    max_attempts: i64,
     now_ms: i64,
 ) -> sqlx::Result<Replay> {
     let known = sqlx::query("SELECT id FROM webhook_events WHERE id = $1")
@@ -710,15 +692,9 @@ async fn replay_in(
     if known.is_none() {
         return Ok(Replay::Unknown);
     }
-    let queued = sqlx::query(
-        "INSERT INTO webhook_jobs (event_id, run_at_ms) VALUES ($1, $2) \
-         ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await?;
-    if queued.rows_affected() == 0 {
+    // The job's unique key refuses a second one while the first is queued or running.
+    let job = event_job(id, max_attempts)?;
+    if jobs::enqueue(&mut *conn, &job).await? == Enqueued::Duplicate {
         return Ok(Replay::AlreadyQueued);
     }
     let replays: i64 = sqlx::query_scalar(
@@ -746,10 +722,11 @@ pub async fn replay_all(
     db: &Database,
     status: Status,
     actor: Actor<'_>,
+    max_attempts: i64,
     now_ms: i64,
 ) -> sqlx::Result<u64> {
     let mut tx = db.begin_write().await?;
-    let queued = replay_all_in(&mut tx, status, &requested_by(actor), now_ms).await?;
+    let queued = replay_all_in(&mut tx, status, &requested_by(actor), max_attempts, now_ms).await?;
     let details = serde_json::json!({ "status": status.as_str(), "queued": queued }).to_string();
     let action = Action {
         action: "webhook.replay_all",
@@ -768,6 +745,7 @@ async fn replay_all_in(
     conn: &mut AnyConnection,
     status: Status,
     requested_by: &str,
+    max_attempts: i64,
     now_ms: i64,
 ) -> sqlx::Result<u64> {
     let ids: Vec<String> = sqlx::query_scalar(
@@ -778,7 +756,9 @@ async fn replay_all_in(
     .await?;
     let mut queued = 0;
     for id in &ids {
-        if let Replay::Queued { .. } = replay_in(&mut *conn, id, requested_by, now_ms).await? {
+        if let Replay::Queued { .. } =
+            replay_in(&mut *conn, id, requested_by, max_attempts, now_ms).await?
+        {
             queued += 1;
         }
     }
