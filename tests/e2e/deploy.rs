@@ -137,7 +137,10 @@ fn a_restart_on_the_socket_systemd_holds_loses_no_request() {
         assert!(status.success(), "{status}\n{logs}");
         // ...a connection made now, while no process runs, is accepted by the kernel into the
         // socket's backlog: no refusal, and no answer yet...
-        let waiting = scope.spawn(|| get(port, "/healthz"));
+        let waiting = scope.spawn(|| {
+            let sent = Instant::now();
+            get(port, "/healthz").map(|(status, _)| (status, sent.elapsed()))
+        });
         std::thread::sleep(Duration::from_millis(300));
         assert!(!waiting.is_finished(), "answered with no service running");
         // ...and the next binary starts on the same socket and answers it.
@@ -149,13 +152,20 @@ fn a_restart_on_the_socket_systemd_holds_loses_no_request() {
     });
     let failures = failures.into_inner().unwrap();
     let answered = answered.into_inner();
-    eprintln!("{answered} requests answered across the restart, {failures:?} failed");
+    eprintln!(
+        "{answered} requests answered across the restart, {failures:?} failed; the one sent \
+         while no process ran: {gap_reply:?}"
+    );
     assert!(
         failures.is_empty(),
         "{} of {answered} requests failed: {failures:?}",
         failures.len()
     );
-    assert_eq!(gap_reply.map(|(status, _)| status), Some(200));
+    assert_eq!(
+        gap_reply.map(|(status, _)| status),
+        Some(200),
+        "{gap_reply:?}"
+    );
     let (status, logs) = second.terminate();
     assert!(status.success(), "{status}\n{logs}");
 }
