@@ -4,11 +4,14 @@
 //! carries register → login → `/me` and a signed Stripe event over HTTPS, gives the services the
 //! client's address in `X-Forwarded-For` (which they count rate limits by only because they are
 //! told to trust the proxy), and refuses the admin service to addresses off its allow-list.
-//! The commands are those of the runbook the module writes (deploy/vps/README.md).
+//! A service restarted on the listening socket systemd holds for it (its `.socket` unit) loses
+//! no request. The commands are those of the runbook the module writes (deploy/vps/README.md).
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -16,7 +19,7 @@ use serde_json::{Value, json};
 use crate::admin::start_admin;
 use crate::api::{PASSWORD, launch_with_test_settings, now};
 use crate::common::{free_port, run_tool, saaskit};
-use crate::support::{Database, fresh_workspace, service_binary};
+use crate::support::{Database, Service, fresh_workspace, get, service_binary};
 use crate::webhooks::{SECRET, checkout, header, start_webhooks};
 
 const SERVICES: [&str; 3] = ["api", "admin", "webhooks"];
@@ -58,7 +61,8 @@ fn the_systemd_units_verify_with_the_binaries_in_place() {
         std::fs::copy(&source, &target).unwrap();
         unit_paths.push(target.to_string_lossy().into_owned());
     }
-    assert_eq!(unit_paths.len(), SERVICES.len() + 1, "{unit_paths:?}");
+    // A service and a socket unit per service, and the migration unit.
+    assert_eq!(unit_paths.len(), 2 * SERVICES.len() + 1, "{unit_paths:?}");
     // The units they name (network-online.target, ...) are the host's.
     let system = sysroot.path().join("usr/lib/systemd");
     std::fs::create_dir_all(&system).unwrap();
@@ -80,6 +84,113 @@ fn the_systemd_units_verify_with_the_binaries_in_place() {
     assert!(
         stderr.contains("/opt/shop/bin/admin is not executable"),
         "{stderr}"
+    );
+}
+
+/// The runbook's upgrade, as systemd runs it with the `.socket` units: the listening socket stays
+/// open in systemd (here, in this test) while `systemctl restart` stops the service and starts
+/// the next binary on the same socket. Requests sent all along, one connection each, are all
+/// answered: those that arrive while no process runs wait in the socket's backlog and are
+/// served by the next process.
+#[test]
+fn a_restart_on_the_socket_systemd_holds_loses_no_request() {
+    const LOADERS: usize = 3;
+    let db = Database::sqlite();
+    let url = db.url();
+    let env = [("DATABASE_URL", url.as_str())];
+    // systemd's part: the socket of shop-api.socket, bound once and kept open throughout.
+    let socket = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let first = Service::start_on_socket("api", &socket, &env);
+    assert!(
+        first
+            .logs()
+            .contains("listening on the socket systemd passed"),
+        "{}",
+        first.logs()
+    );
+
+    // Clients sending requests without pause, each on a new connection (nginx opens one when
+    // none of its kept-alive ones is free), counting answers and failures.
+    let stop = AtomicBool::new(false);
+    let answered = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    let (gap_reply, second) = std::thread::scope(|scope| {
+        for _ in 0..LOADERS {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    match get(port, "/readyz") {
+                        Some((200, _)) => {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        other => failures.lock().unwrap().push(format!("{other:?}")),
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let before = answered.load(Ordering::Relaxed);
+        assert!(before > 0, "no request answered before the restart");
+
+        // `systemctl restart shop-api`: SIGTERM, in-flight requests finish, the process exits...
+        let (status, logs) = first.terminate();
+        assert!(status.success(), "{status}\n{logs}");
+        // ...a connection made now, while no process runs, is accepted by the kernel into the
+        // socket's backlog: no refusal, and no answer yet...
+        let waiting = scope.spawn(|| {
+            let sent = Instant::now();
+            get(port, "/healthz").map(|(status, _)| (status, sent.elapsed()))
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!waiting.is_finished(), "answered with no service running");
+        // ...and the next binary starts on the same socket and answers it.
+        let second = Service::start_on_socket("api", &socket, &env);
+        let gap_reply = waiting.join().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::Relaxed);
+        (gap_reply, second)
+    });
+    let failures = failures.into_inner().unwrap();
+    let answered = answered.into_inner();
+    eprintln!(
+        "{answered} requests answered across the restart, {failures:?} failed; the one sent \
+         while no process ran: {gap_reply:?}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {answered} requests failed: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(
+        gap_reply.map(|(status, _)| status),
+        Some(200),
+        "{gap_reply:?}"
+    );
+    let (status, logs) = second.terminate();
+    assert!(status.success(), "{status}\n{logs}");
+}
+
+/// Without `LISTEN_FDS` a service binds its address itself (every other test); with it but a
+/// `LISTEN_PID` naming another process, the variables were merely inherited: the service leaves
+/// the descriptor alone and binds its address.
+#[test]
+fn a_socket_meant_for_another_process_is_left_alone() {
+    let root = crate::support::default_workspace();
+    let db = Database::sqlite();
+    let service = Service::start_in(
+        root,
+        &service_binary("api"),
+        &[
+            ("DATABASE_URL", &db.url()),
+            ("LISTEN_FDS", "1"),
+            ("LISTEN_PID", "1"),
+        ],
+    );
+    let logs = service.logs();
+    assert!(!logs.contains("socket systemd passed"), "{logs}");
+    assert_eq!(
+        get(service.port, "/healthz").map(|(status, _)| status),
+        Some(200)
     );
 }
 

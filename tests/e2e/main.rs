@@ -21,7 +21,8 @@
 //! - `email`: the account emails (verification, password reset, email change) through a real
 //!   SMTP server the test starts, its outage, and a worker killed mid-delivery;
 //! - `deploy`: the `deploy/vps` module's systemd units verified with the binaries in place,
-//!   and its nginx site in front of the services over HTTPS;
+//!   its nginx site in front of the services over HTTPS, and a restart on a socket held as
+//!   systemd holds it (socket activation) that loses no request;
 //! - `order`: a workspace whose modules were added in another order than the default one
 //!   behaves the same (layers that apply to a whole service cover every module's routes);
 //! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.

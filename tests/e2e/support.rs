@@ -4,7 +4,10 @@
 
 pub use crate::common::{free_port, shared_target_dir};
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -124,18 +127,7 @@ impl Service {
             for (key, value) in extra_env {
                 command.env(key, value);
             }
-            let mut child = command.spawn().expect("the service binary starts");
-            let logs = Arc::new(Mutex::new(String::new()));
-            let readers = vec![
-                collect_lines(child.stdout.take().unwrap(), &logs),
-                collect_lines(child.stderr.take().unwrap(), &logs),
-            ];
-            let mut service = Service {
-                child,
-                port,
-                logs,
-                readers,
-            };
+            let mut service = Service::spawn(command, port);
             match service.wait_until_alive() {
                 Ok(()) => return service,
                 Err(status) => {
@@ -147,6 +139,76 @@ impl Service {
                     );
                 }
             }
+        }
+    }
+
+    /// Service `name` of the default workspace started as systemd starts a socket-activated unit:
+    /// on `socket`, a listening socket this process holds open as systemd would, passed as file
+    /// descriptor 3 with `LISTEN_FDS=1` and `LISTEN_PID` set to the service's process id.
+    /// `<NAME>_ADDR` is the socket's address, as in the unit; waits until it answers `/healthz`.
+    pub fn start_on_socket(
+        name: &str,
+        socket: &TcpListener,
+        extra_env: &[(&str, &str)],
+    ) -> Service {
+        let port = socket.local_addr().unwrap().port();
+        let fd = socket.as_raw_fd();
+        // systemd sets LISTEN_PID between fork and exec; `Command` makes the child's environment
+        // before it forks. A shell that `exec`s the service keeps its process id: `$$` is the
+        // service's.
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", r#"export LISTEN_PID=$$; exec "$0""#])
+            .arg(service_binary(name))
+            .current_dir(default_workspace())
+            .env("LISTEN_FDS", "1")
+            .env(
+                format!("{}_ADDR", name.to_uppercase()),
+                format!("127.0.0.1:{port}"),
+            )
+            .envs(extra_env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: the closure runs in the child between fork and exec, where only
+        // async-signal-safe calls are allowed: dup2 and fcntl are, and it allocates nothing.
+        // `fd` stays open in this process until `spawn` returns (the caller holds `socket`).
+        unsafe {
+            command.pre_exec(move || {
+                // The socket at descriptor 3, where the protocol puts the first one. dup2 gives
+                // the copy no close-on-exec flag; when the socket already is descriptor 3,
+                // dup2 does nothing, so the flag Rust sets on every descriptor is cleared here.
+                if fd != 3 && libc::dup2(fd, 3) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::fcntl(3, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut service = Service::spawn(command, port);
+        if let Err(status) = service.wait_until_alive() {
+            panic!(
+                "{name} exited with {status} before answering /healthz:\n{}",
+                service.finish_logs()
+            );
+        }
+        service
+    }
+
+    /// Runs `command`, a service answering on `port`, collecting what it writes.
+    fn spawn(mut command: Command, port: u16) -> Service {
+        let mut child = command.spawn().expect("the service binary starts");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let readers = vec![
+            collect_lines(child.stdout.take().unwrap(), &logs),
+            collect_lines(child.stderr.take().unwrap(), &logs),
+        ];
+        Service {
+            child,
+            port,
+            logs,
+            readers,
         }
     }
 

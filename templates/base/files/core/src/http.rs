@@ -13,6 +13,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -22,10 +23,10 @@ use axum::http::request::Parts;
 use futures_util::future::BoxFuture;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::Service;
+use tokio::sync::{Notify, watch};
+use tower::{Service, ServiceExt};
 
 pub use health::{Readiness, ReadinessCheck, health_routes, healthcheck};
 pub use json::JsonBody;
@@ -42,7 +43,8 @@ pub struct ServerConfig {
     /// (`HTTP_HEADER_READ_TIMEOUT_SECS`). The connection is closed when they are not all in by
     /// then: a client sending them a byte at a time ("slowloris") cannot hold connections, and
     /// the file descriptors and tasks behind them, for ever. The request timeout only starts
-    /// once the headers are in, so it cannot do this.
+    /// once the headers are in, so it cannot do this. On shutdown, a connection that has not
+    /// sent its first request yet is waited for this long at most.
     pub header_read_timeout: Duration,
 }
 
@@ -147,6 +149,11 @@ pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
 /// Serves `app` on `config.addr` until the process receives Ctrl-C or SIGTERM, then stops
 /// accepting connections and returns once in-flight requests have finished.
 ///
+/// Started by systemd with a listening socket (socket activation: `LISTEN_FDS`, `LISTEN_PID`,
+/// the socket at file descriptor 3), it serves on that socket instead of binding `config.addr`.
+/// The socket outlives the process: a restart leaves connections waiting in its backlog for the
+/// next process instead of refusing them (deploy/vps's `.socket` units).
+///
 /// The future is boxed so that the server it drives is compiled once, in this crate, rather than
 /// again in every service binary that awaits it.
 pub fn serve(config: &ServerConfig, app: Router) -> BoxFuture<'static, io::Result<()>> {
@@ -155,21 +162,18 @@ pub fn serve(config: &ServerConfig, app: Router) -> BoxFuture<'static, io::Resul
 
 /// The accept loop `axum::serve` runs, written out because `axum::serve` offers no way to set
 /// hyper's header read timeout: each connection is served by hyper's HTTP/1 server with a timer
-/// (without one, hyper has no timeouts at all), and watched for graceful shutdown.
+/// (without one, hyper has no timeouts at all), and stopped gracefully on shutdown.
 async fn run(config: ServerConfig, app: Router) -> io::Result<()> {
-    let addr = config.addr;
-    let listener = TcpListener::bind(addr).await.map_err(|error| {
-        io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
-    })?;
+    let listener = listen(config.addr).await?;
     // Installed before serving, so that a failure stops start-up instead of a running server.
     let mut shutdown = pin!(shutdown_signal()?);
-    tracing::info!(addr = %listener.local_addr()?, "listening");
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
     // Connection info lets handlers and middleware see the peer address (`ConnectInfo`).
     let mut make_service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let connections = GracefulShutdown::new();
+    // Tells the connections to stop; each holds a receiver, so `closed` is when all have ended.
+    let (stop, _) = watch::channel(());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -185,21 +189,85 @@ async fn run(config: ServerConfig, app: Router) -> io::Result<()> {
             () = &mut shutdown => break,
         };
         let Ok(service) = make_service.call(peer).await;
+        let first_request = Arc::new(Notify::new());
+        let started = Arc::clone(&first_request);
+        let service = service.map_request(move |request| {
+            started.notify_one();
+            request
+        });
         let connection =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = connections.watch(connection);
+        let mut stopping = stop.subscribe();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let mut connection = pin!(connection);
+            // A connection is stopped once it has had its first request: stopped before, hyper
+            // would close it unread, losing the request its client has sent or is sending (an
+            // upgrade's restart would fail it). A client that sends nothing is closed by the
+            // header read timeout.
+            let stop_requested = async {
+                first_request.notified().await;
+                // An error: the server is gone, which it only is once every connection ended.
+                let _ = stopping.changed().await;
+            };
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = stop_requested => {
+                    // The request being served is answered, then the connection closes.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
                 // Headers too slow, a peer gone mid-request: the peer's doing, not the service's.
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
     }
-    // Stops accepting, then lets each connection finish the request it is serving.
+    // Stops accepting (connections still waiting in a socket systemd holds are the next
+    // process's), then lets each connection finish the request it is serving.
     drop(listener);
-    connections.shutdown().await;
+    stop.send_replace(());
+    stop.closed().await;
     tracing::info!("stopped serving; in-flight requests finished");
     Ok(())
+}
+
+/// The socket to serve on: the listening socket systemd passed, if any, else `addr`, bound here.
+async fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    // Takes the socket only when `LISTEN_PID` names this process (a process that merely inherited
+    // the variables does not), then removes the variables, as systemd's sd_listen_fds does.
+    let passed = listenfd::ListenFd::from_env()
+        .take_tcp_listener(0)
+        .map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!(
+                    "cannot serve on the socket systemd passed (LISTEN_FDS): {error}; its \
+                     .socket unit must have a `ListenStream=` with a TCP address"
+                ),
+            )
+        })?;
+    let Some(passed) = passed else {
+        let listener = TcpListener::bind(addr).await.map_err(|error| {
+            io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
+        })?;
+        tracing::info!(addr = %listener.local_addr()?, "listening");
+        return Ok(listener);
+    };
+    // tokio drives the socket without blocking a thread; systemd passes it blocking.
+    passed.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(passed)?;
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, "listening on the socket systemd passed");
+    if local != addr {
+        // `healthcheck` and the proxy in front reach the service at the configured address.
+        tracing::warn!(
+            %local,
+            configured = %addr,
+            "the socket systemd passed is not at the service's configured address"
+        );
+    }
+    Ok(listener)
 }
 
 /// Completes on the first Ctrl-C (SIGINT) or SIGTERM, the signal orchestrators send to stop.
