@@ -15,6 +15,8 @@
 # When Loco's CLI is installed (`loco` on the PATH or in ~/.cargo/bin; scripts/bench-api.sh
 # installs it), a last hyperfine run times `saaskit new` and `loco new` (its SaaS starter on
 # SQLite, as scripts/bench-api.sh generates it) side by side on the tmpfs, and prints the ratio.
+# With BASELINE=<another saaskit binary> (an older build, to compare a change), that binary runs
+# in the same hyperfine run too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-100}
@@ -47,13 +49,21 @@ if [ -z "$loco" ]; then
     exit 0
 fi
 mkdir "$shm/loco"
+baseline=()
+if [ -n "${BASELINE:-}" ]; then
+    baseline=("$BASELINE new acme --yes --output $shm/acme")
+fi
 hyperfine -N --warmup 10 --runs "$runs" --export-json "$out/versus.json" \
     --prepare "rm -rf $shm/acme $shm/loco/locobench" \
     "target/release/saaskit new acme --yes --output $shm/acme" \
-    "$loco new --name locobench --db sqlite --bg async --assets none --path $shm/loco --allow-in-git-repo"
+    "$loco new --name locobench --db sqlite --bg async --assets none --path $shm/loco --allow-in-git-repo" \
+    "${baseline[@]}"
 python3 - "$out/versus.json" "$($loco --version)" <<'PY'
 import json, sys
-saaskit, loco = json.load(open(sys.argv[1]))["results"]
-print(f"saaskit new: mean {saaskit['mean'] * 1000:.1f} ms; {sys.argv[2]} new: mean "
-      f"{loco['mean'] * 1000:.1f} ms; saaskit takes {saaskit['mean'] / loco['mean']:.2f} of loco's time")
+saaskit, loco, *baseline = json.load(open(sys.argv[1]))["results"]
+ms = lambda r: f"mean {r['mean'] * 1000:.1f} ms (median {r['median'] * 1000:.1f}, min {r['min'] * 1000:.1f})"
+print(f"saaskit new: {ms(saaskit)}; {sys.argv[2]} new: {ms(loco)}; "
+      f"saaskit takes {saaskit['mean'] / loco['mean']:.2f} of loco's time")
+for r in baseline:
+    print(f"baseline ({r['command'].split()[0]}): {ms(r)}; {r['mean'] / loco['mean']:.2f} of loco's time")
 PY

@@ -214,7 +214,7 @@ pub struct Migration {
 pub const SUMMARY_MAX: usize = 80;
 
 /// A module as described by its `module.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Module {
     /// Filled from the directory path, not from the file.
@@ -279,13 +279,32 @@ impl Module {
     }
 
     fn parse(id: &str, text: &str, sources: BTreeMap<String, Cow<'static, str>>) -> Result<Module> {
-        let mut module: Module = toml_edit::de::from_str(text)
+        let module: Module = toml_edit::de::from_str(text)
             .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
             .with_context(|| format!("invalid module.toml of module `{id}`"))?;
-        module.id = id.to_string();
-        module.sources = sources;
-        module.validate()?;
-        Ok(module)
+        module.finish(id, sources)
+    }
+
+    /// An embedded module from the JSON build.rs made of its `module.toml` (`text`): the same
+    /// deserialization and checks as [`Module::parse`] without parsing TOML. Should the JSON not
+    /// deserialize, the TOML is parsed after all, for an error that points into it.
+    fn from_preparsed(
+        id: &str,
+        json: &str,
+        text: &str,
+        sources: BTreeMap<String, Cow<'static, str>>,
+    ) -> Result<Module> {
+        match serde_json::from_str::<Module>(json) {
+            Ok(module) => module.finish(id, sources),
+            Err(_) => Module::parse(id, text, sources),
+        }
+    }
+
+    fn finish(mut self, id: &str, sources: BTreeMap<String, Cow<'static, str>>) -> Result<Module> {
+        self.id = id.to_string();
+        self.sources = sources;
+        self.validate()?;
+        Ok(self)
     }
 
     /// Checks what serde cannot: that every referenced file exists and entries are well-formed.
@@ -483,7 +502,7 @@ impl Catalog {
         let base_dir = TEMPLATES_DIR
             .get_dir("base")
             .context("templates/base is missing from the binary")?;
-        let base = embedded_module(BASE_ID, base_dir)?;
+        let base = embedded_module("templates", BASE_ID, base_dir)?;
         let mut modules = BTreeMap::new();
         collect_embedded(&MODULES_DIR, &mut modules)?;
         if let Some(dir) = std::env::var_os(EXTRA_MODULES_VARIABLE) {
@@ -663,13 +682,30 @@ fn embedded_sources(
     }
 }
 
-fn embedded_module(id: &str, dir: &'static Dir<'static>) -> Result<Module> {
+/// `(directory, module.toml as JSON)` for every embedded module, by build.rs.
+mod preparsed {
+    include!(concat!(env!("OUT_DIR"), "/preparsed_catalog.rs"));
+}
+
+/// The JSON build.rs made of the `module.toml` in `dir` (`modules/auth`, `templates/base`).
+fn preparsed(dir: &str) -> Option<&'static str> {
+    let table = preparsed::PREPARSED;
+    let index = table.binary_search_by(|(key, _)| (*key).cmp(dir)).ok()?;
+    Some(table[index].1)
+}
+
+/// The module in `dir`, which is embedded under `root` (`modules` or `templates`).
+fn embedded_module(root: &str, id: &str, dir: &'static Dir<'static>) -> Result<Module> {
     let mut sources = BTreeMap::new();
     embedded_sources(dir, dir.path(), &mut sources);
     let text = sources
         .remove("module.toml")
         .with_context(|| format!("{} has no readable module.toml", dir.path().display()))?;
-    Module::parse(id, &text, sources)
+    let key = format!("{root}/{}", dir.path().to_string_lossy().replace('\\', "/"));
+    match preparsed(&key) {
+        Some(json) => Module::from_preparsed(id, json, &text, sources),
+        None => Module::parse(id, &text, sources),
+    }
 }
 
 /// A module is any directory under `modules/` holding a `module.toml`; its id is its path.
@@ -677,7 +713,7 @@ fn collect_embedded(dir: &'static Dir<'static>, out: &mut BTreeMap<String, Modul
     for sub in dir.dirs() {
         if sub.get_file(sub.path().join("module.toml")).is_some() {
             let id = sub.path().to_string_lossy().replace('\\', "/");
-            out.insert(id.clone(), embedded_module(&id, sub)?);
+            out.insert(id.clone(), embedded_module("modules", &id, sub)?);
         } else {
             collect_embedded(sub, out)?;
         }
@@ -1007,5 +1043,37 @@ kind = ["api"]
         assert_eq!(catalog.defaults(&["admin"]), ["db", "panel"]);
         // `plans` needs `subscriptions`, which no api service can have.
         assert_eq!(catalog.defaults(&["api"]), ["auth", "db"]);
+    }
+
+    #[test]
+    fn every_embedded_module_is_preparsed_to_what_its_toml_says() {
+        let catalog = Catalog::load().unwrap();
+        let embedded = std::iter::once(("templates/base".to_string(), &catalog.base)).chain(
+            catalog
+                .modules
+                .values()
+                .map(|module| (format!("modules/{}", module.id), module)),
+        );
+        let mut count = 0;
+        for (dir, module) in embedded {
+            let json = preparsed(&dir).unwrap_or_else(|| panic!("no JSON for {dir}"));
+            let (root, path) = dir.split_once('/').unwrap();
+            let root = if root == "modules" {
+                &MODULES_DIR
+            } else {
+                &TEMPLATES_DIR
+            };
+            let toml = root
+                .get_file(format!("{path}/module.toml"))
+                .and_then(|file| file.contents_utf8())
+                .unwrap();
+            let from_toml = Module::parse(&module.id, toml, module.sources.clone()).unwrap();
+            // No TOML to fall back on: the JSON alone must give the module.
+            let from_json =
+                Module::from_preparsed(&module.id, json, "", module.sources.clone()).unwrap();
+            assert_eq!(from_json, from_toml, "{dir}");
+            count += 1;
+        }
+        assert_eq!(count, catalog.modules.len() + 1);
     }
 }

@@ -1,12 +1,15 @@
 //! Generated files and spliced snippets, added and removed, each edit replayed on the file's
 //! pristine copy in the base store.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context as _, Result, bail};
 
 use crate::edit::inject::{self, CommentStyle};
 use crate::edit::render::{Context, module_text, render};
 use crate::model::catalog::{FileEntry, Module, Snippet};
 use crate::model::lock;
+use crate::stage::tree::Tree;
 
 use super::{Workspace, base_path};
 
@@ -146,31 +149,6 @@ impl<'c> Workspace<'c> {
         Ok(())
     }
 
-    /// Parses each Rust file snippets were spliced into; for one that does not parse, replays
-    /// its splices one by one, checking each, so that the error names the module, the marker
-    /// and the line.
-    pub(super) fn check_spliced(&self) -> Result<()> {
-        let mut spliced = Vec::new();
-        for (target, splices) in &self.spliced {
-            if let Some(current) = self.tree.read(target)? {
-                spliced.push((target, splices, current));
-            }
-        }
-        let sources: Vec<&str> = spliced.iter().map(|(_, _, text)| text.as_str()).collect();
-        if let Some(index) = inject::first_unparsable(&sources) {
-            let (target, splices, _) = &spliced[index];
-            let mut text = splices.original.clone();
-            for (module, marker, body) in &splices.blocks {
-                text = inject::insert_block(&text, CommentStyle::Rust, marker, module, body)
-                    .with_context(|| format!("module `{module}`, marker `{marker}`: {target}"))?;
-            }
-            bail!(
-                "{target} does not parse after the snippets of this command were spliced into it"
-            );
-        }
-        Ok(())
-    }
-
     pub(super) fn remove_snippet(
         &mut self,
         module: &str,
@@ -270,4 +248,36 @@ pub(super) fn render_migrations(
         }
     }
     Ok(files)
+}
+
+/// Each Rust file snippets were spliced into, as it is now in `tree`, with its splices.
+pub(super) fn spliced_files<'s>(
+    tree: &Tree,
+    spliced: &'s BTreeMap<String, Splices>,
+) -> Result<Vec<(&'s str, &'s Splices, String)>> {
+    let mut files = Vec::new();
+    for (target, splices) in spliced {
+        if let Some(current) = tree.read(target)? {
+            files.push((target.as_str(), splices, current));
+        }
+    }
+    Ok(files)
+}
+
+/// Why `target`, which does not parse after `splices`, broke: its splices replayed one by one,
+/// each checked, so that the error names the module, the marker and the line.
+pub(super) fn unparsable(target: &str, splices: &Splices) -> anyhow::Error {
+    let mut text = splices.original.clone();
+    for (module, marker, body) in &splices.blocks {
+        match inject::insert_block(&text, CommentStyle::Rust, marker, module, body) {
+            Ok(next) => text = next,
+            Err(error) => {
+                return anyhow::Error::new(error)
+                    .context(format!("module `{module}`, marker `{marker}`: {target}"));
+            }
+        }
+    }
+    anyhow::anyhow!(
+        "{target} does not parse after the snippets of this command were spliced into it"
+    )
 }

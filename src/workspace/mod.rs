@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::edit::inject;
 use crate::edit::render::ServiceVars;
 use crate::edit::secrets::Secrets;
 use crate::model::catalog::{BASE_ID, Catalog};
@@ -193,11 +194,21 @@ impl<'c> Workspace<'c> {
     /// The plan: manifest and lockfile written into the tree, then every changed file. Fails
     /// when a Rust file snippets were spliced into no longer parses.
     pub fn finish(mut self) -> Result<(Plan, Vec<String>)> {
-        self.check_spliced()?;
-        self.tree
-            .write(manifest::FILE_NAME, self.manifest.to_text());
-        self.tree.write(lock::FILE_NAME, self.lock.to_text());
-        Ok((self.tree.plan()?, self.notes))
+        let spliced = files::spliced_files(&self.tree, &self.spliced)?;
+        let sources: Vec<&str> = spliced.iter().map(|(_, _, text)| text.as_str()).collect();
+        let (tree, manifest, lock) = (&mut self.tree, &self.manifest, &self.lock);
+        // The spliced files are parsed once each, however many snippets they got; what does not
+        // depend on them parsing is done meanwhile, and thrown away if one does not.
+        let (broken, plan) = inject::first_unparsable_alongside(&sources, || {
+            tree.write(manifest::FILE_NAME, manifest.to_text());
+            tree.write(lock::FILE_NAME, lock.to_text());
+            tree.plan()
+        });
+        if let Some(index) = broken {
+            let (target, splices, _) = &spliced[index];
+            return Err(files::unparsable(target, splices));
+        }
+        Ok((plan?, self.notes))
     }
 
     /// Modules installed on at least one service.
