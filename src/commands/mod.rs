@@ -73,7 +73,7 @@ fn commit(root: &Path, plan: &Plan, notes: &[String], dry_run: bool, list: bool)
 /// The one path from a plan to the disk: prints the plan as a diff (`dry_run`) or writes it.
 /// Returns the plan's changes outside the base store and how many copies in it change, for the
 /// command's report.
-fn write_plan(root: &Path, plan: &Plan, dry_run: bool) -> Result<(Vec<Change>, usize)> {
+fn write_plan<'p>(root: &Path, plan: &'p Plan, dry_run: bool) -> Result<(Vec<&'p Change>, usize)> {
     let (files, copies) = without_base_copies(&plan.changes);
     if dry_run {
         print!("{}", render_diff(&files));
@@ -84,11 +84,11 @@ fn write_plan(root: &Path, plan: &Plan, dry_run: bool) -> Result<(Vec<Change>, u
 }
 
 /// The plan's changes outside the base store, and how many copies in it change.
-fn without_base_copies(changes: &[Change]) -> (Vec<Change>, usize) {
+fn without_base_copies(changes: &[Change]) -> (Vec<&Change>, usize) {
     let (copies, files): (Vec<&Change>, Vec<&Change>) = changes
         .iter()
         .partition(|c| base_store::original(&c.path).is_some());
-    (files.into_iter().cloned().collect(), copies.len())
+    (files, copies.len())
 }
 
 /// `api, admin` from a list of (module, services).

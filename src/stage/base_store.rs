@@ -100,21 +100,25 @@ pub fn on_disk(stored: &Stored, changes: &[Change]) -> Vec<Change> {
     if copy_changes.is_empty() {
         return written;
     }
-    let mut copies = stored.copies.clone();
+    // The copies as they will be, borrowed: a new workspace's are a megabyte.
+    let mut copies: BTreeMap<&str, &str> = stored
+        .copies
+        .iter()
+        .map(|(path, content)| (path.as_str(), content.as_str()))
+        .collect();
     for change in copy_changes {
-        let path = original(&change.path).unwrap_or_default().to_string();
+        let path = original(&change.path).unwrap_or_default();
         match &change.after {
-            Some(content) => copies.insert(path, content.clone()),
-            None => copies.remove(&path),
+            Some(content) => copies.insert(path, content),
+            None => copies.remove(path),
         };
     }
-    let pack = |copies: &BTreeMap<String, String>| (!copies.is_empty()).then(|| serialize(copies));
-    let before = if stored.loose {
+    let before = if stored.loose || stored.copies.is_empty() {
         None
     } else {
-        pack(&stored.copies)
+        Some(serialize(&stored.copies))
     };
-    let after = pack(&copies);
+    let after = (!copies.is_empty()).then(|| serialize(&copies));
     if before != after {
         written.push(Change {
             path: PACK_FILE.to_string(),
@@ -134,11 +138,15 @@ pub fn on_disk(stored: &Stored, changes: &[Change]) -> Vec<Change> {
 }
 
 /// The pack's text for `copies`.
-pub fn serialize(copies: &BTreeMap<String, String>) -> String {
-    let size: usize = copies.iter().map(|(p, c)| p.len() + c.len() + 32).sum();
+pub fn serialize<K: AsRef<str>, V: AsRef<str>>(copies: &BTreeMap<K, V>) -> String {
+    let size: usize = copies
+        .iter()
+        .map(|(p, c)| p.as_ref().len() + c.as_ref().len() + 32)
+        .sum();
     let mut out = String::with_capacity(HEADER.len() + size);
     out.push_str(HEADER);
     for (path, content) in copies {
+        let (path, content) = (path.as_ref(), content.as_ref());
         out.push_str(ENTRY);
         out.push_str(path);
         out.push(' ');

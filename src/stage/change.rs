@@ -15,7 +15,7 @@ pub struct Change {
 }
 
 /// The plan as a unified diff, as `git diff` would show it (`/dev/null` for created and deleted files).
-pub fn render_diff(changes: &[Change]) -> String {
+pub fn render_diff(changes: &[&Change]) -> String {
     let mut out = String::new();
     for change in changes {
         let old_name = if change.before.is_some() {
@@ -45,7 +45,7 @@ pub fn render_diff(changes: &[Change]) -> String {
 }
 
 /// One line per file: `create`, `update` or `delete`, for the summary after a command.
-pub fn summarize(changes: &[Change]) -> String {
+pub fn summarize(changes: &[&Change]) -> String {
     changes
         .iter()
         .map(|c| {

@@ -105,6 +105,27 @@ impl Tree {
     /// The plan: every staged file whose content differs from the disk, and what to write.
     pub fn plan(&self) -> Result<Plan> {
         let changes = self.changes()?;
+        self.plan_of(changes)
+    }
+
+    /// [`Tree::plan`], the staged contents moved into it rather than copied: a new workspace
+    /// stages a few megabytes.
+    pub fn into_plan(mut self) -> Result<Plan> {
+        let mut changes = Vec::with_capacity(self.staged.len());
+        for (path, after) in std::mem::take(&mut self.staged) {
+            let before = self.read_disk(&path)?;
+            if before != after {
+                changes.push(Change {
+                    path,
+                    before,
+                    after,
+                });
+            }
+        }
+        self.plan_of(changes)
+    }
+
+    fn plan_of(&self, changes: Vec<Change>) -> Result<Plan> {
         let writes = if changes
             .iter()
             .any(|c| base_store::original(&c.path).is_some())

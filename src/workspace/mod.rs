@@ -193,16 +193,16 @@ impl<'c> Workspace<'c> {
 
     /// The plan: manifest and lockfile written into the tree, then every changed file. Fails
     /// when a Rust file snippets were spliced into no longer parses.
-    pub fn finish(mut self) -> Result<(Plan, Vec<String>)> {
+    pub fn finish(self) -> Result<(Plan, Vec<String>)> {
         let spliced = files::spliced_files(&self.tree, &self.spliced)?;
         let sources: Vec<&str> = spliced.iter().map(|(_, _, text)| text.as_str()).collect();
-        let (tree, manifest, lock) = (&mut self.tree, &self.manifest, &self.lock);
+        let (mut tree, manifest, lock) = (self.tree, &self.manifest, &self.lock);
         // The spliced files are parsed once each, however many snippets they got; what does not
         // depend on them parsing is done meanwhile, and thrown away if one does not.
         let (broken, plan) = inject::first_unparsable_alongside(&sources, || {
             tree.write(manifest::FILE_NAME, manifest.to_text());
             tree.write(lock::FILE_NAME, lock.to_text());
-            tree.plan()
+            tree.into_plan()
         });
         if let Some(index) = broken {
             let (target, splices, _) = &spliced[index];

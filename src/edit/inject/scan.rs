@@ -155,7 +155,7 @@ pub struct Scan {
 
 /// Every marker and fenced block of `source`, with the problems a `doctor` should report.
 pub fn scan(source: &str, style: CommentStyle) -> Scan {
-    scan_lines(&split_lines(source), style)
+    scan_lines(source, &split_lines(source), style)
 }
 
 /// One line of a source file, split so that the raw lines concatenate back to the file.
@@ -274,11 +274,13 @@ pub(super) fn parse_directive(
     })
 }
 
-pub(super) fn scan_lines(lines: &[Line<'_>], style: CommentStyle) -> Scan {
+/// [`scan`] of `source`, split into `lines` by [`split_lines`].
+pub(super) fn scan_lines(source: &str, lines: &[Line<'_>], style: CommentStyle) -> Scan {
     let mut scan = Scan::default();
     // The block being read: (module, marker, begin line).
     let mut open: Option<(&str, &str, usize)> = None;
-    for (index, line) in lines.iter().enumerate() {
+    for index in lines_with_tokens(source, lines) {
+        let line = &lines[index];
         let number = index + 1;
         let directive = match parse_directive(line.content, style) {
             None => continue,
@@ -349,6 +351,29 @@ pub(super) fn scan_lines(lines: &[Line<'_>], style: CommentStyle) -> Scan {
     scan.problems.extend(placement);
     scan.problems.sort_by_key(Problem::line);
     scan
+}
+
+/// Indices of the `lines` of `source` that hold `<<<`, the only ones that can be markers or fences
+/// ([`parse_directive`] finds nothing in the others). One memchr pass over the file finds them:
+/// `new` scans a file again for each snippet spliced into it, and parsing every line was a
+/// twelfth of its instructions.
+fn lines_with_tokens(source: &str, lines: &[Line<'_>]) -> Vec<usize> {
+    let base = source.as_ptr() as usize;
+    let mut hits = memchr::memmem::find_iter(source.as_bytes(), b"<<<").peekable();
+    let mut found = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let Some(&at) = hits.peek() else {
+            break;
+        };
+        // Where the line starts in `source`: the lines are slices of it, in order.
+        let start = line.raw.as_ptr() as usize - base;
+        if at >= start + line.raw.len() {
+            continue;
+        }
+        while hits.next_if(|&at| at < start + line.raw.len()).is_some() {}
+        found.push(index);
+    }
+    found
 }
 
 /// Duplicated markers and blocks, and blocks outside the run after their marker.

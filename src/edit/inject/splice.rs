@@ -264,7 +264,7 @@ impl<'a> Parsed<'a> {
             });
         }
         let lines = split_lines(source);
-        let scan = scan_lines(&lines, style);
+        let scan = scan_lines(source, &lines, style);
         if let Some(problem) = scan.problems.iter().find(|p| p.is_structural()) {
             return Err(InjectError::MalformedFence(problem.clone()));
         }
