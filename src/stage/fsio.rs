@@ -98,26 +98,31 @@ fn apply_fresh(root: &Path, changes: &[Change]) -> Result<()> {
 fn write_in_parallel(dir: &Path, changes: &[Change]) -> Result<()> {
     let writers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let share = changes.len().div_ceil(writers).max(1);
+    let write_part = |part: &[Change]| -> Result<()> {
+        for change in part {
+            let target = dir.join(&change.path);
+            let content = change.after.as_deref().unwrap_or_default();
+            fs::write(&target, content)
+                .with_context(|| format!("cannot write {}", target.display()))?;
+        }
+        Ok(())
+    };
+    let mut parts = changes.chunks(share);
+    // The calling thread writes the first part itself: one thread fewer to start and end.
+    let first = parts.next().unwrap_or_default();
     std::thread::scope(|scope| {
-        let handles: Vec<_> = changes
-            .chunks(share)
-            .map(|part| {
-                scope.spawn(move || -> Result<()> {
-                    for change in part {
-                        let target = dir.join(&change.path);
-                        let content = change.after.as_deref().unwrap_or_default();
-                        fs::write(&target, content)
-                            .with_context(|| format!("cannot write {}", target.display()))?;
-                    }
-                    Ok(())
-                })
-            })
+        let handles: Vec<_> = parts
+            .map(|part| scope.spawn(move || write_part(part)))
             .collect();
-        handles.into_iter().try_for_each(|handle| {
-            handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        let mine = write_part(first);
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .fold(mine, Result::and)
     })
 }
 
