@@ -11,6 +11,10 @@ import { SERVICE } from "./service";
 export async function createApp(options: AppOptions): Promise<INestApplication> {
   const app = await NestFactory.create(AppModule.forRoot(options), { bufferLogs: true });
   app.useLogger(app.get(Logger));
+  // Nothing tells clients which framework answers, as with the Rust services.
+  (app.getHttpAdapter().getInstance() as { disable(setting: string): void }).disable(
+    "x-powered-by",
+  );
   // Every route but the probes under /api/<service>, as the Rust services' routes are.
   app.setGlobalPrefix(`api/${SERVICE.name}`, { exclude: ["healthz", "readyz"] });
   app.useGlobalFilters(new ErrorEnvelopeFilter());
