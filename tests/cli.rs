@@ -127,6 +127,31 @@ fn new_honours_output_services_modules_and_database() {
 }
 
 #[test]
+fn new_with_a_nest_service_keeps_it_out_of_the_cargo_workspace() {
+    let (_temp, root) = generate("acme", &["--yes", "--services", "api,nest"]);
+    let manifest = std::fs::read_to_string(root.join("saaskit.toml")).unwrap();
+    assert!(
+        manifest.contains("[services.nest]\nkind = \"nest\"\nport = 8081\n"),
+        "{manifest}"
+    );
+    let cargo = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains("members = [\n    \"crates/core\",\n    \"services/api\",\n]"),
+        "only Rust services are Cargo workspace members:\n{cargo}"
+    );
+    assert!(!root.join("services/nest/Cargo.toml").exists());
+    assert!(!root.join("services/nest/src/main.rs").exists());
+    assert_eq!(
+        env_value(&root, ".env", "NEST_ADDR").as_deref(),
+        Some("127.0.0.1:8081")
+    );
+    // The default stays the three Rust services.
+    let (_temp, root) = generate("acme", &["--yes"]);
+    let manifest = std::fs::read_to_string(root.join("saaskit.toml")).unwrap();
+    assert!(!manifest.contains("kind = \"nest\""), "{manifest}");
+}
+
+#[test]
 fn new_with_postgres_points_database_url_at_postgres() {
     let (_temp, root) = generate("acme", &["--yes", "--db", "postgres", "--services", "api"]);
     let url = env_value(&root, ".env", "DATABASE_URL").expect("db is a default module");

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 
 use anyhow::{Result, bail};
 
+use crate::model::catalog::{Language, SERVICE_KINDS};
 use crate::model::manifest::ServiceSpec;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +49,12 @@ impl Runner {
     /// The runner of a service of the manifest, by its kind.
     pub fn for_service(spec: &ServiceSpec) -> Result<Runner> {
         match spec.kind.as_str() {
-            "api" | "admin" | "webhooks" => Ok(Runner::RustBinary {
-                package: spec.name.clone(),
-                bin: spec.name.clone(),
-            }),
+            kind if SERVICE_KINDS.contains(&kind) && Language::of_kind(kind) == Language::Rust => {
+                Ok(Runner::RustBinary {
+                    package: spec.name.clone(),
+                    bin: spec.name.clone(),
+                })
+            }
             other => bail!(
                 "saaskit dev does not know how to run service `{}` of kind `{other}`",
                 spec.name
@@ -114,7 +117,10 @@ mod tests {
 
     #[test]
     fn every_generated_kind_is_the_rust_binary_of_its_package() {
-        for kind in crate::model::catalog::SERVICE_KINDS {
+        let rust_kinds = crate::model::catalog::SERVICE_KINDS
+            .into_iter()
+            .filter(|kind| Language::of_kind(kind) == Language::Rust);
+        for kind in rust_kinds {
             let runner = Runner::for_service(&spec("billing", kind)).unwrap();
             assert_eq!(runner.cargo_package(), Some("billing"));
         }

@@ -9,7 +9,7 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
-use crate::model::catalog::Scope;
+use crate::model::catalog::{Language, Scope};
 use crate::model::manifest::{Manifest, ServiceSpec};
 
 /// What every template sees. Mirrors the table in `docs/modules.md`.
@@ -48,6 +48,9 @@ pub struct ServiceVars {
     pub package: String,
     pub env_prefix: String,
     pub description: String,
+    /// `rust` or `typescript`: templates keep Rust-only lines (Cargo members, `cargo run`) to
+    /// the Rust services.
+    pub language: Language,
 }
 
 impl ServiceVars {
@@ -60,6 +63,7 @@ impl ServiceVars {
             package: spec.name.clone(),
             env_prefix: spec.name.to_ascii_uppercase().replace('-', "_"),
             description: kind_description(&spec.kind).to_string(),
+            language: Language::of_kind(&spec.kind),
         }
     }
 }
@@ -70,6 +74,7 @@ pub fn kind_description(kind: &str) -> &'static str {
         "api" => "Product API: accounts, authentication and users",
         "admin" => "Admin service: back-office panel and operations API",
         "webhooks" => "Webhooks service: billing events ingestion and processing",
+        "nest" => "NestJS service (TypeScript) trusting the api's accounts and sessions",
         _ => "Service",
     }
 }

@@ -19,7 +19,38 @@ static TEMPLATES_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates
 pub const BASE_ID: &str = "base";
 
 /// Service kinds saaskit knows how to generate.
-pub const SERVICE_KINDS: [&str; 3] = ["api", "admin", "webhooks"];
+pub const SERVICE_KINDS: [&str; 4] = ["api", "admin", "webhooks", "nest"];
+
+/// The kinds `saaskit new` generates one service of when not told which: the Rust services. A
+/// NestJS service is asked for (`--services api,admin,webhooks,nest`): it needs Node to run.
+pub const DEFAULT_SERVICE_KINDS: [&str; 3] = ["api", "admin", "webhooks"];
+
+/// The language a service is written in, which decides how saaskit checks the files it writes
+/// and splices into, whether the service is a member of the Cargo workspace (and gets Cargo
+/// dependencies), and how `saaskit dev` and `doctor` build and check it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Rust,
+    TypeScript,
+}
+
+impl Language {
+    /// The language of services of `kind` (a kind of [`SERVICE_KINDS`]).
+    pub fn of_kind(kind: &str) -> Language {
+        match kind {
+            "nest" => Language::TypeScript,
+            _ => Language::Rust,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::Rust => "Rust",
+            Language::TypeScript => "TypeScript",
+        }
+    }
+}
 
 /// Whether an entry is applied once for the workspace or once per service the module is applied to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

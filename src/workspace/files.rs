@@ -98,7 +98,7 @@ impl<'c> Workspace<'c> {
                     module.id, snippet.marker
                 )
             })?,
-            CommentStyle::Hash => code,
+            CommentStyle::TypeScript | CommentStyle::Hash => code,
         };
         self.inject(&module.id, &target, &snippet.marker, &body)?;
         self.lock

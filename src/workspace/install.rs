@@ -4,7 +4,7 @@
 use anyhow::{Context as _, Result, bail};
 
 use crate::edit::render::{Context, ServiceVars};
-use crate::model::catalog::{self, BASE_ID, CrateTarget, Module, Scope};
+use crate::model::catalog::{self, BASE_ID, CrateTarget, Language, Module, Scope};
 use crate::model::lock::Reason;
 
 use super::files::{render_file, render_migrations};
@@ -246,6 +246,10 @@ impl<'c> Workspace<'c> {
                 self.add_snippet(module, snippet, context)?;
             }
             let (crate_target, cargo_toml) = match &context.service {
+                // `crate = "service"` dependencies are Cargo dependencies of a Rust service: a
+                // service in another language has no Cargo.toml to put them in (its own
+                // dependencies come with its files, e.g. a package.json).
+                Some(service) if service.language != Language::Rust => continue,
                 Some(service) => (CrateTarget::Service, format!("{}/Cargo.toml", service.dir)),
                 None => (CrateTarget::Core, self.manifest.core.manifest_path()),
             };
