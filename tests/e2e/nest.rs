@@ -19,7 +19,9 @@ use crate::api::{
     key_id, login_as, now, on_each_database, public_key, register, signing_key, str_of, unb64,
 };
 use crate::client::Instance;
-use crate::support::{Database, Service, fresh_workspace, free_port, service_binary};
+use crate::support::{
+    Database, Service, default_workspace, free_port, fresh_workspace, service_binary,
+};
 
 /// The name of the service in the generated workspace (its directory is `services/<name>`).
 const NEST: &str = "nest";
@@ -370,6 +372,8 @@ impl<'db> Nest<'db> {
 
 /// The api binary in the workspace at `root` (its `.env`, its signing key) on `port`.
 fn start_api_in<'db>(root: &Path, db: &'db Database, port: u16) -> Api<'db> {
+    // The api's code is the same in both workspaces: the default one's build serves.
+    default_workspace();
     let mut command = Command::new(service_binary("api"));
     command
         .current_dir(root)

@@ -2,6 +2,8 @@
 // SIGINT after the requests in flight are answered.
 import "reflect-metadata";
 
+import { type INestApplication, Logger } from "@nestjs/common";
+
 import { createApp } from "./app";
 import { ConfigError, loadEnvironment, readConfig } from "./config";
 import { openDatabase } from "./db/database";
@@ -23,12 +25,36 @@ async function main(): Promise<void> {
   const app = await createApp({ config });
   // saaskit adds what modules run at start-up after the next line: keep it.
   // <<<inject:startup>>>
-  // SIGTERM and SIGINT close the server (answering the requests in flight), then the modules
-  // (the database last).
-  app.enableShutdownHooks();
   // saaskit adds what modules do at shutdown after the next line: keep it.
   // <<<inject:shutdown>>>
+  stopOn(["SIGTERM", "SIGINT"], app);
   await app.listen(config.port, config.host);
+}
+
+/**
+ * On the first of `signals`: stop accepting connections, answer the requests in flight, run the
+ * modules' shutdown hooks (the database closes last), and exit 0 as the Rust services do. (Nest's
+ * own `enableShutdownHooks` ends the process by raising the signal again, which reports it as
+ * killed.) A second signal, or 30 s, ends it at once.
+ */
+function stopOn(signals: NodeJS.Signals[], app: INestApplication): void {
+  const logger = new Logger("shutdown");
+  const stop = (signal: NodeJS.Signals) => {
+    for (const other of signals) process.removeListener(other, stop);
+    logger.log(`${signal}: answering the requests in flight, then stopping`);
+    setTimeout(() => {
+      logger.error("requests still in flight after 30 s: stopping now");
+      process.exit(1);
+    }, 30_000).unref();
+    app.close().then(
+      () => logger.log("stopped"),
+      (error: unknown) => {
+        logger.error(`shutdown failed: ${String(error)}`);
+        process.exitCode = 1;
+      },
+    );
+  };
+  for (const signal of signals) process.once(signal, stop);
 }
 
 main().catch((error: unknown) => {

@@ -4,6 +4,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 
+import { Logger } from "@nestjs/common";
 import BetterSqlite3 from "better-sqlite3";
 import { Pool } from "pg";
 
@@ -27,9 +28,14 @@ export interface Database {
 }
 
 export function openDatabase(url: DatabaseUrl): Database {
-  return url.kind === "sqlite"
-    ? SqliteDatabase.open(url.file)
-    : new PostgresDatabase(new Pool({ connectionString: url.url, max: 10 }));
+  if (url.kind === "sqlite") return SqliteDatabase.open(url.file);
+  const pool = new Pool({ connectionString: url.url, max: 10 });
+  // An idle connection the server dropped (a restart, a failover) is an event, not a crash: the
+  // pool opens a new one on the next query, and /readyz says whether that works.
+  pool.on("error", (error) => {
+    new Logger("database").warn(`idle connection lost: ${error.message}`);
+  });
+  return new PostgresDatabase(pool);
 }
 
 /**
