@@ -850,3 +850,137 @@ fn a_closed_pipe_ends_the_output_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("status 141"), "{stderr}");
 }
+
+// ---------------------------------------------------------------------------------- nest kind
+
+/// A workspace with an api and a nest service and no modules.
+fn nest_workspace() -> (tempfile::TempDir, std::path::PathBuf) {
+    generate(
+        "acme",
+        &["--yes", "--services", "api,nest", "--modules", ""],
+    )
+}
+
+#[test]
+fn add_and_remove_splice_typescript_into_a_nest_service() {
+    let (_temp, root) = nest_workspace();
+    let before = read_tree(&root);
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/nest-hello"])
+        .assert()
+        .success()
+        .stdout(contains("installed `fixture/nest-hello` on nest"));
+    let module = std::fs::read_to_string(root.join("services/nest/src/app.module.ts")).unwrap();
+    assert!(
+        module.contains(
+            "// <<<inject:imports>>>\n// <<<begin:fixture/nest-hello@imports>>>\n\
+             import { HelloModule } from \"./hello.module\";\n// <<<end:fixture/nest-hello@imports>>>"
+        ),
+        "{module}"
+    );
+    assert!(
+        module.contains("        // <<<begin:fixture/nest-hello@routes>>>\n        HelloModule,\n"),
+        "{module}"
+    );
+    assert!(root.join("services/nest/src/hello.module.ts").is_file());
+    assert_eq!(
+        env_value(&root, ".env", "NEST_HELLO_GREETING").as_deref(),
+        Some("hello")
+    );
+    // Nothing Cargo: the nest service is not a crate.
+    let after = read_tree(&root);
+    for cargo in [
+        "Cargo.toml",
+        "services/api/Cargo.toml",
+        "crates/core/Cargo.toml",
+    ] {
+        assert_eq!(before[cargo], after[cargo], "{cargo} changed");
+    }
+
+    saaskit_with_fixtures(&root)
+        .args(["remove", "fixture/nest-hello"])
+        .assert()
+        .success();
+    assert_same_tree(&before, &read_tree(&root));
+}
+
+#[test]
+fn a_typescript_snippet_that_breaks_its_file_is_refused_with_file_and_line() {
+    let (_temp, root) = nest_workspace();
+    let message = assert_fails_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["add", "fixture/nest-broken"]),
+    )
+    .get_output()
+    .stderr
+    .clone();
+    let message = String::from_utf8(message).unwrap();
+    let module = std::fs::read_to_string(root.join("services/nest/src/app.module.ts")).unwrap();
+    // The error is on the snippet's line: the line after the marker and the block's opening fence.
+    let marker_line = module
+        .lines()
+        .position(|l| l.contains("<<<inject:routes>>>"))
+        .unwrap()
+        + 1;
+    let expected = format!("services/nest/src/app.module.ts:{}:", marker_line + 2);
+    assert!(
+        message.contains(&expected)
+            && message.contains(
+                "inserting the block of `fixture/nest-broken` at marker `routes` leaves invalid \
+                 TypeScript"
+            ),
+        "expected {expected} in:\n{message}"
+    );
+}
+
+#[test]
+fn a_nest_file_broken_before_the_splice_is_reported_as_such() {
+    let (_temp, root) = nest_workspace();
+    let path = root.join("services/nest/src/app.module.ts");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let broken = text.replacen("export class AppModule {", "export class AppModule {{", 1);
+    std::fs::write(&path, &broken).unwrap();
+    assert_fails_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["add", "fixture/nest-hello"]),
+    )
+    .stderr(
+        contains("services/nest/src/app.module.ts:")
+            .and(contains("is not valid TypeScript even before injecting")),
+    );
+}
+
+#[test]
+fn remove_refuses_an_edited_typescript_snippet_with_its_line_unless_forced() {
+    let (_temp, root) = nest_workspace();
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/nest-hello"])
+        .assert()
+        .success();
+    let path = root.join("services/nest/src/app.module.ts");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("        HelloModule,\n", "        HelloModule, // mine\n"),
+    )
+    .unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains("<<<begin:fixture/nest-hello@routes>>>"))
+        .unwrap()
+        + 1;
+    assert_fails_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["remove", "fixture/nest-hello"]),
+    )
+    .stderr(contains(format!(
+        "services/nest/src/app.module.ts:{line}: the `routes` snippet of module \
+         `fixture/nest-hello` was edited"
+    )));
+    saaskit_with_fixtures(&root)
+        .args(["remove", "fixture/nest-hello", "--force"])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("HelloModule"), "{text}");
+}

@@ -55,7 +55,7 @@ pub struct Workspace<'c> {
     force: bool,
     /// What the user should be told after the command (files kept, etc.).
     notes: Vec<String>,
-    /// The Rust files snippets were spliced into, each with its text before the first splice
+    /// The Rust and TypeScript files snippets were spliced into, each with its text before the first splice
     /// and the splices in order: [`Workspace::finish`] parses each file once, and replays the
     /// splices only to name the one that broke it.
     spliced: BTreeMap<String, Splices>,
@@ -191,7 +191,7 @@ impl<'c> Workspace<'c> {
     }
 
     /// The plan: manifest and lockfile written into the tree, then every changed file. Fails
-    /// when a Rust file snippets were spliced into no longer parses.
+    /// when a Rust or TypeScript file snippets were spliced into no longer parses.
     pub fn finish(mut self) -> Result<(Plan, Vec<String>)> {
         self.check_spliced()?;
         self.tree

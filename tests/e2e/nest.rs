@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::admin::{Stack, start_impersonation};
 use crate::api::{
-    Api, KEY, NEW_PASSWORD, PASSWORD, UNKNOWN_KEY, WORKSPACE, b64, claims, decode, forge,
-    key_id, login_as, now, on_each_database, public_key, register, signing_key, str_of, unb64,
+    Api, KEY, NEW_PASSWORD, PASSWORD, UNKNOWN_KEY, WORKSPACE, b64, claims, decode, forge, key_id,
+    login_as, now, on_each_database, public_key, register, signing_key, str_of, unb64,
 };
 use crate::client::Instance;
 use crate::support::{
@@ -122,7 +122,10 @@ fn accepts_the_api_tokens(s: &Stack, nest: &Nest) {
         .filter(|id| *id == "req-42")
         .expect("the request id is sent back");
     let openapi = nest.instance.get("/openapi.json").send().expect_json(200);
-    assert!(openapi["paths"]["/api/nest/notes/{id}"].is_object(), "{openapi}");
+    assert!(
+        openapi["paths"]["/api/nest/notes/{id}"].is_object(),
+        "{openapi}"
+    );
 }
 
 fn refuses_forged_and_foreign_tokens(s: &Stack, nest: &Nest) {
@@ -148,7 +151,10 @@ fn refuses_forged_and_foreign_tokens(s: &Stack, nest: &Nest) {
     let hs256_signed = format!("{hs256_head}.{payload}");
     let hs256 = format!(
         "{hs256_signed}.{}",
-        b64(&hmac_sha256(&unb64(&public_key(KEY)), hs256_signed.as_bytes()))
+        b64(&hmac_sha256(
+            &unb64(&public_key(KEY)),
+            hs256_signed.as_bytes()
+        ))
     );
     let mut flipped = unb64(signature);
     flipped[10] ^= 1;
@@ -158,16 +164,40 @@ fn refuses_forged_and_foreign_tokens(s: &Stack, nest: &Nest) {
     other_claims["sub"] = json!("0193b3c4-0000-7000-8000-000000000000");
     let staff_token = &s.root.access;
     let refused = [
-        ("alg none", format!("{}.{payload}.", encode(&json!({"alg": "none"})))),
+        (
+            "alg none",
+            format!("{}.{payload}.", encode(&json!({"alg": "none"}))),
+        ),
         ("alg HS256 keyed with the public key", hs256),
-        ("signature changed", format!("{head}.{payload}.{}", b64(&flipped))),
-        ("payload tampered", format!("{head}.{}.{signature}", encode(&other_claims))),
-        ("unknown kid", forge(&unknown_kid, &claims, &signing_key(UNKNOWN_KEY))),
-        ("another audience", with_claims(json!({"aud": "another-api"}))),
-        ("a staff token (the back office's audience)", staff_token.clone()),
-        ("another issuer", with_claims(json!({"iss": "someone-else"}))),
+        (
+            "signature changed",
+            format!("{head}.{payload}.{}", b64(&flipped)),
+        ),
+        (
+            "payload tampered",
+            format!("{head}.{}.{signature}", encode(&other_claims)),
+        ),
+        (
+            "unknown kid",
+            forge(&unknown_kid, &claims, &signing_key(UNKNOWN_KEY)),
+        ),
+        (
+            "another audience",
+            with_claims(json!({"aud": "another-api"})),
+        ),
+        (
+            "a staff token (the back office's audience)",
+            staff_token.clone(),
+        ),
+        (
+            "another issuer",
+            with_claims(json!({"iss": "someone-else"})),
+        ),
         ("expired", with_claims(json!({"exp": now() - 120}))),
-        ("not an access token", with_claims(json!({"typ": "refresh"}))),
+        (
+            "not an access token",
+            with_claims(json!({"typ": "refresh"})),
+        ),
         ("not a token", "garbage".to_string()),
     ];
     for (what, token) in refused {
@@ -237,7 +267,11 @@ fn notes_are_each_user_own(s: &Stack, nest: &Nest) {
     let id = str_of(&note["id"]).to_string();
     let path = format!("/api/nest/notes/{id}");
     assert_eq!(
-        nest.instance.get(&path).bearer(&ada.access).send().expect_json(200),
+        nest.instance
+            .get(&path)
+            .bearer(&ada.access)
+            .send()
+            .expect_json(200),
         note
     );
     let listed = nest
@@ -293,7 +327,10 @@ fn stops_gracefully(nest: Nest) {
 fn workspace() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
-        let root = fresh_workspace("polyglot", &["--yes", "--services", "api,admin,webhooks,nest"]);
+        let root = fresh_workspace(
+            "polyglot",
+            &["--yes", "--services", "api,admin,webhooks,nest"],
+        );
         let service = root.join("services").join(NEST);
         npm(&service, &["ci"]);
         npm(&service, &["run", "lint"]);

@@ -58,7 +58,7 @@ impl CommentStyle {
     /// The style for a file path: Rust for `.rs` files, TypeScript for TypeScript and JavaScript
     /// sources, hash comments for everything else.
     pub fn for_path(path: &str) -> Self {
-        const SCRIPT_EXTENSIONS: [&str; 6] = [".ts", ".mts", ".cts", ".js", ".mjs", ".cjs"];
+        use crate::edit::typescript::SCRIPT_EXTENSIONS;
         if path.ends_with(".rs") {
             Self::Rust
         } else if SCRIPT_EXTENSIONS.iter().any(|ext| path.ends_with(ext)) {
