@@ -984,3 +984,147 @@ fn remove_refuses_an_edited_typescript_snippet_with_its_line_unless_forced() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(!text.contains("HelloModule"), "{text}");
 }
+
+// ------------------------------------------------------------------------------------- service
+
+#[test]
+fn service_add_then_remove_gives_back_the_same_tree_for_each_language() {
+    let (_temp, root) = generate("acme", &["--yes", "--services", "api"]);
+    let before = read_tree(&root);
+    saaskit(&root)
+        .args(["service", "add", "billing", "--kind", "webhooks"])
+        .assert()
+        .success()
+        .stdout(contains(
+            "added service `billing` (webhooks kind, port 8081)",
+        ));
+    let cargo = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains("    \"services/api\",\n    \"services/billing\",\n]"),
+        "{cargo}"
+    );
+    let manifest = std::fs::read_to_string(root.join("saaskit.toml")).unwrap();
+    assert!(
+        manifest
+            .contains("[services.billing]\nkind = \"webhooks\"\nport = 8081\nmodules = [\"db\""),
+        "the kind's default modules are installed:\n{manifest}"
+    );
+    assert!(root.join("services/billing/src/main.rs").is_file());
+    assert_eq!(
+        env_value(&root, ".env", "BILLING_ADDR").as_deref(),
+        Some("127.0.0.1:8081")
+    );
+    saaskit(&root)
+        .args(["service", "add", "nest", "--kind", "nest", "--port", "9000"])
+        .assert()
+        .success();
+    let cargo_after_nest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert_eq!(cargo, cargo_after_nest, "a nest service is no Cargo member");
+    assert!(root.join("services/nest/package.json").is_file());
+    assert_eq!(
+        env_value(&root, ".env", "NEST_ADDR").as_deref(),
+        Some("127.0.0.1:9000")
+    );
+    // What `service add` generated is what the templates generate: nothing to upgrade.
+    saaskit(&root).args(["diff", "--check"]).assert().success();
+
+    saaskit(&root)
+        .args(["service", "remove", "nest"])
+        .assert()
+        .success();
+    saaskit(&root)
+        .args(["service", "remove", "billing"])
+        .assert()
+        .success()
+        .stdout(contains("removed service `billing` and"));
+    assert_same_tree(&before, &read_tree(&root));
+}
+
+#[test]
+fn service_add_refuses_bad_names_kinds_and_ports_unchanged() {
+    let (_temp, root) = generate("acme", &["--yes", "--services", "api", "--modules", ""]);
+    let add = |args: &[&str]| {
+        assert_fails_unchanged(&root, saaskit(&root).args(["service", "add"]).args(args))
+    };
+    add(&["web", "--kind", "nextjs"]).stderr(contains(
+        "unknown service kind `nextjs`; expected one of api, admin, webhooks, nest",
+    ));
+    add(&["api", "--kind", "api"]).stderr(contains("already has a service `api`"));
+    add(&["Web", "--kind", "nest"]).stderr(contains("not a valid name"));
+    add(&["acme-core", "--kind", "api"]).stderr(contains("library crate"));
+    add(&["web", "--kind", "nest", "--port", "8080"])
+        .stderr(contains("port 8080 is already used by service `api`"));
+    assert_succeeds_unchanged(
+        &root,
+        saaskit(&root).args(["service", "add", "web", "--kind", "nest", "--dry-run"]),
+    )
+    .stdout(contains("+++ b/services/web/src/main.ts"));
+}
+
+#[test]
+fn service_add_keeps_the_user_s_edits_of_the_files_it_changes() {
+    let (_temp, root) = generate("acme", &["--yes", "--services", "api", "--modules", ""]);
+    let cargo = root.join("Cargo.toml");
+    let text = std::fs::read_to_string(&cargo).unwrap();
+    std::fs::write(&cargo, format!("{text}\n# mine\n")).unwrap();
+    saaskit(&root)
+        .args(["service", "add", "ops", "--kind", "admin"])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&cargo).unwrap();
+    assert!(
+        text.contains("\"services/ops\",") && text.ends_with("\n# mine\n"),
+        "{text}"
+    );
+    // Editing the lines the change touches stops it, naming the place.
+    std::fs::write(
+        &cargo,
+        text.replace(
+            "    \"services/ops\",\n]",
+            "    \"services/ops\", \"x\",\n]",
+        ),
+    )
+    .unwrap();
+    assert_fails_unchanged(
+        &root,
+        saaskit(&root).args(["service", "add", "web", "--kind", "api"]),
+    )
+    .stderr(contains("Cargo.toml:").and(contains("adding service `web` changes lines")));
+}
+
+#[test]
+fn service_remove_refuses_edited_files_with_their_line_unless_forced() {
+    let (_temp, root) = generate(
+        "acme",
+        &["--yes", "--services", "api,nest", "--modules", ""],
+    );
+    let main = root.join("services/nest/src/main.ts");
+    let text = std::fs::read_to_string(&main).unwrap();
+    let edited = text.replacen(
+        "async function main()",
+        "async function main() /* mine */",
+        1,
+    );
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("async function main()"))
+        .unwrap()
+        + 1;
+    std::fs::write(&main, edited).unwrap();
+    assert_fails_unchanged(&root, saaskit(&root).args(["service", "remove", "nest"])).stderr(
+        contains(format!(
+            "services/nest/src/main.ts:{line}: edited since saaskit generated it"
+        ))
+        .and(contains("--force")),
+    );
+    assert_fails_unchanged(&root, saaskit(&root).args(["service", "remove", "web"])).stderr(
+        contains("no service `web` in this workspace (services: api, nest)"),
+    );
+    saaskit(&root)
+        .args(["service", "remove", "nest", "--force"])
+        .assert()
+        .success();
+    assert!(!main.exists());
+    assert_fails_unchanged(&root, saaskit(&root).args(["service", "remove", "api"]))
+        .stderr(contains("the workspace's only service"));
+}

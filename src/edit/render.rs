@@ -54,12 +54,17 @@ pub struct ServiceVars {
 }
 
 impl ServiceVars {
+    /// Where service `name` lives in the workspace.
+    pub fn dir_of(name: &str) -> String {
+        format!("services/{name}")
+    }
+
     pub fn new(spec: &ServiceSpec) -> ServiceVars {
         ServiceVars {
             name: spec.name.clone(),
             kind: spec.kind.clone(),
             port: spec.port,
-            dir: format!("services/{}", spec.name),
+            dir: ServiceVars::dir_of(&spec.name),
             package: spec.name.clone(),
             env_prefix: spec.name.to_ascii_uppercase().replace('-', "_"),
             description: kind_description(&spec.kind).to_string(),

@@ -99,16 +99,7 @@ impl<'c> Workspace<'c> {
         match only_service {
             Some(name) => {
                 let Some(spec) = self.manifest.service(name) else {
-                    let known: Vec<&str> = self
-                        .manifest
-                        .services
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect();
-                    bail!(
-                        "no service `{name}` in this workspace (services: {})",
-                        known.join(", ")
-                    );
+                    return Err(self.unknown_service(name));
                 };
                 if !module.applies_to(&spec.kind) {
                     bail!(
@@ -218,7 +209,7 @@ impl<'c> Workspace<'c> {
 
     /// Applies the workspace part of `module` (when `workspace_part`) and its service part for
     /// each of `services`, then brings its env blocks up to date.
-    fn apply(
+    pub(super) fn apply(
         &mut self,
         module: &Module,
         services: &[ServiceVars],

@@ -35,6 +35,7 @@ mod env_blocks;
 mod files;
 pub mod generated;
 mod install;
+mod services;
 mod uninstall;
 pub mod upgrade;
 
@@ -207,6 +208,20 @@ impl<'c> Workspace<'c> {
             .iter()
             .flat_map(|s| s.modules.iter().map(String::as_str))
             .collect()
+    }
+
+    /// The error for a service name the manifest does not have, listing those it has.
+    pub(super) fn unknown_service(&self, name: &str) -> anyhow::Error {
+        let known: Vec<&str> = self
+            .manifest
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        anyhow::anyhow!(
+            "no service `{name}` in this workspace (services: {})",
+            known.join(", ")
+        )
     }
 
     pub(super) fn services_having(&self, id: &str) -> Vec<ServiceVars> {
