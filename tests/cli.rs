@@ -3,8 +3,8 @@
 mod common;
 
 use common::{
-    assert_fails_unchanged, assert_same_tree, assert_succeeds_unchanged, generate, read_tree,
-    saaskit, saaskit_with_fixtures,
+    assert_fails_unchanged, assert_same_tree, assert_succeeds_unchanged, generate, nest_workspace,
+    nest_workspace_with_hello, read_tree, saaskit, saaskit_with_fixtures,
 };
 use predicates::prelude::*;
 use predicates::str::contains;
@@ -853,14 +853,6 @@ fn a_closed_pipe_ends_the_output_quietly() {
 
 // ---------------------------------------------------------------------------------- nest kind
 
-/// A workspace with an api and a nest service and no modules.
-fn nest_workspace() -> (tempfile::TempDir, std::path::PathBuf) {
-    generate(
-        "acme",
-        &["--yes", "--services", "api,nest", "--modules", ""],
-    )
-}
-
 #[test]
 fn add_and_remove_splice_typescript_into_a_nest_service() {
     let (_temp, root) = nest_workspace();
@@ -952,11 +944,7 @@ fn a_nest_file_broken_before_the_splice_is_reported_as_such() {
 
 #[test]
 fn remove_refuses_an_edited_typescript_snippet_with_its_line_unless_forced() {
-    let (_temp, root) = nest_workspace();
-    saaskit_with_fixtures(&root)
-        .args(["add", "fixture/nest-hello"])
-        .assert()
-        .success();
+    let (_temp, root) = nest_workspace_with_hello();
     let path = root.join("services/nest/src/app.module.ts");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(
@@ -1094,10 +1082,7 @@ fn service_add_keeps_the_user_s_edits_of_the_files_it_changes() {
 
 #[test]
 fn service_remove_refuses_edited_files_with_their_line_unless_forced() {
-    let (_temp, root) = generate(
-        "acme",
-        &["--yes", "--services", "api,nest", "--modules", ""],
-    );
+    let (_temp, root) = nest_workspace();
     let main = root.join("services/nest/src/main.ts");
     let text = std::fs::read_to_string(&main).unwrap();
     let edited = text.replacen(
@@ -1127,4 +1112,30 @@ fn service_remove_refuses_edited_files_with_their_line_unless_forced() {
     assert!(!main.exists());
     assert_fails_unchanged(&root, saaskit(&root).args(["service", "remove", "api"]))
         .stderr(contains("the workspace's only service"));
+}
+
+#[test]
+fn list_and_info_show_the_kinds_a_module_supports_by_language() {
+    let temp = tempfile::tempdir().unwrap();
+    saaskit_with_fixtures(temp.path())
+        .arg("list")
+        .assert()
+        .success()
+        .stdout(
+            contains("kinds: nest (TypeScript)  requires: -")
+                .and(contains("kinds: api, admin, webhooks (Rust)  requires: -")),
+        );
+    saaskit_with_fixtures(temp.path())
+        .args(["info", "fixture/nest-hello"])
+        .assert()
+        .success()
+        .stdout(contains("  kinds:      nest (TypeScript)\n"));
+    let json = saaskit_with_fixtures(temp.path())
+        .args(["info", "fixture/nest-hello", "--json"])
+        .output()
+        .unwrap()
+        .stdout;
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json["services"], serde_json::json!(["nest"]));
+    assert_eq!(json["languages"], serde_json::json!(["typescript"]));
 }
