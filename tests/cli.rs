@@ -1139,3 +1139,25 @@ fn list_and_info_show_the_kinds_a_module_supports_by_language() {
     assert_eq!(json["services"], serde_json::json!(["nest"]));
     assert_eq!(json["languages"], serde_json::json!(["typescript"]));
 }
+
+#[test]
+fn deployment_files_that_ship_release_binaries_list_the_rust_services_only() {
+    let (_temp, root) = generate(
+        "acme",
+        &[
+            "--yes",
+            "--services",
+            "nest,api",
+            "--modules",
+            "db,deploy/docker,deploy/compose",
+        ],
+    );
+    for file in ["Dockerfile", "compose.yaml"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(text.contains("acme-api"), "{file}:\n{text}");
+        assert!(
+            !text.contains("nest"),
+            "{file} ships no nest binary:\n{text}"
+        );
+    }
+}

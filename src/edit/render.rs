@@ -18,6 +18,9 @@ pub struct Context {
     pub saaskit_version: &'static str,
     pub workspace: WorkspaceVars,
     pub services: Vec<ServiceVars>,
+    /// The services in Rust, which the Cargo workspace builds: what deployment files that build
+    /// and ship release binaries (Dockerfile, compose, systemd units) list.
+    pub rust_services: Vec<ServiceVars>,
     /// Only set while rendering an entry with `scope = "service"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceVars>,
@@ -98,6 +101,10 @@ impl Context {
                 },
             },
             services: manifest.services.iter().map(ServiceVars::new).collect(),
+            rust_services: (manifest.services.iter())
+                .filter(|s| Language::of_kind(&s.kind) == Language::Rust)
+                .map(ServiceVars::new)
+                .collect(),
             service: None,
         }
     }
