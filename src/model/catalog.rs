@@ -124,9 +124,19 @@ pub struct EnvVar {
     pub generate: Option<Generator>,
     #[serde(default)]
     pub scope: Scope,
+    /// With `scope = "service"`: the service kinds the key is for (a `nest` service's own
+    /// settings); `None` for every kind.
+    #[serde(default)]
+    pub kinds: Option<Vec<String>>,
 }
 
 impl EnvVar {
+    /// Whether the key is written in a context for a service of `service_kind` (`None`: the
+    /// workspace context).
+    pub fn applies_in(&self, service_kind: Option<&str>) -> bool {
+        entry_applies(self.scope, self.kinds.as_deref(), service_kind)
+    }
+
     /// A key whose default is empty is optional: the service runs without it.
     pub fn is_optional(&self) -> bool {
         self.default.as_deref() == Some("")
@@ -341,6 +351,8 @@ impl Module {
                     env.key
                 );
             }
+            let entry = format!("[[env]] entry `{}`", env.key);
+            self.validate_entry_kinds(&entry, env.scope, env.kinds.as_deref())?;
         }
         for file in &self.files {
             self.source(&file.source)?;
@@ -831,6 +843,24 @@ code = "pub mod a;"
         );
         assert!(!every_service.applies_in(None));
         assert!(workspace.applies_in(None) && !workspace.applies_in(Some("api")));
+    }
+
+    #[test]
+    fn env_keys_can_be_limited_to_kinds() {
+        let m = module(
+            "[[env]]\nkey = \"{{ service.env_prefix }}_X\"\ndescription = \"d\"\ndefault = \"1\"\n\
+             scope = \"service\"\nkinds = [\"webhooks\"]\n",
+        )
+        .unwrap();
+        assert!(m.env[0].applies_in(Some("webhooks")) && !m.env[0].applies_in(Some("api")));
+        assert!(!m.env[0].applies_in(None));
+        let message = error(
+            "[[env]]\nkey = \"X\"\ndescription = \"d\"\ndefault = \"1\"\nkinds = [\"api\"]\n",
+        );
+        assert!(
+            message.contains("[[env]] entry `X` has `kinds` but is written once"),
+            "{message}"
+        );
     }
 
     #[test]
