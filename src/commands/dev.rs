@@ -156,6 +156,7 @@ pub fn run(args: DevArgs) -> Result<()> {
         pending: BTreeSet::new(),
         stopping: false,
         lock_as_built: None,
+        prepared: BTreeSet::new(),
     };
     // Dropping the session stops every service, also on an error or a panic.
     session.run(!args.no_watch, sender)
@@ -238,6 +239,9 @@ struct Session {
     stopping: bool,
     /// `Cargo.lock` as the last build left it.
     lock_as_built: Option<Vec<u8>>,
+    /// Services whose steps before the start ([`Runner::prepare`]) just ran: the next start
+    /// does not run them again.
+    prepared: BTreeSet<usize>,
 }
 
 impl Session {
@@ -436,6 +440,29 @@ impl Session {
             .map(|&i| self.services[i].name.as_str())
             .collect();
         note(format!("{built}restarting {}", listed.join(", ")));
+        // A running Node service is built before it is stopped: a build that fails leaves it
+        // serving its last good build, as a failed cargo build leaves the Rust services.
+        let mut restart = Vec::new();
+        for index in affected {
+            if self.running[index].is_none() {
+                restart.push(index);
+                continue;
+            }
+            match self.prepare(index)? {
+                Ok(()) => {
+                    self.prepared.insert(index);
+                    restart.push(index);
+                }
+                Err(failure) => {
+                    self.report(
+                        index,
+                        &failure,
+                        "after the change; it keeps running its last good build, and a change tries again",
+                    );
+                }
+            }
+        }
+        let affected = restart;
         self.stop(&affected);
         if self.stopping {
             return Err(Interrupted);
@@ -474,7 +501,9 @@ impl Session {
         for batch in batches {
             let mut spawned = Vec::new();
             for index in batch {
-                if let Err(failure) = self.prepare(index)? {
+                if !self.prepared.remove(&index)
+                    && let Err(failure) = self.prepare(index)?
+                {
                     failures.push((index, failure));
                     continue;
                 }

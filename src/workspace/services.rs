@@ -50,13 +50,12 @@ impl<'c> Workspace<'c> {
                 }
                 port
             }
-            None => self
-                .manifest
-                .services
-                .iter()
-                .map(|s| s.port)
-                .max()
-                .map_or(FIRST_PORT, |highest| highest.saturating_add(1)),
+            None => match self.manifest.services.iter().map(|s| s.port).max() {
+                None => FIRST_PORT,
+                Some(highest) => highest.checked_add(1).ok_or_else(|| {
+                    anyhow::anyhow!("no port above {highest} is free: choose one with --port")
+                })?,
+            },
         };
 
         let before = Context::for_manifest(&self.manifest);
