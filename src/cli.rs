@@ -24,6 +24,9 @@ pub enum Command {
     Add(AddArgs),
     /// Remove a module, undoing exactly what `add` did
     Remove(RemoveArgs),
+    /// Add or remove a service: a Rust `api`, `admin` or `webhooks` service, or a NestJS `nest` one
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// List the modules of the catalog and where they are installed
     List(ListArgs),
     /// Show everything about one module
@@ -107,6 +110,41 @@ pub struct RemoveArgs {
     /// Remove from this service only (default: from every service that has it)
     #[arg(long, short)]
     pub service: Option<String>,
+    /// Also delete generated files and snippets you edited
+    #[arg(long)]
+    pub force: bool,
+    /// Print the planned changes as a unified diff instead of writing them
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Add a service of some kind, with the modules that are a default on that kind
+    Add(ServiceAddArgs),
+    /// Remove a service: its modules, the files generated for it, its keys in .env
+    Remove(ServiceRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceAddArgs {
+    /// Service name: lowercase letters, digits, `-` or `_` (its folder is services/<name>)
+    pub name: String,
+    /// Kind of service: api, admin, webhooks (Rust) or nest (NestJS, TypeScript)
+    #[arg(long, short)]
+    pub kind: String,
+    /// Port it listens on in development (default: one above the highest port in use)
+    #[arg(long, short)]
+    pub port: Option<u16>,
+    /// Print the planned changes as a unified diff instead of writing them
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceRemoveArgs {
+    /// Service name, as in saaskit.toml
+    pub name: String,
     /// Also delete generated files and snippets you edited
     #[arg(long)]
     pub force: bool,

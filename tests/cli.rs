@@ -3,8 +3,8 @@
 mod common;
 
 use common::{
-    assert_fails_unchanged, assert_same_tree, assert_succeeds_unchanged, generate, read_tree,
-    saaskit, saaskit_with_fixtures,
+    assert_fails_unchanged, assert_same_tree, assert_succeeds_unchanged, generate, nest_workspace,
+    nest_workspace_with_hello, read_tree, saaskit, saaskit_with_fixtures,
 };
 use predicates::prelude::*;
 use predicates::str::contains;
@@ -124,6 +124,31 @@ fn new_honours_output_services_modules_and_database() {
         !root.join("crates/core/src/db.rs").exists(),
         "no modules were asked for"
     );
+}
+
+#[test]
+fn new_with_a_nest_service_keeps_it_out_of_the_cargo_workspace() {
+    let (_temp, root) = generate("acme", &["--yes", "--services", "api,nest"]);
+    let manifest = std::fs::read_to_string(root.join("saaskit.toml")).unwrap();
+    assert!(
+        manifest.contains("[services.nest]\nkind = \"nest\"\nport = 8081\n"),
+        "{manifest}"
+    );
+    let cargo = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains("members = [\n    \"crates/core\",\n    \"services/api\",\n]"),
+        "only Rust services are Cargo workspace members:\n{cargo}"
+    );
+    assert!(!root.join("services/nest/Cargo.toml").exists());
+    assert!(!root.join("services/nest/src/main.rs").exists());
+    assert_eq!(
+        env_value(&root, ".env", "NEST_ADDR").as_deref(),
+        Some("127.0.0.1:8081")
+    );
+    // The default stays the three Rust services.
+    let (_temp, root) = generate("acme", &["--yes"]);
+    let manifest = std::fs::read_to_string(root.join("saaskit.toml")).unwrap();
+    assert!(!manifest.contains("kind = \"nest\""), "{manifest}");
 }
 
 #[test]
@@ -824,4 +849,315 @@ fn a_closed_pipe_ends_the_output_quietly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("status 141"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------- nest kind
+
+#[test]
+fn add_and_remove_splice_typescript_into_a_nest_service() {
+    let (_temp, root) = nest_workspace();
+    let before = read_tree(&root);
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/nest-hello"])
+        .assert()
+        .success()
+        .stdout(contains("installed `fixture/nest-hello` on nest"));
+    let module = std::fs::read_to_string(root.join("services/nest/src/app.module.ts")).unwrap();
+    assert!(
+        module.contains(
+            "// <<<inject:imports>>>\n// <<<begin:fixture/nest-hello@imports>>>\n\
+             import { HelloModule } from \"./hello.module\";\n// <<<end:fixture/nest-hello@imports>>>"
+        ),
+        "{module}"
+    );
+    assert!(
+        module.contains("        // <<<begin:fixture/nest-hello@routes>>>\n        HelloModule,\n"),
+        "{module}"
+    );
+    assert!(root.join("services/nest/src/hello.module.ts").is_file());
+    assert_eq!(
+        env_value(&root, ".env", "NEST_HELLO_GREETING").as_deref(),
+        Some("hello")
+    );
+    // Nothing Cargo: the nest service is not a crate.
+    let after = read_tree(&root);
+    for cargo in [
+        "Cargo.toml",
+        "services/api/Cargo.toml",
+        "crates/core/Cargo.toml",
+    ] {
+        assert_eq!(before[cargo], after[cargo], "{cargo} changed");
+    }
+
+    saaskit_with_fixtures(&root)
+        .args(["remove", "fixture/nest-hello"])
+        .assert()
+        .success();
+    assert_same_tree(&before, &read_tree(&root));
+}
+
+#[test]
+fn a_typescript_snippet_that_breaks_its_file_is_refused_with_file_and_line() {
+    let (_temp, root) = nest_workspace();
+    let message = assert_fails_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["add", "fixture/nest-broken"]),
+    )
+    .get_output()
+    .stderr
+    .clone();
+    let message = String::from_utf8(message).unwrap();
+    let module = std::fs::read_to_string(root.join("services/nest/src/app.module.ts")).unwrap();
+    // The error is on the snippet's line: the line after the marker and the block's opening fence.
+    let marker_line = module
+        .lines()
+        .position(|l| l.contains("<<<inject:routes>>>"))
+        .unwrap()
+        + 1;
+    let expected = format!("services/nest/src/app.module.ts:{}:", marker_line + 2);
+    assert!(
+        message.contains(&expected)
+            && message.contains(
+                "inserting the block of `fixture/nest-broken` at marker `routes` leaves invalid \
+                 TypeScript"
+            ),
+        "expected {expected} in:\n{message}"
+    );
+}
+
+#[test]
+fn a_nest_file_broken_before_the_splice_is_reported_as_such() {
+    let (_temp, root) = nest_workspace();
+    let path = root.join("services/nest/src/app.module.ts");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let broken = text.replacen("export class AppModule {", "export class AppModule {{", 1);
+    std::fs::write(&path, &broken).unwrap();
+    assert_fails_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["add", "fixture/nest-hello"]),
+    )
+    .stderr(
+        contains("services/nest/src/app.module.ts:")
+            .and(contains("is not valid TypeScript even before injecting")),
+    );
+}
+
+#[test]
+fn remove_refuses_an_edited_typescript_snippet_with_its_line_unless_forced() {
+    let (_temp, root) = nest_workspace_with_hello();
+    let path = root.join("services/nest/src/app.module.ts");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("        HelloModule,\n", "        HelloModule, // mine\n"),
+    )
+    .unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains("<<<begin:fixture/nest-hello@routes>>>"))
+        .unwrap()
+        + 1;
+    assert_fails_unchanged(
+        &root,
+        saaskit_with_fixtures(&root).args(["remove", "fixture/nest-hello"]),
+    )
+    .stderr(contains(format!(
+        "services/nest/src/app.module.ts:{line}: the `routes` snippet of module \
+         `fixture/nest-hello` was edited"
+    )));
+    saaskit_with_fixtures(&root)
+        .args(["remove", "fixture/nest-hello", "--force"])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("HelloModule"), "{text}");
+}
+
+// ------------------------------------------------------------------------------------- service
+
+#[test]
+fn service_add_then_remove_gives_back_the_same_tree_for_each_language() {
+    let (_temp, root) = generate("acme", &["--yes", "--services", "api"]);
+    let before = read_tree(&root);
+    saaskit(&root)
+        .args(["service", "add", "billing", "--kind", "webhooks"])
+        .assert()
+        .success()
+        .stdout(contains(
+            "added service `billing` (webhooks kind, port 8081)",
+        ));
+    let cargo = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains("    \"services/api\",\n    \"services/billing\",\n]"),
+        "{cargo}"
+    );
+    let manifest = std::fs::read_to_string(root.join("saaskit.toml")).unwrap();
+    assert!(
+        manifest
+            .contains("[services.billing]\nkind = \"webhooks\"\nport = 8081\nmodules = [\"db\""),
+        "the kind's default modules are installed:\n{manifest}"
+    );
+    assert!(root.join("services/billing/src/main.rs").is_file());
+    assert_eq!(
+        env_value(&root, ".env", "BILLING_ADDR").as_deref(),
+        Some("127.0.0.1:8081")
+    );
+    saaskit(&root)
+        .args(["service", "add", "nest", "--kind", "nest", "--port", "9000"])
+        .assert()
+        .success();
+    let cargo_after_nest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert_eq!(cargo, cargo_after_nest, "a nest service is no Cargo member");
+    assert!(root.join("services/nest/package.json").is_file());
+    assert_eq!(
+        env_value(&root, ".env", "NEST_ADDR").as_deref(),
+        Some("127.0.0.1:9000")
+    );
+    // What `service add` generated is what the templates generate: nothing to upgrade.
+    saaskit(&root).args(["diff", "--check"]).assert().success();
+
+    saaskit(&root)
+        .args(["service", "remove", "nest"])
+        .assert()
+        .success();
+    saaskit(&root)
+        .args(["service", "remove", "billing"])
+        .assert()
+        .success()
+        .stdout(contains("removed service `billing` and"));
+    assert_same_tree(&before, &read_tree(&root));
+}
+
+#[test]
+fn service_add_refuses_bad_names_kinds_and_ports_unchanged() {
+    let (_temp, root) = generate("acme", &["--yes", "--services", "api", "--modules", ""]);
+    let add = |args: &[&str]| {
+        assert_fails_unchanged(&root, saaskit(&root).args(["service", "add"]).args(args))
+    };
+    add(&["web", "--kind", "nextjs"]).stderr(contains(
+        "unknown service kind `nextjs`; expected one of api, admin, webhooks, nest",
+    ));
+    add(&["api", "--kind", "api"]).stderr(contains("already has a service `api`"));
+    add(&["Web", "--kind", "nest"]).stderr(contains("not a valid name"));
+    add(&["acme-core", "--kind", "api"]).stderr(contains("library crate"));
+    add(&["web", "--kind", "nest", "--port", "8080"])
+        .stderr(contains("port 8080 is already used by service `api`"));
+    assert_succeeds_unchanged(
+        &root,
+        saaskit(&root).args(["service", "add", "web", "--kind", "nest", "--dry-run"]),
+    )
+    .stdout(contains("+++ b/services/web/src/main.ts"));
+}
+
+#[test]
+fn service_add_keeps_the_user_s_edits_of_the_files_it_changes() {
+    let (_temp, root) = generate("acme", &["--yes", "--services", "api", "--modules", ""]);
+    let cargo = root.join("Cargo.toml");
+    let text = std::fs::read_to_string(&cargo).unwrap();
+    std::fs::write(&cargo, format!("{text}\n# mine\n")).unwrap();
+    saaskit(&root)
+        .args(["service", "add", "ops", "--kind", "admin"])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&cargo).unwrap();
+    assert!(
+        text.contains("\"services/ops\",") && text.ends_with("\n# mine\n"),
+        "{text}"
+    );
+    // Editing the lines the change touches stops it, naming the place.
+    std::fs::write(
+        &cargo,
+        text.replace(
+            "    \"services/ops\",\n]",
+            "    \"services/ops\", \"x\",\n]",
+        ),
+    )
+    .unwrap();
+    assert_fails_unchanged(
+        &root,
+        saaskit(&root).args(["service", "add", "web", "--kind", "api"]),
+    )
+    .stderr(contains("Cargo.toml:").and(contains("adding service `web` changes lines")));
+}
+
+#[test]
+fn service_remove_refuses_edited_files_with_their_line_unless_forced() {
+    let (_temp, root) = nest_workspace();
+    let main = root.join("services/nest/src/main.ts");
+    let text = std::fs::read_to_string(&main).unwrap();
+    let edited = text.replacen(
+        "async function main()",
+        "async function main() /* mine */",
+        1,
+    );
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("async function main()"))
+        .unwrap()
+        + 1;
+    std::fs::write(&main, edited).unwrap();
+    assert_fails_unchanged(&root, saaskit(&root).args(["service", "remove", "nest"])).stderr(
+        contains(format!(
+            "services/nest/src/main.ts:{line}: edited since saaskit generated it"
+        ))
+        .and(contains("--force")),
+    );
+    assert_fails_unchanged(&root, saaskit(&root).args(["service", "remove", "web"])).stderr(
+        contains("no service `web` in this workspace (services: api, nest)"),
+    );
+    saaskit(&root)
+        .args(["service", "remove", "nest", "--force"])
+        .assert()
+        .success();
+    assert!(!main.exists());
+    assert_fails_unchanged(&root, saaskit(&root).args(["service", "remove", "api"]))
+        .stderr(contains("the workspace's only service"));
+}
+
+#[test]
+fn list_and_info_show_the_kinds_a_module_supports_by_language() {
+    let temp = tempfile::tempdir().unwrap();
+    saaskit_with_fixtures(temp.path())
+        .arg("list")
+        .assert()
+        .success()
+        .stdout(
+            contains("kinds: nest (TypeScript)  requires: -")
+                .and(contains("kinds: api, admin, webhooks (Rust)  requires: -")),
+        );
+    saaskit_with_fixtures(temp.path())
+        .args(["info", "fixture/nest-hello"])
+        .assert()
+        .success()
+        .stdout(contains("  kinds:      nest (TypeScript)\n"));
+    let json = saaskit_with_fixtures(temp.path())
+        .args(["info", "fixture/nest-hello", "--json"])
+        .output()
+        .unwrap()
+        .stdout;
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json["services"], serde_json::json!(["nest"]));
+    assert_eq!(json["languages"], serde_json::json!(["typescript"]));
+}
+
+#[test]
+fn deployment_files_that_ship_release_binaries_list_the_rust_services_only() {
+    let (_temp, root) = generate(
+        "acme",
+        &[
+            "--yes",
+            "--services",
+            "nest,api",
+            "--modules",
+            "db,deploy/docker,deploy/compose",
+        ],
+    );
+    for file in ["Dockerfile", "compose.yaml"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(text.contains("acme-api"), "{file}:\n{text}");
+        assert!(
+            !text.contains("nest"),
+            "{file} ships no nest binary:\n{text}"
+        );
+    }
 }

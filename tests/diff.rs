@@ -2,7 +2,10 @@
 
 mod common;
 
-use common::{generate, saaskit, saaskit_with_fixtures, saaskit_with_later_fixtures};
+use common::{
+    generate, nest_workspace_with_hello, saaskit, saaskit_with_fixtures,
+    saaskit_with_later_fixtures,
+};
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -107,4 +110,43 @@ fn changed_templates_are_drift_with_a_diff_and_json() {
         changed.contains(&"services/webhooks/src/main.rs"),
         "{changed:?}"
     );
+}
+
+#[test]
+fn a_nest_service_s_typescript_is_compared_like_rust() {
+    let (_temp, root) = nest_workspace_with_hello();
+    saaskit_with_fixtures(&root)
+        .args(["diff", "--check"])
+        .assert()
+        .success();
+    let main = root.join("services/nest/src/main.ts");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, format!("{text}// my note\n")).unwrap();
+    let module = root.join("services/nest/src/app.module.ts");
+    let text = std::fs::read_to_string(&module).unwrap();
+    std::fs::write(
+        &module,
+        text.replace("        HelloModule,\n", "        HelloModule, // mine\n"),
+    )
+    .unwrap();
+    saaskit_with_fixtures(&root)
+        .args(["diff", "--check"])
+        .assert()
+        .success()
+        .stdout(
+            contains("edited                   services/nest/src/main.ts (base)")
+                .and(contains("-// my note"))
+                .and(contains(
+                    "edited                   services/nest/src/app.module.ts @ routes (fixture/nest-hello)",
+                )),
+        );
+    // The later templates change the module's file and its snippet: drift.
+    saaskit_with_later_fixtures(&root)
+        .args(["diff", "--check"])
+        .assert()
+        .failure()
+        .stdout(
+            contains("services/nest/src/hello.module.ts (fixture/nest-hello)")
+                .and(contains("+  static forRoot(): DynamicModule {")),
+        );
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{generate, saaskit};
+use common::{generate, nest_workspace, saaskit};
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -188,5 +188,43 @@ fn json_output_lists_every_finding() {
             .unwrap()
             .iter()
             .all(|f| f["severity"] == "ok")
+    );
+}
+
+#[test]
+fn a_nest_service_is_checked_for_node_its_dependencies_and_its_typescript() {
+    let (_temp, root) = nest_workspace();
+    let run = || {
+        saaskit(&root)
+            .arg("doctor")
+            .env_remove("DATABASE_URL")
+            .env("API_ADDR", "127.0.0.1:0")
+            .env("NEST_ADDR", "127.0.0.1:0")
+            .assert()
+    };
+    // Node is on the machines saaskit is tested on; npm ci has not run.
+    run().success().stdout(
+        contains("ok       toolchain  node v")
+            .and(contains(
+                "warning  node       services/nest/node_modules is missing",
+            ))
+            .and(contains("error").not()),
+    );
+    edit(&root, "services/nest/src/main.ts", |text| {
+        text.replacen(
+            "async function main(): Promise<void> {",
+            "async function main(: Promise<void> {",
+            1,
+        )
+    });
+    let main = std::fs::read_to_string(root.join("services/nest/src/main.ts")).unwrap();
+    let line = main
+        .lines()
+        .position(|l| l.starts_with("async function main("))
+        .unwrap()
+        + 1;
+    run().failure().stdout(
+        contains(format!("services/nest/src/main.ts:{line}:"))
+            .and(contains("not valid TypeScript")),
     );
 }

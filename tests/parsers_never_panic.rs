@@ -1,7 +1,9 @@
 //! "No panic on any input": the manifest and lockfile parsers answer arbitrary text with a value
-//! or an error, and manifest errors always point at a line and column inside the file.
+//! or an error, and manifest errors always point at a line and column inside the file; so do the
+//! TypeScript, JavaScript and JSON checks, whose errors point inside the text.
 
 use proptest::prelude::*;
+use saaskit::edit::typescript::Syntax;
 use saaskit::model::lock::Lock;
 use saaskit::model::manifest::Manifest;
 
@@ -34,5 +36,19 @@ proptest! {
     #[test]
     fn lock_parse_never_panics(text in "\\PC{0,300}") {
         let _ = Lock::parse(&text);
+    }
+
+    /// Script-like text (brackets, quotes, decorators, comments, newlines) as TypeScript,
+    /// JavaScript, JSON and tsconfig JSON: an error is on a line of the text.
+    #[test]
+    fn script_checks_never_panic_and_point_inside_the_text(
+        text in "[a-z{}()\\[\\]<>:;,.=\"'`@/*\n ]{0,200}",
+        path in prop::sample::select(vec!["src/main.ts", "eslint.config.mjs", "package.json", "tsconfig.json"]),
+    ) {
+        let syntax = Syntax::for_path(path).expect("a checked path");
+        if let Err(error) = syntax.check(&text) {
+            let lines = text.split('\n').count().max(1);
+            prop_assert!(error.line >= 1 && error.line <= lines, "{path}: {error} in {text:?}");
+        }
     }
 }

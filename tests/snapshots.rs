@@ -53,3 +53,14 @@ fn api_only_workspace() {
     let (_temp, root) = generate("acme", &["--yes", "--services", "api"]);
     insta::assert_snapshot!("api_only_workspace", render_tree(&read_tree(&root)));
 }
+
+/// A Rust service beside a NestJS one, without modules: the nest skeleton as generated, and what
+/// a TypeScript service changes in the workspace's files (Cargo members, README, `.env`).
+#[test]
+fn api_and_nest_workspace() {
+    let (_temp, root) = generate(
+        "acme",
+        &["--yes", "--services", "api,nest", "--modules", ""],
+    );
+    insta::assert_snapshot!("api_and_nest_workspace", render_tree(&read_tree(&root)));
+}

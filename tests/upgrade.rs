@@ -9,8 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{
-    assert_fails_unchanged, assert_succeeds_unchanged, copies, generate, read_tree, saaskit,
-    saaskit_with_fixtures, saaskit_with_later_fixtures,
+    assert_fails_unchanged, assert_succeeds_unchanged, copies, generate, nest_workspace_with_hello,
+    read_tree, saaskit, saaskit_with_fixtures, saaskit_with_later_fixtures,
 };
 use predicates::prelude::*;
 use predicates::str::contains;
@@ -572,4 +572,33 @@ fn a_workspace_with_the_shared_crate_keeps_it_through_every_command() {
 
     saaskit(&root).args(["remove", "auth"]).assert().success();
     common::assert_same_tree(&before, &read_tree(&root));
+}
+
+#[test]
+fn a_nest_service_s_typescript_is_merged_and_checked() {
+    let (_temp, root) = nest_workspace_with_hello();
+    let hello = "services/nest/src/hello.module.ts";
+    // The user's edit, away from the lines the templates change.
+    edit(
+        &root,
+        hello,
+        "@Controller(\"hello\")",
+        "// Greets.\n@Controller(\"hello\")",
+    );
+    upgrade(&root)
+        .assert()
+        .success()
+        .stdout(contains("merged").and(contains(hello)));
+    let text = read(&root, hello);
+    assert!(
+        text.contains("// Greets.\n@Controller(\"hello\")")
+            && text.contains("static forRoot(): DynamicModule"),
+        "{text}"
+    );
+    let module = read(&root, "services/nest/src/app.module.ts");
+    assert!(
+        module.contains("        HelloModule.forRoot(),\n"),
+        "{module}"
+    );
+    assert_succeeds_unchanged(&root, &mut upgrade(&root));
 }

@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::{InfoArgs, ListArgs};
-use crate::model::catalog::{Catalog, DefaultOn, Module, Scope};
+use crate::model::catalog::{Catalog, DefaultOn, Language, Module, Scope};
 use crate::model::manifest::Manifest;
 use crate::workspace::find_root;
 
@@ -17,7 +17,11 @@ struct ModuleSummary<'a> {
     version: &'a str,
     summary: &'a str,
     description: &'a str,
+    /// The kinds of service it applies to.
     services: &'a [String],
+    /// The languages of those kinds, in their order: one module may implement a feature for a
+    /// Rust kind and for the TypeScript (`nest`) kind.
+    languages: Vec<Language>,
     requires: &'a [String],
     conflicts: &'a [String],
     /// `true`, `false`, or the kinds it is a default on, as in `module.toml`.
@@ -65,6 +69,7 @@ fn summary<'a>(
         summary: &module.summary,
         description: &module.description,
         services: &module.services,
+        languages: languages(module),
         requires: &module.requires,
         conflicts: &module.conflicts,
         default: &module.default,
@@ -72,6 +77,33 @@ fn summary<'a>(
             .as_ref()
             .map(|map| map.get(&module.id).cloned().unwrap_or_default()),
     }
+}
+
+fn languages(module: &Module) -> Vec<Language> {
+    let mut languages: Vec<Language> = Vec::new();
+    for kind in &module.services {
+        let language = Language::of_kind(kind);
+        if !languages.contains(&language) {
+            languages.push(language);
+        }
+    }
+    languages
+}
+
+/// `api, admin (Rust); nest (TypeScript)`: the kinds a module supports, by language.
+fn kinds_by_language(module: &ModuleSummary) -> String {
+    module
+        .languages
+        .iter()
+        .map(|language| {
+            let kinds: Vec<&str> = (module.services.iter())
+                .filter(|kind| Language::of_kind(kind) == *language)
+                .map(String::as_str)
+                .collect();
+            format!("{} ({})", kinds.join(", "), language.name())
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 pub fn list(args: ListArgs) -> Result<()> {
@@ -105,9 +137,9 @@ pub fn list(args: ListArgs) -> Result<()> {
             module.requires.join(", ")
         };
         println!(
-            "{:<width$}  services: {}  requires: {requires}  {state}",
+            "{:<width$}  kinds: {}  requires: {requires}  {state}",
             "",
-            module.services.join(", ")
+            kinds_by_language(module)
         );
     }
     Ok(())
@@ -166,7 +198,7 @@ pub fn info(args: InfoArgs) -> Result<()> {
     }
     let s = &details.summary;
     println!("{} {}\n  {}", s.id, s.version, s.description);
-    println!("  services:   {}", s.services.join(", "));
+    println!("  kinds:      {}", kinds_by_language(s));
     let none = |v: &[String]| {
         if v.is_empty() {
             "-".to_string()

@@ -79,8 +79,20 @@ struct Running {
 enum Failure {
     Port(String),
     Spawn(String),
-    Exited { status: String, lines: Vec<String> },
-    NotReady { last: String, lines: Vec<String> },
+    /// A step before the start (`npm ci`, `npm run build`) failed.
+    Prepare {
+        what: String,
+        status: String,
+        lines: Vec<String>,
+    },
+    Exited {
+        status: String,
+        lines: Vec<String>,
+    },
+    NotReady {
+        last: String,
+        lines: Vec<String>,
+    },
 }
 
 /// A stop was asked for while waiting.
@@ -144,6 +156,7 @@ pub fn run(args: DevArgs) -> Result<()> {
         pending: BTreeSet::new(),
         stopping: false,
         lock_as_built: None,
+        prepared: BTreeSet::new(),
     };
     // Dropping the session stops every service, also on an error or a panic.
     session.run(!args.no_watch, sender)
@@ -226,24 +239,33 @@ struct Session {
     stopping: bool,
     /// `Cargo.lock` as the last build left it.
     lock_as_built: Option<Vec<u8>>,
+    /// Services whose steps before the start ([`Runner::prepare`]) just ran: the next start
+    /// does not run them again.
+    prepared: BTreeSet<usize>,
 }
 
 impl Session {
     fn run(&mut self, watching: bool, sender: Sender<Event>) -> Result<()> {
         // Watching starts before the build, so that nothing saved meanwhile is missed.
         let _watcher = watching.then(|| Watcher::start(&self.root, sender, Event::Changed));
-        note(format!(
-            "building: cargo {} (in {})",
-            self.cargo_args.join(" "),
-            self.root.display()
-        ));
-        let Some(outcome) = self.build()? else {
-            return Ok(());
-        };
-        let Outcome::Built(executables) = outcome else {
-            bail!(
-                "the build failed (the compiler's errors are above): fix them and run `saaskit dev` again"
-            );
+        let executables = if self.runs_rust() {
+            note(format!(
+                "building: cargo {} (in {})",
+                self.cargo_args.join(" "),
+                self.root.display()
+            ));
+            let Some(outcome) = self.build()? else {
+                return Ok(());
+            };
+            let Outcome::Built(executables) = outcome else {
+                bail!(
+                    "the build failed (the compiler's errors are above): fix them and run `saaskit dev` again"
+                );
+            };
+            executables
+        } else {
+            // Only Node services (`--only nest`): nothing of cargo's to build.
+            Executables::new()
         };
         if let Some(first) = self.services.iter().find(|s| s.migrates()) {
             note(format!(
@@ -270,6 +292,13 @@ impl Session {
             note("not watching for changes (--no-watch). Ctrl-C stops every service.");
         }
         self.serve(watching)
+    }
+
+    /// Whether a service it runs is a Rust binary, which the workspace's cargo build makes.
+    fn runs_rust(&self) -> bool {
+        self.services
+            .iter()
+            .any(|s| s.runner.cargo_package().is_some())
     }
 
     /// Waits up to `timeout` for the next event and takes it in.
@@ -331,6 +360,16 @@ impl Session {
                         "saaskit.toml changed: restart `saaskit dev` to run new services or use new ports",
                     );
                 }
+                if !self.runs_rust() {
+                    note(format!("{} changed", describe_changes(&changed)));
+                    if self
+                        .restart_affected(&changed, &Executables::new(), None)
+                        .is_err()
+                    {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 note(format!(
                     "{} changed: rebuilding",
                     describe_changes(&changed)
@@ -352,7 +391,7 @@ impl Session {
                 )),
                 Outcome::Built(executables) => {
                     if self
-                        .restart_affected(&changed, &executables, seconds)
+                        .restart_affected(&changed, &executables, Some(seconds))
                         .is_err()
                     {
                         return Ok(());
@@ -368,8 +407,9 @@ impl Session {
         &mut self,
         changed: &BTreeSet<String>,
         executables: &Executables,
-        seconds: f32,
+        built_in: Option<f32>,
     ) -> Result<(), Interrupted> {
+        let built = built_in.map_or(String::new(), |seconds| format!("built in {seconds:.1}s: "));
         if changed.contains(ENV_FILE) {
             // The services read it again as they restart: so does the readiness check.
             let env = read_env(&self.root);
@@ -392,17 +432,37 @@ impl Session {
             })
             .collect();
         if affected.is_empty() {
-            note(format!("built in {seconds:.1}s: no service changed"));
+            note(format!("{built}no service changed"));
             return Ok(());
         }
         let listed: Vec<&str> = affected
             .iter()
             .map(|&i| self.services[i].name.as_str())
             .collect();
-        note(format!(
-            "built in {seconds:.1}s: restarting {}",
-            listed.join(", ")
-        ));
+        note(format!("{built}restarting {}", listed.join(", ")));
+        // A running Node service is built before it is stopped: a build that fails leaves it
+        // serving its last good build, as a failed cargo build leaves the Rust services.
+        let mut restart = Vec::new();
+        for index in affected {
+            if self.running[index].is_none() {
+                restart.push(index);
+                continue;
+            }
+            match self.prepare(index)? {
+                Ok(()) => {
+                    self.prepared.insert(index);
+                    restart.push(index);
+                }
+                Err(failure) => {
+                    self.report(
+                        index,
+                        &failure,
+                        "after the change; it keeps running its last good build, and a change tries again",
+                    );
+                }
+            }
+        }
+        let affected = restart;
         self.stop(&affected);
         if self.stopping {
             return Err(Interrupted);
@@ -441,6 +501,12 @@ impl Session {
         for batch in batches {
             let mut spawned = Vec::new();
             for index in batch {
+                if !self.prepared.remove(&index)
+                    && let Err(failure) = self.prepare(index)?
+                {
+                    failures.push((index, failure));
+                    continue;
+                }
                 match self.spawn(index, executables) {
                     Ok(()) => spawned.push(index),
                     Err(failure) => failures.push((index, failure)),
@@ -452,6 +518,54 @@ impl Session {
             }
         }
         Ok(failures)
+    }
+
+    /// Runs the steps the service needs before it starts (a Node service's `npm ci` and `npm
+    /// run build`), one after the other, with their output behind the service's name. A stop
+    /// asked for meanwhile stops the step.
+    fn prepare(&mut self, index: usize) -> Result<Result<(), Failure>, Interrupted> {
+        let steps = self.services[index].runner.prepare(&self.root);
+        for step in steps {
+            let service = &self.services[index];
+            note(format!("{}: {}", service.name, step.what));
+            let started = Instant::now();
+            let mut process = match Process::spawn(step.command, &service.output) {
+                Ok(process) => process,
+                Err(error) => {
+                    let message =
+                        format!("cannot run `{}` for {}: {error}", step.what, service.name);
+                    return Ok(Err(Failure::Spawn(message)));
+                }
+            };
+            let status = loop {
+                if let Some(status) = process.exit_status() {
+                    break status;
+                }
+                self.next_event(TICK);
+                if self.stopping {
+                    supervisor::stop_all(&mut [&mut process], supervisor::GRACE, &mut || false);
+                    note(format!(
+                        "stopped `{}` of {}",
+                        step.what, self.services[index].name
+                    ));
+                    return Err(Interrupted);
+                }
+            };
+            if !status.success() {
+                return Ok(Err(Failure::Prepare {
+                    what: step.what,
+                    status: status.to_string(),
+                    lines: process.last_lines(),
+                }));
+            }
+            note(format!(
+                "{}: {} done ({:.1}s)",
+                self.services[index].name,
+                step.what,
+                started.elapsed().as_secs_f32()
+            ));
+        }
+        Ok(Ok(()))
     }
 
     fn spawn(&mut self, index: usize, executables: &Executables) -> Result<(), Failure> {
@@ -532,6 +646,14 @@ impl Session {
             Failure::Exited { status, lines } => {
                 (format!("{name} exited {when} ({status})"), &lines[..])
             }
+            Failure::Prepare {
+                what,
+                status,
+                lines,
+            } => (
+                format!("`{what}` of {name} failed {when} ({status})"),
+                &lines[..],
+            ),
             Failure::NotReady { last, lines } => (
                 format!(
                     "{name} was not ready {} s after it started {when}: {last}",
@@ -629,7 +751,10 @@ impl Session {
                 service: s.name.clone(),
                 kind: s.kind.clone(),
                 url: s.url(),
-                entry_points: status::entry_points(&s.kind, &s.modules),
+                entry_points: match s.runner {
+                    Runner::Node { .. } => status::nest_entry_points(&s.name),
+                    Runner::RustBinary { .. } => status::entry_points(&s.kind, &s.modules),
+                },
             })
             .collect();
         let mut stdout = std::io::stdout().lock();

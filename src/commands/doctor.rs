@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::cli::DoctorArgs;
 use crate::edit::inject::{self, CommentStyle};
 use crate::edit::render::ServiceVars;
-use crate::model::catalog::Catalog;
+use crate::edit::typescript::Syntax;
+use crate::model::catalog::{Catalog, Language};
 use crate::model::lock;
 use crate::workspace::{Workspace, env_value, find_root, read_env};
 
@@ -61,6 +62,7 @@ pub fn run(args: DoctorArgs) -> Result<()> {
         )),
         Ok(workspace) => {
             findings.push(finding("workspace", Severity::Ok, "saaskit.toml and saaskit.lock are valid", None));
+            findings.extend(node_toolchain(&root, &workspace));
             findings.extend(fences(&workspace)?);
             let env = read_env(&root);
             findings.extend(env_keys(&workspace, &env)?);
@@ -142,6 +144,81 @@ fn toolchain(root: &Path) -> Vec<Finding> {
         .collect()
 }
 
+/// The oldest Node major version the `nest` services run on (their package.json says the same
+/// in `engines`).
+const NODE_MAJOR_MIN: u32 = 20;
+
+/// For a workspace with TypeScript services: Node and npm exist (Node recent enough), and each
+/// such service has its dependencies installed. Rust-only workspaces get no finding: nothing of
+/// theirs needs Node.
+fn node_toolchain(root: &Path, workspace: &Workspace) -> Vec<Finding> {
+    let services: Vec<&str> = (workspace.manifest().services.iter())
+        .filter(|s| Language::of_kind(&s.kind) == Language::TypeScript)
+        .map(|s| s.name.as_str())
+        .collect();
+    if services.is_empty() {
+        return Vec::new();
+    }
+    let mut findings = Vec::new();
+    let node = Command::new("node").arg("--version").output().ok();
+    let node = node.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let major = node
+        .as_deref()
+        .and_then(|v| v.strip_prefix('v')?.split('.').next()?.parse::<u32>().ok());
+    let hint = Some("install Node.js 20 or later (with npm): https://nodejs.org");
+    findings.push(match (node, major) {
+        (Some(version), Some(major)) if major >= NODE_MAJOR_MIN => {
+            finding("toolchain", Severity::Ok, format!("node {version}"), None)
+        }
+        (Some(version), Some(_)) => finding(
+            "toolchain",
+            Severity::Error,
+            format!(
+                "node {version} is older than {NODE_MAJOR_MIN}, which {} need(s)",
+                services.join(", ")
+            ),
+            hint,
+        ),
+        _ => finding(
+            "toolchain",
+            Severity::Error,
+            format!(
+                "`node` was not found; the TypeScript service(s) {} need it",
+                services.join(", ")
+            ),
+            hint,
+        ),
+    });
+    if version_of_npm().is_none() {
+        findings.push(finding(
+            "toolchain",
+            Severity::Error,
+            "`npm` was not found",
+            hint,
+        ));
+    }
+    for name in services {
+        let dir = ServiceVars::dir_of(name);
+        if !root.join(&dir).join("node_modules").is_dir() {
+            findings.push(finding(
+                "node",
+                Severity::Warning,
+                format!("{dir}/node_modules is missing: the dependencies of `{name}` are not installed"),
+                Some("run `npm ci` in that folder (`saaskit dev` does it when it starts the service)"),
+            ));
+        }
+    }
+    findings
+}
+
+fn version_of_npm() -> Option<String> {
+    let output = Command::new("npm").arg("--version").output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
 /// Every marker and fence saaskit relies on is intact, and every recorded snippet is in place.
 fn fences(workspace: &Workspace) -> Result<Vec<Finding>> {
     let lock = &workspace.lock();
@@ -150,7 +227,7 @@ fn fences(workspace: &Workspace) -> Result<Vec<Finding>> {
         lock.files
             .iter()
             .map(|f| f.path.as_str())
-            .filter(|p| p.ends_with(".rs") || p.starts_with(".env")),
+            .filter(|p| CommentStyle::for_path(p) != CommentStyle::Hash || p.starts_with(".env")),
     );
     paths.sort();
     paths.dedup();
@@ -167,6 +244,25 @@ fn fences(workspace: &Workspace) -> Result<Vec<Finding>> {
             continue;
         };
         let style = CommentStyle::for_path(path);
+        // No compiler checks a TypeScript file before `npm run build`: say here that one no
+        // longer parses (cargo tells for Rust files).
+        if style == CommentStyle::TypeScript
+            && let Some(syntax) = Syntax::for_path(path)
+            && let Err(e) = syntax.check(&source)
+        {
+            findings.push(finding(
+                "fences",
+                Severity::Error,
+                format!(
+                    "{path}:{}:{}: not valid {}: {}",
+                    e.line,
+                    e.column,
+                    syntax.name(),
+                    e.message
+                ),
+                Some("fix the file (`saaskit diff` shows what changed since saaskit wrote it)"),
+            ));
+        }
         for problem in inject::scan(&source, style).problems {
             findings.push(finding(
                 "fences",

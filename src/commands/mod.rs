@@ -10,6 +10,7 @@ mod doctor;
 mod keys;
 mod new;
 mod remove;
+mod service;
 mod upgrade;
 
 use std::path::Path;
@@ -27,6 +28,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::New(args) => new::run(args),
         Command::Add(args) => add::run(args),
         Command::Remove(args) => remove::run(args),
+        Command::Service(command) => service::run(command),
         Command::List(args) => catalog_view::list(args),
         Command::Info(args) => catalog_view::info(args),
         Command::Doctor(args) => doctor::run(args),

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cli::NewArgs;
 use crate::edit::render::{kind_description, render};
-use crate::model::catalog::{self, Catalog, SERVICE_KINDS};
+use crate::model::catalog::{self, Catalog, DEFAULT_SERVICE_KINDS, SERVICE_KINDS};
 use crate::model::manifest::{self, CoreCrate, DATABASES, Manifest};
 use crate::workspace::Workspace;
 
@@ -173,7 +173,7 @@ fn non_empty(values: &[String]) -> Vec<String> {
 }
 
 fn default_services() -> Vec<ServiceChoice> {
-    SERVICE_KINDS
+    DEFAULT_SERVICE_KINDS
         .iter()
         .zip(FIRST_PORT..)
         .map(|(kind, port)| ServiceChoice {
@@ -228,7 +228,7 @@ fn ask(args: &NewArgs, catalog: &Catalog) -> Result<Choices> {
         let picked = MultiSelect::new()
             .with_prompt("Services (space toggles, enter accepts)")
             .items(&items)
-            .defaults(&[true; SERVICE_KINDS.len()])
+            .defaults(&SERVICE_KINDS.map(|kind| DEFAULT_SERVICE_KINDS.contains(&kind)))
             .interact()?;
         let kinds: Vec<String> = picked
             .iter()

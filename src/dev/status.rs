@@ -83,6 +83,15 @@ pub fn entry_points(kind: &str, modules: &[String]) -> Vec<String> {
     entries
 }
 
+/// What a NestJS (`nest`) service `name` serves: its routes are under `/api/<name>/` (docs/nest.md).
+pub fn nest_entry_points(name: &str) -> Vec<String> {
+    vec![
+        format!("/api/{name}/me, /api/{name}/notes (with an access token of the api's)"),
+        "OpenAPI: /openapi.json, /docs".to_string(),
+        "/healthz, /readyz".to_string(),
+    ]
+}
+
 /// The rows as an aligned table with a header, the entry points one per line.
 pub fn render(rows: &[Row]) -> String {
     let header = Row {

@@ -41,6 +41,9 @@ pub fn is_watched(relative: &str) -> bool {
     relative.split('/').all(|part| {
         !(part == "target"
             || part == "node_modules"
+            // A Node service's build output (`npm run build` writes it as the service restarts).
+            || part == "dist"
+            || part == "coverage"
             || (part.starts_with('.') && part != ".env")
             || part.ends_with('~')
             || part.ends_with(".swp")
@@ -189,6 +192,9 @@ mod tests {
         assert!(is_watched("crates/core/migrations/sqlite/1_init.sql"));
         assert!(is_watched(".env"));
         assert!(!is_watched("services/api/target/debug/api"));
+        assert!(!is_watched("services/nest/dist/main.js"));
+        assert!(!is_watched("services/nest/node_modules/jose/package.json"));
+        assert!(is_watched("services/nest/src/main.ts"));
         assert!(!is_watched("crates/core/.git/HEAD"));
         assert!(!is_watched("services/api/src/.main.rs.swp"));
         assert!(!is_watched("services/api/src/main.rs~"));

@@ -9,7 +9,7 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
-use crate::model::catalog::Scope;
+use crate::model::catalog::{Language, Scope};
 use crate::model::manifest::{Manifest, ServiceSpec};
 
 /// What every template sees. Mirrors the table in `docs/modules.md`.
@@ -18,6 +18,9 @@ pub struct Context {
     pub saaskit_version: &'static str,
     pub workspace: WorkspaceVars,
     pub services: Vec<ServiceVars>,
+    /// The services in Rust, which the Cargo workspace builds: what deployment files that build
+    /// and ship release binaries (Dockerfile, compose, systemd units) list.
+    pub rust_services: Vec<ServiceVars>,
     /// Only set while rendering an entry with `scope = "service"`.
     pub service: Option<ServiceVars>,
     /// The fields above as minijinja's value, made at the first render that needs it: `new`
@@ -32,6 +35,7 @@ struct Vars<'a> {
     saaskit_version: &'a str,
     workspace: &'a WorkspaceVars,
     services: &'a [ServiceVars],
+    rust_services: &'a [ServiceVars],
     #[serde(skip_serializing_if = "Option::is_none")]
     service: Option<&'a ServiceVars>,
 }
@@ -46,6 +50,7 @@ impl Serialize for Context {
                     saaskit_version: self.saaskit_version,
                     workspace: &self.workspace,
                     services: &self.services,
+                    rust_services: &self.rust_services,
                     service: self.service.as_ref(),
                 }))
             })
@@ -78,18 +83,27 @@ pub struct ServiceVars {
     pub package: String,
     pub env_prefix: String,
     pub description: String,
+    /// `rust` or `typescript`: templates keep Rust-only lines (Cargo members, `cargo run`) to
+    /// the Rust services.
+    pub language: Language,
 }
 
 impl ServiceVars {
+    /// Where service `name` lives in the workspace.
+    pub fn dir_of(name: &str) -> String {
+        format!("services/{name}")
+    }
+
     pub fn new(spec: &ServiceSpec) -> ServiceVars {
         ServiceVars {
             name: spec.name.clone(),
             kind: spec.kind.clone(),
             port: spec.port,
-            dir: format!("services/{}", spec.name),
+            dir: ServiceVars::dir_of(&spec.name),
             package: spec.name.clone(),
             env_prefix: spec.name.to_ascii_uppercase().replace('-', "_"),
             description: kind_description(&spec.kind).to_string(),
+            language: Language::of_kind(&spec.kind),
         }
     }
 }
@@ -100,6 +114,7 @@ pub fn kind_description(kind: &str) -> &'static str {
         "api" => "Product API: accounts, authentication and users",
         "admin" => "Admin service: back-office panel and operations API",
         "webhooks" => "Webhooks service: billing events ingestion and processing",
+        "nest" => "NestJS service (TypeScript) trusting the api's accounts and sessions",
         _ => "Service",
     }
 }
@@ -118,6 +133,10 @@ impl Context {
                 },
             },
             services: manifest.services.iter().map(ServiceVars::new).collect(),
+            rust_services: (manifest.services.iter())
+                .filter(|s| Language::of_kind(&s.kind) == Language::Rust)
+                .map(ServiceVars::new)
+                .collect(),
             service: None,
             value: OnceLock::new(),
         }
@@ -142,6 +161,7 @@ impl Context {
             saaskit_version: self.saaskit_version,
             workspace: self.workspace.clone(),
             services: self.services.clone(),
+            rust_services: self.rust_services.clone(),
             service: Some(service.clone()),
             // Not the workspace context's value: this one has a `service`.
             value: OnceLock::new(),

@@ -19,7 +19,38 @@ static TEMPLATES_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates
 pub const BASE_ID: &str = "base";
 
 /// Service kinds saaskit knows how to generate.
-pub const SERVICE_KINDS: [&str; 3] = ["api", "admin", "webhooks"];
+pub const SERVICE_KINDS: [&str; 4] = ["api", "admin", "webhooks", "nest"];
+
+/// The kinds `saaskit new` generates one service of when not told which: the Rust services. A
+/// NestJS service is asked for (`--services api,admin,webhooks,nest`): it needs Node to run.
+pub const DEFAULT_SERVICE_KINDS: [&str; 3] = ["api", "admin", "webhooks"];
+
+/// The language a service is written in, which decides how saaskit checks the files it writes
+/// and splices into, whether the service is a member of the Cargo workspace (and gets Cargo
+/// dependencies), and how `saaskit dev` and `doctor` build and check it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Rust,
+    TypeScript,
+}
+
+impl Language {
+    /// The language of services of `kind` (a kind of [`SERVICE_KINDS`]).
+    pub fn of_kind(kind: &str) -> Language {
+        match kind {
+            "nest" => Language::TypeScript,
+            _ => Language::Rust,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::Rust => "Rust",
+            Language::TypeScript => "TypeScript",
+        }
+    }
+}
 
 /// Whether an entry is applied once for the workspace or once per service the module is applied to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -93,9 +124,19 @@ pub struct EnvVar {
     pub generate: Option<Generator>,
     #[serde(default)]
     pub scope: Scope,
+    /// With `scope = "service"`: the service kinds the key is for (a `nest` service's own
+    /// settings); `None` for every kind.
+    #[serde(default)]
+    pub kinds: Option<Vec<String>>,
 }
 
 impl EnvVar {
+    /// Whether the key is written in a context for a service of `service_kind` (`None`: the
+    /// workspace context).
+    pub fn applies_in(&self, service_kind: Option<&str>) -> bool {
+        entry_applies(self.scope, self.kinds.as_deref(), service_kind)
+    }
+
     /// A key whose default is empty is optional: the service runs without it.
     pub fn is_optional(&self) -> bool {
         self.default.as_deref() == Some("")
@@ -329,6 +370,8 @@ impl Module {
                     env.key
                 );
             }
+            let entry = format!("[[env]] entry `{}`", env.key);
+            self.validate_entry_kinds(&entry, env.scope, env.kinds.as_deref())?;
         }
         for file in &self.files {
             self.source(&file.source)?;
@@ -836,6 +879,24 @@ code = "pub mod a;"
         );
         assert!(!every_service.applies_in(None));
         assert!(workspace.applies_in(None) && !workspace.applies_in(Some("api")));
+    }
+
+    #[test]
+    fn env_keys_can_be_limited_to_kinds() {
+        let m = module(
+            "[[env]]\nkey = \"{{ service.env_prefix }}_X\"\ndescription = \"d\"\ndefault = \"1\"\n\
+             scope = \"service\"\nkinds = [\"webhooks\"]\n",
+        )
+        .unwrap();
+        assert!(m.env[0].applies_in(Some("webhooks")) && !m.env[0].applies_in(Some("api")));
+        assert!(!m.env[0].applies_in(None));
+        let message = error(
+            "[[env]]\nkey = \"X\"\ndescription = \"d\"\ndefault = \"1\"\nkinds = [\"api\"]\n",
+        );
+        assert!(
+            message.contains("[[env]] entry `X` has `kinds` but is written once"),
+            "{message}"
+        );
     }
 
     #[test]

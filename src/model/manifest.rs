@@ -269,6 +269,32 @@ impl Manifest {
         normalise_single_line(array);
     }
 
+    /// Records a new service with no modules, as a `[services.<name>]` table after the others.
+    /// The caller has checked the name, kind and port.
+    pub fn add_service(&mut self, name: &str, kind: &str, port: u16) {
+        let mut table = Table::new();
+        table.insert("kind", toml_edit::value(kind));
+        table.insert("port", toml_edit::value(i64::from(port)));
+        table.insert("modules", Item::Value(Value::Array(Array::new())));
+        if let Some(services) = self.document["services"].as_table_mut() {
+            services.insert(name, Item::Table(table));
+        }
+        self.services.push(ServiceSpec {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            port,
+            modules: Vec::new(),
+        });
+    }
+
+    /// Forgets service `name`: its table goes, with the comments in it.
+    pub fn remove_service(&mut self, name: &str) {
+        if let Some(services) = self.document["services"].as_table_mut() {
+            services.remove(name);
+        }
+        self.services.retain(|s| s.name != name);
+    }
+
     /// Records module `id` as no longer installed on `service`.
     pub fn remove_module(&mut self, service: &str, id: &str) {
         let Some(spec) = self.services.iter_mut().find(|s| s.name == service) else {

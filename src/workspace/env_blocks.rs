@@ -43,8 +43,8 @@ impl<'c> Workspace<'c> {
         let mut env_block = String::new();
         let mut example_block = String::new();
         for context in &contexts {
-            let scope = context.scope();
-            for var in module.env.iter().filter(|v| v.scope == scope) {
+            let kind = context.service_kind();
+            for var in module.env.iter().filter(|v| v.applies_in(kind)) {
                 let key = render(&format!("{} env key", module.id), &var.key, context)?;
                 let (value, example) = match (&var.default, var.generate) {
                     (Some(default), _) => {
@@ -189,11 +189,11 @@ impl<'c> Workspace<'c> {
         let mut keys = Vec::new();
         for module in modules {
             for context in self.env_contexts(module) {
-                let scope = context.scope();
+                let kind = context.service_kind();
                 for var in module
                     .env
                     .iter()
-                    .filter(|v| v.scope == scope && !v.is_optional())
+                    .filter(|v| v.applies_in(kind) && !v.is_optional())
                 {
                     let key = render(&format!("{} env key", module.id), &var.key, &context)?;
                     keys.push((module.id.clone(), key));

@@ -7,13 +7,14 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::edit::inject::{self, CommentStyle};
 use crate::edit::render::{Context, module_text, render};
+use crate::edit::typescript::Syntax;
 use crate::model::catalog::{FileEntry, Module, Snippet};
 use crate::model::lock;
 use crate::stage::tree::Tree;
 
 use super::{Workspace, base_path};
 
-/// The snippets spliced into one Rust file by a command, and the file before them.
+/// The snippets spliced into one Rust or TypeScript file by a command, and the file before them.
 pub(super) struct Splices {
     original: String,
     /// (module, marker, body), in order.
@@ -45,6 +46,22 @@ impl<'c> Workspace<'c> {
                 ),
                 _ => {}
             }
+        }
+        // Rust templates are checked by building the generated workspace (CI); a TypeScript or
+        // JSON file is checked here, as Rust splices are, since nothing else reads it before
+        // the user runs npm.
+        if let Some(syntax) = Syntax::for_path(target) {
+            syntax.check(&content).map_err(|e| {
+                anyhow::anyhow!(
+                    "{target}:{}:{}: module `{}` generates invalid {} here: {}; fix the module's \
+                     file (nothing was written)",
+                    e.line,
+                    e.column,
+                    module.id,
+                    syntax.name(),
+                    e.message
+                )
+            })?;
         }
         self.lock.record_file(target, &module.id, &content);
         if let Some(base) = base_path(target) {
@@ -101,6 +118,11 @@ impl<'c> Workspace<'c> {
                     module.id, snippet.marker
                 )
             })?,
+            // Whole lines, as the fenced block reads back (`block_body`): a snippet written
+            // without a final newline would otherwise look edited to `remove`. The file is
+            // parsed with every snippet in `finish`: a TypeScript snippet is often no unit of
+            // its own (an element of the root module's `imports` array).
+            CommentStyle::TypeScript => code.lines().map(|line| format!("{line}\n")).collect(),
             CommentStyle::Hash => code,
         };
         self.inject(&module.id, &target, &snippet.marker, &body)?;
@@ -122,10 +144,10 @@ impl<'c> Workspace<'c> {
             );
         };
         let style = CommentStyle::for_path(target);
-        // Rust files are parsed once, in `finish`, however many snippets they get.
+        // Rust and TypeScript files are parsed once, in `finish`, however many snippets they get.
         let updated = inject::splice_block(&source, style, marker, module, body)
             .with_context(|| format!("module `{module}`, marker `{marker}`: {target}"))?;
-        if style == CommentStyle::Rust {
+        if style != CommentStyle::Hash {
             self.spliced
                 .entry(target.to_string())
                 .or_insert_with(|| Splices {
@@ -212,6 +234,46 @@ impl<'c> Workspace<'c> {
     }
 }
 
+/// [`spliced_files`] for a TypeScript or JavaScript file: when `current` does not
+/// parse, the splices are replayed on the original one at a time, so that the error names the
+/// one that broke it, with the line in the file, or says the file was broken before.
+fn check_spliced_script(
+    target: &str,
+    syntax: Syntax,
+    splices: &Splices,
+    current: &str,
+) -> Result<()> {
+    if syntax.check(current).is_ok() {
+        return Ok(());
+    }
+    let language = syntax.name();
+    if let Err(e) = syntax.check(&splices.original) {
+        bail!(
+            "{target}:{}:{}: the file is not valid {language} even before injecting: {}; fix the \
+             file first (nothing was written)",
+            e.line,
+            e.column,
+            e.message
+        );
+    }
+    let mut text = splices.original.clone();
+    for (module, marker, body) in &splices.blocks {
+        text = inject::splice_block(&text, CommentStyle::TypeScript, marker, module, body)
+            .with_context(|| format!("module `{module}`, marker `{marker}`: {target}"))?;
+        if let Err(e) = syntax.check(&text) {
+            bail!(
+                "{target}:{}:{}: inserting the block of `{module}` at marker `{marker}` leaves \
+                 invalid {language}: {}; fix the module's snippet or the code around the marker \
+                 (nothing was written)",
+                e.line,
+                e.column,
+                e.message
+            );
+        }
+    }
+    bail!("{target} does not parse after the snippets of this command were spliced into it")
+}
+
 /// A module file's target path and content: rendered when the source ends in `.jinja`.
 pub(super) fn render_file(
     module: &Module,
@@ -250,7 +312,8 @@ pub(super) fn render_migrations(
     Ok(files)
 }
 
-/// Each Rust file snippets were spliced into, as it is now in `tree`, with its splices.
+/// Each Rust file snippets were spliced into, as it is now in `tree`, with its splices, for one
+/// parse each; a TypeScript, JavaScript or JSON file is checked here, with its own parser.
 pub(super) fn spliced_files<'s>(
     tree: &Tree,
     spliced: &'s BTreeMap<String, Splices>,
@@ -258,7 +321,10 @@ pub(super) fn spliced_files<'s>(
     let mut files = Vec::new();
     for (target, splices) in spliced {
         if let Some(current) = tree.read(target)? {
-            files.push((target.as_str(), splices, current));
+            match Syntax::for_path(target) {
+                Some(syntax) => check_spliced_script(target, syntax, splices, &current)?,
+                None => files.push((target.as_str(), splices, current)),
+            }
         }
     }
     Ok(files)

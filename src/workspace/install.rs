@@ -4,7 +4,7 @@
 use anyhow::{Context as _, Result, bail};
 
 use crate::edit::render::{Context, ServiceVars};
-use crate::model::catalog::{self, BASE_ID, CrateTarget, Module, Scope};
+use crate::model::catalog::{self, BASE_ID, CrateTarget, Language, Module, Scope};
 use crate::model::lock::Reason;
 
 use super::files::{render_file, render_migrations};
@@ -99,16 +99,7 @@ impl<'c> Workspace<'c> {
         match only_service {
             Some(name) => {
                 let Some(spec) = self.manifest.service(name) else {
-                    let known: Vec<&str> = self
-                        .manifest
-                        .services
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect();
-                    bail!(
-                        "no service `{name}` in this workspace (services: {})",
-                        known.join(", ")
-                    );
+                    return Err(self.unknown_service(name));
                 };
                 if !module.applies_to(&spec.kind) {
                     bail!(
@@ -218,7 +209,7 @@ impl<'c> Workspace<'c> {
 
     /// Applies the workspace part of `module` (when `workspace_part`) and its service part for
     /// each of `services`, then brings its env blocks up to date.
-    fn apply(
+    pub(super) fn apply(
         &mut self,
         module: &Module,
         services: &[ServiceVars],
@@ -246,6 +237,10 @@ impl<'c> Workspace<'c> {
                 self.add_snippet(module, snippet, context)?;
             }
             let (crate_target, cargo_toml) = match &context.service {
+                // `crate = "service"` dependencies are Cargo dependencies of a Rust service: a
+                // service in another language has no Cargo.toml to put them in (its own
+                // dependencies come with its files, e.g. a package.json).
+                Some(service) if service.language != Language::Rust => continue,
                 Some(service) => (CrateTarget::Service, format!("{}/Cargo.toml", service.dir)),
                 None => (CrateTarget::Core, self.manifest.core.manifest_path()),
             };

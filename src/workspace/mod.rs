@@ -36,6 +36,7 @@ mod env_blocks;
 mod files;
 pub mod generated;
 mod install;
+mod services;
 mod uninstall;
 pub mod upgrade;
 
@@ -56,7 +57,7 @@ pub struct Workspace<'c> {
     force: bool,
     /// What the user should be told after the command (files kept, etc.).
     notes: Vec<String>,
-    /// The Rust files snippets were spliced into, each with its text before the first splice
+    /// The Rust and TypeScript files snippets were spliced into, each with its text before the first splice
     /// and the splices in order: [`Workspace::finish`] parses each file once, and replays the
     /// splices only to name the one that broke it.
     spliced: BTreeMap<String, Splices>,
@@ -192,7 +193,7 @@ impl<'c> Workspace<'c> {
     }
 
     /// The plan: manifest and lockfile written into the tree, then every changed file. Fails
-    /// when a Rust file snippets were spliced into no longer parses.
+    /// when a Rust or TypeScript file snippets were spliced into no longer parses.
     pub fn finish(self) -> Result<(Plan, Vec<String>)> {
         let spliced = files::spliced_files(&self.tree, &self.spliced)?;
         let sources: Vec<&str> = spliced.iter().map(|(_, _, text)| text.as_str()).collect();
@@ -218,6 +219,20 @@ impl<'c> Workspace<'c> {
             .iter()
             .flat_map(|s| s.modules.iter().map(String::as_str))
             .collect()
+    }
+
+    /// The error for a service name the manifest does not have, listing those it has.
+    pub(super) fn unknown_service(&self, name: &str) -> anyhow::Error {
+        let known: Vec<&str> = self
+            .manifest
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        anyhow::anyhow!(
+            "no service `{name}` in this workspace (services: {})",
+            known.join(", ")
+        )
     }
 
     pub(super) fn services_having(&self, id: &str) -> Vec<ServiceVars> {

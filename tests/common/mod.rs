@@ -90,6 +90,25 @@ pub fn generate(name: &str, args: &[&str]) -> (tempfile::TempDir, PathBuf) {
     (temp, root)
 }
 
+/// A workspace with an api and a nest service and no modules.
+pub fn nest_workspace() -> (tempfile::TempDir, PathBuf) {
+    generate(
+        "acme",
+        &["--yes", "--services", "api,nest", "--modules", ""],
+    )
+}
+
+/// [`nest_workspace`] with the fixture module `fixture/nest-hello` 0.1.0 added to the nest
+/// service (a file of its own and snippets in `app.module.ts`).
+pub fn nest_workspace_with_hello() -> (tempfile::TempDir, PathBuf) {
+    let (temp, root) = nest_workspace();
+    saaskit_with_fixtures(&root)
+        .args(["add", "fixture/nest-hello"])
+        .assert()
+        .success();
+    (temp, root)
+}
+
 /// Panics with the first differing file when two trees differ.
 pub fn assert_same_tree(expected: &BTreeMap<String, String>, actual: &BTreeMap<String, String>) {
     let expected_paths: Vec<&String> = expected.keys().collect();

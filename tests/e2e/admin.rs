@@ -291,7 +291,7 @@ impl<'db> Stack<'db> {
         }
     }
 
-    fn customer_id(&self) -> String {
+    pub(crate) fn customer_id(&self) -> String {
         str_of(&self.customer.user["id"]).to_string()
     }
 }
@@ -1126,7 +1126,7 @@ fn run_admin_command(db: &Database, args: &[&str], password: &str) -> Result<Str
 }
 
 /// Starts an impersonation as `staff` and returns its access token.
-fn start_impersonation(s: &Stack, staff: &StaffMember, user_id: &str) -> String {
+pub(crate) fn start_impersonation(s: &Stack, staff: &StaffMember, user_id: &str) -> String {
     let started = s
         .admin
         .post(&format!("/api/admin/users/{user_id}/impersonate"))

@@ -27,12 +27,12 @@ pub(crate) const KEY: u8 = 1;
 /// The signing key after a rotation.
 const NEXT_KEY: u8 = 2;
 /// A key no instance knows.
-const UNKNOWN_KEY: u8 = 3;
+pub(crate) const UNKNOWN_KEY: u8 = 3;
 
 /// `AUTH_ISSUER` and `AUTH_AUDIENCE` default to the workspace's name.
-const WORKSPACE: &str = "acme";
+pub(crate) const WORKSPACE: &str = "acme";
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
-const NEW_PASSWORD: &str = "tr0ub4dor and three more words";
+pub(crate) const NEW_PASSWORD: &str = "tr0ub4dor and three more words";
 /// In `API_CORS_ALLOWED_ORIGINS` of every instance (the api reads it).
 const ALLOWED_ORIGIN: &str = "https://app.example.com";
 const EVIL_ORIGIN: &str = "https://evil.example";
@@ -1546,17 +1546,17 @@ fn assert_too_many_requests(reply: &Reply) {
 // ---------------------------------------------------------------------------------------------
 // Tokens
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn unb64(text: &str) -> Vec<u8> {
+pub(crate) fn unb64(text: &str) -> Vec<u8> {
     URL_SAFE_NO_PAD
         .decode(text)
         .unwrap_or_else(|e| panic!("not base64url ({e}): {text}"))
 }
 
-fn signing_key(seed: u8) -> SigningKey {
+pub(crate) fn signing_key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
 }
 
@@ -1566,18 +1566,18 @@ pub(crate) fn seed(seed: u8) -> String {
 }
 
 /// The public key, base64url, as in `AUTH_PREVIOUS_KEYS` and the JWKS's `x`.
-fn public_key(seed: u8) -> String {
+pub(crate) fn public_key(seed: u8) -> String {
     b64(signing_key(seed).verifying_key().as_bytes())
 }
 
 /// The RFC 7638 thumbprint of an Ed25519 public key.
-fn key_id(public_key: &str) -> String {
+pub(crate) fn key_id(public_key: &str) -> String {
     let jwk = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{public_key}"}}"#);
     b64(&Sha256::digest(jwk.as_bytes()))
 }
 
 /// The header and claims of a compact JWS.
-fn decode(token: &str) -> (Value, Value) {
+pub(crate) fn decode(token: &str) -> (Value, Value) {
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3, "a JWS has three parts: {token}");
     let json = |part: &str| -> Value {
@@ -1595,7 +1595,7 @@ fn claims_of(session: &Session) -> Value {
 }
 
 /// A token with these header and claims, signed with `key`.
-fn forge(header: &Value, claims: &Value, key: &SigningKey) -> String {
+pub(crate) fn forge(header: &Value, claims: &Value, key: &SigningKey) -> String {
     let signed = format!(
         "{}.{}",
         b64(header.to_string().as_bytes()),

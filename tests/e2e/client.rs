@@ -44,7 +44,8 @@ impl<'db> Instance<'db> {
         Instance::with(name, db, Service::start_in(root, binary, env))
     }
 
-    fn with(name: &'static str, db: &'db Database, service: Service) -> Self {
+    /// A client for `service`, running on `db`.
+    pub(crate) fn with(name: &'static str, db: &'db Database, service: Service) -> Self {
         // A connection per request: the server may close a connection after answering without
         // reading the request body (a 403 or a 429), which a reused connection would not survive.
         let agent = ureq::Agent::config_builder()

@@ -25,6 +25,10 @@
 //!   systemd holds it (socket activation) that loses no request;
 //! - `order`: a workspace whose modules were added in another order than the default one
 //!   behaves the same (layers that apply to a whole service cover every module's routes);
+//! - `nest`: the NestJS service (docs/nest.md) generated, installed with `npm ci`, linted, built
+//!   and tested, then run beside the api and the admin service on both databases: it accepts the
+//!   api's tokens and nothing else, sessions ended anywhere end there at once, a key rotation
+//!   needs no restart of it, and its notes are each user's own;
 //! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.
 //!
 //! All generated workspaces share one Cargo target directory (`target/generated-workspaces`), so
@@ -44,6 +48,7 @@ mod email;
 mod flags;
 mod health;
 mod jobs;
+mod nest;
 mod ops;
 mod order;
 mod panel;

@@ -196,6 +196,19 @@ impl Service {
         service
     }
 
+    /// Starts `command`, a service that will answer on `port` (a service of another language,
+    /// or one on a port chosen beforehand), and waits until it answers `/healthz`.
+    pub fn start_command(command: Command, port: u16) -> Service {
+        let mut service = Service::spawn(command, port);
+        if let Err(status) = service.wait_until_alive() {
+            panic!(
+                "the service on port {port} exited with {status} before answering /healthz:\n{}",
+                service.finish_logs()
+            );
+        }
+        service
+    }
+
     /// Runs `command`, a service answering on `port`, collecting what it writes.
     fn spawn(mut command: Command, port: u16) -> Service {
         let mut child = command.spawn().expect("the service binary starts");

@@ -47,15 +47,22 @@ pub fn is_reverse_order(marker: &str) -> bool {
 pub enum CommentStyle {
     /// `//` comments; the file must parse as Rust after every insertion.
     Rust,
+    /// `//` comments in TypeScript and JavaScript sources; the file must parse as TypeScript
+    /// (JavaScript) after every insertion.
+    TypeScript,
     /// `#` comments: `.env`, `.gitignore`, TOML, YAML, shell scripts, ...
     Hash,
 }
 
 impl CommentStyle {
-    /// The style for a file path: Rust for `.rs` files, hash comments for everything else.
+    /// The style for a file path: Rust for `.rs` files, TypeScript for TypeScript and JavaScript
+    /// sources, hash comments for everything else.
     pub fn for_path(path: &str) -> Self {
+        use crate::edit::typescript::SCRIPT_EXTENSIONS;
         if path.ends_with(".rs") {
             Self::Rust
+        } else if SCRIPT_EXTENSIONS.iter().any(|ext| path.ends_with(ext)) {
+            Self::TypeScript
         } else {
             Self::Hash
         }
@@ -63,7 +70,7 @@ impl CommentStyle {
 
     fn comment(self) -> &'static str {
         match self {
-            Self::Rust => "//",
+            Self::Rust | Self::TypeScript => "//",
             Self::Hash => "#",
         }
     }
@@ -88,6 +95,14 @@ mod tests {
         assert_eq!(
             CommentStyle::for_path("api/src/main.rs"),
             CommentStyle::Rust
+        );
+        assert_eq!(
+            CommentStyle::for_path("services/nest/src/main.ts"),
+            CommentStyle::TypeScript
+        );
+        assert_eq!(
+            CommentStyle::for_path("services/nest/eslint.config.mjs"),
+            CommentStyle::TypeScript
         );
         assert_eq!(CommentStyle::for_path(".env"), CommentStyle::Hash);
         assert_eq!(CommentStyle::for_path(".gitignore"), CommentStyle::Hash);
