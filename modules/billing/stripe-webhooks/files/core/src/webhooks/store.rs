@@ -17,7 +17,7 @@ use sqlx::query::QueryScalar;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Row};
 
 use super::WebhookError;
-use super::process::ProcessEvent;
+use super::process::{self, ProcessEvent};
 use crate::audit::{self, Action, Actor};
 use crate::db::{Backend, Database};
 use crate::jobs::{self, Enqueued, NewJob};
@@ -102,8 +102,10 @@ pub async fn ingest(
     let received_at = now_ms / 1000;
     let mut tx = db.begin_write().await?;
     let stored: Vec<String> = match db.backend() {
-        // One statement for the events and their payloads: the payloads' insert takes the ids
-        // the events' inserted, and only those.
+        // One statement, so one round trip, for the events, their payloads and their jobs: the
+        // payloads' and the jobs' inserts take the ids the events' inserted, and only those.
+        // The job is the one `event_job` makes: its payload the id as JSON, its unique key
+        // `job_key`'s.
         Backend::Postgres => {
             let sql = format!(
                 "WITH new (id, type, created, livemode, payload) AS (VALUES {}), \
@@ -114,11 +116,24 @@ pub async fn ingest(
                      ON CONFLICT (id) DO NOTHING RETURNING id), \
                  payloads AS ( \
                      INSERT INTO webhook_payloads (event_id, payload) \
-                     SELECT id, payload FROM new JOIN stored USING (id)) \
+                     SELECT id, payload FROM new JOIN stored USING (id)), \
+                 job_rows AS ( \
+                     SELECT row_number() OVER () AS n, $4::text AS kind, \
+                         to_json(id)::text AS payload, $2::bigint AS max_attempts, \
+                         $3::bigint AS run_at_ms, $5::text || id AS unique_key, \
+                         $3::bigint AS created_at_ms \
+                     FROM stored), \
+                 {} \
                  SELECT id FROM stored",
-                values_rows(events.len(), EVENT_PARAMETERS, 2, "")
+                values_rows(events.len(), EVENT_PARAMETERS, 6, ""),
+                jobs::store::enqueue_ctes("job_rows")
             );
-            let query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(received_at);
+            let query = sqlx::query_scalar(AssertSqlSafe(sql))
+                .bind(received_at)
+                .bind(max_attempts)
+                .bind(now_ms)
+                .bind(process::KIND)
+                .bind(process::job_key(""));
             bind_events(query, events).fetch_all(&mut *tx).await?
         }
         // SQLite has no data-modifying CTE; statements cost no round trip there.
@@ -141,14 +156,14 @@ pub async fn ingest(
                     .execute(&mut *tx)
                     .await?;
             }
+            let jobs = stored
+                .iter()
+                .map(|id| event_job(id, max_attempts))
+                .collect::<sqlx::Result<Vec<_>>>()?;
+            jobs::enqueue_all(&mut tx, &jobs).await?;
             stored
         }
     };
-    let jobs = stored
-        .iter()
-        .map(|id| event_job(id, max_attempts))
-        .collect::<sqlx::Result<Vec<_>>>()?;
-    jobs::enqueue_all(&mut tx, &jobs).await?;
     tx.commit().await?;
     Ok(stored.into_iter().collect())
 }
@@ -207,10 +222,9 @@ pub struct StoredEvent {
     pub payload: String,
 }
 
-/// The stored events with these ids and their payloads, in any order, in one query. Read
-/// outside the transaction that processes them: a stored event's fields and payload never
-/// change.
-pub async fn load_events(db: &Database, ids: &[&str]) -> sqlx::Result<Vec<StoredEvent>> {
+/// The stored events with these ids and their payloads, in any order, in one query on `conn`
+/// (a stored event's fields and payload never change: any connection reads them alike).
+pub async fn load_events(conn: &mut AnyConnection, ids: &[&str]) -> sqlx::Result<Vec<StoredEvent>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -225,7 +239,7 @@ pub async fn load_events(db: &Database, ids: &[&str]) -> sqlx::Result<Vec<Stored
         .iter()
         .fold(sqlx::query(AssertSqlSafe(sql)), |query, id| query.bind(*id));
     query
-        .fetch_all(db.pool())
+        .fetch_all(conn)
         .await?
         .iter()
         .map(|row| {
@@ -748,12 +762,18 @@ async fn replay_all_in(
     max_attempts: i64,
     now_ms: i64,
 ) -> sqlx::Result<u64> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM webhook_events WHERE status = $1 ORDER BY received_at, id",
-    )
-    .bind(status.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
+    // A failing event has its `last_error`: for those, the partial index of the failing
+    // events answers.
+    let sql = if matches!(status, Status::Retrying | Status::DeadLetter) {
+        "SELECT id FROM webhook_events WHERE last_error IS NOT NULL AND status = $1 \
+         ORDER BY received_at, id"
+    } else {
+        "SELECT id FROM webhook_events WHERE status = $1 ORDER BY received_at, id"
+    };
+    let ids: Vec<String> = sqlx::query_scalar(sql)
+        .bind(status.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
     let mut queued = 0;
     for id in &ids {
         if let Replay::Queued { .. } =
