@@ -78,7 +78,9 @@ echo
 
 # --- builds ----------------------------------------------------------------------------------
 
-export CARGO_TARGET_DIR=$root/target/bench-workspaces
+# BENCH_TARGET_DIR: another target directory, for a second workspace measured beside the first
+# (cargo tells two generated workspaces of one name apart by the files' times only).
+export CARGO_TARGET_DIR=${BENCH_TARGET_DIR:-$root/target/bench-workspaces}
 if [ -n "${BENCH_WORKSPACE:-}" ]; then
     workspace=$(cd "$BENCH_WORKSPACE" && pwd)
     echo "measuring the workspace in $workspace"
