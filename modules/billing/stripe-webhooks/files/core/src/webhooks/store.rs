@@ -228,17 +228,22 @@ pub async fn load_events(conn: &mut AnyConnection, ids: &[&str]) -> sqlx::Result
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-    let sql = format!(
+    // The ids as one JSON array: one statement text whatever their number, so one prepared
+    // statement per connection rather than one per batch size, each parsed and planned. On
+    // PostgreSQL `= ANY(ARRAY(...))`: `IN (SELECT ...)` is planned as a hash join with a scan
+    // of every event; an array is looked up in the primary key.
+    let sql = if conn.backend_name() == "PostgreSQL" {
         "SELECT id, type, created, livemode, payload FROM webhook_events \
          JOIN webhook_payloads ON webhook_payloads.event_id = webhook_events.id \
-         WHERE id IN ({})",
-        placeholders.join(", ")
-    );
-    let query = ids
-        .iter()
-        .fold(sqlx::query(AssertSqlSafe(sql)), |query, id| query.bind(*id));
-    query
+         WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json)))"
+    } else {
+        "SELECT id, type, created, livemode, payload FROM webhook_events \
+         JOIN webhook_payloads ON webhook_payloads.event_id = webhook_events.id \
+         WHERE id IN (SELECT value FROM json_each($1))"
+    };
+    let ids = serde_json::to_string(ids).map_err(|error| sqlx::Error::Encode(error.into()))?;
+    sqlx::query(sql)
+        .bind(ids)
         .fetch_all(conn)
         .await?
         .iter()
@@ -304,35 +309,43 @@ pub async fn record_successes(
         return Ok(());
     }
     match backend {
+        // The rows as one JSON array: one statement text whatever their number, and the
+        // events looked up through an array (see `load_events`).
         Backend::Postgres => {
-            let sql = format!(
-                "WITH done (id, status, processed_at, worker, started_at_ms, finished_at_ms) \
-                     AS (VALUES {}), \
+            let done: Vec<serde_json::Value> = successes
+                .iter()
+                .map(|success| {
+                    serde_json::json!({
+                        "id": success.event_id,
+                        "status": success.status.as_str(),
+                        "processed_at": success.finished_at_ms / 1000,
+                        "worker": success.worker,
+                        "started_at_ms": success.started_at_ms,
+                        "finished_at_ms": success.finished_at_ms,
+                    })
+                })
+                .collect();
+            sqlx::query(
+                "WITH done AS ( \
+                     SELECT * FROM json_to_recordset($1::json) AS d (id text, status text, \
+                         processed_at bigint, worker text, started_at_ms bigint, \
+                         finished_at_ms bigint)), \
                  event AS ( \
                      UPDATE webhook_events SET status = done.status, \
                          attempts = webhook_events.attempts + 1, \
                          processed_at = done.processed_at, last_error = NULL \
                      FROM done WHERE webhook_events.id = done.id \
+                         AND webhook_events.id = ANY(ARRAY(SELECT id FROM done)) \
                      RETURNING webhook_events.id, webhook_events.attempts) \
                  INSERT INTO webhook_attempts \
                      (event_id, number, worker, started_at_ms, finished_at_ms, outcome) \
                  SELECT event.id, event.attempts, done.worker, done.started_at_ms, \
                      done.finished_at_ms, 'succeeded' \
                  FROM event JOIN done ON done.id = event.id",
-                values_rows(successes.len(), 6, 1, "")
-            );
-            let query = successes
-                .iter()
-                .fold(sqlx::query(AssertSqlSafe(sql)), |query, success| {
-                    query
-                        .bind(success.event_id)
-                        .bind(success.status.as_str())
-                        .bind(success.finished_at_ms / 1000)
-                        .bind(success.worker)
-                        .bind(success.started_at_ms)
-                        .bind(success.finished_at_ms)
-                });
-            query.execute(conn).await?;
+            )
+            .bind(serde_json::Value::Array(done).to_string())
+            .execute(conn)
+            .await?;
         }
         Backend::Sqlite => {
             for success in successes {
