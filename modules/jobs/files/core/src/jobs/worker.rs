@@ -277,11 +277,12 @@ impl Loop {
             let length = rest.iter().take_while(|job| job.kind == first.kind).count();
             let (run, next) = rest.split_at(length);
             rest = next;
-            // Taken only for the kinds this worker has, so a handler is always there.
-            let Some((_, handler)) = shared.handlers.get(&first.kind) else {
-                continue;
+            // Taken only for the kinds this worker has, so a handler is always there; were it
+            // not, the jobs must not commit as succeeded without having run.
+            result = match shared.handlers.get(&first.kind) {
+                Some((_, handler)) => handler.run_first_attempts(&mut tx, &self.name, run).await,
+                None => Err(format!("no handler for kind {}", first.kind).into()),
             };
-            result = handler.run_first_attempts(&mut tx, &self.name, run).await;
             if result.is_err() {
                 break;
             }
