@@ -78,7 +78,9 @@ echo
 
 # --- builds ----------------------------------------------------------------------------------
 
-export CARGO_TARGET_DIR=$root/target/bench-workspaces
+# BENCH_TARGET_DIR: another target directory, for a second workspace measured beside the first
+# (cargo tells two generated workspaces of one name apart by the files' times only).
+export CARGO_TARGET_DIR=${BENCH_TARGET_DIR:-$root/target/bench-workspaces}
 if [ -n "${BENCH_WORKSPACE:-}" ]; then
     workspace=$(cd "$BENCH_WORKSPACE" && pwd)
     echo "measuring the workspace in $workspace"
@@ -124,6 +126,20 @@ bench() {
         env WEBHOOKS_ADDR="${base#http://}" DATABASE_URL="$database_url" "${service_env[@]}" \
         "$CARGO_TARGET_DIR/release/webhooks"
 
+    # On PostgreSQL, what its backends serving this database are doing, sampled every 50 ms
+    # during the load and the processing that follows (one psql session, on the load
+    # generator's CPU): `CPU` for a backend running, else its wait event.
+    local sampler=
+    if [ "$backend" = postgres ]; then
+        while :; do
+            echo "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity
+                  WHERE datname = '$database' AND state = 'active' AND pid <> pg_backend_pid();"
+            sleep 0.05
+        done | "${client[@]}" psql -h 127.0.0.1 -U postgres -d "$database" -XAtq \
+            >"$work/$name.waits" 2>/dev/null &
+        sampler=$!
+    fi
+
     local status=0
     "${client[@]}" "$load" --url "$base/api/webhooks/stripe" --secret "$secret" \
         --events "$events" --connections "$connections" --kind "$kind" \
@@ -168,6 +184,22 @@ bench() {
                (SELECT coalesce(max(finished_at_ms), 0) FROM webhook_attempts),
                (SELECT count(*) FROM subscriptions)")"
     stop_server
+    if [ -n "$sampler" ]; then
+        kill "$sampler" 2>/dev/null || true
+        wait "$sampler" 2>/dev/null || true
+        local samples
+        samples=$(grep -c . "$work/$name.waits" || true)
+        echo "  PostgreSQL backends of this database, $samples samples of the active ones" \
+            "(CPU: running; otherwise the wait event):"
+        sort "$work/$name.waits" | uniq -c | sort -rn | head -8 |
+            awk -v n="$samples" '{ printf "    %-28s %6d  %5.1f %%\n", $2, $1, 100 * $1 / (n ? n : 1) }'
+        # Row writes per table, and how many updates were HOT (no new index entries).
+        echo "  PostgreSQL row writes (inserted, updated, of which HOT, deleted):"
+        "${client[@]}" psql -h 127.0.0.1 -U postgres -d "$database" -XAtq -F ' ' -c "
+            SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables
+            WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY relname" |
+            awk '{ printf "    %-22s %8d %8d %8d %8d\n", $1, $2, $3, $4, $5 }'
+    fi
 
     # The events of each kind, and the status they must end in.
     local want_processed=0 want_ignored=0

@@ -113,6 +113,36 @@ pub trait Job: Send + Sync + 'static {
     fn backoff(&self) -> Option<Backoff> {
         None
     }
+
+    /// Whether the worker runs the first attempts of this kind's jobs in batches, each in one
+    /// transaction of its own, through [`Job::run_first_attempts`] (later attempts run through
+    /// [`Job::run`], with leases).
+    const BATCHED: bool = false;
+
+    /// Runs the first attempts of `jobs` on `conn`, a transaction in which the worker (named
+    /// `worker`) has already marked them succeeded, holding their rows locked (no lease: while
+    /// the transaction is open, other workers skip them; if the process dies, it rolls back
+    /// and they are queued as before). `Ok`: the transaction commits, the handler's writes with
+    /// the jobs' success, once. `Err`: it rolls back as if it never ran, and each job runs
+    /// again through [`Job::run`], where a failure is its own (retries, dead).
+    ///
+    /// Called only when [`Job::BATCHED`]; the default refuses, which sends the jobs to `run`.
+    fn run_first_attempts(
+        &self,
+        conn: &mut AnyConnection,
+        worker: &str,
+        jobs: Vec<FirstAttempt<Self::Payload>>,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        let _ = (conn, worker, jobs);
+        async { Err::<(), BoxError>(format!("{} does not run jobs in batches", Self::KIND).into()) }
+    }
+}
+
+/// A job of a [`Job::BATCHED`] kind whose first attempt runs in a batch.
+#[derive(Debug, Clone)]
+pub struct FirstAttempt<P> {
+    pub id: i64,
+    pub payload: P,
 }
 
 /// Why an attempt failed. The message is stored with the job for operators.
@@ -346,6 +376,15 @@ trait Erased: Send + Sync {
     ) -> BoxFuture<'a, Result<(), JobError>>;
 
     fn backoff(&self) -> Option<Backoff>;
+
+    fn batched(&self) -> bool;
+
+    fn run_first_attempts<'a>(
+        &'a self,
+        conn: &'a mut AnyConnection,
+        worker: &'a str,
+        jobs: &'a [store::Taken],
+    ) -> BoxFuture<'a, Result<(), BoxError>>;
 }
 
 struct Typed<J>(J);
@@ -367,6 +406,32 @@ impl<J: Job> Erased for Typed<J> {
 
     fn backoff(&self) -> Option<Backoff> {
         self.0.backoff()
+    }
+
+    fn batched(&self) -> bool {
+        J::BATCHED
+    }
+
+    fn run_first_attempts<'a>(
+        &'a self,
+        conn: &'a mut AnyConnection,
+        worker: &'a str,
+        jobs: &'a [store::Taken],
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            // A payload that does not parse fails the batch: its job then fails on its own in
+            // `run`, permanently.
+            let jobs = jobs
+                .iter()
+                .map(|job| {
+                    Ok(FirstAttempt {
+                        id: job.id,
+                        payload: serde_json::from_str(&job.payload)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, serde_json::Error>>()?;
+            self.0.run_first_attempts(conn, worker, jobs).await
+        })
     }
 }
 

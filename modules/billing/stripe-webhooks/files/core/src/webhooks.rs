@@ -7,10 +7,12 @@
 //!    other events arriving at the same time ([`ingest`]). Stripe gets its 2xx only once both
 //!    are committed; a repeated event id stores nothing and enqueues nothing, whether the copies
 //!    arrive one after another or at once.
-//! 2. The jobs worker ([`crate::jobs`]) claims the event's `webhooks.process` job with a lease
-//!    and runs [`ProcessEvent`], in any instance of the service.
-//! 3. The event's [`Handler`] runs in a transaction that also marks the event processed and
-//!    the job succeeded, and that commits only if this worker still holds the lease: effects
+//! 2. The jobs worker ([`crate::jobs`]) of any instance of the service runs the event's
+//!    `webhooks.process` job ([`ProcessEvent`]): its first attempt in a batch of first
+//!    attempts, in a transaction that marked their jobs succeeded and holds them locked; later
+//!    attempts (and a failed batch's jobs, one by one) with a lease.
+//! 3. The event's [`Handler`] runs in that transaction, which also marks the event processed
+//!    and commits once (for a leased job, only if this worker still holds the lease): effects
 //!    are applied once, even when a lease expired and another worker took the job over.
 //! 4. A handler error rolls its effects back and the queue schedules a retry with exponential
 //!    backoff and jitter; after the last attempt the event is `dead_letter`. A worker that dies
