@@ -1,8 +1,9 @@
-//! Request bodies in JSON, with rejections in the service's error format.
+//! Request bodies in JSON and query strings, with rejections in the service's error format.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -24,6 +25,27 @@ where
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(rejection_error(&rejection)),
+        }
+    }
+}
+
+/// Extracts a query string like `axum::extract::Query`, but one that does not parse into `T` (a
+/// `limit=abc`) is answered with an [`ApiError`] JSON body (400 `bad_request`) instead of axum's
+/// plain-text rejection, as the OpenAPI document of every operation says.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
         }
     }
 }
@@ -76,6 +98,27 @@ mod tests {
             error.to_string().contains("missing field `email`"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn query_strings_of_the_wrong_type_are_bad_requests_in_json() {
+        #[derive(Debug, Deserialize)]
+        struct Page {
+            limit: Option<i64>,
+        }
+        let mut parts = Request::get("/?limit=abc").body(()).unwrap().into_parts().0;
+
+        let error = Query::<Page>::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_err();
+
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error.code(), "bad_request");
+        let mut parts = Request::get("/?limit=5").body(()).unwrap().into_parts().0;
+        let Query(page) = Query::<Page>::from_request_parts(&mut parts, &())
+            .await
+            .unwrap();
+        assert_eq!(page.limit, Some(5));
     }
 
     #[tokio::test]
