@@ -86,11 +86,23 @@ for kind in ("api", "admin", "webhooks"):
         if owner is None:
             raise SystemExit(f"the {kind} serves {path}, which no module source annotates")
         by_module.setdefault(owner, {})[path] = item
+    # A schema no path refers to (utoipa registers the item type of a generic one, which it
+    # inlines) goes to the module that defines it.
+    reached = set(closure(list(by_module.values()) + [{"$ref": "#/components/schemas/ErrorBody"}],
+                          schemas))
+    extra = {}
+    for name in sorted(set(schemas) - reached):
+        definition = re.compile(rf"(as = {name}\b|(struct|enum) {name}\b)")
+        found = [module for module in by_module
+                 if any(definition.search(source.read_text()) for source in module.rglob("*.rs"))]
+        if len(found) != 1:
+            raise SystemExit(f"the {kind}'s schema {name} is defined in {len(found)} modules")
+        extra.setdefault(found[0], {})[name] = schemas[name]
     for module, paths in sorted(by_module.items()):
         part = {"paths": paths}
-        used = closure(paths, schemas)
+        used = {**closure(paths, schemas), **extra.get(module, {})}
         if used:
-            part["components"] = {"schemas": used}
+            part["components"] = {"schemas": dict(sorted(used.items()))}
         if module == base_dir:
             continue
         module_id = module.relative_to(repo / "modules").as_posix()
