@@ -205,9 +205,9 @@ fn fuzz(instance: &Instance, authorization: &str) {
             "not_a_server_error,status_code_conformance,content_type_conformance,\
              response_schema_conformance",
             "--phases",
-            "examples,fuzzing",
+            "examples,coverage,fuzzing",
             "--mode",
-            "positive",
+            "all",
             "--max-examples",
             MAX_EXAMPLES,
             "--seed",

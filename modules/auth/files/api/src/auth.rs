@@ -2,7 +2,7 @@
 //! rules. Each handler reads its input, calls `Auth`, and shapes the response.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use saaskit_core::ApiError;
 use saaskit_core::auth::session::SessionInfo;
 use saaskit_core::auth::token::Jwks;
 use saaskit_core::auth::{Auth, CurrentUser, Registered, SignedIn, Tokens, User};
-use saaskit_core::http::JsonBody;
+use saaskit_core::http::{JsonBody, Path};
 use saaskit_core::http::openapi::ErrorBody;
 
 use crate::state::AppState;

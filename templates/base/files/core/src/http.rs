@@ -30,7 +30,7 @@ use tokio::sync::{Notify, watch};
 use tower::{Service, ServiceExt};
 
 pub use health::{Readiness, ReadinessCheck, health_routes, healthcheck};
-pub use json::{JsonBody, Query};
+pub use json::{JsonBody, Path, Query};
 pub use middleware::with_middleware;
 pub use openapi::{ApiDocsConfig, OpenApiCommand, api_docs};
 

@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -14,7 +14,7 @@ use saaskit_core::ApiError;
 use saaskit_core::admin::{Page, Permission, Staff, customers};
 use saaskit_core::admin_billing::{self, Filter, SubscriptionView, describe_price};
 use saaskit_core::db::Database;
-use saaskit_core::http::Query;
+use saaskit_core::http::{Path, Query};
 use saaskit_core::http::openapi::ErrorBody;
 
 use crate::panel::when;

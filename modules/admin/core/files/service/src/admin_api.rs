@@ -6,7 +6,7 @@
 //! operation (see [`Permission`]).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,7 @@ use saaskit_core::admin::{Page, Permission, Staff};
 use saaskit_core::auth::{Auth, SessionToken, User, now};
 use saaskit_core::db::Database;
 use saaskit_core::http::openapi::ErrorBody;
-use saaskit_core::http::{JsonBody, Query, client_ip};
+use saaskit_core::http::{JsonBody, Path, Query, client_ip};
 
 use crate::state::AppState;
 

@@ -12,7 +12,7 @@
 //! - `DELETE /api/admin/flags/{key}/overrides/{user_id}`: 204.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -24,7 +24,7 @@ use saaskit_core::admin::{Permission, Staff};
 use saaskit_core::auth::now;
 use saaskit_core::db::Database;
 use saaskit_core::flags::{self, Flag, FlagDetail, FlagUpdate, NewFlag, Override};
-use saaskit_core::http::JsonBody;
+use saaskit_core::http::{JsonBody, Path};
 use saaskit_core::http::openapi::ErrorBody;
 
 use crate::state::AppState;

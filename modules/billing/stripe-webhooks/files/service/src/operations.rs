@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +18,7 @@ use saaskit_core::ApiError;
 use saaskit_core::audit::Actor;
 use saaskit_core::auth::{Auth, Role};
 use saaskit_core::http::openapi::ErrorBody;
-use saaskit_core::http::{Query, client_ip};
+use saaskit_core::http::{Path, Query, client_ip};
 use saaskit_core::webhooks::{
     BulkReplayQuery, BulkReplayed, EventDetail, LogFilter, LogPage, LogQuery, Replayed, Webhooks,
 };

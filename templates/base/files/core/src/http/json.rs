@@ -1,4 +1,5 @@
-//! Request bodies in JSON and query strings, with rejections in the service's error format.
+//! Request bodies in JSON, query strings and path parameters, with rejections in the service's
+//! error format.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -45,6 +46,27 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
+        }
+    }
+}
+
+/// Extracts path parameters like `axum::extract::Path`, but a segment that does not parse into
+/// `T` (`/jobs/abc` for a number, bytes that are not UTF-8) is answered with an [`ApiError`]
+/// JSON body (400 `bad_request`) instead of axum's plain-text rejection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
             Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
         }
     }

@@ -3,7 +3,7 @@
 //! panel's session cookie: 401 without credentials, 403 when the role does not allow it.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -12,7 +12,7 @@ use saaskit_core::ApiError;
 use saaskit_core::admin::{Permission, Staff};
 use saaskit_core::admin_webhooks;
 use saaskit_core::db::Database;
-use saaskit_core::http::Query;
+use saaskit_core::http::{Path, Query};
 use saaskit_core::http::openapi::ErrorBody;
 use saaskit_core::webhooks::{
     BulkReplayQuery, BulkReplayed, EventDetail, LogFilter, LogPage, LogQuery, Replayed, store,
