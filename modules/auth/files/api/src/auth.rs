@@ -272,6 +272,7 @@ async fn sessions(
     security(("bearer" = []), ("session" = [])),
     responses(
         (status = 204, description = "The session is ended"),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no valid token or session cookie", body = ErrorBody),
         (status = 403, description = "`forbidden`: a session cookie on a cross-site request, or during an impersonation", body = ErrorBody),
         (status = 404, description = "`not_found`: the user has no such session", body = ErrorBody),

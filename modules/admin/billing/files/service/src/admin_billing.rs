@@ -60,6 +60,7 @@ struct UserSubscriptions {
     params(("id" = String, Path, description = "The customer's user id")),
     responses(
         (status = 200, description = "The subscriptions", body = UserSubscriptions),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not view (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
         (status = 404, description = "`not_found`: no such customer", body = ErrorBody),

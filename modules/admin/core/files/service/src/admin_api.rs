@@ -156,6 +156,7 @@ struct UserDetail {
     params(("id" = String, Path, description = "The customer's user id")),
     responses(
         (status = 200, description = "The customer", body = UserDetail),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not view (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
         (status = 404, description = "`not_found`: no such customer", body = ErrorBody),
@@ -318,6 +319,7 @@ async fn impersonate(
     params(("id" = String, Path, description = "The impersonation's id")),
     responses(
         (status = 204, description = "Ended"),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not impersonate, or end another's (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
         (status = 404, description = "`not_found`: no such impersonation", body = ErrorBody),

@@ -87,6 +87,7 @@ async fn create(
     params(("key" = String, Path, description = "The flag's key")),
     responses(
         (status = 200, description = "The flag", body = FlagDetail),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not view (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
         (status = 404, description = "`not_found`: no such flag", body = ErrorBody),
@@ -132,6 +133,7 @@ async fn update(
     params(("key" = String, Path, description = "The flag's key")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not manage (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
         (status = 404, description = "`not_found`: no such flag", body = ErrorBody),
@@ -186,6 +188,7 @@ async fn set_override(
     params(("key" = String, Path, description = "The flag's key"), ("user_id" = String, Path, description = "The user's id")),
     responses(
         (status = 204, description = "Removed"),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not manage (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
         (status = 404, description = "`not_found`: no such flag, user or override", body = ErrorBody),

@@ -70,6 +70,7 @@ async fn logs(
     params(("id" = String, Path, description = "The Stripe event id, `evt_...`")),
     responses(
         (status = 200, description = "The event", body = EventDetail),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
         (status = 401, description = "`unauthorized`: neither the operations key nor a staff token", body = ErrorBody),
         (status = 403, description = "`forbidden`: not staff; `staff_token_required`: an api access token", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),

@@ -44,6 +44,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(has_encoded_nul) {
+            return Err(nul_error());
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
             Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
@@ -65,11 +68,26 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if has_encoded_nul(parts.uri.path()) {
+            return Err(nul_error());
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Self(value)),
             Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
         }
     }
+}
+
+/// Whether a URI part carries a NUL character (`%00`): no text the services store may hold one
+/// (PostgreSQL refuses it), so it is refused here, with the same answer on every database.
+fn has_encoded_nul(text: &str) -> bool {
+    text.as_bytes()
+        .windows(3)
+        .any(|window| window[0] == b'%' && window[1] == b'0' && window[2] == b'0')
+}
+
+fn nul_error() -> ApiError {
+    ApiError::BadRequest("a parameter contains the NUL character (%00)".into())
 }
 
 fn rejection_error(rejection: &JsonRejection) -> ApiError {
@@ -141,6 +159,23 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(page.limit, Some(5));
+    }
+
+    #[tokio::test]
+    async fn nul_characters_in_parameters_are_bad_requests() {
+        #[derive(Debug, Deserialize)]
+        struct Search {
+            #[allow(dead_code)]
+            q: String,
+        }
+        let mut parts = Request::get("/?q=a%00b").body(()).unwrap().into_parts().0;
+        let error = Query::<Search>::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_err();
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+
+        assert!(has_encoded_nul("/api/sessions/a%00b"));
+        assert!(!has_encoded_nul("/api/sessions/a%200b"));
     }
 
     #[tokio::test]

@@ -56,6 +56,7 @@ async fn events(
     params(("id" = String, Path, description = "The Stripe event id, `evt_...`")),
     responses(
         (status = 200, description = "The event", body = EventDetail),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not view (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
