@@ -14,8 +14,8 @@ use saaskit_core::ApiError;
 use saaskit_core::auth::session::SessionInfo;
 use saaskit_core::auth::token::Jwks;
 use saaskit_core::auth::{Auth, CurrentUser, Registered, SignedIn, Tokens, User};
-use saaskit_core::http::{JsonBody, Path};
 use saaskit_core::http::openapi::ErrorBody;
+use saaskit_core::http::{JsonBody, Path};
 
 use crate::state::AppState;
 

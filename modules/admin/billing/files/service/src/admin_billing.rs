@@ -14,8 +14,8 @@ use saaskit_core::ApiError;
 use saaskit_core::admin::{Page, Permission, Staff, customers};
 use saaskit_core::admin_billing::{self, Filter, SubscriptionView, describe_price};
 use saaskit_core::db::Database;
-use saaskit_core::http::{Path, Query};
 use saaskit_core::http::openapi::ErrorBody;
+use saaskit_core::http::{Path, Query};
 
 use crate::panel::when;
 use crate::state::AppState;

@@ -24,8 +24,8 @@ use saaskit_core::admin::{Permission, Staff};
 use saaskit_core::auth::now;
 use saaskit_core::db::Database;
 use saaskit_core::flags::{self, Flag, FlagDetail, FlagUpdate, NewFlag, Override};
-use saaskit_core::http::{JsonBody, Path};
 use saaskit_core::http::openapi::ErrorBody;
+use saaskit_core::http::{JsonBody, Path};
 
 use crate::state::AppState;
 

@@ -13,8 +13,8 @@ use saaskit_core::ApiError;
 use saaskit_core::admin::{Permission, Staff};
 use saaskit_core::admin_jobs::{self, JobAction, ListQuery};
 use saaskit_core::db::Database;
-use saaskit_core::http::{Path, Query};
 use saaskit_core::http::openapi::ErrorBody;
+use saaskit_core::http::{Path, Query};
 use saaskit_core::jobs::store::{self, Count, JobDetail, JobPage};
 
 use crate::state::AppState;

@@ -12,8 +12,8 @@ use saaskit_core::ApiError;
 use saaskit_core::admin::{Permission, Staff};
 use saaskit_core::admin_webhooks;
 use saaskit_core::db::Database;
-use saaskit_core::http::{Path, Query};
 use saaskit_core::http::openapi::ErrorBody;
+use saaskit_core::http::{Path, Query};
 use saaskit_core::webhooks::{
     BulkReplayQuery, BulkReplayed, EventDetail, LogFilter, LogPage, LogQuery, Replayed, store,
 };
