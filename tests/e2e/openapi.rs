@@ -109,6 +109,16 @@ fn every_route_is_documented_and_every_documented_operation_is_routed() {
             String::from_utf8_lossy(&check.stderr)
         );
 
+        // Operation ids are unique in a document, as OpenAPI requires (clients name their
+        // methods after them).
+        let mut ids = BTreeSet::new();
+        for operation in document["paths"].as_object().unwrap().values() {
+            for operation in operation.as_object().unwrap().values() {
+                let id = operation["operationId"].as_str().unwrap();
+                assert!(ids.insert(id), "{name}: two operations are `{id}`");
+            }
+        }
+
         // Every documented operation is routed: the router answers neither 405 nor its own 404
         // (a handler's 404 says which resource it did not find, in the JSON error body).
         let paths = document["paths"].as_object().unwrap();
@@ -222,6 +232,8 @@ fn fuzz(instance: &Instance, authorization: &str) {
             &format!("Authorization: {authorization}"),
         ])
         .env("NO_COLOR", "1")
+        // Where Schemathesis keeps its cache (`.schemathesis/`), not the repository.
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .output()
         .unwrap_or_else(|error| {
             panic!("cannot run schemathesis ({error}): `pip install schemathesis` (see .ci/run)")

@@ -44,7 +44,7 @@ struct FlagList {
 }
 
 /// Every flag, by key.
-#[utoipa::path(get, path = "/api/admin/flags", tag = "flags",
+#[utoipa::path(get, path = "/api/admin/flags", tag = "flags", operation_id = "list_flags",
     security(("bearer" = []), ("staff_session" = [])),
     responses(
         (status = 200, description = "The flags", body = FlagList),

@@ -29,7 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// `?state=&kind=&limit=&before=`: newest first, `next_before` for the next page.
-#[utoipa::path(get, path = "/api/admin/jobs", tag = "jobs",
+#[utoipa::path(get, path = "/api/admin/jobs", tag = "jobs", operation_id = "list_jobs",
     security(("bearer" = []), ("staff_session" = [])),
     params(ListQuery),
     responses(
