@@ -57,28 +57,35 @@ struct Login {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"refresh_token": "rt_0f1e2d3c4b5a69788796a5b4c3d2e1f0"}))]
 struct Refresh {
     refresh_token: String,
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"current_password": "correct horse battery staple",
+    "new_password": "tr0ub4dor and three more words"}))]
 struct PasswordChange {
     current_password: String,
     new_password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"email": "ada@example.com"}))]
 struct Forgot {
     email: String,
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"token": "the token of the emailed link",
+    "new_password": "tr0ub4dor and three more words"}))]
 struct Reset {
     token: String,
     new_password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"new_email": "ada@lovelace.example", "current_password": "correct horse battery staple"}))]
 struct EmailChange {
     new_email: String,
     current_password: String,
@@ -86,6 +93,7 @@ struct EmailChange {
 
 /// The token of an account email's link.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"token": "the token of the emailed link"}))]
 struct LinkToken {
     token: String,
 }

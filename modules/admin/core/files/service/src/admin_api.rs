@@ -250,6 +250,7 @@ async fn set_disabled(
 
 /// `{"session_id": "..."}` ends one session; `{}` ends all of them.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"session_id": "0193b3c4-0000-7000-8000-000000000000"}))]
 struct SessionBody {
     session_id: Option<String>,
 }

@@ -152,6 +152,7 @@ async fn delete(
 /// `{"enabled": true}` forces the flag on for the user, `false` off.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"enabled": true}))]
 struct OverrideBody {
     enabled: bool,
 }
