@@ -25,6 +25,8 @@
 //!   systemd holds it (socket activation) that loses no request;
 //! - `order`: a workspace whose modules were added in another order than the default one
 //!   behaves the same (layers that apply to a whole service cover every module's routes);
+//! - `observability`: JSON logs with request ids and no secret over a whole flow, and `/metrics`
+//!   on its own listener read by the Prometheus project's parser (docs/observability.md);
 //! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.
 //!
 //! All generated workspaces share one Cargo target directory (`target/generated-workspaces`), so
@@ -44,6 +46,7 @@ mod email;
 mod flags;
 mod health;
 mod jobs;
+mod observability;
 mod ops;
 mod order;
 mod panel;
