@@ -218,13 +218,7 @@ fn metrics_count_the_requests_sent_on_their_own_listener() {
             .map(|(_, _, value)| *value)
             .unwrap_or_else(|| panic!("no {name}{labels:?} in:\n{text}"))
     };
-    let me = |status: &str| {
-        [
-            ("method", "GET"),
-            ("route", "/api/auth/me"),
-            ("status", status),
-        ]
-    };
+    let me = |status: &'static str| request_labels("GET", "/api/auth/me", status);
     assert_eq!(sample("http_requests_total", &me("200")), 4.0);
     assert_eq!(sample("http_requests_total", &me("401")), 3.0);
     assert_eq!(
@@ -238,16 +232,13 @@ fn metrics_count_the_requests_sent_on_their_own_listener() {
         ("le", "+Inf"),
     ];
     assert_eq!(sample("http_request_duration_seconds_bucket", &bucket), 4.0);
-    let unmatched = [("method", "GET"), ("route", "unmatched"), ("status", "404")];
+    let unmatched = request_labels("GET", "unmatched", "404");
     assert_eq!(sample("http_requests_total", &unmatched), 3.0);
-    let login = |status: &str| {
-        [
-            ("method", "POST"),
-            ("route", "/api/auth/login"),
-            ("status", status),
-        ]
-    };
-    assert_eq!(sample("http_requests_total", &login("429")), refused as f64);
+    let refused_logins = request_labels("POST", "/api/auth/login", "429");
+    assert_eq!(
+        sample("http_requests_total", &refused_logins),
+        refused as f64
+    );
     let refusals: f64 = samples
         .iter()
         .filter(|(name, _, _)| name == "rate_limit_refusals_total")
@@ -287,6 +278,15 @@ fn metrics_count_the_requests_sent_on_their_own_listener() {
                 && line.contains("status=401")),
         "{logs}"
     );
+}
+
+/// The labels of a request's series.
+fn request_labels(
+    method: &'static str,
+    route: &'static str,
+    status: &'static str,
+) -> [(&'static str, &'static str); 3] {
+    [("method", method), ("route", route), ("status", status)]
 }
 
 /// The value of a `name=value` cookie pair.

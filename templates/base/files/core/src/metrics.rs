@@ -76,7 +76,7 @@ struct Inner {
     /// Locked at start-up (registering) and per scrape (encoding), never by a request.
     registry: Mutex<Registry>,
     refreshes: Mutex<Vec<Arc<Refresh>>>,
-    pub(crate) http: HttpMetrics,
+    http: HttpMetrics,
 }
 
 /// The series the middleware records for every request (see `http::with_middleware`).
@@ -198,31 +198,32 @@ impl Metrics {
         }
         text
     }
-}
 
-/// Starts serving `GET /metrics` on `config.addr`, when set, in a task of its own that ends with
-/// the process. Binds before returning, so an address in use stops start-up with its name.
-pub async fn serve(config: &MetricsConfig, metrics: Metrics) -> io::Result<()> {
-    let Some(addr) = config.addr else {
-        return Ok(());
-    };
-    let listener = TcpListener::bind(addr).await.map_err(|error| {
-        io::Error::new(
-            error.kind(),
-            format!("cannot serve metrics on {addr} (the _METRICS_ADDR key): {error}"),
-        )
-    })?;
-    tracing::info!(addr = %listener.local_addr()?, "serving metrics at /metrics");
-    let app = Router::new()
-        .route("/metrics", get(scrape))
-        .with_state(metrics);
-    tokio::spawn(async move {
-        // Scrapes are not drained on shutdown: Prometheus asks again at its next interval.
-        if let Err(error) = axum::serve(listener, app).await {
-            tracing::error!(%error, "the metrics listener stopped");
-        }
-    });
-    Ok(())
+    /// Starts serving `GET /metrics` on `config.addr`, when set, in a task of its own that
+    /// ends with the process. Binds before returning, so that an address in use stops start-up
+    /// with its name.
+    pub async fn serve(self, config: &MetricsConfig) -> io::Result<()> {
+        let Some(addr) = config.addr else {
+            return Ok(());
+        };
+        let listener = TcpListener::bind(addr).await.map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("cannot serve metrics on {addr} (the _METRICS_ADDR key): {error}"),
+            )
+        })?;
+        tracing::info!(addr = %listener.local_addr()?, "serving metrics at /metrics");
+        let app = Router::new()
+            .route("/metrics", get(scrape))
+            .with_state(self);
+        tokio::spawn(async move {
+            // Scrapes are not drained on shutdown: Prometheus asks again at its next interval.
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "the metrics listener stopped");
+            }
+        });
+        Ok(())
+    }
 }
 
 async fn scrape(State(metrics): State<Metrics>) -> Response {

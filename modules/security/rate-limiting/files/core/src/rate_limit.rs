@@ -353,7 +353,7 @@ async fn limit(State(limiter): State<Arc<Limiter>>, request: Request, next: Next
                 let mut response = ApiError::TooManyRequests(retry_after).into_response();
                 set_headers(response.headers_mut(), &decision);
                 // Counted by the middleware in `rate_limit_refusals_total{limit}`.
-                response.extensions_mut().insert(RateLimited(*kind));
+                response.extensions_mut().insert(RateLimited(kind));
                 return response;
             }
             Ok(decision) => {

@@ -211,7 +211,7 @@ async fn record_metrics(
         .duration
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
-    if let Some(RateLimited(limit)) = response.extensions().get::<RateLimited>() {
+    if let Some(&RateLimited(limit)) = response.extensions().get::<RateLimited>() {
         metrics
             .rate_limited
             .get_or_create(&LimitLabels { limit })
@@ -294,7 +294,8 @@ mod tests {
 
     #[tokio::test]
     async fn replaces_a_request_id_unsafe_to_log() {
-        for unsafe_id in ["a b", "abc\"}", "é", &"x".repeat(65), ""] {
+        let too_long = "x".repeat(65);
+        for unsafe_id in ["a b", "abc\"}", "é", too_long.as_str(), ""] {
             let request = Request::get("/nowhere")
                 .header(
                     "x-request-id",
