@@ -23,7 +23,7 @@ where
             .ok_or(ApiError::Unauthorized)?;
         // On the request's span (`http::with_middleware` declares the field), so that every log
         // line of the request from here on, and its response line, say whose it is.
-        tracing::Span::current().record("user_id", current.user.id.as_str());
+        tracing::Span::current().record("user_id", tracing::field::display(&current.user.id));
         Ok(current)
     }
 }

@@ -164,11 +164,11 @@ fn request_span(request: &Request) -> Span {
         .unwrap_or_default();
     tracing::info_span!(
         "request",
-        request_id = id,
+        request_id = %id,
         method = %request.method(),
         // The route's pattern, not the path: a path can carry a token (a verification link's),
         // which must stay out of logs, as must the query string.
-        route = matched_route(request),
+        route = %matched_route(request),
         user_id = Empty,
     )
 }
