@@ -38,11 +38,18 @@ echo "runs: $rounds of each, alternating; ${warmup} s warm-up then ${duration} s
 echo
 
 export CARGO_TARGET_DIR=$root/target/bench-workspaces
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --target-dir "$root/target"
+# CURRENT_SAASKIT: this checkout's saaskit binary, when already built (any profile: it only
+# generates the workspace); else it is built here.
+current=${CURRENT_SAASKIT:-}
+if [ -z "$current" ]; then
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml" --target-dir "$root/target"
+    current=$root/target/release/saaskit
+fi
+current=$(realpath "$current")
 mkdir -p "$work/bin"
 for side in baseline current; do
     saaskit=$baseline
-    [ "$side" = current ] && saaskit=$root/target/release/saaskit
+    [ "$side" = current ] && saaskit=$current
     "$saaskit" new benchws --yes --output "$work/$side" >/dev/null
     echo "building the $side api (cargo build --release -p api)"
     (cd "$work/$side" && cargo build --release --quiet -p api)
