@@ -31,6 +31,8 @@
 //!   and tested, then run beside the api and the admin service on both databases: it accepts the
 //!   api's tokens and nothing else, sessions ended anywhere end there at once, a key rotation
 //!   needs no restart of it, and its notes are each user's own;
+//! - `observability`: JSON logs with request ids and no secret over a whole flow, and `/metrics`
+//!   on its own listener read by the Prometheus project's parser (docs/observability.md);
 //! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.
 //!
 //! All generated workspaces share one Cargo target directory (`target/generated-workspaces`), so
@@ -52,6 +54,7 @@ mod health;
 mod jobs;
 mod nest;
 mod openapi;
+mod observability;
 mod ops;
 mod order;
 mod panel;

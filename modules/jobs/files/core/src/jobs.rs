@@ -36,6 +36,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::AnyConnection;
@@ -48,6 +51,7 @@ pub use worker::Worker;
 use crate::config::Env;
 use crate::db::Database;
 use crate::error::BoxError;
+use crate::metrics::Metrics;
 
 /// How long a failed job waits before its next attempt.
 #[derive(Debug, Clone, Copy)]
@@ -577,6 +581,12 @@ pub enum JobsError {
     Signals(#[source] std::io::Error),
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct QueueLabels {
+    kind: String,
+    state: String,
+}
+
 /// The queue of this service: what its worker needs, shared by its tasks. Cheap to clone.
 #[derive(Clone)]
 pub struct Jobs {
@@ -605,6 +615,38 @@ impl Jobs {
 
     pub fn db(&self) -> &Database {
         &self.inner.db
+    }
+
+    /// Adds `job_queue_jobs` to `metrics`: the jobs by kind and state, counted in the database
+    /// at each scrape (webhook processing is kind `webhooks.process`), so a growing backlog or
+    /// dead jobs can be alerted on. One query per scrape, none on the path of a request.
+    pub fn register_metrics(&self, metrics: &Metrics) {
+        let jobs = Family::<QueueLabels, Gauge>::default();
+        metrics.register(
+            "job_queue_jobs",
+            "Jobs in the queue, by kind and state (queued, running, succeeded, dead)",
+            jobs.clone(),
+        );
+        let db = self.inner.db.clone();
+        metrics.refresh_on_scrape(move || {
+            let (db, jobs) = (db.clone(), jobs.clone());
+            Box::pin(async move {
+                match store::counts(&db).await {
+                    Ok(counts) => {
+                        // A kind and state with no job left is gone from the next scrape.
+                        jobs.clear();
+                        for count in counts {
+                            let labels = QueueLabels {
+                                kind: count.kind,
+                                state: count.state,
+                            };
+                            jobs.get_or_create(&labels).set(count.jobs);
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot count the jobs for /metrics"),
+                }
+            })
+        });
     }
 
     /// The built-in kinds, to which modules add theirs: the purge of old finished jobs, and its
