@@ -29,6 +29,8 @@ const NEST: &str = "nest";
 
 #[test]
 fn the_nest_service_trusts_the_api_accounts_and_nothing_else() {
+    // Installed and built before the stack starts: staff sessions end after 5 idle minutes.
+    workspace();
     on_each_database(|db| {
         let s = Stack::start(db);
         let nest = Nest::start(db, &s.api);
