@@ -108,6 +108,14 @@ fn json_logs_carry_the_request_id_and_never_a_secret() {
     secrets.push(cookie_value(&panel.cookie));
     secrets.push(panel.csrf.clone());
 
+    // Every response's `answered` line is in, whichever service logged it.
+    let ids: Vec<&str> = (requests.iter())
+        .filter_map(|(reply, _)| reply.header("x-request-id"))
+        .collect();
+    api.service.logs_once(|logs| {
+        let all = format!("{logs}{}{}", webhooks.service.logs(), admin.service.logs());
+        ids.iter().all(|id| all.contains(id))
+    });
     let mut lines = Vec::new();
     for (name, instance) in [("api", &api), ("webhooks", &webhooks), ("admin", &admin)] {
         let logs = instance.service.logs();
@@ -272,14 +280,15 @@ fn metrics_count_the_requests_sent_on_their_own_listener() {
         .header("x-request-id")
         .map(str::to_string);
     assert_eq!(id.as_deref(), Some("e2e-text-log"));
-    let logs = api.service.logs();
-    assert!(
-        logs.lines()
-            .any(|line| line.contains("request_id=e2e-text-log")
+    let answered = |logs: &str| {
+        logs.lines().any(|line| {
+            line.contains("request_id=e2e-text-log")
                 && line.contains("route=/api/auth/me")
-                && line.contains("status=401")),
-        "{logs}"
-    );
+                && line.contains("status=401")
+        })
+    };
+    let logs = api.service.logs_once(answered);
+    assert!(answered(&logs), "{logs}");
 }
 
 /// The labels of a request's series.

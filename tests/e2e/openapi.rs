@@ -145,13 +145,16 @@ fn every_route_is_documented_and_every_documented_operation_is_routed() {
 
         // Every route is documented: the sources route JSON operations only through utoipa's
         // `routes!`, which takes each handler's `#[utoipa::path]`; a plain `.route(...)` is for
-        // an HTML page of the admin panel, or the document and its page themselves.
+        // an HTML page of the admin panel, the document and its page themselves, or `/metrics`.
         let documented: BTreeSet<&str> = paths.keys().map(String::as_str).collect();
         for (file, path) in routed_paths(default_workspace(), name) {
             let html_page = path.starts_with("/admin");
             let docs = path == "/openapi.json" || path == "/docs";
+            // Served on the metrics listener, not the service's public address
+            // (docs/observability.md).
+            let metrics = path == "/metrics";
             assert!(
-                html_page || docs || documented.contains(path.as_str()),
+                html_page || docs || metrics || documented.contains(path.as_str()),
                 "{name}: {path}, routed in {file}, is not in the document"
             );
         }

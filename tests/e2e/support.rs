@@ -249,6 +249,20 @@ impl Service {
         self.logs.lock().unwrap().clone()
     }
 
+    /// What the service has written, once `done` holds of it (or after 30 s): a line the
+    /// service logs as a response goes out can reach the test's reader after the response
+    /// reached the test.
+    pub fn logs_once(&self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let logs = self.logs();
+            if done(&logs) || Instant::now() >= deadline {
+                return logs;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Everything the service wrote, once it has exited.
     fn finish_logs(&mut self) -> String {
         for reader in self.readers.drain(..) {
