@@ -65,12 +65,14 @@ pub struct Failing {
     pub dead_letter: i64,
 }
 
-/// The events failing now (answered by the index on status).
+/// The events failing now (answered by the partial index of the failing events: a failing
+/// event always has its `last_error`).
 pub async fn failing(db: &Database) -> sqlx::Result<Failing> {
     let row = sqlx::query(
         "SELECT coalesce(sum(CASE WHEN status = 'retrying' THEN 1 ELSE 0 END), 0) AS retrying, \
              coalesce(sum(CASE WHEN status = 'dead_letter' THEN 1 ELSE 0 END), 0) AS dead_letter \
-         FROM webhook_events WHERE status IN ('retrying', 'dead_letter')",
+         FROM webhook_events \
+         WHERE last_error IS NOT NULL AND status IN ('retrying', 'dead_letter')",
     )
     .fetch_one(db.pool())
     .await?;

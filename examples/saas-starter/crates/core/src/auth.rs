@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, HeaderValue, Method, header};
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 
 pub use accounts::{Role, User};
@@ -46,6 +47,7 @@ use crate::email::{self, Email, Mailer, Message};
 use crate::error::{BoxError, FieldErrors};
 use crate::http::HttpConfig;
 use crate::jobs::{self, NewJob};
+use crate::metrics::Metrics;
 use tokens::Purpose;
 
 /// The longest `full_name` accepted, in characters.
@@ -189,7 +191,7 @@ struct Inner {
 }
 
 /// The access and refresh tokens a sign-in or a refresh returns.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Tokens {
     pub access_token: String,
     pub token_type: &'static str,
@@ -238,7 +240,7 @@ impl CurrentUser {
 
 /// A session with one access token and no refresh token: an impersonation an admin started (in
 /// a session of the customer's), or a staff token (see [`Auth::start_token_session`]).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionToken {
     pub session_id: String,
     pub access_token: String,
@@ -281,6 +283,23 @@ impl Auth {
                 mailer: mailer.clone(),
             }),
         })
+    }
+
+    /// Adds `password_hashing_queue_depth` to `metrics`: hashing jobs (sign-ins, registrations,
+    /// password changes) waiting for a thread, read at each scrape. Near `AUTH_PASSWORD_HASH_QUEUE`,
+    /// sign-ins are about to be refused with 503.
+    pub fn register_metrics(&self, metrics: &Metrics) {
+        let depth = Gauge::<i64>::default();
+        metrics.register(
+            "password_hashing_queue_depth",
+            "Password hashing jobs waiting for a thread",
+            depth.clone(),
+        );
+        let inner = Arc::clone(&self.inner);
+        metrics.refresh_on_scrape(move || {
+            depth.set(i64::try_from(inner.passwords.queue_depth()).unwrap_or(i64::MAX));
+            Box::pin(std::future::ready(()))
+        });
     }
 
     /// The same authentication for the back office (the admin service, the webhooks operations

@@ -41,7 +41,7 @@ pub fn webhook_handlers() -> Handlers {
 }
 
 /// A subscription as the api shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Subscription {
     pub id: String,
     pub customer_id: String,
@@ -243,102 +243,228 @@ struct Recurring {
     interval_count: Option<i64>,
 }
 
+/// A subscription event's row of `subscriptions`, as [`SubscriptionChanged`] passes it to the
+/// database (in a JSON array: one statement for the events of a batch).
+#[derive(Serialize)]
+struct SubscriptionRow<'a> {
+    id: &'a str,
+    customer: &'a str,
+    status: &'a str,
+    price_id: Option<&'a str>,
+    product_id: Option<&'a str>,
+    unit_amount: Option<i64>,
+    currency: Option<&'a str>,
+    billing_interval: Option<&'a str>,
+    interval_count: Option<i64>,
+    quantity: i64,
+    current_period_end: Option<i64>,
+    cancel_at_period_end: i64,
+    canceled_at: Option<i64>,
+    livemode: i64,
+    event_id: &'a str,
+    event_created: i64,
+    state_rank: i64,
+}
+
+impl<'a> SubscriptionRow<'a> {
+    fn new(event: &'a Event, subscription: &'a SubscriptionObject) -> Self {
+        // Plans here have one price each: the first item is the plan.
+        let item = subscription.items.data.first();
+        let price = item.map(|item| &item.price);
+        let product_id = price
+            .and_then(|price| price.product.as_ref())
+            .and_then(|product| product.as_str().or_else(|| product["id"].as_str()));
+        let recurring = price.and_then(|price| price.recurring.as_ref());
+        Self {
+            id: &subscription.id,
+            customer: &subscription.customer,
+            status: &subscription.status,
+            price_id: price.map(|price| price.id.as_str()),
+            product_id,
+            unit_amount: price.and_then(|price| price.unit_amount),
+            currency: price.and_then(|price| price.currency.as_deref()),
+            billing_interval: recurring.map(|recurring| recurring.interval.as_str()),
+            interval_count: recurring.and_then(|recurring| recurring.interval_count),
+            quantity: item.and_then(|item| item.quantity).unwrap_or(1),
+            current_period_end: subscription
+                .current_period_end
+                .or_else(|| item.and_then(|item| item.current_period_end)),
+            cancel_at_period_end: i64::from(subscription.cancel_at_period_end),
+            canceled_at: subscription.canceled_at,
+            livemode: i64::from(event.livemode),
+            event_id: &event.id,
+            event_created: event.created,
+            state_rank: status_rank(&subscription.status),
+        }
+    }
+}
+
+/// The upsert of [`SubscriptionRow`]s, after the `SELECT` that reads them from `$1` (a JSON
+/// array) with `$2` as `updated_at`. Every field is conditional on the event being newer than
+/// the one that wrote it (see the module documentation).
+macro_rules! upsert_subscriptions {
+    ($rows:literal) => {
+        concat!(
+            "INSERT INTO subscriptions (stripe_subscription_id, stripe_customer_id, status, \
+                 price_id, product_id, unit_amount, currency, billing_interval, \
+                 interval_count, quantity, current_period_end, cancel_at_period_end, \
+                 canceled_at, livemode, state_event_id, state_event_created, state_rank, \
+                 updated_at, status_event_id, status_event_created) ",
+            $rows,
+            " ON CONFLICT (stripe_subscription_id) DO UPDATE SET \
+                 stripe_customer_id = excluded.stripe_customer_id, \
+                 price_id = excluded.price_id, product_id = excluded.product_id, \
+                 unit_amount = excluded.unit_amount, currency = excluded.currency, \
+                 billing_interval = excluded.billing_interval, \
+                 interval_count = excluded.interval_count, quantity = excluded.quantity, \
+                 cancel_at_period_end = excluded.cancel_at_period_end, \
+                 canceled_at = excluded.canceled_at, livemode = excluded.livemode, \
+                 state_event_id = excluded.state_event_id, \
+                 state_event_created = excluded.state_event_created, \
+                 updated_at = excluded.updated_at, \
+                 status = CASE WHEN ",
+            newer_than_status!(),
+            " THEN excluded.status ELSE subscriptions.status END, \
+                 state_rank = CASE WHEN ",
+            newer_than_status!(),
+            " THEN excluded.state_rank ELSE subscriptions.state_rank END, \
+                 current_period_end = CASE WHEN ",
+            newer_than_status!(),
+            " THEN excluded.current_period_end ELSE subscriptions.current_period_end END, \
+                 status_event_id = CASE WHEN ",
+            newer_than_status!(),
+            " THEN excluded.status_event_id ELSE subscriptions.status_event_id END, \
+                 status_event_created = CASE WHEN ",
+            newer_than_status!(),
+            " THEN excluded.status_event_created \
+                 ELSE subscriptions.status_event_created END \
+             WHERE excluded.state_event_created > subscriptions.state_event_created \
+                 OR (excluded.state_event_created = subscriptions.state_event_created \
+                     AND excluded.state_rank >= subscriptions.state_rank)"
+        )
+    };
+}
+
+/// The status and period end follow the newest event that carries them, an invoice included;
+/// an ended subscription's status comes from the subscription event that ended it, whatever
+/// invoice came later.
+macro_rules! newer_than_status {
+    () => {
+        "(excluded.status_event_created > subscriptions.status_event_created \
+         OR (excluded.status_event_created = subscriptions.status_event_created \
+             AND excluded.state_rank >= subscriptions.state_rank) \
+         OR excluded.state_rank = 2)"
+    };
+}
+
+/// PostgreSQL reads the rows with `json_to_recordset`, SQLite with `json_each`: one statement
+/// whatever the number of rows, so one prepared statement, planned once per connection.
+const UPSERT_POSTGRES: &str = upsert_subscriptions!(
+    "SELECT id, customer, status, price_id, product_id, unit_amount, currency, \
+         billing_interval, interval_count, quantity, current_period_end, cancel_at_period_end, \
+         canceled_at, livemode, event_id, event_created, state_rank, $2, event_id, \
+         event_created \
+     FROM json_to_recordset($1::json) AS r (id text, customer text, status text, \
+         price_id text, product_id text, unit_amount bigint, currency text, \
+         billing_interval text, interval_count bigint, quantity bigint, \
+         current_period_end bigint, cancel_at_period_end bigint, canceled_at bigint, \
+         livemode bigint, event_id text, event_created bigint, state_rank bigint)"
+);
+
+/// `WHERE true`: SQLite's parser needs it between a `SELECT` and `ON CONFLICT`.
+const UPSERT_SQLITE: &str = upsert_subscriptions!(
+    "SELECT json_extract(value, '$.id'), json_extract(value, '$.customer'), \
+         json_extract(value, '$.status'), json_extract(value, '$.price_id'), \
+         json_extract(value, '$.product_id'), json_extract(value, '$.unit_amount'), \
+         json_extract(value, '$.currency'), json_extract(value, '$.billing_interval'), \
+         json_extract(value, '$.interval_count'), json_extract(value, '$.quantity'), \
+         json_extract(value, '$.current_period_end'), \
+         json_extract(value, '$.cancel_at_period_end'), json_extract(value, '$.canceled_at'), \
+         json_extract(value, '$.livemode'), json_extract(value, '$.event_id'), \
+         json_extract(value, '$.event_created'), json_extract(value, '$.state_rank'), $2, \
+         json_extract(value, '$.event_id'), json_extract(value, '$.event_created') \
+     FROM json_each($1) WHERE true"
+);
+
+/// Splits `rows` into groups in which each subscription appears once, keeping each
+/// subscription's rows in order (PostgreSQL refuses an upsert that changes one row twice), each
+/// group sorted by subscription, so that concurrent batches lock rows in one order.
+fn distinct_groups(rows: Vec<SubscriptionRow<'_>>) -> Vec<Vec<SubscriptionRow<'_>>> {
+    let mut groups: Vec<Vec<SubscriptionRow<'_>>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for row in rows {
+        if !seen.insert(row.id) || groups.is_empty() {
+            seen.clear();
+            seen.insert(row.id);
+            groups.push(Vec::new());
+        }
+        if let Some(group) = groups.last_mut() {
+            group.push(row);
+        }
+    }
+    for group in &mut groups {
+        group.sort_by(|a, b| a.id.cmp(b.id));
+    }
+    groups
+}
+
 impl Handler for SubscriptionChanged {
     fn handle<'a>(
         &'a self,
         event: &'a Event,
         conn: &'a mut AnyConnection,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            let subscription: SubscriptionObject = event.object()?;
-            // Plans here have one price each: the first item is the plan.
-            let item = subscription.items.data.first();
-            let price = item.map(|item| &item.price);
-            let product_id = price
-                .and_then(|price| price.product.as_ref())
-                .and_then(|product| product.as_str().or_else(|| product["id"].as_str()))
-                .map(str::to_owned);
-            let recurring = price.and_then(|price| price.recurring.as_ref());
-            let current_period_end = subscription
-                .current_period_end
-                .or_else(|| item.and_then(|item| item.current_period_end));
-            // The status and period end follow the newest event that carries them, an invoice
-            // included; an ended subscription's status comes from the subscription event that
-            // ended it, whatever invoice came later.
-            macro_rules! newer_than_status {
-                () => {
-                    "(excluded.status_event_created > subscriptions.status_event_created \
-                     OR (excluded.status_event_created = subscriptions.status_event_created \
-                         AND excluded.state_rank >= subscriptions.state_rank) \
-                     OR excluded.state_rank = 2)"
-                };
-            }
-            let applied = sqlx::query(concat!(
-                "INSERT INTO subscriptions (stripe_subscription_id, stripe_customer_id, status, \
-                     price_id, product_id, unit_amount, currency, billing_interval, \
-                     interval_count, quantity, current_period_end, cancel_at_period_end, \
-                     canceled_at, livemode, state_event_id, state_event_created, state_rank, \
-                     updated_at, status_event_id, status_event_created) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                     $17, $18, $15, $16) \
-                 ON CONFLICT (stripe_subscription_id) DO UPDATE SET \
-                     stripe_customer_id = excluded.stripe_customer_id, \
-                     price_id = excluded.price_id, product_id = excluded.product_id, \
-                     unit_amount = excluded.unit_amount, currency = excluded.currency, \
-                     billing_interval = excluded.billing_interval, \
-                     interval_count = excluded.interval_count, quantity = excluded.quantity, \
-                     cancel_at_period_end = excluded.cancel_at_period_end, \
-                     canceled_at = excluded.canceled_at, livemode = excluded.livemode, \
-                     state_event_id = excluded.state_event_id, \
-                     state_event_created = excluded.state_event_created, \
-                     updated_at = excluded.updated_at, \
-                     status = CASE WHEN ",
-                newer_than_status!(),
-                " THEN excluded.status ELSE subscriptions.status END, \
-                     state_rank = CASE WHEN ",
-                newer_than_status!(),
-                " THEN excluded.state_rank ELSE subscriptions.state_rank END, \
-                     current_period_end = CASE WHEN ",
-                newer_than_status!(),
-                " THEN excluded.current_period_end ELSE subscriptions.current_period_end END, \
-                     status_event_id = CASE WHEN ",
-                newer_than_status!(),
-                " THEN excluded.status_event_id ELSE subscriptions.status_event_id END, \
-                     status_event_created = CASE WHEN ",
-                newer_than_status!(),
-                " THEN excluded.status_event_created \
-                     ELSE subscriptions.status_event_created END \
-                 WHERE excluded.state_event_created > subscriptions.state_event_created \
-                     OR (excluded.state_event_created = subscriptions.state_event_created \
-                         AND excluded.state_rank >= subscriptions.state_rank)"
-            ))
-            .bind(&subscription.id)
-            .bind(&subscription.customer)
-            .bind(&subscription.status)
-            .bind(price.map(|price| price.id.clone()))
-            .bind(product_id)
-            .bind(price.and_then(|price| price.unit_amount))
-            .bind(price.and_then(|price| price.currency.clone()))
-            .bind(recurring.map(|recurring| recurring.interval.clone()))
-            .bind(recurring.and_then(|recurring| recurring.interval_count))
-            .bind(item.and_then(|item| item.quantity).unwrap_or(1))
-            .bind(current_period_end)
-            .bind(i64::from(subscription.cancel_at_period_end))
-            .bind(subscription.canceled_at)
-            .bind(i64::from(event.livemode))
-            .bind(&event.id)
-            .bind(event.created)
-            .bind(status_rank(&subscription.status))
-            .bind(crate::auth::now())
+        Box::pin(async move { upsert_subscriptions(&[event], conn).await })
+    }
+
+    fn handle_all<'a>(
+        &'a self,
+        events: &'a [&'a Event],
+        conn: &'a mut AnyConnection,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(upsert_subscriptions(events, conn))
+    }
+}
+
+/// Writes the subscriptions of `events`, in as few statements as their subscriptions allow
+/// (one, unless a subscription has several events among them).
+async fn upsert_subscriptions(
+    events: &[&Event],
+    conn: &mut AnyConnection,
+) -> Result<(), HandlerError> {
+    let subscriptions = events
+        .iter()
+        .map(|event| event.object::<SubscriptionObject>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows: Vec<SubscriptionRow<'_>> = events
+        .iter()
+        .zip(&subscriptions)
+        .map(|(event, subscription)| SubscriptionRow::new(event, subscription))
+        .collect();
+    let sql = if conn.backend_name() == "PostgreSQL" {
+        UPSERT_POSTGRES
+    } else {
+        UPSERT_SQLITE
+    };
+    let now = crate::auth::now();
+    for group in distinct_groups(rows) {
+        let applied = sqlx::query(sql)
+            .bind(serde_json::to_string(&group)?)
+            .bind(now)
             .execute(&mut *conn)
             .await?
             .rows_affected();
-            if applied == 0 {
-                tracing::info!(event = %event.id, subscription = %subscription.id, "older than the stored state: nothing changed");
-            }
-            Ok(())
-        })
+        let older = group
+            .len()
+            .saturating_sub(usize::try_from(applied).unwrap_or(usize::MAX));
+        if older > 0 {
+            tracing::info!(
+                events = older,
+                "subscription events older than the stored state: nothing changed"
+            );
+        }
     }
+    Ok(())
 }
 
 /// `invoice.paid` and `invoice.payment_failed`: a paid invoice brings a subscription waiting for
@@ -449,6 +575,54 @@ impl Handler for InvoiceSettled {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row<'a>(id: &'a str, event_id: &'a str) -> SubscriptionRow<'a> {
+        SubscriptionRow {
+            id,
+            customer: "cus_1",
+            status: "active",
+            price_id: None,
+            product_id: None,
+            unit_amount: None,
+            currency: None,
+            billing_interval: None,
+            interval_count: None,
+            quantity: 1,
+            current_period_end: None,
+            cancel_at_period_end: 0,
+            canceled_at: None,
+            livemode: 0,
+            event_id,
+            event_created: 1,
+            state_rank: 1,
+        }
+    }
+
+    /// One statement may write a subscription once: its later events go in later statements,
+    /// in their order.
+    #[test]
+    fn each_group_has_a_subscription_once_and_keeps_its_events_in_order() {
+        let rows = vec![
+            row("sub_b", "evt_1"),
+            row("sub_a", "evt_2"),
+            row("sub_b", "evt_3"),
+            row("sub_c", "evt_4"),
+            row("sub_b", "evt_5"),
+        ];
+        let groups: Vec<Vec<(&str, &str)>> = distinct_groups(rows)
+            .iter()
+            .map(|group| group.iter().map(|row| (row.id, row.event_id)).collect())
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                vec![("sub_a", "evt_2"), ("sub_b", "evt_1")],
+                vec![("sub_b", "evt_3"), ("sub_c", "evt_4")],
+                vec![("sub_b", "evt_5")],
+            ]
+        );
+        assert!(distinct_groups(Vec::new()).is_empty());
+    }
 
     #[test]
     fn later_statuses_rank_higher() {

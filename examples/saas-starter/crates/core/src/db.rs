@@ -85,6 +85,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use rusqlite::OpenFlags;
 use rusqlite::config::DbConfig;
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -96,6 +99,7 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Row, SqlSafeS
 use crate::config::{Env, TLS_NOT_BUILT};
 use crate::error::{ApiError, BoxError};
 use crate::http::ReadinessCheck;
+use crate::metrics::Metrics;
 
 // `SQLITE_MIGRATIONS` and `POSTGRES_MIGRATIONS`: `(version, name, sql)` of every migration, in
 // version order, read from `migrations/` by `build.rs`.
@@ -187,6 +191,11 @@ fn requires_tls(url: &str) -> bool {
             Some("require" | "verify-ca" | "verify-full")
         )
     })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PoolLabels {
+    state: &'static str,
 }
 
 /// A pool of connections to the database, cheap to clone and share between tasks.
@@ -383,6 +392,30 @@ impl Database {
                 Backend::Postgres => self.pool.begin().await,
             }
         })
+    }
+
+    /// Adds the pool's connections to `metrics`, read at each scrape: `db_pool_connections`
+    /// by state (`idle`, `in_use`). sqlx keeps no count of the time spent waiting for a
+    /// connection; a pool too small shows as `idle` at 0 with `in_use` at the maximum.
+    pub fn register_metrics(&self, metrics: &Metrics) {
+        let connections = Family::<PoolLabels, Gauge>::default();
+        metrics.register(
+            "db_pool_connections",
+            "Connections the database pool holds, by state (idle or in_use)",
+            connections.clone(),
+        );
+        let pool = self.pool.clone();
+        metrics.refresh_on_scrape(move || {
+            let size = i64::from(pool.size());
+            let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+            connections
+                .get_or_create(&PoolLabels { state: "idle" })
+                .set(idle);
+            connections
+                .get_or_create(&PoolLabels { state: "in_use" })
+                .set(size.saturating_sub(idle));
+            Box::pin(std::future::ready(()))
+        });
     }
 
     /// Waits for the connections in use to be returned, then closes them all.
@@ -598,9 +631,19 @@ pub enum DbError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        // PostgreSQL's text cannot hold the NUL character (SQLite's can): a JSON string with
+        // `\u0000` reaches the database intact and is refused there, a client's mistake.
+        if let sqlx::Error::Database(db) = &error
+            && db.code().as_deref() == Some(NUL_IN_TEXT)
+        {
+            return Self::BadRequest("text cannot contain the NUL character (\\u0000)".into());
+        }
         Self::internal(error)
     }
 }
+
+/// PostgreSQL's `character_not_in_repertoire`: what it answers to a NUL character in text.
+const NUL_IN_TEXT: &str = "22021";
 
 /// The file of the SQLite database at `url` (`None` when it is in memory), once its directory
 /// exists: SQLite creates a missing database file (with `mode=rwc`) but not its directory.

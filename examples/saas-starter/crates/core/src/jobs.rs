@@ -36,6 +36,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::AnyConnection;
@@ -48,6 +51,7 @@ pub use worker::Worker;
 use crate::config::Env;
 use crate::db::Database;
 use crate::error::BoxError;
+use crate::metrics::Metrics;
 
 /// How long a failed job waits before its next attempt.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +117,36 @@ pub trait Job: Send + Sync + 'static {
     fn backoff(&self) -> Option<Backoff> {
         None
     }
+
+    /// Whether the worker runs the first attempts of this kind's jobs in batches, each in one
+    /// transaction of its own, through [`Job::run_first_attempts`] (later attempts run through
+    /// [`Job::run`], with leases).
+    const BATCHED: bool = false;
+
+    /// Runs the first attempts of `jobs` on `conn`, a transaction in which the worker (named
+    /// `worker`) has already marked them succeeded, holding their rows locked (no lease: while
+    /// the transaction is open, other workers skip them; if the process dies, it rolls back
+    /// and they are queued as before). `Ok`: the transaction commits, the handler's writes with
+    /// the jobs' success, once. `Err`: it rolls back as if it never ran, and each job runs
+    /// again through [`Job::run`], where a failure is its own (retries, dead).
+    ///
+    /// Called only when [`Job::BATCHED`]; the default refuses, which sends the jobs to `run`.
+    fn run_first_attempts(
+        &self,
+        conn: &mut AnyConnection,
+        worker: &str,
+        jobs: Vec<FirstAttempt<Self::Payload>>,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        let _ = (conn, worker, jobs);
+        async { Err::<(), BoxError>(format!("{} does not run jobs in batches", Self::KIND).into()) }
+    }
+}
+
+/// A job of a [`Job::BATCHED`] kind whose first attempt runs in a batch.
+#[derive(Debug, Clone)]
+pub struct FirstAttempt<P> {
+    pub id: i64,
+    pub payload: P,
 }
 
 /// Why an attempt failed. The message is stored with the job for operators.
@@ -346,6 +380,15 @@ trait Erased: Send + Sync {
     ) -> BoxFuture<'a, Result<(), JobError>>;
 
     fn backoff(&self) -> Option<Backoff>;
+
+    fn batched(&self) -> bool;
+
+    fn run_first_attempts<'a>(
+        &'a self,
+        conn: &'a mut AnyConnection,
+        worker: &'a str,
+        jobs: &'a [store::Taken],
+    ) -> BoxFuture<'a, Result<(), BoxError>>;
 }
 
 struct Typed<J>(J);
@@ -367,6 +410,32 @@ impl<J: Job> Erased for Typed<J> {
 
     fn backoff(&self) -> Option<Backoff> {
         self.0.backoff()
+    }
+
+    fn batched(&self) -> bool {
+        J::BATCHED
+    }
+
+    fn run_first_attempts<'a>(
+        &'a self,
+        conn: &'a mut AnyConnection,
+        worker: &'a str,
+        jobs: &'a [store::Taken],
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            // A payload that does not parse fails the batch: its job then fails on its own in
+            // `run`, permanently.
+            let jobs = jobs
+                .iter()
+                .map(|job| {
+                    Ok(FirstAttempt {
+                        id: job.id,
+                        payload: serde_json::from_str(&job.payload)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, serde_json::Error>>()?;
+            self.0.run_first_attempts(conn, worker, jobs).await
+        })
     }
 }
 
@@ -512,6 +581,12 @@ pub enum JobsError {
     Signals(#[source] std::io::Error),
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct QueueLabels {
+    kind: String,
+    state: String,
+}
+
 /// The queue of this service: what its worker needs, shared by its tasks. Cheap to clone.
 #[derive(Clone)]
 pub struct Jobs {
@@ -540,6 +615,38 @@ impl Jobs {
 
     pub fn db(&self) -> &Database {
         &self.inner.db
+    }
+
+    /// Adds `job_queue_jobs` to `metrics`: the jobs by kind and state, counted in the database
+    /// at each scrape (webhook processing is kind `webhooks.process`), so a growing backlog or
+    /// dead jobs can be alerted on. One query per scrape, none on the path of a request.
+    pub fn register_metrics(&self, metrics: &Metrics) {
+        let jobs = Family::<QueueLabels, Gauge>::default();
+        metrics.register(
+            "job_queue_jobs",
+            "Jobs in the queue, by kind and state (queued, running, succeeded, dead)",
+            jobs.clone(),
+        );
+        let db = self.inner.db.clone();
+        metrics.refresh_on_scrape(move || {
+            let (db, jobs) = (db.clone(), jobs.clone());
+            Box::pin(async move {
+                match store::counts(&db).await {
+                    Ok(counts) => {
+                        // A kind and state with no job left is gone from the next scrape.
+                        jobs.clear();
+                        for count in counts {
+                            let labels = QueueLabels {
+                                kind: count.kind,
+                                state: count.state,
+                            };
+                            jobs.get_or_create(&labels).set(count.jobs);
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot count the jobs for /metrics"),
+                }
+            })
+        });
     }
 
     /// The built-in kinds, to which modules add theirs: the purge of old finished jobs, and its

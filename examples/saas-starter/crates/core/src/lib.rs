@@ -4,6 +4,7 @@
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod telemetry;
 
 // saaskit declares the modules it adds after the next line: keep it.

@@ -54,6 +54,7 @@ use crate::auth::Auth;
 use crate::config::{Env, TLS_NOT_BUILT};
 use crate::error::ApiError;
 use crate::http::HttpConfig;
+use crate::metrics::RateLimited;
 
 /// The limits, read from the environment.
 #[derive(Debug, Clone)]
@@ -351,6 +352,8 @@ async fn limit(State(limiter): State<Arc<Limiter>>, request: Request, next: Next
                 let retry_after = whole_secs(decision.retry_after).max(1);
                 let mut response = ApiError::TooManyRequests(retry_after).into_response();
                 set_headers(response.headers_mut(), &decision);
+                // Counted by the middleware in `rate_limit_refusals_total{limit}`.
+                response.extensions_mut().insert(RateLimited(kind));
                 return response;
             }
             Ok(decision) => {

@@ -7,10 +7,12 @@
 //!    other events arriving at the same time ([`ingest`]). Stripe gets its 2xx only once both
 //!    are committed; a repeated event id stores nothing and enqueues nothing, whether the copies
 //!    arrive one after another or at once.
-//! 2. The jobs worker ([`crate::jobs`]) claims the event's `webhooks.process` job with a lease
-//!    and runs [`ProcessEvent`], in any instance of the service.
-//! 3. The event's [`Handler`] runs in a transaction that also marks the event processed and
-//!    the job succeeded, and that commits only if this worker still holds the lease: effects
+//! 2. The jobs worker ([`crate::jobs`]) of any instance of the service runs the event's
+//!    `webhooks.process` job ([`ProcessEvent`]): its first attempt in a batch of first
+//!    attempts, in a transaction that marked their jobs succeeded and holds them locked; later
+//!    attempts (and a failed batch's jobs, one by one) with a lease.
+//! 3. The event's [`Handler`] runs in that transaction, which also marks the event processed
+//!    and commits once (for a leased job, only if this worker still holds the lease): effects
 //!    are applied once, even when a lease expired and another worker took the job over.
 //! 4. A handler error rolls its effects back and the queue schedules a retry with exponential
 //!    backoff and jitter; after the last attempt the event is `dead_letter`. A worker that dies
@@ -348,18 +350,24 @@ impl LogFilter {
 }
 
 /// The query string of `GET /api/webhooks/logs`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
+    /// Only events in this status: `pending`, `retrying`, `processed`, `ignored`, `dead_letter`.
     pub status: Option<String>,
+    /// Only events of this Stripe type, e.g. `customer.subscription.updated`.
     #[serde(rename = "type")]
     pub event_type: Option<String>,
+    /// How many events a page has: 1 to 200 (50 when absent).
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
 /// The answer to a replay of one event: `{"status": "queued", "replays": n}`, with 202.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Replayed {
+    #[schema(example = "queued")]
     pub status: &'static str,
     /// How many times the event has been replayed, this one included.
     pub replays: i64,
@@ -375,8 +383,10 @@ impl Replayed {
 }
 
 /// The query string of the bulk replay, `?status=dead_letter`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BulkReplayQuery {
+    /// Must be `dead_letter`.
     pub status: Option<String>,
 }
 
@@ -396,7 +406,7 @@ impl BulkReplayQuery {
 }
 
 /// The answer to a bulk replay: `{"queued": n}`, with 202.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BulkReplayed {
     pub queued: u64,
 }

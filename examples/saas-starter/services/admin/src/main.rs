@@ -43,7 +43,8 @@ use saas_starter_core::rate_limit::{RateLimitConfig, RateLimits};
 use std::process::ExitCode;
 
 use saas_starter_core::config::Env;
-use saas_starter_core::http::{self, HttpConfig, Readiness, ServerConfig};
+use saas_starter_core::http::{self, ApiDocsConfig, HttpConfig, Readiness, ServerConfig};
+use saas_starter_core::metrics::{Metrics, MetricsConfig};
 use saas_starter_core::telemetry::{self, TelemetryConfig};
 
 /// Runs the service; a failure is reported as one line of causes on stderr, with exit code 1.
@@ -66,6 +67,8 @@ async fn run() -> anyhow::Result<()> {
     let telemetry_config = TelemetryConfig::from_env(&mut env);
     let http_config = HttpConfig::from_env(&mut env, "ADMIN");
     let server_config = ServerConfig::from_env(&mut env, "ADMIN");
+    let docs_config = ApiDocsConfig::from_env(&mut env);
+    let metrics_config = MetricsConfig::from_env(&mut env, "ADMIN");
     // `healthcheck` asks the running service for its `/healthz` and exits 0 on a 200: a
     // container's health check, with no curl in the image. Before any module's command line.
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
@@ -94,10 +97,17 @@ async fn run() -> anyhow::Result<()> {
     // <<<end:security/rate-limiting@config>>>
     env.finish()?;
 
-    telemetry::init(telemetry_config);
+    // `openapi` prints its document on stdout, where the logs go: it logs nothing.
+    let openapi_command = http::OpenApiCommand::from_args();
+    if openapi_command.is_none() {
+        telemetry::init(telemetry_config);
+    }
 
     // Modules register the dependencies `/readyz` checks as they connect to them.
     let readiness = Readiness::default();
+    // Modules register their series as they start; served at `/metrics` on
+    // `ADMIN_METRICS_ADDR` when it is set.
+    let metrics = Metrics::default();
     // <<<inject:startup>>>
     // <<<begin:db@startup>>>
     let db = saas_starter_core::db::Database::connect(&db_config).await?;
@@ -109,10 +119,12 @@ async fn run() -> anyhow::Result<()> {
     }
     db.migrate_on_start(&db_config).await?;
     let readiness = readiness.with_check("database", db.clone());
+    db.register_metrics(&metrics);
     // <<<end:db@startup>>>
     // <<<begin:jobs@startup>>>
     let jobs = Jobs::new(db.clone(), jobs_config, "ADMIN");
     let job_handlers = jobs.handlers();
+    jobs.register_metrics(&metrics);
     // <<<end:jobs@startup>>>
     // <<<begin:email@startup>>>
     let mailer = saas_starter_core::email::Mailer::new(email_config)?;
@@ -121,6 +133,7 @@ async fn run() -> anyhow::Result<()> {
     // <<<end:email@startup>>>
     // <<<begin:auth@startup>>>
     let auth = Auth::new(db.clone(), auth_config, &http_config, &mailer)?;
+    auth.register_metrics(&metrics);
     let job_handlers = job_handlers.register(auth.account_emails());
     // <<<end:auth@startup>>>
     // <<<begin:admin/core@startup>>>
@@ -172,15 +185,24 @@ async fn run() -> anyhow::Result<()> {
     // <<<begin:admin/webhooks@routes>>>
     let app = app.merge(admin_webhooks::routes(state.clone()));
     // <<<end:admin/webhooks@routes>>>
+    // Every route is in: the OpenAPI document is made from them, served at /openapi.json.
+    let (app, openapi) = http::api_docs(app, &docs_config, "saas-starter admin");
     // Layers that apply to the whole service go on here, after every module's routes: a layer
     // wraps only the routes merged before it, and modules are added in any order.
     // <<<inject:layers>>>
     // <<<begin:security/rate-limiting@layers>>>
     let app = rate_limits.protect(app, &http_config, &auth);
     // <<<end:security/rate-limiting@layers>>>
-    let app = http::with_middleware(app, &http_config);
+    let app = http::with_middleware(app, &http_config, &metrics);
 
-    http::serve(&server_config, app).await?;
+    // `openapi` prints the document instead of serving; `openapi --check` compares it with the
+    // committed copy in this crate's `openapi/` folder (docs/openapi.md).
+    if let Some(command) = openapi_command {
+        command.run(&openapi, env!("CARGO_MANIFEST_DIR"))?;
+    } else {
+        metrics.serve(&metrics_config).await?;
+        http::serve(&server_config, app).await?;
+    }
 
     // <<<inject:shutdown>>>
     // <<<begin:jobs@shutdown>>>

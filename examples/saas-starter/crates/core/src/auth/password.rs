@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, TrySendError};
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -141,6 +142,11 @@ impl Passwords {
         .await
     }
 
+    /// Hashing jobs waiting for a thread (`password_hashing_queue_depth` in the metrics).
+    pub fn queue_depth(&self) -> usize {
+        self.threads.waiting.load(Ordering::Relaxed)
+    }
+
     async fn off_runtime<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
@@ -163,6 +169,8 @@ type Job = Box<dyn FnOnce() + Send>;
 /// block per core however many people sign in at once (the others wait in the queue).
 struct HashingThreads {
     queue: mpsc::SyncSender<Job>,
+    /// Jobs queued and not yet taken by a thread: a channel does not say how many it holds.
+    waiting: Arc<AtomicUsize>,
 }
 
 fn cores() -> usize {
@@ -174,8 +182,10 @@ impl HashingThreads {
     fn start(threads: usize, queue: usize) -> Self {
         let (queue, jobs) = mpsc::sync_channel::<Job>(queue);
         let jobs = Arc::new(Mutex::new(jobs));
+        let waiting = Arc::new(AtomicUsize::new(0));
         for index in 0..threads {
             let jobs = Arc::clone(&jobs);
+            let waiting = Arc::clone(&waiting);
             let spawned = std::thread::Builder::new()
                 .name(format!("password-hashing-{index}"))
                 .spawn(move || {
@@ -190,6 +200,7 @@ impl HashingThreads {
                         };
                         // An error means every `Passwords` is gone: the service is stopping.
                         let Ok(job) = next else { return };
+                        waiting.fetch_sub(1, Ordering::Relaxed);
                         // A panic drops the job's reply, which its caller reports as an error;
                         // the thread stays to take the next job.
                         let _ = panic::catch_unwind(AssertUnwindSafe(job));
@@ -199,7 +210,7 @@ impl HashingThreads {
                 tracing::error!(%error, "cannot start a password hashing thread");
             }
         }
-        Self { queue }
+        Self { queue, waiting }
     }
 
     /// Queues `work`, whose result the receiver gives. Refused at once when the queue is full.
@@ -215,7 +226,13 @@ impl HashingThreads {
                 let _ = done.send(work());
             }
         });
-        match self.queue.try_send(job) {
+        // Counted before it is sent, so that a thread taking it at once never counts below 0.
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let sent = self.queue.try_send(job);
+        if sent.is_err() {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => Ok(result),
             Err(TrySendError::Full(_)) => Err(AuthError::Busy(RETRY_AFTER_SECS)),
             Err(TrySendError::Disconnected(_)) => Err(AuthError::Internal(

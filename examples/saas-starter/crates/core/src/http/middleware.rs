@@ -1,42 +1,63 @@
 //! The middleware stack every service puts in front of its routes.
 
 use std::any::Any;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use prometheus_client::metrics::gauge::Gauge;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::{Level, Span};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+use tracing::field::Empty;
 
 use super::HttpConfig;
 use crate::error::ApiError;
+use crate::metrics::{HttpMetrics, LimitLabels, Metrics, RateLimited, RequestLabels};
+
+/// The header carrying a request's id, in requests (a caller's, a proxy's) and in responses.
+const REQUEST_ID: &str = "x-request-id";
+
+/// The longest caller's request id kept: a UUID is 36 characters, a W3C trace id 32.
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// The route label of requests that matched no route: the raw path would make one series per
+/// path a scanner tries.
+const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// Puts every route of `app` behind the service-wide middleware and answers unknown routes with
 /// a JSON 404. Routes merged into the result afterwards would miss both: call it last.
-pub fn with_middleware(app: Router, config: &HttpConfig) -> Router {
+pub fn with_middleware(app: Router, config: &HttpConfig, metrics: &Metrics) -> Router {
     app.fallback(|| async { ApiError::NotFound("route") })
         .layer(
             // Listed from the outside in: each layer sees the request before the next one.
             ServiceBuilder::new()
-                // Keeps the caller's `x-request-id`, or sets a new UUID, so that one id follows
-                // the request through the logs of every service it crosses.
+                // Keeps the caller's `x-request-id` when it is safe to log and to pass on, or
+                // sets a new UUID, so that one id follows the request through the logs of every
+                // service it crosses.
+                .map_request(drop_unsafe_request_id)
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(request_span)
-                        .on_response(DefaultOnResponse::new().level(Level::INFO))
+                        .on_request(())
+                        .on_response(log_response)
                         // Server errors are logged where they happen, with their cause (see
                         // `ApiError`); a second line without it would only add noise.
                         .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
+                // Outside the panic, timeout and rate limit answers, which it counts too.
+                .layer(middleware::from_fn_with_state(
+                    metrics.http().clone(),
+                    record_metrics,
+                ))
                 // Inside the layers above, so that a panic still gets a logged, identified 500.
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(middleware::from_fn_with_state(
@@ -110,20 +131,109 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// The span every log line of a request is recorded in.
+/// Removes a caller's request id that is empty, longer than [`MAX_REQUEST_ID_LEN`] or holds
+/// anything but `A-Z a-z 0-9 . _ : -`, so that a new one is made in its place. An id goes into
+/// every log line and to every service the request reaches: a line break or a quote in it could
+/// forge log lines, and a long one would bloat them.
+fn drop_unsafe_request_id(mut request: Request) -> Request {
+    let safe = request
+        .headers()
+        .get(REQUEST_ID)
+        .is_none_or(|id| is_safe_request_id(id.as_bytes()));
+    if !safe {
+        request.headers_mut().remove(REQUEST_ID);
+    }
+    request
+}
+
+fn is_safe_request_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id
+            .iter()
+            .all(|&byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b':' | b'-'))
+}
+
+/// The span every log line of a request is recorded in: its id, method and route, and the id of
+/// the user it is authenticated as, once known (the auth extractor records it).
 fn request_span(request: &Request) -> Span {
     let id = request
         .headers()
-        .get("x-request-id")
+        .get(REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
-    // The path without the query string, which may carry tokens that must stay out of logs.
     tracing::info_span!(
         "request",
-        id,
+        request_id = %id,
         method = %request.method(),
-        path = request.uri().path(),
+        // The route's pattern, not the path: a path can carry a token (a verification link's),
+        // which must stay out of logs, as must the query string.
+        route = %matched_route(request),
+        user_id = Empty,
     )
+}
+
+fn matched_route(request: &Request) -> &str {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
+}
+
+/// One line per request, in its span: the status and how long the answer took.
+fn log_response(response: &Response, latency: Duration, _span: &Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "answered"
+    );
+}
+
+/// Counts the request and its latency by method, route and status, and the requests in flight.
+async fn record_metrics(
+    State(metrics): State<HttpMetrics>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_owned();
+    let route = matched_route(&request).to_owned();
+    let started = Instant::now();
+    let in_flight = InFlight::enter(&metrics.in_flight);
+    let response = next.run(request).await;
+    drop(in_flight);
+    let labels = RequestLabels {
+        method,
+        route,
+        status: response.status().as_u16(),
+    };
+    metrics.requests.get_or_create(&labels).inc();
+    metrics
+        .duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    if let Some(&RateLimited(limit)) = response.extensions().get::<RateLimited>() {
+        metrics
+            .rate_limited
+            .get_or_create(&LimitLabels { limit })
+            .inc();
+    }
+    response
+}
+
+/// One request in flight, until dropped: also when the client leaves and its future is dropped.
+struct InFlight(Gauge);
+
+impl InFlight {
+    fn enter(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Answers 408 when the rest of the stack takes longer than `limit`. The handler's future is
@@ -162,7 +272,7 @@ mod tests {
         let routes = Router::new()
             .route("/slow", get(|| tokio::time::sleep(Duration::from_secs(5))))
             .route("/echo", axum::routing::post(|body: String| async { body }));
-        with_middleware(routes, &config)
+        with_middleware(routes, &config, &Metrics::default())
     }
 
     async fn send(request: Request) -> Response {
@@ -180,6 +290,64 @@ mod tests {
 
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(response.headers()["x-request-id"], "abc-123");
+    }
+
+    #[tokio::test]
+    async fn replaces_a_request_id_unsafe_to_log() {
+        let too_long = "x".repeat(65);
+        for unsafe_id in ["a b", "abc\"}", "é", too_long.as_str(), ""] {
+            let request = Request::get("/nowhere")
+                .header(
+                    "x-request-id",
+                    HeaderValue::from_bytes(unsafe_id.as_bytes()).unwrap(),
+                )
+                .body(Body::empty())
+                .unwrap();
+
+            let response = send(request).await;
+
+            let id = response.headers()["x-request-id"].to_str().unwrap();
+            assert_eq!(id.len(), 36, "a UUID in place of {unsafe_id:?}, got {id}");
+        }
+        let longest = "aZ0._:-".repeat(9) + "a";
+        let request = Request::get("/nowhere")
+            .header("x-request-id", &longest[..64])
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(
+            send(request).await.headers()["x-request-id"],
+            &longest[..64]
+        );
+    }
+
+    #[tokio::test]
+    async fn counts_requests_by_route_and_status() {
+        let metrics = Metrics::default();
+        let config = HttpConfig {
+            request_timeout: Duration::from_secs(5),
+            body_limit: 16,
+            allowed_origins: Vec::new(),
+        };
+        let routes = Router::new().route("/items/{id}", get(|| async { "item" }));
+        let app = with_middleware(routes, &config, &metrics);
+        for path in ["/items/1", "/items/2", "/nowhere"] {
+            let request = Request::get(path).body(Body::empty()).unwrap();
+            app.clone().oneshot(request).await.unwrap();
+        }
+
+        let text = metrics.encode().await;
+
+        assert!(
+            text.contains(
+                r#"http_requests_total{method="GET",route="/items/{id}",status="200"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"http_requests_total{method="GET",route="unmatched",status="404"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("http_requests_in_flight 0"), "{text}");
     }
 
     #[tokio::test]

@@ -136,23 +136,13 @@ async fn enqueue_postgres(
         })
         .collect();
     let sql = format!(
-        "WITH new AS ( \
-             SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id, v.* \
-             FROM (VALUES {}) AS v (n, kind, payload, max_attempts, run_at_ms, unique_key)), \
-         stored AS ( \
-             INSERT INTO jobs \
-                 (id, kind, state, max_attempts, run_at_ms, unique_key, created_at_ms) \
-             OVERRIDING SYSTEM VALUE \
-             SELECT id, kind, 'queued', max_attempts, run_at_ms, unique_key, $1 FROM new \
-             ORDER BY n \
-             ON CONFLICT (unique_key) \
-                 WHERE finished_at_ms IS NULL AND unique_key IS NOT NULL DO NOTHING \
-             RETURNING id), \
-         payloads AS ( \
-             INSERT INTO job_payloads (job_id, payload) \
-             SELECT id, payload FROM new JOIN stored USING (id)) \
-         SELECT new.n AS n, stored.id AS id FROM new LEFT JOIN stored USING (id)",
-        rows.join(", ")
+        "WITH v (n, kind, payload, max_attempts, run_at_ms, unique_key) AS (VALUES {}), \
+         source AS (SELECT v.*, $1::bigint AS created_at_ms FROM v), \
+         {} \
+         SELECT jobs_new.n AS n, jobs_stored.id AS id \
+         FROM jobs_new LEFT JOIN jobs_stored USING (id)",
+        rows.join(", "),
+        enqueue_ctes("source")
     );
     let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now_ms);
     for (n, job) in jobs.iter().enumerate() {
@@ -173,6 +163,31 @@ async fn enqueue_postgres(
         }
     }
     Ok(enqueued)
+}
+
+/// The common table expressions (PostgreSQL) that enqueue a job for each row of `source`, a
+/// table expression with the columns `n` (the row's number, the order of the inserts), `kind`,
+/// `payload`, `max_attempts`, `run_at_ms`, `unique_key` and `created_at_ms`: for a statement
+/// that stores jobs along with rows of its own, so that both cost one round trip. They are
+/// named `jobs_new` (the rows with their job ids drawn), `jobs_stored` (the ids inserted: a
+/// row whose unique key is taken inserts nothing) and `jobs_payloads`.
+pub fn enqueue_ctes(source: &str) -> String {
+    format!(
+        "jobs_new AS ( \
+             SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id, s.* FROM {source} AS s), \
+         jobs_stored AS ( \
+             INSERT INTO jobs \
+                 (id, kind, state, max_attempts, run_at_ms, unique_key, created_at_ms) \
+             OVERRIDING SYSTEM VALUE \
+             SELECT id, kind, 'queued', max_attempts, run_at_ms, unique_key, created_at_ms \
+             FROM jobs_new ORDER BY n \
+             ON CONFLICT (unique_key) \
+                 WHERE finished_at_ms IS NULL AND unique_key IS NOT NULL DO NOTHING \
+             RETURNING id), \
+         jobs_payloads AS ( \
+             INSERT INTO job_payloads (job_id, payload) \
+             SELECT id, payload FROM jobs_new JOIN jobs_stored USING (id))"
+    )
 }
 
 /// A job's lease: the fencing token of its running attempt.
@@ -197,11 +212,13 @@ pub struct Claimed {
 }
 
 /// Leases up to `limit` due jobs of `kinds` to `worker` until `lease_until_ms`: queued jobs whose
-/// time has come, and running jobs whose lease expired, oldest first.
+/// time has come, and running jobs whose lease expired, oldest first. The first attempts of
+/// `batched` kinds are left to [`take_first_attempts`].
 pub async fn claim(
     db: &Database,
     worker: &str,
     kinds: &[&str],
+    batched: &[&str],
     limit: i64,
     now_ms: i64,
     lease_until_ms: i64,
@@ -209,12 +226,19 @@ pub async fn claim(
     if kinds.is_empty() {
         return Ok(Vec::new());
     }
-    let kinds_list: Vec<String> = (5..5 + kinds.len()).map(|n| format!("${n}")).collect();
+    let batched_condition = if batched.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " AND NOT (attempts = 0 AND kind IN ({}))",
+            placeholders(5 + kinds.len(), batched.len())
+        )
+    };
     let due = format!(
         "SELECT id FROM jobs WHERE finished_at_ms IS NULL AND run_at_ms <= $3 \
-             AND (state = 'queued' OR lease_until_ms <= $3) AND kind IN ({}) \
+             AND (state = 'queued' OR lease_until_ms <= $3) AND kind IN ({}){batched_condition} \
          ORDER BY run_at_ms LIMIT $4",
-        kinds_list.join(", ")
+        placeholders(5, kinds.len())
     );
     // Only unindexed columns change: on PostgreSQL the row is updated in place (HOT).
     // `abandoned` reads the state before the update: SET sees the old values.
@@ -240,7 +264,7 @@ pub async fn claim(
         .bind(lease_until_ms)
         .bind(now_ms)
         .bind(limit);
-    for kind in kinds {
+    for kind in kinds.iter().chain(batched) {
         query = query.bind(*kind);
     }
     let rows = query.fetch_all(db.pool()).await?;
@@ -261,17 +285,140 @@ pub async fn claim(
                 Backend::Postgres => row.try_get::<Option<String>, _>("payload")?,
                 Backend::Sqlite => payloads.remove(&id),
             };
-            Ok(Claimed {
-                payload: payload.unwrap_or_default(),
-                lease: Lease {
-                    id,
-                    attempt: row.try_get("attempts")?,
-                    owner: worker.to_owned(),
-                },
+            claimed(row, worker, payload)
+        })
+        .collect()
+}
+
+/// A claimed job from the row of an update's `RETURNING id, kind, attempts, max_attempts,
+/// abandoned`, with its payload.
+fn claimed(row: &AnyRow, worker: &str, payload: Option<String>) -> sqlx::Result<Claimed> {
+    Ok(Claimed {
+        payload: payload.unwrap_or_default(),
+        lease: Lease {
+            id: row.try_get("id")?,
+            attempt: row.try_get("attempts")?,
+            owner: worker.to_owned(),
+        },
+        kind: row.try_get("kind")?,
+        max_attempts: row.try_get("max_attempts")?,
+        abandoned: row.try_get::<i64, _>("abandoned")? != 0,
+    })
+}
+
+/// A job [`take_first_attempts`] took: marked succeeded in the caller's transaction.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    pub id: i64,
+    pub kind: String,
+    /// The job's payload (empty if it has none, which its handler refuses).
+    pub payload: String,
+}
+
+/// Marks up to `limit` due first attempts of `kinds` (queued, never attempted) succeeded by
+/// `worker` on `conn`, a transaction whose work is theirs, and returns them with their
+/// payloads, oldest first. Their rows stay locked until the transaction ends: other workers
+/// skip them (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer at a time). A
+/// rollback leaves them as they were, queued. One statement on PostgreSQL, where the claim
+/// and the success of a leased job are two updates, each committed.
+pub async fn take_first_attempts(
+    conn: &mut AnyConnection,
+    worker: &str,
+    kinds: &[&str],
+    limit: i64,
+    now_ms: i64,
+) -> sqlx::Result<Vec<Taken>> {
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let due = format!(
+        "SELECT id FROM jobs WHERE finished_at_ms IS NULL AND run_at_ms <= $2 \
+             AND state = 'queued' AND attempts = 0 AND kind IN ({}) \
+         ORDER BY run_at_ms LIMIT $3",
+        placeholders(4, kinds.len())
+    );
+    let set = "UPDATE jobs SET state = 'succeeded', attempts = 1, lease_owner = $1, \
+                   finished_at_ms = $2, lease_until_ms = NULL";
+    let backend = backend_of(conn);
+    let sql = match backend {
+        Backend::Postgres => format!(
+            "WITH taken AS ({set} WHERE id = ANY(ARRAY({due} FOR UPDATE SKIP LOCKED)) \
+                 RETURNING id, kind, run_at_ms) \
+             SELECT taken.id, taken.kind, job_payloads.payload AS payload FROM taken \
+             LEFT JOIN job_payloads ON job_payloads.job_id = taken.id \
+             ORDER BY taken.run_at_ms, taken.id"
+        ),
+        Backend::Sqlite => format!("{set} WHERE id IN ({due}) RETURNING id, kind"),
+    };
+    let mut query = sqlx::query(AssertSqlSafe(sql))
+        .bind(worker)
+        .bind(now_ms)
+        .bind(limit);
+    for kind in kinds {
+        query = query.bind(*kind);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    let mut taken = rows
+        .iter()
+        .map(|row| {
+            let payload = match backend {
+                Backend::Postgres => row.try_get::<Option<String>, _>("payload")?,
+                Backend::Sqlite => None,
+            };
+            Ok(Taken {
+                id: row.try_get("id")?,
                 kind: row.try_get("kind")?,
-                max_attempts: row.try_get("max_attempts")?,
-                abandoned: row.try_get::<i64, _>("abandoned")? != 0,
+                payload: payload.unwrap_or_default(),
             })
+        })
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    if backend == Backend::Sqlite && !taken.is_empty() {
+        // SQLite's RETURNING cannot join: the payloads are read next (no round trip there).
+        let ids: Vec<i64> = taken.iter().map(|job| job.id).collect();
+        let mut payloads = payloads_on(conn, &ids).await?;
+        for job in &mut taken {
+            job.payload = payloads.remove(&job.id).unwrap_or_default();
+        }
+        taken.sort_by_key(|job| job.id);
+    }
+    Ok(taken)
+}
+
+/// Leases the queued jobs among `ids` to `worker` until `lease_until_ms`, whatever their kind
+/// and time: the jobs of a batch of first attempts that failed ([`take_first_attempts`]), to
+/// run one by one. Jobs another worker took meanwhile are left out.
+pub async fn claim_ids(
+    db: &Database,
+    worker: &str,
+    ids: &[i64],
+    lease_until_ms: i64,
+) -> sqlx::Result<Vec<Claimed>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, \
+             lease_until_ms = $2, abandoned = 0 \
+         WHERE id IN ({}) AND state = 'queued' AND finished_at_ms IS NULL \
+         RETURNING id, kind, attempts, max_attempts, abandoned",
+        placeholders(3, ids.len())
+    );
+    let query = ids.iter().fold(
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(worker)
+            .bind(lease_until_ms),
+        |query, id| query.bind(*id),
+    );
+    let rows = query.fetch_all(db.pool()).await?;
+    let claimed_ids: Vec<i64> = rows
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect::<sqlx::Result<_>>()?;
+    let mut payloads = payloads(db, &claimed_ids).await?;
+    rows.iter()
+        .map(|row| {
+            let id: i64 = row.try_get("id")?;
+            claimed(row, worker, payloads.remove(&id))
         })
         .collect()
 }
@@ -279,6 +426,15 @@ pub async fn claim(
 /// The payloads of jobs `ids`, by id, in one query. Read outside any transaction: a payload
 /// never changes.
 async fn payloads(db: &Database, ids: &[i64]) -> sqlx::Result<HashMap<i64, String>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut conn = db.pool().acquire().await?;
+    payloads_on(&mut conn, ids).await
+}
+
+/// [`payloads`] on `conn`.
+async fn payloads_on(conn: &mut AnyConnection, ids: &[i64]) -> sqlx::Result<HashMap<i64, String>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -290,7 +446,7 @@ async fn payloads(db: &Database, ids: &[i64]) -> sqlx::Result<HashMap<i64, Strin
         .iter()
         .fold(sqlx::query(AssertSqlSafe(sql)), |query, id| query.bind(*id));
     query
-        .fetch_all(db.pool())
+        .fetch_all(conn)
         .await?
         .iter()
         .map(|row| Ok((row.try_get("job_id")?, row.try_get("payload")?)))
@@ -556,7 +712,8 @@ async fn state_of(conn: &mut AnyConnection, id: i64) -> sqlx::Result<Option<Stri
 }
 
 /// How many jobs of a kind are in a state.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = JobCount)]
 pub struct Count {
     pub kind: String,
     pub state: String,
@@ -582,7 +739,8 @@ pub async fn counts(db: &Database) -> sqlx::Result<Vec<Count>> {
 }
 
 /// A job as lists show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Job)]
 pub struct JobSummary {
     pub id: i64,
     pub kind: String,
@@ -629,7 +787,7 @@ pub struct ListFilter {
 }
 
 /// A page of jobs and the `before` of the next page, if any.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobPage {
     pub jobs: Vec<JobSummary>,
     pub next_before: Option<i64>,
@@ -662,7 +820,8 @@ pub async fn list(db: &Database, filter: &ListFilter) -> sqlx::Result<JobPage> {
 }
 
 /// A failed or abandoned attempt.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = JobAttemptError)]
 pub struct AttemptError {
     pub attempt: i64,
     pub worker: String,
@@ -671,7 +830,7 @@ pub struct AttemptError {
 }
 
 /// A job with its payload and the errors of its attempts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobDetail {
     #[serde(flatten)]
     pub summary: JobSummary,

@@ -247,3 +247,110 @@ fn a_bad_purge_schedule_is_reported_by_its_key() {
 
     assert!(message.contains("JOBS_PURGE_SCHEDULE"), "{message}");
 }
+
+/// A batched kind: its first attempts run in batches, and a batch fails when one of its jobs
+/// says so; every attempt that runs alone goes through `run`.
+struct Batched {
+    batches: Arc<Mutex<Vec<Vec<i64>>>>,
+    runs: Arc<Mutex<Vec<i64>>>,
+}
+
+impl Job for Batched {
+    const KIND: &'static str = "test.batched";
+    const BATCHED: bool = true;
+    type Payload = Step;
+
+    async fn run(&self, ctx: &JobContext, step: Step) -> Result<(), JobError> {
+        self.runs.lock().unwrap().push(ctx.id());
+        match step.fail {
+            Some(_) => Err(JobError::permanent("refused for good")),
+            None => Ok(()),
+        }
+    }
+
+    async fn run_first_attempts(
+        &self,
+        conn: &mut AnyConnection,
+        _worker: &str,
+        jobs: Vec<FirstAttempt<Step>>,
+    ) -> Result<(), BoxError> {
+        self.batches
+            .lock()
+            .unwrap()
+            .push(jobs.iter().map(|job| job.id).collect());
+        // The jobs are already succeeded in the batch's transaction.
+        for job in &jobs {
+            let state: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+                .bind(job.id)
+                .fetch_one(&mut *conn)
+                .await?;
+            assert_eq!(state, "succeeded");
+        }
+        match jobs.iter().find(|job| job.payload.fail.is_some()) {
+            Some(job) => Err(format!("job {} fails the batch", job.id).into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// First attempts of a batched kind run together, in one transaction with their success; a
+/// batch that fails changes nothing, and its jobs then run one by one, each failure its own.
+#[tokio::test]
+async fn first_attempts_of_a_batched_kind_run_together_and_a_failed_batch_runs_one_by_one() {
+    let (jobs, dir) = setup("batched", &[]).await;
+    let batched = Batched {
+        batches: Arc::default(),
+        runs: Arc::default(),
+    };
+    let (batches, runs) = (batched.batches.clone(), batched.runs.clone());
+    let job = |fail| NewJob::of::<Batched>(&Step { fail }).unwrap();
+
+    // Queued before the worker starts: its first look takes them together.
+    let mut tx = jobs.db().begin_write().await.unwrap();
+    let together: Vec<i64> = enqueue_all(&mut tx, &[job(None), job(None), job(None)])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(created)
+        .collect();
+    tx.commit().await.unwrap();
+    let worker = jobs
+        .start_worker(jobs.handlers().register(batched))
+        .unwrap();
+    for id in &together {
+        assert_eq!(wait_for(&jobs, *id, "succeeded").await.1, 1);
+    }
+    assert_eq!(*batches.lock().unwrap(), std::slice::from_ref(&together));
+    assert!(runs.lock().unwrap().is_empty());
+
+    let mut tx = jobs.db().begin_write().await.unwrap();
+    let second: Vec<i64> = enqueue_all(&mut tx, &[job(None), job(Some(true)), job(None)])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(created)
+        .collect();
+    tx.commit().await.unwrap();
+    jobs.wake();
+    let states = [
+        (second[0], "succeeded"),
+        (second[1], "dead"),
+        (second[2], "succeeded"),
+    ];
+    for (id, state) in states {
+        // One attempt each: the failed batch's did not count.
+        assert_eq!(wait_for(&jobs, id, state).await.1, 1, "job {id}");
+    }
+    worker.shutdown().await;
+    let mut ran = runs.lock().unwrap().clone();
+    ran.sort_unstable();
+    assert_eq!(ran, second, "each job of the failed batch ran alone");
+    // The failed batch, perhaps taken again by the other loop before its jobs were leased.
+    let later = batches.lock().unwrap()[1..].to_vec();
+    assert!(
+        !later.is_empty() && later.iter().all(|batch| *batch == second),
+        "{later:?}"
+    );
+    jobs.db().close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

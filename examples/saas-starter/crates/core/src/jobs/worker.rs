@@ -43,10 +43,16 @@ impl Worker {
         let (stop, stopped) = watch::channel(false);
         // Identifies this process in leases and in the errors of attempts.
         let instance = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
+        let batched = kinds
+            .iter()
+            .copied()
+            .filter(|kind| handlers.get(kind).is_some_and(|(_, job)| job.batched()))
+            .collect();
         let shared = Arc::new(Shared {
             jobs: jobs.clone(),
             handlers: handlers.clone(),
             kinds,
+            batched,
             backoff: Backoff {
                 base_delay: config.base_delay,
                 max_delay: config.max_delay,
@@ -125,6 +131,8 @@ struct Shared {
     jobs: Jobs,
     handlers: Handlers,
     kinds: Vec<&'static str>,
+    /// The kinds among `kinds` whose first attempts run in batches ([`super::Job::BATCHED`]).
+    batched: Vec<&'static str>,
     backoff: Backoff,
 }
 
@@ -151,6 +159,20 @@ impl Loop {
         while !*self.stopped.borrow() {
             // Registered before claiming, so that a job committed during the claim wakes it.
             let notified = inner.new_jobs.notified();
+            if !shared.batched.is_empty() {
+                match self.run_first_attempts().await {
+                    // A full batch: more are probably due. The leased claim below waits until
+                    // the batched kinds' first attempts are drained (their retries and other
+                    // kinds wait meanwhile), so that it does not scan a backlog it leaves.
+                    Ok(taken) if taken >= inner.config.batch_size => continue,
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(%error, "cannot run a batch of first attempts");
+                        self.pause(ERROR_PAUSE).await;
+                        continue;
+                    }
+                }
+            }
             let batch = match self.claim().await {
                 Ok(batch) => batch,
                 Err(error) => {
@@ -190,12 +212,20 @@ impl Loop {
                 &inner.db,
                 &self.name,
                 &shared.kinds,
+                &shared.batched,
                 inner.config.batch_size,
                 now,
                 now.saturating_add(lease_ms),
             )
             .await?
         };
+        Ok(self.ready(claimed))
+    }
+
+    /// The handlers and contexts of `claimed` jobs.
+    fn ready(&self, claimed: Vec<Claimed>) -> Vec<Ready> {
+        let shared = &*self.shared;
+        let inner = &shared.jobs.inner;
         let mut ready = Vec::with_capacity(claimed.len());
         for job in claimed {
             // Claimed only for the kinds this worker has, so a handler is always there.
@@ -216,7 +246,76 @@ impl Loop {
                 claimed: job,
             });
         }
-        Ok(ready)
+        ready
+    }
+
+    /// Runs a batch of due first attempts of the batched kinds in one transaction
+    /// ([`store::take_first_attempts`], then each kind's [`super::Job::run_first_attempts`],
+    /// then one commit); returns how many it took. If the batch fails, it rolls back and its
+    /// jobs run again one by one, leased, through [`Loop::process`].
+    async fn run_first_attempts(&mut self) -> sqlx::Result<i64> {
+        let shared = self.shared.clone();
+        let inner = &shared.jobs.inner;
+        let mut tx = inner.db.turns().begin(&inner.db).await?;
+        let taken = store::take_first_attempts(
+            &mut tx,
+            &self.name,
+            &shared.batched,
+            inner.config.batch_size,
+            now_ms(),
+        )
+        .await?;
+        if taken.is_empty() {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let count = i64::try_from(taken.len()).unwrap_or(i64::MAX);
+        let mut result = Ok(());
+        let mut rest = taken.as_slice();
+        // Each kind's jobs in one call (usually there is one kind), in the order taken.
+        while let Some(first) = rest.first() {
+            let length = rest.iter().take_while(|job| job.kind == first.kind).count();
+            let (run, next) = rest.split_at(length);
+            rest = next;
+            // Taken only for the kinds this worker has, so a handler is always there; were it
+            // not, the jobs must not commit as succeeded without having run.
+            result = match shared.handlers.get(&first.kind) {
+                Some((_, handler)) => handler.run_first_attempts(&mut tx, &self.name, run).await,
+                None => Err(format!("no handler for kind {}", first.kind).into()),
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+        let result = match result {
+            Ok(()) => tx.commit().await.map_err(Into::into),
+            Err(error) => {
+                // Also a connection that failed: then the transaction is lost anyway.
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!(error = %rollback, "cannot roll a failed batch back");
+                }
+                Err(error)
+            }
+        };
+        let Err(error) = result else {
+            return Ok(count);
+        };
+        tracing::info!(%error, jobs = count, "a batch of first attempts failed; running its jobs one by one");
+        let ids: Vec<i64> = taken.iter().map(|job| job.id).collect();
+        let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(i64::MAX);
+        let claimed = {
+            let _turn = inner.db.turns().take().await;
+            store::claim_ids(
+                &inner.db,
+                &self.name,
+                &ids,
+                now_ms().saturating_add(lease_ms),
+            )
+            .await?
+        };
+        let ready = self.ready(claimed);
+        self.process(ready).await;
+        Ok(count)
     }
 
     /// Runs a batch's handlers concurrently, extending their leases while they run, then

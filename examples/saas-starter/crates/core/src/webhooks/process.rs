@@ -17,8 +17,9 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::store::{self, AttemptRecord, Outcome, Status, StoredEvent};
 use super::{Webhooks, now_ms};
+use crate::db::Backend;
 use crate::error::BoxError;
-use crate::jobs::{self, Backoff, Completion, Job, JobContext, JobError, NewJob};
+use crate::jobs::{self, Backoff, Completion, FirstAttempt, Job, JobContext, JobError, NewJob};
 
 /// The job kind of webhook processing.
 pub const KIND: &str = "webhooks.process";
@@ -81,6 +82,24 @@ pub trait Handler: Send + Sync + 'static {
         event: &'a Event,
         conn: &'a mut AnyConnection,
     ) -> BoxFuture<'a, Result<(), HandlerError>>;
+
+    /// Applies the effects of `events`, in their order, on `conn`: the consecutive events of a
+    /// processing batch that this handler takes. One `handle` each by default; a handler that
+    /// can write them all in one statement overrides it (a statement per event is a round trip
+    /// per event on PostgreSQL). An error fails them all: the batch rolls back and its events
+    /// go again one by one, each through `handle_all` with itself alone.
+    fn handle_all<'a>(
+        &'a self,
+        events: &'a [&'a Event],
+        conn: &'a mut AnyConnection,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            for event in events {
+                self.handle(event, &mut *conn).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// The handler of each event type. An event of a type without one is marked `ignored`.
@@ -124,13 +143,15 @@ const PROCESSING_TASKS: usize = 2;
 
 /// The `webhooks.process` job: processes the stored event whose id is its payload.
 ///
-/// The jobs the worker runs at the same time hand their event to one task of this instance
-/// ([`process_batches`]; two of them), which processes whatever is handed over in one
-/// transaction: one commit,
-/// and a statement or two per event besides its handler's, rather than a transaction each. Each
-/// job then returns its own outcome to the queue.
+/// First attempts run in batches ([`Job::run_first_attempts`]), in the worker's transaction.
+/// Leased attempts (retries, and a failed batch's jobs): the jobs the worker runs at the same
+/// time hand their event to one task of this instance ([`process_batches`]; two of them), which
+/// processes whatever is handed over in one transaction: one commit, and a statement or two per
+/// event besides its handler's, rather than a transaction each. Each job then returns its own
+/// outcome to the queue.
 pub struct ProcessEvent {
     webhooks: Webhooks,
+    handlers: Arc<Handlers>,
     queue: mpsc::Sender<Request>,
 }
 
@@ -169,7 +190,11 @@ impl ProcessEvent {
                 requests.clone(),
             ));
         }
-        Self { webhooks, queue }
+        Self {
+            webhooks,
+            handlers,
+            queue,
+        }
     }
 
     /// The job of the stored event `event_id`, with the webhooks' attempts.
@@ -273,6 +298,52 @@ impl Job for ProcessEvent {
     fn backoff(&self) -> Option<Backoff> {
         Some(self.webhooks.inner.config.backoff)
     }
+
+    /// First attempts run in batches: the worker has marked the jobs succeeded in `conn`'s
+    /// transaction, where each event's handler runs and its attempt is recorded; the worker
+    /// commits it all once. An error fails the batch, whose events then go through `run`.
+    const BATCHED: bool = true;
+
+    async fn run_first_attempts(
+        &self,
+        conn: &mut AnyConnection,
+        worker: &str,
+        jobs: Vec<FirstAttempt<String>>,
+    ) -> Result<(), BoxError> {
+        let ids: Vec<&str> = jobs.iter().map(|job| job.payload.as_str()).collect();
+        let mut stored = by_id(store::load_events(&mut *conn, &ids).await?);
+        let started_at_ms = now_ms();
+        let events = ids
+            .iter()
+            .map(|id| {
+                stored
+                    .remove(*id)
+                    .ok_or_else(|| format!("no stored event {id}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let handled: Vec<Option<Handled<'_>>> = events
+            .iter()
+            .map(|event| {
+                self.handlers.get(&event.event_type).map(|handler| Handled {
+                    handler: handler.as_ref(),
+                    event: Event::from_stored(event),
+                })
+            })
+            .collect();
+        let items: Vec<Item<'_>> = events
+            .iter()
+            .zip(&handled)
+            .map(|(event, handled)| (event, handled.as_ref(), worker))
+            .collect();
+        let backend = self.webhooks.inner.db.backend();
+        let statuses = apply_and_record(conn, backend, &items, started_at_ms).await?;
+        // Before the commit, which the worker makes: should it fail, the batch's failure is
+        // logged next, and its events are processed again.
+        for (event, status) in events.iter().zip(statuses) {
+            tracing::info!(event = %event.id, %status, "event processed");
+        }
+        Ok(())
+    }
 }
 
 /// A processing task: takes whatever events are handed over, up to [`MAX_BATCH`], processes
@@ -349,11 +420,10 @@ async fn process_all(
         .iter()
         .map(|request| request.event_id.as_str())
         .collect();
-    let mut stored: HashMap<String, StoredEvent> = store::load_events(&inner.db, &ids)
-        .await?
-        .into_iter()
-        .map(|event| (event.id.clone(), event))
-        .collect();
+    let mut stored = {
+        let mut conn = inner.db.pool().acquire().await?;
+        by_id(store::load_events(&mut conn, &ids).await?)
+    };
     // Parsed before the transaction, which on SQLite holds the write lock.
     let prepared: Vec<Option<(StoredEvent, Option<Handled<'_>>)>> = batch
         .iter()
@@ -381,51 +451,98 @@ async fn process_all(
         .filter(|(_, held)| *held)
         .map(|(completion, _)| completion.id())
         .collect();
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let mut successes = Vec::with_capacity(batch.len());
+    // The events to process, in the batch's order (`None` in `outcomes`), with their handlers.
+    let mut outcomes: Vec<Option<Ending>> = Vec::with_capacity(batch.len());
+    let mut items = Vec::with_capacity(batch.len());
     for (request, prepared) in batch.iter().zip(&prepared) {
-        let Some((event, handled)) = prepared else {
-            outcomes.push(Ending::Unknown);
-            continue;
-        };
-        if !held.contains(&request.completion.id()) {
-            outcomes.push(Ending::LeaseLost);
-            continue;
+        match prepared {
+            None => outcomes.push(Some(Ending::Unknown)),
+            Some(_) if !held.contains(&request.completion.id()) => {
+                outcomes.push(Some(Ending::LeaseLost));
+            }
+            Some((event, handled)) => {
+                items.push((event, handled.as_ref(), request.worker.as_str()));
+                outcomes.push(None);
+            }
         }
-        let status = apply(handled.as_ref(), &mut tx).await?;
-        successes.push(store::Success {
-            event_id: &event.id,
-            status,
-            worker: &request.worker,
-            started_at_ms,
-            finished_at_ms: now_ms(),
-        });
-        outcomes.push(Ending::Done(status));
     }
-    store::record_successes(&mut tx, inner.db.backend(), &successes).await?;
+    let statuses = apply_and_record(&mut tx, inner.db.backend(), &items, started_at_ms).await?;
     tx.commit().await?;
-    Ok(outcomes)
+    let mut statuses = statuses.into_iter();
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.unwrap_or_else(|| Ending::Done(statuses.next().unwrap_or(Status::Processed)))
+        })
+        .collect())
+}
+
+/// An event to process: as stored, with its handler if its type has one, and the worker of the
+/// attempt.
+type Item<'a> = (&'a StoredEvent, Option<&'a Handled<'a>>, &'a str);
+
+/// Applies the effects of `items` on `conn`, then records their successful attempts (one
+/// statement on PostgreSQL): the status each ends in, in order.
+async fn apply_and_record(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    items: &[Item<'_>],
+    started_at_ms: i64,
+) -> Result<Vec<Status>, BoxError> {
+    let to_apply: Vec<&Handled<'_>> = items
+        .iter()
+        .filter_map(|(_, handled, _)| *handled)
+        .collect();
+    apply_runs(&to_apply, &mut *conn).await?;
+    let finished_at_ms = now_ms();
+    let successes: Vec<store::Success<'_>> = items
+        .iter()
+        .map(|(event, handled, worker)| store::Success {
+            event_id: &event.id,
+            status: if handled.is_some() {
+                Status::Processed
+            } else {
+                Status::Ignored
+            },
+            worker,
+            started_at_ms,
+            finished_at_ms,
+        })
+        .collect();
+    store::record_successes(conn, backend, &successes).await?;
+    Ok(successes.iter().map(|success| success.status).collect())
+}
+
+/// Applies `events` in order, each run of consecutive events that one handler takes in one
+/// [`Handler::handle_all`]: in order, so that the batch has the effects its events would have
+/// one after another.
+async fn apply_runs(events: &[&Handled<'_>], conn: &mut AnyConnection) -> Result<(), HandlerError> {
+    let mut rest = events;
+    while let Some(first) = rest.first() {
+        let length = rest
+            .iter()
+            .take_while(|handled| std::ptr::addr_eq(handled.handler, first.handler))
+            .count();
+        let (run, next) = rest.split_at(length);
+        let run: Vec<&Event> = run.iter().map(|handled| &handled.event).collect();
+        first.handler.handle_all(&run, &mut *conn).await?;
+        rest = next;
+    }
+    Ok(())
+}
+
+/// `events` by id.
+fn by_id(events: Vec<StoredEvent>) -> HashMap<String, StoredEvent> {
+    events
+        .into_iter()
+        .map(|event| (event.id.clone(), event))
+        .collect()
 }
 
 /// An event of a type with a handler, parsed for it.
 struct Handled<'a> {
     handler: &'a dyn Handler,
     event: Event,
-}
-
-/// Applies an event's effects on `conn` with its handler, if its type has one: the status the
-/// event ends in.
-async fn apply(
-    handled: Option<&Handled<'_>>,
-    conn: &mut AnyConnection,
-) -> Result<Status, HandlerError> {
-    match handled {
-        Some(Handled { handler, event }) => {
-            handler.handle(event, conn).await?;
-            Ok(Status::Processed)
-        }
-        None => Ok(Status::Ignored),
-    }
 }
 
 #[cfg(test)]

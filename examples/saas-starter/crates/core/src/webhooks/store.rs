@@ -17,7 +17,7 @@ use sqlx::query::QueryScalar;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Row};
 
 use super::WebhookError;
-use super::process::ProcessEvent;
+use super::process::{self, ProcessEvent};
 use crate::audit::{self, Action, Actor};
 use crate::db::{Backend, Database};
 use crate::jobs::{self, Enqueued, NewJob};
@@ -102,8 +102,10 @@ pub async fn ingest(
     let received_at = now_ms / 1000;
     let mut tx = db.begin_write().await?;
     let stored: Vec<String> = match db.backend() {
-        // One statement for the events and their payloads: the payloads' insert takes the ids
-        // the events' inserted, and only those.
+        // One statement, so one round trip, for the events, their payloads and their jobs: the
+        // payloads' and the jobs' inserts take the ids the events' inserted, and only those.
+        // The job is the one `event_job` makes: its payload the id as JSON, its unique key
+        // `job_key`'s.
         Backend::Postgres => {
             let sql = format!(
                 "WITH new (id, type, created, livemode, payload) AS (VALUES {}), \
@@ -114,11 +116,24 @@ pub async fn ingest(
                      ON CONFLICT (id) DO NOTHING RETURNING id), \
                  payloads AS ( \
                      INSERT INTO webhook_payloads (event_id, payload) \
-                     SELECT id, payload FROM new JOIN stored USING (id)) \
+                     SELECT id, payload FROM new JOIN stored USING (id)), \
+                 job_rows AS ( \
+                     SELECT row_number() OVER () AS n, $4::text AS kind, \
+                         to_json(id)::text AS payload, $2::bigint AS max_attempts, \
+                         $3::bigint AS run_at_ms, $5::text || id AS unique_key, \
+                         $3::bigint AS created_at_ms \
+                     FROM stored), \
+                 {} \
                  SELECT id FROM stored",
-                values_rows(events.len(), EVENT_PARAMETERS, 2, "")
+                values_rows(events.len(), EVENT_PARAMETERS, 6, ""),
+                jobs::store::enqueue_ctes("job_rows")
             );
-            let query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(received_at);
+            let query = sqlx::query_scalar(AssertSqlSafe(sql))
+                .bind(received_at)
+                .bind(max_attempts)
+                .bind(now_ms)
+                .bind(process::KIND)
+                .bind(process::job_key(""));
             bind_events(query, events).fetch_all(&mut *tx).await?
         }
         // SQLite has no data-modifying CTE; statements cost no round trip there.
@@ -141,14 +156,14 @@ pub async fn ingest(
                     .execute(&mut *tx)
                     .await?;
             }
+            let jobs = stored
+                .iter()
+                .map(|id| event_job(id, max_attempts))
+                .collect::<sqlx::Result<Vec<_>>>()?;
+            jobs::enqueue_all(&mut tx, &jobs).await?;
             stored
         }
     };
-    let jobs = stored
-        .iter()
-        .map(|id| event_job(id, max_attempts))
-        .collect::<sqlx::Result<Vec<_>>>()?;
-    jobs::enqueue_all(&mut tx, &jobs).await?;
     tx.commit().await?;
     Ok(stored.into_iter().collect())
 }
@@ -207,25 +222,29 @@ pub struct StoredEvent {
     pub payload: String,
 }
 
-/// The stored events with these ids and their payloads, in any order, in one query. Read
-/// outside the transaction that processes them: a stored event's fields and payload never
-/// change.
-pub async fn load_events(db: &Database, ids: &[&str]) -> sqlx::Result<Vec<StoredEvent>> {
+/// The stored events with these ids and their payloads, in any order, in one query on `conn`
+/// (a stored event's fields and payload never change: any connection reads them alike).
+pub async fn load_events(conn: &mut AnyConnection, ids: &[&str]) -> sqlx::Result<Vec<StoredEvent>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-    let sql = format!(
+    // The ids as one JSON array: one statement text whatever their number, so one prepared
+    // statement per connection rather than one per batch size, each parsed and planned. On
+    // PostgreSQL `= ANY(ARRAY(...))`: `IN (SELECT ...)` is planned as a hash join with a scan
+    // of every event; an array is looked up in the primary key.
+    let sql = if conn.backend_name() == "PostgreSQL" {
         "SELECT id, type, created, livemode, payload FROM webhook_events \
          JOIN webhook_payloads ON webhook_payloads.event_id = webhook_events.id \
-         WHERE id IN ({})",
-        placeholders.join(", ")
-    );
-    let query = ids
-        .iter()
-        .fold(sqlx::query(AssertSqlSafe(sql)), |query, id| query.bind(*id));
-    query
-        .fetch_all(db.pool())
+         WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json)))"
+    } else {
+        "SELECT id, type, created, livemode, payload FROM webhook_events \
+         JOIN webhook_payloads ON webhook_payloads.event_id = webhook_events.id \
+         WHERE id IN (SELECT value FROM json_each($1))"
+    };
+    let ids = serde_json::to_string(ids).map_err(|error| sqlx::Error::Encode(error.into()))?;
+    sqlx::query(sql)
+        .bind(ids)
+        .fetch_all(conn)
         .await?
         .iter()
         .map(|row| {
@@ -290,35 +309,43 @@ pub async fn record_successes(
         return Ok(());
     }
     match backend {
+        // The rows as one JSON array: one statement text whatever their number, and the
+        // events looked up through an array (see `load_events`).
         Backend::Postgres => {
-            let sql = format!(
-                "WITH done (id, status, processed_at, worker, started_at_ms, finished_at_ms) \
-                     AS (VALUES {}), \
+            let done: Vec<serde_json::Value> = successes
+                .iter()
+                .map(|success| {
+                    serde_json::json!({
+                        "id": success.event_id,
+                        "status": success.status.as_str(),
+                        "processed_at": success.finished_at_ms / 1000,
+                        "worker": success.worker,
+                        "started_at_ms": success.started_at_ms,
+                        "finished_at_ms": success.finished_at_ms,
+                    })
+                })
+                .collect();
+            sqlx::query(
+                "WITH done AS ( \
+                     SELECT * FROM json_to_recordset($1::json) AS d (id text, status text, \
+                         processed_at bigint, worker text, started_at_ms bigint, \
+                         finished_at_ms bigint)), \
                  event AS ( \
                      UPDATE webhook_events SET status = done.status, \
                          attempts = webhook_events.attempts + 1, \
                          processed_at = done.processed_at, last_error = NULL \
                      FROM done WHERE webhook_events.id = done.id \
+                         AND webhook_events.id = ANY(ARRAY(SELECT id FROM done)) \
                      RETURNING webhook_events.id, webhook_events.attempts) \
                  INSERT INTO webhook_attempts \
                      (event_id, number, worker, started_at_ms, finished_at_ms, outcome) \
                  SELECT event.id, event.attempts, done.worker, done.started_at_ms, \
                      done.finished_at_ms, 'succeeded' \
                  FROM event JOIN done ON done.id = event.id",
-                values_rows(successes.len(), 6, 1, "")
-            );
-            let query = successes
-                .iter()
-                .fold(sqlx::query(AssertSqlSafe(sql)), |query, success| {
-                    query
-                        .bind(success.event_id)
-                        .bind(success.status.as_str())
-                        .bind(success.finished_at_ms / 1000)
-                        .bind(success.worker)
-                        .bind(success.started_at_ms)
-                        .bind(success.finished_at_ms)
-                });
-            query.execute(conn).await?;
+            )
+            .bind(serde_json::Value::Array(done).to_string())
+            .execute(conn)
+            .await?;
         }
         Backend::Sqlite => {
             for success in successes {
@@ -443,7 +470,8 @@ impl Cursor {
 }
 
 /// An event as lists show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookEvent)]
 pub struct EventSummary {
     pub id: String,
     #[serde(rename = "type")]
@@ -484,7 +512,8 @@ impl EventSummary {
 }
 
 /// A page of events and the cursor of the next one, if any.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookEventPage)]
 pub struct LogPage {
     pub events: Vec<EventSummary>,
     pub next_cursor: Option<String>,
@@ -532,7 +561,8 @@ pub async fn logs(db: &Database, filter: &LogFilter) -> sqlx::Result<LogPage> {
 }
 
 /// One attempt as the event page shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookAttempt)]
 pub struct AttemptView {
     pub number: i64,
     pub worker: String,
@@ -543,14 +573,16 @@ pub struct AttemptView {
 }
 
 /// One replay request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookReplay)]
 pub struct ReplayView {
     pub requested_by: String,
     pub requested_at: i64,
 }
 
 /// An event with everything known about it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookEventDetail)]
 pub struct EventDetail {
     #[serde(flatten)]
     pub summary: EventSummary,
@@ -748,12 +780,18 @@ async fn replay_all_in(
     max_attempts: i64,
     now_ms: i64,
 ) -> sqlx::Result<u64> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM webhook_events WHERE status = $1 ORDER BY received_at, id",
-    )
-    .bind(status.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
+    // A failing event has its `last_error`: for those, the partial index of the failing
+    // events answers.
+    let sql = if matches!(status, Status::Retrying | Status::DeadLetter) {
+        "SELECT id FROM webhook_events WHERE last_error IS NOT NULL AND status = $1 \
+         ORDER BY received_at, id"
+    } else {
+        "SELECT id FROM webhook_events WHERE status = $1 ORDER BY received_at, id"
+    };
+    let ids: Vec<String> = sqlx::query_scalar(sql)
+        .bind(status.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
     let mut queued = 0;
     for id in &ids {
         if let Replay::Queued { .. } =
