@@ -25,6 +25,8 @@
 //!   systemd holds it (socket activation) that loses no request;
 //! - `order`: a workspace whose modules were added in another order than the default one
 //!   behaves the same (layers that apply to a whole service cover every module's routes);
+//! - `orgs`: organizations (docs/orgs.md): isolation between them endpoint by endpoint, the
+//!   invitations through a real SMTP server, the owner rules, switched tokens, on both databases;
 //! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.
 //!
 //! All generated workspaces share one Cargo target directory (`target/generated-workspaces`), so
@@ -46,6 +48,7 @@ mod health;
 mod jobs;
 mod ops;
 mod order;
+mod orgs;
 mod panel;
 mod support;
 mod webhooks;
