@@ -40,6 +40,11 @@ fn registration_creates_a_personal_organization_unless_configured_off() {
     personal(&Database::sqlite());
 }
 
+#[test]
+fn on_postgresql_the_app_role_works_under_row_level_security_and_raw_queries_see_no_other_tenant() {
+    row_level_security(&Database::postgres());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
@@ -401,6 +406,116 @@ fn switch(db: &Database) {
         .send()
         .expect(204);
     get(&api, &token, &format!("/api/orgs/{acme}")).expect(401);
+}
+
+fn row_level_security(db: &Database) {
+    // The owner (the test's superuser) migrates; the api then connects as a role that neither is
+    // a superuser nor bypasses row-level security, with the privileges docs/orgs.md grants.
+    {
+        let smtp = Smtp::start();
+        let _migrated = start(db, &smtp, &[]);
+    }
+    let role = AppRole::create(db);
+    let url = role.url(db);
+    isolation_as(
+        db,
+        &[
+            ("DATABASE_URL", &url),
+            ("DATABASE_MIGRATE_ON_START", "false"),
+        ],
+    );
+
+    // Past the application: the app's role on a raw connection sees a tenant's rows only with
+    // that tenant named, and writes none into another one.
+    let org = |name: &str| {
+        db.query_value(&format!(
+            "SELECT id FROM organizations WHERE name = '{name}'"
+        ))
+    };
+    let (a, b) = (org("Alpha Secret Works"), org("Bravo"));
+    let count = |as_role: bool, setting: &str, value: &str, table: &str| {
+        let prefix = if as_role {
+            format!("SET ROLE {};", role.name)
+        } else {
+            String::new()
+        };
+        db.query_value(&format!(
+            "{prefix} SET LOCAL {setting} = '{value}'; \
+             SELECT count(*) FROM {table} WHERE org_id = '{a}'"
+        ))
+    };
+    for table in ["memberships", "invitations"] {
+        assert_eq!(
+            count(true, "app.org_id", &b, table),
+            "0",
+            "{table} with B named"
+        );
+        assert_eq!(
+            count(true, "app.org_id", "", table),
+            "0",
+            "{table} with no tenant named"
+        );
+        assert_ne!(
+            count(true, "app.org_id", &a, table),
+            "0",
+            "{table} with A named"
+        );
+        // The superuser bypasses the policies: why the services must not connect as one.
+        assert_ne!(
+            count(false, "app.org_id", &b, table),
+            "0",
+            "{table} as superuser"
+        );
+    }
+    // A user named sees their own memberships only.
+    let ada = db.query_value("SELECT id FROM users WHERE email = 'ada@example.com'");
+    let bob = db.query_value("SELECT id FROM users WHERE email = 'bob@example.com'");
+    assert_eq!(count(true, "app.user_id", &bob, "memberships"), "0");
+    assert_eq!(count(true, "app.user_id", &ada, "memberships"), "1");
+    let forged = db.try_execute(&format!(
+        "SET ROLE {}; SET LOCAL app.org_id = '{b}'; \
+         INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) \
+         VALUES ('{a}', '{bob}', 'owner', 0, 0)",
+        role.name
+    ));
+    let error = forged.expect_err("a row of A written with B named");
+    assert!(error.contains("row-level security"), "{error}");
+}
+
+/// A login role for the services that is not a superuser and does not bypass row-level
+/// security, with the privileges docs/orgs.md grants; dropped with its privileges afterwards.
+struct AppRole<'db> {
+    name: String,
+    db: &'db Database,
+}
+
+impl<'db> AppRole<'db> {
+    fn create(db: &'db Database) -> AppRole<'db> {
+        let database = db.url().rsplit('/').next().unwrap().to_owned();
+        let name = format!("{database}_app");
+        db.execute(&format!(
+            "DROP ROLE IF EXISTS {name}; \
+             CREATE ROLE {name} LOGIN NOSUPERUSER NOBYPASSRLS; \
+             GRANT USAGE ON SCHEMA public TO {name}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {name}; \
+             GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {name}"
+        ));
+        AppRole { name, db }
+    }
+
+    fn url(&self, db: &Database) -> String {
+        db.url()
+            .replacen("postgres@", &format!("{}@", self.name), 1)
+    }
+}
+
+impl Drop for AppRole<'_> {
+    fn drop(&mut self) {
+        let name = &self.name;
+        let _ = self
+            .db
+            .try_execute(&format!("DROP OWNED BY {name}; DROP ROLE IF EXISTS {name}"));
+    }
 }
 
 fn personal(db: &Database) {
