@@ -65,6 +65,11 @@ impl<'db> Instance<'db> {
         }
     }
 
+    /// The service's name: `api`, `admin`, `webhooks`.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
     pub(crate) fn get(&self, path: &str) -> Call<'_> {
         self.call("GET", path)
     }

@@ -23,6 +23,8 @@
 //! - `deploy`: the `deploy/vps` module's systemd units verified with the binaries in place,
 //!   its nginx site in front of the services over HTTPS, and a restart on a socket held as
 //!   systemd holds it (socket activation) that loses no request;
+//! - `openapi`: each service's OpenAPI document covers its routes, and Schemathesis fuzzing
+//!   against it finds no 5xx and no answer outside it, on both databases;
 //! - `order`: a workspace whose modules were added in another order than the default one
 //!   behaves the same (layers that apply to a whole service cover every module's routes);
 //! - `orgs`: organizations (docs/orgs.md): isolation between them endpoint by endpoint, the
@@ -46,6 +48,7 @@ mod email;
 mod flags;
 mod health;
 mod jobs;
+mod openapi;
 mod ops;
 mod order;
 mod orgs;

@@ -199,7 +199,7 @@ pub type RegistrationHook =
     for<'a> fn(&'a mut sqlx::AnyConnection, &'a User) -> BoxFuture<'a, Result<(), BoxError>>;
 
 /// The access and refresh tokens a sign-in or a refresh returns.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Tokens {
     pub access_token: String,
     pub token_type: &'static str,
@@ -251,7 +251,7 @@ impl CurrentUser {
 
 /// A session with one access token and no refresh token: an impersonation an admin started (in
 /// a session of the customer's), or a staff token (see [`Auth::start_token_session`]).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionToken {
     pub session_id: String,
     pub access_token: String,

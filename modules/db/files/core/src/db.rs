@@ -598,9 +598,19 @@ pub enum DbError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        // PostgreSQL's text cannot hold the NUL character (SQLite's can): a JSON string with
+        // `\u0000` reaches the database intact and is refused there, a client's mistake.
+        if let sqlx::Error::Database(db) = &error
+            && db.code().as_deref() == Some(NUL_IN_TEXT)
+        {
+            return Self::BadRequest("text cannot contain the NUL character (\\u0000)".into());
+        }
         Self::internal(error)
     }
 }
+
+/// PostgreSQL's `character_not_in_repertoire`: what it answers to a NUL character in text.
+const NUL_IN_TEXT: &str = "22021";
 
 /// The file of the SQLite database at `url` (`None` when it is in memory), once its directory
 /// exists: SQLite creates a missing database file (with `mode=rwc`) but not its directory.

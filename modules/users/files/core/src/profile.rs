@@ -15,7 +15,7 @@ use crate::error::FieldErrors;
 pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
 
 /// A profile as `GET /api/users/profile` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Profile {
     pub id: String,
     pub email: String,
@@ -26,7 +26,9 @@ pub struct Profile {
 }
 
 /// The editable fields, as a client sends them. A field left out is cleared.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"full_name": "Ada Lovelace", "display_name": "Ada",
+    "timezone": "Europe/London", "locale": "en-GB"}))]
 pub struct ProfileUpdate {
     pub full_name: Option<String>,
     pub display_name: Option<String>,

@@ -134,16 +134,27 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
+/// The body of every error response; also its schema in the services' OpenAPI documents.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": {"code": "validation_failed",
+    "message": "the request has invalid fields", "fields": {"email": "is not an email address"}}}))]
+pub struct ErrorBody {
     error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail {
+/// What went wrong: `code` is stable and meant for programs, `message` is meant for people.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// `bad_request`, `validation_failed`, `unauthorized`, `invalid_credentials`, `forbidden`,
+    /// `not_found`, `conflict`, `payload_too_large`, `timeout`, `too_many_requests`,
+    /// `unavailable`, `overloaded`, `internal`, or a code of the operation's own named in its
+    /// description (such as `staff_token_required` or `signature_expired`).
+    #[schema(example = "not_found")]
     code: &'static str,
     message: String,
+    /// What is wrong with each field (422) or dependency (503), by name; absent otherwise.
     #[serde(skip_serializing_if = "FieldErrors::is_empty")]
+    #[schema(value_type = BTreeMap<String, String>)]
     fields: FieldErrors,
 }
 

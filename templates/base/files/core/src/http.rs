@@ -4,6 +4,7 @@
 mod health;
 mod json;
 mod middleware;
+pub mod openapi;
 
 // saaskit declares the HTTP side of the modules it adds (their extractors, kept out of the
 // domain modules) after the next line: keep it.
@@ -29,8 +30,9 @@ use tokio::sync::{Notify, watch};
 use tower::{Service, ServiceExt};
 
 pub use health::{Readiness, ReadinessCheck, health_routes, healthcheck};
-pub use json::JsonBody;
+pub use json::{JsonBody, Path, Query};
 pub use middleware::with_middleware;
+pub use openapi::{ApiDocsConfig, OpenApiCommand, api_docs};
 
 use crate::config::Env;
 

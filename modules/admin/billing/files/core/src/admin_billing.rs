@@ -36,7 +36,8 @@ pub const STATUSES: [&str; 8] = [
 
 /// A subscription as the back office shows it: the api's fields, the account it belongs to (when
 /// its checkout has linked its Stripe customer to one) and what it adds to MRR.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = CustomerSubscription)]
 pub struct SubscriptionView {
     #[serde(flatten)]
     pub subscription: Subscription,
@@ -50,11 +51,15 @@ pub struct SubscriptionView {
 }
 
 /// `?status=&page=&per_page=` of the list; `status` is one of [`STATUSES`].
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Filter {
+    /// Only subscriptions in this Stripe status, e.g. `active`.
     pub status: Option<String>,
     // Not a flattened `PageQuery`: serde's flatten loses the numbers of query strings.
+    /// The 1-based page number.
     pub page: Option<u32>,
+    /// Items per page.
     pub per_page: Option<u32>,
 }
 

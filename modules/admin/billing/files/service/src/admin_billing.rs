@@ -3,30 +3,42 @@
 //! section of a customer's page. The dashboard's figures come from the same module.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::State;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use saaskit_core::ApiError;
 use saaskit_core::admin::{Page, Permission, Staff, customers};
 use saaskit_core::admin_billing::{self, Filter, SubscriptionView, describe_price};
 use saaskit_core::db::Database;
+use saaskit_core::http::openapi::ErrorBody;
+use saaskit_core::http::{Path, Query};
 
 use crate::panel::when;
 use crate::state::AppState;
 
-pub fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/api/admin/subscriptions", get(subscriptions))
-        .route(
-            "/api/admin/users/{id}/subscriptions",
-            get(user_subscriptions),
-        )
+pub fn routes(state: AppState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(subscriptions))
+        .routes(routes!(user_subscriptions))
         .with_state(state)
 }
 
 /// `?status=&page=&per_page=`: every subscription, most recently changed first.
+#[utoipa::path(get, path = "/api/admin/subscriptions", tag = "billing",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(Filter),
+    responses(
+        (status = 200, description = "A page of subscriptions", body = Page<SubscriptionView>),
+        (status = 400, description = "`bad_request`: a parameter is not of its type", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not view (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: each invalid parameter is named in `fields`", body = ErrorBody),
+    ),
+)]
 async fn subscriptions(
     staff: Staff,
     State(db): State<Database>,
@@ -37,12 +49,23 @@ async fn subscriptions(
     Ok(Json(admin_billing::list(&db, &filter).await?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct UserSubscriptions {
     subscriptions: Vec<SubscriptionView>,
 }
 
 /// The subscriptions of one account, running ones first; 404 when the account does not exist.
+#[utoipa::path(get, path = "/api/admin/users/{id}/subscriptions", tag = "billing",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(("id" = String, Path, description = "The customer's user id")),
+    responses(
+        (status = 200, description = "The subscriptions", body = UserSubscriptions),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not view (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such customer", body = ErrorBody),
+    ),
+)]
 async fn user_subscriptions(
     staff: Staff,
     State(db): State<Database>,

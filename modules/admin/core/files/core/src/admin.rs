@@ -134,7 +134,7 @@ impl AdminError {
 }
 
 /// A page of results and how to ask for the next ones.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// The 1-based number of this page.

@@ -5,13 +5,15 @@
 //! staff member's included: they are customer-facing), 403 when the role does not allow the
 //! operation (see [`Permission`]).
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use saaskit_core::ApiError;
 use saaskit_core::admin::audit::{self, Actor, Entry};
@@ -21,41 +23,37 @@ use saaskit_core::admin::metrics::Metric;
 use saaskit_core::admin::{Page, Permission, Staff};
 use saaskit_core::auth::{Auth, SessionToken, User, now};
 use saaskit_core::db::Database;
-use saaskit_core::http::{JsonBody, client_ip};
+use saaskit_core::http::openapi::ErrorBody;
+use saaskit_core::http::{JsonBody, Path, Query, client_ip};
 
 use crate::state::AppState;
 
-pub fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/api/admin/auth/token", post(staff_token))
-        .route("/api/admin/metrics", get(metrics))
-        .route("/api/admin/users", get(users))
-        .route("/api/admin/users/{id}", get(user))
-        .route("/api/admin/users/{id}/disable", post(disable))
-        .route("/api/admin/users/{id}/enable", post(enable))
-        .route(
-            "/api/admin/users/{id}/revoke-sessions",
-            post(revoke_sessions),
-        )
-        .route("/api/admin/users/{id}/impersonate", post(impersonate))
-        .route(
-            "/api/admin/impersonations/{id}/end",
-            post(end_impersonation),
-        )
-        .route("/api/admin/audit", get(audit_log))
-        .route("/api/admin/audit.csv", get(audit_csv))
+pub fn routes(state: AppState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(staff_token))
+        .routes(routes!(metrics))
+        .routes(routes!(users))
+        .routes(routes!(user))
+        .routes(routes!(disable))
+        .routes(routes!(enable))
+        .routes(routes!(revoke_sessions))
+        .routes(routes!(impersonate))
+        .routes(routes!(end_impersonation))
+        .routes(routes!(audit_log))
+        .routes(routes!(audit_csv))
         .with_state(state)
 }
 
 /// `{"email": "...", "password": "..."}` of a staff member.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"email": "ops@example.com", "password": "correct horse battery staple"}))]
 struct Credentials {
     email: String,
     password: String,
 }
 
 /// A staff token and whose it is.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct StaffToken {
     user: User,
     #[serde(flatten)]
@@ -67,6 +65,16 @@ struct StaffToken {
 /// the panel's sign-in (module `security/rate-limiting`) and audited as `staff.sign_in`. One
 /// answer, 401 `invalid_credentials`, for a wrong password, an unknown or disabled account and
 /// a customer's, so that it does not tell which accounts are staff.
+#[utoipa::path(post, path = "/api/admin/auth/token", tag = "admin", request_body = Credentials,
+    responses(
+        (status = 201, description = "A staff token, in a staff session of its own", body = StaffToken),
+        (status = 400, description = "`bad_request`: the body or a parameter is not of its shape", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: wrong password, unknown, disabled or customer account alike", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: each invalid field is named in `fields`", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: retry after the `Retry-After` seconds", body = ErrorBody),
+        (status = 503, description = "`overloaded`: too many passwords are being hashed; retry after `Retry-After` seconds", body = ErrorBody),
+    ),
+)]
 async fn staff_token(
     State(db): State<Database>,
     State(auth): State<Auth>,
@@ -95,17 +103,38 @@ async fn staff_token(
     Ok((StatusCode::CREATED, Json(StaffToken { user, token })))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Metrics {
     metrics: Vec<Metric>,
 }
 
+/// The dashboard's figures.
+#[utoipa::path(get, path = "/api/admin/metrics", tag = "admin",
+    security(("bearer" = []), ("staff_session" = [])),
+    responses(
+        (status = 200, description = "Every figure", body = Metrics),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not view (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+    ),
+)]
 async fn metrics(staff: Staff, State(db): State<Database>) -> Result<Json<Metrics>, ApiError> {
     staff.require(Permission::View)?;
     let metrics = crate::metrics::collect(&db).await?;
     Ok(Json(Metrics { metrics }))
 }
 
+/// Customers, searched by email or name, a page at a time.
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(Search),
+    responses(
+        (status = 200, description = "A page of customers", body = Page<Customer>),
+        (status = 400, description = "`bad_request`: the body or a parameter is not of its shape", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not view (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: each invalid field is named in `fields`", body = ErrorBody),
+    ),
+)]
 async fn users(
     staff: Staff,
     State(db): State<Database>,
@@ -115,12 +144,24 @@ async fn users(
     Ok(Json(customers::search(&db, &search).await?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct UserDetail {
     user: Customer,
     sessions: Vec<SessionView>,
 }
 
+/// A customer and their sessions in force.
+#[utoipa::path(get, path = "/api/admin/users/{id}", tag = "admin",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(("id" = String, Path, description = "The customer's user id")),
+    responses(
+        (status = 200, description = "The customer", body = UserDetail),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not view (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such customer", body = ErrorBody),
+    ),
+)]
 async fn user(
     staff: Staff,
     State(db): State<Database>,
@@ -133,7 +174,8 @@ async fn user(
 }
 
 /// `{"reason": "..."}`; the reason is optional.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"reason": "chargeback fraud"}))]
 struct ReasonBody {
     reason: Option<String>,
 }
@@ -147,6 +189,20 @@ impl ReasonBody {
     }
 }
 
+/// Disables the account: its sessions end and it cannot sign in.
+#[utoipa::path(post, path = "/api/admin/users/{id}/disable", tag = "admin",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(("id" = String, Path, description = "The customer's user id")),
+    request_body = ReasonBody,
+    responses(
+        (status = 200, description = "The customer, disabled", body = Customer),
+        (status = 400, description = "`bad_request`: the body or a parameter is not of its shape", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not manage (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such customer", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: each invalid field is named in `fields`", body = ErrorBody),
+    ),
+)]
 async fn disable(
     staff: Staff,
     state: State<Database>,
@@ -156,6 +212,20 @@ async fn disable(
     set_disabled(staff, state, id, body, true).await
 }
 
+/// Enables a disabled account again.
+#[utoipa::path(post, path = "/api/admin/users/{id}/enable", tag = "admin",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(("id" = String, Path, description = "The customer's user id")),
+    request_body = ReasonBody,
+    responses(
+        (status = 200, description = "The customer, enabled", body = Customer),
+        (status = 400, description = "`bad_request`: the body or a parameter is not of its shape", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not manage (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such customer", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: each invalid field is named in `fields`", body = ErrorBody),
+    ),
+)]
 async fn enable(
     staff: Staff,
     state: State<Database>,
@@ -179,16 +249,31 @@ async fn set_disabled(
 }
 
 /// `{"session_id": "..."}` ends one session; `{}` ends all of them.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"session_id": "0193b3c4-0000-7000-8000-000000000000"}))]
 struct SessionBody {
     session_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Ended {
     sessions_ended: u64,
 }
 
+/// Ends one of the customer's sessions, or all of them.
+#[utoipa::path(post, path = "/api/admin/users/{id}/revoke-sessions", tag = "admin",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(("id" = String, Path, description = "The customer's user id")),
+    request_body = SessionBody,
+    responses(
+        (status = 200, description = "How many sessions ended", body = Ended),
+        (status = 400, description = "`bad_request`: the body or a parameter is not of its shape", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not manage (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such customer", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: each invalid field is named in `fields`", body = ErrorBody),
+    ),
+)]
 async fn revoke_sessions(
     staff: Staff,
     State(db): State<Database>,
@@ -202,6 +287,21 @@ async fn revoke_sessions(
     Ok(Json(Ended { sessions_ended }))
 }
 
+/// Starts acting as the customer: one access token for the api, audited with the reason.
+#[utoipa::path(post, path = "/api/admin/users/{id}/impersonate", tag = "admin",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(("id" = String, Path, description = "The customer's user id")),
+    request_body = saaskit_core::admin::impersonation::Request,
+    responses(
+        (status = 201, description = "The impersonation and its token, shown once", body = Started),
+        (status = 400, description = "`bad_request`: the body or a parameter is not of its shape", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not impersonate, or the target is staff (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such customer", body = ErrorBody),
+        (status = 409, description = "`conflict`: the account is disabled", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: each invalid field is named in `fields`", body = ErrorBody),
+    ),
+)]
 async fn impersonate(
     staff: Staff,
     State(db): State<Database>,
@@ -214,6 +314,18 @@ async fn impersonate(
     Ok((StatusCode::CREATED, Json(started)))
 }
 
+/// Ends an impersonation: its token stops working.
+#[utoipa::path(post, path = "/api/admin/impersonations/{id}/end", tag = "admin",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(("id" = String, Path, description = "The impersonation's id")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not impersonate, or end another's (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such impersonation", body = ErrorBody),
+    ),
+)]
 async fn end_impersonation(
     staff: Staff,
     State(db): State<Database>,
@@ -225,6 +337,18 @@ async fn end_impersonation(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The audit log, newest first, filtered, a page at a time.
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(audit::Filter),
+    responses(
+        (status = 200, description = "A page of entries", body = Page<Entry>),
+        (status = 400, description = "`bad_request`: the body or a parameter is not of its shape", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not view (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: each invalid field is named in `fields`", body = ErrorBody),
+    ),
+)]
 async fn audit_log(
     staff: Staff,
     State(db): State<Database>,
@@ -234,6 +358,18 @@ async fn audit_log(
     Ok(Json(audit::list(&db, &filter.normalized()?).await?))
 }
 
+/// The audit log as CSV, filtered like `/api/admin/audit`.
+#[utoipa::path(get, path = "/api/admin/audit.csv", tag = "admin",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(audit::Filter),
+    responses(
+        (status = 200, description = "A CSV download, `audit-log.csv`", content_type = "text/csv", body = String),
+        (status = 400, description = "`bad_request`: the body or a parameter is not of its shape", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not view (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: each invalid field is named in `fields`", body = ErrorBody),
+    ),
+)]
 async fn audit_csv(
     staff: Staff,
     State(db): State<Database>,

@@ -22,9 +22,11 @@ use anyhow::{Context, bail};
 use saaskit_core::auth::{Auth, AuthError, Role};
 
 const USAGE: &str = "usage: admin [create-admin --email <email> [--name <full name>] \
-                     [--role admin|support] [--promote] | migrate | --help]\n\
+                     [--role admin|support] [--promote] | migrate | openapi [--check|--write] \
+                     | --help]\n\
                      Without a command, the admin service starts (and applies pending migrations \
                      unless DATABASE_MIGRATE_ON_START=false). `migrate` applies them and exits. \
+                     `openapi` prints the service's OpenAPI document (docs/openapi.md). \
                      The password of a new account is read from ADMIN_PASSWORD, or asked for in \
                      the terminal.";
 
@@ -73,7 +75,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Option<Comman
     };
     match command.as_str() {
         "create-admin" => {}
-        "migrate" => return Ok(None),
+        // Commands of the db module's start-up and of main.rs (`openapi`, after the routes).
+        "migrate" | "openapi" => return Ok(None),
         _ => bail!("unknown command `{command}`\n{USAGE}"),
     }
     let (mut email, mut full_name, mut role, mut promote) = (None, None, Role::Admin, false);
@@ -187,6 +190,7 @@ mod tests {
     fn no_arguments_serve_and_migrate_is_left_to_the_database_start_up() {
         assert_eq!(args("").unwrap(), None);
         assert_eq!(args("migrate").unwrap(), None);
+        assert_eq!(args("openapi --check").unwrap(), None);
     }
 
     #[test]

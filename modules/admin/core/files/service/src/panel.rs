@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use utoipa_axum::router::OpenApiRouter;
 
 use saaskit_core::ApiError;
 use saaskit_core::admin::{Permission, Staff, impersonation};
@@ -43,14 +44,17 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img
 const STYLESHEET: &str = include_str!("../templates/panel.css");
 
 /// The core pages: sign-in, dashboard, customers, impersonation and the audit log.
-pub fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/admin/static/panel.css", get(stylesheet))
-        .merge(sign_in::routes())
-        .merge(dashboard::routes())
-        .merge(customers::routes())
-        .merge(audit::routes())
-        .with_state(state)
+pub fn routes(state: AppState) -> OpenApiRouter {
+    // HTML pages, not JSON operations: they stay out of the OpenAPI document.
+    OpenApiRouter::from(
+        Router::new()
+            .route("/admin/static/panel.css", get(stylesheet))
+            .merge(sign_in::routes())
+            .merge(dashboard::routes())
+            .merge(customers::routes())
+            .merge(audit::routes())
+            .with_state(state),
+    )
 }
 
 /// The links of the navigation bar, in order.

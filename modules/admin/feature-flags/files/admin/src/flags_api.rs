@@ -11,47 +11,66 @@
 //! - `PUT /api/admin/flags/{key}/overrides/{user_id}` `{"enabled": true|false}`;
 //! - `DELETE /api/admin/flags/{key}/overrides/{user_id}`: 204.
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use saaskit_core::ApiError;
 use saaskit_core::admin::{Permission, Staff};
 use saaskit_core::auth::now;
 use saaskit_core::db::Database;
 use saaskit_core::flags::{self, Flag, FlagDetail, FlagUpdate, NewFlag, Override};
-use saaskit_core::http::JsonBody;
+use saaskit_core::http::openapi::ErrorBody;
+use saaskit_core::http::{JsonBody, Path};
 
 use crate::state::AppState;
 
-pub fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/api/admin/flags", get(list).post(create))
-        .route(
-            "/api/admin/flags/{key}",
-            get(show).put(update).delete(delete),
-        )
-        .route(
-            "/api/admin/flags/{key}/overrides/{user_id}",
-            put(set_override).delete(remove_override),
-        )
+pub fn routes(state: AppState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(set_override, remove_override))
         .with_state(state)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct FlagList {
     /// By key.
     flags: Vec<Flag>,
 }
 
+/// Every flag, by key.
+#[utoipa::path(get, path = "/api/admin/flags", tag = "flags", operation_id = "list_flags",
+    security(("bearer" = []), ("staff_session" = [])),
+    responses(
+        (status = 200, description = "The flags", body = FlagList),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not view (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+    ),
+)]
 async fn list(staff: Staff, State(db): State<Database>) -> Result<Json<FlagList>, ApiError> {
     staff.require(Permission::View)?;
     let flags = flags::list(&db).await?;
     Ok(Json(FlagList { flags }))
 }
 
+/// Creates a flag: disabled, and on for everyone once enabled unless told otherwise.
+#[utoipa::path(post, path = "/api/admin/flags", tag = "flags",
+    security(("bearer" = []), ("staff_session" = [])),
+    request_body = NewFlag,
+    responses(
+        (status = 201, description = "The flag", body = FlagDetail),
+        (status = 400, description = "`bad_request`: the body is not JSON of this shape", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not manage (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 409, description = "`conflict`: a flag has this key", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: each invalid field is named in `fields`", body = ErrorBody),
+    ),
+)]
 async fn create(
     staff: Staff,
     State(db): State<Database>,
@@ -62,6 +81,18 @@ async fn create(
     Ok((StatusCode::CREATED, Json(flag)))
 }
 
+/// A flag and its overrides.
+#[utoipa::path(get, path = "/api/admin/flags/{key}", tag = "flags",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(("key" = String, Path, description = "The flag's key")),
+    responses(
+        (status = 200, description = "The flag", body = FlagDetail),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not view (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such flag", body = ErrorBody),
+    ),
+)]
 async fn show(
     staff: Staff,
     State(db): State<Database>,
@@ -71,6 +102,20 @@ async fn show(
     Ok(Json(flags::get(&db, &key).await?))
 }
 
+/// Changes a flag: a field left out keeps its value.
+#[utoipa::path(put, path = "/api/admin/flags/{key}", tag = "flags",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(("key" = String, Path, description = "The flag's key")),
+    request_body = FlagUpdate,
+    responses(
+        (status = 200, description = "The flag", body = FlagDetail),
+        (status = 400, description = "`bad_request`: the body is not JSON of this shape", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not manage (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such flag", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: each invalid field is named in `fields`", body = ErrorBody),
+    ),
+)]
 async fn update(
     staff: Staff,
     State(db): State<Database>,
@@ -82,6 +127,18 @@ async fn update(
     Ok(Json(flag))
 }
 
+/// Deletes a flag with its overrides.
+#[utoipa::path(delete, path = "/api/admin/flags/{key}", tag = "flags",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(("key" = String, Path, description = "The flag's key")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not manage (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such flag", body = ErrorBody),
+    ),
+)]
 async fn delete(
     staff: Staff,
     State(db): State<Database>,
@@ -93,12 +150,27 @@ async fn delete(
 }
 
 /// `{"enabled": true}` forces the flag on for the user, `false` off.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"enabled": true}))]
 struct OverrideBody {
     enabled: bool,
 }
 
+/// Forces the flag on or off for one user.
+#[utoipa::path(put, path = "/api/admin/flags/{key}/overrides/{user_id}", tag = "flags",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(("key" = String, Path, description = "The flag's key"), ("user_id" = String, Path, description = "The user's id")),
+    request_body = OverrideBody,
+    responses(
+        (status = 200, description = "The override", body = Override),
+        (status = 400, description = "`bad_request`: the body is not JSON of this shape", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not manage (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such flag or user", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: each invalid field is named in `fields`", body = ErrorBody),
+    ),
+)]
 async fn set_override(
     staff: Staff,
     State(db): State<Database>,
@@ -111,6 +183,18 @@ async fn set_override(
     Ok(Json(saved))
 }
 
+/// Removes a user's override: the flag's rule applies to them again.
+#[utoipa::path(delete, path = "/api/admin/flags/{key}/overrides/{user_id}", tag = "flags",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(("key" = String, Path, description = "The flag's key"), ("user_id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not manage (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such flag, user or override", body = ErrorBody),
+    ),
+)]
 async fn remove_override(
     staff: Staff,
     State(db): State<Database>,

@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
 
 use saaskit_core::ApiError;
 use saaskit_core::admin::Permission;
@@ -24,17 +25,20 @@ use saaskit_core::flags::{self, Flag, FlagUpdate, NewFlag, Override};
 use crate::panel::{Frame, NoFields, PanelError, PanelForm, Viewer, done, html, when};
 use crate::state::AppState;
 
-pub fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/admin/flags", get(list).post(create))
-        .route("/admin/flags/{key}", get(show).post(update))
-        .route("/admin/flags/{key}/delete", post(delete))
-        .route("/admin/flags/{key}/overrides", post(set_override))
-        .route(
-            "/admin/flags/{key}/overrides/{user_id}/delete",
-            post(remove_override),
-        )
-        .with_state(state)
+pub fn routes(state: AppState) -> OpenApiRouter {
+    // HTML pages, not JSON operations: they stay out of the OpenAPI document.
+    OpenApiRouter::from(
+        Router::new()
+            .route("/admin/flags", get(list).post(create))
+            .route("/admin/flags/{key}", get(show).post(update))
+            .route("/admin/flags/{key}/delete", post(delete))
+            .route("/admin/flags/{key}/overrides", post(set_override))
+            .route(
+                "/admin/flags/{key}/overrides/{user_id}/delete",
+                post(remove_override),
+            )
+            .with_state(state),
+    )
 }
 
 /// A flag as the pages show it.

@@ -4,31 +4,43 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use saaskit_core::ApiError;
 use saaskit_core::auth::CurrentUser;
 use saaskit_core::db::Database;
 use saaskit_core::flags::values_for;
+use saaskit_core::http::openapi::ErrorBody;
 
 use crate::state::AppState;
 
-pub fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/api/flags", get(flags))
+pub fn routes(state: AppState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(flags))
         .with_state(state)
 }
 
-#[derive(Serialize)]
+/// Each flag's key and whether it is on for the user.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"flags": {"new-dashboard": true}}))]
 struct Flags {
     flags: BTreeMap<String, bool>,
 }
 
 /// For the user the request is authenticated as (401 without credentials), including a customer
 /// being impersonated: staff then see what the customer sees.
+#[utoipa::path(get, path = "/api/flags", tag = "flags",
+    security(("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Every flag, on or off for this user", body = Flags),
+        (status = 401, description = "`unauthorized`: no valid token or session cookie", body = ErrorBody),
+    ),
+)]
 async fn flags(State(db): State<Database>, current: CurrentUser) -> Result<Json<Flags>, ApiError> {
     let flags = values_for(&db, &current.user.id).await?;
     Ok(Json(Flags { flags }))

@@ -66,7 +66,7 @@ pub const MAX_DESCRIPTION_CHARS: usize = 500;
 const TARGET_TYPE: &str = "flag";
 
 /// A flag and its rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Flag {
     pub key: String,
     pub description: String,
@@ -79,7 +79,8 @@ pub struct Flag {
 }
 
 /// A flag forced on or off for one user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = FlagOverride)]
 pub struct Override {
     pub user_id: String,
     /// The user's email, to show who it is.
@@ -90,7 +91,7 @@ pub struct Override {
 }
 
 /// A flag with its overrides, as its page and `GET /api/admin/flags/{key}` show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FlagDetail {
     #[serde(flatten)]
     pub flag: Flag,
@@ -100,8 +101,10 @@ pub struct FlagDetail {
 
 /// A new flag, as `POST /api/admin/flags` takes it: only the key is required. A new flag is
 /// disabled and, once enabled, on for everyone unless told otherwise.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"key": "new-dashboard", "description": "The redesigned dashboard",
+    "enabled": true, "rollout_percent": 10}))]
 pub struct NewFlag {
     pub key: String,
     #[serde(default)]
@@ -145,8 +148,9 @@ impl NewFlag {
 
 /// Changes to a flag, as `PUT /api/admin/flags/{key}` takes them: a field left out keeps its
 /// value.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"enabled": true, "rollout_percent": 50}))]
 pub struct FlagUpdate {
     pub description: Option<String>,
     pub enabled: Option<bool>,

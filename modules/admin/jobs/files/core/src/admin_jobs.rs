@@ -39,10 +39,14 @@ pub enum AdminJobsError {
 }
 
 /// The query string of the job list: `?state=&kind=&limit=&before=`.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only jobs in this state, e.g. `dead`.
     pub state: Option<String>,
+    /// Only jobs of this kind.
     pub kind: Option<String>,
+    /// How many jobs a page has.
     pub limit: Option<i64>,
     /// The `next_before` of the previous page.
     pub before: Option<i64>,

@@ -7,6 +7,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
 
 use saaskit_core::ApiError;
 use saaskit_core::admin::Permission;
@@ -20,11 +21,14 @@ use crate::state::AppState;
 /// The most messages the list shows.
 const LIST_LIMIT: i64 = 100;
 
-pub fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/admin/outbox", get(list))
-        .route("/admin/outbox/{id}", get(show))
-        .with_state(state)
+pub fn routes(state: AppState) -> OpenApiRouter {
+    // HTML pages, not JSON operations: they stay out of the OpenAPI document.
+    OpenApiRouter::from(
+        Router::new()
+            .route("/admin/outbox", get(list))
+            .route("/admin/outbox/{id}", get(show))
+            .with_state(state),
+    )
 }
 
 /// A message as the pages show it.

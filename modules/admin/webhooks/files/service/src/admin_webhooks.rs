@@ -12,14 +12,14 @@
 mod api;
 mod panel;
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
 /// The pages and the JSON endpoints.
-pub fn routes(state: AppState) -> Router {
-    Router::new()
-        .merge(api::routes())
-        .merge(panel::routes())
+pub fn routes(state: AppState) -> OpenApiRouter {
+    // The pages are HTML, not JSON operations: they stay out of the OpenAPI document.
+    api::routes()
+        .merge(OpenApiRouter::from(panel::routes()))
         .with_state(state)
 }

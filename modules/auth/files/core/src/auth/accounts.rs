@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, Row};
 use crate::db::{Columns, Database};
 
 /// A user as every response shows it: never with the password hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: String,
     pub email: String,
@@ -21,7 +21,7 @@ pub struct User {
 
 /// What a user may do beyond their own account. Every account registered through the api is a
 /// `Customer`; staff roles are given by an operator, never by a request of the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Customer,

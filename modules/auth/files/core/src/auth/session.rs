@@ -66,7 +66,8 @@ pub struct Policy {
 }
 
 /// A session as its owner sees it in `GET /api/auth/sessions`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Session)]
 pub struct SessionInfo {
     pub id: String,
     pub created_at: i64,

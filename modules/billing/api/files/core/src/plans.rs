@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Env;
 
 /// A plan as `GET /api/billing/plans` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     /// A stable id of your choice, e.g. `pro`.

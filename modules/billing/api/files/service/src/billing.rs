@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{FromRef, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use saaskit_core::ApiError;
 use saaskit_core::auth::{Auth, CurrentUser};
 use saaskit_core::billing::{self, Subscription};
+use saaskit_core::http::openapi::ErrorBody;
 use saaskit_core::plans::{Plan, Plans};
 
 use crate::state::AppState;
@@ -29,35 +32,38 @@ impl FromRef<Billing> for Auth {
     }
 }
 
-pub fn routes(state: AppState, plans: Plans) -> Router {
-    Router::new()
-        .route("/api/billing/plans", get(plans_on_offer))
-        .route("/api/billing/subscription", get(subscription))
+pub fn routes(state: AppState, plans: Plans) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(plans_on_offer))
+        .routes(routes!(subscription))
         .with_state(Billing {
             app: state,
             plans: Arc::new(plans),
         })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PlanList {
     plans: Vec<Plan>,
 }
 
 /// Public: a pricing page shows the plans before anyone signs in.
+#[utoipa::path(get, path = "/api/billing/plans", tag = "billing",
+    responses((status = 200, description = "The plans on offer", body = PlanList)),
+)]
 async fn plans_on_offer(State(billing): State<Billing>) -> Json<PlanList> {
     Json(PlanList {
         plans: billing.plans.all().to_vec(),
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CurrentSubscription {
     /// `null` when the user has never subscribed.
     subscription: Option<SubscriptionView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SubscriptionView {
     #[serde(flatten)]
     subscription: Subscription,
@@ -65,6 +71,14 @@ struct SubscriptionView {
     plan: Option<String>,
 }
 
+/// The signed-in user's subscription, as the webhooks service keeps it from Stripe's events.
+#[utoipa::path(get, path = "/api/billing/subscription", tag = "billing",
+    security(("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The subscription, `null` when there is none", body = CurrentSubscription),
+        (status = 401, description = "`unauthorized`: no valid token or session cookie", body = ErrorBody),
+    ),
+)]
 async fn subscription(
     State(billing): State<Billing>,
     current: CurrentUser,

@@ -348,18 +348,24 @@ impl LogFilter {
 }
 
 /// The query string of `GET /api/webhooks/logs`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
+    /// Only events in this status: `pending`, `retrying`, `processed`, `ignored`, `dead_letter`.
     pub status: Option<String>,
+    /// Only events of this Stripe type, e.g. `customer.subscription.updated`.
     #[serde(rename = "type")]
     pub event_type: Option<String>,
+    /// How many events a page has: 1 to 200 (50 when absent).
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
 /// The answer to a replay of one event: `{"status": "queued", "replays": n}`, with 202.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Replayed {
+    #[schema(example = "queued")]
     pub status: &'static str,
     /// How many times the event has been replayed, this one included.
     pub replays: i64,
@@ -375,8 +381,10 @@ impl Replayed {
 }
 
 /// The query string of the bulk replay, `?status=dead_letter`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BulkReplayQuery {
+    /// Must be `dead_letter`.
     pub status: Option<String>,
 }
 
@@ -396,7 +404,7 @@ impl BulkReplayQuery {
 }
 
 /// The answer to a bulk replay: `{"queued": n}`, with 202.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BulkReplayed {
     pub queued: u64,
 }

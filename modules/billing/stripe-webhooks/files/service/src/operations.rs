@@ -7,16 +7,18 @@
 
 use std::net::IpAddr;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use saaskit_core::ApiError;
 use saaskit_core::audit::Actor;
 use saaskit_core::auth::{Auth, Role};
-use saaskit_core::http::client_ip;
+use saaskit_core::http::openapi::ErrorBody;
+use saaskit_core::http::{Path, Query, client_ip};
 use saaskit_core::webhooks::{
     BulkReplayQuery, BulkReplayed, EventDetail, LogFilter, LogPage, LogQuery, Replayed, Webhooks,
 };
@@ -29,18 +31,30 @@ struct Operations {
     auth: Auth,
 }
 
-pub fn routes(webhooks: Webhooks, state: AppState) -> Router {
-    Router::new()
-        .route("/api/webhooks/logs", get(logs))
-        .route("/api/webhooks/events/{id}", get(event))
-        .route("/api/webhooks/replay/{id}", post(replay))
-        .route("/api/webhooks/replay", post(replay_all))
+pub fn routes(webhooks: Webhooks, state: AppState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(logs))
+        .routes(routes!(event))
+        .routes(routes!(replay))
+        .routes(routes!(replay_all))
         .with_state(Operations {
             webhooks,
             auth: state.auth.for_staff(),
         })
 }
 
+/// The event log, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/webhooks/logs", tag = "webhooks",
+    security(("operations_key" = [])),
+    params(LogQuery),
+    responses(
+        (status = 200, description = "A page of events", body = LogPage),
+        (status = 400, description = "`bad_request`: a parameter is not of its type", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: neither the operations key nor a staff token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not staff; `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `status`, `limit` or `cursor` is invalid", body = ErrorBody),
+    ),
+)]
 async fn logs(
     _: Operator,
     State(ops): State<Operations>,
@@ -50,6 +64,18 @@ async fn logs(
     Ok(Json(ops.webhooks.logs(&filter).await?))
 }
 
+/// An event with its payload, attempts and replays.
+#[utoipa::path(get, path = "/api/webhooks/events/{id}", tag = "webhooks",
+    security(("operations_key" = [])),
+    params(("id" = String, Path, description = "The Stripe event id, `evt_...`")),
+    responses(
+        (status = 200, description = "The event", body = EventDetail),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: neither the operations key nor a staff token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not staff; `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+    ),
+)]
 async fn event(
     _: Operator,
     State(ops): State<Operations>,
@@ -58,6 +84,19 @@ async fn event(
     Ok(Json(ops.webhooks.event(&id).await?))
 }
 
+/// Queues the event to be processed again.
+#[utoipa::path(post, path = "/api/webhooks/replay/{id}", tag = "webhooks",
+    security(("operations_key" = [])),
+    params(("id" = String, Path, description = "The Stripe event id, `evt_...`")),
+    responses(
+        (status = 202, description = "Queued", body = Replayed),
+        (status = 400, description = "`bad_request`: not an event id", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: neither the operations key nor a staff token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin nor the key; `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+        (status = 409, description = "`conflict`: the event is queued already", body = ErrorBody),
+    ),
+)]
 async fn replay(
     operator: Operator,
     State(ops): State<Operations>,
@@ -70,6 +109,17 @@ async fn replay(
 
 /// `POST /api/webhooks/replay?status=dead_letter`: the only bulk replay, so that a typo cannot
 /// re-run every processed event.
+#[utoipa::path(post, path = "/api/webhooks/replay", tag = "webhooks",
+    security(("operations_key" = [])),
+    params(BulkReplayQuery),
+    responses(
+        (status = 202, description = "How many events were queued", body = BulkReplayed),
+        (status = 400, description = "`bad_request`: a parameter is not of its type", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: neither the operations key nor a staff token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin nor the key; `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `status` is not `dead_letter`", body = ErrorBody),
+    ),
+)]
 async fn replay_all(
     operator: Operator,
     State(ops): State<Operations>,

@@ -41,7 +41,7 @@ pub fn webhook_handlers() -> Handlers {
 }
 
 /// A subscription as the api shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Subscription {
     pub id: String,
     pub customer_id: String,

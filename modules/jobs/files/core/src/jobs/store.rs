@@ -556,7 +556,8 @@ async fn state_of(conn: &mut AnyConnection, id: i64) -> sqlx::Result<Option<Stri
 }
 
 /// How many jobs of a kind are in a state.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = JobCount)]
 pub struct Count {
     pub kind: String,
     pub state: String,
@@ -582,7 +583,8 @@ pub async fn counts(db: &Database) -> sqlx::Result<Vec<Count>> {
 }
 
 /// A job as lists show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Job)]
 pub struct JobSummary {
     pub id: i64,
     pub kind: String,
@@ -629,7 +631,7 @@ pub struct ListFilter {
 }
 
 /// A page of jobs and the `before` of the next page, if any.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobPage {
     pub jobs: Vec<JobSummary>,
     pub next_before: Option<i64>,
@@ -662,7 +664,8 @@ pub async fn list(db: &Database, filter: &ListFilter) -> sqlx::Result<JobPage> {
 }
 
 /// A failed or abandoned attempt.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = JobAttemptError)]
 pub struct AttemptError {
     pub attempt: i64,
     pub worker: String,
@@ -671,7 +674,7 @@ pub struct AttemptError {
 }
 
 /// A job with its payload and the errors of its attempts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobDetail {
     #[serde(flatten)]
     pub summary: JobSummary,

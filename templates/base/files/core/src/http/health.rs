@@ -14,15 +14,17 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{Request, StatusCode, header};
-use axum::routing::get;
-use axum::{Json, Router};
 use futures_util::future::{self, BoxFuture, Either, join_all};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpStream;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, BoxError, FieldErrors};
 
@@ -71,30 +73,43 @@ impl Readiness {
     }
 }
 
-#[derive(Serialize)]
-struct Status {
+/// The process serves HTTP.
+#[derive(Serialize, ToSchema)]
+struct Health {
+    #[schema(example = "ok")]
     status: &'static str,
 }
 
 /// A ready answer names the checks that passed, so a probe shows what readiness covers.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Ready {
+    #[schema(example = "ready")]
     status: &'static str,
+    #[schema(example = json!(["database"]))]
     checks: Vec<&'static str>,
 }
 
 /// The `/healthz` and `/readyz` routes, answering from `readiness`.
-pub fn health_routes(readiness: Readiness) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub fn health_routes(readiness: Readiness) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
         .with_state(readiness)
 }
 
-async fn healthz() -> Json<Status> {
-    Json(Status { status: "ok" })
+/// Liveness: answers as long as the process serves HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process is alive", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
+/// Readiness: runs every check registered at start-up (the database, ...).
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "Every dependency is usable", body = Ready),
+    (status = 503, description = "`unavailable`: the failing checks are named in `fields`",
+        body = crate::http::openapi::ErrorBody),
+))]
 async fn readyz(State(readiness): State<Readiness>) -> Result<Json<Ready>, ApiError> {
     let failures = readiness.failures().await;
     if failures.is_empty() {
@@ -183,7 +198,8 @@ mod tests {
 
     async fn get_readyz(readiness: Readiness) -> (StatusCode, serde_json::Value) {
         let request = Request::get("/readyz").body(Body::empty()).unwrap();
-        let response = health_routes(readiness).oneshot(request).await.unwrap();
+        let router = axum::Router::from(health_routes(readiness));
+        let response = router.oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await

@@ -37,7 +37,8 @@ pub async fn record_session(
 }
 
 /// An entry as the panel and the API show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
 pub struct Entry {
     pub id: String,
     pub created_at: i64,
@@ -53,10 +54,14 @@ pub struct Entry {
 
 /// `?actor=&action=&target=&since=&until=` and the page: every filter optional, and combined
 /// with AND. `action` matches a prefix (`customer.` finds every customer action).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Filter {
+    /// The staff member's id or email.
     pub actor: Option<String>,
+    /// A prefix of the action, e.g. `customer.`.
     pub action: Option<String>,
+    /// The target's id.
     pub target: Option<String>,
     /// Unix seconds, inclusive.
     pub since: Option<i64>,
@@ -64,7 +69,9 @@ pub struct Filter {
     pub until: Option<i64>,
     // The page's fields, not a flattened `PageQuery`: serde's flatten loses the numbers of
     // query strings.
+    /// The 1-based page number.
     pub page: Option<u32>,
+    /// Items per page.
     pub per_page: Option<u32>,
 }
 

@@ -12,7 +12,7 @@ use crate::auth::{User, session};
 use crate::db::Database;
 
 /// An account in the customer list and on its page.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Customer {
     #[serde(flatten)]
     pub user: User,
@@ -21,10 +21,14 @@ pub struct Customer {
 }
 
 /// `?q=&page=&per_page=`: `q` matches a part of the email or of the name, ignoring case.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Search {
+    /// A part of the email or of the name, ignoring case.
     pub q: Option<String>,
+    /// The 1-based page number.
     pub page: Option<u32>,
+    /// Items per page.
     pub per_page: Option<u32>,
 }
 
@@ -95,7 +99,8 @@ fn customer(row: &AnyRow) -> sqlx::Result<Customer> {
 }
 
 /// A session of a customer's that is in force, as staff see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = CustomerSession)]
 pub struct SessionView {
     pub id: String,
     pub created_at: i64,

@@ -16,13 +16,14 @@ use crate::db::Database;
 pub const MAX_REASON_CHARS: usize = 500;
 
 /// `{"reason": "..."}`, the body (or form) of a start.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = ImpersonationRequest, example = json!({"reason": "ticket #4521: the customer cannot see their invoices"}))]
 pub struct Request {
     pub reason: String,
 }
 
 /// An impersonation in force or past.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Impersonation {
     pub id: String,
     pub staff_id: String,
@@ -35,7 +36,8 @@ pub struct Impersonation {
 }
 
 /// A started impersonation and its one access token, shown once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ImpersonationStarted)]
 pub struct Started {
     pub impersonation: Impersonation,
     pub access_token: String,

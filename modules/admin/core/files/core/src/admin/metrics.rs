@@ -9,12 +9,14 @@ use sqlx::Row;
 use crate::db::Database;
 
 /// One figure of the dashboard and of `GET /api/admin/metrics`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Metric {
     /// Stable, for programs: `users_total`, `mrr_usd`, ... (owned where it is made at run time,
     /// as one figure per currency is).
+    #[schema(value_type = String, example = "users_total")]
     pub key: Cow<'static, str>,
     /// For people.
+    #[schema(value_type = String)]
     pub label: Cow<'static, str>,
     pub value: i64,
     /// The value as the dashboard shows it (`1,234`, `€56.00`).

@@ -443,7 +443,8 @@ impl Cursor {
 }
 
 /// An event as lists show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookEvent)]
 pub struct EventSummary {
     pub id: String,
     #[serde(rename = "type")]
@@ -484,7 +485,8 @@ impl EventSummary {
 }
 
 /// A page of events and the cursor of the next one, if any.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookEventPage)]
 pub struct LogPage {
     pub events: Vec<EventSummary>,
     pub next_cursor: Option<String>,
@@ -532,7 +534,8 @@ pub async fn logs(db: &Database, filter: &LogFilter) -> sqlx::Result<LogPage> {
 }
 
 /// One attempt as the event page shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookAttempt)]
 pub struct AttemptView {
     pub number: i64,
     pub worker: String,
@@ -543,14 +546,16 @@ pub struct AttemptView {
 }
 
 /// One replay request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookReplay)]
 pub struct ReplayView {
     pub requested_by: String,
     pub requested_at: i64,
 }
 
 /// An event with everything known about it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookEventDetail)]
 pub struct EventDetail {
     #[serde(flatten)]
     pub summary: EventSummary,
