@@ -87,7 +87,19 @@ impl TenantId {
 }
 
 /// A member's role in an organization, from least to most powerful.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OrgRole {
     Member,
@@ -198,7 +210,7 @@ impl Tenant {
 }
 
 /// An organization as its members see it, with the caller's role.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Organization {
     pub id: String,
     pub name: String,
@@ -223,8 +235,9 @@ impl Organization {
     }
 }
 
-/// A member, as the members list shows them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A member, as the members list shows them: a membership with its user's email and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Membership)]
 pub struct Member {
     pub user_id: String,
     pub email: String,
@@ -247,7 +260,8 @@ impl Member {
 }
 
 /// The fields of a new organization, as a client sends them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"name": "Acme", "slug": "acme"}))]
 pub struct NewOrganization {
     pub name: String,
     /// Derived from the name when left out.
@@ -255,7 +269,8 @@ pub struct NewOrganization {
 }
 
 /// The fields of an organization to change; those left out stay.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"name": "Acme Inc"}))]
 pub struct OrganizationUpdate {
     pub name: Option<String>,
     pub slug: Option<String>,

@@ -6,12 +6,15 @@
 //! An access token switched to an organization (`POST /api/orgs/{org}/switch`) is for that
 //! organization only: with another one in the path, 404 too.
 
-use axum::extract::{FromRef, FromRequestParts, RawPathParams};
+use std::collections::HashMap;
+
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 
 use crate::auth::{Auth, CurrentUser};
 use crate::db::Database;
 use crate::error::ApiError;
+use crate::http::Path;
 use crate::orgs::{self, Tenant, TenantId};
 
 /// The path parameter that names the organization.
@@ -27,13 +30,11 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let user = CurrentUser::from_request_parts(parts, state).await?;
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::NotFound("organization"))?;
+        // The services' `Path`: a NUL character is a 400 in JSON, before any query sees it.
+        let Path(mut params) =
+            Path::<HashMap<String, String>>::from_request_parts(parts, state).await?;
         let org_id = params
-            .iter()
-            .find(|(name, _)| *name == ORG_PARAM)
-            .map(|(_, value)| value.to_string())
+            .remove(ORG_PARAM)
             .ok_or_else(|| ApiError::internal("a Tenant route has no {org} path segment"))?;
         if user
             .org_id

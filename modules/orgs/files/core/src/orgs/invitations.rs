@@ -27,7 +27,7 @@ use crate::jobs::{self, Job, JobContext, JobError, NewJob};
 pub const ACCEPT_INVITATION_PAGE: &str = "/accept-invitation";
 
 /// An invitation as the organization's admins see it: never with its token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Invitation {
     pub id: String,
     pub email: String,
@@ -61,7 +61,8 @@ impl Invitation {
 }
 
 /// An invitation as a client asks for it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"email": "ben@example.com", "role": "member"}))]
 pub struct NewInvitation {
     pub email: String,
     pub role: OrgRole,
