@@ -95,7 +95,7 @@ struct OrganizationToken {
     role: OrgRole,
 }
 
-#[utoipa::path(post, path = "/api/orgs", tag = "orgs",
+#[utoipa::path(post, path = "/api/orgs", tag = "orgs", operation_id = "create_organization",
     request_body = NewOrganization,
     security(("bearer" = []), ("session" = [])),
     responses(
@@ -117,7 +117,7 @@ async fn create(
 }
 
 /// The caller's organizations, with their role in each.
-#[utoipa::path(get, path = "/api/orgs", tag = "orgs",
+#[utoipa::path(get, path = "/api/orgs", tag = "orgs", operation_id = "list_organizations",
     security(("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "The caller's organizations, with their role in each", body = Vec<Organization>),
@@ -131,7 +131,7 @@ async fn list(
     Ok(Json(orgs::list_mine(&db, &current.user.id).await?))
 }
 
-#[utoipa::path(get, path = "/api/orgs/{org}", tag = "orgs",
+#[utoipa::path(get, path = "/api/orgs/{org}", tag = "orgs", operation_id = "show_organization",
     params(("org" = String, Path, description = "The organization's id")),
     security(("bearer" = []), ("session" = [])),
     responses(
@@ -145,7 +145,7 @@ async fn show(State(db): State<Database>, tenant: Tenant) -> Result<Json<Organiz
     Ok(Json(orgs::get(&db, &tenant).await?))
 }
 
-#[utoipa::path(patch, path = "/api/orgs/{org}", tag = "orgs",
+#[utoipa::path(patch, path = "/api/orgs/{org}", tag = "orgs", operation_id = "update_organization",
     params(("org" = String, Path, description = "The organization's id")),
     request_body = OrganizationUpdate,
     security(("bearer" = []), ("session" = [])),
@@ -169,7 +169,7 @@ async fn update(
 
 /// Deletes the organization with its memberships and invitations; billing is not touched
 /// (docs/orgs.md).
-#[utoipa::path(delete, path = "/api/orgs/{org}", tag = "orgs",
+#[utoipa::path(delete, path = "/api/orgs/{org}", tag = "orgs", operation_id = "delete_organization",
     params(("org" = String, Path, description = "The organization's id")),
     security(("bearer" = []), ("session" = [])),
     responses(
@@ -185,7 +185,7 @@ async fn remove(State(db): State<Database>, tenant: Tenant) -> Result<StatusCode
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/orgs/{org}/members", tag = "orgs",
+#[utoipa::path(get, path = "/api/orgs/{org}/members", tag = "orgs", operation_id = "list_members",
     params(("org" = String, Path, description = "The organization's id")),
     security(("bearer" = []), ("session" = [])),
     responses(
@@ -202,7 +202,7 @@ async fn members(
     Ok(Json(orgs::members(&db, &tenant).await?))
 }
 
-#[utoipa::path(patch, path = "/api/orgs/{org}/members/{user}", tag = "orgs",
+#[utoipa::path(patch, path = "/api/orgs/{org}/members/{user}", tag = "orgs", operation_id = "change_member_role",
     params(("org" = String, Path, description = "The organization's id"), ("user" = String, Path, description = "The member's user id")),
     request_body = MemberRoleChange,
     security(("bearer" = []), ("session" = [])),
@@ -226,7 +226,7 @@ async fn change_role(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/orgs/{org}/members/{user}", tag = "orgs",
+#[utoipa::path(delete, path = "/api/orgs/{org}/members/{user}", tag = "orgs", operation_id = "remove_member",
     params(("org" = String, Path, description = "The organization's id"), ("user" = String, Path, description = "The member's user id")),
     security(("bearer" = []), ("session" = [])),
     responses(
@@ -247,7 +247,7 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/orgs/{org}/leave", tag = "orgs",
+#[utoipa::path(post, path = "/api/orgs/{org}/leave", tag = "orgs", operation_id = "leave_organization",
     params(("org" = String, Path, description = "The organization's id")),
     security(("bearer" = []), ("session" = [])),
     responses(
@@ -265,7 +265,7 @@ async fn leave(State(db): State<Database>, tenant: Tenant) -> Result<StatusCode,
 }
 
 /// Makes another member an owner and the caller an admin, at once.
-#[utoipa::path(post, path = "/api/orgs/{org}/transfer-ownership", tag = "orgs",
+#[utoipa::path(post, path = "/api/orgs/{org}/transfer-ownership", tag = "orgs", operation_id = "transfer_ownership",
     params(("org" = String, Path, description = "The organization's id")),
     request_body = OwnershipTransfer,
     security(("bearer" = []), ("session" = [])),
@@ -287,7 +287,7 @@ async fn transfer(
     ))
 }
 
-#[utoipa::path(post, path = "/api/orgs/{org}/invitations", tag = "orgs",
+#[utoipa::path(post, path = "/api/orgs/{org}/invitations", tag = "orgs", operation_id = "create_invitation",
     params(("org" = String, Path, description = "The organization's id")),
     request_body = NewInvitation,
     security(("bearer" = []), ("session" = [])),
@@ -311,7 +311,7 @@ async fn invite(
     Ok((StatusCode::CREATED, Json(invitation)))
 }
 
-#[utoipa::path(get, path = "/api/orgs/{org}/invitations", tag = "orgs",
+#[utoipa::path(get, path = "/api/orgs/{org}/invitations", tag = "orgs", operation_id = "list_invitations",
     params(("org" = String, Path, description = "The organization's id")),
     security(("bearer" = []), ("session" = [])),
     responses(
@@ -329,7 +329,7 @@ async fn list_invitations(
     Ok(Json(invitations::list(&db, &tenant).await?))
 }
 
-#[utoipa::path(delete, path = "/api/orgs/{org}/invitations/{id}", tag = "orgs",
+#[utoipa::path(delete, path = "/api/orgs/{org}/invitations/{id}", tag = "orgs", operation_id = "revoke_invitation",
     params(("org" = String, Path, description = "The organization's id"), ("id" = String, Path, description = "The invitation's id")),
     security(("bearer" = []), ("session" = [])),
     responses(
@@ -350,7 +350,7 @@ async fn revoke(
 }
 
 /// Accepts an invitation for the signed-in user; answers with the organization joined.
-#[utoipa::path(post, path = "/api/invitations/accept", tag = "orgs",
+#[utoipa::path(post, path = "/api/invitations/accept", tag = "orgs", operation_id = "accept_invitation",
     request_body = InvitationAcceptance,
     security(("bearer" = []), ("session" = [])),
     responses(
@@ -370,7 +370,7 @@ async fn accept(
 }
 
 /// An access token for this organization, in the caller's session.
-#[utoipa::path(post, path = "/api/orgs/{org}/switch", tag = "orgs",
+#[utoipa::path(post, path = "/api/orgs/{org}/switch", tag = "orgs", operation_id = "switch_organization",
     params(("org" = String, Path, description = "The organization's id")),
     security(("bearer" = []), ("session" = [])),
     responses(
