@@ -18,7 +18,8 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$repo/target/openapi-parts"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target/generated-workspaces}"
 
-cargo build --quiet --manifest-path "$repo/Cargo.toml" --bin saaskit
+# saaskit itself builds into its own target/ (run below), not the generated workspaces' one.
+env -u CARGO_TARGET_DIR cargo build --quiet --manifest-path "$repo/Cargo.toml" --bin saaskit
 rm -rf "$work"
 mkdir -p "$work"
 "$repo/target/debug/saaskit" new acme --yes --output "$work/acme" >/dev/null

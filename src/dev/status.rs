@@ -44,6 +44,9 @@ pub fn entry_points(kind: &str, modules: &[String]) -> Vec<String> {
             if has("users") {
                 entries.push("/api/users/profile".to_string());
             }
+            if has("orgs") {
+                entries.push("/api/orgs/* (organizations, members, invitations)".to_string());
+            }
             if has("billing/api") {
                 entries.push("/api/billing/plans, /api/billing/subscription".to_string());
             }

@@ -277,7 +277,7 @@ fn rate_limited(db: &Database) {
 // The api, its calls, and the SMTP server
 
 /// The api on `db`, sending through `smtp`.
-fn start<'db>(db: &'db Database, smtp: &Smtp, env: &[(&str, &str)]) -> Api<'db> {
+pub(crate) fn start<'db>(db: &'db Database, smtp: &Smtp, env: &[(&str, &str)]) -> Api<'db> {
     start_with_url(db, &smtp.url(), env)
 }
 
@@ -302,7 +302,7 @@ fn me(api: &Api, access: &str) -> Value {
         .expect_json(200)
 }
 
-fn verify(api: &Api, token: &str) -> crate::client::Reply {
+pub(crate) fn verify(api: &Api, token: &str) -> crate::client::Reply {
     api.post("/api/auth/email/verify")
         .json(json!({ "token": token }))
         .send()
@@ -339,7 +339,7 @@ fn refresh(api: &Api, refresh_token: &str) -> crate::client::Reply {
 }
 
 /// The link of a message: the first URL of its text.
-fn link_of(message: &Value) -> String {
+pub(crate) fn link_of(message: &Value) -> String {
     let text = str_of(&message["text"]);
     text.split_whitespace()
         .find(|word| word.starts_with("http"))
@@ -348,7 +348,7 @@ fn link_of(message: &Value) -> String {
 }
 
 /// The `token` of a message's link.
-fn token_of(message: &Value) -> String {
+pub(crate) fn token_of(message: &Value) -> String {
     let link = link_of(message);
     let (_, token) = link
         .split_once("token=")
@@ -365,14 +365,14 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// The SMTP server of a test (`tests/smtp/sink.py`): stopped when dropped, its messages removed.
-struct Smtp {
+pub(crate) struct Smtp {
     port: u16,
     dir: tempfile::TempDir,
     child: Child,
 }
 
 impl Smtp {
-    fn start() -> Smtp {
+    pub(crate) fn start() -> Smtp {
         Smtp::start_on(free_port())
     }
 
@@ -442,12 +442,12 @@ impl Smtp {
     }
 
     /// The first message to `address` whose subject contains `subject`.
-    fn wait_for(&self, address: &str, subject: &str) -> Value {
+    pub(crate) fn wait_for(&self, address: &str, subject: &str) -> Value {
         self.wait_for_nth(address, subject, 1)
     }
 
     /// The `nth` (from 1) message to `address` whose subject contains `subject`.
-    fn wait_for_nth(&self, address: &str, subject: &str, nth: usize) -> Value {
+    pub(crate) fn wait_for_nth(&self, address: &str, subject: &str, nth: usize) -> Value {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let matching: Vec<Value> = self

@@ -33,6 +33,8 @@
 //!   needs no restart of it, and its notes are each user's own;
 //! - `observability`: JSON logs with request ids and no secret over a whole flow, and `/metrics`
 //!   on its own listener read by the Prometheus project's parser (docs/observability.md);
+//! - `orgs`: organizations (docs/orgs.md): isolation between them endpoint by endpoint, the
+//!   invitations through a real SMTP server, the owner rules, switched tokens, on both databases;
 //! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.
 //!
 //! All generated workspaces share one Cargo target directory (`target/generated-workspaces`), so
@@ -57,6 +59,7 @@ mod observability;
 mod openapi;
 mod ops;
 mod order;
+mod orgs;
 mod panel;
 mod support;
 mod webhooks;

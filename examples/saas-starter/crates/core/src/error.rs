@@ -42,6 +42,9 @@ mod admin_jobs;
 // <<<begin:admin/webhooks@mods>>>
 mod admin_webhooks;
 // <<<end:admin/webhooks@mods>>>
+// <<<begin:orgs@mods>>>
+mod orgs;
+// <<<end:orgs@mods>>>
 // <<<begin:users@mods>>>
 mod profile;
 // <<<end:users@mods>>>

@@ -15,6 +15,9 @@ mod auth;
 // <<<begin:admin/core@mods>>>
 mod admin;
 // <<<end:admin/core@mods>>>
+// <<<begin:orgs@mods>>>
+mod orgs;
+// <<<end:orgs@mods>>>
 
 use std::future::Future;
 use std::io;

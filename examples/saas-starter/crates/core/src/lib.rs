@@ -48,6 +48,9 @@ pub mod admin_webhooks;
 // <<<begin:billing/api@mods>>>
 pub mod plans;
 // <<<end:billing/api@mods>>>
+// <<<begin:orgs@mods>>>
+pub mod orgs;
+// <<<end:orgs@mods>>>
 // <<<begin:security/rate-limiting@mods>>>
 pub mod rate_limit;
 // <<<end:security/rate-limiting@mods>>>

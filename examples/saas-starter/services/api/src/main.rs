@@ -21,6 +21,10 @@ mod flags;
 // <<<begin:billing/api@mods>>>
 mod billing;
 // <<<end:billing/api@mods>>>
+// <<<begin:orgs@mods>>>
+mod orgs;
+use saas_starter_core::orgs::{InvitationEmails, OrgsConfig};
+// <<<end:orgs@mods>>>
 // <<<begin:security/rate-limiting@mods>>>
 use saas_starter_core::rate_limit::{RateLimitConfig, RateLimits};
 // <<<end:security/rate-limiting@mods>>>
@@ -80,6 +84,9 @@ async fn run() -> anyhow::Result<()> {
     // <<<begin:billing/api@config>>>
     let billing_plans = saas_starter_core::plans::Plans::from_env(&mut env);
     // <<<end:billing/api@config>>>
+    // <<<begin:orgs@config>>>
+    let orgs_config = OrgsConfig::from_env(&mut env);
+    // <<<end:orgs@config>>>
     // <<<begin:security/rate-limiting@config>>>
     let rate_limit_config = RateLimitConfig::from_env(&mut env);
     // <<<end:security/rate-limiting@config>>>
@@ -124,6 +131,10 @@ async fn run() -> anyhow::Result<()> {
     auth.register_metrics(&metrics);
     let job_handlers = job_handlers.register(auth.account_emails());
     // <<<end:auth@startup>>>
+    // <<<begin:orgs@startup>>>
+    let auth = orgs_config.hook_registration(auth);
+    let job_handlers = job_handlers.register(InvitationEmails::new(mailer.clone()));
+    // <<<end:orgs@startup>>>
     // <<<begin:security/rate-limiting@startup>>>
     let rate_limits = RateLimits::connect(rate_limit_config).await?;
     // <<<end:security/rate-limiting@startup>>>
@@ -149,6 +160,9 @@ async fn run() -> anyhow::Result<()> {
     // <<<begin:billing/api@routes>>>
     let app = app.merge(billing::routes(state.clone(), billing_plans));
     // <<<end:billing/api@routes>>>
+    // <<<begin:orgs@routes>>>
+    let app = app.merge(orgs::routes(state.clone(), orgs_config));
+    // <<<end:orgs@routes>>>
     // <<<begin:users@routes>>>
     let app = app.merge(users::routes(state.clone()));
     // <<<end:users@routes>>>

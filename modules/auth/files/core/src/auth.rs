@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, HeaderValue, Method, header};
+use futures_util::future::BoxFuture;
 use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 
@@ -172,6 +173,9 @@ const STAFF_COOKIE: &str = "admin-session";
 #[derive(Clone)]
 pub struct Auth {
     inner: Arc<Inner>,
+    /// What other modules do in the transaction that creates an account (see
+    /// [`Auth::on_registration`]).
+    registration_hooks: Arc<[RegistrationHook]>,
     /// The session cookie this service reads and writes (see [`Auth::for_staff`]).
     cookie_name: Arc<str>,
     /// The sessions and tokens this value accepts and issues: customer-facing ones, or staff
@@ -189,6 +193,12 @@ struct Inner {
     /// Renders the notices the account flows send (and sends the account emails' messages).
     mailer: Mailer,
 }
+
+/// Work another module does in the transaction that creates an account through registration,
+/// so that the account never exists without it (the `orgs` module: the personal organization).
+/// A plain function: the hooks are known when `main.rs` starts the service.
+pub type RegistrationHook =
+    for<'a> fn(&'a mut sqlx::AnyConnection, &'a User) -> BoxFuture<'a, Result<(), BoxError>>;
 
 /// The access and refresh tokens a sign-in or a refresh returns.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -225,6 +235,9 @@ pub struct CurrentUser {
     /// The staff member impersonating the user, when the request carries an impersonation
     /// token (never with the cookie: impersonation issues a token only).
     pub impersonator: Option<Actor>,
+    /// The organization the request's access token was switched to, if any (the `orgs`
+    /// module): such a token acts in that organization only. Never with the cookie.
+    pub org_id: Option<String>,
 }
 
 impl CurrentUser {
@@ -273,6 +286,7 @@ impl Auth {
         Ok(Self {
             cookie_name: config.cookie_name(API_COOKIE),
             kind: Kind::Customer,
+            registration_hooks: Arc::new([]),
             inner: Arc::new(Inner {
                 db,
                 config,
@@ -314,6 +328,24 @@ impl Auth {
             inner: Arc::clone(&self.inner),
             cookie_name: self.inner.config.cookie_name(STAFF_COOKIE),
             kind: Kind::Staff,
+            registration_hooks: Arc::clone(&self.registration_hooks),
+        }
+    }
+
+    /// This authentication with `hook` run by every registration, in the transaction that
+    /// creates the account, after the hooks added before it. Operators' accounts
+    /// ([`Auth::create_account`]) do not run it.
+    #[must_use]
+    pub fn on_registration(self, hook: RegistrationHook) -> Self {
+        let hooks: Arc<[RegistrationHook]> = self
+            .registration_hooks
+            .iter()
+            .copied()
+            .chain([hook])
+            .collect();
+        Self {
+            registration_hooks: hooks,
+            ..self
         }
     }
 
@@ -371,6 +403,9 @@ impl Auth {
             }
             Err(error) => return Err(error.into()),
         };
+        for hook in self.registration_hooks.iter() {
+            hook(&mut tx, &user).await.map_err(AuthError::Internal)?;
+        }
         let verification = AccountEmail::Verification {
             user_id: user.id.clone(),
         };
@@ -747,6 +782,7 @@ impl Auth {
                     user: active.user,
                     session_id: active.session_id,
                     impersonator: claims.act,
+                    org_id: claims.org_id,
                 }));
         }
         let Some(token) = self.session_token(headers) else {
@@ -760,6 +796,7 @@ impl Auth {
             user: active.user,
             session_id: active.session_id,
             impersonator: None,
+            org_id: None,
         }))
     }
 
@@ -825,6 +862,31 @@ impl Auth {
             token_type: "bearer",
             expires_in: ttl,
         })
+    }
+
+    /// An access token in `current`'s session that carries the organization `org_id` and the
+    /// caller's `role` there (the `orgs` module's switch, after checking the membership), as an
+    /// impersonation's token keeps its actor. No refresh token: a refresh issues tokens without
+    /// an organization, and the client switches again.
+    pub fn switch_organization(
+        &self,
+        current: &CurrentUser,
+        org_id: &str,
+        role: &str,
+    ) -> SessionToken {
+        let now = now();
+        let ttl = self.inner.config.access_token_ttl;
+        let user_id = &current.user.id;
+        let mut claims = Claims::access(&self.expected(), user_id, &current.session_id, now, ttl);
+        claims.act = current.impersonator.clone();
+        claims.org_id = Some(org_id.to_owned());
+        claims.org_role = Some(role.to_owned());
+        SessionToken {
+            session_id: current.session_id.clone(),
+            access_token: self.inner.keys.sign(&claims),
+            token_type: "bearer",
+            expires_in: ttl,
+        }
     }
 
     /// Starts a browser session for `user`, who has proven who they are: its id and the

@@ -219,6 +219,15 @@ pub struct Claims {
     /// RFC 8693's actor claim: the staff member acting as `sub` (impersonation), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
+    /// The organization the token was switched to (the `orgs` module's
+    /// `POST /api/orgs/{org}/switch`), if any: the token acts in that organization only.
+    /// Tokens without it, those issued before it existed included, stay valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+    /// The caller's role in `org_id` when the token was issued, for clients to show; the
+    /// services check the membership itself on every request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_role: Option<String>,
 }
 
 /// Who acts on behalf of a token's subject.
@@ -248,6 +257,8 @@ impl Claims {
             jti: uuid::Uuid::now_v7().to_string(),
             typ: ACCESS_TYPE.to_owned(),
             act: None,
+            org_id: None,
+            org_role: None,
         }
     }
 }
