@@ -14,6 +14,7 @@ import { loggerOptions } from "./logging";
 import { MeController } from "./me.controller";
 import { Notes } from "./notes/notes";
 import { NotesController } from "./notes/notes.controller";
+import { NoteOwners, UserNoteOwners } from "./notes/owners";
 // saaskit adds the imports of the modules it installs after the next line: keep it.
 // <<<inject:imports>>>
 
@@ -48,6 +49,10 @@ export class AppModule {
         },
         { provide: Notes, inject: [DATABASE], useFactory: (db: Database) => new Notes(db) },
         AuthGuard,
+        { provide: NoteOwners, useClass: UserNoteOwners },
+        // saaskit adds the providers of the modules it installs after the next line: keep it. A
+        // provider there replaces one above of the same token (Nest keeps the last).
+        // <<<inject:providers>>>
       ],
     };
   }

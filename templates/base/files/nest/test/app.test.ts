@@ -1,25 +1,14 @@
 // The HTTP contract, driven through the whole application with supertest.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import request from "supertest";
-import type { App } from "supertest/types";
 
 import { SERVICE } from "../src/service";
-import { Fixture, now } from "./support";
+import { now, useFixture } from "./support";
 
 /** Where the service's routes are. */
 const API = `/api/${SERVICE.name}`;
 
-let fixture: Fixture;
-let http: App;
-
-beforeAll(async () => {
-  fixture = await Fixture.start();
-  http = fixture.app.getHttpServer() as App;
-});
-
-afterAll(async () => {
-  await fixture.stop();
-});
+const running = useFixture();
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
@@ -36,22 +25,22 @@ function expectUnauthorized(response: request.Response) {
 
 describe("probes", () => {
   it("answers /healthz and /readyz", async () => {
-    await request(http).get("/healthz").expect(200, { status: "ok" });
-    await request(http).get("/readyz").expect(200, { status: "ok" });
+    await request(running.http).get("/healthz").expect(200, { status: "ok" });
+    await request(running.http).get("/readyz").expect(200, { status: "ok" });
   });
 
   it("sends back the request id it was given, or a new one", async () => {
-    const given = await request(http).get("/healthz").set("X-Request-Id", "abc-123");
+    const given = await request(running.http).get("/healthz").set("X-Request-Id", "abc-123");
     expect(given.headers["x-request-id"]).toBe("abc-123");
-    const fresh = await request(http).get("/healthz");
+    const fresh = await request(running.http).get("/healthz");
     expect(fresh.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
 
 describe("GET /api/<service>/me", () => {
   it("shows the user of a valid token", async () => {
-    const ada = await fixture.signIn("ada@example.com");
-    const response = await request(http)
+    const ada = await running.fixture.signIn("ada@example.com");
+    const response = await request(running.http)
       .get(`${API}/me`)
       .set("Authorization", `Bearer ${ada.token}`)
       .expect(200);
@@ -66,13 +55,13 @@ describe("GET /api/<service>/me", () => {
   });
 
   it("names the impersonator of an impersonation's token", async () => {
-    const ada = await fixture.signIn("ada.imp@example.com");
-    const token = await fixture.token({
+    const ada = await running.fixture.signIn("ada.imp@example.com");
+    const token = await running.fixture.token({
       sub: ada.user,
       sid: ada.session,
       act: { sub: "staff-1", email: "staff@example.com" },
     });
-    const response = await request(http)
+    const response = await request(running.http)
       .get(`${API}/me`)
       .set("Authorization", `Bearer ${token}`)
       .expect(200);
@@ -83,7 +72,7 @@ describe("GET /api/<service>/me", () => {
   });
 
   it("refuses forged, foreign and expired tokens", async () => {
-    const ada = await fixture.signIn("ada.forged@example.com");
+    const ada = await running.fixture.signIn("ada.forged@example.com");
     const [head, payload, signature] = ada.token.split(".") as [string, string, string];
     const claims = JSON.parse(Buffer.from(payload, "base64url").toString()) as Record<
       string,
@@ -95,58 +84,87 @@ describe("GET /api/<service>/me", () => {
       "alg none": `${b64({ alg: "none" })}.${payload}.`,
       "alg HS256": `${b64({ alg: "HS256", typ: "JWT" })}.${payload}.${signature}`,
       tampered: `${head}.${b64({ ...claims, sub: "someone-else" })}.${signature}`,
-      "unknown kid": await fixture.token({ sub: ada.user, sid: ada.session }, { kid: "nope" }),
-      "another audience": await fixture.token({ sub: ada.user, sid: ada.session, aud: "other" }),
-      "another issuer": await fixture.token({ sub: ada.user, sid: ada.session, iss: "other" }),
-      "not an access token": await fixture.token({
+      "unknown kid": await running.fixture.token(
+        { sub: ada.user, sid: ada.session },
+        { kid: "nope" },
+      ),
+      "another audience": await running.fixture.token({
+        sub: ada.user,
+        sid: ada.session,
+        aud: "other",
+      }),
+      "another issuer": await running.fixture.token({
+        sub: ada.user,
+        sid: ada.session,
+        iss: "other",
+      }),
+      "not an access token": await running.fixture.token({
         sub: ada.user,
         sid: ada.session,
         typ: "refresh",
       }),
-      expired: await fixture.token({ sub: ada.user, sid: ada.session, exp: now() - 120 }),
-      "another user's session": await fixture.token({ sub: "someone-else", sid: ada.session }),
-      "unknown session": await fixture.token({ sub: ada.user, sid: "no-such-session" }),
+      expired: await running.fixture.token({ sub: ada.user, sid: ada.session, exp: now() - 120 }),
+      "another user's session": await running.fixture.token({
+        sub: "someone-else",
+        sid: ada.session,
+      }),
+      "unknown session": await running.fixture.token({ sub: ada.user, sid: "no-such-session" }),
     };
     for (const [name, authorization] of Object.entries(refused)) {
-      const call = request(http).get(`${API}/me`);
+      const call = request(running.http).get(`${API}/me`);
       const response = await (authorization ? call.set("Authorization", authorization) : call);
       expect(response.status, name).toBe(401);
       expectUnauthorized(response);
     }
     // The same claims, well signed, within the 60 s leeway: accepted (the forging above is right).
-    const lenient = await fixture.token({ sub: ada.user, sid: ada.session, exp: now() - 20 });
-    await request(http).get(`${API}/me`).set("Authorization", `Bearer ${lenient}`).expect(200);
+    const lenient = await running.fixture.token({
+      sub: ada.user,
+      sid: ada.session,
+      exp: now() - 20,
+    });
+    await request(running.http)
+      .get(`${API}/me`)
+      .set("Authorization", `Bearer ${lenient}`)
+      .expect(200);
   });
 
   it("refuses the token of an ended session, a disabled user or a staff session at once", async () => {
-    const ended = await fixture.signIn("ended@example.com");
-    const disabled = await fixture.signIn("disabled@example.com");
-    const idle = await fixture.signIn("idle@example.com");
-    const staff = await fixture.signIn("staff@example.com", "staff");
+    const ended = await running.fixture.signIn("ended@example.com");
+    const disabled = await running.fixture.signIn("disabled@example.com");
+    const idle = await running.fixture.signIn("idle@example.com");
+    const staff = await running.fixture.signIn("staff@example.com", "staff");
     for (const { token } of [ended, disabled, idle]) {
-      await request(http).get(`${API}/me`).set("Authorization", `Bearer ${token}`).expect(200);
+      await request(running.http)
+        .get(`${API}/me`)
+        .set("Authorization", `Bearer ${token}`)
+        .expect(200);
     }
-    fixture.sql
+    running.fixture.sql
       .prepare("UPDATE sessions SET revoked_at = ? WHERE id = ?")
       .run(now(), ended.session);
-    fixture.sql.prepare("UPDATE users SET disabled_at = ? WHERE id = ?").run(now(), disabled.user);
-    fixture.sql
+    running.fixture.sql
+      .prepare("UPDATE users SET disabled_at = ? WHERE id = ?")
+      .run(now(), disabled.user);
+    running.fixture.sql
       .prepare("UPDATE sessions SET last_seen_at = ? WHERE id = ?")
       .run(now() - 3601, idle.session);
     for (const { token } of [ended, disabled, idle, staff]) {
       expectUnauthorized(
-        await request(http).get(`${API}/me`).set("Authorization", `Bearer ${token}`),
+        await request(running.http).get(`${API}/me`).set("Authorization", `Bearer ${token}`),
       );
     }
   });
 
   it("notes that a session was used, as the api does", async () => {
-    const ada = await fixture.signIn("touched@example.com");
-    fixture.sql
+    const ada = await running.fixture.signIn("touched@example.com");
+    running.fixture.sql
       .prepare("UPDATE sessions SET last_seen_at = ? WHERE id = ?")
       .run(now() - 600, ada.session);
-    await request(http).get(`${API}/me`).set("Authorization", `Bearer ${ada.token}`).expect(200);
-    const row = fixture.sql
+    await request(running.http)
+      .get(`${API}/me`)
+      .set("Authorization", `Bearer ${ada.token}`)
+      .expect(200);
+    const row = running.fixture.sql
       .prepare("SELECT last_seen_at FROM sessions WHERE id = ?")
       .get(ada.session) as {
       last_seen_at: number;
@@ -157,11 +175,11 @@ describe("GET /api/<service>/me", () => {
 
 describe("notes", () => {
   it("are created, listed, read, updated and deleted by their owner only", async () => {
-    const ada = await fixture.signIn("ada.notes@example.com");
-    const bob = await fixture.signIn("bob.notes@example.com");
+    const ada = await running.fixture.signIn("ada.notes@example.com");
+    const bob = await running.fixture.signIn("bob.notes@example.com");
     const as = (who: { token: string }) => ({ Authorization: `Bearer ${who.token}` });
 
-    const created = await request(http)
+    const created = await request(running.http)
       .post(`${API}/notes`)
       .set(as(ada))
       .send({ title: "Groceries", body: "Eggs" })
@@ -169,35 +187,35 @@ describe("notes", () => {
     const note = created.body as { id: string; title: string };
     expect(note).toMatchObject({ title: "Groceries", body: "Eggs" });
 
-    const listed = await request(http).get(`${API}/notes`).set(as(ada)).expect(200);
+    const listed = await request(running.http).get(`${API}/notes`).set(as(ada)).expect(200);
     expect(listed.body).toEqual({ notes: [note] });
-    await request(http).get(`${API}/notes/${note.id}`).set(as(ada)).expect(200, note);
+    await request(running.http).get(`${API}/notes/${note.id}`).set(as(ada)).expect(200, note);
 
     // Bob sees none of it, and cannot tell it exists.
-    await request(http).get(`${API}/notes`).set(as(bob)).expect(200, { notes: [] });
+    await request(running.http).get(`${API}/notes`).set(as(bob)).expect(200, { notes: [] });
     for (const call of [
-      request(http).get(`${API}/notes/${note.id}`),
-      request(http).put(`${API}/notes/${note.id}`).send({ title: "Mine", body: "" }),
-      request(http).delete(`${API}/notes/${note.id}`),
+      request(running.http).get(`${API}/notes/${note.id}`),
+      request(running.http).put(`${API}/notes/${note.id}`).send({ title: "Mine", body: "" }),
+      request(running.http).delete(`${API}/notes/${note.id}`),
     ]) {
       const response = await call.set(as(bob));
       expect(response.status).toBe(404);
       expect(response.body).toEqual({ error: { code: "not_found", message: "note not found" } });
     }
 
-    const updated = await request(http)
+    const updated = await request(running.http)
       .put(`${API}/notes/${note.id}`)
       .set(as(ada))
       .send({ title: "Groceries", body: "Eggs, milk" })
       .expect(200);
     expect(updated.body).toMatchObject({ id: note.id, body: "Eggs, milk" });
-    await request(http).delete(`${API}/notes/${note.id}`).set(as(ada)).expect(204);
-    await request(http).get(`${API}/notes/${note.id}`).set(as(ada)).expect(404);
+    await request(running.http).delete(`${API}/notes/${note.id}`).set(as(ada)).expect(204);
+    await request(running.http).get(`${API}/notes/${note.id}`).set(as(ada)).expect(404);
   });
 
   it("name every invalid field", async () => {
-    const ada = await fixture.signIn("ada.invalid@example.com");
-    const response = await request(http)
+    const ada = await running.fixture.signIn("ada.invalid@example.com");
+    const response = await request(running.http)
       .post(`${API}/notes`)
       .set("Authorization", `Bearer ${ada.token}`)
       .send({ title: "", body: 3 })
@@ -212,16 +230,16 @@ describe("notes", () => {
   });
 
   it("need a token", async () => {
-    expectUnauthorized(await request(http).get(`${API}/notes`));
+    expectUnauthorized(await request(running.http).get(`${API}/notes`));
   });
 });
 
 describe("errors and documentation", () => {
   it("answers unknown routes and malformed JSON with the envelope", async () => {
-    const missing = await request(http).get(`${API}/nowhere`).expect(404);
+    const missing = await request(running.http).get(`${API}/nowhere`).expect(404);
     expect(codeOf(missing)).toBe("not_found");
-    const ada = await fixture.signIn("ada.json@example.com");
-    const malformed = await request(http)
+    const ada = await running.fixture.signIn("ada.json@example.com");
+    const malformed = await request(running.http)
       .post(`${API}/notes`)
       .set("Authorization", `Bearer ${ada.token}`)
       .set("Content-Type", "application/json")
@@ -231,11 +249,11 @@ describe("errors and documentation", () => {
   });
 
   it("publishes its OpenAPI document and a page for it", async () => {
-    const spec = await request(http).get("/openapi.json").expect(200);
+    const spec = await request(running.http).get("/openapi.json").expect(200);
     expect(Object.keys((spec.body as { paths: object }).paths)).toEqual(
       expect.arrayContaining([`${API}/me`, `${API}/notes`, `${API}/notes/{id}`]),
     );
-    const page = await request(http).get("/docs").expect(200);
+    const page = await request(running.http).get("/docs").expect(200);
     expect(page.text).toContain("swagger");
   });
 });

@@ -5,6 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import type { INestApplication } from "@nestjs/common";
+import type { App } from "supertest/types";
+import { afterAll, beforeAll } from "vitest";
 import BetterSqlite3 from "better-sqlite3";
 import {
   createLocalJWKSet,
@@ -25,19 +27,25 @@ import type { Config } from "../src/config";
 export const ISSUER = "acme";
 export const AUDIENCE = "acme";
 
-/** The columns of the api's `users` and `sessions` that the service reads. */
-const SHARED_TABLES = `
-  CREATE TABLE users (
+/**
+ * The api's tables the service reads (their columns it reads), as the api's migrations leave
+ * them: those of its `auth`, and those of the modules installed on this service.
+ */
+const SHARED_TABLES = [
+  `CREATE TABLE users (
     id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,
     full_name TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, disabled_at BIGINT,
     email_verified_at BIGINT, role TEXT NOT NULL DEFAULT 'customer'
-  );
-  CREATE TABLE sessions (
+  )`,
+  `CREATE TABLE sessions (
     id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     token_hash TEXT NOT NULL UNIQUE, user_agent TEXT, created_at BIGINT NOT NULL,
     last_seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, revoked_at BIGINT,
     kind TEXT NOT NULL DEFAULT 'customer'
-  );`;
+  )`,
+  // saaskit adds the tables of the modules it installs after the next line: keep it.
+  // <<<inject:shared-tables>>>
+];
 
 type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>["privateKey"];
 
@@ -57,7 +65,7 @@ export class Fixture {
     const file = join(mkdtempSync(join(tmpdir(), "nest-test-")), "shared.db");
     const sql = new BetterSqlite3(file);
     sql.pragma("journal_mode = WAL");
-    sql.exec(SHARED_TABLES);
+    for (const table of SHARED_TABLES) sql.exec(table);
     const { publicKey, privateKey } = await generateKeyPair("EdDSA", { extractable: true });
     const jwk: JWK = { ...(await exportJWK(publicKey)), alg: "EdDSA", use: "sig" };
     jwk.kid = await calculateJwkThumbprint(jwk);
@@ -118,4 +126,21 @@ export class Fixture {
       .setExpirationTime(t + 900)
       .sign(this.key);
   }
+}
+
+/** The fixture of a test file: started before its tests, stopped after them. */
+export interface Running {
+  readonly fixture: Fixture;
+  /** The application's HTTP server, for supertest. */
+  readonly http: App;
+}
+
+export function useFixture(): Running {
+  const running = {} as { fixture: Fixture; http: App };
+  beforeAll(async () => {
+    running.fixture = await Fixture.start();
+    running.http = running.fixture.app.getHttpServer() as App;
+  });
+  afterAll(() => running.fixture.stop());
+  return running;
 }

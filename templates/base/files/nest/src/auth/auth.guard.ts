@@ -21,6 +21,11 @@ export interface Principal {
   sessionId: string;
   /** The staff member impersonating the user, when the token is an impersonation's. */
   impersonator?: { id: string; email: string };
+  /**
+   * The organization the token was switched to (its `org_id` claim, with the orgs module): not
+   * checked here; what acts in it checks the membership.
+   */
+  organization?: string;
 }
 
 type AuthenticatedRequest = Request & { principal?: Principal };
@@ -58,6 +63,7 @@ export class AuthGuard implements CanActivate {
       user,
       sessionId: claims.sid,
       impersonator: claims.act && { id: claims.act.sub, email: claims.act.email },
+      organization: claims.org_id,
     };
     return true;
   }

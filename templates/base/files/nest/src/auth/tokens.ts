@@ -20,6 +20,8 @@ export interface AccessClaims {
   exp: number;
   /** The staff member impersonating `sub`, if any (RFC 8693's actor claim). */
   act?: { sub: string; email: string };
+  /** The organization the token was switched to (the orgs module), if any. */
+  org_id?: string;
 }
 
 /** Why a token was refused; every reason becomes the same 401 for the client. */
@@ -92,6 +94,7 @@ export class TokenVerifier {
         act && typeof act.sub === "string" && typeof act.email === "string"
           ? { sub: act.sub, email: act.email }
           : undefined,
+      org_id: typeof payload.org_id === "string" ? payload.org_id : undefined,
     };
   }
 }

@@ -3,6 +3,7 @@
 // once with PostgreSQL's `$1` placeholders, as the Rust services' are.
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { crc32 } from "node:zlib";
 
 import { Logger } from "@nestjs/common";
 import BetterSqlite3 from "better-sqlite3";
@@ -24,6 +25,15 @@ export interface Database {
   exec(sql: string): Promise<void>;
   /** Runs `work` in one transaction (committed when it resolves, rolled back when it throws). */
   transaction<T>(work: (db: Database) => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` while no other process migrates this database: on PostgreSQL under the advisory
+   * lock the Rust services' sqlx migrator takes ([`migrationLockId`]), so this service neither
+   * applies its migrations while the api is half-way through its own nor at the same time as
+   * another instance of itself. On SQLite `work` runs as it is: the Rust services lock a file
+   * (`flock`) that Node cannot lock without a native module, and each of this service's
+   * migrations is checked again inside its own `BEGIN IMMEDIATE` transaction instead.
+   */
+  migrationLock<T>(work: (db: Database) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -109,19 +119,38 @@ class SqliteDatabase implements Database {
     }
   }
 
+  migrationLock<T>(work: (db: Database) => Promise<T>): Promise<T> {
+    return work(this);
+  }
+
   close(): Promise<void> {
     this.connection.close();
     return Promise.resolve();
   }
 }
 
-/** PostgreSQL through a pool, or one of its clients inside a transaction. */
+/**
+ * The key of sqlx's migration lock on PostgreSQL (`generate_lock_id` in sqlx-postgres): the
+ * CRC-32 of the database's name times 0x3d32ad9e, a 64-bit `pg_advisory_lock` key. Taking the
+ * same key is what makes the Rust services and this one take turns.
+ */
+export function migrationLockId(database: string): bigint {
+  return 0x3d32ad9en * BigInt(crc32(database));
+}
+
+type Client = { query: Pool["query"] };
+
+/**
+ * PostgreSQL through a pool, or through one of its clients: inside a transaction
+ * (`inTransaction`), or held for the session-level migration lock.
+ */
 class PostgresDatabase implements Database {
   readonly kind = "postgres";
 
   constructor(
     private readonly pool: Pool,
-    private readonly client?: { query: Pool["query"] },
+    private readonly client?: Client,
+    private readonly inTransaction = false,
   ) {}
 
   private query(sql: string, params: Value[]) {
@@ -146,16 +175,42 @@ class PostgresDatabase implements Database {
   }
 
   async transaction<T>(work: (db: Database) => Promise<T>): Promise<T> {
-    if (this.client) return work(this);
+    if (this.inTransaction) return work(this);
+    if (this.client) return this.inTransactionOn(this.client, work);
     const client = await this.pool.connect();
     try {
-      await client.query("BEGIN");
-      const result = await work(new PostgresDatabase(this.pool, client));
+      return await this.inTransactionOn(client, work);
+    } finally {
+      client.release();
+    }
+  }
+
+  private async inTransactionOn<T>(client: Client, work: (db: Database) => Promise<T>): Promise<T> {
+    await client.query("BEGIN");
+    try {
+      const result = await work(new PostgresDatabase(this.pool, client, true));
       await client.query("COMMIT");
       return result;
     } catch (error) {
       await client.query("ROLLBACK");
       throw error;
+    }
+  }
+
+  async migrationLock<T>(work: (db: Database) => Promise<T>): Promise<T> {
+    if (this.client) throw new Error("migrationLock inside a transaction or another lock");
+    // A session-level lock lives on one connection: the work runs on that connection, and the
+    // lock ends with it even if this process dies half-way.
+    const client = await this.pool.connect();
+    try {
+      const { rows } = await client.query<{ name: string }>("SELECT current_database() AS name");
+      const key = migrationLockId(rows[0]?.name ?? "").toString();
+      await client.query("SELECT pg_advisory_lock($1::bigint)", [key]);
+      try {
+        return await work(new PostgresDatabase(this.pool, client));
+      } finally {
+        await client.query("SELECT pg_advisory_unlock($1::bigint)", [key]);
+      }
     } finally {
       client.release();
     }

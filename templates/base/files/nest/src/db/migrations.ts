@@ -71,14 +71,21 @@ export async function migrate(db: Database, migrations: Migration[]): Promise<st
       }
       continue;
     }
-    await db.transaction(async (tx) => {
+    const applying = await db.transaction(async (tx) => {
+      // Another instance may have applied it since the list above was read (on SQLite, where
+      // there is no migration lock): the write lock of this transaction makes the check final.
+      const version = [migration.version];
+      if (await tx.get(`SELECT 1 FROM ${MIGRATIONS_TABLE} WHERE version = $1`, version)) {
+        return false;
+      }
       await tx.exec(migration.sql);
       await tx.run(
         `INSERT INTO ${MIGRATIONS_TABLE} (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)`,
         [migration.version, migration.name, migration.checksum, Math.floor(Date.now() / 1000)],
       );
+      return true;
     });
-    done.push(migration.version);
+    if (applying) done.push(migration.version);
   }
   return done;
 }

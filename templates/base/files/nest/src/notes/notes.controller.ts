@@ -1,4 +1,5 @@
-// The notes endpoints: /api/<service>/notes, each request on behalf of the signed-in user.
+// The notes endpoints: /api/<service>/notes, each request on behalf of the signed-in user, on
+// the notes of the owner `NoteOwners` names (src/notes/owners.ts).
 import {
   Body,
   Controller,
@@ -27,6 +28,7 @@ import { IsString, MaxLength, MinLength } from "class-validator";
 import { AuthGuard, CurrentPrincipal, type Principal } from "../auth/auth.guard";
 import { ApiError } from "../errors";
 import { type Note, Notes } from "./notes";
+import { NoteOwners } from "./owners";
 
 /** A note as written by its owner: what create and update take. */
 export class NoteBody {
@@ -60,46 +62,51 @@ export class NoteList {
 @UseGuards(AuthGuard)
 @Controller("notes")
 export class NotesController {
-  constructor(@Inject(Notes) private readonly notes: Notes) {}
+  constructor(
+    @Inject(Notes) private readonly notes: Notes,
+    @Inject(NoteOwners) private readonly owners: NoteOwners,
+  ) {}
 
   @Post()
   @ApiCreatedResponse({ type: NoteView })
   @ApiUnprocessableEntityResponse({ description: "`fields` names each invalid input" })
-  create(@CurrentPrincipal() principal: Principal, @Body() body: NoteBody): Promise<Note> {
-    return this.notes.create(principal.user.id, { title: body.title, body: body.body });
+  async create(@CurrentPrincipal() principal: Principal, @Body() body: NoteBody): Promise<Note> {
+    const scope = await this.owners.scope(principal);
+    return this.notes.create(scope, principal.user.id, { title: body.title, body: body.body });
   }
 
   @Get()
   @ApiOkResponse({ type: NoteList })
   async list(@CurrentPrincipal() principal: Principal): Promise<NoteList> {
-    return { notes: await this.notes.list(principal.user.id) };
+    return { notes: await this.notes.list(await this.owners.scope(principal)) };
   }
 
   @Get(":id")
   @ApiOkResponse({ type: NoteView })
-  @ApiNotFoundResponse({ description: "No such note of the user's" })
+  @ApiNotFoundResponse({ description: "No such note of the owner's" })
   async get(@CurrentPrincipal() principal: Principal, @Param("id") id: string): Promise<Note> {
-    return found(await this.notes.get(principal.user.id, id));
+    return found(await this.notes.get(await this.owners.scope(principal), id));
   }
 
   @Put(":id")
   @ApiOkResponse({ type: NoteView })
-  @ApiNotFoundResponse({ description: "No such note of the user's" })
+  @ApiNotFoundResponse({ description: "No such note of the owner's" })
   async update(
     @CurrentPrincipal() principal: Principal,
     @Param("id") id: string,
     @Body() body: NoteBody,
   ): Promise<Note> {
     const input = { title: body.title, body: body.body };
-    return found(await this.notes.update(principal.user.id, id, input));
+    return found(await this.notes.update(await this.owners.scope(principal), id, input));
   }
 
   @Delete(":id")
   @HttpCode(204)
   @ApiNoContentResponse()
-  @ApiNotFoundResponse({ description: "No such note of the user's" })
+  @ApiNotFoundResponse({ description: "No such note of the owner's" })
   async delete(@CurrentPrincipal() principal: Principal, @Param("id") id: string): Promise<void> {
-    if (!(await this.notes.delete(principal.user.id, id))) throw ApiError.notFound("note");
+    const scope = await this.owners.scope(principal);
+    if (!(await this.notes.delete(scope, id))) throw ApiError.notFound("note");
   }
 }
 

@@ -1,10 +1,11 @@
-// The example resource: notes owned by the user who wrote them. Domain code: it knows the
-// database and its owner, not HTTP. Every query is scoped by owner, so another user's note is
-// "not found", never "forbidden": its existence is not disclosed.
+// The example resource: notes, each written by a user and owned by a [`NoteScope`] (the user by
+// default; src/notes/owners.ts). Domain code: it knows the database and the owner, not HTTP.
+// Every query is scoped by owner, so another owner's note is "not found", never "forbidden": its
+// existence is not disclosed.
 import { randomUUID } from "node:crypto";
 
-import { type Database, int, type Row } from "../db/database";
-
+import { type Database, int, type Row, type Value } from "../db/database";
+import type { NoteScope } from "./owners";
 export interface Note {
   id: string;
   title: string;
@@ -24,46 +25,73 @@ const COLUMNS = "id, title, body, created_at, updated_at";
 export class Notes {
   constructor(private readonly db: Database) {}
 
-  async create(owner: string, input: NoteInput): Promise<Note> {
+  /** A note by `author`, owned by `scope`. */
+  async create(scope: NoteScope, author: string, input: NoteInput): Promise<Note> {
     const now = unixNow();
     const note: Note = { id: randomUUID(), ...input, created_at: now, updated_at: now };
+    const owner = Object.entries({ user_id: author, ...scope.columns });
+    const columns = ["id", "title", "body", "created_at", "updated_at", ...owner.map(([c]) => c)];
+    const values = [note.id, note.title, note.body, now, now, ...owner.map(([, v]) => v)];
     await this.db.run(
-      "INSERT INTO notes (id, user_id, title, body, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
-      [note.id, owner, note.title, note.body, now, now],
+      `INSERT INTO notes (${columns.map(column).join(", ")}) VALUES (${values.map((_, i) => `$${i + 1}`).join(", ")})`,
+      values,
     );
     return note;
   }
 
   /** The owner's notes, newest first. */
-  async list(owner: string): Promise<Note[]> {
+  async list(scope: NoteScope): Promise<Note[]> {
+    const [where, params] = owned(scope, 1);
     const rows = await this.db.all(
-      `SELECT ${COLUMNS} FROM notes WHERE user_id = $1 ORDER BY created_at DESC, id DESC`,
-      [owner],
+      `SELECT ${COLUMNS} FROM notes WHERE ${where} ORDER BY created_at DESC, id DESC`,
+      params,
     );
     return rows.map(noteOf);
   }
 
-  async get(owner: string, id: string): Promise<Note | undefined> {
-    const row = await this.db.get(`SELECT ${COLUMNS} FROM notes WHERE id = $1 AND user_id = $2`, [
+  async get(scope: NoteScope, id: string): Promise<Note | undefined> {
+    const [where, params] = owned(scope, 2);
+    const row = await this.db.get(`SELECT ${COLUMNS} FROM notes WHERE id = $1 AND ${where}`, [
       id,
-      owner,
+      ...params,
     ]);
     return row && noteOf(row);
   }
 
   /** Replaces the note's title and body; `undefined` when the owner has no such note. */
-  async update(owner: string, id: string, input: NoteInput): Promise<Note | undefined> {
+  async update(scope: NoteScope, id: string, input: NoteInput): Promise<Note | undefined> {
+    const [where, params] = owned(scope, 5);
     const changed = await this.db.run(
-      "UPDATE notes SET title = $1, body = $2, updated_at = $3 WHERE id = $4 AND user_id = $5",
-      [input.title, input.body, unixNow(), id, owner],
+      `UPDATE notes SET title = $1, body = $2, updated_at = $3 WHERE id = $4 AND ${where}`,
+      [input.title, input.body, unixNow(), id, ...params],
     );
-    return changed > 0 ? this.get(owner, id) : undefined;
+    return changed > 0 ? this.get(scope, id) : undefined;
   }
 
   /** Whether the owner had such a note. */
-  async delete(owner: string, id: string): Promise<boolean> {
-    return (await this.db.run("DELETE FROM notes WHERE id = $1 AND user_id = $2", [id, owner])) > 0;
+  async delete(scope: NoteScope, id: string): Promise<boolean> {
+    const [where, params] = owned(scope, 2);
+    return (await this.db.run(`DELETE FROM notes WHERE id = $1 AND ${where}`, [id, ...params])) > 0;
   }
+}
+
+/** The condition on `scope`'s columns, its parameters numbered from `$first`. */
+function owned(scope: NoteScope, first: number): [string, Value[]] {
+  const params: Value[] = [];
+  const conditions = Object.entries(scope.columns).map(([name, value]) => {
+    if (value === null) return `${column(name)} IS NULL`;
+    params.push(value);
+    return `${column(name)} = $${first + params.length - 1}`;
+  });
+  // No condition would be every owner's notes.
+  if (conditions.length === 0) throw new Error("a note scope names no owner");
+  return [conditions.join(" AND "), params];
+}
+
+/** A column name from code, never from a request; checked all the same, as it goes into SQL. */
+function column(name: string): string {
+  if (!/^[a-z_]+$/.test(name)) throw new Error(`not a column name: ${name}`);
+  return name;
 }
 
 function noteOf(row: Row): Note {
