@@ -47,19 +47,21 @@ printf '%s' 'done = function(summary, latency, requests)
 end
 ' >"$work/report.lua"
 
-# measure LABEL URL TOKEN: a warm-up, then the measured run; prints req/s and latencies.
+# measure LABEL URL TOKEN NAME: a warm-up, then the measured run; prints req/s and latencies,
+# and keeps the req/s in $work/rps-NAME.
 measure() {
-    local label=$1 url=$2 token=$3
+    local label=$1 url=$2 token=$3 name=$4
     "${client[@]}" wrk -t1 -c"$connections" -d"${warmup}s" -H "Authorization: Bearer $token" \
         -s "$work/report.lua" "$url" >/dev/null
     "${client[@]}" wrk -t1 -c"$connections" -d"${duration}s" --timeout 30s --latency \
         -H "Authorization: Bearer $token" -s "$work/report.lua" "$url" >"$work/run.txt"
-    python3 - "$work/run.txt" "$label" <<'PY'
+    python3 - "$work/run.txt" "$label" "$work/rps-$name" <<'PY'
 import sys
 line = next(l for l in open(sys.argv[1]) if l.startswith("RESULT "))
 requests, duration_us, p50, p99, status, errors = map(int, line.split()[1:])
 extra = (f"  ({status} answers not 2xx!)" if status else "") + (f"  ({errors} socket errors)" if errors else "")
 print(f"  {sys.argv[2]:<28} {requests / (duration_us / 1e6):9.1f} req/s  p50 {p50 / 1000:7.2f} ms  p99 {p99 / 1000:7.2f} ms{extra}")
+open(sys.argv[3], "w").write(f"{requests / (duration_us / 1e6)}\n")
 PY
 }
 
@@ -123,8 +125,13 @@ run_on() {
     curl -sf -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:$nest_port/api/nest/me" ||
         { echo "the nest service refused the api's token:" >&2; cat "$work/nest.log" >&2; exit 1; }
 
-    measure "Rust api GET /api/auth/me" "http://127.0.0.1:$api_port/api/auth/me" "$token"
-    measure "nest GET /api/nest/me" "http://127.0.0.1:$nest_port/api/nest/me" "$token"
+    echo "  load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+    measure "Rust api GET /api/auth/me" "http://127.0.0.1:$api_port/api/auth/me" "$token" rust
+    measure "nest GET /api/nest/me" "http://127.0.0.1:$nest_port/api/nest/me" "$token" nest
+    # The machine may be busy with other work: the ratio of two runs back to back is the figure
+    # that load changes least.
+    echo "  nest / Rust: $(python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.3f}")' \
+        "$(cat "$work/rps-nest")" "$(cat "$work/rps-rust")")   (load average after: $(cut -d' ' -f1-3 /proc/loadavg))"
     kill "$nest_pid"
     wait "$nest_pid" 2>/dev/null || true
     nest_pid=

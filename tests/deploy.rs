@@ -1,7 +1,8 @@
 //! The deployment modules' files, checked by the tools operators run on them: hadolint on the
 //! Dockerfile, Compose itself and the Compose schema on compose.yaml, kubernetes-validate on the
 //! manifests, the workflow schema on the CI workflow, shellcheck on the generated script,
-//! systemd-analyze's exposure rating of the units; on the default workspace and an api-only one.
+//! systemd-analyze's exposure rating of the units; on the default workspace, an api-only one and
+//! one with a NestJS service (`api,nest`), whose files differ (docs/nest.md).
 //! `.ci/run` installs the tools. What needs the services built (systemd-analyze verify with the
 //! binaries in place, the nginx site in front of running services) is in tests/e2e/deploy.rs.
 
@@ -28,8 +29,11 @@ fn deployed(args: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
     (temp, root)
 }
 
+/// The `saaskit new` arguments of a workspace with a NestJS service beside the api.
+const WITH_NEST: [&str; 3] = ["--yes", "--services", "api,nest"];
+
 fn each_workspace(check: impl Fn(&Path)) {
-    for args in [&["--yes"][..], &["--yes", "--services", "api"]] {
+    for args in [&["--yes"][..], &["--yes", "--services", "api"], &WITH_NEST] {
         let (_temp, root) = deployed(args);
         check(&root);
     }
@@ -62,6 +66,35 @@ fn the_dockerfile_passes_hadolint_and_keeps_secrets_out_of_the_build() {
     });
 }
 
+/// The nest service's image: Node 20 slim, production dependencies from the lockfile, the
+/// compiled service, its migrations, a non-root user and a health check; none without one.
+#[test]
+fn the_dockerfile_builds_a_node_image_for_a_nest_service() {
+    let (_temp, root) = deployed(&WITH_NEST);
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let stage = dockerfile
+        .split("FROM node:20-bookworm-slim AS nest\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `nest` stage on node:20-bookworm-slim:\n{dockerfile}"));
+    for line in [
+        "COPY --from=nest-deps /app/node_modules ./node_modules",
+        "COPY --from=nest-build /app/dist ./dist",
+        "COPY services/nest/migrations ./migrations",
+        "USER 65532:65532",
+        "ENTRYPOINT [\"node\", \"dist/main.js\"]",
+    ] {
+        assert!(stage.contains(line), "{line}:\n{stage}");
+    }
+    assert!(stage.contains("HEALTHCHECK") && stage.contains("/healthz"), "{stage}");
+    assert!(dockerfile.contains("FROM nest-toolchain AS nest-deps\nRUN npm ci --omit=dev\n"));
+    let ignored = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
+    assert!(ignored.lines().any(|l| l == "**/node_modules/"), "{ignored}");
+
+    let (_temp, rust_only) = deployed(&["--yes"]);
+    let dockerfile = std::fs::read_to_string(rust_only.join("Dockerfile")).unwrap();
+    assert!(!dockerfile.contains("node:20"), "{dockerfile}");
+}
+
 #[test]
 fn compose_accepts_compose_yaml_and_so_does_its_schema() {
     each_workspace(|root| {
@@ -78,6 +111,24 @@ fn compose_accepts_compose_yaml_and_so_does_its_schema() {
         );
         assert_eq!(api["environment"]["DATABASE_MIGRATE_ON_START"], "false");
         assert_eq!(config["services"]["migrate"]["command"][0], "migrate");
+        if let Some(nest) = config["services"].get("nest") {
+            // Its own migrations run once the Rust services' have, then it starts.
+            let migrate = &config["services"]["nest-migrate"];
+            assert_eq!(migrate["entrypoint"], serde_json::json!(["node", "dist/migrate.js"]));
+            assert_eq!(
+                migrate["depends_on"]["migrate"]["condition"],
+                "service_completed_successfully"
+            );
+            assert_eq!(
+                nest["depends_on"]["nest-migrate"]["condition"], "service_completed_successfully",
+                "{nest}"
+            );
+            assert_eq!(
+                nest["environment"]["NEST_AUTH_JWKS_URL"],
+                "http://api:8080/.well-known/jwks.json"
+            );
+            assert_eq!(nest["build"]["target"], "nest");
+        }
     });
 }
 
@@ -90,6 +141,10 @@ fn the_kubernetes_manifests_pass_kubernetes_validate_strict() {
         let report = run_tool(root, "kubernetes-validate", &args);
         for kind in ["deployment", "service", "job", "horizontalpodautoscaler"] {
             assert!(report.contains(&format!("resource {kind}/")), "{report}");
+        }
+        if let Ok(nest) = std::fs::read_to_string(root.join("deploy/kubernetes/nest.yaml")) {
+            assert!(nest.contains(r#"command: ["node", "dist/migrate.js"]"#), "{nest}");
+            assert!(nest.contains("/.well-known/jwks.json"), "{nest}");
         }
     });
 }
@@ -106,6 +161,20 @@ fn the_workflow_matches_its_schema_and_the_script_passes_shellcheck() {
         run_tool(root, "shellcheck", &["scripts/check-deploy.sh"]);
         let workflow = std::fs::read_to_string(root.join(".github/workflows/ci.yml")).unwrap();
         assert!(workflow.contains("saaskit diff --check"), "{workflow}");
+        // npm steps only for a workspace with a NestJS service.
+        let nest = root.join("services/nest").is_dir();
+        assert_eq!(workflow.contains("actions/setup-node@v4"), nest, "{workflow}");
+        if nest {
+            for step in [
+                "cache-dependency-path: services/nest/package-lock.json",
+                "run: npm ci",
+                "run: npm run lint",
+                "run: npm run build",
+                "run: npm test",
+            ] {
+                assert!(workflow.contains(step), "{step}:\n{workflow}");
+            }
+        }
     });
 }
 
@@ -131,21 +200,46 @@ fn the_systemd_units_are_rated_ok_by_systemd_analyze_security() {
     });
 }
 
-/// The workspace's own check, as its CI runs it, passes on what saaskit generated.
+/// The workspace's own check, as its CI runs it, passes on what saaskit generated (nginx -t on
+/// the site included), with and without a NestJS service.
 #[test]
 fn the_generated_check_script_passes() {
-    let (_temp, root) = deployed(&["--yes"]);
-    let output = std::process::Command::new("bash")
-        .arg("scripts/check-deploy.sh")
-        .current_dir(&root)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    for args in [&["--yes"][..], &WITH_NEST] {
+        let (_temp, root) = deployed(args);
+        let output = std::process::Command::new("bash")
+            .arg("scripts/check-deploy.sh")
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// A NestJS service on a VPS: a hardened unit running Node (its migrations first), no socket
+/// unit (it binds its port), and a server of its own in the nginx site.
+#[test]
+fn a_nest_service_gets_a_unit_and_an_nginx_server() {
+    let (_temp, root) = deployed(&WITH_NEST);
+    let systemd = root.join("deploy/vps/systemd");
+    let unit = std::fs::read_to_string(systemd.join("acme-nest.service")).unwrap();
+    for line in [
+        "ExecStartPre=/usr/bin/node /opt/acme/services/nest/dist/migrate.js",
+        "ExecStart=/usr/bin/node /opt/acme/services/nest/dist/main.js",
+        "Environment=NEST_ADDR=127.0.0.1:8081",
+        "DynamicUser=yes",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line}:\n{unit}");
+    }
+    assert!(!systemd.join("acme-nest.socket").exists());
+    assert!(systemd.join("acme-api.socket").exists());
+    let site = std::fs::read_to_string(root.join("deploy/vps/nginx/acme.conf")).unwrap();
+    assert!(site.contains("upstream acme_nest {\n    server 127.0.0.1:8081;"), "{site}");
+    assert!(site.contains("server_name nest.example.com;"), "{site}");
 }
 
 /// No OpenSSL in the services' build, with or without the `tls` feature (rustls instead).

@@ -20,6 +20,7 @@ use crate::api::{
     login_as, now, on_each_database, public_key, register, signing_key, str_of, unb64,
 };
 use crate::client::Instance;
+use crate::orgs::{first_org_of_kind, switched};
 use crate::support::{
     Database, Service, default_workspace, free_port, fresh_workspace, service_binary,
 };
@@ -38,9 +39,51 @@ fn the_nest_service_trusts_the_api_accounts_and_nothing_else() {
         refuses_forged_and_foreign_tokens(&s, &nest);
         ended_sessions_end_at_once(&s, &nest);
         notes_are_each_user_own(&s, &nest);
+        notes_belong_to_the_active_organization(&s, &nest);
         drop(nest);
         stops_gracefully(db, &s.api);
     });
+}
+
+/// The api and two instances of the nest service started at the same moment on an empty
+/// database, a few times: every one comes up (the service waits for the api's migrations under
+/// sqlx's lock on PostgreSQL, then the instances take turns), and each of its migrations is
+/// applied once. Before the lock, an instance stopped with "the shared tables are missing" or
+/// failed on a migration the other had just applied.
+#[test]
+fn the_api_and_two_nest_instances_started_at_once_all_come_up() {
+    let root = workspace();
+    default_workspace();
+    let migrations = std::fs::read_dir(root.join("services").join(NEST).join("migrations/sqlite"))
+        .unwrap()
+        .count();
+    let fresh: [fn() -> Database; 2] = [Database::sqlite, Database::postgres];
+    for (round, database) in fresh.iter().cycle().take(4).enumerate() {
+        // A database of its own each round: the race is on an empty one.
+        let db = database();
+        let port = free_port();
+        let (api, instances) = std::thread::scope(|scope| {
+            let instances: Vec<_> = (0..2)
+                .map(|_| scope.spawn(|| Nest::spawn(&db, port, &[])))
+                .collect();
+            let api = start_api_in(root, &db, port);
+            let instances: Vec<Service> = instances.into_iter().map(|i| i.join().unwrap()).collect();
+            (api, instances)
+        });
+        for instance in &instances {
+            let ready = crate::support::get(instance.port, "/readyz").map(|(status, _)| status);
+            assert_eq!(ready, Some(200), "round {round} on {}: /readyz", db.kind());
+        }
+        assert_eq!(
+            db.query_value("SELECT COUNT(*) FROM nest_migrations"),
+            migrations.to_string(),
+            "round {round} on {}: each migration once\n{}",
+            db.kind(),
+            instances.iter().map(Service::logs).collect::<Vec<_>>().join("\n")
+        );
+        drop(instances);
+        drop(api);
+    }
 }
 
 #[test]
@@ -330,6 +373,81 @@ fn notes_are_each_user_own(s: &Stack, nest: &Nest) {
         .bearer(&ada.access)
         .send()
         .expect(204);
+}
+
+/// With the orgs module (installed on the service by default): a token switched to an
+/// organization reads and writes that organization's notes; a member of another organization,
+/// switched to theirs or not, gets 404 for them and lists none.
+fn notes_belong_to_the_active_organization(s: &Stack, nest: &Nest) {
+    let ada = register(&s.api, "ada.orgs@example.com");
+    let bob = register(&s.api, "bob.orgs@example.com");
+    // Registration made each a personal organization (ORGS_PERSONAL_ORGANIZATION).
+    let org_a = first_org_of_kind(&s.api, &ada.access, "personal");
+    let org_b = first_org_of_kind(&s.api, &bob.access, "personal");
+    let ada_in_a = switched(&s.api, &ada.access, &org_a);
+    let bob_in_b = switched(&s.api, &bob.access, &org_b);
+
+    let note = nest
+        .instance
+        .post("/api/nest/notes")
+        .bearer(&ada_in_a)
+        .json(json!({"title": "A's roadmap", "body": "Q3: ship"}))
+        .send()
+        .expect_json(201);
+    let path = format!("/api/nest/notes/{}", str_of(&note["id"]));
+    let list = |token: &str| {
+        nest.instance
+            .get("/api/nest/notes")
+            .bearer(token)
+            .send()
+            .expect_json(200)
+    };
+    assert_eq!(list(&ada_in_a), json!({"notes": [note]}));
+    // Ada's token switched to no organization: her own notes, not A's.
+    assert_eq!(list(&ada.access), json!({"notes": []}));
+    for token in [&bob_in_b, &bob.access] {
+        assert_eq!(list(token), json!({"notes": []}));
+        nest.instance
+            .get(&path)
+            .bearer(token)
+            .send()
+            .expect_error(404, "not_found");
+        nest.instance
+            .put(&path)
+            .bearer(token)
+            .json(json!({"title": "Mine now", "body": ""}))
+            .send()
+            .expect_error(404, "not_found");
+        nest.instance
+            .delete(&path)
+            .bearer(token)
+            .send()
+            .expect_error(404, "not_found");
+    }
+    // Bob's token naming A, signed with the api's key as a switch would: the membership is
+    // checked in the database, and he is not A's member.
+    let (header, mut claims) = decode(&bob_in_b);
+    claims["org_id"] = json!(org_a);
+    let bob_claiming_a = forge(&header, &claims, &signing_key(KEY));
+    let refused = nest
+        .instance
+        .get("/api/nest/notes")
+        .bearer(&bob_claiming_a)
+        .send()
+        .expect_error(404, "not_found");
+    assert_eq!(refused["message"], "organization not found");
+    nest.instance
+        .get(&path)
+        .bearer(&bob_claiming_a)
+        .send()
+        .expect_error(404, "not_found");
+    // The note is as ada left it.
+    nest.instance
+        .get(&path)
+        .bearer(&ada_in_a)
+        .send()
+        .expect(200);
+    assert_eq!(list(&ada_in_a), json!({"notes": [note]}));
 }
 
 fn stops_gracefully(db: &Database, api: &Api) {

@@ -603,7 +603,7 @@ fn join(api: &Api, smtp: &Smtp, by: &Session, org: &str, email: &str, role: &str
 }
 
 /// An access token of `access`'s session switched to `org`.
-fn switched(api: &Api, access: &str, org: &str) -> String {
+pub(crate) fn switched(api: &Api, access: &str, org: &str) -> String {
     let reply = api
         .post(&format!("/api/orgs/{org}/switch"))
         .bearer(access)
@@ -612,7 +612,7 @@ fn switched(api: &Api, access: &str, org: &str) -> String {
     str_of(&reply["access_token"]).to_owned()
 }
 
-fn first_org_of_kind(api: &Api, access: &str, kind: &str) -> String {
+pub(crate) fn first_org_of_kind(api: &Api, access: &str, kind: &str) -> String {
     let mine = get(api, access, "/api/orgs").expect_json(200);
     let org = mine
         .as_array()
