@@ -54,8 +54,13 @@ async function sharedTablesExist(db: Database): Promise<boolean> {
     // (SQLite's driver throws at once rather than rejecting: an `await` inside `try` has both.)
     await db.get("SELECT 1 FROM users LIMIT 1");
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    // Only a missing table means "not yet"; a database that does not answer is reported as such.
+    const { code, message } = error as { code?: unknown; message?: unknown };
+    if (code === "42P01" || (typeof message === "string" && message.includes("no such table"))) {
+      return false;
+    }
+    throw error;
   }
 }
 
