@@ -85,10 +85,16 @@ fn the_dockerfile_builds_a_node_image_for_a_nest_service() {
     ] {
         assert!(stage.contains(line), "{line}:\n{stage}");
     }
-    assert!(stage.contains("HEALTHCHECK") && stage.contains("/healthz"), "{stage}");
+    assert!(
+        stage.contains("HEALTHCHECK") && stage.contains("/healthz"),
+        "{stage}"
+    );
     assert!(dockerfile.contains("FROM nest-toolchain AS nest-deps\nRUN npm ci --omit=dev\n"));
     let ignored = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
-    assert!(ignored.lines().any(|l| l == "**/node_modules/"), "{ignored}");
+    assert!(
+        ignored.lines().any(|l| l == "**/node_modules/"),
+        "{ignored}"
+    );
 
     let (_temp, rust_only) = deployed(&["--yes"]);
     let dockerfile = std::fs::read_to_string(rust_only.join("Dockerfile")).unwrap();
@@ -114,7 +120,10 @@ fn compose_accepts_compose_yaml_and_so_does_its_schema() {
         if let Some(nest) = config["services"].get("nest") {
             // Its own migrations run once the Rust services' have, then it starts.
             let migrate = &config["services"]["nest-migrate"];
-            assert_eq!(migrate["entrypoint"], serde_json::json!(["node", "dist/migrate.js"]));
+            assert_eq!(
+                migrate["entrypoint"],
+                serde_json::json!(["node", "dist/migrate.js"])
+            );
             assert_eq!(
                 migrate["depends_on"]["migrate"]["condition"],
                 "service_completed_successfully"
@@ -143,7 +152,10 @@ fn the_kubernetes_manifests_pass_kubernetes_validate_strict() {
             assert!(report.contains(&format!("resource {kind}/")), "{report}");
         }
         if let Ok(nest) = std::fs::read_to_string(root.join("deploy/kubernetes/nest.yaml")) {
-            assert!(nest.contains(r#"command: ["node", "dist/migrate.js"]"#), "{nest}");
+            assert!(
+                nest.contains(r#"command: ["node", "dist/migrate.js"]"#),
+                "{nest}"
+            );
             assert!(nest.contains("/.well-known/jwks.json"), "{nest}");
         }
     });
@@ -163,7 +175,11 @@ fn the_workflow_matches_its_schema_and_the_script_passes_shellcheck() {
         assert!(workflow.contains("saaskit diff --check"), "{workflow}");
         // npm steps only for a workspace with a NestJS service.
         let nest = root.join("services/nest").is_dir();
-        assert_eq!(workflow.contains("actions/setup-node@v4"), nest, "{workflow}");
+        assert_eq!(
+            workflow.contains("actions/setup-node@v4"),
+            nest,
+            "{workflow}"
+        );
         if nest {
             for step in [
                 "cache-dependency-path: services/nest/package-lock.json",
@@ -238,7 +254,10 @@ fn a_nest_service_gets_a_unit_and_an_nginx_server() {
     assert!(!systemd.join("acme-nest.socket").exists());
     assert!(systemd.join("acme-api.socket").exists());
     let site = std::fs::read_to_string(root.join("deploy/vps/nginx/acme.conf")).unwrap();
-    assert!(site.contains("upstream acme_nest {\n    server 127.0.0.1:8081;"), "{site}");
+    assert!(
+        site.contains("upstream acme_nest {\n    server 127.0.0.1:8081;"),
+        "{site}"
+    );
     assert!(site.contains("server_name nest.example.com;"), "{site}");
 }
 

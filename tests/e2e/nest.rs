@@ -67,7 +67,8 @@ fn the_api_and_two_nest_instances_started_at_once_all_come_up() {
                 .map(|_| scope.spawn(|| Nest::spawn(&db, port, &[])))
                 .collect();
             let api = start_api_in(root, &db, port);
-            let instances: Vec<Service> = instances.into_iter().map(|i| i.join().unwrap()).collect();
+            let instances: Vec<Service> =
+                instances.into_iter().map(|i| i.join().unwrap()).collect();
             (api, instances)
         });
         for instance in &instances {
@@ -79,7 +80,11 @@ fn the_api_and_two_nest_instances_started_at_once_all_come_up() {
             migrations.to_string(),
             "round {round} on {}: each migration once\n{}",
             db.kind(),
-            instances.iter().map(Service::logs).collect::<Vec<_>>().join("\n")
+            instances
+                .iter()
+                .map(Service::logs)
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         drop(instances);
         drop(api);
