@@ -15,7 +15,8 @@
 # npm_config_nodedir (default /usr here; see docs/nest.md).
 #
 # Usage: scripts/bench-nest.sh
-# Settings (environment): DURATION=10, WARMUP=2, CONNECTIONS=32, BENCH_PIN=1 (as bench-api.sh).
+# Settings (environment): DURATION=10, WARMUP=2, CONNECTIONS=32, BENCH_PIN=1 (as bench-api.sh);
+# NPM_TIMES=0 installs once without timing `npm ci` (for the /me comparison alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -77,15 +78,20 @@ cargo build --quiet --manifest-path "$root/Cargo.toml" --target-dir "$root/targe
 "$root/target/debug/saaskit" new benchws --yes --services api,nest --output "$work/benchws" >/dev/null
 service=$work/benchws/services/nest
 
-echo "npm ci (services/nest)"
-start=$EPOCHREALTIME
-(cd "$service" && npm_config_cache=$work/npm-cache npm ci --no-audit --no-fund >"$work/npm-cold.log" 2>&1)
-echo "  cold npm cache: $(seconds_since "$start") s"
-rm -rf "$service/node_modules"
-start=$EPOCHREALTIME
-(cd "$service" && npm_config_cache=$work/npm-cache npm ci --no-audit --no-fund >"$work/npm-warm.log" 2>&1)
-echo "  warm npm cache: $(seconds_since "$start") s"
-echo "  node_modules: $(du -sh "$service/node_modules" | cut -f1) ($(du -sb "$service/node_modules" | cut -f1) bytes), $(grep -c '"node_modules/' "$service/package-lock.json") packages in package-lock.json"
+if [ "${NPM_TIMES:-1}" = 0 ]; then
+    echo "npm ci (services/nest): not timed (NPM_TIMES=0)"
+    (cd "$service" && npm ci --no-audit --no-fund >"$work/npm-cold.log" 2>&1)
+else
+    echo "npm ci (services/nest)"
+    start=$EPOCHREALTIME
+    (cd "$service" && npm_config_cache=$work/npm-cache npm ci --no-audit --no-fund >"$work/npm-cold.log" 2>&1)
+    echo "  cold npm cache: $(seconds_since "$start") s"
+    rm -rf "$service/node_modules"
+    start=$EPOCHREALTIME
+    (cd "$service" && npm_config_cache=$work/npm-cache npm ci --no-audit --no-fund >"$work/npm-warm.log" 2>&1)
+    echo "  warm npm cache: $(seconds_since "$start") s"
+    echo "  node_modules: $(du -sh "$service/node_modules" | cut -f1) ($(du -sb "$service/node_modules" | cut -f1) bytes), $(grep -c '"node_modules/' "$service/package-lock.json") packages in package-lock.json"
+fi
 (cd "$service" && npm run --silent build)
 
 export CARGO_TARGET_DIR=$root/target/bench-workspaces
