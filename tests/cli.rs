@@ -1141,7 +1141,7 @@ fn list_and_info_show_the_kinds_a_module_supports_by_language() {
 }
 
 #[test]
-fn deployment_files_that_ship_release_binaries_list_the_rust_services_only() {
+fn deployment_files_ship_release_binaries_of_the_rust_services_and_node_for_nest() {
     let (_temp, root) = generate(
         "acme",
         &[
@@ -1155,9 +1155,15 @@ fn deployment_files_that_ship_release_binaries_list_the_rust_services_only() {
     for file in ["Dockerfile", "compose.yaml"] {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
         assert!(text.contains("acme-api"), "{file}:\n{text}");
+        // No Rust binary named after the nest service: it is no Cargo package.
         assert!(
-            !text.contains("nest"),
+            !text.contains("release/nest") && !text.contains("nest migrate"),
             "{file} ships no nest binary:\n{text}"
         );
     }
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("FROM node:20-bookworm-slim AS nest\n"),
+        "{dockerfile}"
+    );
 }
