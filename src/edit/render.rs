@@ -13,8 +13,8 @@ use crate::model::catalog::{Language, Scope};
 use crate::model::manifest::{Manifest, ServiceSpec};
 
 /// What every template sees. Mirrors the table in `docs/modules.md`.
-#[derive(Debug, Clone)]
-pub struct Context {
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateVars {
     pub saaskit_version: &'static str,
     pub workspace: WorkspaceVars,
     pub services: Vec<ServiceVars>,
@@ -22,22 +22,26 @@ pub struct Context {
     /// and ship release binaries (Dockerfile, compose, systemd units) list.
     pub rust_services: Vec<ServiceVars>,
     /// Only set while rendering an entry with `scope = "service"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceVars>,
-    /// The fields above as minijinja's value, made at the first render that needs it: `new`
-    /// renders a few hundred templates with a few dozen contexts, and converting the context
-    /// for each render was a large part of the time spent rendering.
+}
+
+/// The variables of one render context, with their conversion to minijinja's value kept.
+#[derive(Debug, Clone)]
+pub struct Context {
+    vars: TemplateVars,
+    /// `vars` as minijinja's value, made at the first render that needs it: `new` renders a few
+    /// hundred templates with a few dozen contexts, and converting the context for each render
+    /// was a large part of the time spent rendering.
     value: OnceLock<Value>,
 }
 
-/// How a [`Context`] serializes: its public fields.
-#[derive(Serialize)]
-struct Vars<'a> {
-    saaskit_version: &'a str,
-    workspace: &'a WorkspaceVars,
-    services: &'a [ServiceVars],
-    rust_services: &'a [ServiceVars],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    service: Option<&'a ServiceVars>,
+impl std::ops::Deref for Context {
+    type Target = TemplateVars;
+
+    fn deref(&self) -> &TemplateVars {
+        &self.vars
+    }
 }
 
 impl Serialize for Context {
@@ -45,15 +49,7 @@ impl Serialize for Context {
         // minijinja hands a `Value` met while converting to a `Value` through as it is, so
         // `render` gets the converted context without converting it again.
         self.value
-            .get_or_init(|| {
-                Value::from(Serde(Vars {
-                    saaskit_version: self.saaskit_version,
-                    workspace: &self.workspace,
-                    services: &self.services,
-                    rust_services: &self.rust_services,
-                    service: self.service.as_ref(),
-                }))
-            })
+            .get_or_init(|| Value::from(Serde(&self.vars)))
             .serialize(serializer)
     }
 }
@@ -121,7 +117,7 @@ pub fn kind_description(kind: &str) -> &'static str {
 
 impl Context {
     pub fn for_manifest(manifest: &Manifest) -> Context {
-        Context {
+        Context::new(TemplateVars {
             saaskit_version: env!("CARGO_PKG_VERSION"),
             workspace: WorkspaceVars {
                 name: manifest.name.clone(),
@@ -138,6 +134,12 @@ impl Context {
                 .map(ServiceVars::new)
                 .collect(),
             service: None,
+        })
+    }
+
+    fn new(vars: TemplateVars) -> Context {
+        Context {
+            vars,
             value: OnceLock::new(),
         }
     }
@@ -157,15 +159,12 @@ impl Context {
     }
 
     pub fn with_service(&self, service: &ServiceVars) -> Context {
-        Context {
-            saaskit_version: self.saaskit_version,
-            workspace: self.workspace.clone(),
-            services: self.services.clone(),
-            rust_services: self.rust_services.clone(),
+        // A fresh context, not a clone keeping the workspace context's value: this one has a
+        // `service`.
+        Context::new(TemplateVars {
             service: Some(service.clone()),
-            // Not the workspace context's value: this one has a `service`.
-            value: OnceLock::new(),
-        }
+            ..self.vars.clone()
+        })
     }
 }
 
