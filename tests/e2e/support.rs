@@ -273,6 +273,11 @@ impl Service {
 
     /// Sends SIGTERM and returns the exit status and what the service wrote (stdout and stderr).
     pub fn terminate(mut self) -> (ExitStatus, String) {
+        self.stop()
+    }
+
+    /// [`Service::terminate`] of a service held by something else (an `Instance`).
+    pub fn stop(&mut self) -> (ExitStatus, String) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
