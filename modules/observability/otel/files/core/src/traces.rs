@@ -374,7 +374,7 @@ mod tests {
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             "http://collector:4318/custom",
         )]);
-        let endpoint = |traces: Traces| traces.config.unwrap().endpoint;
+        let endpoint = |mut traces: Traces| traces.config.take().unwrap().endpoint;
 
         assert_eq!(
             endpoint(Traces::from_env(&mut base, "api")),
