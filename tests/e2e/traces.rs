@@ -8,9 +8,8 @@
 //! On SQLite only: the export does not touch the database (the request span is the same on
 //! PostgreSQL, which the other tests of the services cover).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use serde_json::Value;
 use crate::api::{launch_in_with_test_settings, register, str_of};
 use crate::common::saaskit;
 use crate::order::build;
-use crate::support::{Database, free_port, fresh_workspace, lint};
+use crate::support::{Database, free_port, fresh_workspace, lint, python_server};
 
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const CALLER_SPAN_ID: &str = "b7ad6b7169203331";
@@ -154,22 +153,10 @@ struct Receiver {
 impl Receiver {
     fn start() -> Receiver {
         let port = free_port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/otlp/receiver.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg(port.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 runs");
-        let mut ready = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut ready)
-            .unwrap();
-        assert_eq!(
-            ready.trim(),
-            "ready",
-            "the OTLP receiver did not start (pip install opentelemetry-proto)"
+        let child = python_server(
+            "otlp/receiver.py",
+            &[port.to_string().as_ref()],
+            "`pip install opentelemetry-proto` (.ci/run installs it)",
         );
         Receiver { port, child }
     }
