@@ -10,6 +10,7 @@
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -1335,6 +1336,18 @@ pub(crate) fn launch_with_test_settings<'db>(
     db: &'db Database,
     env: &[(&str, &str)],
 ) -> Instance<'db> {
+    launch_in_with_test_settings(default_workspace(), &service_binary(name), name, db, env)
+}
+
+/// [`launch_with_test_settings`] of the service `binary` of the workspace at `root` (a workspace
+/// with other modules than the default one).
+pub(crate) fn launch_in_with_test_settings<'db>(
+    root: &Path,
+    binary: &Path,
+    name: &'static str,
+    db: &'db Database,
+    env: &[(&str, &str)],
+) -> Instance<'db> {
     let url = db.url();
     let key = seed(KEY);
     let mut all = vec![
@@ -1348,7 +1361,7 @@ pub(crate) fn launch_with_test_settings<'db>(
     ];
     // The last value of a key wins.
     all.extend_from_slice(env);
-    Instance::launch(name, db, &all)
+    Instance::launch_in(root, binary, name, db, &all)
 }
 
 /// `name=value` of a `Set-Cookie` header.

@@ -3,14 +3,13 @@
 //! (aiosmtpd, `tests/smtp/sink.py`, which stores each message it accepts as a JSON file); the
 //! service only knows `SMTP_URL`. Links are read from the messages as a person would.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::api::{Api, PASSWORD, on_each_database, register, str_of};
-use crate::support::{Database, free_port};
+use crate::support::{Database, free_port, python_server};
 
 /// How long a message may take to arrive before a test gives up.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -382,22 +381,11 @@ impl Smtp {
             .prefix("saaskit-smtp-")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/sink.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 runs");
-        let mut ready = String::new();
-        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        std::io::BufRead::read_line(&mut stdout, &mut ready).unwrap();
-        assert_eq!(
-            ready.trim(),
-            "ready",
-            "the SMTP server did not start: `pip install aiosmtpd` (.ci/run installs it)"
+        let port_arg = port.to_string();
+        let child = python_server(
+            "smtp/sink.py",
+            &[port_arg.as_ref(), dir.path().as_os_str()],
+            "`pip install aiosmtpd` (.ci/run installs it)",
         );
         Smtp { port, dir, child }
     }

@@ -62,4 +62,5 @@ mod order;
 mod orgs;
 mod panel;
 mod support;
+mod traces;
 mod webhooks;

@@ -55,24 +55,33 @@ fn rate_limits_then_admin() -> (PathBuf, PathBuf) {
         .args(["add", "admin/core"])
         .assert()
         .success();
-    let target = shared_target_dir().with_file_name("generated-workspaces-order");
-    build_admin(&root, &target);
-    (root, target.join("debug").join("admin"))
+    let binaries = build(&root, "order", &["admin"]);
+    (root, binaries.join("admin"))
 }
 
-fn build_admin(root: &Path, target: &Path) {
+/// Builds `packages` of the workspace at `root` into a target directory of its own named after
+/// `name`, beside the default workspace's (binaries of the same names would replace each
+/// other's), sharing its compiled dependencies; returns where the binaries are.
+pub(crate) fn build(root: &Path, name: &str, packages: &[&str]) -> PathBuf {
+    let target = shared_target_dir().with_file_name(format!("generated-workspaces-{name}"));
+    let mut args = vec!["build"];
+    for package in packages {
+        args.extend(["-p", package]);
+    }
     let output = Command::new(env!("CARGO"))
-        .args(["build", "-p", "admin"])
+        .args(&args)
         .current_dir(root)
-        .env("CARGO_TARGET_DIR", target)
+        .env("CARGO_TARGET_DIR", &target)
         .env("CARGO_BUILD_BUILD_DIR", shared_target_dir())
         .env_remove("RUSTFLAGS")
         .output()
         .expect("cargo runs");
     assert!(
         output.status.success(),
-        "`cargo build -p admin` failed in {}:\n{}",
+        "`cargo {}` failed in {}:\n{}",
+        args.join(" "),
         root.display(),
         String::from_utf8_lossy(&output.stderr)
     );
+    target.join("debug")
 }

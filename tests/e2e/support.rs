@@ -17,6 +17,28 @@ use std::time::{Duration, Instant};
 
 use crate::common::saaskit;
 
+/// Starts the test server `script` (a Python file under `tests/`) with `args` and waits for the
+/// `ready` line it prints once it listens; `missing` says what to install when it does not start.
+pub fn python_server(script: &str, args: &[&std::ffi::OsStr], missing: &str) -> Child {
+    let mut child = Command::new("python3")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests")
+                .join(script),
+        )
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 runs");
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready", "{script} did not start: {missing}");
+    child
+}
+
 /// Generates workspace `name` with `args` into a fresh directory under the test tmpdir.
 pub fn fresh_workspace(name: &str, args: &[&str]) -> PathBuf {
     let parent = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -273,6 +295,11 @@ impl Service {
 
     /// Sends SIGTERM and returns the exit status and what the service wrote (stdout and stderr).
     pub fn terminate(mut self) -> (ExitStatus, String) {
+        self.stop()
+    }
+
+    /// [`Service::terminate`] of a service held by something else (an `Instance`).
+    pub fn stop(&mut self) -> (ExitStatus, String) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
