@@ -202,7 +202,11 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_documents() {
         let api_config = services.fuzz_config();
         for (instance, authorization) in services.each() {
             // The organizations are the api's; the other services' documents get defaults.
-            let config = if instance.name() == "api" { api_config.as_str() } else { "" };
+            let config = if instance.name() == "api" {
+                api_config.as_str()
+            } else {
+                ""
+            };
             fuzz(instance, &authorization, config);
         }
     });

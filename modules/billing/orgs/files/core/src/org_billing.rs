@@ -106,7 +106,10 @@ async fn personal_organization(
 pub fn webhook_handlers() -> Handlers {
     Handlers::new()
         .on(&["checkout.session.completed"], OrgCheckoutCompleted)
-        .on(&["customer.created", "customer.updated"], OrgCustomerChanged)
+        .on(
+            &["customer.created", "customer.updated"],
+            OrgCustomerChanged,
+        )
 }
 
 /// Where an event's object names the organization: Stripe's `metadata`, which the product sets
@@ -143,10 +146,12 @@ async fn payer_of(
     email: Option<&str>,
 ) -> Result<(String, Option<String>), HandlerError> {
     let named: Option<String> = match org_id.or(reference) {
-        Some(candidate) => sqlx::query_scalar("SELECT id FROM organizations WHERE id = $1")
-            .bind(candidate)
-            .fetch_optional(&mut *conn)
-            .await?,
+        Some(candidate) => {
+            sqlx::query_scalar("SELECT id FROM organizations WHERE id = $1")
+                .bind(candidate)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
         None => None,
     };
     if let Some(org) = named {
@@ -201,8 +206,15 @@ impl Handler for OrgCheckoutCompleted {
             let email = session.email();
             let reference = hint.client_reference_id.as_deref();
             let (user, org) = payer_of(conn, hint.org_id(), reference, email.as_deref()).await?;
-            billing::link_customer(conn, event, customer, &user, email.as_deref(), org.as_deref())
-                .await?;
+            billing::link_customer(
+                conn,
+                event,
+                customer,
+                &user,
+                email.as_deref(),
+                org.as_deref(),
+            )
+            .await?;
             Ok(())
         })
     }
@@ -236,8 +248,15 @@ impl Handler for OrgCustomerChanged {
                 .as_deref()
                 .map(|email| email.trim().to_lowercase());
             let (user, org) = payer_of(conn, Some(org_id), None, email.as_deref()).await?;
-            billing::link_customer(conn, event, &customer.id, &user, email.as_deref(), org.as_deref())
-                .await?;
+            billing::link_customer(
+                conn,
+                event,
+                &customer.id,
+                &user,
+                email.as_deref(),
+                org.as_deref(),
+            )
+            .await?;
             Ok(())
         })
     }
