@@ -593,7 +593,14 @@ fn accept(api: &Api, access: &str, token: &str) -> Reply {
 }
 
 /// A new verified account that joined `org` with `role` through an invitation by `by`.
-pub(crate) fn join(api: &Api, smtp: &Smtp, by: &Session, org: &str, email: &str, role: &str) -> Session {
+pub(crate) fn join(
+    api: &Api,
+    smtp: &Smtp,
+    by: &Session,
+    org: &str,
+    email: &str,
+    role: &str,
+) -> Session {
     let session = verified(api, smtp, email);
     invite(api, by, org, email, role);
     let message = smtp.wait_for(email, "invited you to");
