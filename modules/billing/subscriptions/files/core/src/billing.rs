@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::db::Database;
 use crate::webhooks::{Event, Handler, HandlerError, Handlers};
 
 /// The handlers of the event types this module keeps state from.
