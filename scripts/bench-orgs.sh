@@ -20,7 +20,9 @@
 #
 # Usage: scripts/bench-orgs.sh
 # Settings: DURATION=10, WARMUP=2, CONNECTIONS=32, ROUNDS=3, REQUESTS=500, BENCH_PIN=1,
-# CALLGRIND=1 (0: skip the callgrind part). Needs the Rust toolchain, curl, python3, wrk and, for
+# CALLGRIND=1 (0: skip the callgrind part), API_BIN (an api binary of the default workspace to
+# measure instead of building one in release: a debug build's figures say how the two endpoints
+# compare, not what a release build serves). Needs the Rust toolchain, curl, python3, wrk and, for
 # instruction counts, valgrind (as root the script installs wrk and valgrind with apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,8 +85,13 @@ export CARGO_TARGET_DIR=$root/target/bench-workspaces
 echo "building saaskit and generating the default workspace; building its api (release)"
 cargo build --quiet --manifest-path "$root/Cargo.toml" --target-dir "$root/target" --bin saaskit
 "$root/target/debug/saaskit" new benchws --yes --output "$work/benchws" >/dev/null
-(cd "$work/benchws" && cargo build --release --quiet -p api)
-api_bin=$CARGO_TARGET_DIR/release/api
+if [ -n "${API_BIN:-}" ]; then
+    api_bin=$(realpath "$API_BIN")
+    echo "measuring $api_bin (API_BIN), not a release build"
+else
+    (cd "$work/benchws" && cargo build --release --quiet -p api)
+    api_bin=$CARGO_TARGET_DIR/release/api
+fi
 api_env=(RUST_LOG=warn AUTH_COOKIE_SECURE=false API_JOBS_WORKER=false
     RATE_LIMIT_AUTH_PER_IP_PER_MINUTE=1000000 RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE=1000000
     RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR=1000000)
