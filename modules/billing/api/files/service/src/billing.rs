@@ -102,6 +102,7 @@ impl SubscriptionView {
     responses(
         (status = 200, description = "The subscription, `null` when there is none", body = CurrentSubscription),
         (status = 401, description = "`unauthorized`: no valid token or session cookie", body = ErrorBody),
+        (status = 404, description = "`not_found`: with organizations, the token is switched to one the caller no longer belongs to", body = ErrorBody),
     ),
 )]
 async fn subscription(
