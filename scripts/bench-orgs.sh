@@ -20,7 +20,7 @@
 #
 # Usage: scripts/bench-orgs.sh
 # Settings: DURATION=10, WARMUP=2, CONNECTIONS=32, ROUNDS=3, REQUESTS=500, BENCH_PIN=1,
-# CALLGRIND=1 (0: skip the callgrind part), API_BIN (an api binary of the default workspace to
+# CALLGRIND=1 (0: skip the callgrind part), THROUGHPUT=1 (0: skip wrk), API_BIN (an api binary of the default workspace to
 # measure instead of building one in release: a debug build's figures say how the two endpoints
 # compare, not what a release build serves). Needs the Rust toolchain, curl, python3, wrk and, for
 # instruction counts, valgrind (as root the script installs wrk and valgrind with apt-get).
@@ -110,8 +110,9 @@ sign_up() {
 # sequential URL COUNT: COUNT GETs of URL one after another on one connection.
 sequential() {
     local url=$1 count=$2 urls=()
-    for _ in $(seq "$count"); do urls+=("$url"); done
-    curl -sf -o /dev/null -H "Authorization: Bearer $token" "${urls[@]}"
+    # Each URL with its own `-o`: curl pairs them in order.
+    for _ in $(seq "$count"); do urls+=(-o /dev/null "$url"); done
+    curl -sf -H "Authorization: Bearer $token" "${urls[@]}"
 }
 
 # throughput LABEL DATABASE_URL
@@ -181,8 +182,9 @@ instructions() {
     for path in /api/auth/me "/api/orgs/$org"; do
         callgrind_control -z "$pid" >/dev/null
         sequential "$base$path" "$requests"
-        callgrind_control -d "$path" "$pid" >/dev/null
+        callgrind_control -d "$pid" >/dev/null
         local dump ir
+        sleep 1
         dump=$(ls -t "$out"/callgrind.out.* | head -1)
         ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
         local per=$((ir / requests))
@@ -197,11 +199,11 @@ instructions() {
     stop_server
 }
 
-throughput sqlite "sqlite://$work/bench.db?mode=rwc"
+[ "${THROUGHPUT:-1}" = 0 ] || throughput sqlite "sqlite://$work/bench.db?mode=rwc"
 [ "$callgrind" = 0 ] || instructions sqlite "sqlite://$work/callgrind.db?mode=rwc"
 if postgres_answers; then
     create_pg_db "bench_orgs_$$"
-    throughput postgres "postgres://postgres@127.0.0.1:5432/$pg_db"
+    [ "${THROUGHPUT:-1}" = 0 ] || throughput postgres "postgres://postgres@127.0.0.1:5432/$pg_db"
     drop_pg_db
     if [ "$callgrind" = 1 ]; then
         create_pg_db "bench_orgs_cg_$$"
