@@ -194,15 +194,16 @@ async fn show(
     }))
 }
 
+/// A form whose only field is a reason (optional unless the action says otherwise).
 #[derive(Deserialize)]
-struct ReasonForm {
+pub struct ReasonForm {
     #[serde(default)]
-    reason: String,
+    pub reason: String,
 }
 
 impl ReasonForm {
     /// The reason, if one was written.
-    fn reason(&self) -> Option<&str> {
+    pub fn reason(&self) -> Option<&str> {
         Some(self.reason.trim()).filter(|reason| !reason.is_empty())
     }
 }
