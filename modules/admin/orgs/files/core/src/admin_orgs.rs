@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use crate::admin::audit;
 use crate::admin::{AdminError, Page, PageQuery, Permission, Staff, like_pattern};
@@ -174,16 +174,9 @@ pub async fn remove_member(
         "user_id": member.user_id,
         "email": member.email,
         "role": member.role,
-    })
-    .to_string();
-    let action = audit::Action {
-        action: "org.remove_member",
-        target_type: "organization",
-        target_id: tenant.as_str(),
-        reason,
-        details: Some(&details),
-    };
-    audit::record(&mut tx, staff.actor(), action, now()).await?;
+    });
+    let change = ("org.remove_member", reason, details);
+    record(&mut tx, staff, &tenant, change).await?;
     tx.commit().await?;
     tracing::info!(org = %org_id, user = %user_id, by = %staff.user.id, "member removed by staff");
     Ok(member)
@@ -205,19 +198,31 @@ pub async fn revoke_invitation(
         "invitation_id": invitation.id,
         "email": invitation.email,
         "role": invitation.role,
-    })
-    .to_string();
-    let action = audit::Action {
-        action: "org.revoke_invitation",
+    });
+    let change = ("org.revoke_invitation", reason, details);
+    record(&mut tx, staff, &tenant, change).await?;
+    tx.commit().await?;
+    tracing::info!(org = %org_id, invitation = %invitation_id, by = %staff.user.id, "invitation revoked by staff");
+    Ok(invitation)
+}
+
+/// Writes the audit entry of a staff action on `tenant` in `tx`: `(action, reason, details)`,
+/// with the organization as the target, so that its trail is `audit?target=<org id>`.
+async fn record(
+    tx: &mut Transaction<'static, Any>,
+    staff: &Staff,
+    tenant: &TenantId,
+    (action, reason, details): (&str, Option<&str>, serde_json::Value),
+) -> sqlx::Result<()> {
+    let details = details.to_string();
+    let entry = audit::Action {
+        action,
         target_type: "organization",
         target_id: tenant.as_str(),
         reason,
         details: Some(&details),
     };
-    audit::record(&mut tx, staff.actor(), action, now()).await?;
-    tx.commit().await?;
-    tracing::info!(org = %org_id, invitation = %invitation_id, by = %staff.user.id, "invitation revoked by staff");
-    Ok(invitation)
+    audit::record(tx, staff.actor(), entry, now()).await
 }
 
 /// The organization's audit trail: the staff actions on it, newest first.

@@ -12,7 +12,7 @@ use saaskit_core::admin_orgs::{self, OrgSearch, OrgSummary};
 use saaskit_core::db::Database;
 use saaskit_core::orgs::{Invitation, Member};
 
-use crate::panel::customers::{EntryRow, ReasonForm, Section, page_links};
+use crate::panel::customers::{EntryRow, ReasonForm, Section, search_links};
 use crate::panel::{Frame, PanelError, PanelForm, Viewer, done, html, when};
 use crate::state::AppState;
 
@@ -70,12 +70,7 @@ async fn list(
 ) -> Result<Response, PanelError> {
     let page = admin_orgs::search(&db, &viewer.staff, &search).await?;
     let q = search.q.unwrap_or_default();
-    let link = |page: u32| {
-        let query = serde_urlencoded::to_string([("q", q.as_str()), ("page", &page.to_string())])
-            .unwrap_or_default();
-        format!("/admin/orgs?{query}")
-    };
-    let (previous, next) = page_links(&page, link);
+    let (previous, next) = search_links(&page, "/admin/orgs", &q);
     Ok(html(&ListPage {
         frame: viewer.frame,
         orgs: page.items.into_iter().map(OrgRow::from).collect(),
