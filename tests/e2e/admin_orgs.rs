@@ -258,7 +258,8 @@ fn json_api(s: &Stack) {
         assert_eq!(entry["target_type"], "organization", "{entry}");
     }
     assert_eq!(entries[1]["reason"], "left the company");
-    let details = |entry: &Value| -> Value { serde_json::from_str(str_of(&entry["details"])).unwrap() };
+    let details =
+        |entry: &Value| -> Value { serde_json::from_str(str_of(&entry["details"])).unwrap() };
     assert_eq!(
         details(&entries[1]),
         json!({"user_id": member_id, "email": "ben@example.com", "role": "member"})
@@ -344,7 +345,9 @@ fn panel(s: &Stack) {
     let root = PanelSession::sign_in(admin, "root@example.com");
     let shown = root.get(admin, &page).expect(200);
     assert!(
-        shown.body.contains(&format!(r#"id="remove-member-{member_id}""#)),
+        shown
+            .body
+            .contains(&format!(r#"id="remove-member-{member_id}""#)),
         "{shown}"
     );
     assert!(

@@ -882,19 +882,35 @@ fn organizations(s: &Stack) {
     );
     let mut previous = vec![false; orgs.len()];
     for percent in [30, 60, 90] {
-        update_flag(admin, root, "team-beta", json!({"rollout_percent": percent}));
+        update_flag(
+            admin,
+            root,
+            "team-beta",
+            json!({"rollout_percent": percent}),
+        );
         let now: Vec<bool> = orgs
             .iter()
             .zip(&tokens)
             .map(|(org, (owner, member))| {
                 let on = flag_with(s, owner, "team-beta").unwrap();
-                assert_eq!(on, bucket("team-beta", org) < percent, "{org} at {percent}%");
-                assert_eq!(flag_with(s, member, "team-beta"), Some(on), "{org}'s member");
+                assert_eq!(
+                    on,
+                    bucket("team-beta", org) < percent,
+                    "{org} at {percent}%"
+                );
+                assert_eq!(
+                    flag_with(s, member, "team-beta"),
+                    Some(on),
+                    "{org}'s member"
+                );
                 on
             })
             .collect();
         for (was, is) in previous.iter().zip(&now) {
-            assert!(!was || *is, "an organization left the rollout at {percent}%");
+            assert!(
+                !was || *is,
+                "an organization left the rollout at {percent}%"
+            );
         }
         previous = now;
     }
@@ -903,8 +919,14 @@ fn organizations(s: &Stack) {
     // added and removed with CSRF-checked forms.
     let panel = PanelSession::sign_in(admin, "root@example.com");
     let page = panel.get(admin, "/admin/flags/team-beta").expect(200);
-    assert!(page.body.contains(r#"<option value="org" selected>"#), "{page}");
-    assert!(page.body.contains("No organization has an override."), "{page}");
+    assert!(
+        page.body.contains(r#"<option value="org" selected>"#),
+        "{page}"
+    );
+    assert!(
+        page.body.contains("No organization has an override."),
+        "{page}"
+    );
     panel
         .post(
             admin,
@@ -939,7 +961,10 @@ fn organizations(s: &Stack) {
         )
         .check(303);
     let page = panel.get(admin, "/admin/flags/team-beta").expect(200);
-    assert!(page.body.contains("No organization has an override."), "{page}");
+    assert!(
+        page.body.contains("No organization has an override."),
+        "{page}"
+    );
     // Back to a rollout by user through the rule's form.
     panel
         .submit(
