@@ -363,6 +363,20 @@ fn remove_refuses_while_another_module_requires_it() {
 }
 
 #[test]
+fn remove_refuses_while_a_module_on_another_service_requires_it() {
+    // `admin/orgs` (admin service) requires `orgs` (api), whose library code it uses.
+    let (_temp, root) = generate("acme", &["--yes"]);
+    assert_fails_unchanged(&root, saaskit(&root).args(["remove", "orgs"])).stderr(contains(
+        "cannot remove `orgs`: module `admin/orgs` on service `admin` requires it",
+    ));
+    saaskit(&root)
+        .args(["remove", "admin/orgs"])
+        .assert()
+        .success();
+    saaskit(&root).args(["remove", "orgs"]).assert().success();
+}
+
+#[test]
 fn remove_takes_out_requirements_nothing_else_needs() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
     let fresh = read_tree(&root);
