@@ -333,6 +333,14 @@ fn panel(s: &Stack) {
     ] {
         assert!(shown.body.contains(text), "{text}: {shown}");
     }
+    // The subscription section (module admin/org-billing): no checkout yet, two seats.
+    assert!(shown.body.contains(r#"id="org-seats">2<"#), "{shown}");
+    assert!(
+        shown
+            .body
+            .contains("the organization has not completed a checkout"),
+        "{shown}"
+    );
     assert!(!shown.body.contains("remove-member-"), "{shown}");
     assert!(!shown.body.contains("revoke-invitation-"), "{shown}");
     support

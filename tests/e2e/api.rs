@@ -1407,7 +1407,7 @@ pub(crate) struct Session {
 
 impl Session {
     /// From a successful register or login reply.
-    fn from_reply(reply: Reply) -> Session {
+    pub(crate) fn from_reply(reply: Reply) -> Session {
         let body = reply.json();
         let fields = [
             "user",

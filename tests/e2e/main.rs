@@ -60,6 +60,7 @@ mod observability;
 mod openapi;
 mod ops;
 mod order;
+mod org_billing;
 mod orgs;
 mod panel;
 mod support;

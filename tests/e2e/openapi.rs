@@ -199,18 +199,63 @@ fn the_docs_page_loads_the_document_and_its_csp_allows_what_it_loads() {
 fn schemathesis_finds_no_server_error_and_no_answer_outside_the_documents() {
     on_each_database(|db| {
         let services = Services::start(db);
+        let api_config = services.fuzz_config();
         for (instance, authorization) in services.each() {
-            fuzz(instance, &authorization);
+            // The organizations are the api's; the other services' documents get defaults.
+            let config = if instance.name() == "api" {
+                api_config.as_str()
+            } else {
+                ""
+            };
+            fuzz(instance, &authorization, config);
         }
     });
 }
 
+impl Services<'_> {
+    /// Schemathesis's configuration (`schemathesis.toml`): the `{org}` of the api's org-scoped
+    /// routes is an organization of the fuzzed customer, so that the fuzzer reaches the
+    /// handlers rather than the membership check's 404 (a made-up id is never a member's):
+    /// the customer's personal organization, whose only owner they are (so `leave`, and
+    /// demoting or removing themselves, `{user}`, are the documented 409), and for
+    /// `DELETE /api/orgs/{org}` a team organization of theirs made to be deleted.
+    fn fuzz_config(&self) -> String {
+        let api = &self.stack.api;
+        let access = &self.stack.customer.access;
+        let mine = api.get("/api/orgs").bearer(access).send().expect_json(200);
+        let personal = mine
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|org| org["kind"] == "personal")
+            .unwrap_or_else(|| panic!("the customer has no personal organization: {mine}"));
+        let doomed = api
+            .post("/api/orgs")
+            .bearer(access)
+            .json(serde_json::json!({"name": "Fuzzed away"}))
+            .send()
+            .expect_json(201);
+        let user = &self.stack.customer.user["id"];
+        format!(
+            "[parameters]\n\"path.org\" = {}\n\"path.user\" = {user}\n\n\
+             [[operations]]\ninclude-path = \"/api/orgs/{{org}}\"\ninclude-method = \"DELETE\"\n\
+             parameters = {{ \"path.org\" = {} }}\n",
+            personal["id"], doomed["id"]
+        )
+    }
+}
+
 /// Runs Schemathesis against `instance`'s served document with `authorization` on every
-/// request. Logging out would end the session the other operations are fuzzed with: it is
-/// tested by tests/e2e/api.rs instead.
-fn fuzz(instance: &Instance, authorization: &str) {
+/// request and `config` as its configuration file. Logging out would end the session the other
+/// operations are fuzzed with: it is tested by tests/e2e/api.rs instead.
+fn fuzz(instance: &Instance, authorization: &str, config: &str) {
     let name = instance.name();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = dir.path().join("schemathesis.toml");
+    std::fs::write(&config_file, config).unwrap();
     let output = Command::new("schemathesis")
+        .arg("--config-file")
+        .arg(&config_file)
         .args([
             "run",
             &format!("{}/openapi.json", instance.base),

@@ -551,19 +551,19 @@ fn personal(db: &Database) {
 // Helpers
 
 /// A registered account whose address is verified (through the link sent to it).
-fn verified(api: &Api, smtp: &Smtp, email: &str) -> Session {
+pub(crate) fn verified(api: &Api, smtp: &Smtp, email: &str) -> Session {
     let session = register(api, email);
     let message = smtp.wait_for(email, "Confirm your email address");
     verify(api, &token_of(&message)).expect(204);
     session
 }
 
-fn user_id(session: &Session) -> String {
+pub(crate) fn user_id(session: &Session) -> String {
     str_of(&session.user["id"]).to_owned()
 }
 
 /// Creates an organization named `name`; its id.
-fn create(api: &Api, owner: &Session, name: &str) -> String {
+pub(crate) fn create(api: &Api, owner: &Session, name: &str) -> String {
     let org = api
         .post("/api/orgs")
         .bearer(&owner.access)
@@ -593,7 +593,14 @@ fn accept(api: &Api, access: &str, token: &str) -> Reply {
 }
 
 /// A new verified account that joined `org` with `role` through an invitation by `by`.
-fn join(api: &Api, smtp: &Smtp, by: &Session, org: &str, email: &str, role: &str) -> Session {
+pub(crate) fn join(
+    api: &Api,
+    smtp: &Smtp,
+    by: &Session,
+    org: &str,
+    email: &str,
+    role: &str,
+) -> Session {
     let session = verified(api, smtp, email);
     invite(api, by, org, email, role);
     let message = smtp.wait_for(email, "invited you to");
@@ -603,7 +610,7 @@ fn join(api: &Api, smtp: &Smtp, by: &Session, org: &str, email: &str, role: &str
 }
 
 /// An access token of `access`'s session switched to `org`.
-fn switched(api: &Api, access: &str, org: &str) -> String {
+pub(crate) fn switched(api: &Api, access: &str, org: &str) -> String {
     let reply = api
         .post(&format!("/api/orgs/{org}/switch"))
         .bearer(access)
@@ -612,7 +619,7 @@ fn switched(api: &Api, access: &str, org: &str) -> String {
     str_of(&reply["access_token"]).to_owned()
 }
 
-fn first_org_of_kind(api: &Api, access: &str, kind: &str) -> String {
+pub(crate) fn first_org_of_kind(api: &Api, access: &str, kind: &str) -> String {
     let mine = get(api, access, "/api/orgs").expect_json(200);
     let org = mine
         .as_array()
@@ -634,7 +641,7 @@ fn set_role(api: &Api, access: &str, org: &str, user: &str, role: &str) -> Reply
         .send()
 }
 
-fn remove(api: &Api, access: &str, org: &str, user: &str) -> Reply {
+pub(crate) fn remove(api: &Api, access: &str, org: &str, user: &str) -> Reply {
     api.delete(&format!("/api/orgs/{org}/members/{user}"))
         .bearer(access)
         .send()
@@ -671,7 +678,7 @@ fn call(
 }
 
 /// 404 `not_found`, and none of `secrets` anywhere in the answer.
-fn assert_not_found(reply: &Reply, secrets: &[&str], what: &str) {
+pub(crate) fn assert_not_found(reply: &Reply, secrets: &[&str], what: &str) {
     reply.check_error(404, "not_found");
     let text = reply.json().to_string();
     for secret in secrets {

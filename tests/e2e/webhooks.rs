@@ -951,7 +951,7 @@ fn deliver(hooks: &Instance, body: &str, signature_header: Option<&str>) -> Repl
 }
 
 /// Delivers `body` signed now with the current secret.
-fn send(hooks: &Instance, body: &str) -> Reply {
+pub(crate) fn send(hooks: &Instance, body: &str) -> Reply {
     deliver(hooks, body, Some(&header(SECRET, now(), body)))
 }
 
@@ -985,7 +985,7 @@ fn count_with_status(hooks: &Instance, status: &str) -> usize {
 }
 
 /// The event's detail once it has `status`; panics after [`PATIENCE`].
-fn wait_for_status(hooks: &Instance, id: &str, status: &str) -> Value {
+pub(crate) fn wait_for_status(hooks: &Instance, id: &str, status: &str) -> Value {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let reply = hooks
@@ -1067,7 +1067,7 @@ pub(crate) fn checkout(
 }
 
 /// A subscription on the `pro` plan's price, its period ending at a fixed time.
-fn subscription_event(
+pub(crate) fn subscription_event(
     id: &str,
     kind: &str,
     created: i64,

@@ -520,18 +520,13 @@ async fn insert(
 ) -> Result<TenantId, OrgError> {
     let id = uuid::Uuid::now_v7().to_string();
     let now = now();
-    // On PostgreSQL a failed statement aborts the transaction, so a taken slug is checked first
-    // rather than caught; the unique index still settles races (as a 409 too).
-    let taken = sqlx::query("SELECT 1 FROM organizations WHERE slug = $1")
-        .bind(slug)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if taken.is_some() {
-        return Err(OrgError::SlugTaken);
-    }
-    sqlx::query(
+    // A taken slug inserts nothing rather than failing: on PostgreSQL a failed statement aborts
+    // the transaction, and the caller retries with another slug in the same one (registration's
+    // transaction, when two accounts of the same name register at once). A concurrent insert of
+    // the same slug makes this one wait for its commit, then insert nothing.
+    let inserted = sqlx::query(
         "INSERT INTO organizations (id, name, slug, kind, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5)",
+         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (slug) DO NOTHING",
     )
     .bind(&id)
     .bind(name)
@@ -539,8 +534,11 @@ async fn insert(
     .bind(kind)
     .bind(now)
     .execute(&mut *conn)
-    .await
-    .map_err(slug_taken_or_database)?;
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(OrgError::SlugTaken);
+    }
     sqlx::query(
         "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) \
          VALUES ($1, $2, 'owner', $3, $3)",
