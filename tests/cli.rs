@@ -363,6 +363,22 @@ fn remove_refuses_while_another_module_requires_it() {
 }
 
 #[test]
+fn remove_refuses_while_a_module_on_another_service_requires_it() {
+    // `admin/orgs` (admin service) requires `orgs` (api), whose library code it uses.
+    let (_temp, root) = generate("acme", &["--yes"]);
+    // The api's own dependents of `orgs` first (billing per organization, and its page section).
+    for module in ["admin/org-billing", "billing/orgs"] {
+        saaskit(&root).args(["remove", module]).assert().success();
+    }
+    assert_fails_unchanged(&root, saaskit(&root).args(["remove", "orgs"])).stderr(contains(
+        "cannot remove `orgs`: module `admin/orgs` on service `admin` requires it",
+    ));
+    for module in ["admin/orgs", "orgs"] {
+        saaskit(&root).args(["remove", module]).assert().success();
+    }
+}
+
+#[test]
 fn remove_takes_out_requirements_nothing_else_needs() {
     let (_temp, root) = generate("acme", &["--yes", "--modules", ""]);
     let fresh = read_tree(&root);

@@ -47,6 +47,22 @@ impl<'c> Workspace<'c> {
                 );
             }
         }
+        // A module may require one that lives on services of other kinds (`admin/orgs` on the
+        // admin service requires `orgs`, on the api; its code in the library crate is shared).
+        // Taken off its last service, the module's shared code goes, so a dependent anywhere
+        // would no longer build.
+        if targets.len() == self.manifest.services_with(id).len() {
+            for spec in &self.manifest.services {
+                let on_service: BTreeSet<&str> = spec.modules.iter().map(String::as_str).collect();
+                if let Some(dependent) = catalog.dependents(id, &on_service).first() {
+                    bail!(
+                        "cannot remove `{id}`: module `{dependent}` on service `{}` requires it. \
+                         Remove `{dependent}` first.",
+                        spec.name
+                    );
+                }
+            }
+        }
         let mut removed = vec![(id.to_string(), targets.clone())];
         self.uninstall_from(module, &targets)?;
         removed.extend(self.remove_unneeded_requirements()?);

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::admin::{AdminService, PanelSession, Stack, with_stack};
+use crate::admin_orgs::join;
 use crate::api::{Session, on_each_database, register, str_of};
 use crate::client::assert_keys;
 
@@ -36,6 +37,11 @@ fn customers_see_their_flags_follow_the_switch_the_rollout_and_overrides() {
 }
 
 #[test]
+fn organizations_get_their_overrides_and_rollout_in_requests_switched_to_them() {
+    on_each_database(with_stack(organizations));
+}
+
+#[test]
 fn the_panel_lists_creates_edits_overrides_and_deletes_flags_with_csrf_checked_forms() {
     on_each_database(with_stack(panel));
 }
@@ -43,14 +49,16 @@ fn the_panel_lists_creates_edits_overrides_and_deletes_flags_with_csrf_checked_f
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-const FLAG_FIELDS: [&str; 7] = [
+const FLAG_FIELDS: [&str; 9] = [
     "key",
     "description",
     "enabled",
     "rollout_percent",
+    "rollout_by",
     "created_at",
     "updated_at",
     "overrides",
+    "org_overrides",
 ];
 
 fn json_api(s: &Stack) {
@@ -732,6 +740,254 @@ fn panel(s: &Stack) {
     );
 }
 
+/// A member's access token switched to organization `org_id` (`POST /api/orgs/{org}/switch`):
+/// the request's active organization.
+fn switched(s: &Stack, session: &Session, org_id: &str) -> String {
+    let token = s
+        .api
+        .post(&format!("/api/orgs/{org_id}/switch"))
+        .bearer(&session.access)
+        .send()
+        .expect_json(200);
+    str_of(&token["access_token"]).to_string()
+}
+
+fn new_org(s: &Stack, owner: &Session, name: &str) -> String {
+    let created = s
+        .api
+        .post("/api/orgs")
+        .bearer(&owner.access)
+        .json(json!({ "name": name }))
+        .send()
+        .expect_json(201);
+    str_of(&created["id"]).to_string()
+}
+
+fn organizations(s: &Stack) {
+    let admin = &s.admin;
+    let root = &s.root.access;
+    let customer = &s.customer;
+    let team = new_org(s, customer, "Team");
+    let other = new_org(s, customer, "Other team");
+    let in_team = switched(s, customer, &team);
+    let in_other = switched(s, customer, &other);
+
+    // Rolled out by organization: off without one, the same for every member of one.
+    let created = create_flag(
+        admin,
+        root,
+        json!({"key": "team-beta", "enabled": true, "rollout_by": "org"}),
+    );
+    assert_eq!(created["rollout_by"], "org");
+    assert_eq!(created["org_overrides"], json!([]));
+    assert_eq!(flag_of(s, customer, "team-beta"), Some(false));
+    assert_eq!(flag_with(s, &in_team, "team-beta"), Some(true));
+    update_flag(admin, root, "team-beta", json!({"rollout_percent": 0}));
+    assert_eq!(flag_with(s, &in_team, "team-beta"), Some(false));
+
+    // An organization's override decides for it only, in requests switched to it.
+    let team_override = format!("/api/admin/flags/team-beta/org-overrides/{team}");
+    let saved = admin
+        .put(&team_override)
+        .bearer(root)
+        .json(json!({"enabled": true}))
+        .send()
+        .expect_json(200);
+    assert_keys(&saved, &["org_id", "enabled", "created_at", "updated_at"]);
+    assert_eq!(saved["org_id"], team.as_str());
+    assert_eq!(flag_with(s, &in_team, "team-beta"), Some(true));
+    assert_eq!(flag_with(s, &in_other, "team-beta"), Some(false));
+    assert_eq!(flag_of(s, customer, "team-beta"), Some(false));
+    // It wins over a disabled flag; a user's own override wins over it.
+    update_flag(admin, root, "team-beta", json!({"enabled": false}));
+    assert_eq!(flag_with(s, &in_team, "team-beta"), Some(true));
+    let user_override = format!(
+        "/api/admin/flags/team-beta/overrides/{}",
+        str_of(&customer.user["id"])
+    );
+    admin
+        .put(&user_override)
+        .bearer(root)
+        .json(json!({"enabled": false}))
+        .send()
+        .expect(200);
+    assert_eq!(flag_with(s, &in_team, "team-beta"), Some(false));
+    admin.delete(&user_override).bearer(root).send().expect(204);
+    let shown = get_flag(admin, root, "team-beta");
+    assert_eq!(shown["org_overrides"], json!([saved]));
+
+    // Refusals: support may not, an id with spaces is not one, an unknown flag is 404, and
+    // removing an override that does not exist is 404.
+    admin
+        .put(&team_override)
+        .bearer(&s.support.access)
+        .json(json!({"enabled": true}))
+        .send()
+        .expect_error(403, "forbidden");
+    let invalid = admin
+        .put("/api/admin/flags/team-beta/org-overrides/not%20an%20id")
+        .bearer(root)
+        .json(json!({"enabled": true}))
+        .send()
+        .expect_error(422, "validation_failed");
+    assert_keys(&invalid["fields"], &["org_id"]);
+    admin
+        .put(&format!("/api/admin/flags/nope/org-overrides/{team}"))
+        .bearer(root)
+        .json(json!({"enabled": true}))
+        .send()
+        .expect_error(404, "not_found");
+    admin
+        .delete(&format!("/api/admin/flags/team-beta/org-overrides/{other}"))
+        .bearer(root)
+        .send()
+        .expect_error(404, "not_found");
+    admin.delete(&team_override).bearer(root).send().expect(204);
+    assert_eq!(flag_with(s, &in_team, "team-beta"), Some(false));
+
+    // The audit entries of the organization's override: set, then removed.
+    let org_entries: Vec<Value> = flag_entries(s, "team-beta")
+        .iter()
+        .filter(|e| e["action"] == "flag.org_override")
+        .map(|e| serde_json::from_str(str_of(&e["details"])).unwrap())
+        .collect();
+    assert_eq!(
+        org_entries,
+        [
+            json!({"org_id": team, "previous": true, "enabled": null}),
+            json!({"org_id": team, "previous": null, "enabled": true}),
+        ]
+    );
+
+    // A partial rollout by organization: each organization is in when its bucket,
+    // SHA-256("<key>:<org id>")'s first eight bytes modulo 100, is below the percentage, for
+    // every member alike; raising it only adds organizations.
+    let member = register(&s.api, "member@example.com");
+    let orgs: Vec<String> = (0..8)
+        .map(|n| {
+            let org = new_org(s, customer, &format!("Rollout {n}"));
+            join(s.db, &org, str_of(&member.user["id"]), "member");
+            org
+        })
+        .collect();
+    let tokens: Vec<(String, String)> = orgs
+        .iter()
+        .map(|org| (switched(s, customer, org), switched(s, &member, org)))
+        .collect();
+    update_flag(
+        admin,
+        root,
+        "team-beta",
+        json!({"enabled": true, "rollout_percent": 30}),
+    );
+    let mut previous = vec![false; orgs.len()];
+    for percent in [30, 60, 90] {
+        update_flag(
+            admin,
+            root,
+            "team-beta",
+            json!({"rollout_percent": percent}),
+        );
+        let now: Vec<bool> = orgs
+            .iter()
+            .zip(&tokens)
+            .map(|(org, (owner, member))| {
+                let on = flag_with(s, owner, "team-beta").unwrap();
+                assert_eq!(
+                    on,
+                    bucket("team-beta", org) < percent,
+                    "{org} at {percent}%"
+                );
+                assert_eq!(
+                    flag_with(s, member, "team-beta"),
+                    Some(on),
+                    "{org}'s member"
+                );
+                on
+            })
+            .collect();
+        for (was, is) in previous.iter().zip(&now) {
+            assert!(
+                !was || *is,
+                "an organization left the rollout at {percent}%"
+            );
+        }
+        previous = now;
+    }
+
+    // The panel: the rule's form says what the rollout splits; organizations' overrides are
+    // added and removed with CSRF-checked forms.
+    let panel = PanelSession::sign_in(admin, "root@example.com");
+    let page = panel.get(admin, "/admin/flags/team-beta").expect(200);
+    assert!(
+        page.body.contains(r#"<option value="org" selected>"#),
+        "{page}"
+    );
+    assert!(
+        page.body.contains("No organization has an override."),
+        "{page}"
+    );
+    panel
+        .post(
+            admin,
+            "/admin/flags/team-beta/org-overrides",
+            &format!("org_id={team}&enabled=on"),
+        )
+        .check(403);
+    let added = panel.submit(
+        admin,
+        "/admin/flags/team-beta/org-overrides",
+        &[("org_id", team.as_str()), ("enabled", "on")],
+    );
+    added.check(303);
+    let page = panel.get(admin, "/admin/flags/team-beta").expect(200);
+    assert!(
+        page.body.contains(&format!(r#"id="org-override-{team}""#)),
+        "{page}"
+    );
+    assert_eq!(flag_with(s, &in_team, "team-beta"), Some(true));
+    panel
+        .submit(
+            admin,
+            "/admin/flags/team-beta/org-overrides",
+            &[("org_id", ""), ("enabled", "on")],
+        )
+        .check(422);
+    panel
+        .submit(
+            admin,
+            &format!("/admin/flags/team-beta/org-overrides/{team}/delete"),
+            &[],
+        )
+        .check(303);
+    let page = panel.get(admin, "/admin/flags/team-beta").expect(200);
+    assert!(
+        page.body.contains("No organization has an override."),
+        "{page}"
+    );
+    // Back to a rollout by user through the rule's form.
+    panel
+        .submit(
+            admin,
+            "/admin/flags/team-beta",
+            &[
+                ("enabled", "on"),
+                ("rollout_percent", "100"),
+                ("rollout_by", "user"),
+            ],
+        )
+        .check(303);
+    assert_eq!(get_flag(admin, root, "team-beta")["rollout_by"], "user");
+    assert_eq!(flag_of(s, customer, "team-beta"), Some(true));
+    panel
+        .submit(
+            admin,
+            "/admin/flags/team-beta",
+            &[("rollout_percent", "100"), ("rollout_by", "team")],
+        )
+        .check(422);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Requests
 
@@ -763,10 +1019,15 @@ fn get_flag(admin: &AdminService, token: &str, key: &str) -> Value {
 
 /// `GET /api/flags` for `session`: `key → on`.
 fn flags_of(s: &Stack, session: &Session) -> BTreeMap<String, bool> {
+    flags_with(s, &session.access)
+}
+
+/// `GET /api/flags` with the access token `token`: `key → on`.
+fn flags_with(s: &Stack, token: &str) -> BTreeMap<String, bool> {
     let body = s
         .api
         .get("/api/flags")
-        .bearer(&session.access)
+        .bearer(token)
         .send()
         .expect_json(200);
     assert_keys(&body, &["flags"]);
@@ -782,7 +1043,11 @@ fn flags_of(s: &Stack, session: &Session) -> BTreeMap<String, bool> {
 }
 
 fn flag_of(s: &Stack, session: &Session, key: &str) -> Option<bool> {
-    flags_of(s, session).get(key).copied()
+    flag_with(s, &session.access, key)
+}
+
+fn flag_with(s: &Stack, token: &str, key: &str) -> Option<bool> {
+    flags_with(s, token).get(key).copied()
 }
 
 /// The audit entries of flag `key`, as support sees them.

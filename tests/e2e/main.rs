@@ -45,6 +45,7 @@ mod common;
 
 mod admin;
 mod admin_ops;
+mod admin_orgs;
 mod api;
 mod browser;
 mod client;

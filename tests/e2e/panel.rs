@@ -203,7 +203,7 @@ fn a_flag_toggled_and_a_dead_letter_replayed_in_the_panel_reach_the_api_and_the_
 
 /// Opens `url` in `browser`, which shows the sign-in form, and signs in as `email` (password
 /// [`PASSWORD`]); the panel then shows the page asked for.
-fn sign_in(browser: &Browser, url: &str, email: &str) {
+pub(crate) fn sign_in(browser: &Browser, url: &str, email: &str) {
     browser.goto(url);
     browser.find("#password");
     browser.screenshot("panel-sign-in");

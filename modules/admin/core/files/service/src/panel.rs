@@ -12,7 +12,8 @@
 //! page, each after an `inject` marker.
 
 mod audit;
-mod customers;
+// Its list and trail helpers serve the modules' pages too.
+pub(crate) mod customers;
 mod dashboard;
 mod sign_in;
 
@@ -207,6 +208,14 @@ const NOTICES: &[(&str, &str)] = &[
     ("saved", "Saved."),
     ("deleted", "Deleted."),
     ("queued", "Queued for processing."),
+    (
+        "member-removed",
+        "The member is removed from the organization.",
+    ),
+    (
+        "invitation-revoked",
+        "The invitation is revoked; its link no longer works.",
+    ),
 ];
 
 /// A form body whose `csrf` field is the token of the request's session: anything else is
