@@ -191,6 +191,49 @@ async fn concurrent_loops_run_each_job_once_and_never_twice_at_a_time() {
     assert!(journal.overlaps.lock().unwrap().is_empty());
 }
 
+/// A wake rouses one idle loop; a loop that finds a full batch rouses another, so that one wake
+/// gets a backlog done by every loop, with no loop waiting for its next poll (a minute here).
+#[tokio::test]
+async fn one_wake_gets_a_backlog_done_by_every_loop_without_polling() {
+    let (jobs, dir) = setup(
+        "wake",
+        &[
+            ("TEST_JOBS_CONCURRENCY", "2"),
+            ("JOBS_BATCH_SIZE", "4"),
+            ("JOBS_POLL_INTERVAL_MS", "60000"),
+        ],
+    )
+    .await;
+    let worker = jobs
+        .start_worker(jobs.handlers().register(Recorded(Journal::default())))
+        .unwrap();
+    // Both loops find the queue empty and wait.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut tx = jobs.db().begin_write().await.unwrap();
+    let all: Vec<NewJob> = (0..40).map(|_| recorded(None)).collect();
+    let ids: Vec<i64> = enqueue_all(&mut tx, &all)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(created)
+        .collect();
+    tx.commit().await.unwrap();
+    jobs.wake();
+
+    for id in &ids {
+        wait_for(&jobs, *id, "succeeded").await;
+    }
+    let loops: i64 = sqlx::query_scalar("SELECT count(DISTINCT lease_owner) FROM jobs")
+        .fetch_one(jobs.db().pool())
+        .await
+        .unwrap();
+    worker.shutdown().await;
+    jobs.db().close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+
+    assert_eq!(loops, 2, "the backlog was not shared by both loops");
+}
+
 #[tokio::test]
 async fn failures_are_retried_then_dead_and_permanent_ones_dead_at_once() {
     let (jobs, dir) = setup("failures", &[]).await;
