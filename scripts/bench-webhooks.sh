@@ -26,7 +26,11 @@
 # attempt the worker recorded (webhook_attempts.finished_at_ms): the worker runs in the same
 # process and starts while events are still arriving. Lost is the number of events not in
 # `webhook_events` with the status their type should end in; the script also checks that every
-# event was attempted exactly once and that no webhook job is left unfinished.
+# event was attempted exactly once and that no webhook job is left unfinished. Per event it also
+# prints the CPU time of the service's process and (PostgreSQL) of the server processes of its
+# connections, from /proc, and on PostgreSQL this database's commits and rollbacks and the
+# server's write-ahead log records, bytes and flushes: figures that other work on a shared
+# machine disturbs far less than the rates.
 #
 # On a machine with several cores, the load generator runs pinned to the first core the script
 # may use and the service to the others (taskset), as in scripts/bench-api.sh: on 2 cores, one
