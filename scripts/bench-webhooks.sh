@@ -26,7 +26,11 @@
 # attempt the worker recorded (webhook_attempts.finished_at_ms): the worker runs in the same
 # process and starts while events are still arriving. Lost is the number of events not in
 # `webhook_events` with the status their type should end in; the script also checks that every
-# event was attempted exactly once and that no webhook job is left unfinished.
+# event was attempted exactly once and that no webhook job is left unfinished. Per event it also
+# prints the CPU time of the service's process and (PostgreSQL) of the server processes of its
+# connections, from /proc, and on PostgreSQL this database's commits and rollbacks and the
+# server's write-ahead log records, bytes and flushes: figures that other work on a shared
+# machine disturbs far less than the rates.
 #
 # On a machine with several cores, the load generator runs pinned to the first core the script
 # may use and the service to the others (taskset), as in scripts/bench-api.sh: on 2 cores, one
@@ -112,6 +116,32 @@ echo "service settings: DATABASE_MAX_CONNECTIONS=$(setting DATABASE_MAX_CONNECTI
     "JOBS_BATCH_SIZE=$(setting JOBS_BATCH_SIZE 100) RUST_LOG=warn"
 echo
 
+# cpu_ticks PID...: the user and system CPU time the processes used so far, in clock ticks.
+cpu_ticks() {
+    local total=0 pid fields
+    for pid in "$@"; do
+        # The fields after the command's name, which is in parentheses: utime is the 12th.
+        fields=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+        read -r -a fields <<<"$fields"
+        total=$((total + fields[11] + fields[12]))
+    done
+    echo "$total"
+}
+
+# service_backends DATABASE: the pids of the PostgreSQL processes serving the service's
+# connections to DATABASE (psql's, this script's, are left out).
+service_backends() {
+    "${client[@]}" psql -h 127.0.0.1 -U postgres -d "$1" -XAtq -c "
+        SELECT pid FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name <> 'psql'
+            AND backend_type = 'client backend'"
+}
+
+# PostgreSQL's counters a run reads before and after (see `bench`), in one row.
+pg_counters="SELECT xact_commit, pg_current_wal_lsn() - '0/0', wal_records, wal_fpi, wal_sync,
+    xact_rollback
+    FROM pg_stat_database, pg_stat_wal WHERE datname = current_database()"
+
 # --- one run ---------------------------------------------------------------------------------
 
 # bench BACKEND KIND DATABASE_URL DATABASE: starts the service on DATABASE_URL (empty), sends
@@ -139,6 +169,17 @@ bench() {
             >"$work/$name.waits" 2>/dev/null &
         sampler=$!
     fi
+
+    # PostgreSQL's counters before the load (the service has migrated the database by now):
+    # this database's commits and rollbacks (a worker loop that finds nothing to take rolls
+    # back), and the server's write-ahead log (position, records, full-page images, flushes).
+    # The log is the whole server's: other databases' work counts too.
+    local pg_before= pg_cpu_before=0 service_cpu_before
+    if [ "$backend" = postgres ]; then
+        pg_before=$(query "$backend" "$database" "$pg_counters")
+        pg_cpu_before=$(cpu_ticks $(service_backends "$database"))
+    fi
+    service_cpu_before=$(cpu_ticks "$server_pid")
 
     local status=0
     "${client[@]}" "$load" --url "$base/api/webhooks/stripe" --secret "$secret" \
@@ -183,7 +224,31 @@ bench() {
                 WHERE kind = 'webhooks.process' AND finished_at_ms IS NULL),
                (SELECT coalesce(max(finished_at_ms), 0) FROM webhook_attempts),
                (SELECT count(*) FROM subscriptions)")"
+    # CPU time per event, from /proc: the service's process (on SQLite, SQLite's work too), and
+    # on PostgreSQL the server processes of its connections (not the server's background
+    # writers). Less noisy than rates on a shared machine: time others' work takes is not
+    # counted.
+    local service_cpu pg_cpu=0
+    service_cpu=$(($(cpu_ticks "$server_pid") - service_cpu_before))
+    [ "$backend" != postgres ] ||
+        pg_cpu=$(($(cpu_ticks $(service_backends "$database")) - pg_cpu_before))
+    awk -v n="$events" -v s="$service_cpu" -v p="$pg_cpu" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        printf "  CPU per event: service %.1f us", s * 1e6 / hz / n
+        if (p > 0) printf ", PostgreSQL backends %.1f us", p * 1e6 / hz / n
+        printf "\n"
+    }'
     stop_server
+    if [ -n "$pg_before" ]; then
+        local pg_after
+        pg_after=$(query "$backend" "$database" "$pg_counters")
+        echo "  PostgreSQL per event (commits of this database; the log is the server's):"
+        awk -v n="$events" -v before="$pg_before" -v after="$pg_after" 'BEGIN {
+            split(before, b, " "); split(after, a, " ")
+            printf "    commits %.3f, rollbacks %.3f, WAL bytes %.0f, WAL records %.2f, full-page images %.3f, WAL flushes %.3f\n",
+                (a[1] - b[1]) / n, (a[6] - b[6]) / n, (a[2] - b[2]) / n, (a[3] - b[3]) / n,
+                (a[4] - b[4]) / n, (a[5] - b[5]) / n
+        }'
+    fi
     if [ -n "$sampler" ]; then
         kill "$sampler" 2>/dev/null || true
         wait "$sampler" 2>/dev/null || true
