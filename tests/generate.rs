@@ -6,39 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_fails_unchanged, assert_same_tree, generate, read_tree, saaskit};
-
-/// Three resources with every field type between them, the third referencing the first.
-pub const RESOURCES: &[&[&str]] = &[
-    &[
-        "project",
-        "name:string:unique",
-        "summary:text?",
-        "budget:float?",
-        "archived:bool",
-        "starts:date?",
-    ],
-    &[
-        "label",
-        "title:string:index",
-        "color:enum(red|green|blue)",
-        "weight:int?",
-        "hits:bigint",
-        "seen_at:datetime?",
-        "token:uuid?",
-        "extra:json?",
-    ],
-    &[
-        "task",
-        "title:string",
-        "done:bool",
-        "due:date?",
-        "status:enum(open|in_progress|done):index",
-        "points:int",
-        "data:json",
-        "project:ref",
-    ],
-];
+use common::{RESOURCES, assert_fails_unchanged, assert_same_tree, generate, read_tree, saaskit};
 
 fn generate_resource(root: &Path, spec: &[&str]) {
     saaskit(root)

@@ -298,11 +298,12 @@ fn context(resource: &Resource, core: &CoreCrate) -> Value {
         "plural_label": plural_label,
         "org": org,
         "owner_noun": owner_noun,
-        "owner_doc": if org { "the `TenantId` only a membership check makes" } else { "the signed-in `User`" },
+        "owner_short": if org { "an organization" } else { "a user" },
+        "owner_doc": if org { "the `TenantId` that only a membership check makes" } else { "the signed-in `User`" },
         "owner_story": if org {
-            "Every route is under `/api/orgs/{org}`: a caller who is not a member of that organization gets 404, as for a missing row."
+            "//! Every route is under `/api/orgs/{org}`: a caller who is not a member of that organization\n//! gets 404, as for a missing row; so does another organization's row."
         } else {
-            "A row of another user is a 404, as a missing one."
+            "//! The routes are the signed-in user's: another user's row is a 404, as a missing one."
         },
         "owner_type": owner_type,
         "owner_id": owner_id,

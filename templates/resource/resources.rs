@@ -181,7 +181,10 @@ pub async fn list(
     binds.push(Bind::Int(Some(page.limit + 1)));
     binds.push(Bind::Int(Some(page.offset)));
     let (limit, offset) = (binds.len() - 1, binds.len());
-    sql += &format!(" ORDER BY {}, id LIMIT ${limit} OFFSET ${offset}", page.order);
+    sql += &format!(
+        " ORDER BY {}, id LIMIT ${limit} OFFSET ${offset}",
+        page.order
+    );
     let mut rows = fetch(db, sql, binds).await?;
     let more = rows.len() > usize::try_from(page.limit).unwrap_or(usize::MAX);
     rows.truncate(usize::try_from(page.limit).unwrap_or(usize::MAX));
@@ -199,7 +202,10 @@ pub async fn find(
         "SELECT {} FROM {} WHERE id = $1 AND {} = $2",
         table.columns, table.name, table.owner
     );
-    let binds = vec![Bind::Text(Some(id.to_owned())), Bind::Text(Some(owner.to_owned()))];
+    let binds = vec![
+        Bind::Text(Some(id.to_owned())),
+        Bind::Text(Some(owner.to_owned())),
+    ];
     first(table, fetch(db, sql, binds).await?)
 }
 
@@ -270,7 +276,10 @@ pub async fn delete(
         "DELETE FROM {} WHERE id = $1 AND {} = $2 RETURNING id",
         table.name, table.owner
     );
-    let binds = vec![Bind::Text(Some(id.to_owned())), Bind::Text(Some(owner.to_owned()))];
+    let binds = vec![
+        Bind::Text(Some(id.to_owned())),
+        Bind::Text(Some(owner.to_owned())),
+    ];
     first(table, fetch(db, sql, binds).await?).map(drop)
 }
 
@@ -331,7 +340,9 @@ pub fn read_optional<T, U>(
 where
     T: for<'r> Decode<'r, Any> + Type<Any>,
 {
-    row.try_get::<Option<T>, _>(column)?.map(convert).transpose()
+    row.try_get::<Option<T>, _>(column)?
+        .map(convert)
+        .transpose()
 }
 
 /// A `bool` column: `BIGINT` 0 or 1 (see `db`).
@@ -422,7 +433,14 @@ mod tests {
         for good in ["2026-12-06", "2024-02-29", "0001-01-01"] {
             assert!(is_date(good), "{good}");
         }
-        for bad in ["2026-02-29", "2026-13-01", "2026-04-31", "2026-1-01", "20261206", "2026-12-0a"] {
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-04-31",
+            "2026-1-01",
+            "20261206",
+            "2026-12-0a",
+        ] {
             assert!(!is_date(bad), "{bad}");
         }
     }
@@ -437,7 +455,10 @@ mod tests {
             unsortable: &["data"],
         };
         let page = Page::new(&table, None, None, Some("-title")).unwrap();
-        assert_eq!((page.limit, page.offset, page.order.as_str()), (20, 0, "title DESC"));
+        assert_eq!(
+            (page.limit, page.offset, page.order.as_str()),
+            (20, 0, "title DESC")
+        );
         let Err(ResourceError::Invalid(errors)) =
             Page::new(&table, Some(0), Some(-1), Some("data"))
         else {

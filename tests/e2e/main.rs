@@ -61,5 +61,6 @@ mod ops;
 mod order;
 mod orgs;
 mod panel;
+mod resources;
 mod support;
 mod webhooks;
