@@ -406,7 +406,7 @@ fn is_date(value: &str) -> bool {
     let year: u32 = value[0..4].parse().unwrap_or_default();
     let month: u32 = value[5..7].parse().unwrap_or_default();
     let day: u32 = value[8..10].parse().unwrap_or_default();
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
     let days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
