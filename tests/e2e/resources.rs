@@ -18,7 +18,16 @@ use crate::support::{Database, fresh_workspace, shared_target_dir};
 fn generated_resources_build_clippy_clean_and_serve_their_owners_only() {
     let (root, binary) = workspace_with_resources();
     for db in [Database::sqlite(), Database::postgres()] {
-        let api = Instance::launch_in(&root, &binary, "api", &db, &[("DATABASE_URL", &db.url())]);
+        let url = db.url();
+        // Plain-http cookies and no practical rate limit, as the api's own tests run it.
+        let env = [
+            ("DATABASE_URL", url.as_str()),
+            ("AUTH_COOKIE_SECURE", "false"),
+            ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "10000"),
+            ("RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE", "10000"),
+            ("RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", "10000"),
+        ];
+        let api = Instance::launch_in(&root, &binary, "api", &db, &env);
         scenario(&api);
     }
 }
