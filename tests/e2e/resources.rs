@@ -4,15 +4,14 @@
 //! pages, get, partial update, delete, references, validation, and another organization's rows
 //! answering 404.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
 use crate::api::{register, str_of};
 use crate::client::Instance;
 use crate::common::{RESOURCES, saaskit};
-use crate::support::{Database, fresh_workspace, shared_target_dir};
+use crate::support::{Database, cargo_beside, fresh_workspace, shared_target_dir};
 
 #[test]
 fn generated_resources_build_clippy_clean_and_serve_their_owners_only() {
@@ -243,8 +242,8 @@ fn workspace_with_resources() -> (PathBuf, PathBuf) {
             .success();
     }
     let target = shared_target_dir().with_file_name("generated-workspaces-resources");
-    cargo(&root, &target, &["fmt", "--all", "--", "--check"]);
-    cargo(
+    cargo_beside(&root, &target, &["fmt", "--all", "--", "--check"]);
+    cargo_beside(
         &root,
         &target,
         &[
@@ -256,25 +255,6 @@ fn workspace_with_resources() -> (PathBuf, PathBuf) {
             "warnings",
         ],
     );
-    cargo(&root, &target, &["build", "-p", "api"]);
+    cargo_beside(&root, &target, &["build", "-p", "api"]);
     (root, target.join("debug").join("api"))
-}
-
-fn cargo(root: &Path, target: &Path, args: &[&str]) {
-    let output = Command::new(env!("CARGO"))
-        .args(args)
-        .current_dir(root)
-        .env("CARGO_TARGET_DIR", target)
-        .env("CARGO_BUILD_BUILD_DIR", shared_target_dir())
-        .env_remove("RUSTFLAGS")
-        .output()
-        .expect("cargo runs");
-    assert!(
-        output.status.success(),
-        "`cargo {}` failed in {}:\n{}{}",
-        args.join(" "),
-        root.display(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
