@@ -27,6 +27,12 @@ pub enum Command {
     /// Add or remove a service: a Rust `api`, `admin` or `webhooks` service, or a NestJS `nest` one
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Scaffold a resource of your product (table, repository, endpoints, OpenAPI, tests), recorded for `destroy`
+    #[command(subcommand)]
+    Generate(GenerateCommand),
+    /// Remove what `generate` made, byte-exact, keeping what you edited unless --force
+    #[command(subcommand)]
+    Destroy(DestroyCommand),
     /// List the modules of the catalog and where they are installed
     List(ListArgs),
     /// Show everything about one module
@@ -144,6 +150,65 @@ pub struct ServiceAddArgs {
 #[derive(Debug, Args)]
 pub struct ServiceRemoveArgs {
     /// Service name, as in saaskit.toml
+    pub name: String,
+    /// Also delete generated files and snippets you edited
+    #[arg(long)]
+    pub force: bool,
+    /// Print the planned changes as a unified diff instead of writing them
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// A resource: migration, domain type and owner-scoped repository, CRUD endpoints with OpenAPI, tests
+    Resource(GenerateResourceArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Field types: string, text, int, bigint, float, bool, date, datetime, uuid, json, \
+enum(a|b|c), and <resource>:ref (a reference to another generated resource).\n\
+`?` after the type makes the field optional; `:unique` or `:index` adds an index.\n\
+Example: saaskit generate resource task title:string:index done:bool due:date? project:ref"
+)]
+pub struct GenerateResourceArgs {
+    /// Resource name, singular snake_case (`project`, `line_item`); its table and routes get the plural
+    pub name: String,
+    /// Fields as name:type[?][:unique|:index]
+    #[arg(required = true, value_name = "FIELD")]
+    pub fields: Vec<String>,
+    /// The api service that serves it
+    #[arg(long, short, default_value = "api")]
+    pub service: String,
+    /// Who owns its rows: `user`, or `org` (the active organization; needs the orgs module).
+    /// Default: org when the service has the orgs module, else user
+    #[arg(long, value_enum)]
+    pub owner: Option<Owner>,
+    /// No admin pages for it
+    #[arg(long)]
+    pub no_admin: bool,
+    /// Print the planned changes as a unified diff instead of writing them
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Who owns a resource's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Owner {
+    User,
+    Org,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DestroyCommand {
+    /// Remove a generated resource: its files, its snippets, its migration and its record
+    Resource(DestroyResourceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyResourceArgs {
+    /// Resource name, as given to `saaskit generate resource`
     pub name: String,
     /// Also delete generated files and snippets you edited
     #[arg(long)]

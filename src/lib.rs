@@ -25,5 +25,6 @@ pub mod commands;
 pub mod dev;
 pub mod edit;
 pub mod model;
+pub mod resource;
 pub mod stage;
 pub mod workspace;

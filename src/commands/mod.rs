@@ -7,6 +7,7 @@ mod catalog_view;
 mod dev;
 mod diff;
 mod doctor;
+mod generate;
 mod keys;
 mod new;
 mod remove;
@@ -29,6 +30,8 @@ pub fn run(command: Command) -> Result<()> {
         Command::Add(args) => add::run(args),
         Command::Remove(args) => remove::run(args),
         Command::Service(command) => service::run(command),
+        Command::Generate(command) => generate::run(command),
+        Command::Destroy(command) => generate::destroy(command),
         Command::List(args) => catalog_view::list(args),
         Command::Info(args) => catalog_view::info(args),
         Command::Doctor(args) => doctor::run(args),

@@ -319,6 +319,54 @@ impl Module {
             .with_context(|| format!("module `{}` has no file `{relative}`", self.id))
     }
 
+    /// A module made in memory rather than shipped in the catalog: what `saaskit generate`
+    /// renders for the user's own resources, so that it is installed, recorded and removed by
+    /// the same code as a catalog module. `files` are (target, content); `snippets` are (target,
+    /// marker, code); all are in the workspace's scope, their targets plain paths.
+    pub fn generated(
+        id: &str,
+        summary: &str,
+        files: Vec<(String, String)>,
+        snippets: Vec<(String, String, String)>,
+    ) -> Module {
+        let mut sources = BTreeMap::new();
+        let mut entries = Vec::new();
+        for (target, content) in files {
+            entries.push(FileEntry {
+                source: target.clone(),
+                target: target.clone(),
+                scope: Scope::Workspace,
+                kinds: None,
+            });
+            sources.insert(target, Cow::Owned(content));
+        }
+        Module {
+            id: id.to_string(),
+            summary: summary.to_string(),
+            description: summary.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            services: Vec::new(),
+            requires: Vec::new(),
+            conflicts: Vec::new(),
+            default: DefaultOn::All(false),
+            dependencies: Vec::new(),
+            env: Vec::new(),
+            files: entries,
+            snippets: snippets
+                .into_iter()
+                .map(|(target, marker, code)| Snippet {
+                    target,
+                    marker,
+                    scope: Scope::Workspace,
+                    kinds: None,
+                    code,
+                })
+                .collect(),
+            migrations: Vec::new(),
+            sources,
+        }
+    }
+
     fn parse(id: &str, text: &str, sources: BTreeMap<String, Cow<'static, str>>) -> Result<Module> {
         let module: Module = toml_edit::de::from_str(text)
             .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))

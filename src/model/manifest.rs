@@ -22,6 +22,20 @@ pub struct ServiceSpec {
     pub modules: Vec<String>,
 }
 
+/// A resource `saaskit generate resource` made, as `[resources.<name>]` records it: what renders
+/// it again (`diff`, `upgrade`) and what `destroy` removes. The fields are kept as written on
+/// the command line; `crate::resource::spec` parses them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceSpec {
+    pub name: String,
+    pub service: String,
+    /// `user` or `org`.
+    pub owner: String,
+    /// The version of its migration.
+    pub migration: u64,
+    pub fields: Vec<String>,
+}
+
 /// The workspace's library crate, which every service depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreCrate {
@@ -77,6 +91,8 @@ pub struct Manifest {
     /// `[workspace] core`, or the `shared` crate of a workspace from before that key.
     pub core: CoreCrate,
     pub services: Vec<ServiceSpec>,
+    /// `[resources.<name>]`, in the file's order.
+    pub resources: Vec<ResourceSpec>,
     document: DocumentMut,
 }
 
@@ -234,11 +250,13 @@ impl Manifest {
                 "{FILE_NAME}: no [services.<name>] table: a workspace needs at least one service"
             );
         }
+        let resources = parse_resources(text, root)?;
         Ok(Manifest {
             name,
             database,
             core,
             services,
+            resources,
             document: parsed.into_mut(),
         })
     }
@@ -321,9 +339,106 @@ impl Manifest {
             .expect("just ensured an array")
     }
 
+    pub fn resource(&self, name: &str) -> Option<&ResourceSpec> {
+        self.resources.iter().find(|r| r.name == name)
+    }
+
+    /// Records a generated resource as a `[resources.<name>]` table after the others.
+    pub fn add_resource(&mut self, spec: ResourceSpec) {
+        let mut table = Table::new();
+        table.insert("service", toml_edit::value(spec.service.as_str()));
+        table.insert("owner", toml_edit::value(spec.owner.as_str()));
+        // An integer would do, but TOML readers differ on 64-bit integers less than on strings.
+        table.insert("migration", toml_edit::value(spec.migration.to_string()));
+        let mut fields = Array::new();
+        for field in &spec.fields {
+            fields.push(field.as_str());
+        }
+        table.insert("fields", Item::Value(Value::Array(fields)));
+        if !self.document.contains_key("resources") {
+            let mut resources = Table::new();
+            // `[resources.x]` headers only, no bare `[resources]`.
+            resources.set_implicit(true);
+            self.document.insert("resources", Item::Table(resources));
+        }
+        if let Some(resources) = self.document["resources"].as_table_mut() {
+            resources.insert(&spec.name, Item::Table(table));
+        }
+        self.resources.push(spec);
+    }
+
+    /// Forgets resource `name`: its table goes, and `[resources]` with the last one.
+    pub fn remove_resource(&mut self, name: &str) {
+        if let Some(resources) = self.document["resources"].as_table_mut() {
+            resources.remove(name);
+            if resources.is_empty() {
+                self.document.remove("resources");
+            }
+        }
+        self.resources.retain(|r| r.name != name);
+    }
+
     pub fn to_text(&self) -> String {
         self.document.to_string()
     }
+}
+
+/// The `[resources.<name>]` tables.
+fn parse_resources(text: &str, root: &Table) -> Result<Vec<ResourceSpec>> {
+    let at = |item: &Item, message: String| located(text, item.span(), message);
+    let table = match root.get("resources") {
+        None => return Ok(Vec::new()),
+        Some(Item::Table(table)) => table,
+        Some(other) => {
+            return Err(at(
+                other,
+                "`resources` must be a table of [resources.<name>] tables".into(),
+            ));
+        }
+    };
+    let mut resources = Vec::new();
+    for (name, item) in table.iter() {
+        let Item::Table(table) = item else {
+            return Err(at(item, format!("`resources.{name}` must be a table")));
+        };
+        let context = format!("resources.{name}");
+        let service = required_str(text, table, &context, "service")?;
+        let owner = required_str(text, table, &context, "owner")?;
+        if owner != "user" && owner != "org" {
+            return Err(at(
+                &table["owner"],
+                format!("`{context}.owner` must be \"user\" or \"org\""),
+            ));
+        }
+        let migration = required_str(text, table, &context, "migration")?;
+        let migration: u64 = migration.parse().map_err(|_| {
+            at(
+                &table["migration"],
+                format!("`{context}.migration` must be a migration version (digits)"),
+            )
+        })?;
+        let fields = match table.get("fields").and_then(Item::as_array) {
+            Some(array) if array.iter().all(|v| v.as_str().is_some()) => array
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => {
+                return Err(located(
+                    text,
+                    table.get("fields").and_then(Item::span).or(table.span()),
+                    format!("`{context}.fields` must be an array of field specs (`title:string`)"),
+                ));
+            }
+        };
+        resources.push(ResourceSpec {
+            name: name.to_string(),
+            service,
+            owner,
+            migration,
+            fields,
+        });
+    }
+    Ok(resources)
 }
 
 /// A one-line array is kept in the canonical `["a", "b"]` shape so that adding then removing a

@@ -54,6 +54,11 @@ impl Tree {
         }
     }
 
+    /// The directory on disk behind the tree, if any.
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
     /// The file as it would be after the staged changes.
     pub fn read(&self, path: &str) -> Result<Option<String>> {
         match self.staged.get(path) {

@@ -36,6 +36,7 @@ mod env_blocks;
 mod files;
 pub mod generated;
 mod install;
+pub mod resources;
 mod services;
 mod uninstall;
 pub mod upgrade;
@@ -149,6 +150,7 @@ impl<'c> Workspace<'c> {
                 fresh.install(id, Some(service))?;
             }
         }
+        fresh.apply_resources()?;
         Ok(fresh)
     }
 

@@ -252,3 +252,36 @@ pub fn run_tool(dir: &Path, program: &str, args: &[&str]) -> String {
     );
     stdout
 }
+
+/// Three resources for `saaskit generate resource`, with every field type between them, the
+/// third referencing the first (tests/generate.rs, tests/e2e/resources.rs).
+pub const RESOURCES: &[&[&str]] = &[
+    &[
+        "project",
+        "name:string:unique",
+        "summary:text?",
+        "budget:float?",
+        "archived:bool",
+        "starts:date?",
+    ],
+    &[
+        "label",
+        "title:string:index",
+        "color:enum(red|green|blue)",
+        "weight:int?",
+        "hits:bigint",
+        "seen_at:datetime?",
+        "token:uuid?",
+        "extra:json?",
+    ],
+    &[
+        "task",
+        "title:string",
+        "done:bool",
+        "due:date?",
+        "status:enum(open|in_progress|done):index",
+        "points:int",
+        "data:json",
+        "project:ref",
+    ],
+];

@@ -63,6 +63,7 @@ mod order;
 mod org_billing;
 mod orgs;
 mod panel;
+mod resources;
 mod support;
 mod traces;
 mod webhooks;

@@ -56,10 +56,25 @@ pub fn fresh_workspace(name: &str, args: &[&str]) -> PathBuf {
 }
 
 pub fn cargo(root: &Path, args: &[&str]) {
+    run_cargo(root, args, &[("CARGO_TARGET_DIR", shared_target_dir())]);
+}
+
+/// [`cargo`] with its own target directory `target` for the final artifacts (binaries of the same
+/// name as the default workspace's), sharing the compiled dependencies of the default workspace.
+pub fn cargo_beside(root: &Path, target: &Path, args: &[&str]) {
+    let build_dir = shared_target_dir();
+    let env = [
+        ("CARGO_TARGET_DIR", target.to_path_buf()),
+        ("CARGO_BUILD_BUILD_DIR", build_dir),
+    ];
+    run_cargo(root, args, &env);
+}
+
+fn run_cargo(root: &Path, args: &[&str], env: &[(&str, PathBuf)]) {
     let output = Command::new(env!("CARGO"))
         .args(args)
         .current_dir(root)
-        .env("CARGO_TARGET_DIR", shared_target_dir())
+        .envs(env.iter().map(|(key, value)| (key, value)))
         .env_remove("RUSTFLAGS")
         .output()
         .expect("cargo runs");

@@ -1,0 +1,260 @@
+//! Resources made by `saaskit generate resource` (docs/generate.md), black box over HTTP on SQLite
+//! and PostgreSQL: the three resources of `common::RESOURCES` on the default workspace (rows owned
+//! by organizations), which must build clippy-clean; then create, list with filters, sorting and
+//! pages, get, partial update, delete, references, validation, and another organization's rows
+//! answering 404.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::api::{register, str_of};
+use crate::client::Instance;
+use crate::common::{RESOURCES, saaskit};
+use crate::support::{Database, cargo_beside, fresh_workspace, shared_target_dir};
+
+#[test]
+fn generated_resources_build_clippy_clean_and_serve_their_owners_only() {
+    let (root, binary) = workspace_with_resources();
+    for db in [Database::sqlite(), Database::postgres()] {
+        let url = db.url();
+        // Plain-http cookies and no practical rate limit, as the api's own tests run it.
+        let env = [
+            ("DATABASE_URL", url.as_str()),
+            ("AUTH_COOKIE_SECURE", "false"),
+            ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "10000"),
+            ("RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE", "10000"),
+            ("RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", "10000"),
+        ];
+        let api = Instance::launch_in(&root, &binary, "api", &db, &env);
+        scenario(&api);
+    }
+}
+
+fn scenario(api: &Instance) {
+    let ada = register(api, "ada@example.com");
+    let bob = register(api, "bob@example.com");
+    let ada_org = personal_org(api, &ada.access);
+    let bob_org = personal_org(api, &bob.access);
+    let projects = format!("/api/orgs/{ada_org}/projects");
+    let tasks = format!("/api/orgs/{ada_org}/tasks");
+
+    let apollo = create(
+        api,
+        &ada.access,
+        &projects,
+        json!({"name": "Apollo", "archived": false, "budget": 2.5, "starts": "2026-12-06"}),
+    );
+    assert_eq!(apollo["budget"], 2.5);
+    assert_eq!(apollo["summary"], Value::Null);
+    let gemini = create(
+        api,
+        &ada.access,
+        &projects,
+        json!({"name": "Gemini", "archived": true}),
+    );
+    // Unique within the organization.
+    post(
+        api,
+        &ada.access,
+        &projects,
+        json!({"name": "Apollo", "archived": true}),
+    )
+    .expect_error(409, "conflict");
+    // Each invalid field is named.
+    let invalid = post(
+        api,
+        &ada.access,
+        &projects,
+        json!({"name": " ", "archived": false, "starts": "2026-02-30"}),
+    )
+    .expect_error(422, "validation_failed");
+    let fields = &invalid["fields"];
+    assert!(
+        fields["name"].is_string() && fields["starts"].is_string(),
+        "{invalid}"
+    );
+
+    let apollo_id = str_of(&apollo["id"]).to_owned();
+    let mut ids = Vec::new();
+    for (n, status) in ["open", "in_progress", "done", "open"].iter().enumerate() {
+        let task = create(
+            api,
+            &ada.access,
+            &tasks,
+            json!({
+                "title": format!("task {n}"), "done": n % 2 == 1, "status": status,
+                "points": n, "data": {"n": n}, "project_id": apollo_id,
+            }),
+        );
+        assert_eq!(task["data"]["n"], n);
+        ids.push(str_of(&task["id"]).to_owned());
+    }
+    // Filters by each kind of field, a sort, pages.
+    let open = list(
+        api,
+        &ada.access,
+        &format!("{tasks}?status=open&sort=-points"),
+    );
+    let points: Vec<i64> = open["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["points"].as_i64().unwrap())
+        .collect();
+    assert_eq!(points, [3, 0]);
+    assert_eq!(
+        list(api, &ada.access, &format!("{tasks}?done=true"))["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let first = list(api, &ada.access, &format!("{tasks}?limit=3&sort=title"));
+    assert_eq!(first["items"].as_array().unwrap().len(), 3);
+    assert_eq!(first["next_offset"], 3);
+    let rest = list(
+        api,
+        &ada.access,
+        &format!("{tasks}?limit=3&offset=3&sort=title"),
+    );
+    assert_eq!(rest["items"][0]["title"], "task 3");
+    assert_eq!(rest["next_offset"], Value::Null);
+    get(api, &ada.access, &format!("{tasks}?sort=data")).expect_error(422, "validation_failed");
+    get(api, &ada.access, &format!("{tasks}?limit=0")).expect_error(422, "validation_failed");
+    get(api, &ada.access, &format!("{tasks}?points=abc")).expect_error(400, "bad_request");
+
+    // A partial update changes only what it names; `null` clears an optional field.
+    let task = format!("{tasks}/{}", ids[0]);
+    let changed = patch(
+        api,
+        &ada.access,
+        &task,
+        json!({"done": true, "due": "2027-01-31"}),
+    )
+    .expect_json(200);
+    assert_eq!(
+        (changed["done"].clone(), changed["title"].clone()),
+        (json!(true), json!("task 0"))
+    );
+    let cleared = patch(api, &ada.access, &task, json!({"due": null})).expect_json(200);
+    assert_eq!(cleared["due"], Value::Null);
+    assert_eq!(get(api, &ada.access, &task).expect_json(200)["done"], true);
+
+    // Another organization's rows: 404 through its own path and through the owner's.
+    let bobs_view = format!("/api/orgs/{bob_org}/tasks/{}", ids[0]);
+    get(api, &bob.access, &bobs_view).expect_error(404, "not_found");
+    get(api, &bob.access, &task).expect_error(404, "not_found");
+    patch(api, &bob.access, &bobs_view, json!({"done": false})).expect_error(404, "not_found");
+    api.delete(&bobs_view)
+        .bearer(&bob.access)
+        .send()
+        .expect_error(404, "not_found");
+    assert_eq!(
+        list(api, &bob.access, &format!("/api/orgs/{bob_org}/tasks"))["items"],
+        json!([])
+    );
+    // A reference to another organization's row is refused as a missing one.
+    let stolen = post(api, &bob.access, &format!("/api/orgs/{bob_org}/tasks"), json!({
+        "title": "mine", "done": false, "status": "open", "points": 1, "data": null, "project_id": apollo_id,
+    }))
+    .expect_error(422, "validation_failed");
+    assert!(stolen["fields"]["project_id"].is_string(), "{stolen}");
+
+    // A referenced project cannot go; once its tasks are gone, it can.
+    let apollo_path = format!("{projects}/{apollo_id}");
+    api.delete(&apollo_path)
+        .bearer(&ada.access)
+        .send()
+        .expect_error(409, "conflict");
+    for id in &ids {
+        api.delete(&format!("{tasks}/{id}"))
+            .bearer(&ada.access)
+            .send()
+            .expect(204);
+    }
+    api.delete(&apollo_path)
+        .bearer(&ada.access)
+        .send()
+        .expect(204);
+    get(api, &ada.access, &apollo_path).expect_error(404, "not_found");
+    let gemini_path = format!("{projects}/{}", str_of(&gemini["id"]));
+    assert_eq!(
+        get(api, &ada.access, &gemini_path).expect_json(200)["archived"],
+        true
+    );
+
+    // The third resource: every remaining type, optional ones left out then set.
+    let labels = format!("/api/orgs/{ada_org}/labels");
+    let label = create(
+        api,
+        &ada.access,
+        &labels,
+        json!({"title": "red", "color": "red", "hits": 9_000_000_000_i64}),
+    );
+    assert_eq!(label["hits"], 9_000_000_000_i64);
+    let label_path = format!("{labels}/{}", str_of(&label["id"]));
+    let set = patch(api, &ada.access, &label_path, json!({
+        "weight": -3, "seen_at": 1_765_000_000, "token": "0192e0a0-0000-7000-8000-000000000000", "extra": [1, "two"],
+    }))
+    .expect_json(200);
+    assert_eq!(set["extra"], json!([1, "two"]));
+    patch(api, &ada.access, &label_path, json!({"token": "nope"}))
+        .expect_error(422, "validation_failed");
+    patch(api, &ada.access, &label_path, json!({"color": "mauve"}))
+        .expect_error(400, "bad_request");
+}
+
+fn personal_org(api: &Instance, access: &str) -> String {
+    let mine = get(api, access, "/api/orgs").expect_json(200);
+    str_of(&mine[0]["id"]).to_owned()
+}
+
+fn get(api: &Instance, access: &str, path: &str) -> crate::client::Reply {
+    api.get(path).bearer(access).send()
+}
+
+fn post(api: &Instance, access: &str, path: &str, body: Value) -> crate::client::Reply {
+    api.post(path).bearer(access).json(body).send()
+}
+
+fn patch(api: &Instance, access: &str, path: &str, body: Value) -> crate::client::Reply {
+    api.call("PATCH", path).bearer(access).json(body).send()
+}
+
+fn create(api: &Instance, access: &str, path: &str, body: Value) -> Value {
+    post(api, access, path, body).expect_json(201)
+}
+
+fn list(api: &Instance, access: &str, path: &str) -> Value {
+    get(api, access, path).expect_json(200)
+}
+
+/// The default workspace with the three resources, linted, and its api binary: built beside
+/// the default workspace's binaries (another `api`), sharing their compiled dependencies.
+fn workspace_with_resources() -> (PathBuf, PathBuf) {
+    let root = fresh_workspace("resources", &["--yes"]);
+    for spec in RESOURCES {
+        saaskit(&root)
+            .args(["generate", "resource"])
+            .args(*spec)
+            .assert()
+            .success();
+    }
+    let target = shared_target_dir().with_file_name("generated-workspaces-resources");
+    cargo_beside(&root, &target, &["fmt", "--all", "--", "--check"]);
+    cargo_beside(
+        &root,
+        &target,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
+    cargo_beside(&root, &target, &["build", "-p", "api"]);
+    (root, target.join("debug").join("api"))
+}

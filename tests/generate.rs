@@ -1,0 +1,194 @@
+//! `saaskit generate resource` and `saaskit destroy resource` on the default workspace: what they
+//! write and record, what they refuse (before writing anything), and that destroying returns every
+//! file byte for byte. Building the result and calling its endpoints is tests/e2e/resources.rs.
+
+mod common;
+
+use std::path::Path;
+
+use common::{RESOURCES, assert_fails_unchanged, assert_same_tree, generate, read_tree, saaskit};
+
+fn generate_resource(root: &Path, spec: &[&str]) {
+    saaskit(root)
+        .args(["generate", "resource"])
+        .args(spec)
+        .assert()
+        .success();
+}
+
+#[test]
+fn three_resources_generated_then_destroyed_leave_the_tree_byte_identical() {
+    let (_temp, root) = generate("acme", &["--yes"]);
+    let fresh = read_tree(&root);
+    for spec in RESOURCES {
+        generate_resource(&root, spec);
+    }
+    let tree = read_tree(&root);
+    for file in [
+        "crates/core/src/resources.rs",
+        "crates/core/src/project.rs",
+        "crates/core/src/task.rs",
+        "services/api/src/label.rs",
+    ] {
+        assert!(tree.contains_key(file), "{file} was not generated");
+    }
+    let migrations: Vec<&String> = tree
+        .keys()
+        .filter(|p| p.contains("_create_") && p.contains("/migrations/"))
+        .collect();
+    assert_eq!(migrations.len(), 6, "{migrations:?}");
+    // The default workspace has organizations: the rows are theirs unless told otherwise.
+    assert!(tree["services/api/src/task.rs"].contains("/api/orgs/{org}/tasks/{id}"));
+    assert!(tree["crates/core/src/task.rs"].contains("owner: &TenantId"));
+    assert!(tree["saaskit.toml"].contains("[resources.task]"));
+    let lock = &tree["saaskit.lock"];
+    assert!(lock.contains("module = \"resource/task\""));
+    assert!(lock.contains("id = \"resources\""));
+    // `diff` sees them as generated and unchanged; `doctor` finds nothing wrong.
+    saaskit(&root).args(["diff", "--check"]).assert().success();
+
+    // A referenced resource goes last.
+    let refused = assert_fails_unchanged(
+        &root,
+        saaskit(&root).args(["destroy", "resource", "project"]),
+    );
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("resource `task` references `project`"),
+        "{stderr}"
+    );
+    for name in ["task", "label", "project"] {
+        saaskit(&root)
+            .args(["destroy", "resource", name])
+            .assert()
+            .success();
+    }
+    assert_same_tree(&fresh, &read_tree(&root));
+}
+
+/// The files of the three resources and the shared one, as a review sees them (`cargo insta
+/// review`); the migrations' names hold a version that depends on the day, so they are keyed by
+/// their table.
+#[test]
+fn snapshots_of_the_generated_files() {
+    let (_temp, root) = generate("acme", &["--yes"]);
+    for spec in RESOURCES {
+        generate_resource(&root, spec);
+    }
+    let tree = read_tree(&root);
+    for (path, content) in &tree {
+        let name = if path.contains("/migrations/") && path.contains("_create_") {
+            let table = path.rsplit("_create_").next().unwrap_or_default();
+            let backend = if path.contains("/sqlite/") {
+                "sqlite"
+            } else {
+                "postgres"
+            };
+            format!("migration_{backend}_{table}")
+        } else if path.starts_with("crates/core/src/") || path.starts_with("services/api/src/") {
+            let file = path.rsplit('/').next().unwrap_or_default();
+            if !["project.rs", "label.rs", "task.rs", "resources.rs"].contains(&file) {
+                continue;
+            }
+            path.replace('/', "__")
+        } else {
+            continue;
+        };
+        insta::assert_snapshot!(name, content);
+    }
+}
+
+#[test]
+fn an_edited_generated_snippet_stops_destroy_with_its_line_unless_forced() {
+    let (_temp, root) = generate("acme", &["--yes", "--services", "api"]);
+    let fresh = read_tree(&root);
+    generate_resource(&root, &["note", "body:text", "--owner", "user"]);
+    let main = root.join("services/api/src/main.rs");
+    let text = std::fs::read_to_string(&main).unwrap();
+    let edited = text.replace(
+        "let app = app.merge(note::routes(state.clone()));",
+        "let app = app.merge(note::routes(state.clone())); // mine",
+    );
+    assert_ne!(text, edited);
+    std::fs::write(&main, &edited).unwrap();
+    let refused =
+        assert_fails_unchanged(&root, saaskit(&root).args(["destroy", "resource", "note"]));
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("services/api/src/main.rs:"), "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+    std::fs::write(&main, &text).unwrap();
+    saaskit(&root)
+        .args(["destroy", "resource", "note"])
+        .assert()
+        .success();
+    assert_same_tree(&fresh, &read_tree(&root));
+}
+
+#[test]
+fn bad_specs_names_and_owners_are_refused_before_anything_is_written() {
+    let (_temp, root) = generate("acme", &["--yes", "--services", "api"]);
+    let cases: &[(&[&str], &str)] = &[
+        (&["note", "title:strng"], "column 7: unknown type `strng`"),
+        (&["note", "title:string:uniq"], "unknown marker `uniq`"),
+        (&["note", "type:string"], "Rust keyword"),
+        (&["note", "id:string"], "reserved"),
+        (&["notes", "title:string"], "looks plural"),
+        (&["impl", "title:string"], "Rust keyword"),
+        (&["orgs", "title:string"], "looks plural"),
+        (&["user", "title:string"], "module `users`"),
+        (&["config", "title:string"], "file of that name"),
+        (&["task", "project:ref"], "no resource `project`"),
+        (
+            &["note", "title:string", "--service", "nope"],
+            "no service `nope`",
+        ),
+    ];
+    for (args, expected) in cases {
+        let outcome = assert_fails_unchanged(
+            &root,
+            saaskit(&root).args(["generate", "resource"]).args(*args),
+        );
+        let stderr = String::from_utf8_lossy(&outcome.get_output().stderr).into_owned();
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected `{expected}` in:\n{stderr}"
+        );
+    }
+    // A second resource of one name, and a dry run, change nothing either.
+    generate_resource(&root, &["note", "body:text"]);
+    let outcome = assert_fails_unchanged(
+        &root,
+        saaskit(&root).args(["generate", "resource", "note", "x:int"]),
+    );
+    assert!(String::from_utf8_lossy(&outcome.get_output().stderr).contains("exists already"));
+    let before = read_tree(&root);
+    let dry = saaskit(&root)
+        .args(["generate", "resource", "memo", "body:text", "--dry-run"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&dry.get_output().stdout).into_owned();
+    assert!(stdout.contains("+++ b/crates/core/src/memo.rs"), "{stdout}");
+    assert_same_tree(&before, &read_tree(&root));
+}
+
+#[test]
+fn org_owner_needs_the_orgs_module() {
+    let (_temp, root) = generate("acme", &["--yes", "--services", "api", "--modules", "auth"]);
+    let outcome = assert_fails_unchanged(
+        &root,
+        saaskit(&root).args([
+            "generate",
+            "resource",
+            "note",
+            "body:text",
+            "--owner",
+            "org",
+        ]),
+    );
+    let stderr = String::from_utf8_lossy(&outcome.get_output().stderr).into_owned();
+    assert!(stderr.contains("needs the `orgs` module"), "{stderr}");
+    // Without orgs, the rows are the user's by default.
+    generate_resource(&root, &["note", "body:text"]);
+    let handlers = std::fs::read_to_string(root.join("services/api/src/note.rs")).unwrap();
+    assert!(handlers.contains("path = \"/api/notes/{id}\""));
+}
