@@ -191,6 +191,19 @@ impl<T> Page<T> {
     }
 }
 
+/// The `LIKE` pattern (for `LIKE $1 ESCAPE '\'` on lower-cased columns) that finds the text of a
+/// search box anywhere: lower-cased, its own wildcards escaped. `None` for an empty box, which
+/// lists everything.
+pub fn like_pattern(q: Option<&str>) -> Option<String> {
+    let q = q.map(str::trim).filter(|q| !q.is_empty())?;
+    let escaped = q
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    Some(format!("%{escaped}%"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
-//! Billing state kept from Stripe's events: `customers` (a Stripe customer and the user it
-//! belongs to) and `subscriptions` (status, price, period, cancellation).
+//! Billing state kept from Stripe's events: `customers` (a Stripe customer, the user it
+//! belongs to and, with module `billing/orgs`, the organization) and `subscriptions` (status,
+//! price, period, cancellation).
 //!
 //! Stripe does not deliver events in order, and retries and replays deliver them again. Every
 //! write is therefore conditional on the `created` time of the event that wrote what it would
@@ -22,7 +23,6 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::db::Database;
 use crate::webhooks::{Event, Handler, HandlerError, Handlers};
 
 /// The handlers of the event types this module keeps state from.
@@ -97,24 +97,40 @@ impl Subscription {
     }
 }
 
-/// The subscription of user `user_id` that matters most: a running one if there is one, else
-/// the latest.
-pub async fn subscription_of_user(
-    db: &Database,
-    user_id: &str,
+/// Who pays: an account, or (module `billing/orgs`) an organization. Without organizations
+/// every customer belongs to an account; with them, to an organization too (`customers.org_id`),
+/// and a single user's personal organization stands for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payer {
+    User(String),
+    Organization(String),
+}
+
+/// The subscription of `payer` that matters most: a running one if there is one, else the
+/// latest.
+pub async fn subscription_of(
+    conn: &mut AnyConnection,
+    payer: &Payer,
 ) -> Result<Option<Subscription>, sqlx::Error> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        subscription_columns!(),
-        " FROM subscriptions s JOIN customers c ON c.stripe_customer_id = s.stripe_customer_id \
-         WHERE c.user_id = $1 \
-         ORDER BY CASE WHEN s.status IN ('trialing', 'active', 'past_due') THEN 0 ELSE 1 END, \
-             s.state_event_created DESC \
-         LIMIT 1"
-    ))
-    .bind(user_id)
-    .fetch_optional(db.pool())
-    .await?;
+    // One query per kind of payer, as literal SQL: the ranking is the same.
+    macro_rules! best_subscription_where {
+        ($column:literal) => {
+            concat!(
+                "SELECT ",
+                subscription_columns!(),
+                " FROM subscriptions s \
+                 JOIN customers c ON c.stripe_customer_id = s.stripe_customer_id WHERE ",
+                $column,
+                " = $1 ORDER BY CASE WHEN s.status IN ('trialing', 'active', 'past_due') \
+                     THEN 0 ELSE 1 END, s.state_event_created DESC LIMIT 1"
+            )
+        };
+    }
+    let (sql, id) = match payer {
+        Payer::User(id) => (best_subscription_where!("c.user_id"), id),
+        Payer::Organization(id) => (best_subscription_where!("c.org_id"), id),
+    };
+    let row = sqlx::query(sql).bind(id).fetch_optional(conn).await?;
     row.map(|row| Subscription::from_row(&row)).transpose()
 }
 
@@ -129,13 +145,16 @@ fn status_rank(status: &str) -> i64 {
 }
 
 /// `checkout.session.completed`: links the session's Stripe customer to the user who paid, named
-/// by `client_reference_id` (the user id the checkout was created with) or by email.
-struct CheckoutCompleted;
+/// by `client_reference_id` (the user id the checkout was created with) or by email. Module
+/// `billing/orgs` replaces it with a handler that links the organization too, from these parts.
+pub struct CheckoutCompleted;
 
+/// A Checkout Session, as `checkout.session.completed` carries it.
 #[derive(Deserialize)]
-struct CheckoutSession {
-    customer: Option<String>,
-    client_reference_id: Option<String>,
+pub struct CheckoutSession {
+    /// `None` for a one-off payment without a customer object.
+    pub customer: Option<String>,
+    pub client_reference_id: Option<String>,
     customer_email: Option<String>,
     customer_details: Option<CustomerDetails>,
 }
@@ -143,6 +162,63 @@ struct CheckoutSession {
 #[derive(Deserialize)]
 struct CustomerDetails {
     email: Option<String>,
+}
+
+impl CheckoutSession {
+    /// The address that paid, normalized as account addresses are (trimmed, lower-cased).
+    pub fn email(&self) -> Option<String> {
+        self.customer_details
+            .as_ref()
+            .and_then(|details| details.email.clone())
+            .or_else(|| self.customer_email.clone())
+            .map(|email| email.trim().to_lowercase())
+    }
+}
+
+/// The account with id `id` or, failing that, address `email`.
+pub async fn find_user(
+    conn: &mut AnyConnection,
+    id: Option<&str>,
+    email: Option<&str>,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM users WHERE id = $1 OR email = $2 \
+         ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END LIMIT 1",
+    )
+    .bind(id.unwrap_or(""))
+    .bind(email.unwrap_or(""))
+    .fetch_optional(conn)
+    .await
+}
+
+/// Links Stripe customer `customer` to account `user_id` and, with module `billing/orgs`, to
+/// organization `org_id` (`None` keeps the one it has).
+pub async fn link_customer(
+    conn: &mut AnyConnection,
+    event: &Event,
+    customer: &str,
+    user_id: &str,
+    email: Option<&str>,
+    org_id: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO customers (stripe_customer_id, user_id, org_id, email, livemode, \
+             created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6) \
+         ON CONFLICT (stripe_customer_id) DO UPDATE SET user_id = excluded.user_id, \
+             org_id = COALESCE(excluded.org_id, customers.org_id), email = excluded.email, \
+             updated_at = excluded.updated_at",
+    )
+    .bind(customer)
+    .bind(user_id)
+    .bind(org_id)
+    .bind(email)
+    .bind(i64::from(event.livemode))
+    .bind(crate::auth::now())
+    .execute(conn)
+    .await?;
+    tracing::info!(event = %event.id, %customer, user = %user_id, org = ?org_id, "customer linked");
+    Ok(())
 }
 
 impl Handler for CheckoutCompleted {
@@ -154,46 +230,21 @@ impl Handler for CheckoutCompleted {
         Box::pin(async move {
             let session: CheckoutSession = event.object()?;
             // A one-off payment without a customer object: there is nothing to link.
-            let Some(customer) = session.customer else {
+            let Some(customer) = &session.customer else {
                 return Ok(());
             };
-            let email = session
-                .customer_details
-                .and_then(|details| details.email)
-                .or(session.customer_email)
-                .map(|email| email.trim().to_lowercase());
-            let user_id: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM users WHERE id = $1 OR email = $2 \
-                 ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END LIMIT 1",
-            )
-            .bind(session.client_reference_id.as_deref().unwrap_or(""))
-            .bind(email.as_deref().unwrap_or(""))
-            .fetch_optional(&mut *conn)
-            .await?;
+            let email = session.email();
+            let reference = session.client_reference_id.as_deref();
+            let user_id = find_user(conn, reference, email.as_deref()).await?;
             // Retried: the account may be committed a moment after the payment completes.
             let user_id = user_id.ok_or_else(|| {
                 format!(
                     "no user has id {:?} or email {:?} (yet)",
-                    session.client_reference_id.as_deref().unwrap_or_default(),
+                    reference.unwrap_or_default(),
                     email.as_deref().unwrap_or_default()
                 )
             })?;
-            let now = crate::auth::now();
-            sqlx::query(
-                "INSERT INTO customers \
-                     (stripe_customer_id, user_id, email, livemode, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $5) \
-                 ON CONFLICT (stripe_customer_id) DO UPDATE SET user_id = excluded.user_id, \
-                     email = excluded.email, updated_at = excluded.updated_at",
-            )
-            .bind(&customer)
-            .bind(&user_id)
-            .bind(email)
-            .bind(i64::from(event.livemode))
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            tracing::info!(event = %event.id, %customer, user = %user_id, "customer linked");
+            link_customer(conn, event, customer, &user_id, email.as_deref(), None).await?;
             Ok(())
         })
     }

@@ -11,7 +11,8 @@
 //!    `FOR UPDATE SKIP LOCKED`, so that instances never claim one job twice; on SQLite, one
 //!    writer at a time, with the same statement. PostgreSQL wakes the workers of every instance
 //!    when a job is committed (`LISTEN`/`NOTIFY`); otherwise they poll.
-//! 3. The job's [`Job`] handler runs. Success marks it `succeeded`; a retryable error schedules
+//! 3. The job's [`Job`] handler runs. Success marks it `succeeded` (a first attempt of a
+//!    [`Job::BATCHED`] kind that succeeds in its batch deletes it instead); a retryable error schedules
 //!    the next attempt with exponential backoff and jitter; a permanent error, or the last
 //!    attempt failing, marks it `dead` for an operator to retry or discard. Each transition is
 //!    fenced: it applies only while the worker still holds the lease it claimed (its owner and
@@ -124,11 +125,13 @@ pub trait Job: Send + Sync + 'static {
     const BATCHED: bool = false;
 
     /// Runs the first attempts of `jobs` on `conn`, a transaction in which the worker (named
-    /// `worker`) has already marked them succeeded, holding their rows locked (no lease: while
-    /// the transaction is open, other workers skip them; if the process dies, it rolls back
-    /// and they are queued as before). `Ok`: the transaction commits, the handler's writes with
-    /// the jobs' success, once. `Err`: it rolls back as if it never ran, and each job runs
-    /// again through [`Job::run`], where a failure is its own (retries, dead).
+    /// `worker`) has already taken them off the queue: their rows are deleted and stay locked
+    /// (no lease: while the transaction is open, other workers skip them; if the process dies,
+    /// it rolls back and they are queued as before). `Ok`: the transaction commits, the
+    /// handler's writes with the jobs' removal, once; the jobs leave no row (`succeeded`
+    /// counts only jobs run through [`Job::run`]), so the kind records its own history.
+    /// `Err`: it rolls back as if it never ran, and each job runs again through [`Job::run`],
+    /// where a failure is its own (retries, dead).
     ///
     /// Called only when [`Job::BATCHED`]; the default refuses, which sends the jobs to `run`.
     fn run_first_attempts(
@@ -597,8 +600,13 @@ struct Inner {
     db: Database,
     config: JobsConfig,
     service_prefix: String,
-    /// Wakes this instance's idle worker loops: new jobs were committed.
+    /// Wakes one of this instance's idle worker loops: new jobs were committed. One, not all:
+    /// the first takes what is due, and wakes another only when it found a full batch (more
+    /// may be due); waking every loop made all but one look for work the first had taken.
     new_jobs: Notify,
+    /// Whether the worker's PostgreSQL listener is connected: then every commit of new jobs
+    /// wakes this instance through it, and [`Jobs::wake`] has nothing to add.
+    listening: AtomicBool,
 }
 
 impl Jobs {
@@ -609,6 +617,7 @@ impl Jobs {
                 config,
                 service_prefix: service_prefix.to_owned(),
                 new_jobs: Notify::new(),
+                listening: AtomicBool::new(false),
             }),
         }
     }
@@ -673,11 +682,14 @@ impl Jobs {
         Ok(enqueued)
     }
 
-    /// Wakes this instance's idle worker loops at once: jobs were just committed here (on
-    /// SQLite they would otherwise wait for the next poll; PostgreSQL notifies every instance
-    /// anyway).
+    /// Wakes an idle loop of this instance's worker at once: jobs were just committed here (on
+    /// SQLite they would otherwise wait for the next poll). Nothing while the worker listens
+    /// on PostgreSQL, which notifies every instance, this one included: a second wake for the
+    /// same jobs would only send a second loop looking for them.
     pub fn wake(&self) {
-        self.inner.new_jobs.notify_waiters();
+        if !self.inner.listening.load(Ordering::Relaxed) {
+            self.inner.new_jobs.notify_one();
+        }
     }
 
     /// Starts the worker with `handlers` unless this service runs none

@@ -42,15 +42,21 @@ pub mod flags;
 // <<<begin:admin/jobs@mods>>>
 pub mod admin_jobs;
 // <<<end:admin/jobs@mods>>>
-// <<<begin:admin/webhooks@mods>>>
-pub mod admin_webhooks;
-// <<<end:admin/webhooks@mods>>>
-// <<<begin:billing/api@mods>>>
-pub mod plans;
-// <<<end:billing/api@mods>>>
 // <<<begin:orgs@mods>>>
 pub mod orgs;
 // <<<end:orgs@mods>>>
+// <<<begin:admin/orgs@mods>>>
+pub mod admin_orgs;
+// <<<end:admin/orgs@mods>>>
+// <<<begin:billing/api@mods>>>
+pub mod plans;
+// <<<end:billing/api@mods>>>
+// <<<begin:billing/orgs@mods>>>
+pub mod org_billing;
+// <<<end:billing/orgs@mods>>>
+// <<<begin:admin/webhooks@mods>>>
+pub mod admin_webhooks;
+// <<<end:admin/webhooks@mods>>>
 // <<<begin:security/rate-limiting@mods>>>
 pub mod rate_limit;
 // <<<end:security/rate-limiting@mods>>>

@@ -328,6 +328,10 @@ pub enum Scope<'a> {
     /// The invitation with this token hash (`app.invitation`): accepting, before the
     /// organization is known.
     Invitation(&'a str),
+    /// The memberships of every organization, read only (`app.staff`): the back office's list
+    /// of organizations with their member counts. Only the policy of the `admin/orgs` module's
+    /// migration reads this setting; without that module it opens nothing.
+    Staff,
 }
 
 impl Scope<'_> {
@@ -336,6 +340,7 @@ impl Scope<'_> {
             Self::Tenant(org_id) => ("app.org_id", org_id.to_owned()),
             Self::User(user_id) => ("app.user_id", user_id.to_owned()),
             Self::Invitation(token_hash) => ("app.invitation", token_hash.to_owned()),
+            Self::Staff => ("app.staff", "on".to_owned()),
         }
     }
 }
@@ -515,18 +520,13 @@ async fn insert(
 ) -> Result<TenantId, OrgError> {
     let id = uuid::Uuid::now_v7().to_string();
     let now = now();
-    // On PostgreSQL a failed statement aborts the transaction, so a taken slug is checked first
-    // rather than caught; the unique index still settles races (as a 409 too).
-    let taken = sqlx::query("SELECT 1 FROM organizations WHERE slug = $1")
-        .bind(slug)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if taken.is_some() {
-        return Err(OrgError::SlugTaken);
-    }
-    sqlx::query(
+    // A taken slug inserts nothing rather than failing: on PostgreSQL a failed statement aborts
+    // the transaction, and the caller retries with another slug in the same one (registration's
+    // transaction, when two accounts of the same name register at once). A concurrent insert of
+    // the same slug makes this one wait for its commit, then insert nothing.
+    let inserted = sqlx::query(
         "INSERT INTO organizations (id, name, slug, kind, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5)",
+         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (slug) DO NOTHING",
     )
     .bind(&id)
     .bind(name)
@@ -534,8 +534,11 @@ async fn insert(
     .bind(kind)
     .bind(now)
     .execute(&mut *conn)
-    .await
-    .map_err(slug_taken_or_database)?;
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(OrgError::SlugTaken);
+    }
     sqlx::query(
         "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) \
          VALUES ($1, $2, 'owner', $3, $3)",
@@ -640,16 +643,25 @@ pub async fn delete(db: &Database, tenant: &Tenant) -> Result<u64, OrgError> {
 pub async fn members(db: &Database, tenant: &Tenant) -> Result<Vec<Member>, OrgError> {
     tenant.require(ReadMembers)?;
     let mut tx = begin_read(db, Scope::Tenant(tenant.id.as_str())).await?;
+    let members = members_in(&mut tx, &tenant.id).await?;
+    tx.commit().await?;
+    Ok(members)
+}
+
+/// The members of `tenant`, owners first, on `conn` (in a transaction that named its scope).
+pub(crate) async fn members_in(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+) -> Result<Vec<Member>, OrgError> {
     let rows = sqlx::query(
         "SELECT m.user_id, u.email, u.full_name, m.role, m.created_at FROM memberships m \
          JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 \
          ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, \
          m.created_at, m.user_id",
     )
-    .bind(tenant.id.as_str())
-    .fetch_all(&mut *tx)
+    .bind(tenant.as_str())
+    .fetch_all(conn)
     .await?;
-    tx.commit().await?;
     Ok(rows
         .iter()
         .map(Member::from_row)
@@ -658,7 +670,7 @@ pub async fn members(db: &Database, tenant: &Tenant) -> Result<Vec<Member>, OrgE
 
 /// Takes the organization's row lock for the rest of the transaction (see the module's
 /// documentation). `NotFound` when it was deleted meanwhile.
-async fn lock(conn: &mut AnyConnection, tenant: &TenantId) -> Result<(), OrgError> {
+pub(crate) async fn lock(conn: &mut AnyConnection, tenant: &TenantId) -> Result<(), OrgError> {
     let locked = sqlx::query("UPDATE organizations SET updated_at = $1 WHERE id = $2")
         .bind(now())
         .bind(tenant.as_str())
@@ -671,7 +683,7 @@ async fn lock(conn: &mut AnyConnection, tenant: &TenantId) -> Result<(), OrgErro
     Ok(())
 }
 
-async fn role_in(
+pub(crate) async fn role_in(
     conn: &mut AnyConnection,
     tenant: &TenantId,
     user_id: &str,
@@ -739,7 +751,7 @@ pub async fn change_role(
     Ok(member)
 }
 
-async fn member_in(
+pub(crate) async fn member_in(
     conn: &mut AnyConnection,
     tenant: &TenantId,
     user_id: &str,
@@ -777,10 +789,7 @@ pub async fn remove_member(db: &Database, tenant: &Tenant, user_id: &str) -> Res
     if !actor.can(ManageMembers) {
         return Err(OrgError::Forbidden(ManageMembers));
     }
-    if current == Owner && owners(&mut tx, &tenant.id).await? <= 1 {
-        return Err(OrgError::LastOwner);
-    }
-    end_membership(&mut tx, &tenant.id, user_id).await?;
+    end_membership(&mut tx, &tenant.id, user_id, current).await?;
     tx.commit().await?;
     tracing::info!(org = %tenant.id.as_str(), user = %user_id, by = %tenant.user.user.id, "member removed");
     Ok(())
@@ -795,20 +804,24 @@ pub async fn leave(db: &Database, tenant: &Tenant) -> Result<(), OrgError> {
     let current = role_in(&mut tx, &tenant.id, user_id)
         .await?
         .ok_or(OrgError::NotFound("organization"))?;
-    if current == Owner && owners(&mut tx, &tenant.id).await? <= 1 {
-        return Err(OrgError::LastOwner);
-    }
-    end_membership(&mut tx, &tenant.id, user_id).await?;
+    end_membership(&mut tx, &tenant.id, user_id, current).await?;
     tx.commit().await?;
     tracing::info!(org = %tenant.id.as_str(), user = %user_id, "member left");
     Ok(())
 }
 
-async fn end_membership(
+/// Ends the membership of `user_id`, whose role is `current`, unless they are the last owner
+/// (409). Call it with the organization's row lock taken ([`lock`]), so that the owners
+/// counted are still the owners when the row goes.
+pub(crate) async fn end_membership(
     conn: &mut AnyConnection,
     tenant: &TenantId,
     user_id: &str,
+    current: OrgRole,
 ) -> Result<(), OrgError> {
+    if current == Owner && owners(&mut *conn, tenant).await? <= 1 {
+        return Err(OrgError::LastOwner);
+    }
     sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
         .bind(tenant.as_str())
         .bind(user_id)

@@ -4,10 +4,10 @@ use std::io::IsTerminal;
 use std::str::FromStr;
 
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::Layer;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
 
 use crate::config::Env;
 
@@ -17,6 +17,9 @@ pub struct TelemetryConfig {
     pub filter: Targets,
     /// How events are written (`LOG_FORMAT`).
     pub format: LogFormat,
+    /// What modules add besides the log lines (an exporter of traces), seeing the same spans
+    /// and events as they do.
+    layers: Vec<Box<dyn Layer<Registry> + Send + Sync>>,
 }
 
 impl TelemetryConfig {
@@ -24,7 +27,20 @@ impl TelemetryConfig {
         Self {
             filter: env.optional("RUST_LOG", Targets::new().with_default(LevelFilter::INFO)),
             format: env.optional("LOG_FORMAT", LogFormat::Text),
+            layers: Vec::new(),
         }
+    }
+
+    /// Adds a layer to the subscriber [`init`] installs, filtered by `RUST_LOG` as the log lines
+    /// are: a span or event that is not logged is not exported either. `None` adds nothing.
+    pub fn with_layer(
+        mut self,
+        layer: Option<impl Layer<Registry> + Send + Sync + 'static>,
+    ) -> Self {
+        if let Some(layer) = layer {
+            self.layers.push(layer.boxed());
+        }
+        self
     }
 }
 
@@ -55,7 +71,14 @@ pub fn init(config: TelemetryConfig) {
         LogFormat::Text => output.with_ansi(std::io::stdout().is_terminal()).boxed(),
         LogFormat::Json => output.json().boxed(),
     };
+    // No layer at all rather than an empty one when no module added any: a filtered layer
+    // checks the filter again for every span and event.
+    let layers = (!config.layers.is_empty()).then(|| {
+        let filter = config.filter.clone();
+        config.layers.with_filter(filter)
+    });
     tracing_subscriber::registry()
+        .with(layers)
         .with(output.with_filter(config.filter))
         .init();
 }

@@ -9,7 +9,8 @@
 //!    arrive one after another or at once.
 //! 2. The jobs worker ([`crate::jobs`]) of any instance of the service runs the event's
 //!    `webhooks.process` job ([`ProcessEvent`]): its first attempt in a batch of first
-//!    attempts, in a transaction that marked their jobs succeeded and holds them locked; later
+//!    attempts, in a transaction that took their jobs off the queue (deleted, locked until it
+//!    ends: the event's attempts are its history); later
 //!    attempts (and a failed batch's jobs, one by one) with a lease.
 //! 3. The event's [`Handler`] runs in that transaction, which also marks the event processed
 //!    and commits once (for a leased job, only if this worker still holds the lease): effects

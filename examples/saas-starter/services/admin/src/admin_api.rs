@@ -176,12 +176,12 @@ async fn user(
 /// `{"reason": "..."}`; the reason is optional.
 #[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"reason": "chargeback fraud"}))]
-struct ReasonBody {
-    reason: Option<String>,
+pub struct ReasonBody {
+    pub reason: Option<String>,
 }
 
 impl ReasonBody {
-    fn reason(&self) -> Option<&str> {
+    pub fn reason(&self) -> Option<&str> {
         self.reason
             .as_deref()
             .map(str::trim)

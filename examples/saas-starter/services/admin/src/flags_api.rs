@@ -3,13 +3,17 @@
 //! [`Permission::Manage`]). Every change is audited by `saas_starter_core::flags`.
 //!
 //! - `GET /api/admin/flags`: every flag, by key;
-//! - `POST /api/admin/flags` `{"key", "description"?, "enabled"?, "rollout_percent"?}`: 201;
+//! - `POST /api/admin/flags` `{"key", "description"?, "enabled"?, "rollout_percent"?,
+//!   "rollout_by"?}`: 201;
 //! - `GET /api/admin/flags/{key}`: the flag and its overrides;
-//! - `PUT /api/admin/flags/{key}` `{"description"?, "enabled"?, "rollout_percent"?}`: a field
+//! - `PUT /api/admin/flags/{key}` `{"description"?, "enabled"?, "rollout_percent"?,
+//!   "rollout_by"?}`: a field
 //!   left out keeps its value;
 //! - `DELETE /api/admin/flags/{key}`: 204, with its overrides;
 //! - `PUT /api/admin/flags/{key}/overrides/{user_id}` `{"enabled": true|false}`;
-//! - `DELETE /api/admin/flags/{key}/overrides/{user_id}`: 204.
+//! - `DELETE /api/admin/flags/{key}/overrides/{user_id}`: 204;
+//! - `PUT /api/admin/flags/{key}/org-overrides/{org_id}` `{"enabled": true|false}`;
+//! - `DELETE /api/admin/flags/{key}/org-overrides/{org_id}`: 204.
 
 use axum::Json;
 use axum::extract::State;
@@ -23,7 +27,8 @@ use saas_starter_core::ApiError;
 use saas_starter_core::admin::{Permission, Staff};
 use saas_starter_core::auth::now;
 use saas_starter_core::db::Database;
-use saas_starter_core::flags::{self, Flag, FlagDetail, FlagUpdate, NewFlag, Override};
+use saas_starter_core::flags::{self, Flag, FlagDetail, FlagUpdate, NewFlag};
+use saas_starter_core::flags::{OrgOverride, Override};
 use saas_starter_core::http::openapi::ErrorBody;
 use saas_starter_core::http::{JsonBody, Path};
 
@@ -34,6 +39,7 @@ pub fn routes(state: AppState) -> OpenApiRouter {
         .routes(routes!(list, create))
         .routes(routes!(show, update, delete))
         .routes(routes!(set_override, remove_override))
+        .routes(routes!(set_org_override, remove_org_override))
         .with_state(state)
 }
 
@@ -202,5 +208,54 @@ async fn remove_override(
 ) -> Result<StatusCode, ApiError> {
     staff.require(Permission::Manage)?;
     flags::remove_override(&db, staff.actor(), &key, &user_id, now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Forces the flag on or off for the members of one organization, in requests for it (an access
+/// token switched to it); a user's own override still wins.
+#[utoipa::path(put, path = "/api/admin/flags/{key}/org-overrides/{org_id}", tag = "flags",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(("key" = String, Path, description = "The flag's key"), ("org_id" = String, Path, description = "The organization's id")),
+    request_body = OverrideBody,
+    responses(
+        (status = 200, description = "The organization's override", body = OrgOverride),
+        (status = 400, description = "`bad_request`: the body is not JSON of this shape", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not manage (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such flag", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `org_id` is not an organization's id", body = ErrorBody),
+    ),
+)]
+async fn set_org_override(
+    staff: Staff,
+    State(db): State<Database>,
+    Path((key, org_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<OverrideBody>,
+) -> Result<Json<OrgOverride>, ApiError> {
+    staff.require(Permission::Manage)?;
+    let saved =
+        flags::set_org_override(&db, staff.actor(), &key, &org_id, body.enabled, now()).await?;
+    Ok(Json(saved))
+}
+
+/// Removes an organization's override: the flag's rule applies to its members again.
+#[utoipa::path(delete, path = "/api/admin/flags/{key}/org-overrides/{org_id}", tag = "flags",
+    security(("bearer" = []), ("staff_session" = [])),
+    params(("key" = String, Path, description = "The flag's key"), ("org_id" = String, Path, description = "The organization's id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "`bad_request`: a path parameter is not of its type, or has a NUL character", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no staff token nor staff session cookie", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not manage (or a cross-site cookie); `staff_token_required`: an api access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such flag, or the organization has no override of it", body = ErrorBody),
+    ),
+)]
+async fn remove_org_override(
+    staff: Staff,
+    State(db): State<Database>,
+    Path((key, org_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    staff.require(Permission::Manage)?;
+    flags::remove_org_override(&db, staff.actor(), &key, &org_id, now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

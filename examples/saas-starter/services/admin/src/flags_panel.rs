@@ -1,5 +1,6 @@
 //! The panel's feature flags: the list with a form for a new flag (`/admin/flags`), a flag's
-//! page with its rule, its overrides and its history (`/admin/flags/{key}`), and a section of
+//! page with its rule, its overrides (of users and of organizations) and its history
+//! (`/admin/flags/{key}`), and a section of
 //! the customer page showing each flag as it is for that customer.
 //!
 //! Support staff see everything; only admins see and submit the forms (every form is a
@@ -21,6 +22,7 @@ use saas_starter_core::auth::now;
 use saas_starter_core::db::Database;
 use saas_starter_core::error::FieldErrors;
 use saas_starter_core::flags::{self, Flag, FlagUpdate, NewFlag, Override};
+use saas_starter_core::flags::{OrgOverride, RolloutBy, Target};
 
 use crate::panel::{Frame, NoFields, PanelError, PanelForm, Viewer, done, html, when};
 use crate::state::AppState;
@@ -37,6 +39,11 @@ pub fn routes(state: AppState) -> OpenApiRouter {
                 "/admin/flags/{key}/overrides/{user_id}/delete",
                 post(remove_override),
             )
+            .route("/admin/flags/{key}/org-overrides", post(set_org_override))
+            .route(
+                "/admin/flags/{key}/org-overrides/{org_id}/delete",
+                post(remove_org_override),
+            )
             .with_state(state),
     )
 }
@@ -47,6 +54,8 @@ struct FlagRow {
     description: String,
     enabled: bool,
     rollout_percent: u8,
+    /// `user` or `org`: what the rollout splits.
+    rollout_by: &'static str,
     created: String,
     updated: String,
     /// How many users have an override.
@@ -60,6 +69,7 @@ impl FlagRow {
             description: flag.description,
             enabled: flag.enabled,
             rollout_percent: flag.rollout_percent,
+            rollout_by: flag.rollout_by.as_str(),
             created: when(flag.created_at),
             updated: when(flag.updated_at),
             overrides,
@@ -104,12 +114,29 @@ struct RuleForm {
     enabled: Option<String>,
     #[serde(default)]
     rollout_percent: String,
+    /// `user` or `org`; a form without the field keeps what the flag has (a new one: `user`).
+    #[serde(default)]
+    rollout_by: String,
 }
 
 impl RuleForm {
     /// The percentage; text that is no number becomes one out of range, refused as such.
     fn percent(&self) -> i64 {
         self.rollout_percent.trim().parse().unwrap_or(-1)
+    }
+
+    /// What the rollout splits, if the form says; 422 for anything but `user` and `org`.
+    fn rollout_by(&self) -> Result<Option<RolloutBy>, PanelError> {
+        match self.rollout_by.trim() {
+            "" => Ok(None),
+            text => RolloutBy::parse(text).map(Some).ok_or_else(|| {
+                let fields = FieldErrors::from([(
+                    "rollout_by".to_owned(),
+                    "must be user or org".to_owned(),
+                )]);
+                PanelError(ApiError::Validation(fields))
+            }),
+        }
     }
 }
 
@@ -124,6 +151,7 @@ async fn create(
         description: form.description.clone(),
         enabled: form.enabled.is_some(),
         rollout_percent: form.percent(),
+        rollout_by: form.rollout_by()?.unwrap_or_default(),
     };
     let flag = flags::create(&db, viewer.staff.actor(), new, now()).await?;
     Ok(done(&format!("/admin/flags/{}", flag.flag.key), "saved").into_response())
@@ -167,12 +195,30 @@ impl From<Entry> for HistoryRow {
     }
 }
 
+/// An organization's override as the flag's page shows it.
+struct OrgOverrideRow {
+    org_id: String,
+    enabled: bool,
+    updated: String,
+}
+
+impl From<OrgOverride> for OrgOverrideRow {
+    fn from(item: OrgOverride) -> Self {
+        Self {
+            org_id: item.org_id,
+            enabled: item.enabled,
+            updated: when(item.updated_at),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "flag.html")]
 struct FlagPage {
     frame: Frame,
     flag: FlagRow,
     overrides: Vec<OverrideRow>,
+    org_overrides: Vec<OrgOverrideRow>,
     history: Vec<HistoryRow>,
     may_manage: bool,
 }
@@ -201,6 +247,11 @@ async fn show(
             .into_iter()
             .map(OverrideRow::from)
             .collect(),
+        org_overrides: detail
+            .org_overrides
+            .into_iter()
+            .map(OrgOverrideRow::from)
+            .collect(),
         history: history.items.into_iter().map(HistoryRow::from).collect(),
         may_manage: viewer.staff.may(Permission::Manage),
         frame: viewer.frame,
@@ -218,6 +269,7 @@ async fn update(
         description: Some(form.description.clone()),
         enabled: Some(form.enabled.is_some()),
         rollout_percent: Some(form.percent()),
+        rollout_by: form.rollout_by()?,
     };
     flags::update(&db, viewer.staff.actor(), &key, update, now()).await?;
     Ok(done(&format!("/admin/flags/{key}"), "saved").into_response())
@@ -251,14 +303,7 @@ async fn set_override(
 ) -> Result<Response, PanelError> {
     viewer.require(Permission::Manage)?;
     let mut fields = FieldErrors::new();
-    let enabled = match form.enabled.as_str() {
-        "on" => Some(true),
-        "off" => Some(false),
-        _ => {
-            fields.insert("enabled".into(), "must be on or off".into());
-            None
-        }
-    };
+    let enabled = forced(&form.enabled, &mut fields);
     let user = flags::find_user(&db, &form.user).await?;
     if user.is_none() {
         fields.insert("user".into(), "no account has this email or id".to_owned());
@@ -268,6 +313,54 @@ async fn set_override(
     };
     flags::set_override(&db, viewer.staff.actor(), &key, &user_id, enabled, now()).await?;
     Ok(done(&format!("/admin/flags/{key}"), "saved").into_response())
+}
+
+/// The `on` or `off` of an override form; `None`, noted in `fields`, for anything else.
+fn forced(text: &str, fields: &mut FieldErrors) -> Option<bool> {
+    match text {
+        "on" => Some(true),
+        "off" => Some(false),
+        _ => {
+            fields.insert("enabled".into(), "must be on or off".into());
+            None
+        }
+    }
+}
+
+/// The form that adds (or replaces) an organization's override: its id, and `on` or `off`.
+#[derive(Deserialize)]
+struct OrgOverrideForm {
+    #[serde(default)]
+    org_id: String,
+    #[serde(default)]
+    enabled: String,
+}
+
+async fn set_org_override(
+    State(db): State<Database>,
+    viewer: Viewer,
+    Path(key): Path<String>,
+    PanelForm(form): PanelForm<OrgOverrideForm>,
+) -> Result<Response, PanelError> {
+    viewer.require(Permission::Manage)?;
+    let mut fields = FieldErrors::new();
+    let Some(enabled) = forced(&form.enabled, &mut fields) else {
+        return Err(PanelError(ApiError::Validation(fields)));
+    };
+    let actor = viewer.staff.actor();
+    flags::set_org_override(&db, actor, &key, &form.org_id, enabled, now()).await?;
+    Ok(done(&format!("/admin/flags/{key}"), "saved").into_response())
+}
+
+async fn remove_org_override(
+    State(db): State<Database>,
+    viewer: Viewer,
+    Path((key, org_id)): Path<(String, String)>,
+    PanelForm(NoFields {}): PanelForm<NoFields>,
+) -> Result<Response, PanelError> {
+    viewer.require(Permission::Manage)?;
+    flags::remove_org_override(&db, viewer.staff.actor(), &key, &org_id, now()).await?;
+    Ok(done(&format!("/admin/flags/{key}"), "deleted").into_response())
 }
 
 async fn remove_override(
@@ -295,9 +388,13 @@ struct CustomerSection {
 }
 
 /// The HTML of the customer page's "Feature flags" section for `user_id`: each flag, whether it
-/// is on for them, and why.
+/// is on for them outside any organization, and why.
 pub async fn customer_section(db: &Database, user_id: &str) -> Result<String, ApiError> {
-    let flags = flags::evaluate_for(db, user_id)
+    let target = Target {
+        user_id,
+        org_id: None,
+    };
+    let flags = flags::evaluate_for(db, target)
         .await?
         .into_iter()
         .map(|evaluation| CustomerFlagRow {

@@ -30,6 +30,12 @@ mod flags_panel;
 // <<<begin:admin/jobs@mods>>>
 mod admin_jobs;
 // <<<end:admin/jobs@mods>>>
+// <<<begin:admin/orgs@mods>>>
+mod admin_orgs;
+// <<<end:admin/orgs@mods>>>
+// <<<begin:admin/org-billing@mods>>>
+mod admin_org_billing;
+// <<<end:admin/org-billing@mods>>>
 // <<<begin:admin/outbox@mods>>>
 mod admin_outbox;
 // <<<end:admin/outbox@mods>>>
@@ -100,6 +106,8 @@ async fn run() -> anyhow::Result<()> {
     // `openapi` prints its document on stdout, where the logs go: it logs nothing.
     let openapi_command = http::OpenApiCommand::from_args();
     if openapi_command.is_none() {
+        // Modules add their layers (trace export) here, once the configuration is known good.
+        // <<<inject:telemetry>>>
         telemetry::init(telemetry_config);
     }
 
@@ -179,6 +187,9 @@ async fn run() -> anyhow::Result<()> {
     // <<<begin:admin/jobs@routes>>>
     let app = app.merge(admin_jobs::routes(state.clone()));
     // <<<end:admin/jobs@routes>>>
+    // <<<begin:admin/orgs@routes>>>
+    let app = app.merge(admin_orgs::routes(state.clone()));
+    // <<<end:admin/orgs@routes>>>
     // <<<begin:admin/outbox@routes>>>
     let app = app.merge(admin_outbox::routes(state.clone()));
     // <<<end:admin/outbox@routes>>>
@@ -194,6 +205,9 @@ async fn run() -> anyhow::Result<()> {
     let app = rate_limits.protect(app, &http_config, &auth);
     // <<<end:security/rate-limiting@layers>>>
     let app = http::with_middleware(app, &http_config, &metrics);
+    // Layers that must see a request before its span is made (the trace a caller continues)
+    // go on here, around the whole stack.
+    // <<<inject:outer-layers>>>
 
     // `openapi` prints the document instead of serving; `openapi --check` compares it with the
     // committed copy in this crate's `openapi/` folder (docs/openapi.md).

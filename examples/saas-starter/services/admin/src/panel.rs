@@ -12,7 +12,8 @@
 //! page, each after an `inject` marker.
 
 mod audit;
-mod customers;
+// Its list and trail helpers serve the modules' pages too.
+pub(crate) mod customers;
 mod dashboard;
 mod sign_in;
 
@@ -77,6 +78,12 @@ fn nav() -> Vec<NavLink> {
         .chain([NavLink::new("Jobs", "/admin/jobs")])
         .collect();
     // <<<end:admin/jobs@nav>>>
+    // <<<begin:admin/orgs@nav>>>
+    let links: Vec<NavLink> = links
+        .into_iter()
+        .chain([NavLink::new("Organizations", "/admin/orgs")])
+        .collect();
+    // <<<end:admin/orgs@nav>>>
     // <<<begin:admin/outbox@nav>>>
     let links: Vec<NavLink> = links
         .into_iter()
@@ -231,6 +238,14 @@ const NOTICES: &[(&str, &str)] = &[
     ("saved", "Saved."),
     ("deleted", "Deleted."),
     ("queued", "Queued for processing."),
+    (
+        "member-removed",
+        "The member is removed from the organization.",
+    ),
+    (
+        "invitation-revoked",
+        "The invitation is revoked; its link no longer works.",
+    ),
 ];
 
 /// A form body whose `csrf` field is the token of the request's session: anything else is

@@ -1,5 +1,6 @@
 //! `/api/billing`: the plans on offer, and the signed-in user's subscription as the webhooks
-//! service keeps it from Stripe's events (`saas_starter_core::billing`).
+//! service keeps it from Stripe's events (`saas_starter_core::billing`). Module `billing/orgs` makes
+//! the subscription an organization's, and adds its routes here, at the `inject` markers.
 
 use std::sync::Arc;
 
@@ -12,17 +13,18 @@ use utoipa_axum::routes;
 
 use saas_starter_core::ApiError;
 use saas_starter_core::auth::{Auth, CurrentUser};
-use saas_starter_core::billing::{self, Subscription};
+use saas_starter_core::billing::{self, Payer, Subscription};
+use saas_starter_core::db::Database;
 use saas_starter_core::http::openapi::ErrorBody;
 use saas_starter_core::plans::{Plan, Plans};
 
 use crate::state::AppState;
 
-/// The service's state and the plans, which only this module's routes need.
+/// The service's state and the plans, which only the billing routes need.
 #[derive(Clone)]
-struct Billing {
-    app: AppState,
-    plans: Arc<Plans>,
+pub(crate) struct Billing {
+    pub(crate) app: AppState,
+    pub(crate) plans: Arc<Plans>,
 }
 
 /// Lets [`CurrentUser`] find the authentication in this router's state.
@@ -32,14 +34,25 @@ impl FromRef<Billing> for Auth {
     }
 }
 
+/// Lets a `Tenant` (module `billing/orgs`) check memberships with this router's state.
+impl FromRef<Billing> for Database {
+    fn from_ref(billing: &Billing) -> Self {
+        billing.app.db.clone()
+    }
+}
+
 pub fn routes(state: AppState, plans: Plans) -> OpenApiRouter {
-    OpenApiRouter::new()
+    let router = OpenApiRouter::new()
         .routes(routes!(plans_on_offer))
-        .routes(routes!(subscription))
-        .with_state(Billing {
-            app: state,
-            plans: Arc::new(plans),
-        })
+        .routes(routes!(subscription));
+    // <<<inject:routes>>>
+    // <<<begin:billing/orgs@routes>>>
+    let router = crate::org_billing::routes(router);
+    // <<<end:billing/orgs@routes>>>
+    router.with_state(Billing {
+        app: state,
+        plans: Arc::new(plans),
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -64,33 +77,50 @@ struct CurrentSubscription {
 }
 
 #[derive(Serialize, ToSchema)]
-struct SubscriptionView {
+pub(crate) struct SubscriptionView {
     #[serde(flatten)]
     subscription: Subscription,
     /// The configured plan of the subscription's price, if it is one of them.
     plan: Option<String>,
 }
 
-/// The signed-in user's subscription, as the webhooks service keeps it from Stripe's events.
+impl SubscriptionView {
+    /// `subscription` with the configured plan of its price.
+    pub(crate) fn new(subscription: Subscription, plans: &Plans) -> Self {
+        Self {
+            plan: subscription
+                .price_id
+                .as_deref()
+                .and_then(|price| plans.by_price(price))
+                .map(|plan| plan.id.clone()),
+            subscription,
+        }
+    }
+}
+
+/// The signed-in user's subscription, as the webhooks service keeps it from Stripe's events (with
+/// organizations: their active organization's, see docs/orgs.md).
 #[utoipa::path(get, path = "/api/billing/subscription", tag = "billing",
     security(("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "The subscription, `null` when there is none", body = CurrentSubscription),
         (status = 401, description = "`unauthorized`: no valid token or session cookie", body = ErrorBody),
+        (status = 404, description = "`not_found`: with organizations, the token is switched to one the caller no longer belongs to", body = ErrorBody),
     ),
 )]
 async fn subscription(
     State(billing): State<Billing>,
     current: CurrentUser,
 ) -> Result<Json<CurrentSubscription>, ApiError> {
-    let subscription = billing::subscription_of_user(&billing.app.db, &current.user.id).await?;
-    let subscription = subscription.map(|subscription| SubscriptionView {
-        plan: subscription
-            .price_id
-            .as_deref()
-            .and_then(|price| billing.plans.by_price(price))
-            .map(|plan| plan.id.clone()),
-        subscription,
-    });
+    let db = &billing.app.db;
+    // Who pays: the account, unless a module names another payer below.
+    let payer = Payer::User(current.user.id.clone());
+    // <<<inject:payer>>>
+    // <<<begin:billing/orgs@payer>>>
+    let payer = crate::org_billing::active_payer(db, &current, payer).await?;
+    // <<<end:billing/orgs@payer>>>
+    let mut conn = db.pool().acquire().await?;
+    let subscription = billing::subscription_of(&mut conn, &payer).await?;
+    let subscription = subscription.map(|found| SubscriptionView::new(found, &billing.plans));
     Ok(Json(CurrentSubscription { subscription }))
 }

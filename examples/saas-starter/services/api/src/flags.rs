@@ -1,6 +1,6 @@
-//! `GET /api/flags`: every feature flag as it is for the signed-in user, `{"flags": {"<key>":
-//! true, ...}}`. The flags are managed in the admin service; the rule that decides each one is in
-//! `saas_starter_core::flags`.
+//! `GET /api/flags`: every feature flag as it is for the signed-in user, in the organization the
+//! access token is switched to if any, `{"flags": {"<key>": true, ...}}`. The flags are managed
+//! in the admin service; the rule that decides each one is in `saas_starter_core::flags`.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use saas_starter_core::ApiError;
 use saas_starter_core::auth::CurrentUser;
 use saas_starter_core::db::Database;
-use saas_starter_core::flags::values_for;
+use saas_starter_core::flags::{Target, values_for};
 use saas_starter_core::http::openapi::ErrorBody;
 
 use crate::state::AppState;
@@ -33,7 +33,9 @@ struct Flags {
 }
 
 /// For the user the request is authenticated as (401 without credentials), including a customer
-/// being impersonated: staff then see what the customer sees.
+/// being impersonated: staff then see what the customer sees. With an access token switched to
+/// an organization (`POST /api/orgs/{org}/switch`), the organization's overrides and rollout
+/// apply too.
 #[utoipa::path(get, path = "/api/flags", tag = "flags",
     security(("bearer" = []), ("session" = [])),
     responses(
@@ -42,6 +44,10 @@ struct Flags {
     ),
 )]
 async fn flags(State(db): State<Database>, current: CurrentUser) -> Result<Json<Flags>, ApiError> {
-    let flags = values_for(&db, &current.user.id).await?;
+    let target = Target {
+        user_id: &current.user.id,
+        org_id: current.org_id.as_deref(),
+    };
+    let flags = values_for(&db, target).await?;
     Ok(Json(Flags { flags }))
 }

@@ -18,13 +18,16 @@ use saas_starter_core::auth::{Auth, AuthConfig};
 // <<<begin:admin/feature-flags@mods>>>
 mod flags;
 // <<<end:admin/feature-flags@mods>>>
-// <<<begin:billing/api@mods>>>
-mod billing;
-// <<<end:billing/api@mods>>>
 // <<<begin:orgs@mods>>>
 mod orgs;
 use saas_starter_core::orgs::{InvitationEmails, OrgsConfig};
 // <<<end:orgs@mods>>>
+// <<<begin:billing/api@mods>>>
+mod billing;
+// <<<end:billing/api@mods>>>
+// <<<begin:billing/orgs@mods>>>
+mod org_billing;
+// <<<end:billing/orgs@mods>>>
 // <<<begin:security/rate-limiting@mods>>>
 use saas_starter_core::rate_limit::{RateLimitConfig, RateLimits};
 // <<<end:security/rate-limiting@mods>>>
@@ -81,12 +84,12 @@ async fn run() -> anyhow::Result<()> {
     // <<<begin:auth@config>>>
     let auth_config = AuthConfig::from_env(&mut env);
     // <<<end:auth@config>>>
-    // <<<begin:billing/api@config>>>
-    let billing_plans = saas_starter_core::plans::Plans::from_env(&mut env);
-    // <<<end:billing/api@config>>>
     // <<<begin:orgs@config>>>
     let orgs_config = OrgsConfig::from_env(&mut env);
     // <<<end:orgs@config>>>
+    // <<<begin:billing/api@config>>>
+    let billing_plans = saas_starter_core::plans::Plans::from_env(&mut env);
+    // <<<end:billing/api@config>>>
     // <<<begin:security/rate-limiting@config>>>
     let rate_limit_config = RateLimitConfig::from_env(&mut env);
     // <<<end:security/rate-limiting@config>>>
@@ -95,6 +98,8 @@ async fn run() -> anyhow::Result<()> {
     // `openapi` prints its document on stdout, where the logs go: it logs nothing.
     let openapi_command = http::OpenApiCommand::from_args();
     if openapi_command.is_none() {
+        // Modules add their layers (trace export) here, once the configuration is known good.
+        // <<<inject:telemetry>>>
         telemetry::init(telemetry_config);
     }
 
@@ -157,12 +162,12 @@ async fn run() -> anyhow::Result<()> {
     // <<<begin:admin/feature-flags@routes>>>
     let app = app.merge(flags::routes(state.clone()));
     // <<<end:admin/feature-flags@routes>>>
-    // <<<begin:billing/api@routes>>>
-    let app = app.merge(billing::routes(state.clone(), billing_plans));
-    // <<<end:billing/api@routes>>>
     // <<<begin:orgs@routes>>>
     let app = app.merge(orgs::routes(state.clone(), orgs_config));
     // <<<end:orgs@routes>>>
+    // <<<begin:billing/api@routes>>>
+    let app = app.merge(billing::routes(state.clone(), billing_plans));
+    // <<<end:billing/api@routes>>>
     // <<<begin:users@routes>>>
     let app = app.merge(users::routes(state.clone()));
     // <<<end:users@routes>>>
@@ -175,6 +180,9 @@ async fn run() -> anyhow::Result<()> {
     let app = rate_limits.protect(app, &http_config, &auth);
     // <<<end:security/rate-limiting@layers>>>
     let app = http::with_middleware(app, &http_config, &metrics);
+    // Layers that must see a request before its span is made (the trace a caller continues)
+    // go on here, around the whole stack.
+    // <<<inject:outer-layers>>>
 
     // `openapi` prints the document instead of serving; `openapi --check` compares it with the
     // committed copy in this crate's `openapi/` folder (docs/openapi.md).

@@ -77,11 +77,17 @@ async fn run() -> anyhow::Result<()> {
     let billing_handlers = saas_starter_core::billing::webhook_handlers();
     let webhook_handlers = webhook_handlers.merge(billing_handlers);
     // <<<end:billing/subscriptions@config>>>
+    // <<<begin:billing/orgs@config>>>
+    let org_handlers = saas_starter_core::org_billing::webhook_handlers();
+    let webhook_handlers = webhook_handlers.merge(org_handlers);
+    // <<<end:billing/orgs@config>>>
     env.finish()?;
 
     // `openapi` prints its document on stdout, where the logs go: it logs nothing.
     let openapi_command = http::OpenApiCommand::from_args();
     if openapi_command.is_none() {
+        // Modules add their layers (trace export) here, once the configuration is known good.
+        // <<<inject:telemetry>>>
         telemetry::init(telemetry_config);
     }
 
@@ -149,6 +155,9 @@ async fn run() -> anyhow::Result<()> {
     // wraps only the routes merged before it, and modules are added in any order.
     // <<<inject:layers>>>
     let app = http::with_middleware(app, &http_config, &metrics);
+    // Layers that must see a request before its span is made (the trace a caller continues)
+    // go on here, around the whole stack.
+    // <<<inject:outer-layers>>>
 
     // `openapi` prints the document instead of serving; `openapi --check` compares it with the
     // committed copy in this crate's `openapi/` folder (docs/openapi.md).

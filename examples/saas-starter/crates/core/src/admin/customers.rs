@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::audit::{self, Actor};
-use super::{AdminError, Page, PageQuery};
+use super::{AdminError, Page, PageQuery, like_pattern};
 use crate::auth::accounts::user_columns;
 use crate::auth::{User, session};
 use crate::db::Database;
@@ -40,15 +40,9 @@ impl Search {
         }
     }
 
-    /// The `LIKE` pattern of `q`, its own wildcards escaped; `None` lists everyone.
+    /// The `LIKE` pattern of `q`; `None` lists everyone.
     fn pattern(&self) -> Option<String> {
-        let q = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty())?;
-        let escaped = q
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        Some(format!("%{escaped}%"))
+        like_pattern(self.q.as_deref())
     }
 }
 

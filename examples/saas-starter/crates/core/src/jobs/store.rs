@@ -315,15 +315,20 @@ pub struct Taken {
     pub payload: String,
 }
 
-/// Marks up to `limit` due first attempts of `kinds` (queued, never attempted) succeeded by
-/// `worker` on `conn`, a transaction whose work is theirs, and returns them with their
-/// payloads, oldest first. Their rows stay locked until the transaction ends: other workers
-/// skip them (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer at a time). A
-/// rollback leaves them as they were, queued. One statement on PostgreSQL, where the claim
-/// and the success of a leased job are two updates, each committed.
+/// Takes up to `limit` due first attempts of `kinds` (queued, never attempted) off the queue on
+/// `conn`, a transaction whose work is theirs, and returns them with their payloads, oldest
+/// first: their job rows and payloads are deleted. Until the transaction ends the deleted rows
+/// stay locked: other workers skip them (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one
+/// writer at a time). A rollback leaves them as they were, queued; a commit leaves no row of a
+/// first attempt that succeeded in its batch: the kind's own records are its history.
+///
+/// Deleted rather than marked succeeded: on PostgreSQL an update that sets `finished_at_ms`
+/// (a column of the partial indexes' conditions) writes a new row version with an entry in two
+/// indexes, and the purge deletes it later anyway; a delete only marks the row. One statement
+/// on PostgreSQL, where the claim and the success of a leased job are two updates, each
+/// committed.
 pub async fn take_first_attempts(
     conn: &mut AnyConnection,
-    worker: &str,
     kinds: &[&str],
     limit: i64,
     now_ms: i64,
@@ -332,28 +337,29 @@ pub async fn take_first_attempts(
         return Ok(Vec::new());
     }
     let due = format!(
-        "SELECT id FROM jobs WHERE finished_at_ms IS NULL AND run_at_ms <= $2 \
+        "SELECT id FROM jobs WHERE finished_at_ms IS NULL AND run_at_ms <= $1 \
              AND state = 'queued' AND attempts = 0 AND kind IN ({}) \
-         ORDER BY run_at_ms LIMIT $3",
-        placeholders(4, kinds.len())
+         ORDER BY run_at_ms LIMIT $2",
+        placeholders(3, kinds.len())
     );
-    let set = "UPDATE jobs SET state = 'succeeded', attempts = 1, lease_owner = $1, \
-                   finished_at_ms = $2, lease_until_ms = NULL";
     let backend = backend_of(conn);
     let sql = match backend {
+        // The payloads are looked up through an array of the taken ids: `IN (SELECT ...)`
+        // may be planned as a scan of every payload (see `claim`).
         Backend::Postgres => format!(
-            "WITH taken AS ({set} WHERE id = ANY(ARRAY({due} FOR UPDATE SKIP LOCKED)) \
-                 RETURNING id, kind, run_at_ms) \
-             SELECT taken.id, taken.kind, job_payloads.payload AS payload FROM taken \
-             LEFT JOIN job_payloads ON job_payloads.job_id = taken.id \
+            "WITH taken AS ( \
+                 DELETE FROM jobs WHERE id = ANY(ARRAY({due} FOR UPDATE SKIP LOCKED)) \
+                 RETURNING id, kind, run_at_ms), \
+             payloads AS ( \
+                 DELETE FROM job_payloads WHERE job_id = ANY(ARRAY(SELECT id FROM taken)) \
+                 RETURNING job_id, payload) \
+             SELECT taken.id, taken.kind, payloads.payload FROM taken \
+             LEFT JOIN payloads ON payloads.job_id = taken.id \
              ORDER BY taken.run_at_ms, taken.id"
         ),
-        Backend::Sqlite => format!("{set} WHERE id IN ({due}) RETURNING id, kind"),
+        Backend::Sqlite => format!("DELETE FROM jobs WHERE id IN ({due}) RETURNING id, kind"),
     };
-    let mut query = sqlx::query(AssertSqlSafe(sql))
-        .bind(worker)
-        .bind(now_ms)
-        .bind(limit);
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now_ms).bind(limit);
     for kind in kinds {
         query = query.bind(*kind);
     }
@@ -373,9 +379,9 @@ pub async fn take_first_attempts(
         })
         .collect::<sqlx::Result<Vec<_>>>()?;
     if backend == Backend::Sqlite && !taken.is_empty() {
-        // SQLite's RETURNING cannot join: the payloads are read next (no round trip there).
+        // SQLite's RETURNING cannot join: the payloads are taken next (no round trip there).
         let ids: Vec<i64> = taken.iter().map(|job| job.id).collect();
-        let mut payloads = payloads_on(conn, &ids).await?;
+        let mut payloads = payloads_on(conn, &ids, Payloads::Take).await?;
         for job in &mut taken {
             job.payload = payloads.remove(&job.id).unwrap_or_default();
         }
@@ -430,18 +436,35 @@ async fn payloads(db: &Database, ids: &[i64]) -> sqlx::Result<HashMap<i64, Strin
         return Ok(HashMap::new());
     }
     let mut conn = db.pool().acquire().await?;
-    payloads_on(&mut conn, ids).await
+    payloads_on(&mut conn, ids, Payloads::Read).await
 }
 
-/// [`payloads`] on `conn`.
-async fn payloads_on(conn: &mut AnyConnection, ids: &[i64]) -> sqlx::Result<HashMap<i64, String>> {
+/// What [`payloads_on`] does with the payloads it returns.
+#[derive(Clone, Copy)]
+enum Payloads {
+    Read,
+    /// Deletes them: their jobs are taken off the queue ([`take_first_attempts`]).
+    Take,
+}
+
+/// [`payloads`] on `conn`, read or taken.
+async fn payloads_on(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    access: Payloads,
+) -> sqlx::Result<HashMap<i64, String>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let sql = format!(
-        "SELECT job_id, payload FROM job_payloads WHERE job_id IN ({})",
-        placeholders(1, ids.len())
-    );
+    let list = placeholders(1, ids.len());
+    let sql = match access {
+        Payloads::Read => {
+            format!("SELECT job_id, payload FROM job_payloads WHERE job_id IN ({list})")
+        }
+        Payloads::Take => {
+            format!("DELETE FROM job_payloads WHERE job_id IN ({list}) RETURNING job_id, payload")
+        }
+    };
     let query = ids
         .iter()
         .fold(sqlx::query(AssertSqlSafe(sql)), |query, id| query.bind(*id));

@@ -78,9 +78,14 @@ fn recorded(fail: Option<bool>) -> NewJob {
     NewJob::of::<Recorded>(&Step { fail }).unwrap()
 }
 
+/// What [`state_of`] says of a job that has no row: a batched first attempt that succeeded.
+const GONE: &str = "gone";
+
 async fn state_of(jobs: &Jobs, id: i64) -> (String, i64) {
-    let job = store::detail(jobs.db(), id).await.unwrap().unwrap();
-    (job.summary.state, job.summary.attempts)
+    match store::detail(jobs.db(), id).await.unwrap() {
+        Some(job) => (job.summary.state, job.summary.attempts),
+        None => (GONE.to_owned(), 0),
+    }
 }
 
 async fn wait_for(jobs: &Jobs, id: i64, state: &str) -> (String, i64) {
@@ -186,6 +191,49 @@ async fn concurrent_loops_run_each_job_once_and_never_twice_at_a_time() {
     assert!(journal.overlaps.lock().unwrap().is_empty());
 }
 
+/// A wake rouses one idle loop; a loop that finds a full batch rouses another, so that one wake
+/// gets a backlog done by every loop, with no loop waiting for its next poll (a minute here).
+#[tokio::test]
+async fn one_wake_gets_a_backlog_done_by_every_loop_without_polling() {
+    let (jobs, dir) = setup(
+        "wake",
+        &[
+            ("TEST_JOBS_CONCURRENCY", "2"),
+            ("JOBS_BATCH_SIZE", "4"),
+            ("JOBS_POLL_INTERVAL_MS", "60000"),
+        ],
+    )
+    .await;
+    let worker = jobs
+        .start_worker(jobs.handlers().register(Recorded(Journal::default())))
+        .unwrap();
+    // Both loops find the queue empty and wait.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut tx = jobs.db().begin_write().await.unwrap();
+    let all: Vec<NewJob> = (0..40).map(|_| recorded(None)).collect();
+    let ids: Vec<i64> = enqueue_all(&mut tx, &all)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(created)
+        .collect();
+    tx.commit().await.unwrap();
+    jobs.wake();
+
+    for id in &ids {
+        wait_for(&jobs, *id, "succeeded").await;
+    }
+    let loops: i64 = sqlx::query_scalar("SELECT count(DISTINCT lease_owner) FROM jobs")
+        .fetch_one(jobs.db().pool())
+        .await
+        .unwrap();
+    worker.shutdown().await;
+    jobs.db().close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+
+    assert_eq!(loops, 2, "the backlog was not shared by both loops");
+}
+
 #[tokio::test]
 async fn failures_are_retried_then_dead_and_permanent_ones_dead_at_once() {
     let (jobs, dir) = setup("failures", &[]).await;
@@ -278,13 +326,17 @@ impl Job for Batched {
             .lock()
             .unwrap()
             .push(jobs.iter().map(|job| job.id).collect());
-        // The jobs are already succeeded in the batch's transaction.
+        // The jobs and their payloads are already taken off the queue in the batch's
+        // transaction.
         for job in &jobs {
-            let state: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
-                .bind(job.id)
-                .fetch_one(&mut *conn)
-                .await?;
-            assert_eq!(state, "succeeded");
+            let left: i64 = sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM jobs WHERE id = $1) \
+                     + (SELECT count(*) FROM job_payloads WHERE job_id = $1)",
+            )
+            .bind(job.id)
+            .fetch_one(&mut *conn)
+            .await?;
+            assert_eq!(left, 0, "job {} is still in the queue", job.id);
         }
         match jobs.iter().find(|job| job.payload.fail.is_some()) {
             Some(job) => Err(format!("job {} fails the batch", job.id).into()),
@@ -293,8 +345,9 @@ impl Job for Batched {
     }
 }
 
-/// First attempts of a batched kind run together, in one transaction with their success; a
-/// batch that fails changes nothing, and its jobs then run one by one, each failure its own.
+/// First attempts of a batched kind run together, in one transaction with their removal from
+/// the queue; a batch that fails changes nothing, and its jobs then run one by one (leased,
+/// left `succeeded` or `dead`), each failure its own.
 #[tokio::test]
 async fn first_attempts_of_a_batched_kind_run_together_and_a_failed_batch_runs_one_by_one() {
     let (jobs, dir) = setup("batched", &[]).await;
@@ -317,8 +370,9 @@ async fn first_attempts_of_a_batched_kind_run_together_and_a_failed_batch_runs_o
     let worker = jobs
         .start_worker(jobs.handlers().register(batched))
         .unwrap();
+    // Succeeded in their batch: taken off the queue with the batch's commit.
     for id in &together {
-        assert_eq!(wait_for(&jobs, *id, "succeeded").await.1, 1);
+        wait_for(&jobs, *id, GONE).await;
     }
     assert_eq!(*batches.lock().unwrap(), std::slice::from_ref(&together));
     assert!(runs.lock().unwrap().is_empty());

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -157,14 +157,19 @@ impl Loop {
         let shared = self.shared.clone();
         let inner = &shared.jobs.inner;
         while !*self.stopped.borrow() {
-            // Registered before claiming, so that a job committed during the claim wakes it.
+            // Created before claiming, so that a job committed during the claim wakes it: a
+            // notification meanwhile leaves a permit that this future takes.
             let notified = inner.new_jobs.notified();
             if !shared.batched.is_empty() {
                 match self.run_first_attempts().await {
-                    // A full batch: more are probably due. The leased claim below waits until
-                    // the batched kinds' first attempts are drained (their retries and other
-                    // kinds wait meanwhile), so that it does not scan a backlog it leaves.
-                    Ok(taken) if taken >= inner.config.batch_size => continue,
+                    // A full batch: more are probably due, for another loop too. The leased
+                    // claim below waits until the batched kinds' first attempts are drained
+                    // (their retries and other kinds wait meanwhile), so that it does not scan
+                    // a backlog it leaves.
+                    Ok(taken) if taken >= inner.config.batch_size => {
+                        inner.new_jobs.notify_one();
+                        continue;
+                    }
                     Ok(_) => {}
                     Err(error) => {
                         tracing::error!(%error, "cannot run a batch of first attempts");
@@ -188,6 +193,10 @@ impl Loop {
                     _ = self.stopped.changed() => {}
                 }
                 continue;
+            }
+            // A full batch: more may be due, for another loop (a notification wakes only one).
+            if i64::try_from(batch.len()).unwrap_or(i64::MAX) >= inner.config.batch_size {
+                inner.new_jobs.notify_one();
             }
             self.process(batch).await;
         }
@@ -257,14 +266,9 @@ impl Loop {
         let shared = self.shared.clone();
         let inner = &shared.jobs.inner;
         let mut tx = inner.db.turns().begin(&inner.db).await?;
-        let taken = store::take_first_attempts(
-            &mut tx,
-            &self.name,
-            &shared.batched,
-            inner.config.batch_size,
-            now_ms(),
-        )
-        .await?;
+        let taken =
+            store::take_first_attempts(&mut tx, &shared.batched, inner.config.batch_size, now_ms())
+                .await?;
         if taken.is_empty() {
             tx.rollback().await?;
             return Ok(0);
@@ -278,7 +282,7 @@ impl Loop {
             let (run, next) = rest.split_at(length);
             rest = next;
             // Taken only for the kinds this worker has, so a handler is always there; were it
-            // not, the jobs must not commit as succeeded without having run.
+            // not, the jobs must not commit as taken without having run.
             result = match shared.handlers.get(&first.kind) {
                 Some((_, handler)) => handler.run_first_attempts(&mut tx, &self.name, run).await,
                 None => Err(format!("no handler for kind {}", first.kind).into()),
@@ -566,15 +570,25 @@ async fn listen(jobs: Jobs, url: String, mut stopped: watch::Receiver<bool>) {
             },
             _ = stopped.changed() => return,
         };
+        inner.listening.store(true, Ordering::Relaxed);
         loop {
             tokio::select! {
                 // `PgListener` reconnects by itself after an error.
                 notification = listener.try_recv() => match notification {
-                    Ok(Some(_)) => inner.new_jobs.notify_waiters(),
-                    // The connection was lost: wake the loops, new jobs may have been missed.
-                    Ok(None) => inner.new_jobs.notify_waiters(),
+                    Ok(Some(_)) => {
+                        // Again after a reconnection (`Ok(None)` below).
+                        inner.listening.store(true, Ordering::Relaxed);
+                        inner.new_jobs.notify_one();
+                    }
+                    // The connection was lost: wake the loops, new jobs may have been missed
+                    // (and until it is back, `Jobs::wake` wakes them for this instance's).
+                    Ok(None) => {
+                        inner.listening.store(false, Ordering::Relaxed);
+                        inner.new_jobs.notify_waiters();
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "lost the listener for new jobs");
+                        inner.listening.store(false, Ordering::Relaxed);
                         break;
                     }
                 },

@@ -159,16 +159,26 @@ async fn find(
 /// The organization's invitations, newest first.
 pub async fn list(db: &crate::db::Database, tenant: &Tenant) -> Result<Vec<Invitation>, OrgError> {
     tenant.require(Action::ReadInvitations)?;
-    let now = now();
     let mut tx = begin_read(db, Scope::Tenant(tenant.id.as_str())).await?;
+    let invitations = list_in(&mut tx, &tenant.id, now()).await?;
+    tx.commit().await?;
+    Ok(invitations)
+}
+
+/// The invitations of `tenant`, newest first, on `conn` (in a transaction that named its
+/// scope), their state as of `now`.
+pub(crate) async fn list_in(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    now: i64,
+) -> Result<Vec<Invitation>, OrgError> {
     let rows = sqlx::query(
         "SELECT id, email, role, state, invited_by, created_at, expires_at FROM invitations \
          WHERE org_id = $1 ORDER BY created_at DESC, id DESC",
     )
-    .bind(tenant.id.as_str())
-    .fetch_all(&mut *tx)
+    .bind(tenant.as_str())
+    .fetch_all(conn)
     .await?;
-    tx.commit().await?;
     Ok(rows
         .iter()
         .map(|row| Invitation::from_row(row, now))
@@ -180,21 +190,34 @@ pub async fn list(db: &crate::db::Database, tenant: &Tenant) -> Result<Vec<Invit
 pub async fn revoke(db: &crate::db::Database, tenant: &Tenant, id: &str) -> Result<(), OrgError> {
     tenant.require(Action::Invite)?;
     let mut tx = begin_write(db, Scope::Tenant(tenant.id.as_str())).await?;
+    revoke_in(&mut tx, &tenant.id, id).await?;
+    tx.commit().await?;
+    tracing::info!(org = %tenant.id.as_str(), invitation = %id, by = %tenant.user.user.id, "invitation revoked");
+    Ok(())
+}
+
+/// Revokes the pending invitation `id` of `tenant` on `conn` and returns it, revoked (its
+/// address and role, for whoever records the change). `NotFound` when it is not this
+/// organization's or is no longer pending.
+pub(crate) async fn revoke_in(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<Invitation, OrgError> {
     let revoked = sqlx::query(
         "UPDATE invitations SET state = 'revoked' \
          WHERE org_id = $1 AND id = $2 AND state = 'pending'",
     )
-    .bind(tenant.id.as_str())
+    .bind(tenant.as_str())
     .bind(id)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
     if revoked == 0 {
         return Err(OrgError::NotFound("invitation"));
     }
-    tx.commit().await?;
-    tracing::info!(org = %tenant.id.as_str(), invitation = %id, by = %tenant.user.user.id, "invitation revoked");
-    Ok(())
+    let invitation = find(conn, tenant, id, now()).await?;
+    Ok(invitation)
 }
 
 /// Accepts the invitation whose link carried `token`, for `user`, whose verified address must

@@ -299,7 +299,7 @@ impl Job for ProcessEvent {
         Some(self.webhooks.inner.config.backoff)
     }
 
-    /// First attempts run in batches: the worker has marked the jobs succeeded in `conn`'s
+    /// First attempts run in batches: the worker has taken the jobs off the queue in `conn`'s
     /// transaction, where each event's handler runs and its attempt is recorded; the worker
     /// commits it all once. An error fails the batch, whose events then go through `run`.
     const BATCHED: bool = true;

@@ -73,12 +73,7 @@ async fn list(
     viewer.require(Permission::View)?;
     let page = customers::search(&db, &search).await?;
     let q = search.q.unwrap_or_default();
-    let link = |page: u32| {
-        let query = serde_urlencoded::to_string([("q", q.as_str()), ("page", &page.to_string())])
-            .unwrap_or_default();
-        format!("/admin/customers?{query}")
-    };
-    let (previous, next) = page_links(&page, link);
+    let (previous, next) = search_links(&page, "/admin/customers", &q);
     Ok(html(&ListPage {
         frame: viewer.frame,
         customers: page.items.into_iter().map(CustomerRow::from).collect(),
@@ -86,6 +81,16 @@ async fn list(
         previous,
         next,
     }))
+}
+
+/// The links to the previous and the next page of `page` of the list at `path` searched for
+/// `q`.
+pub fn search_links<T>(page: &Page<T>, path: &str, q: &str) -> (Option<String>, Option<String>) {
+    page_links(page, |page: u32| {
+        let query = serde_urlencoded::to_string([("q", q), ("page", &page.to_string())])
+            .unwrap_or_default();
+        format!("{path}?{query}")
+    })
 }
 
 /// The links to the previous and the next page of `page`, made by `link`.
@@ -208,15 +213,16 @@ async fn show(
     }))
 }
 
+/// A form whose only field is a reason (optional unless the action says otherwise).
 #[derive(Deserialize)]
-struct ReasonForm {
+pub struct ReasonForm {
     #[serde(default)]
-    reason: String,
+    pub reason: String,
 }
 
 impl ReasonForm {
     /// The reason, if one was written.
-    fn reason(&self) -> Option<&str> {
+    pub fn reason(&self) -> Option<&str> {
         Some(self.reason.trim()).filter(|reason| !reason.is_empty())
     }
 }
