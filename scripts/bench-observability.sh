@@ -11,7 +11,9 @@
 #     scripts/bench-observability.sh target/bench-baseline/release/saaskit
 # Settings (environment): ROUNDS=5 (measured runs of each), DURATION=10 (seconds per run),
 # WARMUP=2, CONNECTIONS=32, RUST_LOG=warn (the level the services run at; `info` also writes
-# one line per request), BENCH_PIN=1 (0: no taskset).
+# one line per request), BENCH_PIN=1 (0: no taskset), METRICS=1 (0: the metrics listener off,
+# as in a default deployment; 1: `API_METRICS_ADDR` set on both sides, so the current side records
+# every request's metrics and the baseline, which has none, ignores it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -21,6 +23,7 @@ duration=${DURATION:-10}
 warmup=${WARMUP:-2}
 connections=${CONNECTIONS:-32}
 log_level=${RUST_LOG:-warn}
+metrics=${METRICS:-1}
 email=ada@example.com
 password=correct-horse-battery-staple-42
 
@@ -63,8 +66,10 @@ measure() {
     local side=$1 round=$2 base token
     base="http://127.0.0.1:$(free_port)"
     rm -f "$work/$side.db"*
+    local metrics_env=()
+    [ "$metrics" = 1 ] && metrics_env=(API_METRICS_ADDR="127.0.0.1:$(free_port)")
     start_server "$work/$side.log" "$base/healthz" "$work/$side" \
-        env API_ADDR="${base#http://}" DATABASE_URL="sqlite://$work/$side.db?mode=rwc" \
+        env "${metrics_env[@]}" API_ADDR="${base#http://}" DATABASE_URL="sqlite://$work/$side.db?mode=rwc" \
         RUST_LOG="$log_level" AUTH_COOKIE_SECURE=false "$work/bin/api-$side"
     token=$(curl -sf -X POST "$base/api/auth/register" -H 'Content-Type: application/json' \
         -d "{\"email\": \"$email\", \"password\": \"$password\", \"full_name\": \"Ada\"}" |
