@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # What the request metrics and the request span's fields cost on the hot path: the generated
-# api's `GET /api/auth/me` (Bearer token, SQLite) built from two saaskit binaries, a baseline and
-# this checkout's, measured side by side with wrk, alternating A B A B ... so that a change in the
-# machine's load touches both alike. Also prints the crates in each workspace's Cargo.lock.
+# api's `GET /api/auth/me` (Bearer token, SQLite) in two builds, a baseline and this checkout's,
+# measured side by side with wrk, alternating A B A B ... so that a change in the machine's load
+# touches both alike; then each build's instructions per request under callgrind, which do not
+# move with the load. Also prints the crates in each workspace's Cargo.lock.
 #
-# Usage: scripts/bench-observability.sh BASELINE_SAASKIT
-#   BASELINE_SAASKIT: a saaskit binary built from the commit to compare with, e.g. main's:
+# Usage: scripts/bench-observability.sh [BASELINE_SAASKIT]
+#   Without an argument, the baseline is this checkout's workspace with
+#   scripts/bench/without-observability.patch applied: no metrics layer, and the request span
+#   with the fields it had before the observability work (id, method, path; no route, no user
+#   id). The two builds then differ by exactly what the issue's budget is about.
+#   BASELINE_SAASKIT: instead, a saaskit binary built from another commit, e.g. main's:
 #     git worktree add /tmp/saaskit-base main && cargo build --release --manifest-path \
 #       /tmp/saaskit-base/Cargo.toml --target-dir target/bench-baseline
 #     scripts/bench-observability.sh target/bench-baseline/release/saaskit
 # Settings (environment): ROUNDS=5 (measured runs of each), DURATION=10 (seconds per run),
 # WARMUP=2, CONNECTIONS=32, RUST_LOG=warn (the level the services run at; `info` also writes
 # one line per request), BENCH_PIN=1 (0: no taskset), METRICS=1 (0: the metrics listener off,
-# as in a default deployment; 1: `API_METRICS_ADDR` set on both sides, so the current side records
-# every request's metrics and the baseline, which has none, ignores it).
+# as in a default deployment; the requests are counted either way, the listener only serves
+# them), CALLGRIND=1 (0: skip the instruction counts), REQUESTS=2000 (requests counted under
+# callgrind), CURRENT_SAASKIT (a saaskit binary of this checkout, else one is built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-baseline=$(realpath "${1:?usage: scripts/bench-observability.sh BASELINE_SAASKIT}")
+baseline=
+[ $# -eq 0 ] || baseline=$(realpath "$1")
+patch_file=$root/scripts/bench/without-observability.patch
 rounds=${ROUNDS:-5}
 duration=${DURATION:-10}
 warmup=${WARMUP:-2}
@@ -51,9 +59,16 @@ fi
 current=$(realpath "$current")
 mkdir -p "$work/bin"
 for side in baseline current; do
-    saaskit=$baseline
+    saaskit=${baseline:-$current}
     [ "$side" = current ] && saaskit=$current
     "$saaskit" new benchws --yes --output "$work/$side" >/dev/null
+    if [ "$side" = baseline ] && [ -z "$baseline" ]; then
+        echo "baseline: this checkout's workspace with $(basename "$patch_file")"
+        patch --quiet -d "$work/$side" -p1 <"$patch_file" || {
+            echo "the patch no longer applies to the generated workspace: update $patch_file" >&2
+            exit 1
+        }
+    fi
     echo "building the $side api (cargo build --release -p api)"
     (cd "$work/$side" && cargo build --release --quiet -p api)
     cp "$CARGO_TARGET_DIR/release/api" "$work/bin/api-$side"
@@ -101,3 +116,13 @@ for name, runs in (("baseline", base), ("current", current)):
 print(f"current / baseline: {statistics.mean(current) / statistics.mean(base) * 100:.1f} % (means),"
       f" {statistics.median(current) / statistics.median(base) * 100:.1f} % (medians)")
 PY
+
+[ "${CALLGRIND:-1}" = 0 ] && exit 0
+echo
+echo "instructions per request under callgrind (scripts/bench/callgrind-api.sh):"
+for side in baseline current; do
+    rm -f "$work/$side-cg.db"*
+    printf '  %-8s ' "$side"
+    scripts/bench/callgrind-api.sh "$work/$side" "$work/bin/api-$side" \
+        "sqlite://$work/$side-cg.db?mode=rwc" "${REQUESTS:-2000}"
+done
