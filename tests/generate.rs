@@ -192,3 +192,5 @@ fn org_owner_needs_the_orgs_module() {
     let handlers = std::fs::read_to_string(root.join("services/api/src/note.rs")).unwrap();
     assert!(handlers.contains("path = \"/api/notes/{id}\""));
 }
+
+mod handlers;

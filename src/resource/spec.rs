@@ -303,6 +303,27 @@ pub fn resource_name_problem(name: &str) -> Option<String> {
     None
 }
 
+/// The longest name of a job or an email: their types' names (`SendReportJob`) then keep every
+/// generated line within rustfmt's width, so the layout does not depend on the name.
+pub const HANDLER_NAME_MAX: usize = 40;
+
+/// Why `name` cannot name a generated job or email, if it cannot (the workspace's own names
+/// are checked elsewhere).
+pub fn handler_name_problem(name: &str) -> Option<String> {
+    if let Some(problem) = word_problem(name) {
+        return Some(problem);
+    }
+    if RUST_KEYWORDS.contains(&name) {
+        return Some(format!("`{name}` is a Rust keyword"));
+    }
+    if name.len() > HANDLER_NAME_MAX {
+        return Some(format!(
+            "`{name}` is longer than {HANDLER_NAME_MAX} characters"
+        ));
+    }
+    None
+}
+
 /// The plural of a resource name, for its table and its routes: `project` → `projects`,
 /// `category` → `categories`, `box` → `boxes`.
 pub fn plural(name: &str) -> String {

@@ -36,6 +36,7 @@ mod env_blocks;
 mod files;
 pub mod generated;
 mod install;
+mod handlers;
 pub mod resources;
 mod services;
 mod uninstall;
@@ -151,6 +152,7 @@ impl<'c> Workspace<'c> {
             }
         }
         fresh.apply_resources()?;
+        fresh.apply_handlers()?;
         Ok(fresh)
     }
 

@@ -180,7 +180,7 @@ impl<'c> Workspace<'c> {
 
     /// Removes what the lock records for module `id`: snippets first (the files they are in
     /// may go next), then files.
-    fn remove_recorded(&mut self, id: &str) -> Result<()> {
+    pub(super) fn remove_recorded(&mut self, id: &str) -> Result<()> {
         let snippets: Vec<(String, String)> = self
             .lock
             .snippets
@@ -237,39 +237,7 @@ impl<'c> Workspace<'c> {
     /// Refuses a name that a module, another resource, a file or a table already has.
     fn check_name_is_free(&self, name: &str) -> Result<()> {
         let table = spec::plural(name);
-        for id in self.catalog.modules.keys() {
-            if id
-                .split('/')
-                .any(|segment| segment == name || segment == table)
-            {
-                bail!(
-                    "cannot generate resource `{name}`: module `{id}` has that name (pick another, \
-                     e.g. `{name}_item`)"
-                );
-            }
-        }
-        if TAKEN_NAMES.contains(&name) {
-            bail!("cannot generate resource `{name}`: the generated code has a file of that name");
-        }
-        let core = &self.manifest.core;
-        let mut paths = vec![
-            format!("{}/src/{name}.rs", core.dir),
-            format!("{}/src/{name}/mod.rs", core.dir),
-        ];
-        for service in &self.manifest.services {
-            paths.push(format!(
-                "{}/src/{name}.rs",
-                ServiceVars::dir_of(&service.name)
-            ));
-        }
-        for path in paths {
-            if self.tree.read(&path)?.is_some() {
-                bail!(
-                    "cannot generate resource `{name}`: {path} exists already (its code would go \
-                     there); pick another name"
-                );
-            }
-        }
+        self.check_files_are_free("resource", name, &[name, &table])?;
         // A table of that name in a migration saaskit wrote, or one of yours.
         let dir = self.manifest.core.migrations_dir();
         for path in self.migration_paths(&dir)? {
@@ -287,6 +255,48 @@ impl<'c> Workspace<'c> {
                          `{table}` already; pick another name"
                     );
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses (as `generate <what> <name>`) a name that a module has (or one of `module_names`),
+    /// or that names a file the generated code has: the core crate's or a service's
+    /// `src/<name>.rs`, where the new code would go.
+    pub(super) fn check_files_are_free(
+        &self,
+        what: &str,
+        name: &str,
+        module_names: &[&str],
+    ) -> Result<()> {
+        for id in self.catalog.modules.keys() {
+            if id.split('/').any(|segment| module_names.contains(&segment)) {
+                bail!(
+                    "cannot generate {what} `{name}`: module `{id}` has that name (pick another, \
+                     e.g. `{name}_item`)"
+                );
+            }
+        }
+        if TAKEN_NAMES.contains(&name) {
+            bail!("cannot generate {what} `{name}`: the generated code has a file of that name");
+        }
+        let core = &self.manifest.core;
+        let mut paths = vec![
+            format!("{}/src/{name}.rs", core.dir),
+            format!("{}/src/{name}/mod.rs", core.dir),
+        ];
+        for service in &self.manifest.services {
+            paths.push(format!(
+                "{}/src/{name}.rs",
+                ServiceVars::dir_of(&service.name)
+            ));
+        }
+        for path in paths {
+            if self.tree.read(&path)?.is_some() {
+                bail!(
+                    "cannot generate {what} `{name}`: {path} exists already (its code would go \
+                     there); pick another name"
+                );
             }
         }
         Ok(())

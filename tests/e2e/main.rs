@@ -53,6 +53,7 @@ mod config;
 mod deploy;
 mod email;
 mod flags;
+mod handlers;
 mod health;
 mod jobs;
 mod nest;
