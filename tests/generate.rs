@@ -193,4 +193,6 @@ fn org_owner_needs_the_orgs_module() {
     assert!(handlers.contains("path = \"/api/notes/{id}\""));
 }
 
+// `generate job` and `generate email`.
+#[path = "generate/handlers.rs"]
 mod handlers;

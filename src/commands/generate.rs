@@ -4,10 +4,10 @@
 
 use anyhow::Result;
 
+use super::generate_handlers as handlers;
 use crate::cli::{DestroyCommand, DestroyResourceArgs, GenerateCommand, GenerateResourceArgs};
 use crate::model::catalog::Catalog;
 use crate::model::manifest::ResourceSpec;
-use super::generate_handlers as handlers;
 use crate::resource::handler::Kind;
 use crate::resource::spec;
 use crate::workspace::{Workspace, find_root};
@@ -15,8 +15,20 @@ use crate::workspace::{Workspace, find_root};
 pub fn run(command: GenerateCommand) -> Result<()> {
     match command {
         GenerateCommand::Resource(args) => resource(args),
-        GenerateCommand::Job(args) => handlers::generate(Kind::Job, args.name, args.service, args.fields, args.dry_run),
-        GenerateCommand::Email(args) => handlers::generate(Kind::Email, args.name, args.service, args.fields, args.dry_run),
+        GenerateCommand::Job(args) => handlers::generate(
+            Kind::Job,
+            args.name,
+            args.service,
+            args.fields,
+            args.dry_run,
+        ),
+        GenerateCommand::Email(args) => handlers::generate(
+            Kind::Email,
+            args.name,
+            args.service,
+            args.fields,
+            args.dry_run,
+        ),
     }
 }
 

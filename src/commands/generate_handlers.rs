@@ -29,7 +29,11 @@ pub fn generate(
     )?;
     let (plan, notes) = workspace.finish()?;
     super::commit(&root, &plan, &notes, dry_run, true)?;
-    let verb = if dry_run { "would generate" } else { "generated" };
+    let verb = if dry_run {
+        "would generate"
+    } else {
+        "generated"
+    };
     let what = kind.as_str();
     let name = &handler.name;
     match kind {
@@ -39,7 +43,9 @@ pub fn generate(
             handler.job_kind(),
             handler.service
         ),
-        Kind::Email => println!("{verb} {what} `{name}`; undo with `saaskit destroy {what} {name}`"),
+        Kind::Email => {
+            println!("{verb} {what} `{name}`; undo with `saaskit destroy {what} {name}`")
+        }
     }
     Ok(())
 }

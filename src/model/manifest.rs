@@ -400,7 +400,11 @@ impl Manifest {
 
     /// The jobs (`table` [`JOBS`]) or the emails ([`EMAILS`]).
     pub fn handlers(&self, table: &str) -> &[HandlerSpec] {
-        if table == JOBS { &self.jobs } else { &self.emails }
+        if table == JOBS {
+            &self.jobs
+        } else {
+            &self.emails
+        }
     }
 
     /// Records a generated job or email as a `[<table>.<name>]` table after the others.
@@ -427,7 +431,11 @@ impl Manifest {
 
     /// Forgets job or email `name`: its table goes, and `[<table>]` with the last one.
     pub fn remove_handler(&mut self, table_name: &str, name: &str) {
-        if let Some(all) = self.document.get_mut(table_name).and_then(Item::as_table_mut) {
+        if let Some(all) = self
+            .document
+            .get_mut(table_name)
+            .and_then(Item::as_table_mut)
+        {
             all.remove(name);
             if all.is_empty() {
                 self.document.remove(table_name);

@@ -75,7 +75,7 @@ impl Handler {
 /// `generate resource` (no `enum`, `ref` or index: a payload is not a table); `?` on a job's
 /// field only (an email's templates print every field).
 pub fn parse_fields(kind: Kind, specs: &[String]) -> Result<Vec<Field>> {
-    let fields = spec::parse_fields(specs).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let fields = spec::parse_value_fields(specs).map_err(|error| anyhow::anyhow!("{error}"))?;
     for field in &fields {
         let problem = match &field.kind {
             FieldType::Enum(_) | FieldType::Ref(_) => Some("`enum` and `ref` are for resources"),
@@ -180,10 +180,18 @@ pub fn render_handler(handler: &Handler, core: &CoreCrate, service_dir: &str) ->
         Kind::Email => {
             let label = name.replace('_', " ");
             let label = format!("{}{}", label[..1].to_uppercase(), &label[1..]);
+            // rustfmt puts a call's arguments on one line up to `fn_call_width` (60 columns),
+            // else one a line.
+            let args = [format!("\"{{}}: {label}\""), "m.brand.app_name".to_string()];
+            let subject = if args.join(", ").len() <= 60 {
+                format!("format!({})", args.join(", "))
+            } else {
+                format!("format!(\n        {},\n        {}\n    )", args[0], args[1])
+            };
             let context = json!({
                 "name": name,
                 "type": ty,
-                "label": label,
+                "subject": subject,
                 "fields": fields,
                 "sig_send": signature_at(
                     0,
@@ -214,11 +222,13 @@ pub fn render_handler(handler: &Handler, core: &CoreCrate, service_dir: &str) ->
     }
 }
 
-/// The text body: a greeting, each field with its label, the product's link.
+/// The text body: a greeting, the message's name, each field with its label, the product.
 fn email_text(label: &str, fields: &[Value]) -> String {
-    let mut out = format!("Hello,\n\n{label} from {{{{ brand.app_name }}}}.\n");
-    if !fields.is_empty() {
-        out.push('\n');
+    let mut out = format!("Hello,\n\n{label}");
+    if fields.is_empty() {
+        out.push_str(".\n");
+    } else {
+        out.push_str(":\n\n");
     }
     for field in fields {
         out.push_str(&format!(
@@ -227,16 +237,17 @@ fn email_text(label: &str, fields: &[Value]) -> String {
             field["name"].as_str().unwrap_or_default()
         ));
     }
-    out.push_str("\n{{ brand.base_url }}\n");
+    out.push_str("\n{{ brand.app_name }}\n{{ brand.base_url }}\n");
     out
 }
 
-/// The HTML body, in the layout every message shares (`email/layout.html`); askama escapes
-/// what it inserts.
+/// The HTML body, in the layout every message shares (`email/layout.html`, which shows the
+/// product's name and link); askama escapes what it inserts.
 fn email_html(label: &str, fields: &[Value]) -> String {
     let mut out = format!(
         "{{% extends \"email/layout.html\" %}}\n{{% block title %}}{label}{{% endblock %}}\n\
-         {{% block content %}}\n<p>Hello,</p>\n<p>{label} from {{{{ brand.app_name }}}}.</p>\n"
+         {{% block content %}}\n<p>Hello,</p>\n<p>{label}{}</p>\n",
+        if fields.is_empty() { "." } else { ":" }
     );
     if !fields.is_empty() {
         out.push_str("<ul>\n");
@@ -259,7 +270,10 @@ mod tests {
 
     #[test]
     fn a_payload_field_is_a_scalar_without_index() {
-        let ok = parse_fields(Kind::Job, &["user_id:string".into(), "due:datetime?".into()]);
+        let ok = parse_fields(
+            Kind::Job,
+            &["user_id:string".into(), "due:datetime?".into()],
+        );
         assert_eq!(ok.unwrap().len(), 2);
         for (kind, spec, problem) in [
             (Kind::Job, "project:ref", "`enum` and `ref`"),
@@ -278,7 +292,10 @@ mod tests {
         let text = email_text("Invoice due", &fields);
         assert!(text.contains("due on: {{ due_on }}\n"), "{text}");
         let html = email_html("Invoice due", &fields);
-        assert!(html.starts_with("{% extends \"email/layout.html\" %}\n"), "{html}");
+        assert!(
+            html.starts_with("{% extends \"email/layout.html\" %}\n"),
+            "{html}"
+        );
         assert!(html.contains("<li>due on: {{ due_on }}</li>"), "{html}");
     }
 }

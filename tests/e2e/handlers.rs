@@ -63,7 +63,7 @@ fn a_generated_job_runs_and_a_generated_email_is_delivered() {
         let api = Instance::launch_in(&root, &binary, "api", &db, &env);
         api.post("/e2e/handlers").send().expect(200);
 
-        let message = smtp.wait_for("ada@example.com", "Invoice due from");
+        let message = smtp.wait_for("ada@example.com", ": Invoice due");
         let text = str_of(&message["text"]);
         assert!(
             text.contains("amount: 12.5") && text.contains("due on: 2026-12-31"),
@@ -85,7 +85,10 @@ fn a_generated_job_runs_and_a_generated_email_is_delivered() {
             "SELECT payload FROM job_payloads p JOIN jobs j ON j.id = p.job_id \
              WHERE j.kind = 'app.send_report'",
         );
-        assert!(payload.contains("\"user_id\":\"ada@example.com\""), "{payload}");
+        assert!(
+            payload.contains("\"user_id\":\"ada@example.com\""),
+            "{payload}"
+        );
         assert!(api.service.logs().contains("job ran"));
     }
 }

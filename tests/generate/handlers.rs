@@ -38,8 +38,14 @@ fn a_job_and_an_email_generated_then_destroyed_leave_the_tree_byte_identical() {
     assert!(main.contains("use acme_core::send_report::SendReportJob;\n"));
     assert!(main.contains("let job_handlers = job_handlers.register(SendReportJob);\n"));
     let manifest = &tree["saaskit.toml"];
-    assert!(manifest.contains("[jobs.send_report]\nservice = \"api\""), "{manifest}");
-    assert!(manifest.contains("[emails.invoice_due]\nfields = "), "{manifest}");
+    assert!(
+        manifest.contains("[jobs.send_report]\nservice = \"api\""),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("[emails.invoice_due]\nfields = "),
+        "{manifest}"
+    );
     let lock = &tree["saaskit.lock"];
     assert!(lock.contains("module = \"job/send_report\""));
     assert!(lock.contains("module = \"email/invoice_due\""));
@@ -47,7 +53,10 @@ fn a_job_and_an_email_generated_then_destroyed_leave_the_tree_byte_identical() {
     saaskit(&root).args(["diff", "--check"]).assert().success();
     saaskit(&root).arg("doctor").assert().success();
 
-    for args in [["destroy", "job", "send_report"], ["destroy", "email", "invoice_due"]] {
+    for args in [
+        ["destroy", "job", "send_report"],
+        ["destroy", "email", "invoice_due"],
+    ] {
         saaskit(&root).args(args).assert().success();
     }
     assert_same_tree(&fresh, &read_tree(&root));
@@ -70,7 +79,10 @@ fn snapshots_of_the_generated_files() {
         "crates/core/templates/emails/invoice_due.txt",
         "crates/core/templates/emails/invoice_due.html",
     ] {
-        insta::assert_snapshot!(path.replace('/', "__"), &tree[path]);
+        // Beside the other snapshots of tests/generate.rs.
+        insta::with_settings!({snapshot_path => "../snapshots"}, {
+            insta::assert_snapshot!(path.replace('/', "__"), &tree[path]);
+        });
     }
     assert!(tree["services/admin/src/main.rs"].contains("register(NightlyCleanupJob);"));
 }
@@ -86,7 +98,11 @@ fn an_edited_file_or_snippet_stops_destroy_with_its_line_unless_forced() {
     let text = std::fs::read_to_string(&main).unwrap();
     let registration = "let job_handlers = job_handlers.register(SendReportJob);";
     assert!(text.contains(registration));
-    std::fs::write(&main, text.replace(registration, &format!("{registration} // mine"))).unwrap();
+    std::fs::write(
+        &main,
+        text.replace(registration, &format!("{registration} // mine")),
+    )
+    .unwrap();
     let stderr = refusal(&root, &["destroy", "job", "send_report"]);
     assert!(stderr.contains("services/api/src/main.rs:"), "{stderr}");
     assert!(stderr.contains("--force"), "{stderr}");
@@ -95,7 +111,11 @@ fn an_edited_file_or_snippet_stops_destroy_with_its_line_unless_forced() {
     // An edited template is kept and reported, unless --force.
     let html = root.join("crates/core/templates/emails/invoice_due.html");
     let original = std::fs::read_to_string(&html).unwrap();
-    std::fs::write(&html, original.replace("<p>Hello,</p>", "<p>Dear customer,</p>")).unwrap();
+    std::fs::write(
+        &html,
+        original.replace("<p>Hello,</p>", "<p>Dear customer,</p>"),
+    )
+    .unwrap();
     let kept = saaskit(&root)
         .args(["destroy", "email", "invoice_due"])
         .assert()
@@ -125,7 +145,10 @@ fn missing_modules_bad_names_and_clashes_are_refused_before_anything_is_written(
         "{stderr}"
     );
     let stderr = refusal(&bare, &["generate", "email", "invoice_due"]);
-    assert!(stderr.contains("saaskit add email --service api"), "{stderr}");
+    assert!(
+        stderr.contains("saaskit add email --service api"),
+        "{stderr}"
+    );
 
     let (_temp, root) = generate("acme", &["--yes", "--services", "api"]);
     saaskit(&root)
@@ -145,7 +168,10 @@ fn missing_modules_bad_names_and_clashes_are_refused_before_anything_is_written(
         // Declared in the core crate's lib.rs (by the base, by security/rate-limiting).
         (&["email", "config"], "crates/core/src/lib.rs:4 declares"),
         (&["job", "rate_limit"], "crates/core/src/lib.rs:"),
-        (&["job", "x", "project:ref"], "`enum` and `ref` are for resources"),
+        (
+            &["job", "x", "project:ref"],
+            "`enum` and `ref` are for resources",
+        ),
         (&["job", "x", "n:strng"], "unknown type `strng`"),
         (&["email", "x", "note:text?"], "not optional"),
         (&["job", "x", "--service", "nope"], "no service `nope`"),
