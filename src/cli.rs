@@ -164,44 +164,26 @@ pub enum GenerateCommand {
     /// A resource: migration, domain type and owner-scoped repository, CRUD endpoints with OpenAPI, tests
     Resource(GenerateResourceArgs),
     /// A typed job on the queue: payload struct, handler, registration, enqueue helper
-    Job(GenerateJobArgs),
+    Job(GenerateHandlerArgs),
     /// An email: its text and HTML templates and a typed function that sends it
-    Email(GenerateEmailArgs),
+    Email(GenerateHandlerArgs),
 }
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Payload field types: string, text, int, bigint, float, bool, date, datetime, \
-uuid, json; `?` after the type makes the field optional.\n\
-Example: saaskit generate job send_report user_id:string since:datetime?"
+    after_help = "Field types: string, text, int, bigint, float, bool, date, datetime, \
+uuid, json; `?` after the type makes a job's field optional.\n\
+Examples: saaskit generate job send_report user_id:string since:datetime?\n          \
+saaskit generate email invoice_due amount:float due_on:date"
 )]
-pub struct GenerateJobArgs {
-    /// Job name, snake_case (`send_report`); its kind is `app.<name>`
+pub struct GenerateHandlerArgs {
+    /// Name, snake_case (`send_report`, `invoice_due`); a job's kind is `app.<name>`
     pub name: String,
-    /// The payload's fields, as name:type[?]
+    /// The job's payload fields, or the fields the email's templates show, as name:type
     #[arg(value_name = "FIELD")]
     pub fields: Vec<String>,
-    /// The service whose worker runs it (it needs the jobs module)
-    #[arg(long, short, default_value = "api")]
-    pub service: String,
-    /// Print the planned changes as a unified diff instead of writing them
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Field types: string, text, int, bigint, float, bool, date, datetime, uuid, \
-json.\n\
-Example: saaskit generate email invoice_due amount:float due_on:date"
-)]
-pub struct GenerateEmailArgs {
-    /// Email name, snake_case (`invoice_due`)
-    pub name: String,
-    /// The fields its templates show, as name:type
-    #[arg(value_name = "FIELD")]
-    pub fields: Vec<String>,
-    /// A service with the email module (the message's code is in the library crate)
+    /// The service whose worker runs the job (it needs the jobs module); for an email, a
+    /// service with the email module (the message's code is in the library crate)
     #[arg(long, short, default_value = "api")]
     pub service: String,
     /// Print the planned changes as a unified diff instead of writing them

@@ -3,33 +3,23 @@
 
 use anyhow::Result;
 
-use crate::cli::DestroyResourceArgs;
-use crate::model::catalog::Catalog;
+use super::generate::change_workspace;
+use crate::cli::{DestroyResourceArgs, GenerateHandlerArgs};
 use crate::model::manifest::HandlerSpec;
 use crate::resource::handler::Kind;
-use crate::workspace::{Workspace, find_root};
 
-pub fn generate(
-    kind: Kind,
-    name: String,
-    service: String,
-    fields: Vec<String>,
-    dry_run: bool,
-) -> Result<()> {
-    let catalog = Catalog::load()?;
-    let root = find_root(&std::env::current_dir()?)?;
-    let mut workspace = Workspace::open(&catalog, &root)?;
-    let handler = workspace.generate_handler(
-        kind,
-        HandlerSpec {
-            name,
-            service,
-            fields,
-        },
-    )?;
-    let (plan, notes) = workspace.finish()?;
-    super::commit(&root, &plan, &notes, dry_run, true)?;
-    let verb = if dry_run {
+pub fn generate(kind: Kind, args: GenerateHandlerArgs) -> Result<()> {
+    let handler = change_workspace(args.dry_run, false, |workspace| {
+        workspace.generate_handler(
+            kind,
+            HandlerSpec {
+                name: args.name.clone(),
+                service: args.service.clone(),
+                fields: args.fields.clone(),
+            },
+        )
+    })?;
+    let verb = if args.dry_run {
         "would generate"
     } else {
         "generated"
@@ -51,13 +41,9 @@ pub fn generate(
 }
 
 pub fn destroy(kind: Kind, args: DestroyResourceArgs) -> Result<()> {
-    let catalog = Catalog::load()?;
-    let root = find_root(&std::env::current_dir()?)?;
-    let mut workspace = Workspace::open(&catalog, &root)?;
-    workspace.force_removal(args.force);
-    workspace.destroy_handler(kind, &args.name)?;
-    let (plan, notes) = workspace.finish()?;
-    super::commit(&root, &plan, &notes, args.dry_run, true)?;
+    change_workspace(args.dry_run, args.force, |workspace| {
+        workspace.destroy_handler(kind, &args.name)
+    })?;
     let verb = if args.dry_run {
         "would destroy"
     } else {

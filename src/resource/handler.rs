@@ -57,7 +57,11 @@ pub struct Handler {
 impl Handler {
     /// The module id its files and snippets are recorded under in the lock.
     pub fn id(&self) -> String {
-        format!("{}/{}", self.kind.as_str(), self.name)
+        Handler::id_of(self.kind, &self.name)
+    }
+
+    pub fn id_of(kind: Kind, name: &str) -> String {
+        format!("{}/{name}", kind.as_str())
     }
 
     /// The job's kind, as the queue stores it: `app.<name>`, apart from the modules' kinds.
@@ -150,11 +154,7 @@ pub fn render_handler(handler: &Handler, core: &CoreCrate, service_dir: &str) ->
                     "sqlx::Result<Enqueued>",
                 ),
             });
-            let text = render(
-                "resource/job.rs.jinja",
-                catalog::template("resource/job.rs.jinja")?,
-                &context,
-            )?;
+            let text = render_template("resource/job.rs.jinja", &context)?;
             // The handler's type imported, so that the registration keeps one length (and
             // rustfmt's layout) whatever the workspace's name. It goes after the `jobs` module's
             // startup snippet, which makes `job_handlers`, and before its routes snippet, which
@@ -204,11 +204,7 @@ pub fn render_handler(handler: &Handler, core: &CoreCrate, service_dir: &str) ->
                     "Result<(), EmailError>",
                 ),
             });
-            let text = render(
-                "resource/email.rs.jinja",
-                catalog::template("resource/email.rs.jinja")?,
-                &context,
-            )?;
+            let text = render_template("resource/email.rs.jinja", &context)?;
             let templates = format!("{}/templates/emails/{name}", core.dir);
             Ok(Rendered {
                 files: vec![
@@ -222,46 +218,50 @@ pub fn render_handler(handler: &Handler, core: &CoreCrate, service_dir: &str) ->
     }
 }
 
+/// The saaskit template at `path` rendered with `context`.
+fn render_template(path: &str, context: &Value) -> Result<String> {
+    render(path, catalog::template(path)?, context)
+}
+
 /// The text body: a greeting, the message's name, each field with its label, the product.
 fn email_text(label: &str, fields: &[Value]) -> String {
-    let mut out = format!("Hello,\n\n{label}");
-    if fields.is_empty() {
-        out.push_str(".\n");
+    let lines = each_field(fields, |label, name| format!("{label}: {{{{ {name} }}}}\n"));
+    let list = if lines.is_empty() {
+        ".\n".to_string()
     } else {
-        out.push_str(":\n\n");
-    }
-    for field in fields {
-        out.push_str(&format!(
-            "{}: {{{{ {} }}}}\n",
-            field["label"].as_str().unwrap_or_default(),
-            field["name"].as_str().unwrap_or_default()
-        ));
-    }
-    out.push_str("\n{{ brand.app_name }}\n{{ brand.base_url }}\n");
-    out
+        format!(":\n\n{lines}")
+    };
+    format!("Hello,\n\n{label}{list}\n{{{{ brand.app_name }}}}\n{{{{ brand.base_url }}}}\n")
 }
 
 /// The HTML body, in the layout every message shares (`email/layout.html`, which shows the
 /// product's name and link); askama escapes what it inserts.
 fn email_html(label: &str, fields: &[Value]) -> String {
-    let mut out = format!(
+    let items = each_field(fields, |label, name| {
+        format!("<li>{label}: {{{{ {name} }}}}</li>\n")
+    });
+    let list = if items.is_empty() {
+        ".</p>\n".to_string()
+    } else {
+        format!(":</p>\n<ul>\n{items}</ul>\n")
+    };
+    format!(
         "{{% extends \"email/layout.html\" %}}\n{{% block title %}}{label}{{% endblock %}}\n\
-         {{% block content %}}\n<p>Hello,</p>\n<p>{label}{}</p>\n",
-        if fields.is_empty() { "." } else { ":" }
-    );
-    if !fields.is_empty() {
-        out.push_str("<ul>\n");
-        for field in fields {
-            out.push_str(&format!(
-                "<li>{}: {{{{ {} }}}}</li>\n",
+         {{% block content %}}\n<p>Hello,</p>\n<p>{label}{list}{{% endblock %}}\n"
+    )
+}
+
+/// `line(label, name)` for each field, joined.
+fn each_field(fields: &[Value], line: impl Fn(&str, &str) -> String) -> String {
+    fields
+        .iter()
+        .map(|field| {
+            line(
                 field["label"].as_str().unwrap_or_default(),
-                field["name"].as_str().unwrap_or_default()
-            ));
-        }
-        out.push_str("</ul>\n");
-    }
-    out.push_str("{% endblock %}\n");
-    out
+                field["name"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -6,8 +6,6 @@
 use anyhow::{Result, bail};
 
 use crate::edit::render::ServiceVars;
-use crate::model::catalog::Module;
-use crate::model::lock::Reason;
 use crate::model::manifest::{EMAILS, FILE_NAME, HandlerSpec, JOBS, Manifest};
 use crate::resource::handler::{Handler, Kind, parse_fields, render_handler};
 use crate::resource::spec;
@@ -57,17 +55,11 @@ impl<'c> Workspace<'c> {
     fn apply_handler(&mut self, handler: &Handler) -> Result<()> {
         let service_dir = ServiceVars::dir_of(&handler.service);
         let rendered = render_handler(handler, &self.manifest.core, &service_dir)?;
-        let id = handler.id();
-        let module = Module::generated(
-            &id,
+        self.apply_generated(
+            &handler.id(),
             &format!("{} `{}`", handler.kind.as_str(), handler.name),
-            rendered.files,
-            rendered.snippets,
-        );
-        self.apply(&module, &[], true)?;
-        self.lock
-            .record_module(&id, &module.version, Reason::Explicit);
-        Ok(())
+            rendered,
+        )
     }
 
     /// Every job and email of the manifest, installed in its order (the fresh render).
@@ -107,7 +99,7 @@ impl<'c> Workspace<'c> {
             };
             bail!("no {} `{name}` in {FILE_NAME} ({known})", kind.as_str());
         }
-        let id = format!("{}/{name}", kind.as_str());
+        let id = Handler::id_of(kind, name);
         self.remove_recorded(&id)?;
         self.lock.forget_module(&id);
         self.manifest.remove_handler(table, name);

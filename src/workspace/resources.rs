@@ -10,7 +10,7 @@ use crate::edit::render::ServiceVars;
 use crate::model::catalog::Module;
 use crate::model::lock::Reason;
 use crate::model::manifest::ResourceSpec;
-use crate::resource::render::{KIT_ID, Resource, render_kit, render_resource};
+use crate::resource::render::{KIT_ID, Rendered, Resource, render_kit, render_resource};
 use crate::resource::spec::{self, FieldType, Owner};
 
 use super::Workspace;
@@ -118,16 +118,25 @@ impl<'c> Workspace<'c> {
             .map(ServiceVars::new)
             .ok_or_else(|| self.unknown_service(&resource.service))?;
         let rendered = render_resource(resource, &core, &service.dir)?;
-        let id = resource.id();
-        let module = Module::generated(
-            &id,
+        self.apply_generated(
+            &resource.id(),
             &format!("resource `{}`", resource.name),
-            rendered.files,
-            rendered.snippets,
-        );
+            rendered,
+        )
+    }
+
+    /// Installs what `generate` rendered as module `id` (a resource, a job, an email) and
+    /// records it in the lock, as a module the user asked for.
+    pub(super) fn apply_generated(
+        &mut self,
+        id: &str,
+        summary: &str,
+        rendered: Rendered,
+    ) -> Result<()> {
+        let module = Module::generated(id, summary, rendered.files, rendered.snippets);
         self.apply(&module, &[], true)?;
         self.lock
-            .record_module(&id, &module.version, Reason::Explicit);
+            .record_module(id, &module.version, Reason::Explicit);
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use crate::api::str_of;
 use crate::client::Instance;
 use crate::common::{EMAIL, JOB, saaskit};
 use crate::email::Smtp;
-use crate::support::{Database, cargo_beside, fresh_workspace, shared_target_dir};
+use crate::support::{Database, cargo_beside, fresh_workspace, lint_beside, shared_target_dir};
 
 /// The product's route: one transaction enqueues the generated job and sends the generated email
 /// to ada@example.com.
@@ -102,19 +102,7 @@ fn workspace_with_handlers() -> (PathBuf, PathBuf) {
         saaskit(&root).arg("generate").args(args).assert().success();
     }
     let target = shared_target_dir().with_file_name("generated-workspaces-handlers");
-    cargo_beside(&root, &target, &["fmt", "--all", "--", "--check"]);
-    cargo_beside(
-        &root,
-        &target,
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    );
+    lint_beside(&root, &target);
     let main = root.join("services/api/src/main.rs");
     let text = std::fs::read_to_string(&main).unwrap();
     let anchor = "    let app = http::health_routes(readiness);\n";
