@@ -106,6 +106,39 @@ impl<'c> Workspace<'c> {
         Ok(())
     }
 
+    /// Refuses to remove module `id` from `services` while a generated job or email needs it
+    /// there: `jobs` from the service that runs a job (or from its last service, which takes
+    /// the queue's code away), `email` from its last service.
+    pub(super) fn check_no_generated_handler_needs(
+        &self,
+        id: &str,
+        services: &[String],
+    ) -> Result<()> {
+        let last = services.len() == self.manifest.services_with(id).len();
+        let (kind, needing) = match id {
+            "jobs" => (
+                Kind::Job,
+                self.manifest
+                    .jobs
+                    .iter()
+                    .find(|job| last || services.contains(&job.service)),
+            ),
+            "email" if last => (Kind::Email, self.manifest.emails.first()),
+            _ => return Ok(()),
+        };
+        if let Some(handler) = needing {
+            let text = self.tree.read(FILE_NAME)?.unwrap_or_default();
+            let line = Manifest::handler_line(&text, kind.table(), &handler.name).unwrap_or(1);
+            bail!(
+                "cannot remove `{id}`: the generated {what} `{name}` ({FILE_NAME}:{line}) needs it. \
+                 Run `saaskit destroy {what} {name}` first.",
+                what = kind.as_str(),
+                name = handler.name
+            );
+        }
+        Ok(())
+    }
+
     /// Refuses a name that a resource, job or email of saaskit.toml, a declared module of the
     /// core crate, a catalog module or a file already has, with the file and line that has it.
     fn check_handler_name_is_free(&self, what: &str, name: &str) -> Result<()> {

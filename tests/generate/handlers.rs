@@ -206,3 +206,32 @@ fn missing_modules_bad_names_and_clashes_are_refused_before_anything_is_written(
     );
     assert_same_tree(&before, &read_tree(&root));
 }
+
+#[test]
+fn the_modules_a_generated_job_or_email_needs_are_not_removed_under_it() {
+    let (_temp, root) = generate(
+        "acme",
+        &["--yes", "--services", "api", "--modules", "email"],
+    );
+    generate_ok(&root, JOB);
+    generate_ok(&root, EMAIL);
+    let stderr = refusal(&root, &["remove", "email"]);
+    assert!(
+        stderr.contains("the generated email `invoice_due` (saaskit.toml:")
+            && stderr.contains("saaskit destroy email invoice_due"),
+        "{stderr}"
+    );
+    saaskit(&root)
+        .args(["destroy", "email", "invoice_due"])
+        .assert()
+        .success();
+    // `jobs`, installed as email's requirement, stays for the job.
+    saaskit(&root).args(["remove", "email"]).assert().success();
+    let manifest = std::fs::read_to_string(root.join("saaskit.toml")).unwrap();
+    assert!(manifest.contains("\"jobs\""), "{manifest}");
+    let stderr = refusal(&root, &["remove", "jobs"]);
+    assert!(
+        stderr.contains("the generated job `send_report`"),
+        "{stderr}"
+    );
+}
