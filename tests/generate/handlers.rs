@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use crate::common::{
-    EMAIL, JOB, assert_fails_unchanged, assert_same_tree, generate, read_tree, saaskit,
+    EMAIL, JOB, assert_fails_unchanged, assert_same_tree, assert_succeeds_unchanged, generate,
+    read_tree, saaskit,
 };
 
 fn generate_ok(root: &Path, args: &[&str]) {
@@ -52,6 +53,8 @@ fn a_job_and_an_email_generated_then_destroyed_leave_the_tree_byte_identical() {
     // Recorded like module output: `diff` sees them as generated and unchanged.
     saaskit(&root).args(["diff", "--check"]).assert().success();
     saaskit(&root).arg("doctor").assert().success();
+    // `upgrade` renders them again from the same templates: nothing to do.
+    assert_succeeds_unchanged(&root, saaskit(&root).arg("upgrade"));
 
     for args in [
         ["destroy", "job", "send_report"],
