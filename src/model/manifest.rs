@@ -623,3 +623,57 @@ pub fn validate_name(name: &str) -> std::result::Result<(), String> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[workspace]\nname = \"acme\"\ncore = \"acme-core\"\ndatabase = \"sqlite\"\n\n\
+                        [services.api]\nkind = \"api\"\nport = 8080\nmodules = []\n";
+
+    #[test]
+    fn a_job_and_an_email_recorded_then_forgotten_give_back_the_same_text() {
+        let mut manifest = Manifest::parse(BASE).unwrap();
+        let job = HandlerSpec {
+            name: "send_report".into(),
+            service: "api".into(),
+            fields: vec!["user_id:string".into()],
+        };
+        let email = HandlerSpec {
+            name: "invoice_due".into(),
+            service: String::new(),
+            fields: vec![],
+        };
+        manifest.add_handler(JOBS, job.clone());
+        manifest.add_handler(EMAILS, email.clone());
+        let text = manifest.to_text();
+        assert!(
+            text.contains(
+                "\n[jobs.send_report]\nservice = \"api\"\nfields = [\"user_id:string\"]\n"
+            )
+        );
+        let read = Manifest::parse(&text).unwrap();
+        assert_eq!((read.jobs, read.emails), (vec![job], vec![email]));
+        assert_eq!(
+            Manifest::handler_line(&text, EMAILS, "invoice_due"),
+            text.lines()
+                .position(|l| l == "[emails.invoice_due]")
+                .map(|i| i + 1)
+        );
+
+        manifest.remove_handler(JOBS, "send_report");
+        manifest.remove_handler(EMAILS, "invoice_due");
+        assert_eq!(manifest.to_text(), BASE);
+    }
+
+    #[test]
+    fn a_job_without_its_service_is_refused_with_its_place() {
+        let text = format!("{BASE}\n[jobs.send_report]\nfields = []\n");
+        let error = Manifest::parse(&text).unwrap_err().to_string();
+        assert!(
+            error.contains("`jobs.send_report` is missing `service`"),
+            "{error}"
+        );
+        assert!(error.starts_with("saaskit.toml:"), "{error}");
+    }
+}
