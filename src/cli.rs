@@ -163,6 +163,32 @@ pub struct ServiceRemoveArgs {
 pub enum GenerateCommand {
     /// A resource: migration, domain type and owner-scoped repository, CRUD endpoints with OpenAPI, tests
     Resource(GenerateResourceArgs),
+    /// A typed job on the queue: payload struct, handler, registration, enqueue helper
+    Job(GenerateHandlerArgs),
+    /// An email: its text and HTML templates and a typed function that sends it
+    Email(GenerateHandlerArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Field types: string, text, int, bigint, float, bool, date, datetime, \
+uuid, json; `?` after the type makes a job's field optional.\n\
+Examples: saaskit generate job send_report user_id:string since:datetime?\n          \
+saaskit generate email invoice_due amount:float due_on:date"
+)]
+pub struct GenerateHandlerArgs {
+    /// Name, snake_case (`send_report`, `invoice_due`); a job's kind is `app.<name>`
+    pub name: String,
+    /// The job's payload fields, or the fields the email's templates show, as name:type
+    #[arg(value_name = "FIELD")]
+    pub fields: Vec<String>,
+    /// The service whose worker runs the job (it needs the jobs module); for an email, a
+    /// service with the email module (the message's code is in the library crate)
+    #[arg(long, short, default_value = "api")]
+    pub service: String,
+    /// Print the planned changes as a unified diff instead of writing them
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -204,11 +230,15 @@ pub enum Owner {
 pub enum DestroyCommand {
     /// Remove a generated resource: its files, its snippets, its migration and its record
     Resource(DestroyResourceArgs),
+    /// Remove a generated job: its file, its registration and its record
+    Job(DestroyResourceArgs),
+    /// Remove a generated email: its file, its templates and its record
+    Email(DestroyResourceArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct DestroyResourceArgs {
-    /// Resource name, as given to `saaskit generate resource`
+    /// Name, as given to `saaskit generate`
     pub name: String,
     /// Also delete generated files and snippets you edited
     #[arg(long)]

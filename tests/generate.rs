@@ -192,3 +192,7 @@ fn org_owner_needs_the_orgs_module() {
     let handlers = std::fs::read_to_string(root.join("services/api/src/note.rs")).unwrap();
     assert!(handlers.contains("path = \"/api/notes/{id}\""));
 }
+
+// `generate job` and `generate email`.
+#[path = "generate/handlers.rs"]
+mod handlers;

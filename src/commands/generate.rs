@@ -4,21 +4,27 @@
 
 use anyhow::Result;
 
+use super::generate_handlers as handlers;
 use crate::cli::{DestroyCommand, DestroyResourceArgs, GenerateCommand, GenerateResourceArgs};
 use crate::model::catalog::Catalog;
 use crate::model::manifest::ResourceSpec;
+use crate::resource::handler::Kind;
 use crate::resource::spec;
 use crate::workspace::{Workspace, find_root};
 
 pub fn run(command: GenerateCommand) -> Result<()> {
     match command {
         GenerateCommand::Resource(args) => resource(args),
+        GenerateCommand::Job(args) => handlers::generate(Kind::Job, args),
+        GenerateCommand::Email(args) => handlers::generate(Kind::Email, args),
     }
 }
 
 pub fn destroy(command: DestroyCommand) -> Result<()> {
     match command {
         DestroyCommand::Resource(args) => destroy_resource(args),
+        DestroyCommand::Job(args) => handlers::destroy(Kind::Job, args),
+        DestroyCommand::Email(args) => handlers::destroy(Kind::Email, args),
     }
 }
 
@@ -27,21 +33,18 @@ fn resource(args: GenerateResourceArgs) -> Result<()> {
     if let Err(error) = spec::parse_fields(&args.fields) {
         anyhow::bail!("{error}");
     }
-    let catalog = Catalog::load()?;
-    let root = find_root(&std::env::current_dir()?)?;
-    let mut workspace = Workspace::open(&catalog, &root)?;
-    let resource = workspace.generate_resource(ResourceSpec {
-        name: args.name.clone(),
-        service: args.service.clone(),
-        owner: args
-            .owner
-            .map(|o| spec_owner(o).as_str().to_string())
-            .unwrap_or_default(),
-        migration: 0,
-        fields: args.fields.clone(),
+    let resource = change_workspace(args.dry_run, false, |workspace| {
+        workspace.generate_resource(ResourceSpec {
+            name: args.name.clone(),
+            service: args.service.clone(),
+            owner: args
+                .owner
+                .map(|o| spec_owner(o).as_str().to_string())
+                .unwrap_or_default(),
+            migration: 0,
+            fields: args.fields.clone(),
+        })
     })?;
-    let (plan, notes) = workspace.finish()?;
-    super::commit(&root, &plan, &notes, args.dry_run, true)?;
     let verb = if args.dry_run {
         "would generate"
     } else {
@@ -61,6 +64,24 @@ fn resource(args: GenerateResourceArgs) -> Result<()> {
     Ok(())
 }
 
+/// Opens the workspace around the current directory, makes `change` to it in memory, then
+/// writes the result atomically (or prints it as a diff with `dry_run`): every `generate` and
+/// `destroy`. `force`: remove generated code even where it was edited.
+pub(super) fn change_workspace<T>(
+    dry_run: bool,
+    force: bool,
+    change: impl FnOnce(&mut Workspace<'_>) -> Result<T>,
+) -> Result<T> {
+    let catalog = Catalog::load()?;
+    let root = find_root(&std::env::current_dir()?)?;
+    let mut workspace = Workspace::open(&catalog, &root)?;
+    workspace.force_removal(force);
+    let changed = change(&mut workspace)?;
+    let (plan, notes) = workspace.finish()?;
+    super::commit(&root, &plan, &notes, dry_run, true)?;
+    Ok(changed)
+}
+
 fn spec_owner(owner: crate::cli::Owner) -> spec::Owner {
     match owner {
         crate::cli::Owner::User => spec::Owner::User,
@@ -69,13 +90,9 @@ fn spec_owner(owner: crate::cli::Owner) -> spec::Owner {
 }
 
 fn destroy_resource(args: DestroyResourceArgs) -> Result<()> {
-    let catalog = Catalog::load()?;
-    let root = find_root(&std::env::current_dir()?)?;
-    let mut workspace = Workspace::open(&catalog, &root)?;
-    workspace.force_removal(args.force);
-    let destroyed = workspace.destroy_resource(&args.name)?;
-    let (plan, notes) = workspace.finish()?;
-    super::commit(&root, &plan, &notes, args.dry_run, true)?;
+    let destroyed = change_workspace(args.dry_run, args.force, |workspace| {
+        workspace.destroy_resource(&args.name)
+    })?;
     let verb = if args.dry_run {
         "would destroy"
     } else {

@@ -8,6 +8,7 @@ mod dev;
 mod diff;
 mod doctor;
 mod generate;
+mod generate_handlers;
 mod keys;
 mod new;
 mod remove;

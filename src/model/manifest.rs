@@ -36,6 +36,18 @@ pub struct ResourceSpec {
     pub fields: Vec<String>,
 }
 
+/// A job or an email `saaskit generate job|email` made, as `[jobs.<name>]` or `[emails.<name>]`
+/// records it: what renders it again (`diff`, `upgrade`) and what `destroy` removes. The
+/// payload's (or the message's) fields are kept as written on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerSpec {
+    pub name: String,
+    /// The service whose worker runs the job; empty for an email (the `email` module's worker
+    /// sends it, whichever service that is).
+    pub service: String,
+    pub fields: Vec<String>,
+}
+
 /// The workspace's library crate, which every service depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreCrate {
@@ -93,6 +105,10 @@ pub struct Manifest {
     pub services: Vec<ServiceSpec>,
     /// `[resources.<name>]`, in the file's order.
     pub resources: Vec<ResourceSpec>,
+    /// `[jobs.<name>]`, in the file's order.
+    pub jobs: Vec<HandlerSpec>,
+    /// `[emails.<name>]`, in the file's order.
+    pub emails: Vec<HandlerSpec>,
     document: DocumentMut,
 }
 
@@ -251,12 +267,16 @@ impl Manifest {
             );
         }
         let resources = parse_resources(text, root)?;
+        let jobs = parse_handlers(text, root, JOBS)?;
+        let emails = parse_handlers(text, root, EMAILS)?;
         Ok(Manifest {
             name,
             database,
             core,
             services,
             resources,
+            jobs,
+            emails,
             document: parsed.into_mut(),
         })
     }
@@ -378,9 +398,125 @@ impl Manifest {
         self.resources.retain(|r| r.name != name);
     }
 
+    /// The jobs (`table` [`JOBS`]) or the emails ([`EMAILS`]).
+    pub fn handlers(&self, table: &str) -> &[HandlerSpec] {
+        if table == JOBS {
+            &self.jobs
+        } else {
+            &self.emails
+        }
+    }
+
+    /// Records a generated job or email as a `[<table>.<name>]` table after the others.
+    pub fn add_handler(&mut self, table_name: &str, spec: HandlerSpec) {
+        let mut table = Table::new();
+        if !spec.service.is_empty() {
+            table.insert("service", toml_edit::value(spec.service.as_str()));
+        }
+        let mut fields = Array::new();
+        for field in &spec.fields {
+            fields.push(field.as_str());
+        }
+        table.insert("fields", Item::Value(Value::Array(fields)));
+        if !self.document.contains_key(table_name) {
+            let mut all = Table::new();
+            all.set_implicit(true);
+            self.document.insert(table_name, Item::Table(all));
+        }
+        if let Some(all) = self.document[table_name].as_table_mut() {
+            all.insert(&spec.name, Item::Table(table));
+        }
+        self.handlers_mut(table_name).push(spec);
+    }
+
+    /// Forgets job or email `name`: its table goes, and `[<table>]` with the last one.
+    pub fn remove_handler(&mut self, table_name: &str, name: &str) {
+        if let Some(all) = self
+            .document
+            .get_mut(table_name)
+            .and_then(Item::as_table_mut)
+        {
+            all.remove(name);
+            if all.is_empty() {
+                self.document.remove(table_name);
+            }
+        }
+        self.handlers_mut(table_name).retain(|h| h.name != name);
+    }
+
+    fn handlers_mut(&mut self, table: &str) -> &mut Vec<HandlerSpec> {
+        if table == JOBS {
+            &mut self.jobs
+        } else {
+            &mut self.emails
+        }
+    }
+
+    /// The line of `[<table>.<name>]` in `text` (the manifest as read), for errors that point
+    /// at it.
+    pub fn handler_line(text: &str, table: &str, name: &str) -> Option<usize> {
+        let header = format!("[{table}.{name}]");
+        text.lines()
+            .position(|line| line.trim() == header)
+            .map(|index| index + 1)
+    }
+
     pub fn to_text(&self) -> String {
         self.document.to_string()
     }
+}
+
+/// `<context>.fields`: an array of field specs.
+fn field_specs(text: &str, table: &Table, context: &str) -> Result<Vec<String>> {
+    match table.get("fields").and_then(Item::as_array) {
+        Some(array) if array.iter().all(|v| v.as_str().is_some()) => Ok(array
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()),
+        _ => Err(located(
+            text,
+            table.get("fields").and_then(Item::span).or(table.span()),
+            format!("`{context}.fields` must be an array of field specs (`title:string`)"),
+        )),
+    }
+}
+
+/// The manifest's table of generated jobs, and of generated emails.
+pub const JOBS: &str = "jobs";
+pub const EMAILS: &str = "emails";
+
+/// The `[jobs.<name>]` or `[emails.<name>]` tables.
+fn parse_handlers(text: &str, root: &Table, key: &str) -> Result<Vec<HandlerSpec>> {
+    let at = |item: &Item, message: String| located(text, item.span(), message);
+    let table = match root.get(key) {
+        None => return Ok(Vec::new()),
+        Some(Item::Table(table)) => table,
+        Some(other) => {
+            return Err(at(
+                other,
+                format!("`{key}` must be a table of [{key}.<name>] tables"),
+            ));
+        }
+    };
+    let mut handlers = Vec::new();
+    for (name, item) in table.iter() {
+        let Item::Table(table) = item else {
+            return Err(at(item, format!("`{key}.{name}` must be a table")));
+        };
+        let context = format!("{key}.{name}");
+        let service = if key == JOBS {
+            required_str(text, table, &context, "service")?
+        } else {
+            String::new()
+        };
+        let fields = field_specs(text, table, &context)?;
+        handlers.push(HandlerSpec {
+            name: name.to_string(),
+            service,
+            fields,
+        });
+    }
+    Ok(handlers)
 }
 
 /// The `[resources.<name>]` tables.
@@ -417,19 +553,7 @@ fn parse_resources(text: &str, root: &Table) -> Result<Vec<ResourceSpec>> {
                 format!("`{context}.migration` must be a migration version (digits)"),
             )
         })?;
-        let fields = match table.get("fields").and_then(Item::as_array) {
-            Some(array) if array.iter().all(|v| v.as_str().is_some()) => array
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            _ => {
-                return Err(located(
-                    text,
-                    table.get("fields").and_then(Item::span).or(table.span()),
-                    format!("`{context}.fields` must be an array of field specs (`title:string`)"),
-                ));
-            }
-        };
+        let fields = field_specs(text, table, &context)?;
         resources.push(ResourceSpec {
             name: name.to_string(),
             service,
@@ -497,5 +621,59 @@ pub fn validate_name(name: &str) -> std::result::Result<(), String> {
         Err(format!(
             "`{name}` is not a valid name: use lowercase letters, digits, `-` or `_`, starting with a letter"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[workspace]\nname = \"acme\"\ncore = \"acme-core\"\ndatabase = \"sqlite\"\n\n\
+                        [services.api]\nkind = \"api\"\nport = 8080\nmodules = []\n";
+
+    #[test]
+    fn a_job_and_an_email_recorded_then_forgotten_give_back_the_same_text() {
+        let mut manifest = Manifest::parse(BASE).unwrap();
+        let job = HandlerSpec {
+            name: "send_report".into(),
+            service: "api".into(),
+            fields: vec!["user_id:string".into()],
+        };
+        let email = HandlerSpec {
+            name: "invoice_due".into(),
+            service: String::new(),
+            fields: vec![],
+        };
+        manifest.add_handler(JOBS, job.clone());
+        manifest.add_handler(EMAILS, email.clone());
+        let text = manifest.to_text();
+        assert!(
+            text.contains(
+                "\n[jobs.send_report]\nservice = \"api\"\nfields = [\"user_id:string\"]\n"
+            )
+        );
+        let read = Manifest::parse(&text).unwrap();
+        assert_eq!((read.jobs, read.emails), (vec![job], vec![email]));
+        assert_eq!(
+            Manifest::handler_line(&text, EMAILS, "invoice_due"),
+            text.lines()
+                .position(|l| l == "[emails.invoice_due]")
+                .map(|i| i + 1)
+        );
+
+        manifest.remove_handler(JOBS, "send_report");
+        manifest.remove_handler(EMAILS, "invoice_due");
+        assert_eq!(manifest.to_text(), BASE);
+    }
+
+    #[test]
+    fn a_job_without_its_service_is_refused_with_its_place() {
+        let text = format!("{BASE}\n[jobs.send_report]\nfields = []\n");
+        let error = Manifest::parse(&text).unwrap_err().to_string();
+        assert!(
+            error.contains("`jobs.send_report` is missing `service`"),
+            "{error}"
+        );
+        assert!(error.starts_with("saaskit.toml:"), "{error}");
     }
 }

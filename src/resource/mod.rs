@@ -2,5 +2,6 @@
 //! command line ([`spec`]) and the files and snippets rendered from it ([`render`]). Like
 //! `edit/`, pure: the workspace layer stages what these produce.
 
+pub mod handler;
 pub mod render;
 pub mod spec;

@@ -531,15 +531,22 @@ fn with_separators(value: usize) -> String {
 /// A function's signature as rustfmt lays it out: on one line when it fits, else one parameter
 /// a line.
 fn signature(head: &str, params: &[String], ret: &str) -> String {
+    signature_at(0, head, params, ret)
+}
+
+/// [`signature`] of a function `indent` columns in (a method in an `impl`): its lines after the
+/// first carry the indentation.
+pub(super) fn signature_at(indent: usize, head: &str, params: &[String], ret: &str) -> String {
     let one_line = format!("{head}({}) -> {ret} {{", params.join(", "));
-    if one_line.len() <= MAX_WIDTH {
+    if indent + one_line.len() <= MAX_WIDTH {
         return one_line;
     }
+    let padding = " ".repeat(indent);
     let mut out = format!("{head}(\n");
     for param in params {
-        out.push_str(&format!("    {param},\n"));
+        out.push_str(&format!("{padding}    {param},\n"));
     }
-    out.push_str(&format!(") -> {ret} {{"));
+    out.push_str(&format!("{padding}) -> {ret} {{"));
     out
 }
 

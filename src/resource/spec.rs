@@ -303,6 +303,27 @@ pub fn resource_name_problem(name: &str) -> Option<String> {
     None
 }
 
+/// The longest name of a job or an email: their types' names (`SendReportJob`) then keep every
+/// generated line within rustfmt's width, so the layout does not depend on the name.
+pub const HANDLER_NAME_MAX: usize = 40;
+
+/// Why `name` cannot name a generated job or email, if it cannot (the workspace's own names
+/// are checked elsewhere).
+pub fn handler_name_problem(name: &str) -> Option<String> {
+    if let Some(problem) = word_problem(name) {
+        return Some(problem);
+    }
+    if RUST_KEYWORDS.contains(&name) {
+        return Some(format!("`{name}` is a Rust keyword"));
+    }
+    if name.len() > HANDLER_NAME_MAX {
+        return Some(format!(
+            "`{name}` is longer than {HANDLER_NAME_MAX} characters"
+        ));
+    }
+    None
+}
+
 /// The plural of a resource name, for its table and its routes: `project` → `projects`,
 /// `category` → `categories`, `box` → `boxes`.
 pub fn plural(name: &str) -> String {
@@ -330,8 +351,29 @@ pub fn pascal(name: &str) -> String {
         .collect()
 }
 
-/// Parses one field spec: `name:type[?][:unique|:index]`, or `resource:ref[?][:index]`.
+/// Parses one field spec of a resource: a [`parse_value_field`] whose name a column can have.
 pub fn parse_field(spec: &str) -> Result<Field, SpecError> {
+    let field = parse_value_field(spec)?;
+    let column = field.name.as_str();
+    let problem = if RESERVED_FIELDS.contains(&column) {
+        format!(
+            "`{column}` is reserved: the generated code uses it (reserved: {})",
+            RESERVED_FIELDS.join(", ")
+        )
+    } else if SQL_RESERVED.contains(&column) {
+        format!("`{column}` is a reserved word of SQL")
+    } else {
+        return Ok(field);
+    };
+    Err(SpecError {
+        spec: spec.to_string(),
+        column: 1,
+        message: problem,
+    })
+}
+
+/// Parses one field spec: `name:type[?][:unique|:index]`, or `resource:ref[?][:index]`.
+pub fn parse_value_field(spec: &str) -> Result<Field, SpecError> {
     let error = |offset: usize, message: String| SpecError {
         spec: spec.to_string(),
         column: spec[..offset.min(spec.len())].chars().count() + 1,
@@ -427,20 +469,8 @@ pub fn parse_field(spec: &str) -> Result<Field, SpecError> {
         FieldType::Ref(target) => format!("{target}_id"),
         _ => name.to_string(),
     };
-    if RESERVED_FIELDS.contains(&column.as_str()) {
-        return Err(error(
-            0,
-            format!(
-                "`{column}` is reserved: the generated code uses it (reserved: {})",
-                RESERVED_FIELDS.join(", ")
-            ),
-        ));
-    }
     if RUST_KEYWORDS.contains(&column.as_str()) {
         return Err(error(0, format!("`{column}` is a Rust keyword")));
-    }
-    if SQL_RESERVED.contains(&column.as_str()) {
-        return Err(error(0, format!("`{column}` is a reserved word of SQL")));
     }
     Ok(Field {
         name: column,
@@ -453,9 +483,21 @@ pub fn parse_field(spec: &str) -> Result<Field, SpecError> {
 
 /// Parses every field spec of a resource; refuses none at all and two fields of one name.
 pub fn parse_fields(specs: &[String]) -> Result<Vec<Field>, SpecError> {
+    parse_fields_with(specs, parse_field)
+}
+
+/// Parses the fields of a job's payload or of an email: no table, so no column's restrictions.
+pub fn parse_value_fields(specs: &[String]) -> Result<Vec<Field>, SpecError> {
+    parse_fields_with(specs, parse_value_field)
+}
+
+fn parse_fields_with(
+    specs: &[String],
+    parse: fn(&str) -> Result<Field, SpecError>,
+) -> Result<Vec<Field>, SpecError> {
     let mut fields: Vec<Field> = Vec::new();
     for spec in specs {
-        let field = parse_field(spec)?;
+        let field = parse(spec)?;
         if fields.iter().any(|f| f.name == field.name) {
             return Err(SpecError {
                 spec: spec.clone(),

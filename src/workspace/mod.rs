@@ -35,6 +35,7 @@ mod env;
 mod env_blocks;
 mod files;
 pub mod generated;
+mod handlers;
 mod install;
 pub mod resources;
 mod services;
@@ -151,6 +152,7 @@ impl<'c> Workspace<'c> {
             }
         }
         fresh.apply_resources()?;
+        fresh.apply_handlers()?;
         Ok(fresh)
     }
 

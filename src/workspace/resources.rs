@@ -10,7 +10,7 @@ use crate::edit::render::ServiceVars;
 use crate::model::catalog::Module;
 use crate::model::lock::Reason;
 use crate::model::manifest::ResourceSpec;
-use crate::resource::render::{KIT_ID, Resource, render_kit, render_resource};
+use crate::resource::render::{KIT_ID, Rendered, Resource, render_kit, render_resource};
 use crate::resource::spec::{self, FieldType, Owner};
 
 use super::Workspace;
@@ -118,16 +118,25 @@ impl<'c> Workspace<'c> {
             .map(ServiceVars::new)
             .ok_or_else(|| self.unknown_service(&resource.service))?;
         let rendered = render_resource(resource, &core, &service.dir)?;
-        let id = resource.id();
-        let module = Module::generated(
-            &id,
+        self.apply_generated(
+            &resource.id(),
             &format!("resource `{}`", resource.name),
-            rendered.files,
-            rendered.snippets,
-        );
+            rendered,
+        )
+    }
+
+    /// Installs what `generate` rendered as module `id` (a resource, a job, an email) and
+    /// records it in the lock, as a module the user asked for.
+    pub(super) fn apply_generated(
+        &mut self,
+        id: &str,
+        summary: &str,
+        rendered: Rendered,
+    ) -> Result<()> {
+        let module = Module::generated(id, summary, rendered.files, rendered.snippets);
         self.apply(&module, &[], true)?;
         self.lock
-            .record_module(&id, &module.version, Reason::Explicit);
+            .record_module(id, &module.version, Reason::Explicit);
         Ok(())
     }
 
@@ -180,7 +189,7 @@ impl<'c> Workspace<'c> {
 
     /// Removes what the lock records for module `id`: snippets first (the files they are in
     /// may go next), then files.
-    fn remove_recorded(&mut self, id: &str) -> Result<()> {
+    pub(super) fn remove_recorded(&mut self, id: &str) -> Result<()> {
         let snippets: Vec<(String, String)> = self
             .lock
             .snippets
@@ -237,39 +246,7 @@ impl<'c> Workspace<'c> {
     /// Refuses a name that a module, another resource, a file or a table already has.
     fn check_name_is_free(&self, name: &str) -> Result<()> {
         let table = spec::plural(name);
-        for id in self.catalog.modules.keys() {
-            if id
-                .split('/')
-                .any(|segment| segment == name || segment == table)
-            {
-                bail!(
-                    "cannot generate resource `{name}`: module `{id}` has that name (pick another, \
-                     e.g. `{name}_item`)"
-                );
-            }
-        }
-        if TAKEN_NAMES.contains(&name) {
-            bail!("cannot generate resource `{name}`: the generated code has a file of that name");
-        }
-        let core = &self.manifest.core;
-        let mut paths = vec![
-            format!("{}/src/{name}.rs", core.dir),
-            format!("{}/src/{name}/mod.rs", core.dir),
-        ];
-        for service in &self.manifest.services {
-            paths.push(format!(
-                "{}/src/{name}.rs",
-                ServiceVars::dir_of(&service.name)
-            ));
-        }
-        for path in paths {
-            if self.tree.read(&path)?.is_some() {
-                bail!(
-                    "cannot generate resource `{name}`: {path} exists already (its code would go \
-                     there); pick another name"
-                );
-            }
-        }
+        self.check_files_are_free("resource", name, &[name, &table])?;
         // A table of that name in a migration saaskit wrote, or one of yours.
         let dir = self.manifest.core.migrations_dir();
         for path in self.migration_paths(&dir)? {
@@ -287,6 +264,48 @@ impl<'c> Workspace<'c> {
                          `{table}` already; pick another name"
                     );
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses (as `generate <what> <name>`) a name that a module has (or one of `module_names`),
+    /// or that names a file the generated code has: the core crate's or a service's
+    /// `src/<name>.rs`, where the new code would go.
+    pub(super) fn check_files_are_free(
+        &self,
+        what: &str,
+        name: &str,
+        module_names: &[&str],
+    ) -> Result<()> {
+        for id in self.catalog.modules.keys() {
+            if id.split('/').any(|segment| module_names.contains(&segment)) {
+                bail!(
+                    "cannot generate {what} `{name}`: module `{id}` has that name (pick another, \
+                     e.g. `{name}_item`)"
+                );
+            }
+        }
+        if TAKEN_NAMES.contains(&name) {
+            bail!("cannot generate {what} `{name}`: the generated code has a file of that name");
+        }
+        let core = &self.manifest.core;
+        let mut paths = vec![
+            format!("{}/src/{name}.rs", core.dir),
+            format!("{}/src/{name}/mod.rs", core.dir),
+        ];
+        for service in &self.manifest.services {
+            paths.push(format!(
+                "{}/src/{name}.rs",
+                ServiceVars::dir_of(&service.name)
+            ));
+        }
+        for path in paths {
+            if self.tree.read(&path)?.is_some() {
+                bail!(
+                    "cannot generate {what} `{name}`: {path} exists already (its code would go \
+                     there); pick another name"
+                );
             }
         }
         Ok(())

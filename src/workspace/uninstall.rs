@@ -63,6 +63,7 @@ impl<'c> Workspace<'c> {
                 }
             }
         }
+        self.check_no_generated_handler_needs(id, &targets)?;
         let mut removed = vec![(id.to_string(), targets.clone())];
         self.uninstall_from(module, &targets)?;
         removed.extend(self.remove_unneeded_requirements()?);
@@ -133,7 +134,14 @@ impl<'c> Workspace<'c> {
                         .lock
                         .module(id)
                         .is_some_and(|m| m.reason == Reason::Dependency);
-                    if as_dependency && self.catalog.dependents(id, &on_service).is_empty() {
+                    // A generated job or email counts as a dependent of what it needs.
+                    let needed = self
+                        .check_no_generated_handler_needs(id, std::slice::from_ref(&service.name))
+                        .is_err();
+                    if as_dependency
+                        && !needed
+                        && self.catalog.dependents(id, &on_service).is_empty()
+                    {
                         found = Some((id.to_string(), service.name.clone()));
                         break 'search;
                     }

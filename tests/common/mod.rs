@@ -285,3 +285,8 @@ pub const RESOURCES: &[&[&str]] = &[
         "project:ref",
     ],
 ];
+
+/// A job and an email for `saaskit generate job|email`, as its arguments after `generate`
+/// (tests/generate/handlers.rs, tests/e2e/handlers.rs).
+pub const JOB: &[&str] = &["job", "send_report", "user_id:string", "since:datetime?"];
+pub const EMAIL: &[&str] = &["email", "invoice_due", "amount:float", "due_on:date"];

@@ -390,7 +390,7 @@ impl Smtp {
         Smtp { port, dir, child }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 

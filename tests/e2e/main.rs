@@ -36,6 +36,8 @@
 //! - `orgs`: organizations (docs/orgs.md): isolation between them endpoint by endpoint, the
 //!   invitations through a real SMTP server, the owner rules, switched tokens, on both databases;
 //! - `panel`: the admin panel driven in headless Chromium (`browser`), with screenshots.
+//! - `handlers`: a job and an email made by `saaskit generate job|email`, clippy-clean, the job
+//!   run by the api's worker and the email delivered to a real SMTP server, on both databases.
 //!
 //! All generated workspaces share one Cargo target directory (`target/generated-workspaces`), so
 //! their dependencies are compiled once per machine.
@@ -53,6 +55,7 @@ mod config;
 mod deploy;
 mod email;
 mod flags;
+mod handlers;
 mod health;
 mod jobs;
 mod nest;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::api::{register, str_of};
 use crate::client::Instance;
 use crate::common::{RESOURCES, saaskit};
-use crate::support::{Database, cargo_beside, fresh_workspace, shared_target_dir};
+use crate::support::{Database, cargo_beside, fresh_workspace, lint_beside, shared_target_dir};
 
 #[test]
 fn generated_resources_build_clippy_clean_and_serve_their_owners_only() {
@@ -242,19 +242,7 @@ fn workspace_with_resources() -> (PathBuf, PathBuf) {
             .success();
     }
     let target = shared_target_dir().with_file_name("generated-workspaces-resources");
-    cargo_beside(&root, &target, &["fmt", "--all", "--", "--check"]);
-    cargo_beside(
-        &root,
-        &target,
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    );
+    lint_beside(&root, &target);
     cargo_beside(&root, &target, &["build", "-p", "api"]);
     (root, target.join("debug").join("api"))
 }

@@ -90,18 +90,24 @@ fn run_cargo(root: &Path, args: &[&str], env: &[(&str, PathBuf)]) {
 
 /// rustfmt-clean and clippy-clean with `-D warnings`, as generated.
 pub fn lint(root: &Path) {
-    cargo(root, &["fmt", "--all", "--", "--check"]);
-    cargo(
-        root,
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    );
+    lint_with(|args| cargo(root, args));
+}
+
+/// [`lint`] with [`cargo_beside`]'s target directory `target`.
+pub fn lint_beside(root: &Path, target: &Path) {
+    lint_with(|args| cargo_beside(root, target, args));
+}
+
+fn lint_with(cargo: impl Fn(&[&str])) {
+    cargo(&["fmt", "--all", "--", "--check"]);
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
 }
 
 /// The default workspace, generated, checked and built once for all tests of this binary.
