@@ -61,6 +61,12 @@ impl Resource {
         format!("{service_dir}/src/{}.rs", self.name)
     }
 
+    /// Its part of the service's committed OpenAPI document (docs/openapi.md), named like a
+    /// module's part after its module id.
+    pub fn openapi_part(&self, service_dir: &str) -> String {
+        format!("{service_dir}/openapi/resource-{}.json", self.name)
+    }
+
     pub fn migration_files(&self, core: &CoreCrate) -> [String; 2] {
         let dir = core.migrations_dir();
         let file = format!("{}_create_{}.sql", self.migration, self.table());
@@ -110,10 +116,15 @@ pub fn render_resource(
     )?;
     let [sqlite, postgres] = resource.migration_files(core);
     let name = &resource.name;
+    // Read off the two files as utoipa reads them, so the committed document matches at once.
+    let openapi_part = super::openapi::part(&core_text, &service_text)?;
+    let tests = super::testfile::render_tests(resource, core)?;
     Ok(Rendered {
         files: vec![
             (resource.core_file(core), core_text),
             (resource.service_file(service_dir), service_text),
+            (resource.openapi_part(service_dir), openapi_part),
+            tests,
             (sqlite, migration.clone()),
             (postgres, migration),
         ],
@@ -511,7 +522,7 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
     })
 }
 
-fn enum_name(ty: &str, field: &str) -> String {
+pub(super) fn enum_name(ty: &str, field: &str) -> String {
     format!("{ty}{}", pascal(field))
 }
 
@@ -530,7 +541,7 @@ fn with_separators(value: usize) -> String {
 
 /// A function's signature as rustfmt lays it out: on one line when it fits, else one parameter
 /// a line.
-fn signature(head: &str, params: &[String], ret: &str) -> String {
+pub(super) fn signature(head: &str, params: &[String], ret: &str) -> String {
     let one_line = format!("{head}({}) -> {ret} {{", params.join(", "));
     if one_line.len() <= MAX_WIDTH {
         return one_line;

@@ -424,6 +424,39 @@ pub fn check_uuid(errors: &mut FieldErrors, field: &str, value: &str) {
     }
 }
 
+/// What the resources' generated tests (`<resource>/tests.rs`) share: a database and owners.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::auth::User;
+    use crate::config::Env;
+    use crate::db::{Database, DatabaseConfig};
+
+    /// A migrated database for test `name`: the PostgreSQL one `TEST_DATABASE_URL` names (the
+    /// tests' rows do not collide there: every owner is new), else a new SQLite file.
+    pub(crate) async fn database(name: &str) -> Database {
+        let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+            let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            format!("sqlite://{}/test.db?mode=rwc", dir.display())
+        });
+        let mut env = Env::from_vars([("DATABASE_URL", url)]);
+        let config = DatabaseConfig::from_env(&mut env);
+        env.finish().unwrap();
+        let db = Database::connect(&config).await.unwrap();
+        db.migrate().await.unwrap();
+        db
+    }
+
+    /// A new account, with an address no other test uses.
+    pub(crate) async fn user(db: &Database) -> User {
+        let email = format!("{}@example.com", uuid::Uuid::now_v7());
+        let mut conn = db.pool().acquire().await.unwrap();
+        crate::auth::accounts::insert(&mut conn, &email, "(no password)", None, 0)
+            .await
+            .unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

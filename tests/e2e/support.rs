@@ -62,15 +62,25 @@ pub fn cargo(root: &Path, args: &[&str]) {
 /// [`cargo`] with its own target directory `target` for the final artifacts (binaries of the same
 /// name as the default workspace's), sharing the compiled dependencies of the default workspace.
 pub fn cargo_beside(root: &Path, target: &Path, args: &[&str]) {
-    let build_dir = shared_target_dir();
-    let env = [
-        ("CARGO_TARGET_DIR", target.to_path_buf()),
-        ("CARGO_BUILD_BUILD_DIR", build_dir),
-    ];
-    run_cargo(root, args, &env);
+    cargo_beside_with(root, target, args, &[]);
 }
 
-fn run_cargo(root: &Path, args: &[&str], env: &[(&str, PathBuf)]) {
+/// [`cargo_beside`] with `env` too, for cargo and what it runs; what it printed.
+pub fn cargo_beside_with(
+    root: &Path,
+    target: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> String {
+    let mut all = vec![
+        ("CARGO_TARGET_DIR", target.to_path_buf()),
+        ("CARGO_BUILD_BUILD_DIR", shared_target_dir()),
+    ];
+    all.extend(env.iter().map(|(key, value)| (*key, PathBuf::from(value))));
+    run_cargo(root, args, &all)
+}
+
+fn run_cargo(root: &Path, args: &[&str], env: &[(&str, PathBuf)]) -> String {
     let output = Command::new(env!("CARGO"))
         .args(args)
         .current_dir(root)
@@ -86,6 +96,7 @@ fn run_cargo(root: &Path, args: &[&str], env: &[(&str, PathBuf)]) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// rustfmt-clean and clippy-clean with `-D warnings`, as generated.
