@@ -145,6 +145,7 @@ fn bad_specs_names_and_owners_are_refused_before_anything_is_written() {
         (&["user", "title:string"], "module `users`"),
         (&["config", "title:string"], "file of that name"),
         (&["task", "project:ref"], "no resource `project`"),
+        (&["note", "note:ref"], "must be optional (`note:ref?`)"),
         (
             &["note", "title:string", "--service", "nope"],
             "no service `nope`",
