@@ -6,7 +6,7 @@
 //! organization's rows answering 404; and Schemathesis on their endpoints, which finds no 5xx and
 //! no answer outside the document.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -17,7 +17,7 @@ use crate::client::Instance;
 use crate::common::{RESOURCES, saaskit};
 use crate::openapi::fuzz;
 use crate::support::{
-    Database, cargo_beside, cargo_beside_with, fresh_workspace, shared_target_dir,
+    CLIPPY, Database, cargo_beside, cargo_beside_with, fresh_workspace, shared_target_dir,
 };
 
 #[test]
@@ -340,22 +340,10 @@ fn workspace_with_resources() -> &'static Workspace {
                 .success();
         }
         let target = shared_target_dir().with_file_name("generated-workspaces-resources");
-        build(&root, &target);
+        cargo_beside(&root, &target, &["fmt", "--all", "--", "--check"]);
+        cargo_beside(&root, &target, CLIPPY);
+        cargo_beside(&root, &target, &["build", "-p", "api"]);
         let api = target.join("debug").join("api");
         Workspace { root, target, api }
     })
-}
-
-fn build(root: &Path, target: &Path) {
-    cargo_beside(root, target, &["fmt", "--all", "--", "--check"]);
-    let clippy = [
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ];
-    cargo_beside(root, target, &clippy);
-    cargo_beside(root, target, &["build", "-p", "api"]);
 }

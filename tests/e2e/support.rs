@@ -99,20 +99,20 @@ fn run_cargo(root: &Path, args: &[&str], env: &[(&str, PathBuf)]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The clippy run a generated workspace must pass, as cargo's arguments.
+pub const CLIPPY: &[&str] = &[
+    "clippy",
+    "--workspace",
+    "--all-targets",
+    "--",
+    "-D",
+    "warnings",
+];
+
 /// rustfmt-clean and clippy-clean with `-D warnings`, as generated.
 pub fn lint(root: &Path) {
     cargo(root, &["fmt", "--all", "--", "--check"]);
-    cargo(
-        root,
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    );
+    cargo(root, CLIPPY);
 }
 
 /// The default workspace, generated, checked and built once for all tests of this binary.
