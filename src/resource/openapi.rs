@@ -439,6 +439,8 @@ fn type_schema(ty: &str) -> Result<Map<String, Value>> {
         "f64" => json!({"type": "number", "format": "double"}),
         "bool" => json!({"type": "boolean"}),
         "Object" => json!({"type": "object"}),
+        // Any JSON value: no type at all, not even `null` added when optional.
+        "Value" | "serde_json::Value" => json!({}),
         _ => match ty.strip_prefix("Vec<").and_then(|t| t.strip_suffix('>')) {
             Some(inner) => json!({"type": "array", "items": type_schema(inner)?}),
             None if ty.chars().all(|c| c.is_ascii_alphanumeric())
@@ -514,6 +516,7 @@ pub struct Note {
     pub status: Option<NoteStatus>,
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
+    pub extra: Option<serde_json::Value>,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -568,6 +571,7 @@ async fn list() {}
                     "due": {"type": ["string", "null"]},
                     "status": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/NoteStatus"}]},
                     "data": {"type": "object"},
+                    "extra": {},
                     "created_at": {"description": "Unix seconds.", "format": "int64", "type": "integer"},
                 },
                 "required": ["id", "data", "created_at"],

@@ -435,15 +435,12 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
     } else {
         base.clone()
     };
+    // utoipa documents a `serde_json::Value` as any JSON value (`{}`), as the API takes it; the
+    // update's `Option<Option<Value>>` needs the same said with its virtual type `Value`.
     let schema_base = if field.kind == FieldType::Json {
-        "Object"
+        "Value"
     } else {
         base.as_str()
-    };
-    let schema = match (&field.kind, optional) {
-        (FieldType::Json, false) => "Object".to_string(),
-        (FieldType::Json, true) => "Option<Object>".to_string(),
-        _ => String::new(),
     };
     let check = match &field.kind {
         FieldType::String => {
@@ -507,7 +504,6 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
         "optional": optional,
         "base": base,
         "rust": rust,
-        "schema": schema,
         "update_schema": format!("Option<{schema_base}>"),
         "getter": if optional { "read_optional" } else { "read" },
         "decode": decode,

@@ -291,6 +291,10 @@ pub async fn exists(
     owner: &str,
     id: &str,
 ) -> Result<bool, ResourceError> {
+    // No id has one, and PostgreSQL refuses the NUL character in a text rather than finding none.
+    if id.contains('\0') {
+        return Ok(false);
+    }
     match find(db, table, owner, id).await {
         Ok(_) => Ok(true),
         Err(ResourceError::NotFound(_)) => Ok(false),
@@ -376,10 +380,13 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// Not blank, and at most `max` characters.
+/// Not blank, at most `max` characters, and without the NUL character, which PostgreSQL does not
+/// store in a text.
 pub fn check_length(errors: &mut FieldErrors, field: &str, value: &str, max: usize) {
     if value.trim().is_empty() {
         errors.insert(field.into(), "must not be empty".into());
+    } else if value.contains('\0') {
+        errors.insert(field.into(), "must not contain the NUL character".into());
     } else if value.chars().count() > max {
         errors.insert(field.into(), format!("must be at most {max} characters"));
     }
