@@ -42,6 +42,7 @@ pub fn render_tests(resource: &Resource, core: &CoreCrate) -> Result<(String, St
         "owner_type": owner_type,
         "fields": fields,
         "first": fields.first(),
+        "any_filter": fields.iter().any(|f| !f["filter"].is_null()),
         "optional": fields.iter().find(|f| f["optional"] == true),
         "sig_sample": signature(
             "pub(crate) async fn sample",
