@@ -93,6 +93,7 @@ impl Item {
             let ty = field.documented_type();
             let (inner, optional) = unwrap_option(ty);
             let mut property = type_schema(inner)?;
+            field.constrain(&mut property)?;
             if let Some(docs) = docs_text(&field.docs) {
                 property.insert("description".into(), docs.into());
             }
@@ -127,6 +128,8 @@ impl Item {
             .iter()
             .map(|field| {
                 let (inner, optional) = unwrap_option(field.documented_type());
+                let mut schema = type_schema(inner)?;
+                field.constrain(&mut schema)?;
                 let mut parameter = Map::new();
                 if let Some(docs) = docs_text(&field.docs) {
                     parameter.insert("description".into(), docs.into());
@@ -134,7 +137,7 @@ impl Item {
                 parameter.insert("in".into(), "query".into());
                 parameter.insert("name".into(), field.name.clone().into());
                 parameter.insert("required".into(), (!optional).into());
-                parameter.insert("schema".into(), type_schema(inner)?.into());
+                parameter.insert("schema".into(), schema.into());
                 Ok(parameter.into())
             })
             .collect()
@@ -142,15 +145,54 @@ impl Item {
 }
 
 impl Member {
-    /// The type the schema shows: `#[schema(value_type = T)]` when the field has it.
-    fn documented_type(&self) -> &str {
+    /// The entries of its `#[schema(...)]`, as (key, value).
+    fn schema_attr(&self) -> Vec<(&str, &str)> {
         self.attrs
             .iter()
-            .find_map(|a| {
-                a.strip_prefix("#[schema(value_type = ")
-                    .and_then(|rest| rest.strip_suffix(")]"))
-            })
+            .filter_map(|a| a.strip_prefix("#[schema(")?.strip_suffix(")]"))
+            .flat_map(top_level)
+            .filter_map(|entry| entry.split_once(" = "))
+            .collect()
+    }
+
+    /// The type the schema shows: `#[schema(value_type = T)]` when the field has it.
+    fn documented_type(&self) -> &str {
+        self.schema_attr()
+            .into_iter()
+            .find_map(|(key, value)| (key == "value_type").then_some(value))
             .unwrap_or(&self.ty)
+    }
+
+    /// Adds the lengths and format of its `#[schema(...)]` to `schema`.
+    fn constrain(&self, schema: &mut Map<String, Value>) -> Result<()> {
+        for (key, value) in self.schema_attr() {
+            let number = || -> Result<Value> {
+                let digits = value.replace('_', "");
+                Ok(digits
+                    .parse::<u64>()
+                    .map_err(|_| anyhow!("`{key} = {value}`"))?
+                    .into())
+            };
+            match key {
+                "value_type" => {}
+                "min_length" => _ = schema.insert("minLength".into(), number()?),
+                "max_length" => _ = schema.insert("maxLength".into(), number()?),
+                // A known format is a variant of utoipa's `KnownFormat`, named in lowercase; a
+                // string is written as it is.
+                "format" => {
+                    let format = match value.strip_prefix('"') {
+                        Some(custom) => custom.trim_end_matches('"').to_string(),
+                        None => value.to_lowercase(),
+                    };
+                    schema.insert("format".into(), format.into());
+                }
+                _ => bail!(
+                    "field `{}`: `#[schema({key} = ...)]` is not understood",
+                    self.name
+                ),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -527,8 +569,10 @@ pub struct Note {
 #[serde(deny_unknown_fields)]
 pub struct NoteUpdate {
     #[serde(default, deserialize_with = "resources::nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = Date)]
     pub due: Option<Option<String>>,
+    #[schema(min_length = 1, max_length = 65_536)]
+    pub body: Option<String>,
     pub weight: Option<f64>,
 }
 
@@ -584,7 +628,8 @@ async fn list() {}
                 "additionalProperties": false,
                 "description": "A partial update: the fields present change, the others stay; `null` clears an\noptional field.",
                 "properties": {
-                    "due": {"type": ["string", "null"]},
+                    "due": {"format": "date", "type": ["string", "null"]},
+                    "body": {"maxLength": 65536, "minLength": 1, "type": ["string", "null"]},
                     "weight": {"format": "double", "type": ["number", "null"]},
                 },
                 "type": "object",

@@ -454,6 +454,16 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
         FieldType::Uuid => format!("resources::check_uuid(&mut errors, \"{name}\", value);"),
         _ => String::new(),
     };
+    // What the document says of a valid input beyond its type (`#[schema(...)]`): what the
+    // checks below enforce, so that a client (or a fuzzer) can make valid values. Not blank is
+    // more than `min_length = 1` says; the check keeps answering 422 for spaces.
+    let constraints = match &field.kind {
+        FieldType::String => format!("min_length = 1, max_length = {STRING_MAX_CHARS}"),
+        FieldType::Text => format!("min_length = 1, max_length = {TEXT_MAX_CHARS}"),
+        FieldType::Date => "format = Date".to_string(),
+        FieldType::Uuid => "format = \"uuid\"".to_string(),
+        _ => String::new(),
+    };
     // Filters: by value, except json, which has no equality both databases agree on.
     let (filter, filter_ref, filter_value) = match &field.kind {
         FieldType::Json => (false, "", String::new()),
@@ -505,6 +515,7 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
         "base": base,
         "rust": rust,
         "update_schema": format!("Option<{schema_base}>"),
+        "constraints": constraints,
         "getter": if optional { "read_optional" } else { "read" },
         "decode": decode,
         "bind": bind,
