@@ -68,9 +68,9 @@ fn three_resources_generated_then_destroyed_leave_the_tree_byte_identical() {
     assert_same_tree(&fresh, &read_tree(&root));
 }
 
-/// The files of the three resources and the shared one, as a review sees them (`cargo insta
-/// review`); the migrations' names hold a version that depends on the day, so they are keyed by
-/// their table.
+/// The files of the three resources (their tests and OpenAPI parts too) and the shared one, as a
+/// review sees them (`cargo insta review`); the migrations' names hold a version that depends on
+/// the day, so they are keyed by their table.
 #[test]
 fn snapshots_of_the_generated_files() {
     let (_temp, root) = generate("acme", &["--yes"]);
