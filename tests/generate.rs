@@ -29,6 +29,8 @@ fn three_resources_generated_then_destroyed_leave_the_tree_byte_identical() {
         "crates/core/src/project.rs",
         "crates/core/src/task.rs",
         "services/api/src/label.rs",
+        "services/api/openapi/resource-label.json",
+        "crates/core/src/task/tests.rs",
     ] {
         assert!(tree.contains_key(file), "{file} was not generated");
     }
@@ -66,9 +68,9 @@ fn three_resources_generated_then_destroyed_leave_the_tree_byte_identical() {
     assert_same_tree(&fresh, &read_tree(&root));
 }
 
-/// The files of the three resources and the shared one, as a review sees them (`cargo insta
-/// review`); the migrations' names hold a version that depends on the day, so they are keyed by
-/// their table.
+/// The files of the three resources (their tests and OpenAPI parts too) and the shared one, as a
+/// review sees them (`cargo insta review`); the migrations' names hold a version that depends on
+/// the day, so they are keyed by their table.
 #[test]
 fn snapshots_of_the_generated_files() {
     let (_temp, root) = generate("acme", &["--yes"]);
@@ -87,9 +89,14 @@ fn snapshots_of_the_generated_files() {
             format!("migration_{backend}_{table}")
         } else if path.starts_with("crates/core/src/") || path.starts_with("services/api/src/") {
             let file = path.rsplit('/').next().unwrap_or_default();
-            if !["project.rs", "label.rs", "task.rs", "resources.rs"].contains(&file) {
+            let tests = ["project", "label", "task"]
+                .iter()
+                .any(|name| path.ends_with(&format!("/{name}/tests.rs")));
+            if !tests && !["project.rs", "label.rs", "task.rs", "resources.rs"].contains(&file) {
                 continue;
             }
+            path.replace('/', "__")
+        } else if path.starts_with("services/api/openapi/resource-") {
             path.replace('/', "__")
         } else {
             continue;
@@ -138,6 +145,7 @@ fn bad_specs_names_and_owners_are_refused_before_anything_is_written() {
         (&["user", "title:string"], "module `users`"),
         (&["config", "title:string"], "file of that name"),
         (&["task", "project:ref"], "no resource `project`"),
+        (&["note", "note:ref"], "must be optional (`note:ref?`)"),
         (
             &["note", "title:string", "--service", "nope"],
             "no service `nope`",

@@ -61,6 +61,12 @@ impl Resource {
         format!("{service_dir}/src/{}.rs", self.name)
     }
 
+    /// Its part of the service's committed OpenAPI document (docs/openapi.md), named like a
+    /// module's part after its module id.
+    pub fn openapi_part(&self, service_dir: &str) -> String {
+        format!("{service_dir}/openapi/resource-{}.json", self.name)
+    }
+
     pub fn migration_files(&self, core: &CoreCrate) -> [String; 2] {
         let dir = core.migrations_dir();
         let file = format!("{}_create_{}.sql", self.migration, self.table());
@@ -110,10 +116,15 @@ pub fn render_resource(
     )?;
     let [sqlite, postgres] = resource.migration_files(core);
     let name = &resource.name;
+    // Read off the two files as utoipa reads them, so the committed document matches at once.
+    let openapi_part = super::openapi::part(&core_text, &service_text)?;
+    let tests = super::testfile::render_tests(resource, core)?;
     Ok(Rendered {
         files: vec![
             (resource.core_file(core), core_text),
             (resource.service_file(service_dir), service_text),
+            (resource.openapi_part(service_dir), openapi_part),
+            tests,
             (sqlite, migration.clone()),
             (postgres, migration),
         ],
@@ -424,15 +435,12 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
     } else {
         base.clone()
     };
+    // utoipa documents a `serde_json::Value` as any JSON value (`{}`), as the API takes it; the
+    // update's `Option<Option<Value>>` needs the same said with its virtual type `Value`.
     let schema_base = if field.kind == FieldType::Json {
-        "Object"
+        "Value"
     } else {
         base.as_str()
-    };
-    let schema = match (&field.kind, optional) {
-        (FieldType::Json, false) => "Object".to_string(),
-        (FieldType::Json, true) => "Option<Object>".to_string(),
-        _ => String::new(),
     };
     let check = match &field.kind {
         FieldType::String => {
@@ -444,6 +452,16 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
         ),
         FieldType::Date => format!("resources::check_date(&mut errors, \"{name}\", value);"),
         FieldType::Uuid => format!("resources::check_uuid(&mut errors, \"{name}\", value);"),
+        _ => String::new(),
+    };
+    // What the document says of a valid input beyond its type (`#[schema(...)]`): what the
+    // checks below enforce, so that a client (or a fuzzer) can make valid values. Not blank is
+    // more than `min_length = 1` says; the check keeps answering 422 for spaces.
+    let constraints = match &field.kind {
+        FieldType::String => format!("min_length = 1, max_length = {STRING_MAX_CHARS}"),
+        FieldType::Text => format!("min_length = 1, max_length = {TEXT_MAX_CHARS}"),
+        FieldType::Date => "format = Date".to_string(),
+        FieldType::Uuid => "format = \"uuid\"".to_string(),
         _ => String::new(),
     };
     // Filters: by value, except json, which has no equality both databases agree on.
@@ -496,8 +514,8 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
         "optional": optional,
         "base": base,
         "rust": rust,
-        "schema": schema,
         "update_schema": format!("Option<{schema_base}>"),
+        "constraints": constraints,
         "getter": if optional { "read_optional" } else { "read" },
         "decode": decode,
         "bind": bind,
@@ -511,7 +529,7 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
     })
 }
 
-fn enum_name(ty: &str, field: &str) -> String {
+pub(super) fn enum_name(ty: &str, field: &str) -> String {
     format!("{ty}{}", pascal(field))
 }
 
@@ -530,7 +548,7 @@ fn with_separators(value: usize) -> String {
 
 /// A function's signature as rustfmt lays it out: on one line when it fits, else one parameter
 /// a line.
-fn signature(head: &str, params: &[String], ret: &str) -> String {
+pub(super) fn signature(head: &str, params: &[String], ret: &str) -> String {
     signature_at(0, head, params, ret)
 }
 

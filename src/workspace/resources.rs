@@ -87,6 +87,14 @@ impl<'c> Workspace<'c> {
         let resource = self.resource_of(&spec)?;
         for field in &resource.fields {
             if let FieldType::Ref(target) = &field.kind {
+                // The first row could refer to none: its id is only made when it is created.
+                if *target == resource.name && !field.optional {
+                    bail!(
+                        "field `{}`: a reference of `{name}` to itself must be optional \
+                         (`{target}:ref?`): the first row has no row to refer to",
+                        field.name
+                    );
+                }
                 self.check_reference(&resource, target)?;
             }
         }

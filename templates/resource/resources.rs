@@ -291,6 +291,10 @@ pub async fn exists(
     owner: &str,
     id: &str,
 ) -> Result<bool, ResourceError> {
+    // No id has one, and PostgreSQL refuses the NUL character in a text rather than finding none.
+    if id.contains('\0') {
+        return Ok(false);
+    }
     match find(db, table, owner, id).await {
         Ok(_) => Ok(true),
         Err(ResourceError::NotFound(_)) => Ok(false),
@@ -376,10 +380,13 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// Not blank, and at most `max` characters.
+/// Not blank, at most `max` characters, and without the NUL character, which PostgreSQL does not
+/// store in a text.
 pub fn check_length(errors: &mut FieldErrors, field: &str, value: &str, max: usize) {
     if value.trim().is_empty() {
         errors.insert(field.into(), "must not be empty".into());
+    } else if value.contains('\0') {
+        errors.insert(field.into(), "must not contain the NUL character".into());
     } else if value.chars().count() > max {
         errors.insert(field.into(), format!("must be at most {max} characters"));
     }
@@ -421,6 +428,39 @@ fn is_date(value: &str) -> bool {
 pub fn check_uuid(errors: &mut FieldErrors, field: &str, value: &str) {
     if value.len() != 36 || uuid::Uuid::try_parse(value).is_err() {
         errors.insert(field.into(), "must be a UUID, hyphenated".into());
+    }
+}
+
+/// What the resources' generated tests (`<resource>/tests.rs`) share: a database and owners.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::auth::User;
+    use crate::config::Env;
+    use crate::db::{Database, DatabaseConfig};
+
+    /// A migrated database for test `name`: the PostgreSQL one `TEST_DATABASE_URL` names (the
+    /// tests' rows do not collide there: every owner is new), else a new SQLite file.
+    pub(crate) async fn database(name: &str) -> Database {
+        let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+            let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            format!("sqlite://{}/test.db?mode=rwc", dir.display())
+        });
+        let mut env = Env::from_vars([("DATABASE_URL", url)]);
+        let config = DatabaseConfig::from_env(&mut env);
+        env.finish().unwrap();
+        let db = Database::connect(&config).await.unwrap();
+        db.migrate().await.unwrap();
+        db
+    }
+
+    /// A new account, with an address no other test uses.
+    pub(crate) async fn user(db: &Database) -> User {
+        let email = format!("{}@example.com", uuid::Uuid::now_v7());
+        let mut conn = db.pool().acquire().await.unwrap();
+        crate::auth::accounts::insert(&mut conn, &email, "(no password)", None, 0)
+            .await
+            .unwrap()
     }
 }
 

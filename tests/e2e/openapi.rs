@@ -207,7 +207,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_documents() {
             } else {
                 ""
             };
-            fuzz(instance, &authorization, config);
+            fuzz(instance, &authorization, config, &[]);
         }
     });
 }
@@ -246,9 +246,10 @@ impl Services<'_> {
 }
 
 /// Runs Schemathesis against `instance`'s served document with `authorization` on every
-/// request and `config` as its configuration file. Logging out would end the session the other
-/// operations are fuzzed with: it is tested by tests/e2e/api.rs instead.
-fn fuzz(instance: &Instance, authorization: &str, config: &str) {
+/// request and `config` as its configuration file, on the operations `options` (`--include-tag
+/// tasks`, ...) select, all when empty. Logging out would end the session the other operations
+/// are fuzzed with: it is tested by tests/e2e/api.rs instead.
+pub(crate) fn fuzz(instance: &Instance, authorization: &str, config: &str, options: &[&str]) {
     let name = instance.name();
     let dir = tempfile::tempdir().unwrap();
     let config_file = dir.path().join("schemathesis.toml");
@@ -282,6 +283,7 @@ fn fuzz(instance: &Instance, authorization: &str, config: &str) {
             "--header",
             &format!("Authorization: {authorization}"),
         ])
+        .args(options)
         .env("NO_COLOR", "1")
         // Where Schemathesis keeps its cache (`.schemathesis/`), not the repository.
         .current_dir(env!("CARGO_TARGET_TMPDIR"))

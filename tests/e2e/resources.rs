@@ -1,34 +1,106 @@
 //! Resources made by `saaskit generate resource` (docs/generate.md), black box over HTTP on SQLite
 //! and PostgreSQL: the three resources of `common::RESOURCES` on the default workspace (rows owned
-//! by organizations), which must build clippy-clean; then create, list with filters, sorting and
-//! pages, get, partial update, delete, references, validation, and another organization's rows
-//! answering 404.
+//! by organizations), which must build clippy-clean, with a committed OpenAPI document that
+//! `openapi --check` finds right and tests of their own that pass; then create, list with
+//! filters, sorting and pages, get, partial update, delete, references, validation, and another
+//! organization's rows answering 404; and Schemathesis on their endpoints, which finds no 5xx and
+//! no answer outside the document.
 
 use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::api::{register, str_of};
+use crate::api::{on_each_database, register, str_of};
 use crate::client::Instance;
 use crate::common::{RESOURCES, saaskit};
-use crate::support::{Database, cargo_beside, fresh_workspace, lint_beside, shared_target_dir};
+use crate::openapi::fuzz;
+use crate::support::{
+    Database, cargo_beside, cargo_beside_with, fresh_workspace, lint_beside, shared_target_dir,
+};
 
 #[test]
 fn generated_resources_build_clippy_clean_and_serve_their_owners_only() {
-    let (root, binary) = workspace_with_resources();
+    let workspace = workspace_with_resources();
     for db in [Database::sqlite(), Database::postgres()] {
-        let url = db.url();
-        // Plain-http cookies and no practical rate limit, as the api's own tests run it.
-        let env = [
-            ("DATABASE_URL", url.as_str()),
-            ("AUTH_COOKIE_SECURE", "false"),
-            ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "10000"),
-            ("RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE", "10000"),
-            ("RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", "10000"),
-        ];
-        let api = Instance::launch_in(&root, &binary, "api", &db, &env);
-        scenario(&api);
+        // The committed document, with the parts `generate` wrote, is the one the api serves.
+        let check = Command::new(&workspace.api)
+            .args(["openapi", "--check"])
+            .current_dir(&workspace.root)
+            .env("DATABASE_URL", db.url())
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "openapi --check on {}: {}",
+            db.kind(),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        scenario(&workspace.launch(&db));
     }
+}
+
+/// The tests `generate` wrote into the workspace (`crates/core/src/<resource>/tests.rs`) pass, on
+/// a SQLite file of their own and on PostgreSQL.
+#[test]
+fn the_tests_generated_in_the_workspace_pass_on_both_databases() {
+    let workspace = workspace_with_resources();
+    let package = format!(
+        "{}-core",
+        workspace.root.file_name().unwrap().to_string_lossy()
+    );
+    let filters: Vec<String> = RESOURCES
+        .iter()
+        .map(|spec| format!("{}::tests::", spec[0]))
+        .collect();
+    let mut args = vec!["test", "-p", &package, "--lib", "--"];
+    args.extend(filters.iter().map(String::as_str));
+    let postgres = Database::postgres();
+    let url = postgres.url();
+    for env in [vec![], vec![("TEST_DATABASE_URL", url.as_str())]] {
+        let output = cargo_beside_with(&workspace.root, &workspace.target, &args, &env);
+        // Two tests a resource: a filter that matched none would pass without testing anything.
+        let expected = format!("test result: ok. {} passed", 2 * RESOURCES.len());
+        assert!(output.contains(&expected), "{env:?}:\n{output}");
+    }
+}
+
+/// Schemathesis (tests/e2e/openapi.rs) on the resources' operations, with a customer's token:
+/// `{org}` is the customer's organization and each `{id}` a row of theirs, so that the fuzzer
+/// reaches the handlers rather than the membership check's 404.
+#[test]
+fn schemathesis_finds_no_server_error_on_the_generated_endpoints() {
+    let workspace = workspace_with_resources();
+    on_each_database(|db| {
+        let api = workspace.launch(db);
+        let ada = register(&api, "ada@example.com");
+        let org = personal_org(&api, &ada.access);
+        let base = format!("/api/orgs/{org}");
+        let project = create(
+            &api,
+            &ada.access,
+            &format!("{base}/projects"),
+            json!({"name": "Apollo", "archived": false}),
+        );
+        let label = json!({"title": "red", "color": "red", "hits": 1});
+        let label = create(&api, &ada.access, &format!("{base}/labels"), label);
+        let task = json!({
+            "title": "t", "done": false, "status": "open", "points": 1, "data": {},
+            "project_id": project["id"],
+        });
+        let task = create(&api, &ada.access, &format!("{base}/tasks"), task);
+        let mut config = format!("[parameters]\n\"path.org\" = \"{org}\"\n");
+        for (plural, row) in [("projects", project), ("labels", label), ("tasks", task)] {
+            config += &format!(
+                "\n[[operations]]\ninclude-path = \"/api/orgs/{{org}}/{plural}/{{id}}\"\n\
+                 parameters = {{ \"path.id\" = {} }}\n",
+                row["id"]
+            );
+        }
+        let tags = ["--include-tag-regex", "^(projects|labels|tasks)$"];
+        fuzz(&api, &format!("Bearer {}", ada.access), &config, &tags);
+    });
 }
 
 fn scenario(api: &Instance) {
@@ -230,19 +302,47 @@ fn list(api: &Instance, access: &str, path: &str) -> Value {
     get(api, access, path).expect_json(200)
 }
 
-/// The default workspace with the three resources, linted, and its api binary: built beside
-/// the default workspace's binaries (another `api`), sharing their compiled dependencies.
-fn workspace_with_resources() -> (PathBuf, PathBuf) {
-    let root = fresh_workspace("resources", &["--yes"]);
-    for spec in RESOURCES {
-        saaskit(&root)
-            .args(["generate", "resource"])
-            .args(*spec)
-            .assert()
-            .success();
+/// The default workspace with the three resources, linted, and its api binary.
+struct Workspace {
+    root: PathBuf,
+    /// Where its own artifacts go: beside the default workspace's binaries (another `api`),
+    /// sharing their compiled dependencies.
+    target: PathBuf,
+    api: PathBuf,
+}
+
+impl Workspace {
+    /// Its api on `db`, with plain-http cookies and no practical rate limit, as the api's own
+    /// tests run it.
+    fn launch<'db>(&self, db: &'db Database) -> Instance<'db> {
+        let url = db.url();
+        let env = [
+            ("DATABASE_URL", url.as_str()),
+            ("AUTH_COOKIE_SECURE", "false"),
+            ("RATE_LIMIT_AUTH_PER_IP_PER_MINUTE", "10000"),
+            ("RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE", "10000"),
+            ("RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", "10000"),
+        ];
+        Instance::launch_in(&self.root, &self.api, "api", db, &env)
     }
-    let target = shared_target_dir().with_file_name("generated-workspaces-resources");
-    lint_beside(&root, &target);
-    cargo_beside(&root, &target, &["build", "-p", "api"]);
-    (root, target.join("debug").join("api"))
+}
+
+/// Made once for the tests of this file.
+fn workspace_with_resources() -> &'static Workspace {
+    static WORKSPACE: OnceLock<Workspace> = OnceLock::new();
+    WORKSPACE.get_or_init(|| {
+        let root = fresh_workspace("resources", &["--yes"]);
+        for spec in RESOURCES {
+            saaskit(&root)
+                .args(["generate", "resource"])
+                .args(*spec)
+                .assert()
+                .success();
+        }
+        let target = shared_target_dir().with_file_name("generated-workspaces-resources");
+        lint_beside(&root, &target);
+        cargo_beside(&root, &target, &["build", "-p", "api"]);
+        let api = target.join("debug").join("api");
+        Workspace { root, target, api }
+    })
 }

@@ -62,15 +62,25 @@ pub fn cargo(root: &Path, args: &[&str]) {
 /// [`cargo`] with its own target directory `target` for the final artifacts (binaries of the same
 /// name as the default workspace's), sharing the compiled dependencies of the default workspace.
 pub fn cargo_beside(root: &Path, target: &Path, args: &[&str]) {
-    let build_dir = shared_target_dir();
-    let env = [
-        ("CARGO_TARGET_DIR", target.to_path_buf()),
-        ("CARGO_BUILD_BUILD_DIR", build_dir),
-    ];
-    run_cargo(root, args, &env);
+    cargo_beside_with(root, target, args, &[]);
 }
 
-fn run_cargo(root: &Path, args: &[&str], env: &[(&str, PathBuf)]) {
+/// [`cargo_beside`] with `env` too, for cargo and what it runs; what it printed.
+pub fn cargo_beside_with(
+    root: &Path,
+    target: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> String {
+    let mut all = vec![
+        ("CARGO_TARGET_DIR", target.to_path_buf()),
+        ("CARGO_BUILD_BUILD_DIR", shared_target_dir()),
+    ];
+    all.extend(env.iter().map(|(key, value)| (*key, PathBuf::from(value))));
+    run_cargo(root, args, &all)
+}
+
+fn run_cargo(root: &Path, args: &[&str], env: &[(&str, PathBuf)]) -> String {
     let output = Command::new(env!("CARGO"))
         .args(args)
         .current_dir(root)
@@ -86,7 +96,18 @@ fn run_cargo(root: &Path, args: &[&str], env: &[(&str, PathBuf)]) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// The clippy run a generated workspace must pass, as cargo's arguments.
+const CLIPPY: &[&str] = &[
+    "clippy",
+    "--workspace",
+    "--all-targets",
+    "--",
+    "-D",
+    "warnings",
+];
 
 /// rustfmt-clean and clippy-clean with `-D warnings`, as generated.
 pub fn lint(root: &Path) {
@@ -100,14 +121,7 @@ pub fn lint_beside(root: &Path, target: &Path) {
 
 fn lint_with(cargo: impl Fn(&[&str])) {
     cargo(&["fmt", "--all", "--", "--check"]);
-    cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
+    cargo(CLIPPY);
 }
 
 /// The default workspace, generated, checked and built once for all tests of this binary.
