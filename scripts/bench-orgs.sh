@@ -20,10 +20,13 @@
 #
 # Usage: scripts/bench-orgs.sh
 # Settings: DURATION=10, WARMUP=2, CONNECTIONS=32, ROUNDS=3, REQUESTS=500, BENCH_PIN=1,
-# CALLGRIND=1 (0: skip the callgrind part), THROUGHPUT=1 (0: skip wrk), API_BIN (an api binary of the default workspace to
-# measure instead of building one in release: a debug build's figures say how the two endpoints
-# compare, not what a release build serves). Needs the Rust toolchain, curl, python3, wrk and, for
-# instruction counts, valgrind (as root the script installs wrk and valgrind with apt-get).
+# CALLGRIND=1 (0: skip the callgrind part), THROUGHPUT=1 (0: skip wrk),
+# SAASKIT_BIN (a saaskit binary to generate the workspace with, instead of building this
+# repository's debug one), API_BIN (an api binary of the default workspace to measure instead of
+# building one in release: a debug build's figures say how the two endpoints compare, not what a
+# release build serves; the binary carries its migrations, so one of another commit measures that
+# commit). Needs the Rust toolchain, curl, python3, wrk and, for instruction counts, valgrind (as
+# root the script installs wrk and valgrind with apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -82,13 +85,20 @@ echo "wrk: ${warmup} s warm-up then ${duration} s measured, 1 thread, $connectio
 echo
 
 export CARGO_TARGET_DIR=$root/target/bench-workspaces
-echo "building saaskit and generating the default workspace; building its api (release)"
-cargo build --quiet --manifest-path "$root/Cargo.toml" --target-dir "$root/target" --bin saaskit
-"$root/target/debug/saaskit" new benchws --yes --output "$work/benchws" >/dev/null
+if [ -n "${SAASKIT_BIN:-}" ]; then
+    saaskit_bin=$(realpath "$SAASKIT_BIN")
+else
+    echo "building saaskit"
+    cargo build --quiet --manifest-path "$root/Cargo.toml" --target-dir "$root/target" --bin saaskit
+    saaskit_bin=$root/target/debug/saaskit
+fi
+echo "generating the default workspace with $saaskit_bin"
+"$saaskit_bin" new benchws --yes --output "$work/benchws" >/dev/null
 if [ -n "${API_BIN:-}" ]; then
     api_bin=$(realpath "$API_BIN")
     echo "measuring $api_bin (API_BIN), not a release build"
 else
+    echo "building its api (release)"
     (cd "$work/benchws" && cargo build --release --quiet -p api)
     api_bin=$CARGO_TARGET_DIR/release/api
 fi

@@ -42,6 +42,11 @@ fn organizations_get_their_overrides_and_rollout_in_requests_switched_to_them() 
 }
 
 #[test]
+fn a_removed_member_stops_getting_the_organizations_flags_at_once() {
+    on_each_database(with_stack(removed_member));
+}
+
+#[test]
 fn the_panel_lists_creates_edits_overrides_and_deletes_flags_with_csrf_checked_forms() {
     on_each_database(with_stack(panel));
 }
@@ -986,6 +991,66 @@ fn organizations(s: &Stack) {
             &[("rollout_percent", "100"), ("rollout_by", "team")],
         )
         .check(422);
+}
+
+/// A member's access token switched to an organization keeps its `org_id` claim after they are
+/// removed, up to its expiry: `GET /api/flags` checks the membership on each request, so the
+/// organization's override and its rollout stop applying to them with the removal, while its
+/// remaining member keeps both.
+fn removed_member(s: &Stack) {
+    let admin = &s.admin;
+    let root = &s.root.access;
+    let owner = &s.customer;
+    let team = new_org(s, owner, "Team");
+    let member = register(&s.api, "member@example.com");
+    let member_id = str_of(&member.user["id"]).to_string();
+    join(s.db, &team, &member_id, "member");
+    let in_team = switched(s, &member, &team);
+    let owner_in_team = switched(s, owner, &team);
+
+    // One flag on for the organization by its override, one by its rollout (100 %).
+    create_flag(
+        admin,
+        root,
+        json!({"key": "team-override", "enabled": false, "rollout_by": "org"}),
+    );
+    admin
+        .put(&format!(
+            "/api/admin/flags/team-override/org-overrides/{team}"
+        ))
+        .bearer(root)
+        .json(json!({"enabled": true}))
+        .send()
+        .expect(200);
+    create_flag(
+        admin,
+        root,
+        json!({"key": "team-rollout", "enabled": true, "rollout_by": "org", "rollout_percent": 100}),
+    );
+    let both_on = BTreeMap::from([
+        ("team-override".to_owned(), true),
+        ("team-rollout".to_owned(), true),
+    ]);
+    assert_eq!(flags_with(s, &in_team), both_on);
+
+    s.api
+        .delete(&format!("/api/orgs/{team}/members/{member_id}"))
+        .bearer(&owner.access)
+        .send()
+        .expect(204);
+    // The same token, at once: the flags of no organization (off, both rolled out by
+    // organization), as for their unswitched token.
+    let both_off = BTreeMap::from([
+        ("team-override".to_owned(), false),
+        ("team-rollout".to_owned(), false),
+    ]);
+    assert_eq!(flags_with(s, &in_team), both_off);
+    assert_eq!(flags_of(s, &member), both_off);
+    assert_eq!(flags_with(s, &owner_in_team), both_on);
+
+    // Back in the organization, the token counts again: the claim is checked, not spent.
+    join(s.db, &team, &member_id, "member");
+    assert_eq!(flags_with(s, &in_team), both_on);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@
 
 use serde_json::{Value, json};
 
-use crate::api::{Api, Session, now, on_each_database, register, str_of};
-use crate::client::{Instance, Reply, at_once};
+use crate::admin::{create_staff, staff_token, start_admin};
+use crate::api::{Api, PASSWORD, Session, now, on_each_database, register, str_of};
+use crate::client::{Instance, Reply, assert_keys, at_once};
 use crate::email::{Smtp, start};
 use crate::orgs::{
     assert_not_found, create, first_org_of_kind, join, remove, switched, user_id, verified,
@@ -82,6 +83,8 @@ fn organization_subscription(db: &Database) {
     // B has nothing of A's.
     let b_billing = org_billing(&api, &bob, &b).expect_json(200);
     assert_eq!(b_billing, json!({"subscription": null, "seats": 1}));
+
+    staff_read(db, &api, &a, &ada);
 
     // Seats follow the membership: a member joins, one is removed (and reads nothing more).
     let cleo = join(&api, &smtp, &ada, &a, "cleo@example.com", "admin");
@@ -248,6 +251,48 @@ fn subscribe(hooks: &Instance, tag: &str, reference: Option<&str>, org: Option<&
     );
     send(hooks, &created).expect_json(200);
     wait_for_status(hooks, &event, "processed");
+}
+
+/// The back office's JSON of organization `org` (module admin/org-billing),
+/// `GET /api/admin/orgs/{id}/subscription`: the subscription and seats its member `member` reads
+/// at the api, for staff who may view; 404 for an organization that does not exist, and nothing
+/// for a customer's token.
+fn staff_read(db: &Database, api: &Api, org: &str, member: &Session) {
+    let admin = start_admin(db, &[]);
+    create_staff(db, "support@example.com", "support").expect("support is created");
+    let support = staff_token(&admin, "support@example.com", PASSWORD).expect_json(201);
+    let support = str_of(&support["access_token"]);
+    let path = format!("/api/admin/orgs/{org}/subscription");
+
+    let shown = admin.get(&path).bearer(support).send().expect_json(200);
+    assert_keys(&shown, &["subscription", "seats"]);
+    assert_eq!(shown["seats"], 2, "{shown}");
+    let subscription = &shown["subscription"];
+    assert_eq!(subscription["id"], "sub_a", "{shown}");
+    assert_eq!(subscription["status"], "active", "{shown}");
+    assert_eq!(subscription["product_id"], "prod_pro", "the plan: {shown}");
+    assert_eq!(subscription["price_id"], "price_pro_monthly", "{shown}");
+    assert_eq!(subscription["unit_amount"], 2900, "{shown}");
+    assert_eq!(subscription["quantity"], 1, "{shown}");
+    // What the organization's members read, field for field, but for the api's `plan`: the name
+    // the api's plans configuration gives the price (the back office, as its page, shows the
+    // product).
+    let mut members_view = org_billing(api, member, org).expect_json(200);
+    let plan = members_view["subscription"]
+        .as_object_mut()
+        .unwrap()
+        .remove("plan");
+    assert_eq!(plan, Some(json!("pro")));
+    assert_eq!(shown, members_view);
+
+    admin
+        .get("/api/admin/orgs/00000000-0000-7000-8000-000000000000/subscription")
+        .bearer(support)
+        .send()
+        .expect_error(404, "not_found");
+    admin.get(&path).send().expect_error(401, "unauthorized");
+    let refused = admin.get(&path).bearer(&member.access).send();
+    refused.expect_error(403, "staff_token_required");
 }
 
 /// `GET /api/orgs/{org}/billing/subscription` as `who`.

@@ -472,6 +472,30 @@ fn row_level_security(db: &Database) {
     let bob = db.query_value("SELECT id FROM users WHERE email = 'bob@example.com'");
     assert_eq!(count(true, "app.user_id", &bob, "memberships"), "0");
     assert_eq!(count(true, "app.user_id", &ada, "memberships"), "1");
+    // The membership check's function (migration `orgs_membership_function`), as the app's
+    // role: a member's organization with their role, nothing for anyone else; the user it names
+    // for the policy ends with the statement's transaction, so the connection's next statement
+    // sees no membership. Without the commit, still in the transaction, the setting is there: what
+    // the last check would catch if the function's setting were not local.
+    let check = |org: &str, user: &str| {
+        db.query_value(&format!(
+            "SET ROLE {}; SELECT role || ' ' || name FROM org_membership('{org}', '{user}')",
+            role.name
+        ))
+    };
+    assert_eq!(check(&a, &ada), "owner Alpha Secret Works");
+    assert_eq!(check(&a, &bob), "");
+    assert_eq!(check(&b, &ada), "");
+    let after = |end: &str| {
+        db.query_value(&format!(
+            "SET ROLE {}; DO $$ BEGIN PERFORM * FROM org_membership('{a}', '{ada}'); END $$; \
+             {end} SELECT coalesce(current_setting('app.user_id', true), '') || ' ' || \
+             (SELECT count(*) FROM memberships WHERE org_id = '{a}')",
+            role.name
+        ))
+    };
+    assert_eq!(after(""), format!("{ada} 1"), "within the transaction");
+    assert_eq!(after("COMMIT;"), " 0", "after it");
     let forged = db.try_execute(&format!(
         "SET ROLE {}; SET LOCAL app.org_id = '{b}'; \
          INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) \
