@@ -14,10 +14,12 @@
 //! [`MAX_BATCH_BYTES`] of payload, and a request waits for at most the batch in progress and its
 //! own.
 //!
-//! One writer per instance. Several, tried on PostgreSQL, split the same arrivals into smaller
-//! batches that cost the database more per event, for no more events per second; SQLite has one
-//! writer at a time anyway. One writer stores up to [`MAX_BATCH_EVENTS`] events per commit, more
-//! than one instance's HTTP handling receives in the time a commit takes.
+//! On PostgreSQL, two batches may be written at once ([`POSTGRES_WRITERS`]): with the processing
+//! in the transaction, a batch's statements take about as long as its commit's log flush, and a
+//! lone writer would leave the database idle during one or the other; the second batch takes
+//! what arrived while the first was being written. (Before processing at receipt, when a batch
+//! was one statement, several writers only split the same arrivals into smaller batches that
+//! cost more per event.) SQLite has one writer at a time anyway: one there.
 //!
 //! Processing at receipt: when this instance processes events (its `webhooks.process` kind is
 //! registered, `WEBHOOKS_PROCESS_ON_RECEIPT` on), the batch's new events are processed in the
@@ -36,12 +38,12 @@
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::now_ms;
 use super::process::{Handlers, Received};
 use super::store::{self, Ingested, NewEvent, StoredAs};
-use crate::db::Database;
+use crate::db::{Backend, Database};
 use crate::error::BoxError;
 use crate::jobs::Jobs;
 
@@ -51,6 +53,9 @@ pub const MAX_BATCH_EVENTS: usize = 128;
 
 /// The most payload bytes one transaction stores; a larger event still goes, alone.
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The batches written at once on PostgreSQL (see the module's documentation).
+pub const POSTGRES_WRITERS: usize = 2;
 
 /// Requests that may wait for the writer before new ones wait for room in the queue.
 const QUEUE_CAPACITY: usize = 4 * MAX_BATCH_EVENTS;
@@ -110,7 +115,11 @@ impl Ingestor {
                 uuid::Uuid::now_v7().simple()
             ),
         };
-        tokio::spawn(write_batches(Arc::new(writer), arrivals));
+        let writers = match writer.db.backend() {
+            Backend::Postgres => POSTGRES_WRITERS,
+            Backend::Sqlite => 1,
+        };
+        tokio::spawn(write_batches(Arc::new(writer), arrivals, writers));
         Self { queue }
     }
 
@@ -125,9 +134,14 @@ impl Ingestor {
     }
 }
 
-/// The writer: forms a batch of what is queued, writes it, and again, until every [`Ingestor`]
-/// is gone and the queue is empty.
-async fn write_batches(writer: Arc<Writer>, mut arrivals: mpsc::Receiver<Delivery>) {
+/// The writer: forms a batch of what is queued as soon as one of its `writers` is free, writes
+/// it, and again, until every [`Ingestor`] is gone and the queue is empty.
+async fn write_batches(
+    writer: Arc<Writer>,
+    mut arrivals: mpsc::Receiver<Delivery>,
+    writers: usize,
+) {
+    let free = Arc::new(Semaphore::new(writers));
     // A delivery taken from the queue that did not fit in the previous batch.
     let mut left_over = None;
     loop {
@@ -137,6 +151,10 @@ async fn write_batches(writer: Arc<Writer>, mut arrivals: mpsc::Receiver<Deliver
                 Some(delivery) => delivery,
                 None => return,
             },
+        };
+        // Once a writer is free, the batch takes whatever arrived while none was.
+        let Ok(permit) = free.clone().acquire_owned().await else {
+            return;
         };
         let mut batch = Batch::new(first);
         while let Ok(delivery) = arrivals.try_recv() {
@@ -148,12 +166,15 @@ async fn write_batches(writer: Arc<Writer>, mut arrivals: mpsc::Receiver<Deliver
             }
         }
         // A task of its own, so that a panic loses this batch (its requests fail) rather than
-        // the writer.
+        // the writer; the writer is free again when it ends, however.
         let writer = writer.clone();
-        let written = tokio::spawn(async move { batch.write(&writer).await });
-        if let Err(error) = written.await {
-            tracing::error!(%error, "a batch of webhook events failed to be written");
-        }
+        tokio::spawn(async move {
+            let written = tokio::spawn(async move { batch.write(&writer).await });
+            if let Err(error) = written.await {
+                tracing::error!(%error, "a batch of webhook events failed to be written");
+            }
+            drop(permit);
+        });
     }
 }
 
