@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Durable ingestion of signed Stripe events by the generated webhooks service: how many events
 # per second `POST /api/webhooks/stripe` acknowledges (each answer 200 only once the event and its
-# job are committed), with latencies; then how long the service's worker takes until every event
+# processing, or its job, are committed), with latencies; then how long the service's worker takes until every event
 # is processed (or ignored), and whether any was lost. On SQLite and, when one answers on
 # 127.0.0.1:5432, on PostgreSQL (a fresh database for each run, dropped at the end).
 #
@@ -14,9 +14,11 @@
 # time, which must be answered `duplicate` and stored once), BACKENDS="sqlite postgres",
 # PROCESS_TIMEOUT=300 (seconds to wait for the worker after the load), BENCH_PIN=1 (0: no
 # taskset), BENCH_WORKSPACE (an existing generated workspace to measure instead of generating
-# one). DATABASE_MAX_CONNECTIONS, WEBHOOKS_JOBS_CONCURRENCY and JOBS_BATCH_SIZE, when set, are
-# passed to the service; otherwise it runs with its workspace's `.env` (10, 2 and 100 by
-# default). The events are processed by the service's jobs worker (`webhooks.process` jobs).
+# one). DATABASE_MAX_CONNECTIONS, WEBHOOKS_JOBS_CONCURRENCY, JOBS_BATCH_SIZE and
+# WEBHOOKS_PROCESS_ON_RECEIPT, when set, are passed to the service; otherwise it runs with its
+# workspace's `.env` (10, 2, 100 and true by default). The events are processed at receipt, in
+# the transaction that stores them, or (WEBHOOKS_PROCESS_ON_RECEIPT=false, or when that fails)
+# by the service's jobs worker (`webhooks.process` jobs).
 #
 # The load generator (scripts/bench/webhook-load) builds every body and signature before it
 # starts the clock, and sends each connection's next event as soon as the previous answer is in:
@@ -103,7 +105,8 @@ load=$CARGO_TARGET_DIR/release/webhook-load
 secret=$(sed -n 's/^STRIPE_WEBHOOK_SECRETS=//p' "$workspace/.env" | cut -d, -f1)
 [ -n "$secret" ] || { echo "no STRIPE_WEBHOOK_SECRETS in $workspace/.env" >&2; exit 1; }
 service_env=(RUST_LOG=warn)
-for key in DATABASE_MAX_CONNECTIONS WEBHOOKS_JOBS_CONCURRENCY JOBS_BATCH_SIZE; do
+for key in DATABASE_MAX_CONNECTIONS WEBHOOKS_JOBS_CONCURRENCY JOBS_BATCH_SIZE \
+    WEBHOOKS_PROCESS_ON_RECEIPT; do
     [ -z "${!key:-}" ] || service_env+=("$key=${!key}")
 done
 setting() { # the service's value of setting $1 (default $2): ours, else its .env's, else $2
@@ -113,7 +116,8 @@ setting() { # the service's value of setting $1 (default $2): ours, else its .en
 }
 echo "service settings: DATABASE_MAX_CONNECTIONS=$(setting DATABASE_MAX_CONNECTIONS 10)" \
     "WEBHOOKS_JOBS_CONCURRENCY=$(setting WEBHOOKS_JOBS_CONCURRENCY 2)" \
-    "JOBS_BATCH_SIZE=$(setting JOBS_BATCH_SIZE 100) RUST_LOG=warn"
+    "JOBS_BATCH_SIZE=$(setting JOBS_BATCH_SIZE 100)" \
+    "WEBHOOKS_PROCESS_ON_RECEIPT=$(setting WEBHOOKS_PROCESS_ON_RECEIPT true) RUST_LOG=warn"
 echo
 
 # cpu_ticks PID...: the user and system CPU time the processes used so far, in clock ticks.

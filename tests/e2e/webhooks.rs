@@ -81,6 +81,11 @@ fn a_worker_killed_mid_job_loses_nothing_and_applies_each_event_once() {
 }
 
 #[test]
+fn a_service_killed_mid_load_loses_no_acknowledged_event_and_applies_each_once() {
+    on_each_database(kill_nine_at_receipt);
+}
+
+#[test]
 fn several_instances_on_one_database_process_each_event_exactly_once() {
     on_each_database(several_instances);
 }
@@ -786,7 +791,9 @@ fn event_log(stack: &Stack) {
 
 /// Events queued and in flight when the service is killed with SIGKILL: after a restart every
 /// one is processed, and exactly one attempt of each succeeded (its effects committed once).
-/// The jobs the dead worker had leased are taken over when their lease (2 s) expires.
+/// The jobs the dead worker had leased are taken over when their lease (2 s) expires. The
+/// events go through the queue (processing at receipt off), whose jobs the kill interrupts;
+/// [`kill_nine_at_receipt`] kills the default, which processes them as it stores them.
 fn kill_nine(db: &Database) {
     const EVENTS: usize = 600;
     const SENDERS: usize = 8;
@@ -800,7 +807,11 @@ fn kill_nine(db: &Database) {
         // Short leases, so that the instance started after the kill takes the jobs over soon.
         let hooks = start_webhooks(
             db,
-            &[("WEBHOOKS_JOBS_CONCURRENCY", "1"), ("JOBS_LEASE_SECS", "2")],
+            &[
+                ("WEBHOOKS_JOBS_CONCURRENCY", "1"),
+                ("JOBS_LEASE_SECS", "2"),
+                ("WEBHOOKS_PROCESS_ON_RECEIPT", "false"),
+            ],
         );
         let burst = EVENTS << round;
         send_subscriptions(&hooks, "k", sent..sent + burst, SENDERS);
@@ -831,6 +842,121 @@ fn kill_nine(db: &Database) {
     }
 }
 
+/// The service killed with SIGKILL while eight senders are in the middle of a load, with the
+/// defaults (events processed at receipt): every event answered before the kill was already
+/// processed, and after a restart, the senders delivering every event again as Stripe does
+/// (the unanswered ones, and copies of the answered), each event is processed with exactly one
+/// succeeded attempt: nothing lost, nothing applied twice.
+fn kill_nine_at_receipt(db: &Database) {
+    const EVENTS: usize = 3_000;
+    const SENDERS: usize = 8;
+    let _api = Api::start(db, &[]);
+    let bodies: Vec<String> = (0..EVENTS)
+        .map(|n| subscription_body("r", n, "customer.subscription.created"))
+        .collect();
+    let hooks = start_webhooks(db, &[]);
+    let url = format!("{}/api/webhooks/stripe", hooks.base);
+    let answered = std::sync::Mutex::new(Vec::new());
+    let answers = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for first in 0..SENDERS {
+            let (url, bodies, answered, answers) = (&url, &bodies, &answered, &answers);
+            scope.spawn(move || {
+                // A client of its own: the instance goes away under it.
+                let agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(10)))
+                    .build()
+                    .new_agent();
+                for n in (first..EVENTS).step_by(SENDERS) {
+                    let body = &bodies[n];
+                    let reply = agent
+                        .post(url)
+                        .header("Stripe-Signature", header(SECRET, now(), body))
+                        .send(body.as_str());
+                    match reply {
+                        Ok(reply) if reply.status() == 200 => {
+                            answered.lock().unwrap().push(n);
+                            answers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        Ok(reply) => panic!("event {n} answered {}", reply.status()),
+                        // The service is gone: the rest is delivered after the restart.
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+        // Killed a third of the way in: requests in flight, batches being written.
+        let deadline = Instant::now() + PATIENCE * 2;
+        while answers.load(std::sync::atomic::Ordering::SeqCst) < EVENTS / 3 {
+            assert!(
+                Instant::now() < deadline,
+                "the load did not get a third of the way"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Dropping the instance sends SIGKILL and waits for the process to end.
+        drop(hooks);
+    });
+    let answered = answered.into_inner().unwrap();
+    assert!(
+        answered.len() < EVENTS,
+        "every event was answered before the kill"
+    );
+    // One query for them all: a process per query is slow.
+    let ids: Vec<String> = answered.iter().map(|n| format!("'evt_r_{n}'")).collect();
+    let processed = db.query_value(&format!(
+        "SELECT COUNT(*) FROM webhook_events WHERE status = 'processed' AND id IN ({})",
+        ids.join(", ")
+    ));
+    assert_eq!(
+        processed,
+        answered.len().to_string(),
+        "every event answered before the kill was processed"
+    );
+
+    let hooks = start_webhooks(db, &[]);
+    std::thread::scope(|scope| {
+        for first in 0..SENDERS {
+            let (hooks, bodies) = (&hooks, &bodies);
+            scope.spawn(move || {
+                for body in bodies.iter().skip(first).step_by(SENDERS) {
+                    send(hooks, body).expect_json(200);
+                }
+            });
+        }
+    });
+    wait_until_processed(&hooks, EVENTS, PATIENCE * 2);
+    let succeeded = db.query_value(
+        "SELECT COUNT(*) FROM webhook_attempts \
+         WHERE outcome = 'succeeded' AND event_id LIKE 'evt_r_%'",
+    );
+    assert_eq!(
+        succeeded,
+        EVENTS.to_string(),
+        "one succeeded attempt per event"
+    );
+    let events_with_one = db.query_value(
+        "SELECT COUNT(DISTINCT event_id) FROM webhook_attempts \
+         WHERE outcome = 'succeeded' AND event_id LIKE 'evt_r_%'",
+    );
+    assert_eq!(events_with_one, EVENTS.to_string());
+}
+
+/// A `customer.subscription.*` event `evt_<tag>_<n>` of subscription `sub_<tag>_<n>`, created
+/// now, for customer `cus_<tag>`.
+fn subscription_body(tag: &str, n: usize, kind: &str) -> String {
+    subscription_event(
+        &format!("evt_{tag}_{n}"),
+        kind,
+        now(),
+        &format!("sub_{tag}_{n}"),
+        &format!("cus_{tag}"),
+        "active",
+        false,
+    )
+}
+
 /// Sends `customer.subscription.created` events `evt_<tag>_<n>` for each `n` of `range`, from
 /// `senders` threads at once.
 fn send_subscriptions(hooks: &Instance, tag: &str, range: std::ops::Range<usize>, senders: usize) {
@@ -839,15 +965,7 @@ fn send_subscriptions(hooks: &Instance, tag: &str, range: std::ops::Range<usize>
             let range = range.clone();
             scope.spawn(move || {
                 for n in range.skip(first).step_by(senders) {
-                    let body = subscription_event(
-                        &format!("evt_{tag}_{n}"),
-                        "customer.subscription.created",
-                        now(),
-                        &format!("sub_{tag}_{n}"),
-                        &format!("cus_{tag}"),
-                        "active",
-                        false,
-                    );
+                    let body = subscription_body(tag, n, "customer.subscription.created");
                     send(hooks, &body).expect_json(200);
                 }
             });
