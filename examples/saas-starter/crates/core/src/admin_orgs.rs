@@ -141,6 +141,20 @@ async fn summary_in(conn: &mut AnyConnection, tenant: &TenantId) -> Result<OrgSu
     Ok(OrgSummary::from_row(&row)?)
 }
 
+/// The organization `org_id` with its member count, as the list shows it; 404 when there is
+/// none. For the sections other modules add to an organization (its subscription).
+pub async fn summary(
+    db: &Database,
+    staff: &Staff,
+    org_id: &str,
+) -> Result<OrgSummary, AdminOrgError> {
+    let tenant = tenant(staff, Permission::View, org_id)?;
+    let mut tx = begin_read(db, Scope::Tenant(tenant.as_str())).await?;
+    let organization = summary_in(&mut tx, &tenant).await?;
+    tx.commit().await?;
+    Ok(organization)
+}
+
 /// The organization `org_id` with its members and invitations; 404 when there is none.
 pub async fn find(db: &Database, staff: &Staff, org_id: &str) -> Result<OrgDetail, AdminOrgError> {
     let tenant = tenant(staff, Permission::View, org_id)?;

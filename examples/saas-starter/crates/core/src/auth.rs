@@ -176,6 +176,8 @@ pub struct Auth {
     /// What other modules do in the transaction that creates an account (see
     /// [`Auth::on_registration`]).
     registration_hooks: Arc<[RegistrationHook]>,
+    /// How a switched token's organization is checked (see [`Auth::active_organization`]).
+    membership_check: Option<MembershipCheck>,
     /// The session cookie this service reads and writes (see [`Auth::for_staff`]).
     cookie_name: Arc<str>,
     /// The sessions and tokens this value accepts and issues: customer-facing ones, or staff
@@ -199,6 +201,12 @@ struct Inner {
 /// A plain function: the hooks are known when `main.rs` starts the service.
 pub type RegistrationHook =
     for<'a> fn(&'a mut sqlx::AnyConnection, &'a User) -> BoxFuture<'a, Result<(), BoxError>>;
+
+/// Whether a user is, now, a member of an organization (organization's id, then user's id): the
+/// `orgs` module's check, for [`Auth::active_organization`]. A plain function, like
+/// [`RegistrationHook`]: auth does not know organizations, the module that does hands it over.
+pub type MembershipCheck =
+    for<'a> fn(&'a Database, &'a str, &'a str) -> BoxFuture<'a, Result<bool, BoxError>>;
 
 /// The access and refresh tokens a sign-in or a refresh returns.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -287,6 +295,7 @@ impl Auth {
             cookie_name: config.cookie_name(API_COOKIE),
             kind: Kind::Customer,
             registration_hooks: Arc::new([]),
+            membership_check: None,
             inner: Arc::new(Inner {
                 db,
                 config,
@@ -329,6 +338,7 @@ impl Auth {
             cookie_name: self.inner.config.cookie_name(STAFF_COOKIE),
             kind: Kind::Staff,
             registration_hooks: Arc::clone(&self.registration_hooks),
+            membership_check: self.membership_check,
         }
     }
 
@@ -347,6 +357,34 @@ impl Auth {
             registration_hooks: hooks,
             ..self
         }
+    }
+
+    /// This authentication with `check` deciding whether the organization of a switched access
+    /// token still counts ([`Auth::active_organization`]).
+    #[must_use]
+    pub fn check_memberships_with(self, check: MembershipCheck) -> Self {
+        Self {
+            membership_check: Some(check),
+            ..self
+        }
+    }
+
+    /// The organization `current`'s access token is switched to, if they are still a member of
+    /// it: for reads that trust the organization without an `{org}` path segment, and so without
+    /// the `Tenant` extractor's check (the feature flags). The token's claim was true when it was
+    /// issued; a member removed since keeps the token up to its expiry, so the claim alone would
+    /// keep showing them the organization's things. `None` without a claim, for a removed member,
+    /// and when no module checks memberships (no `orgs` module: no organization to be in). One
+    /// lookup, only for requests with a switched token.
+    pub async fn active_organization<'a>(
+        &self,
+        current: &'a CurrentUser,
+    ) -> Result<Option<&'a str>, BoxError> {
+        let (Some(org_id), Some(check)) = (current.org_id.as_deref(), self.membership_check) else {
+            return Ok(None);
+        };
+        let member = check(&self.inner.db, org_id, &current.user.id).await?;
+        Ok(member.then_some(org_id))
     }
 
     /// The public keys, for `GET /.well-known/jwks.json`.

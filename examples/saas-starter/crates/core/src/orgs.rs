@@ -58,8 +58,14 @@ impl OrgsConfig {
         }
     }
 
-    /// `auth` with the personal organization hooked into registration, when configured.
-    pub fn hook_registration(&self, auth: Auth) -> Auth {
+    /// `auth` with what organizations add to it: the personal organization hooked into
+    /// registration, when configured, and the membership check of access tokens switched to an
+    /// organization, for the reads that take the organization from the token
+    /// ([`Auth::active_organization`]).
+    pub fn hook(&self, auth: Auth) -> Auth {
+        let auth = auth.check_memberships_with(|db, org_id, user_id| {
+            Box::pin(async move { Ok(membership(db, org_id, user_id).await?.is_some()) })
+        });
         if self.personal_organization {
             auth.on_registration(|conn, user| Box::pin(create_personal(conn, user)))
         } else {
@@ -190,12 +196,14 @@ pub const PERMISSIONS: &[(Action, &[OrgRole])] = &[
 ];
 
 /// A request's organization: the user, a member of it, and their role there. Built by the
-/// `Tenant` extractor after one membership lookup.
+/// `Tenant` extractor after one membership lookup, which reads the organization's row too.
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub id: TenantId,
     pub user: CurrentUser,
     pub role: OrgRole,
+    /// The organization as the membership check read it, at the start of the request.
+    pub organization: Organization,
 }
 
 impl Tenant {
@@ -386,32 +394,36 @@ fn role_of(text: &str) -> Result<OrgRole, sqlx::Error> {
         .ok_or_else(|| sqlx::Error::Decode("memberships.role is not owner, admin or member".into()))
 }
 
-/// `user_id`'s role in `org_id`, if they are a member: the check of every org-scoped request,
-/// one lookup by primary key.
+/// The organization `org_id` as `user_id` sees it, with their role, if they are a member: the
+/// check of every org-scoped request. One statement, on the path [`Database::read_row`] gives
+/// the reads every request makes, which returns the organization's row with the membership so
+/// that a handler reading it (`GET /api/orgs/{org}`) needs no second query:
+///
+/// - SQLite: a join, looked up by both primary keys, on the calling thread (a read-only
+///   connection, a cached statement);
+/// - PostgreSQL: the `org_membership` function of migration `orgs_membership_function`, one
+///   round trip where `BEGIN`, `set_config`, the lookup and `COMMIT` were four: row-level
+///   security needs the user named in the transaction, and the function names it
+///   (`set_config(..., true)`) before its query runs, inside the statement's own transaction,
+///   which ends with the statement, so the pooled connection keeps no user for its next one.
 pub async fn membership(
     db: &Database,
     org_id: &str,
     user_id: &str,
-) -> Result<Option<OrgRole>, sqlx::Error> {
-    if db.backend() == Backend::Postgres {
-        // Row-level security needs the user named in a transaction: three more round trips
-        // (BEGIN, set_config, COMMIT) around the lookup; see docs/orgs.md for what it costs.
-        let mut tx = begin_read(db, Scope::User(user_id)).await?;
-        let row = sqlx::query("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
-            .bind(org_id)
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        return row
-            .map(|row| role_of(&row.try_get::<String, _>("role")?))
-            .transpose();
-    }
-    db.read_row(
-        "SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2",
-        &[Param::Text(org_id), Param::Text(user_id)],
-        |row| role_of(&row.text("role")?),
-    )
+) -> Result<Option<Organization>, sqlx::Error> {
+    let sql = match db.backend() {
+        Backend::Postgres => {
+            "SELECT role, id, name, slug, kind, created_at FROM org_membership($1, $2)"
+        }
+        Backend::Sqlite => {
+            "SELECT m.role, o.id, o.name, o.slug, o.kind, o.created_at \
+             FROM memberships m JOIN organizations o ON o.id = m.org_id \
+             WHERE m.org_id = $1 AND m.user_id = $2"
+        }
+    };
+    db.read_row(sql, &[Param::Text(org_id), Param::Text(user_id)], |row| {
+        Organization::from_row(row)
+    })
     .await
 }
 
@@ -432,11 +444,11 @@ pub async fn list_mine(db: &Database, user_id: &str) -> Result<Vec<Organization>
         .collect::<Result<_, _>>()?)
 }
 
-/// The organization of `tenant`, with the caller's role.
-pub async fn get(db: &Database, tenant: &Tenant) -> Result<Organization, OrgError> {
+/// The organization of `tenant`, with the caller's role: as the membership check read it, with
+/// no query of its own.
+pub fn get(tenant: &Tenant) -> Result<Organization, OrgError> {
     tenant.require(ReadOrganization)?;
-    let mut conn = db.pool().acquire().await?;
-    find_in(&mut conn, &tenant.id, tenant.role).await
+    Ok(tenant.organization.clone())
 }
 
 /// Creates an organization with `user` as its owner.

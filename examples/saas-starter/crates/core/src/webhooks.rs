@@ -7,6 +7,9 @@
 //!    other events arriving at the same time ([`ingest`]). Stripe gets its 2xx only once both
 //!    are committed; a repeated event id stores nothing and enqueues nothing, whether the copies
 //!    arrive one after another or at once.
+//!    By default the instance processes the batch's new events in that same transaction,
+//!    before it commits and answers ([`ingest`], "processing at receipt"): steps 2 and 3 then
+//!    happen there, with no job; if that fails, the batch is stored with its jobs as below.
 //! 2. The jobs worker ([`crate::jobs`]) of any instance of the service runs the event's
 //!    `webhooks.process` job ([`ProcessEvent`]): its first attempt in a batch of first
 //!    attempts, in a transaction that took their jobs off the queue (deleted, locked until it
@@ -30,7 +33,7 @@ pub mod store;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -60,6 +63,9 @@ pub struct WebhooksConfig {
     operations_api_key: Option<String>,
     /// The audit log's actor id of the key, `api-key:<WEBHOOKS_OPERATIONS_API_KEY_NAME>`.
     operations_api_key_actor: String,
+    /// Whether an instance that processes events does so in the transaction that stores them
+    /// ([`ingest`]), rather than through the queue.
+    process_on_receipt: bool,
 }
 
 impl WebhooksConfig {
@@ -99,6 +105,9 @@ impl WebhooksConfig {
         if key_name.trim().is_empty() || key_name.len() > 64 {
             env.record(KEY_NAME, "must be a name of 1 to 64 characters");
         }
+        // Off for handlers too slow to hold a request (calls to other services): they then run
+        // on the queue only, after the answer.
+        let process_on_receipt = env.optional("WEBHOOKS_PROCESS_ON_RECEIPT", true);
         Self {
             secrets,
             tolerance_secs: i64::try_from(tolerance_secs).unwrap_or(i64::MAX),
@@ -109,6 +118,7 @@ impl WebhooksConfig {
             },
             operations_api_key: Some(operations_api_key).filter(|key| !key.is_empty()),
             operations_api_key_actor: format!("{}{}", audit::API_KEY_PREFIX, key_name.trim()),
+            process_on_receipt,
         }
     }
 }
@@ -162,6 +172,9 @@ struct Inner {
     ingestor: ingest::Ingestor,
     /// The queue the events' jobs go on: replays wake its worker here.
     jobs: Jobs,
+    /// The handlers that process events at receipt ([`ingest`]), set by [`Webhooks::processor`]
+    /// when that is on.
+    receipt: Arc<OnceLock<Arc<Handlers>>>,
 }
 
 /// An event envelope as Stripe sends it: the fields ingestion reads before storing the payload
@@ -187,7 +200,13 @@ impl Webhooks {
     pub fn new(db: Database, config: WebhooksConfig, jobs: Jobs) -> Result<Self, SetupError> {
         let mut config = config;
         let secrets = config.secrets.take().ok_or(SetupError::InvalidConfig)?;
-        let ingestor = ingest::Ingestor::start(db.clone(), jobs.clone(), config.max_attempts);
+        let receipt = Arc::new(OnceLock::new());
+        let ingestor = ingest::Ingestor::start(
+            db.clone(),
+            jobs.clone(),
+            config.max_attempts,
+            receipt.clone(),
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
@@ -195,6 +214,7 @@ impl Webhooks {
                 config,
                 ingestor,
                 jobs,
+                receipt,
             }),
         })
     }
@@ -301,8 +321,15 @@ impl Webhooks {
     }
 
     /// The `webhooks.process` job kind, which processes events with `handlers`: register it
-    /// with the service's jobs worker (`job_handlers.register(...)`).
+    /// with the service's jobs worker (`job_handlers.register(...)`). From then on, unless
+    /// `WEBHOOKS_PROCESS_ON_RECEIPT` is off, this instance also processes the events it
+    /// receives as it stores them ([`ingest`]).
     pub fn processor(&self, handlers: Handlers) -> ProcessEvent {
+        let handlers = Arc::new(handlers);
+        if self.inner.config.process_on_receipt {
+            // Set once: a second processor (not something a service does) keeps the first's.
+            let _ = self.inner.receipt.set(handlers.clone());
+        }
         ProcessEvent::new(self.clone(), handlers)
     }
 }

@@ -190,6 +190,9 @@ async fn run() -> anyhow::Result<()> {
     // <<<begin:admin/orgs@routes>>>
     let app = app.merge(admin_orgs::routes(state.clone()));
     // <<<end:admin/orgs@routes>>>
+    // <<<begin:admin/org-billing@routes>>>
+    let app = app.merge(admin_org_billing::routes(state.clone()));
+    // <<<end:admin/org-billing@routes>>>
     // <<<begin:admin/outbox@routes>>>
     let app = app.merge(admin_outbox::routes(state.clone()));
     // <<<end:admin/outbox@routes>>>

@@ -1,6 +1,7 @@
 //! `GET /api/flags`: every feature flag as it is for the signed-in user, in the organization the
-//! access token is switched to if any, `{"flags": {"<key>": true, ...}}`. The flags are managed
-//! in the admin service; the rule that decides each one is in `saas_starter_core::flags`.
+//! access token is switched to if they are still a member of it, `{"flags": {"<key>": true,
+//! ...}}`. The flags are managed in the admin service; the rule that decides each one is in
+//! `saas_starter_core::flags`.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use saas_starter_core::ApiError;
-use saas_starter_core::auth::CurrentUser;
+use saas_starter_core::auth::{Auth, CurrentUser};
 use saas_starter_core::db::Database;
 use saas_starter_core::flags::{Target, values_for};
 use saas_starter_core::http::openapi::ErrorBody;
@@ -35,7 +36,8 @@ struct Flags {
 /// For the user the request is authenticated as (401 without credentials), including a customer
 /// being impersonated: staff then see what the customer sees. With an access token switched to
 /// an organization (`POST /api/orgs/{org}/switch`), the organization's overrides and rollout
-/// apply too.
+/// apply too, while the user is a member of it: the membership is checked on each request (a
+/// removed member gets the flags of no organization at once, not when the token expires).
 #[utoipa::path(get, path = "/api/flags", tag = "flags",
     security(("bearer" = []), ("session" = [])),
     responses(
@@ -43,10 +45,17 @@ struct Flags {
         (status = 401, description = "`unauthorized`: no valid token or session cookie", body = ErrorBody),
     ),
 )]
-async fn flags(State(db): State<Database>, current: CurrentUser) -> Result<Json<Flags>, ApiError> {
+async fn flags(
+    State(db): State<Database>,
+    State(auth): State<Auth>,
+    current: CurrentUser,
+) -> Result<Json<Flags>, ApiError> {
     let target = Target {
         user_id: &current.user.id,
-        org_id: current.org_id.as_deref(),
+        org_id: auth
+            .active_organization(&current)
+            .await
+            .map_err(ApiError::internal)?,
     };
     let flags = values_for(&db, target).await?;
     Ok(Json(Flags { flags }))

@@ -137,7 +137,7 @@ async fn run() -> anyhow::Result<()> {
     let job_handlers = job_handlers.register(auth.account_emails());
     // <<<end:auth@startup>>>
     // <<<begin:orgs@startup>>>
-    let auth = orgs_config.hook_registration(auth);
+    let auth = orgs_config.hook(auth);
     let job_handlers = job_handlers.register(InvitationEmails::new(mailer.clone()));
     // <<<end:orgs@startup>>>
     // <<<begin:security/rate-limiting@startup>>>

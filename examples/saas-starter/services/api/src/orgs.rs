@@ -141,8 +141,8 @@ async fn list(
         (status = 404, description = "`not_found`: no such organization among the caller's (another organization's anything is 404, never 403)", body = ErrorBody),
     ),
 )]
-async fn show(State(db): State<Database>, tenant: Tenant) -> Result<Json<Organization>, ApiError> {
-    Ok(Json(orgs::get(&db, &tenant).await?))
+async fn show(tenant: Tenant) -> Result<Json<Organization>, ApiError> {
+    Ok(Json(orgs::get(&tenant)?))
 }
 
 #[utoipa::path(patch, path = "/api/orgs/{org}", tag = "orgs", operation_id = "update_organization",

@@ -1,10 +1,11 @@
 //! The HTTP side of [`crate::orgs`]: [`Tenant`] as an axum extractor, for the routes with an
 //! `{org}` path segment. It authenticates the request (401 without credentials), then looks the
-//! membership up once, by primary key: a caller who is not a member of the organization named
-//! in the path (another organization's member, a removed member, an unknown or guessed id)
-//! gets 404, the answer a missing organization gets, so that nothing tells them it exists.
-//! An access token switched to an organization (`POST /api/orgs/{org}/switch`) is for that
-//! organization only: with another one in the path, 404 too.
+//! membership up once, by primary key, with the organization's row (`orgs::membership`): a
+//! caller who is not a member of the organization named in the path (another organization's
+//! member, a removed member, an unknown or guessed id) gets 404, the answer a missing
+//! organization gets, so that nothing tells them it exists. An access token switched to an
+//! organization (`POST /api/orgs/{org}/switch`) is for that organization only: with another one
+//! in the path, 404 too.
 
 use std::collections::HashMap;
 
@@ -44,13 +45,14 @@ where
             return Err(ApiError::NotFound("organization"));
         }
         let db = Database::from_ref(state);
-        let role = orgs::membership(&db, &org_id, &user.user.id)
+        let organization = orgs::membership(&db, &org_id, &user.user.id)
             .await?
             .ok_or(ApiError::NotFound("organization"))?;
         Ok(Tenant {
             id: TenantId::checked(org_id),
             user,
-            role,
+            role: organization.role,
+            organization,
         })
     }
 }

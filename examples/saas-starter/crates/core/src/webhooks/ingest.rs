@@ -14,23 +14,37 @@
 //! [`MAX_BATCH_BYTES`] of payload, and a request waits for at most the batch in progress and its
 //! own.
 //!
-//! One writer per instance. Several, tried on PostgreSQL, split the same arrivals into smaller
-//! batches that cost the database more per event, for no more events per second; SQLite has one
-//! writer at a time anyway. One writer stores up to [`MAX_BATCH_EVENTS`] events per commit, more
-//! than one instance's HTTP handling receives in the time a commit takes.
+//! On PostgreSQL, two batches may be written at once ([`POSTGRES_WRITERS`]): with the processing
+//! in the transaction, a batch's statements take about as long as its commit's log flush, and a
+//! lone writer would leave the database idle during one or the other; the second batch takes
+//! what arrived while the first was being written. (Before processing at receipt, when a batch
+//! was one statement, several writers only split the same arrivals into smaller batches that
+//! cost more per event.) SQLite has one writer at a time anyway: one there.
+//!
+//! Processing at receipt: when this instance processes events (its `webhooks.process` kind is
+//! registered, `WEBHOOKS_PROCESS_ON_RECEIPT` on), the batch's new events are processed in the
+//! transaction that stores them ([`process::Received`]): their handlers run, and they are stored
+//! already `processed` (or `ignored`) with their first attempt, and no job. One commit, one log
+//! flush, per batch for both, where storing then processing took two transactions, a job row
+//! and its payload written then deleted, and a read of the events back. Should anything fail (a
+//! handler's error, a deadlock with another instance's batch), the transaction rolls back as if
+//! it never ran and the batch is stored again as before: `pending`, with jobs, for the queue's
+//! retries. The answers still wait for the commit.
 //!
 //! Idempotence is unchanged: copies of one event within a batch are stored once (the first copy
 //! is answered `received`, the others `duplicate`), and across batches, requests and instances
 //! the unique index on the event id decides.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::now_ms;
-use super::store::{self, Ingested, NewEvent};
-use crate::db::Database;
+use super::process::{Handlers, Received};
+use super::store::{self, Ingested, NewEvent, StoredAs};
+use crate::db::{Backend, Database};
+use crate::error::BoxError;
 use crate::jobs::Jobs;
 
 /// The most events one transaction stores: enough that a batch amortises its commit over many
@@ -39,6 +53,9 @@ pub const MAX_BATCH_EVENTS: usize = 128;
 
 /// The most payload bytes one transaction stores; a larger event still goes, alone.
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The batches written at once on PostgreSQL (see the module's documentation).
+pub const POSTGRES_WRITERS: usize = 2;
 
 /// Requests that may wait for the writer before new ones wait for room in the queue.
 const QUEUE_CAPACITY: usize = 4 * MAX_BATCH_EVENTS;
@@ -76,15 +93,33 @@ struct Delivery {
 
 impl Ingestor {
     /// Starts the writer (on the current tokio runtime). Each event's job gets `max_attempts`;
-    /// this instance's jobs worker is woken after a batch stored at least one event.
-    pub(super) fn start(db: Database, jobs: Jobs, max_attempts: i64) -> Self {
+    /// this instance's jobs worker is woken after a batch queued at least one. Once `receipt`
+    /// holds handlers, events are processed at receipt with them.
+    pub(super) fn start(
+        db: Database,
+        jobs: Jobs,
+        max_attempts: i64,
+        receipt: Arc<OnceLock<Arc<Handlers>>>,
+    ) -> Self {
         let (queue, arrivals) = mpsc::channel(QUEUE_CAPACITY);
         let writer = Writer {
             db,
             jobs,
             max_attempts,
+            receipt,
+            // Named like the jobs worker's loops (`<process id>-<instance>/<loop>`), so that
+            // an attempt's worker tells the instance either way.
+            worker: format!(
+                "{}-{}/receipt",
+                std::process::id(),
+                uuid::Uuid::now_v7().simple()
+            ),
         };
-        tokio::spawn(write_batches(Arc::new(writer), arrivals));
+        let writers = match writer.db.backend() {
+            Backend::Postgres => POSTGRES_WRITERS,
+            Backend::Sqlite => 1,
+        };
+        tokio::spawn(write_batches(Arc::new(writer), arrivals, writers));
         Self { queue }
     }
 
@@ -99,9 +134,14 @@ impl Ingestor {
     }
 }
 
-/// The writer: forms a batch of what is queued, writes it, and again, until every [`Ingestor`]
-/// is gone and the queue is empty.
-async fn write_batches(writer: Arc<Writer>, mut arrivals: mpsc::Receiver<Delivery>) {
+/// The writer: forms a batch of what is queued as soon as one of its `writers` is free, writes
+/// it, and again, until every [`Ingestor`] is gone and the queue is empty.
+async fn write_batches(
+    writer: Arc<Writer>,
+    mut arrivals: mpsc::Receiver<Delivery>,
+    writers: usize,
+) {
+    let free = Arc::new(Semaphore::new(writers));
     // A delivery taken from the queue that did not fit in the previous batch.
     let mut left_over = None;
     loop {
@@ -111,6 +151,10 @@ async fn write_batches(writer: Arc<Writer>, mut arrivals: mpsc::Receiver<Deliver
                 Some(delivery) => delivery,
                 None => return,
             },
+        };
+        // Once a writer is free, the batch takes whatever arrived while none was.
+        let Ok(permit) = free.clone().acquire_owned().await else {
+            return;
         };
         let mut batch = Batch::new(first);
         while let Ok(delivery) = arrivals.try_recv() {
@@ -122,12 +166,15 @@ async fn write_batches(writer: Arc<Writer>, mut arrivals: mpsc::Receiver<Deliver
             }
         }
         // A task of its own, so that a panic loses this batch (its requests fail) rather than
-        // the writer.
+        // the writer; the writer is free again when it ends, however.
         let writer = writer.clone();
-        let written = tokio::spawn(async move { batch.write(&writer).await });
-        if let Err(error) = written.await {
-            tracing::error!(%error, "a batch of webhook events failed to be written");
-        }
+        tokio::spawn(async move {
+            let written = tokio::spawn(async move { batch.write(&writer).await });
+            if let Err(error) = written.await {
+                tracing::error!(%error, "a batch of webhook events failed to be written");
+            }
+            drop(permit);
+        });
     }
 }
 
@@ -136,6 +183,10 @@ struct Writer {
     db: Database,
     jobs: Jobs,
     max_attempts: i64,
+    /// The handlers that process events at receipt, once registered (and if enabled).
+    receipt: Arc<OnceLock<Arc<Handlers>>>,
+    /// The attempts at receipt's worker.
+    worker: String,
 }
 
 /// Deliveries stored in one transaction.
@@ -185,12 +236,6 @@ impl Batch {
                 vec![Err(error); events.len()]
             }
         };
-        if outcomes
-            .iter()
-            .any(|outcome| matches!(outcome, Ok(Ingested::Stored)))
-        {
-            writer.jobs.wake();
-        }
         for (delivery, outcome) in self.deliveries.into_iter().zip(outcomes) {
             let event = &delivery.event;
             match outcome {
@@ -225,12 +270,61 @@ async fn store_events(writer: &Writer, events: &[&PendingEvent]) -> sqlx::Result
             payload: &event.payload,
         })
         .collect();
-    let stored = {
-        let db = &writer.db;
-        let _turn = db.turns().take().await;
-        store::ingest(db, &distinct, writer.max_attempts, now_ms()).await?
+    let db = &writer.db;
+    let _turn = db.turns().take().await;
+    let processed = match writer.receipt.get() {
+        Some(handlers) => match store_processed(writer, handlers, &distinct).await {
+            Ok(stored) => Some(stored),
+            Err(error) => {
+                tracing::info!(%error, events = distinct.len(), "processing at receipt failed; the events go through the queue");
+                None
+            }
+        },
+        None => None,
+    };
+    let stored = match processed {
+        Some(stored) => stored,
+        None => {
+            let stored = store::ingest(db, &distinct, writer.max_attempts, now_ms()).await?;
+            if !stored.is_empty() {
+                writer.jobs.wake();
+            }
+            stored
+        }
     };
     Ok(outcomes(&ids, &firsts, &stored))
+}
+
+/// Stores `events` and processes the new ones in one transaction, with `handlers`; the ids it
+/// stored. Nothing is written if it fails. The caller holds the database's turn.
+async fn store_processed(
+    writer: &Writer,
+    handlers: &Handlers,
+    events: &[NewEvent<'_>],
+) -> Result<HashSet<String>, BoxError> {
+    let received = Received::prepare(handlers, events);
+    let started_at_ms = now_ms();
+    let mut tx = writer.db.begin_write().await?;
+    let as_processed = StoredAs::Processed(received.statuses());
+    let stored: HashSet<String> =
+        store::insert_events(&mut tx, events, &as_processed, started_at_ms)
+            .await?
+            .into_iter()
+            .collect();
+    received.apply(&stored, &mut tx).await?;
+    let ids: Vec<&str> = events
+        .iter()
+        .map(|event| event.id)
+        .filter(|id| stored.contains(*id))
+        .collect();
+    store::record_first_attempts(&mut tx, &ids, &writer.worker, started_at_ms, now_ms()).await?;
+    tx.commit().await?;
+    for (event, status) in events.iter().zip(received.statuses()) {
+        if stored.contains(event.id) {
+            tracing::info!(event = %event.id, %status, "event processed");
+        }
+    }
+    Ok(stored)
 }
 
 /// For each id, whether it is the first with its value: the copy that is stored.

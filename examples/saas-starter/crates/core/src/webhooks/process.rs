@@ -47,13 +47,24 @@ pub struct Event {
 
 impl Event {
     fn from_stored(stored: &StoredEvent) -> Self {
+        Self::parse(
+            &stored.id,
+            &stored.event_type,
+            stored.created,
+            stored.livemode,
+            &stored.payload,
+        )
+    }
+
+    /// The event with its `payload` (the body as received) parsed.
+    fn parse(id: &str, event_type: &str, created: i64, livemode: bool, payload: &str) -> Self {
         Self {
-            id: stored.id.clone(),
-            event_type: stored.event_type.clone(),
-            created: stored.created,
-            livemode: stored.livemode,
+            id: id.to_owned(),
+            event_type: event_type.to_owned(),
+            created,
+            livemode,
             // Stored only after it parsed: `Null` means the row was edited by hand.
-            payload: serde_json::from_str(&stored.payload).unwrap_or(serde_json::Value::Null),
+            payload: serde_json::from_str(payload).unwrap_or(serde_json::Value::Null),
         }
     }
 
@@ -129,7 +140,7 @@ impl Handlers {
         self
     }
 
-    fn get(&self, event_type: &str) -> Option<&Arc<dyn Handler>> {
+    pub(super) fn get(&self, event_type: &str) -> Option<&Arc<dyn Handler>> {
         self.by_type.get(event_type)
     }
 }
@@ -177,10 +188,9 @@ enum Ending {
 
 impl ProcessEvent {
     /// Starts the processing task (on the current tokio runtime).
-    pub(super) fn new(webhooks: Webhooks, handlers: Handlers) -> Self {
+    pub(super) fn new(webhooks: Webhooks, handlers: Arc<Handlers>) -> Self {
         let (queue, requests) = mpsc::channel(MAX_BATCH);
         let requests = Arc::new(Mutex::new(requests));
-        let handlers = Arc::new(handlers);
         // Two, so that one batch's round trips overlap the other's commit on PostgreSQL; on
         // SQLite they take turns.
         for _ in 0..PROCESSING_TASKS {
@@ -477,6 +487,62 @@ async fn process_all(
         .collect())
 }
 
+/// Events about to be stored and processed in one transaction, at their receipt
+/// (`ingest`): each one's status, and the ones with a handler parsed for it. Prepared before
+/// the transaction, which on SQLite holds the write lock.
+pub(super) struct Received<'a> {
+    statuses: Vec<Status>,
+    /// The events with a handler, in order.
+    handled: Vec<Handled<'a>>,
+}
+
+impl<'a> Received<'a> {
+    pub(super) fn prepare(handlers: &'a Handlers, events: &[store::NewEvent<'_>]) -> Self {
+        let mut statuses = Vec::with_capacity(events.len());
+        let mut handled = Vec::new();
+        for event in events {
+            match handlers.get(event.event_type) {
+                Some(handler) => {
+                    statuses.push(Status::Processed);
+                    let event = Event::parse(
+                        event.id,
+                        event.event_type,
+                        event.created,
+                        event.livemode,
+                        event.payload,
+                    );
+                    handled.push(Handled {
+                        handler: handler.as_ref(),
+                        event,
+                    });
+                }
+                None => statuses.push(Status::Ignored),
+            }
+        }
+        Self { statuses, handled }
+    }
+
+    /// The status each event is stored in, in order.
+    pub(super) fn statuses(&self) -> &[Status] {
+        &self.statuses
+    }
+
+    /// Applies the effects of the events that `stored` says were inserted (the others were
+    /// stored before: duplicates, already processed), in their order, on `conn`.
+    pub(super) async fn apply(
+        &self,
+        stored: &HashSet<String>,
+        conn: &mut AnyConnection,
+    ) -> Result<(), HandlerError> {
+        let to_apply: Vec<&Handled<'_>> = self
+            .handled
+            .iter()
+            .filter(|handled| stored.contains(handled.event.id.as_str()))
+            .collect();
+        apply_runs(&to_apply, conn).await
+    }
+}
+
 /// An event to process: as stored, with its handler if its type has one, and the worker of the
 /// attempt.
 type Item<'a> = (&'a StoredEvent, Option<&'a Handled<'a>>, &'a str);
@@ -553,7 +619,7 @@ mod tests {
     use crate::config::Env;
     use crate::db::{Database, DatabaseConfig};
     use crate::jobs::{Jobs, JobsConfig};
-    use crate::webhooks::WebhooksConfig;
+    use crate::webhooks::{Ingested, WebhooksConfig};
 
     /// Succeeds without effects.
     struct Accepting;
@@ -586,15 +652,12 @@ mod tests {
         (event.summary.status, event.summary.attempts)
     }
 
-    /// Events stored together are claimed in one batch of the queue; each ends in its own
-    /// status, a failure recorded against its own event only, and the failed one dead-lettered
-    /// with its job after its last attempt.
-    #[tokio::test]
-    async fn each_event_of_a_batch_ends_in_its_own_status() {
-        let dir = std::env::temp_dir().join(format!("shared-process-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+    /// A webhooks setup on a fresh SQLite database in `dir`, with `settings` added: two
+    /// attempts, short retries, the queue polled often.
+    async fn setup(dir: &std::path::Path, settings: &[(&str, &str)]) -> (Database, Jobs, Webhooks) {
+        let _ = std::fs::remove_dir_all(dir);
         let url = format!("sqlite://{}/test.db?mode=rwc", dir.display());
-        let mut env = Env::from_vars([
+        let mut vars = vec![
             ("DATABASE_URL", url.as_str()),
             // A test secret, which production would refuse.
             ("APP_ENV", "development"),
@@ -604,7 +667,9 @@ mod tests {
             ("WEBHOOKS_RETRY_MAX_MS", "20"),
             ("JOBS_POLL_INTERVAL_MS", "20"),
             ("JOBS_PURGE_SCHEDULE", "off"),
-        ]);
+        ];
+        vars.extend_from_slice(settings);
+        let mut env = Env::from_vars(vars);
         let db_config = DatabaseConfig::from_env(&mut env);
         let jobs_config = JobsConfig::from_env(&mut env, "TEST");
         let config = WebhooksConfig::from_env(&mut env);
@@ -613,6 +678,21 @@ mod tests {
         db.migrate().await.unwrap();
         let jobs = Jobs::new(db.clone(), jobs_config, "TEST");
         let webhooks = Webhooks::new(db.clone(), config, jobs.clone()).unwrap();
+        (db, jobs, webhooks)
+    }
+
+    fn body(id: &str, event_type: &str) -> String {
+        format!(r#"{{"id":"{id}","type":"{event_type}","created":1700000000}}"#)
+    }
+
+    /// Events stored together are claimed in one batch of the queue; each ends in its own
+    /// status, a failure recorded against its own event only, and the failed one dead-lettered
+    /// with its job after its last attempt.
+    #[tokio::test]
+    async fn each_event_of_a_batch_ends_in_its_own_status() {
+        let dir = std::env::temp_dir().join(format!("shared-process-test-{}", std::process::id()));
+        // The events are queued before the processor exists: nothing processes them at receipt.
+        let (db, jobs, webhooks) = setup(&dir, &[]).await;
         let events = [
             ("evt_1", "test.accepted", "processed", 1),
             ("evt_2", "test.refused", "dead_letter", 2),
@@ -621,8 +701,10 @@ mod tests {
         ];
         // All queued before the worker starts, so that its first claim takes them together.
         for (id, event_type, _, _) in events {
-            let body = format!(r#"{{"id":"{id}","type":"{event_type}","created":1700000000}}"#);
-            webhooks.ingest(body.as_bytes()).await.unwrap();
+            webhooks
+                .ingest(body(id, event_type).as_bytes())
+                .await
+                .unwrap();
         }
 
         let handlers = Handlers::new()
@@ -653,5 +735,106 @@ mod tests {
         let expected: Vec<i64> = events.iter().map(|(_, _, _, n)| *n).collect();
         assert_eq!(attempts, expected);
         assert_eq!(dead, [job_key("evt_2")]);
+    }
+
+    /// Inserts a row of `effects` per event: what a handler's effects look like.
+    struct Recording;
+
+    impl Handler for Recording {
+        fn handle<'a>(
+            &'a self,
+            event: &'a Event,
+            conn: &'a mut AnyConnection,
+        ) -> BoxFuture<'a, Result<(), HandlerError>> {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO effects (event_id) VALUES ($1)")
+                    .bind(&event.id)
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        }
+    }
+
+    /// With the processor registered, events are processed as they are stored: answered
+    /// already processed (or ignored), with their attempt and no job, their copies applied
+    /// never. A batch with a failing event is rolled back and stored for the queue instead,
+    /// whose retries end it; every effect is applied once.
+    #[tokio::test]
+    async fn events_are_processed_at_receipt_and_failures_go_through_the_queue() {
+        let dir = std::env::temp_dir().join(format!("shared-receipt-test-{}", std::process::id()));
+        let (db, jobs, webhooks) = setup(&dir, &[]).await;
+        sqlx::query("CREATE TABLE effects (event_id TEXT NOT NULL)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let handlers = Handlers::new()
+            .on(&["test.recorded"], Recording)
+            .on(&["test.refused"], Refusing);
+        let job_handlers = jobs.handlers().register(webhooks.processor(handlers));
+        let jobs_left = || async {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+            count
+        };
+
+        // One by one, each its own batch, before any worker runs.
+        for (id, event_type) in [("evt_1", "test.recorded"), ("evt_2", "test.unhandled")] {
+            let stored = webhooks.ingest(body(id, event_type).as_bytes()).await;
+            assert_eq!(stored.unwrap(), Ingested::Stored);
+        }
+        let copy = body("evt_1", "test.recorded");
+        let copy = webhooks.ingest(copy.as_bytes()).await;
+        assert_eq!(copy.unwrap(), Ingested::Duplicate);
+        assert_eq!(status_of(&db, "evt_1").await, ("processed".into(), 1));
+        assert_eq!(status_of(&db, "evt_2").await, ("ignored".into(), 1));
+        assert_eq!(jobs_left().await, 0);
+
+        // At once: batched together, or not, as they reach the writer. A batch holding evt_5
+        // fails and goes through the queue.
+        let ids = ["evt_3", "evt_4", "evt_5", "evt_6"];
+        let bodies: Vec<String> = ids
+            .iter()
+            .map(|id| match *id {
+                "evt_5" => body(id, "test.refused"),
+                _ => body(id, "test.recorded"),
+            })
+            .collect();
+        let stored = futures_util::future::join_all(
+            bodies.iter().map(|body| webhooks.ingest(body.as_bytes())),
+        )
+        .await;
+        assert!(stored.iter().all(|s| matches!(s, Ok(Ingested::Stored))));
+        assert_eq!(status_of(&db, "evt_5").await, ("pending".into(), 0));
+
+        let worker = jobs.start_worker(job_handlers).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while status_of(&db, "evt_5").await.0 != "dead_letter" {
+            assert!(Instant::now() < deadline, "evt_5 is not dead_letter");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for id in ["evt_3", "evt_4", "evt_6"] {
+            while status_of(&db, id).await.0 != "processed" {
+                assert!(Instant::now() < deadline, "{id} is not processed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let effects: Vec<String> =
+            sqlx::query_scalar("SELECT event_id FROM effects ORDER BY event_id")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        let mut attempts = Vec::new();
+        for id in ["evt_1", "evt_3", "evt_4", "evt_6"] {
+            attempts.push(status_of(&db, id).await.1);
+        }
+        worker.shutdown().await;
+        db.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+
+        assert_eq!(effects, ["evt_1", "evt_3", "evt_4", "evt_6"]);
+        assert_eq!(attempts, [1, 1, 1, 1]);
     }
 }

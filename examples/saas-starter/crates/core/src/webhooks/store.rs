@@ -99,73 +99,150 @@ pub async fn ingest(
     if events.is_empty() {
         return Ok(HashSet::new());
     }
-    let received_at = now_ms / 1000;
     let mut tx = db.begin_write().await?;
-    let stored: Vec<String> = match db.backend() {
+    let stored = insert_events(&mut tx, events, &StoredAs::Queued { max_attempts }, now_ms).await?;
+    tx.commit().await?;
+    Ok(stored.into_iter().collect())
+}
+
+/// The status the events of [`insert_events`] are stored in.
+pub enum StoredAs<'a> {
+    /// `pending`, each with its `webhooks.process` job of `max_attempts`.
+    Queued { max_attempts: i64 },
+    /// Already processed, in the inserting transaction, before it commits: each in its status
+    /// (`processed` or `ignored`, in the events' order), with one attempt and no job. The
+    /// attempts are recorded by [`record_first_attempts`] once the handlers ran.
+    Processed(&'a [Status]),
+}
+
+/// Inserts `events` and their payloads on `conn` (in a transaction), skipping the ids stored
+/// before, in `stored`'s status; returns the ids it inserted. The ids must be distinct.
+pub async fn insert_events(
+    conn: &mut AnyConnection,
+    events: &[NewEvent<'_>],
+    stored: &StoredAs<'_>,
+    now_ms: i64,
+) -> sqlx::Result<Vec<String>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let received_at = now_ms / 1000;
+    let (statuses, attempts, processed_at) = match stored {
+        StoredAs::Queued { .. } => (None, 0, None),
+        StoredAs::Processed(statuses) => (Some(*statuses), 1, Some(received_at)),
+    };
+    let status_of = |n: usize| statuses.map_or(Status::Pending, |statuses| statuses[n]);
+    if conn.backend_name() == "PostgreSQL" {
         // One statement, so one round trip, for the events, their payloads and their jobs: the
         // payloads' and the jobs' inserts take the ids the events' inserted, and only those.
         // The job is the one `event_job` makes: its payload the id as JSON, its unique key
         // `job_key`'s.
-        Backend::Postgres => {
-            let sql = format!(
-                "WITH new (id, type, created, livemode, payload) AS (VALUES {}), \
-                 stored AS ( \
-                     INSERT INTO webhook_events \
-                         (id, type, created, livemode, received_at, status) \
-                     SELECT id, type, created, livemode, $1, 'pending' FROM new \
-                     ON CONFLICT (id) DO NOTHING RETURNING id), \
-                 payloads AS ( \
-                     INSERT INTO webhook_payloads (event_id, payload) \
-                     SELECT id, payload FROM new JOIN stored USING (id)), \
-                 job_rows AS ( \
-                     SELECT row_number() OVER () AS n, $4::text AS kind, \
-                         to_json(id)::text AS payload, $2::bigint AS max_attempts, \
-                         $3::bigint AS run_at_ms, $5::text || id AS unique_key, \
-                         $3::bigint AS created_at_ms \
+        let jobs = match stored {
+            StoredAs::Queued { .. } => format!(
+                "job_rows AS ( \
+                     SELECT row_number() OVER () AS n, $5::text AS kind, \
+                         to_json(id)::text AS payload, $4::bigint AS max_attempts, \
+                         $6::bigint AS run_at_ms, $7::text || id AS unique_key, \
+                         $6::bigint AS created_at_ms \
                      FROM stored), \
-                 {} \
-                 SELECT id FROM stored",
-                values_rows(events.len(), EVENT_PARAMETERS, 6, ""),
+                 {},",
                 jobs::store::enqueue_ctes("job_rows")
-            );
-            let query = sqlx::query_scalar(AssertSqlSafe(sql))
-                .bind(received_at)
-                .bind(max_attempts)
-                .bind(now_ms)
+            ),
+            StoredAs::Processed(_) => String::new(),
+        };
+        let first_row = if jobs.is_empty() { 4 } else { 8 };
+        let sql = format!(
+            "WITH new (id, type, created, livemode, payload, status) AS (VALUES {}), \
+             stored AS ( \
+                 INSERT INTO webhook_events \
+                     (id, type, created, livemode, received_at, status, attempts, processed_at) \
+                 SELECT id, type, created, livemode, $1, status, $2, $3 FROM new \
+                 ON CONFLICT (id) DO NOTHING RETURNING id), \
+             {jobs} \
+             payloads AS ( \
+                 INSERT INTO webhook_payloads (event_id, payload) \
+                 SELECT id, payload FROM new JOIN stored USING (id)) \
+             SELECT id FROM stored",
+            values_rows(events.len(), EVENT_PARAMETERS, first_row, "")
+        );
+        let mut query = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(received_at)
+            .bind(attempts)
+            .bind(processed_at);
+        if let StoredAs::Queued { max_attempts } = stored {
+            query = query
+                .bind(*max_attempts)
                 .bind(process::KIND)
+                .bind(now_ms)
                 .bind(process::job_key(""));
-            bind_events(query, events).fetch_all(&mut *tx).await?
         }
-        // SQLite has no data-modifying CTE; statements cost no round trip there.
-        Backend::Sqlite => {
-            let sql = format!(
-                "INSERT INTO webhook_events \
-                     (id, type, created, livemode, received_at, status) \
-                 SELECT column1, column2, column3, column4, $1, 'pending' \
-                 FROM (VALUES {}) WHERE true \
-                 ON CONFLICT (id) DO NOTHING RETURNING id",
-                values_rows(events.len(), EVENT_PARAMETERS, 2, "")
-            );
-            let query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(received_at);
-            let stored: Vec<String> = bind_events(query, events).fetch_all(&mut *tx).await?;
-            let stored_set: HashSet<&str> = stored.iter().map(String::as_str).collect();
-            for event in events.iter().filter(|event| stored_set.contains(event.id)) {
-                sqlx::query("INSERT INTO webhook_payloads (event_id, payload) VALUES ($1, $2)")
-                    .bind(event.id)
-                    .bind(event.payload)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let jobs = stored
-                .iter()
-                .map(|id| event_job(id, max_attempts))
-                .collect::<sqlx::Result<Vec<_>>>()?;
-            jobs::enqueue_all(&mut tx, &jobs).await?;
-            stored
-        }
+        return bind_events(query, events, status_of).fetch_all(conn).await;
+    }
+    // SQLite has no data-modifying CTE; statements cost no round trip there.
+    let sql = format!(
+        "INSERT INTO webhook_events \
+             (id, type, created, livemode, received_at, status, attempts, processed_at) \
+         SELECT column1, column2, column3, column4, $1, column6, $2, $3 \
+         FROM (VALUES {}) WHERE true \
+         ON CONFLICT (id) DO NOTHING RETURNING id",
+        values_rows(events.len(), EVENT_PARAMETERS, 4, "")
+    );
+    let query = sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(received_at)
+        .bind(attempts)
+        .bind(processed_at);
+    let stored_ids: Vec<String> = bind_events(query, events, status_of)
+        .fetch_all(&mut *conn)
+        .await?;
+    let stored_set: HashSet<&str> = stored_ids.iter().map(String::as_str).collect();
+    for event in events.iter().filter(|event| stored_set.contains(event.id)) {
+        sqlx::query("INSERT INTO webhook_payloads (event_id, payload) VALUES ($1, $2)")
+            .bind(event.id)
+            .bind(event.payload)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if let StoredAs::Queued { max_attempts } = stored {
+        let jobs = stored_ids
+            .iter()
+            .map(|id| event_job(id, *max_attempts))
+            .collect::<sqlx::Result<Vec<_>>>()?;
+        jobs::enqueue_all(conn, &jobs).await?;
+    }
+    Ok(stored_ids)
+}
+
+/// Records the first attempt, succeeded, of each of `event_ids`, stored by [`insert_events`] as
+/// [`StoredAs::Processed`]: one statement whatever their number (the ids as one JSON array).
+pub async fn record_first_attempts(
+    conn: &mut AnyConnection,
+    event_ids: &[&str],
+    worker: &str,
+    started_at_ms: i64,
+    finished_at_ms: i64,
+) -> sqlx::Result<()> {
+    if event_ids.is_empty() {
+        return Ok(());
+    }
+    let sql = if conn.backend_name() == "PostgreSQL" {
+        "INSERT INTO webhook_attempts \
+             (event_id, number, worker, started_at_ms, finished_at_ms, outcome) \
+         SELECT id, 1, $2, $3, $4, 'succeeded' FROM json_array_elements_text($1::json) AS id"
+    } else {
+        "INSERT INTO webhook_attempts \
+             (event_id, number, worker, started_at_ms, finished_at_ms, outcome) \
+         SELECT value, 1, $2, $3, $4, 'succeeded' FROM json_each($1)"
     };
-    tx.commit().await?;
-    Ok(stored.into_iter().collect())
+    let ids =
+        serde_json::to_string(event_ids).map_err(|error| sqlx::Error::Encode(error.into()))?;
+    sqlx::query(sql)
+        .bind(ids)
+        .bind(worker)
+        .bind(started_at_ms)
+        .bind(finished_at_ms)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// The `webhooks.process` job of the event `id`.
@@ -175,7 +252,7 @@ fn event_job(id: &str, max_attempts: i64) -> sqlx::Result<NewJob> {
 }
 
 /// The parameters of an event's row, in the order [`bind_events`] binds them.
-const EVENT_PARAMETERS: usize = 5;
+const EVENT_PARAMETERS: usize = 6;
 
 /// `count` rows of a `VALUES` list: `per_row` parameters each, numbered from `$first` on, then
 /// `shared`, what every row has alike (if not empty). For 2 rows of 2 from `$2` with `$1`
@@ -195,19 +272,21 @@ fn values_rows(count: usize, per_row: usize, first: usize, shared: &str) -> Stri
     rows.join(", ")
 }
 
-/// Binds the [`EVENT_PARAMETERS`] of each event (id, type, created, livemode, payload), after
-/// those `query` already has.
+/// Binds the [`EVENT_PARAMETERS`] of each event (id, type, created, livemode, payload, and the
+/// status `status_of` its position), after those `query` already has.
 fn bind_events<'q, O>(
     query: QueryScalar<'q, Any, O, AnyArguments>,
     events: &[NewEvent<'q>],
+    status_of: impl Fn(usize) -> Status,
 ) -> QueryScalar<'q, Any, O, AnyArguments> {
-    events.iter().fold(query, |query, event| {
+    events.iter().enumerate().fold(query, |query, (n, event)| {
         query
             .bind(event.id)
             .bind(event.event_type)
             .bind(event.created)
             .bind(i64::from(event.livemode))
             .bind(event.payload)
+            .bind(status_of(n).as_str())
     })
 }
 
@@ -825,8 +904,8 @@ mod tests {
         assert_eq!(values_rows(2, 2, 2, ""), "($2, $3), ($4, $5)");
         assert_eq!(values_rows(3, 1, 2, "$1"), "($2, $1), ($3, $1), ($4, $1)");
         assert_eq!(
-            values_rows(2, EVENT_PARAMETERS, 3, "$1, 'pending'"),
-            "($3, $4, $5, $6, $7, $1, 'pending'), ($8, $9, $10, $11, $12, $1, 'pending')"
+            values_rows(2, EVENT_PARAMETERS, 3, "$1"),
+            "($3, $4, $5, $6, $7, $8, $1), ($9, $10, $11, $12, $13, $14, $1)"
         );
     }
 
