@@ -10,6 +10,7 @@ use crate::edit::render::ServiceVars;
 use crate::model::catalog::Module;
 use crate::model::lock::Reason;
 use crate::model::manifest::ResourceSpec;
+use crate::resource::admin::{ADMIN_KIT_ID, admin_file, render_admin, render_admin_kit};
 use crate::resource::render::{KIT_ID, Resource, render_kit, render_resource};
 use crate::resource::spec::{self, FieldType, Owner};
 
@@ -83,6 +84,25 @@ impl<'c> Workspace<'c> {
                 service.name
             );
         }
+        if spec.admin && self.admin_service_dir().is_none() {
+            spec.admin = false;
+            self.notes.push(format!(
+                "no admin pages for resource `{name}`: the workspace has no admin service with \
+                 the `admin/core` module"
+            ));
+        }
+        if spec.admin
+            && let Some(dir) = self.admin_service_dir()
+        {
+            let resource = self.resource_of(&spec)?;
+            let path = admin_file(&resource, &dir);
+            if self.tree.read(&path)?.is_some() {
+                bail!(
+                    "cannot generate resource `{name}`: {path} exists already (its admin pages \
+                     would go there); pick another name, or generate it with `--no-admin`"
+                );
+            }
+        }
         spec.migration = self.next_migration_version()?;
         let resource = self.resource_of(&spec)?;
         for field in &resource.fields {
@@ -117,7 +137,32 @@ impl<'c> Workspace<'c> {
             .service(&resource.service)
             .map(ServiceVars::new)
             .ok_or_else(|| self.unknown_service(&resource.service))?;
-        let rendered = render_resource(resource, &core, &service.dir)?;
+        let mut rendered = render_resource(resource, &core, &service.dir)?;
+        if resource.admin {
+            let Some(admin_dir) = self.admin_service_dir() else {
+                bail!(
+                    "resource `{}` has admin pages (saaskit.toml, [resources.{}] admin = true), \
+                     but the workspace has no admin service with the `admin/core` module",
+                    resource.name,
+                    resource.name
+                );
+            };
+            if self.lock.module(ADMIN_KIT_ID).is_none() {
+                let kit = render_admin_kit(&core, &admin_dir)?;
+                let module = Module::generated(
+                    ADMIN_KIT_ID,
+                    "what the admin pages of generated resources share",
+                    kit.files,
+                    kit.snippets,
+                );
+                self.apply(&module, &[], true)?;
+                self.lock
+                    .record_module(ADMIN_KIT_ID, &module.version, Reason::Dependency);
+            }
+            let pages = render_admin(resource, &core, &admin_dir)?;
+            rendered.files.extend(pages.files);
+            rendered.snippets.extend(pages.snippets);
+        }
         let id = resource.id();
         let module = Module::generated(
             &id,
@@ -168,6 +213,10 @@ impl<'c> Workspace<'c> {
         self.remove_recorded(&id)?;
         self.lock.forget_module(&id);
         self.manifest.remove_resource(name);
+        if spec.admin && !self.manifest.resources.iter().any(|r| r.admin) {
+            self.remove_recorded(ADMIN_KIT_ID)?;
+            self.lock.forget_module(ADMIN_KIT_ID);
+        }
         if self.manifest.resources.is_empty() {
             self.remove_recorded(KIT_ID)?;
             self.lock.forget_module(KIT_ID);
@@ -231,7 +280,18 @@ impl<'c> Workspace<'c> {
             owner,
             service: spec.service.clone(),
             migration: spec.migration,
+            admin: spec.admin,
         })
+    }
+
+    /// The directory of the admin service that gets resources' pages: the first with
+    /// `admin/core`, which they are built on.
+    fn admin_service_dir(&self) -> Option<String> {
+        self.manifest
+            .services
+            .iter()
+            .find(|s| s.kind == "admin" && s.modules.iter().any(|m| m == "admin/core"))
+            .map(|s| ServiceVars::dir_of(&s.name))
     }
 
     /// Refuses a name that a module, another resource, a file or a table already has.

@@ -2,20 +2,23 @@
 //! and PostgreSQL: the three resources of `common::RESOURCES` on the default workspace (rows owned
 //! by organizations), which must build clippy-clean; then create, list with filters, sorting and
 //! pages, get, partial update, delete, references, validation, and another organization's rows
-//! answering 404.
+//! answering 404. The admin service's pages of the resources (every owner's rows, searchable, and
+//! a row's page) show them to staff and refuse anyone else.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::api::{register, str_of};
+use crate::admin::PanelSession;
+use crate::api::{PASSWORD, register, str_of};
 use crate::client::Instance;
 use crate::common::{RESOURCES, saaskit};
 use crate::support::{Database, cargo_beside, fresh_workspace, shared_target_dir};
 
 #[test]
 fn generated_resources_build_clippy_clean_and_serve_their_owners_only() {
-    let (root, binary) = workspace_with_resources();
+    let (root, binaries) = workspace_with_resources();
     for db in [Database::sqlite(), Database::postgres()] {
         let url = db.url();
         // Plain-http cookies and no practical rate limit, as the api's own tests run it.
@@ -26,8 +29,10 @@ fn generated_resources_build_clippy_clean_and_serve_their_owners_only() {
             ("RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE", "10000"),
             ("RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", "10000"),
         ];
-        let api = Instance::launch_in(&root, &binary, "api", &db, &env);
+        let api = Instance::launch_in(&root, &binaries.join("api"), "api", &db, &env);
         scenario(&api);
+        let admin = Instance::launch_in(&root, &binaries.join("admin"), "admin", &db, &env);
+        back_office(&root, &binaries.join("admin"), &api, &admin);
     }
 }
 
@@ -205,6 +210,95 @@ fn scenario(api: &Instance) {
         .expect_error(400, "bad_request");
 }
 
+/// The admin pages of the resources: staff see every owner's rows, searched by their text
+/// fields, and a row's page with its owner; anonymous requests and customers' tokens are
+/// refused.
+fn back_office(root: &Path, admin_binary: &Path, api: &Instance, admin: &Instance) {
+    let cleo = register(api, "cleo@example.com");
+    let cleo_org = personal_org(api, &cleo.access);
+    let projects = format!("/api/orgs/{cleo_org}/projects");
+    let zeppelin = create(
+        api,
+        &cleo.access,
+        &projects,
+        json!({"name": "Zeppelin", "archived": false, "summary": "an airship <b>bold</b>"}),
+    );
+    create(
+        api,
+        &cleo.access,
+        &projects,
+        json!({"name": "Hindenburg", "archived": true}),
+    );
+    let page = format!("/admin/resources/projects/{}", str_of(&zeppelin["id"]));
+
+    for path in ["/admin/resources/projects", page.as_str()] {
+        let refused = admin.get(path).send().expect(401);
+        assert!(refused.body.contains(r#"id="password""#), "{refused}");
+        admin.get(path).bearer(&cleo.access).send().check(403);
+    }
+
+    create_support(root, admin_binary, admin, "support@example.com");
+    let support = PanelSession::sign_in(admin, "support@example.com");
+    let list = support.get(admin, "/admin/resources/projects").expect(200);
+    for text in [
+        r#"href="/admin/resources/projects" aria-current="page""#,
+        r#"href="/admin/resources/tasks""#,
+        "Zeppelin",
+        "Hindenburg",
+        // Another organization's row too: staff see every owner's.
+        "Gemini",
+        &page,
+        &format!(r#"href="/admin/orgs/{cleo_org}""#),
+    ] {
+        assert!(list.body.contains(text), "{text}: {list}");
+    }
+    // The search looks in the text fields, ignoring case, and `%` is no wildcard.
+    let found = support
+        .get(admin, "/admin/resources/projects?q=ZEPP")
+        .expect(200);
+    assert!(found.body.contains("Zeppelin"), "{found}");
+    assert!(!found.body.contains("Hindenburg"), "{found}");
+    let none = support
+        .get(admin, "/admin/resources/projects?q=%25")
+        .expect(200);
+    assert!(none.body.contains("No project matches."), "{none}");
+
+    let shown = support.get(admin, &page).expect(200);
+    // Escaped, as every value the templates show.
+    assert!(!shown.body.contains("<b>bold"), "{shown}");
+    for text in [
+        "Zeppelin",
+        "an airship",
+        &cleo_org,
+        "archived",
+        "created_at",
+    ] {
+        assert!(shown.body.contains(text), "{text}: {shown}");
+    }
+    support
+        .get(admin, "/admin/resources/projects/nope")
+        .check(404);
+    support.get(admin, "/admin/resources/tasks").expect(200);
+}
+
+/// A support account made with the workspace's admin binary, password [`PASSWORD`].
+fn create_support(root: &Path, admin_binary: &Path, admin: &Instance, email: &str) {
+    let output = Command::new(admin_binary)
+        .current_dir(root)
+        .args(["create-admin", "--email", email, "--role", "support"])
+        .env("DATABASE_URL", admin.db.url())
+        .env("ADMIN_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the admin binary runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn personal_org(api: &Instance, access: &str) -> String {
     let mine = get(api, access, "/api/orgs").expect_json(200);
     str_of(&mine[0]["id"]).to_owned()
@@ -230,8 +324,9 @@ fn list(api: &Instance, access: &str, path: &str) -> Value {
     get(api, access, path).expect_json(200)
 }
 
-/// The default workspace with the three resources, linted, and its api binary: built beside
-/// the default workspace's binaries (another `api`), sharing their compiled dependencies.
+/// The default workspace with the three resources, linted, and the directory of its api and
+/// admin binaries: built beside the default workspace's binaries (another `api` and `admin`),
+/// sharing their compiled dependencies.
 fn workspace_with_resources() -> (PathBuf, PathBuf) {
     let root = fresh_workspace("resources", &["--yes"]);
     for spec in RESOURCES {
@@ -255,6 +350,6 @@ fn workspace_with_resources() -> (PathBuf, PathBuf) {
             "warnings",
         ],
     );
-    cargo_beside(&root, &target, &["build", "-p", "api"]);
-    (root, target.join("debug").join("api"))
+    cargo_beside(&root, &target, &["build", "-p", "api", "-p", "admin"]);
+    (root, target.join("debug"))
 }
