@@ -146,6 +146,13 @@ fn no_admin_pages_with_no_admin_nor_without_the_admin_service() {
     assert!(tree["README.md"].contains("- `note`: table `notes`"));
     assert!(!tree["README.md"].contains("/admin/resources/notes"));
     assert!(!tree["saaskit.toml"].contains("admin = true"));
+    // A name its admin file would clash with, unless it has none.
+    let refused = assert_fails_unchanged(
+        &root,
+        saaskit(&root).args(["generate", "resource", "viewer", "title:string"]),
+    );
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("--no-admin"), "{stderr}");
     // A resource with pages after one without: the kit comes with it, and goes with it.
     generate_resource(&root, &["memo", "title:string"]);
     assert!(root.join("services/admin/src/resource_pages.rs").exists());

@@ -18,6 +18,43 @@ use super::spec::{FieldType, Owner, pascal};
 /// The module id the lock records the admin kit under.
 pub const ADMIN_KIT_ID: &str = "resources/admin";
 
+/// Resource names that would clash, as a module or a type, with what the admin file of the
+/// resource defines or imports (`fn list`, `Viewer`, ...).
+const CLASHING_NAMES: &[&str] = &[
+    "app_state",
+    "database",
+    "detail_page",
+    "fields",
+    "get",
+    "list",
+    "list_page",
+    "list_query",
+    "open_api_router",
+    "optional",
+    "pages",
+    "panel_error",
+    "path",
+    "query",
+    "response",
+    "router",
+    "routes",
+    "show",
+    "state",
+    "viewer",
+    "when",
+];
+
+/// Why a resource named `name` cannot have admin pages, if it cannot.
+pub fn name_problem(name: &str) -> Option<String> {
+    CLASHING_NAMES.contains(&name).then(|| {
+        format!(
+            "its admin pages' file (`admin_{}.rs`) already uses the name `{name}` or its type; \
+             pick another name, or generate it with `--no-admin`",
+            super::spec::plural(name)
+        )
+    })
+}
+
 /// Where a resource's pages are: `/admin/resources/<plural>`, under a prefix of their own so that
 /// no resource name can take a path of the panel's (`/admin/customers`, `/admin/orgs`, ...).
 pub fn admin_path(resource: &Resource) -> String {

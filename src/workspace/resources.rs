@@ -10,7 +10,7 @@ use crate::edit::render::ServiceVars;
 use crate::model::catalog::Module;
 use crate::model::lock::Reason;
 use crate::model::manifest::ResourceSpec;
-use crate::resource::admin::{ADMIN_KIT_ID, admin_file, render_admin, render_admin_kit};
+use crate::resource::admin::{self, ADMIN_KIT_ID, admin_file, render_admin, render_admin_kit};
 use crate::resource::render::{KIT_ID, Resource, render_kit, render_resource};
 use crate::resource::spec::{self, FieldType, Owner};
 
@@ -90,6 +90,11 @@ impl<'c> Workspace<'c> {
                 "no admin pages for resource `{name}`: the workspace has no admin service with \
                  the `admin/core` module"
             ));
+        }
+        if spec.admin
+            && let Some(problem) = admin::name_problem(&name)
+        {
+            bail!("cannot generate resource `{name}`: {problem}");
         }
         if spec.admin
             && let Some(dir) = self.admin_service_dir()

@@ -3,7 +3,7 @@
 //! by organizations), which must build clippy-clean; then create, list with filters, sorting and
 //! pages, get, partial update, delete, references, validation, and another organization's rows
 //! answering 404. The admin service's pages of the resources (every owner's rows, searchable, and
-//! a row's page) show them to staff and refuse anyone else.
+//! a row's page) show them to staff and refuse anyone else; once in Chromium too.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::admin::PanelSession;
 use crate::api::{PASSWORD, register, str_of};
+use crate::browser::Browser;
 use crate::client::Instance;
 use crate::common::{RESOURCES, saaskit};
 use crate::support::{Database, cargo_beside, fresh_workspace, shared_target_dir};
@@ -33,6 +34,10 @@ fn generated_resources_build_clippy_clean_and_serve_their_owners_only() {
         scenario(&api);
         let admin = Instance::launch_in(&root, &binaries.join("admin"), "admin", &db, &env);
         back_office(&root, &binaries.join("admin"), &api, &admin);
+        // Once: the pages as a browser shows them.
+        if db.kind() == "sqlite" {
+            in_a_browser(&admin);
+        }
     }
 }
 
@@ -279,6 +284,26 @@ fn back_office(root: &Path, admin_binary: &Path, api: &Instance, admin: &Instanc
         .get(admin, "/admin/resources/projects/nope")
         .check(404);
     support.get(admin, "/admin/resources/tasks").expect(200);
+}
+
+/// The support account searches the projects in Chromium and opens one.
+fn in_a_browser(admin: &Instance) {
+    let browser = Browser::launch();
+    let list = format!("{}/admin/resources/projects", admin.base);
+    crate::panel::sign_in(&browser, &list, "support@example.com");
+    browser.fill("#q", "zepp");
+    browser.click_to_load("#search");
+    browser.wait_until("the search result", |b| {
+        b.page_source().contains("Zeppelin") && !b.page_source().contains("Hindenburg")
+    });
+    browser.screenshot("panel-resource-list");
+    browser.click_to_load("#rows a[href^='/admin/resources/projects/']");
+    browser.wait_until("the project's page", |b| {
+        b.page_source().contains(r#"id="fields""#)
+    });
+    // The text as it was stored, shown as text.
+    assert!(browser.text("#fields").contains("an airship <b>bold</b>"));
+    browser.screenshot("panel-resource");
 }
 
 /// A support account made with the workspace's admin binary, password [`PASSWORD`].
