@@ -11,7 +11,7 @@ use crate::model::catalog::Module;
 use crate::model::lock::Reason;
 use crate::model::manifest::ResourceSpec;
 use crate::resource::admin::{self, ADMIN_KIT_ID, admin_file, render_admin, render_admin_kit};
-use crate::resource::render::{KIT_ID, Resource, render_kit, render_resource};
+use crate::resource::render::{KIT_ID, Rendered, Resource, render_kit, render_resource};
 use crate::resource::spec::{self, FieldType, Owner};
 
 use super::Workspace;
@@ -126,16 +126,11 @@ impl<'c> Workspace<'c> {
     pub(super) fn apply_resource(&mut self, resource: &Resource) -> Result<()> {
         let core = self.manifest.core.clone();
         if self.lock.module(KIT_ID).is_none() {
-            let kit = render_kit(&core)?;
-            let module = Module::generated(
+            self.apply_kit(
                 KIT_ID,
                 "what the generated resources share",
-                kit.files,
-                kit.snippets,
-            );
-            self.apply(&module, &[], true)?;
-            self.lock
-                .record_module(KIT_ID, &module.version, Reason::Dependency);
+                render_kit(&core)?,
+            )?;
         }
         let service = self
             .manifest
@@ -154,15 +149,8 @@ impl<'c> Workspace<'c> {
             };
             if self.lock.module(ADMIN_KIT_ID).is_none() {
                 let kit = render_admin_kit(&core, &admin_dir)?;
-                let module = Module::generated(
-                    ADMIN_KIT_ID,
-                    "what the admin pages of generated resources share",
-                    kit.files,
-                    kit.snippets,
-                );
-                self.apply(&module, &[], true)?;
-                self.lock
-                    .record_module(ADMIN_KIT_ID, &module.version, Reason::Dependency);
+                let summary = "what the admin pages of generated resources share";
+                self.apply_kit(ADMIN_KIT_ID, summary, kit)?;
             }
             let pages = render_admin(resource, &core, &admin_dir)?;
             rendered.files.extend(pages.files);
@@ -178,6 +166,16 @@ impl<'c> Workspace<'c> {
         self.apply(&module, &[], true)?;
         self.lock
             .record_module(&id, &module.version, Reason::Explicit);
+        Ok(())
+    }
+
+    /// Installs what several resources share, as module `id`, recorded as a dependency (of the
+    /// resources that need it, which remove it with the last of them).
+    fn apply_kit(&mut self, id: &str, summary: &str, kit: Rendered) -> Result<()> {
+        let module = Module::generated(id, summary, kit.files, kit.snippets);
+        self.apply(&module, &[], true)?;
+        self.lock
+            .record_module(id, &module.version, Reason::Dependency);
         Ok(())
     }
 
