@@ -13,10 +13,11 @@ use crate::edit::render::render;
 use crate::model::catalog;
 use crate::model::manifest::CoreCrate;
 
+use super::admin;
 use super::spec::{Field, FieldType, Index, Owner, STRING_MAX_CHARS, pascal, plural};
 
 /// rustfmt's `max_width`.
-const MAX_WIDTH: usize = 100;
+pub(super) const MAX_WIDTH: usize = 100;
 /// The longest `text` value accepted, in characters.
 pub const TEXT_MAX_CHARS: usize = 65_536;
 /// The module id the lock records the shared file under.
@@ -32,6 +33,8 @@ pub struct Resource {
     /// The version of its migration: after every migration the workspace had when it was
     /// generated, so that the tables it references exist before its own.
     pub migration: u64,
+    /// Whether it has pages in the admin service (see [`super::admin`]).
+    pub admin: bool,
 }
 
 /// What a resource (or the shared file) adds: whole files, and snippets at markers.
@@ -144,8 +147,31 @@ pub fn render_resource(
                 "routes".into(),
                 format!("let app = app.merge({name}::routes(state.clone()));\n"),
             ),
+            (
+                "README.md".into(),
+                "resources".into(),
+                readme_line(resource),
+            ),
         ],
     })
+}
+
+/// The resource's line in the workspace's README.
+fn readme_line(resource: &Resource) -> String {
+    let table = resource.table();
+    let (owner, routes) = match resource.owner {
+        Owner::User => ("a user's", format!("/api/{table}")),
+        Owner::Org => ("an organization's", format!("/api/orgs/{{org}}/{table}")),
+    };
+    let pages = if resource.admin {
+        format!("; admin pages at `{}`", admin::admin_path(resource))
+    } else {
+        String::new()
+    };
+    format!(
+        "- `{}`: table `{table}`, each row {owner}; `{routes}` on service `{}`{pages}.\n",
+        resource.name, resource.service
+    )
 }
 
 /// What the templates see.
@@ -224,6 +250,9 @@ fn context(resource: &Resource, core: &CoreCrate) -> Value {
     if uses(|k| *k == FieldType::Json) {
         kit.push("json");
     }
+    if resource.admin {
+        kit.push("Owned");
+    }
     let kit: Vec<String> = kit.into_iter().map(String::from).collect();
 
     let owner_import = if org {
@@ -231,12 +260,18 @@ fn context(resource: &Resource, core: &CoreCrate) -> Value {
     } else {
         ("crate::auth", vec!["User".to_string()])
     };
-    let crate_uses = use_group(vec![
+    let mut errors = vec!["FieldErrors".to_string()];
+    if resource.admin {
+        errors.insert(0, "ApiError".into());
+    }
+    let mut crate_uses = vec![
         ("crate::db".into(), vec!["Database".into()]),
-        ("crate::error".into(), vec!["FieldErrors".into()]),
+        ("crate::error".into(), errors),
         (owner_import.0.into(), owner_import.1),
         ("crate::resources".into(), kit),
-    ]);
+    ];
+    crate_uses.extend(admin::core_uses(resource));
+    let crate_uses = use_group(crate_uses);
 
     let core_ident = core.ident.as_str();
     let owner_extractor = if org {
@@ -359,7 +394,7 @@ fn context(resource: &Resource, core: &CoreCrate) -> Value {
         "sig_remove": handler("remove", &[state, owner_extract.into(), id_extract.into()], &api("StatusCode")),
     });
     // Three objects merged: one would exceed `json!`'s recursion limit.
-    for part in [layout, signatures] {
+    for part in [layout, signatures, admin::core_context(resource)] {
         if let (Value::Object(all), Value::Object(part)) = (&mut context, part) {
             all.extend(part);
         }
@@ -603,7 +638,7 @@ fn continued_string(items: &[String], indent: usize) -> String {
 
 /// `use` declarations of one group, sorted and laid out as rustfmt does: `self` first, then the
 /// items in order; a brace list on one line when it fits, else filled over lines.
-fn use_group(mut uses: Vec<(String, Vec<String>)>) -> String {
+pub(super) fn use_group(mut uses: Vec<(String, Vec<String>)>) -> String {
     for (_, items) in &mut uses {
         items.sort_by(|a, b| match (a.as_str(), b.as_str()) {
             ("self", _) => Ordering::Less,
