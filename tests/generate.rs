@@ -186,6 +186,75 @@ fn no_admin_pages_with_no_admin_nor_without_the_admin_service() {
     assert!(!read_tree(&root)["saaskit.toml"].contains("admin = true"));
 }
 
+/// Resources of one or two fields that need no check: rustfmt keeps a struct literal whose
+/// fields take at most 18 columns on one line (`NewTag { name: current.name }`), and `values`
+/// of a resource with nothing to check has no `errors` to fill (a `let mut` never changed fails
+/// clippy's `unused_mut`; `FieldErrors` would be an unused import).
+#[test]
+fn resources_of_few_fields_are_rustfmt_clean_and_check_only_what_they_have() {
+    let (_temp, root) = generate("acme", &["--yes"]);
+    for spec in [
+        &["tag", "name:string"][..],
+        &["counter", "n:int"],
+        &["pair", "a:int", "b:bool"],
+        &["entry", "amount:float", "tag:ref?"],
+        &["memo", "body:text?"],
+    ] {
+        generate_resource(&root, spec);
+    }
+    let core = root.join("crates/core/src");
+    // rustfmt follows `mod tests;` into each core file's tests file.
+    let files: Vec<_> = ["tag", "counter", "pair", "entry", "memo"]
+        .iter()
+        .map(|name| core.join(format!("{name}.rs")))
+        .collect();
+    let rustfmt = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024", "--check"])
+        .args(&files)
+        .output()
+        .expect("rustfmt runs");
+    assert!(
+        rustfmt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rustfmt.stdout)
+    );
+    let tree = read_tree(&root);
+    let counter = &tree["crates/core/src/counter.rs"];
+    assert!(counter.contains("let merged = NewCounter { n: current.n };"));
+    assert!(!counter.contains("errors"), "{counter}");
+    assert!(!counter.contains("FieldErrors"), "{counter}");
+    // `n: n` is written `n` (clippy's `redundant_field_names`).
+    let counter_tests = &tree["crates/core/src/counter/tests.rs"];
+    assert!(
+        counter_tests.contains("    NewCounter { n }\n"),
+        "{counter_tests}"
+    );
+    // An update of the only field names them all (no `..Default::default()`: clippy's
+    // `needless_update`).
+    assert!(counter_tests.contains("let change = CounterUpdate { n: Some(value) };"));
+    let memo_tests = &tree["crates/core/src/memo/tests.rs"];
+    assert!(
+        memo_tests.contains("let clear = MemoUpdate { body: Some(None) };"),
+        "{memo_tests}"
+    );
+    assert!(
+        !tree["crates/core/src/tag/tests.rs"]
+            .contains("TagUpdate {\n        name: Some(value.clone()),\n        ..")
+    );
+    // 19 columns of fields: one a line.
+    assert!(
+        tree["crates/core/src/pair/tests.rs"]
+            .contains("    NewPair {\n        a: n,\n        b: n % 2 == 1,\n    }\n")
+    );
+    // A reference is checked even when no field has a check of its own.
+    let entry = &tree["crates/core/src/entry.rs"];
+    assert!(
+        entry.contains("let mut errors = FieldErrors::new();"),
+        "{entry}"
+    );
+    assert!(tree["crates/core/src/tag.rs"].contains("let mut errors = FieldErrors::new();"));
+}
+
 #[test]
 fn an_edited_generated_snippet_stops_destroy_with_its_line_unless_forced() {
     let (_temp, root) = generate("acme", &["--yes", "--services", "api"]);

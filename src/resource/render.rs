@@ -18,6 +18,8 @@ use super::spec::{Field, FieldType, Index, Owner, STRING_MAX_CHARS, pascal, plur
 
 /// rustfmt's `max_width`.
 pub(super) const MAX_WIDTH: usize = 100;
+/// rustfmt's `struct_lit_width`: the widest field list a struct literal keeps on one line.
+const STRUCT_LIT_WIDTH: usize = 18;
 /// The longest `text` value accepted, in characters.
 pub const TEXT_MAX_CHARS: usize = 65_536;
 /// The module id the lock records the shared file under.
@@ -260,16 +262,24 @@ fn context(resource: &Resource, core: &CoreCrate) -> Value {
     } else {
         ("crate::auth", vec!["User".to_string()])
     };
-    let mut errors = vec!["FieldErrors".to_string()];
+    // `values` checks nothing for fields without a check (int, bool, ...) and no reference: then
+    // it has no `errors` to fill (a `let mut` never changed is a clippy warning), nor imports them.
+    let checked = !refs.is_empty() || resource.fields.iter().any(|f| !check(f).is_empty());
+    let mut errors = Vec::new();
+    if checked {
+        errors.push("FieldErrors".to_string());
+    }
     if resource.admin {
         errors.insert(0, "ApiError".into());
     }
     let mut crate_uses = vec![
         ("crate::db".into(), vec!["Database".into()]),
-        ("crate::error".into(), errors),
         (owner_import.0.into(), owner_import.1),
         ("crate::resources".into(), kit),
     ];
+    if !errors.is_empty() {
+        crate_uses.push(("crate::error".into(), errors));
+    }
     crate_uses.extend(admin::core_uses(resource));
     let crate_uses = use_group(crate_uses);
 
@@ -361,6 +371,18 @@ fn context(resource: &Resource, core: &CoreCrate) -> Value {
         "fields": fields,
         "enums": enums,
         "refs": refs,
+        "checked": checked,
+        "merged": struct_literal(
+            4,
+            &format!("let merged = New{ty}"),
+            &resource
+                .fields
+                .iter()
+                .map(|f| (f.name.clone(), format!("current.{}", f.name)))
+                .collect::<Vec<_>>(),
+            None,
+            ";",
+        ),
         "any_optional": resource.fields.iter().any(|f| f.optional),
         "select_columns": continued_string(&columns, "    columns: \"".len()),
         "unsortable": unsortable.join(", "),
@@ -477,18 +499,7 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
     } else {
         base.as_str()
     };
-    let check = match &field.kind {
-        FieldType::String => {
-            format!("resources::check_length(&mut errors, \"{name}\", value, {STRING_MAX_CHARS});")
-        }
-        FieldType::Text => format!(
-            "resources::check_length(&mut errors, \"{name}\", value, {});",
-            with_separators(TEXT_MAX_CHARS)
-        ),
-        FieldType::Date => format!("resources::check_date(&mut errors, \"{name}\", value);"),
-        FieldType::Uuid => format!("resources::check_uuid(&mut errors, \"{name}\", value);"),
-        _ => String::new(),
-    };
+    let check = check(field);
     // What the document says of a valid input beyond its type (`#[schema(...)]`): what the
     // checks below enforce, so that a client (or a fuzzer) can make valid values. Not blank is
     // more than `min_length = 1` says; the check keeps answering 422 for spaces.
@@ -578,6 +589,66 @@ fn with_separators(value: usize) -> String {
         }
         out.push(digit);
     }
+    out
+}
+
+/// The statement of `values` that checks `field` (its length, its format) into `errors`; empty
+/// for a type any value of which is valid.
+fn check(field: &Field) -> String {
+    let name = field.name.as_str();
+    match &field.kind {
+        FieldType::String => {
+            format!("resources::check_length(&mut errors, \"{name}\", value, {STRING_MAX_CHARS});")
+        }
+        FieldType::Text => format!(
+            "resources::check_length(&mut errors, \"{name}\", value, {});",
+            with_separators(TEXT_MAX_CHARS)
+        ),
+        FieldType::Date => format!("resources::check_date(&mut errors, \"{name}\", value);"),
+        FieldType::Uuid => format!("resources::check_uuid(&mut errors, \"{name}\", value);"),
+        _ => String::new(),
+    }
+}
+
+/// The struct literal `{head} { name: value, ..base }{tail}`, `indent` columns in, as rustfmt
+/// lays it out: on one line when its fields (and `..base`) take at most rustfmt's
+/// `struct_lit_width` (18) columns, none spans lines and the line fits, else a field a line.
+/// `name: name` is written `name`, as clippy wants (`redundant_field_names`).
+pub(super) fn struct_literal(
+    indent: usize,
+    head: &str,
+    fields: &[(String, String)],
+    base: Option<&str>,
+    tail: &str,
+) -> String {
+    let mut items: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| {
+            if name == value {
+                name.clone()
+            } else {
+                format!("{name}: {value}")
+            }
+        })
+        .collect();
+    // The base comes last, and takes no comma when it ends a line.
+    let base = base.map(|base| format!("..{base}"));
+    items.extend(base.clone());
+    let body = items.join(", ");
+    let one_line = format!("{head} {{ {body} }}{tail}");
+    if body.len() <= STRUCT_LIT_WIDTH
+        && !body.contains('\n')
+        && indent + one_line.len() <= MAX_WIDTH
+    {
+        return one_line;
+    }
+    let padding = " ".repeat(indent);
+    let mut out = format!("{head} {{\n");
+    for item in &items {
+        let comma = if Some(item) == base.as_ref() { "" } else { "," };
+        out.push_str(&format!("{padding}    {item}{comma}\n"));
+    }
+    out.push_str(&format!("{padding}}}{tail}"));
     out
 }
 
