@@ -43,6 +43,29 @@ fn three_resources_generated_then_destroyed_leave_the_tree_byte_identical() {
     assert!(tree["services/api/src/task.rs"].contains("/api/orgs/{org}/tasks/{id}"));
     assert!(tree["crates/core/src/task.rs"].contains("owner: &TenantId"));
     assert!(tree["saaskit.toml"].contains("[resources.task]"));
+    // The admin pages: the kit with the first, a file and a navigation link each.
+    for file in [
+        "services/admin/src/resource_pages.rs",
+        "services/admin/templates/resource_list.html",
+        "services/admin/templates/resource.html",
+        "services/admin/src/admin_tasks.rs",
+    ] {
+        assert!(tree.contains_key(file), "{file} was not generated");
+    }
+    assert!(
+        tree["services/admin/src/panel.rs"]
+            .contains("NavLink::new(\"Tasks\", \"/admin/resources/tasks\")")
+    );
+    assert!(tree["crates/core/src/task.rs"].contains("pub async fn staff_search("));
+    // A line each in the README.
+    let readme = &tree["README.md"];
+    assert!(
+        readme.contains(
+            "- `task`: table `tasks`, each row an organization's; `/api/orgs/{org}/tasks` on \
+             service `api`; admin pages at `/admin/resources/tasks`."
+        ),
+        "{readme}"
+    );
     let lock = &tree["saaskit.lock"];
     assert!(lock.contains("module = \"resource/task\""));
     assert!(lock.contains("id = \"resources\""));
@@ -98,11 +121,138 @@ fn snapshots_of_the_generated_files() {
             path.replace('/', "__")
         } else if path.starts_with("services/api/openapi/resource-") {
             path.replace('/', "__")
+        } else if path.starts_with("services/admin/") {
+            let file = path.rsplit('/').next().unwrap_or_default();
+            if !(file.starts_with("resource")
+                || (file.starts_with("admin_") && tree_has_resource(file)))
+            {
+                continue;
+            }
+            path.replace('/', "__")
         } else {
             continue;
         };
         insta::assert_snapshot!(name, content);
     }
+}
+
+/// `admin_<plural>.rs` of one of the three resources (not a module's `admin_orgs.rs`).
+fn tree_has_resource(file: &str) -> bool {
+    ["admin_projects.rs", "admin_labels.rs", "admin_tasks.rs"].contains(&file)
+}
+
+#[test]
+fn no_admin_pages_with_no_admin_nor_without_the_admin_service() {
+    let (_temp, root) = generate("acme", &["--yes"]);
+    let fresh = read_tree(&root);
+    generate_resource(&root, &["note", "body:text", "--no-admin"]);
+    let tree = read_tree(&root);
+    assert!(!tree.contains_key("services/admin/src/admin_notes.rs"));
+    assert!(!tree.contains_key("services/admin/src/resource_pages.rs"));
+    assert!(!tree["crates/core/src/note.rs"].contains("staff_search"));
+    assert!(tree["README.md"].contains("- `note`: table `notes`"));
+    assert!(!tree["README.md"].contains("/admin/resources/notes"));
+    assert!(!tree["saaskit.toml"].contains("admin = true"));
+    // A name its admin file would clash with, unless it has none.
+    let refused = assert_fails_unchanged(
+        &root,
+        saaskit(&root).args(["generate", "resource", "viewer", "title:string"]),
+    );
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("--no-admin"), "{stderr}");
+    // A resource with pages after one without: the kit comes with it, and goes with it.
+    generate_resource(&root, &["memo", "title:string"]);
+    assert!(root.join("services/admin/src/resource_pages.rs").exists());
+    saaskit(&root).args(["diff", "--check"]).assert().success();
+    for name in ["memo", "note"] {
+        saaskit(&root)
+            .args(["destroy", "resource", name])
+            .assert()
+            .success();
+    }
+    assert_same_tree(&fresh, &read_tree(&root));
+
+    let (_temp, root) = generate("acme", &["--yes", "--services", "api"]);
+    let out = saaskit(&root)
+        .args(["generate", "resource", "note", "body:text"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        format!("{stdout}{stderr}").contains("no admin pages for resource `note`"),
+        "{stdout}{stderr}"
+    );
+    assert!(!read_tree(&root)["saaskit.toml"].contains("admin = true"));
+}
+
+/// Resources of one or two fields that need no check: rustfmt keeps a struct literal whose
+/// fields take at most 18 columns on one line (`NewTag { name: current.name }`), and `values`
+/// of a resource with nothing to check has no `errors` to fill (a `let mut` never changed fails
+/// clippy's `unused_mut`; `FieldErrors` would be an unused import).
+#[test]
+fn resources_of_few_fields_are_rustfmt_clean_and_check_only_what_they_have() {
+    let (_temp, root) = generate("acme", &["--yes"]);
+    for spec in [
+        &["tag", "name:string"][..],
+        &["counter", "n:int"],
+        &["pair", "a:int", "b:bool"],
+        &["entry", "amount:float", "tag:ref?"],
+        &["memo", "body:text?"],
+    ] {
+        generate_resource(&root, spec);
+    }
+    let core = root.join("crates/core/src");
+    // rustfmt follows `mod tests;` into each core file's tests file.
+    let files: Vec<_> = ["tag", "counter", "pair", "entry", "memo"]
+        .iter()
+        .map(|name| core.join(format!("{name}.rs")))
+        .collect();
+    let rustfmt = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024", "--check"])
+        .args(&files)
+        .output()
+        .expect("rustfmt runs");
+    assert!(
+        rustfmt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rustfmt.stdout)
+    );
+    let tree = read_tree(&root);
+    let counter = &tree["crates/core/src/counter.rs"];
+    assert!(counter.contains("let merged = NewCounter { n: current.n };"));
+    assert!(!counter.contains("errors"), "{counter}");
+    assert!(!counter.contains("FieldErrors"), "{counter}");
+    // `n: n` is written `n` (clippy's `redundant_field_names`).
+    let counter_tests = &tree["crates/core/src/counter/tests.rs"];
+    assert!(
+        counter_tests.contains("    NewCounter { n }\n"),
+        "{counter_tests}"
+    );
+    // An update of the only field names them all (no `..Default::default()`: clippy's
+    // `needless_update`).
+    assert!(counter_tests.contains("let change = CounterUpdate { n: Some(value) };"));
+    let memo_tests = &tree["crates/core/src/memo/tests.rs"];
+    assert!(
+        memo_tests.contains("let clear = MemoUpdate { body: Some(None) };"),
+        "{memo_tests}"
+    );
+    assert!(
+        !tree["crates/core/src/tag/tests.rs"]
+            .contains("TagUpdate {\n        name: Some(value.clone()),\n        ..")
+    );
+    // 19 columns of fields: one a line.
+    assert!(
+        tree["crates/core/src/pair/tests.rs"]
+            .contains("    NewPair {\n        a: n,\n        b: n % 2 == 1,\n    }\n")
+    );
+    // A reference is checked even when no field has a check of its own.
+    let entry = &tree["crates/core/src/entry.rs"];
+    assert!(
+        entry.contains("let mut errors = FieldErrors::new();"),
+        "{entry}"
+    );
+    assert!(tree["crates/core/src/tag.rs"].contains("let mut errors = FieldErrors::new();"));
 }
 
 #[test]

@@ -43,6 +43,8 @@ fn resource(args: GenerateResourceArgs) -> Result<()> {
                 .unwrap_or_default(),
             migration: 0,
             fields: args.fields.clone(),
+            // Kept only where the workspace has an admin service (see `generate_resource`).
+            admin: !args.no_admin,
         })
     })?;
     let verb = if args.dry_run {

@@ -34,6 +34,8 @@ pub struct ResourceSpec {
     /// The version of its migration.
     pub migration: u64,
     pub fields: Vec<String>,
+    /// Whether it has pages in the admin service (`admin = true`; absent is false).
+    pub admin: bool,
 }
 
 /// A job or an email `saaskit generate job|email` made, as `[jobs.<name>]` or `[emails.<name>]`
@@ -375,6 +377,9 @@ impl Manifest {
             fields.push(field.as_str());
         }
         table.insert("fields", Item::Value(Value::Array(fields)));
+        if spec.admin {
+            table.insert("admin", toml_edit::value(true));
+        }
         if !self.document.contains_key("resources") {
             let mut resources = Table::new();
             // `[resources.x]` headers only, no bare `[resources]`.
@@ -554,12 +559,19 @@ fn parse_resources(text: &str, root: &Table) -> Result<Vec<ResourceSpec>> {
             )
         })?;
         let fields = field_specs(text, table, &context)?;
+        let admin = match table.get("admin") {
+            None => false,
+            Some(item) => item
+                .as_bool()
+                .ok_or_else(|| at(item, format!("`{context}.admin` must be true or false")))?,
+        };
         resources.push(ResourceSpec {
             name: name.to_string(),
             service,
             owner,
             migration,
             fields,
+            admin,
         });
     }
     Ok(resources)

@@ -13,10 +13,13 @@ use crate::edit::render::render;
 use crate::model::catalog;
 use crate::model::manifest::CoreCrate;
 
+use super::admin;
 use super::spec::{Field, FieldType, Index, Owner, STRING_MAX_CHARS, pascal, plural};
 
 /// rustfmt's `max_width`.
-const MAX_WIDTH: usize = 100;
+pub(super) const MAX_WIDTH: usize = 100;
+/// rustfmt's `struct_lit_width`: the widest field list a struct literal keeps on one line.
+const STRUCT_LIT_WIDTH: usize = 18;
 /// The longest `text` value accepted, in characters.
 pub const TEXT_MAX_CHARS: usize = 65_536;
 /// The module id the lock records the shared file under.
@@ -32,6 +35,8 @@ pub struct Resource {
     /// The version of its migration: after every migration the workspace had when it was
     /// generated, so that the tables it references exist before its own.
     pub migration: u64,
+    /// Whether it has pages in the admin service (see [`super::admin`]).
+    pub admin: bool,
 }
 
 /// What a resource (or the shared file) adds: whole files, and snippets at markers.
@@ -144,8 +149,31 @@ pub fn render_resource(
                 "routes".into(),
                 format!("let app = app.merge({name}::routes(state.clone()));\n"),
             ),
+            (
+                "README.md".into(),
+                "resources".into(),
+                readme_line(resource),
+            ),
         ],
     })
+}
+
+/// The resource's line in the workspace's README.
+fn readme_line(resource: &Resource) -> String {
+    let table = resource.table();
+    let (owner, routes) = match resource.owner {
+        Owner::User => ("a user's", format!("/api/{table}")),
+        Owner::Org => ("an organization's", format!("/api/orgs/{{org}}/{table}")),
+    };
+    let pages = if resource.admin {
+        format!("; admin pages at `{}`", admin::admin_path(resource))
+    } else {
+        String::new()
+    };
+    format!(
+        "- `{}`: table `{table}`, each row {owner}; `{routes}` on service `{}`{pages}.\n",
+        resource.name, resource.service
+    )
 }
 
 /// What the templates see.
@@ -224,6 +252,9 @@ fn context(resource: &Resource, core: &CoreCrate) -> Value {
     if uses(|k| *k == FieldType::Json) {
         kit.push("json");
     }
+    if resource.admin {
+        kit.push("Owned");
+    }
     let kit: Vec<String> = kit.into_iter().map(String::from).collect();
 
     let owner_import = if org {
@@ -231,12 +262,26 @@ fn context(resource: &Resource, core: &CoreCrate) -> Value {
     } else {
         ("crate::auth", vec!["User".to_string()])
     };
-    let crate_uses = use_group(vec![
+    // `values` checks nothing for fields without a check (int, bool, ...) and no reference: then
+    // it has no `errors` to fill (a `let mut` never changed is a clippy warning), nor imports them.
+    let checked = !refs.is_empty() || resource.fields.iter().any(|f| !check(f).is_empty());
+    let mut errors = Vec::new();
+    if checked {
+        errors.push("FieldErrors".to_string());
+    }
+    if resource.admin {
+        errors.insert(0, "ApiError".into());
+    }
+    let mut crate_uses = vec![
         ("crate::db".into(), vec!["Database".into()]),
-        ("crate::error".into(), vec!["FieldErrors".into()]),
         (owner_import.0.into(), owner_import.1),
         ("crate::resources".into(), kit),
-    ]);
+    ];
+    if !errors.is_empty() {
+        crate_uses.push(("crate::error".into(), errors));
+    }
+    crate_uses.extend(admin::core_uses(resource));
+    let crate_uses = use_group(crate_uses);
 
     let core_ident = core.ident.as_str();
     let owner_extractor = if org {
@@ -326,6 +371,18 @@ fn context(resource: &Resource, core: &CoreCrate) -> Value {
         "fields": fields,
         "enums": enums,
         "refs": refs,
+        "checked": checked,
+        "merged": struct_literal(
+            4,
+            &format!("let merged = New{ty}"),
+            &resource
+                .fields
+                .iter()
+                .map(|f| (f.name.clone(), format!("current.{}", f.name)))
+                .collect::<Vec<_>>(),
+            None,
+            ";",
+        ),
         "any_optional": resource.fields.iter().any(|f| f.optional),
         "select_columns": continued_string(&columns, "    columns: \"".len()),
         "unsortable": unsortable.join(", "),
@@ -359,7 +416,7 @@ fn context(resource: &Resource, core: &CoreCrate) -> Value {
         "sig_remove": handler("remove", &[state, owner_extract.into(), id_extract.into()], &api("StatusCode")),
     });
     // Three objects merged: one would exceed `json!`'s recursion limit.
-    for part in [layout, signatures] {
+    for part in [layout, signatures, admin::core_context(resource)] {
         if let (Value::Object(all), Value::Object(part)) = (&mut context, part) {
             all.extend(part);
         }
@@ -442,18 +499,7 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
     } else {
         base.as_str()
     };
-    let check = match &field.kind {
-        FieldType::String => {
-            format!("resources::check_length(&mut errors, \"{name}\", value, {STRING_MAX_CHARS});")
-        }
-        FieldType::Text => format!(
-            "resources::check_length(&mut errors, \"{name}\", value, {});",
-            with_separators(TEXT_MAX_CHARS)
-        ),
-        FieldType::Date => format!("resources::check_date(&mut errors, \"{name}\", value);"),
-        FieldType::Uuid => format!("resources::check_uuid(&mut errors, \"{name}\", value);"),
-        _ => String::new(),
-    };
+    let check = check(field);
     // What the document says of a valid input beyond its type (`#[schema(...)]`): what the
     // checks below enforce, so that a client (or a fuzzer) can make valid values. Not blank is
     // more than `min_length = 1` says; the check keeps answering 422 for spaces.
@@ -546,6 +592,66 @@ fn with_separators(value: usize) -> String {
     out
 }
 
+/// The statement of `values` that checks `field` (its length, its format) into `errors`; empty
+/// for a type any value of which is valid.
+fn check(field: &Field) -> String {
+    let name = field.name.as_str();
+    match &field.kind {
+        FieldType::String => {
+            format!("resources::check_length(&mut errors, \"{name}\", value, {STRING_MAX_CHARS});")
+        }
+        FieldType::Text => format!(
+            "resources::check_length(&mut errors, \"{name}\", value, {});",
+            with_separators(TEXT_MAX_CHARS)
+        ),
+        FieldType::Date => format!("resources::check_date(&mut errors, \"{name}\", value);"),
+        FieldType::Uuid => format!("resources::check_uuid(&mut errors, \"{name}\", value);"),
+        _ => String::new(),
+    }
+}
+
+/// The struct literal `{head} { name: value, ..base }{tail}`, `indent` columns in, as rustfmt
+/// lays it out: on one line when its fields (and `..base`) take at most rustfmt's
+/// `struct_lit_width` (18) columns, none spans lines and the line fits, else a field a line.
+/// `name: name` is written `name`, as clippy wants (`redundant_field_names`).
+pub(super) fn struct_literal(
+    indent: usize,
+    head: &str,
+    fields: &[(String, String)],
+    base: Option<&str>,
+    tail: &str,
+) -> String {
+    let mut items: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| {
+            if name == value {
+                name.clone()
+            } else {
+                format!("{name}: {value}")
+            }
+        })
+        .collect();
+    // The base comes last, and takes no comma when it ends a line.
+    let base = base.map(|base| format!("..{base}"));
+    items.extend(base.clone());
+    let body = items.join(", ");
+    let one_line = format!("{head} {{ {body} }}{tail}");
+    if body.len() <= STRUCT_LIT_WIDTH
+        && !body.contains('\n')
+        && indent + one_line.len() <= MAX_WIDTH
+    {
+        return one_line;
+    }
+    let padding = " ".repeat(indent);
+    let mut out = format!("{head} {{\n");
+    for item in &items {
+        let comma = if Some(item) == base.as_ref() { "" } else { "," };
+        out.push_str(&format!("{padding}    {item}{comma}\n"));
+    }
+    out.push_str(&format!("{padding}}}{tail}"));
+    out
+}
+
 /// A function's signature as rustfmt lays it out: on one line when it fits, else one parameter
 /// a line.
 pub(super) fn signature(head: &str, params: &[String], ret: &str) -> String {
@@ -603,7 +709,7 @@ fn continued_string(items: &[String], indent: usize) -> String {
 
 /// `use` declarations of one group, sorted and laid out as rustfmt does: `self` first, then the
 /// items in order; a brace list on one line when it fits, else filled over lines.
-fn use_group(mut uses: Vec<(String, Vec<String>)>) -> String {
+pub(super) fn use_group(mut uses: Vec<(String, Vec<String>)>) -> String {
     for (_, items) in &mut uses {
         items.sort_by(|a, b| match (a.as_str(), b.as_str()) {
             ("self", _) => Ordering::Less,

@@ -11,7 +11,7 @@ use crate::edit::render::render;
 use crate::model::catalog;
 use crate::model::manifest::CoreCrate;
 
-use super::render::{Resource, enum_name, signature};
+use super::render::{Resource, enum_name, signature, struct_literal};
 use super::spec::{Field, FieldType, Owner, pascal};
 
 /// The test file's path and text.
@@ -34,6 +34,20 @@ pub fn render_tests(resource: &Resource, core: &CoreCrate) -> Result<(String, St
         .iter()
         .map(|f| field(f, resource, &ty))
         .collect();
+    let text = |f: &Value, key: &str| f[key].as_str().unwrap_or_default().to_string();
+    // An update of a resource's only field names every field: `..Default::default()` would be
+    // clippy's `needless_update`.
+    let rest = (fields.len() > 1).then_some("Default::default()");
+    let update = |var: &str, field: &Value, value: String| {
+        let head = format!("let {var} = {ty}Update");
+        struct_literal(4, &head, &[(text(field, "name"), value)], rest, ";")
+    };
+    let first = fields.first().map(|f| {
+        let value = format!("Some(value{})", text(f, "clone"));
+        update("change", f, value)
+    });
+    let optional = fields.iter().find(|f| f["optional"] == true);
+    let clear = optional.map(|f| update("clear", f, "Some(None)".into()));
     let context = json!({
         "name": resource.name,
         "type": ty,
@@ -43,7 +57,19 @@ pub fn render_tests(resource: &Resource, core: &CoreCrate) -> Result<(String, St
         "fields": fields,
         "first": fields.first(),
         "any_filter": fields.iter().any(|f| !f["filter"].is_null()),
-        "optional": fields.iter().find(|f| f["optional"] == true),
+        "optional": optional,
+        "change": first,
+        "clear": clear,
+        "sample": struct_literal(
+            4,
+            &format!("New{ty}"),
+            &fields
+                .iter()
+                .map(|f| (text(f, "name"), text(f, "sample")))
+                .collect::<Vec<_>>(),
+            None,
+            "",
+        ),
         "sig_sample": signature(
             "pub(crate) async fn sample",
             &[db.into(), owner, "n: i32".into()],

@@ -123,7 +123,7 @@ impl<'c> Workspace<'c> {
             // parsed with every snippet in `finish`: a TypeScript snippet is often no unit of
             // its own (an element of the root module's `imports` array).
             CommentStyle::TypeScript => code.lines().map(|line| format!("{line}\n")).collect(),
-            CommentStyle::Hash => code,
+            CommentStyle::Hash | CommentStyle::Markdown => code,
         };
         self.inject(&module.id, &target, &snippet.marker, &body)?;
         self.lock
@@ -147,7 +147,7 @@ impl<'c> Workspace<'c> {
         // Rust and TypeScript files are parsed once, in `finish`, however many snippets they get.
         let updated = inject::splice_block(&source, style, marker, module, body)
             .with_context(|| format!("module `{module}`, marker `{marker}`: {target}"))?;
-        if style != CommentStyle::Hash {
+        if matches!(style, CommentStyle::Rust | CommentStyle::TypeScript) {
             self.spliced
                 .entry(target.to_string())
                 .or_insert_with(|| Splices {

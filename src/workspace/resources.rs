@@ -10,6 +10,7 @@ use crate::edit::render::ServiceVars;
 use crate::model::catalog::Module;
 use crate::model::lock::Reason;
 use crate::model::manifest::ResourceSpec;
+use crate::resource::admin::{self, ADMIN_KIT_ID, admin_file, render_admin, render_admin_kit};
 use crate::resource::render::{KIT_ID, Rendered, Resource, render_kit, render_resource};
 use crate::resource::spec::{self, FieldType, Owner};
 
@@ -83,6 +84,30 @@ impl<'c> Workspace<'c> {
                 service.name
             );
         }
+        if spec.admin && self.admin_service_dir().is_none() {
+            spec.admin = false;
+            self.notes.push(format!(
+                "no admin pages for resource `{name}`: the workspace has no admin service with \
+                 the `admin/core` module"
+            ));
+        }
+        if spec.admin
+            && let Some(problem) = admin::name_problem(&name)
+        {
+            bail!("cannot generate resource `{name}`: {problem}");
+        }
+        if spec.admin
+            && let Some(dir) = self.admin_service_dir()
+        {
+            let resource = self.resource_of(&spec)?;
+            let path = admin_file(&resource, &dir);
+            if self.tree.read(&path)?.is_some() {
+                bail!(
+                    "cannot generate resource `{name}`: {path} exists already (its admin pages \
+                     would go there); pick another name, or generate it with `--no-admin`"
+                );
+            }
+        }
         spec.migration = self.next_migration_version()?;
         let resource = self.resource_of(&spec)?;
         for field in &resource.fields {
@@ -109,23 +134,36 @@ impl<'c> Workspace<'c> {
     pub(super) fn apply_resource(&mut self, resource: &Resource) -> Result<()> {
         let core = self.manifest.core.clone();
         if self.lock.module(KIT_ID).is_none() {
-            let kit = render_kit(&core)?;
-            let module = Module::generated(
+            self.apply_kit(
                 KIT_ID,
                 "what the generated resources share",
-                kit.files,
-                kit.snippets,
-            );
-            self.apply(&module, &[], true)?;
-            self.lock
-                .record_module(KIT_ID, &module.version, Reason::Dependency);
+                render_kit(&core)?,
+            )?;
         }
         let service = self
             .manifest
             .service(&resource.service)
             .map(ServiceVars::new)
             .ok_or_else(|| self.unknown_service(&resource.service))?;
-        let rendered = render_resource(resource, &core, &service.dir)?;
+        let mut rendered = render_resource(resource, &core, &service.dir)?;
+        if resource.admin {
+            let Some(admin_dir) = self.admin_service_dir() else {
+                bail!(
+                    "resource `{}` has admin pages (saaskit.toml, [resources.{}] admin = true), \
+                     but the workspace has no admin service with the `admin/core` module",
+                    resource.name,
+                    resource.name
+                );
+            };
+            if self.lock.module(ADMIN_KIT_ID).is_none() {
+                let kit = render_admin_kit(&core, &admin_dir)?;
+                let summary = "what the admin pages of generated resources share";
+                self.apply_kit(ADMIN_KIT_ID, summary, kit)?;
+            }
+            let pages = render_admin(resource, &core, &admin_dir)?;
+            rendered.files.extend(pages.files);
+            rendered.snippets.extend(pages.snippets);
+        }
         self.apply_generated(
             &resource.id(),
             &format!("resource `{}`", resource.name),
@@ -145,6 +183,16 @@ impl<'c> Workspace<'c> {
         self.apply(&module, &[], true)?;
         self.lock
             .record_module(id, &module.version, Reason::Explicit);
+        Ok(())
+    }
+
+    /// Installs what several resources share, as module `id`, recorded as a dependency (of the
+    /// resources that need it, which remove it with the last of them).
+    fn apply_kit(&mut self, id: &str, summary: &str, kit: Rendered) -> Result<()> {
+        let module = Module::generated(id, summary, kit.files, kit.snippets);
+        self.apply(&module, &[], true)?;
+        self.lock
+            .record_module(id, &module.version, Reason::Dependency);
         Ok(())
     }
 
@@ -185,6 +233,10 @@ impl<'c> Workspace<'c> {
         self.remove_recorded(&id)?;
         self.lock.forget_module(&id);
         self.manifest.remove_resource(name);
+        if spec.admin && !self.manifest.resources.iter().any(|r| r.admin) {
+            self.remove_recorded(ADMIN_KIT_ID)?;
+            self.lock.forget_module(ADMIN_KIT_ID);
+        }
         if self.manifest.resources.is_empty() {
             self.remove_recorded(KIT_ID)?;
             self.lock.forget_module(KIT_ID);
@@ -248,7 +300,18 @@ impl<'c> Workspace<'c> {
             owner,
             service: spec.service.clone(),
             migration: spec.migration,
+            admin: spec.admin,
         })
+    }
+
+    /// The directory of the admin service that gets resources' pages: the first with
+    /// `admin/core`, which they are built on.
+    fn admin_service_dir(&self) -> Option<String> {
+        self.manifest
+            .services
+            .iter()
+            .find(|s| s.kind == "admin" && s.modules.iter().any(|m| m == "admin/core"))
+            .map(|s| ServiceVars::dir_of(&s.name))
     }
 
     /// Refuses a name that a module, another resource, a file or a table already has.

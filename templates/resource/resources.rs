@@ -6,7 +6,9 @@
 //!
 //! Every statement names its owner column (`user_id`, or `org_id` for a resource of an
 //! organization) with the owner's id as a value: a row of another owner is not found, exactly
-//! like a row that does not exist, so the caller cannot tell them apart (404 either way).
+//! like a row that does not exist, so the caller cannot tell them apart (404 either way). The
+//! back office's reads ([`staff_list`], [`staff_find`]) are the exception: a resource's file
+//! calls them only for a staff member whose role allows viewing.
 
 use serde::{Deserialize, Deserializer};
 use sqlx::any::AnyRow;
@@ -300,6 +302,90 @@ pub async fn exists(
         Err(ResourceError::NotFound(_)) => Ok(false),
         Err(error) => Err(error),
     }
+}
+
+/// A row of any owner, as the back office shows it: with its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Owned<T> {
+    pub item: T,
+    /// The id of the user or the organization that owns it.
+    pub owner_id: String,
+    /// What staff know the owner by: the user's email, or the organization's name.
+    pub owner: String,
+}
+
+/// Every owner's rows, newest first, those with `pattern` (a lowercase `LIKE` pattern) in one of
+/// the `searched` columns when it is given, each with its owner's name: `limit` rows from
+/// `offset`.
+pub async fn staff_list(
+    db: &Database,
+    table: &Table,
+    searched: &[&str],
+    pattern: Option<String>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<AnyRow>, ResourceError> {
+    let mut sql = format!(
+        "SELECT {}, {} AS owner_name FROM {}",
+        table.columns,
+        owner_name(table),
+        table.name
+    );
+    let mut binds = Vec::new();
+    if let Some(pattern) = pattern.filter(|_| !searched.is_empty()) {
+        binds.push(Bind::Text(Some(pattern)));
+        let matches: Vec<String> = searched
+            .iter()
+            .map(|column| format!("lower({column}) LIKE $1 ESCAPE '\\'"))
+            .collect();
+        sql += &format!(" WHERE {}", matches.join(" OR "));
+    }
+    binds.push(Bind::Int(Some(limit)));
+    binds.push(Bind::Int(Some(offset)));
+    let (limit, offset) = (binds.len() - 1, binds.len());
+    sql += &format!(" ORDER BY created_at DESC, id DESC LIMIT ${limit} OFFSET ${offset}");
+    Ok(fetch(db, sql, binds).await?)
+}
+
+/// Any owner's row `id`, with its owner's name.
+pub async fn staff_find(db: &Database, table: &Table, id: &str) -> Result<AnyRow, ResourceError> {
+    let sql = format!(
+        "SELECT {}, {} AS owner_name FROM {} WHERE id = $1",
+        table.columns,
+        owner_name(table),
+        table.name
+    );
+    let rows = fetch(db, sql, vec![Bind::Text(Some(id.to_owned()))]).await?;
+    first(table, rows)
+}
+
+/// A row of [`staff_list`] or [`staff_find`], read by the resource's `from_row`, with its owner.
+pub fn owned<T>(
+    row: &AnyRow,
+    table: &Table,
+    from_row: fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Owned<T>, sqlx::Error> {
+    Ok(Owned {
+        item: from_row(row)?,
+        owner_id: row.try_get(table.owner)?,
+        // A user or organization is deleted with its rows; a NULL here would be a race.
+        owner: row
+            .try_get::<Option<String>, _>("owner_name")?
+            .unwrap_or_default(),
+    })
+}
+
+/// The subquery of a row's owner's name: its user's email, or its organization's name.
+fn owner_name(table: &Table) -> String {
+    let (owners, column) = if table.owner == "org_id" {
+        ("organizations", "name")
+    } else {
+        ("users", "email")
+    };
+    format!(
+        "(SELECT {owners}.{column} FROM {owners} WHERE {owners}.id = {}.{})",
+        table.name, table.owner
+    )
 }
 
 fn first(table: &Table, rows: Vec<AnyRow>) -> Result<AnyRow, ResourceError> {

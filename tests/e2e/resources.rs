@@ -4,15 +4,19 @@
 //! `openapi --check` finds right and tests of their own that pass; then create, list with
 //! filters, sorting and pages, get, partial update, delete, references, validation, and another
 //! organization's rows answering 404; and Schemathesis on their endpoints, which finds no 5xx and
-//! no answer outside the document.
+//! no answer outside the document. The admin service's pages of the resources (every owner's
+//! rows, searchable, and a row's page) show them to staff and refuse anyone else; once in
+//! Chromium too.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::api::{on_each_database, register, str_of};
+use crate::admin::PanelSession;
+use crate::api::{PASSWORD, on_each_database, register, str_of};
+use crate::browser::Browser;
 use crate::client::Instance;
 use crate::common::{RESOURCES, saaskit};
 use crate::openapi::fuzz;
@@ -37,7 +41,14 @@ fn generated_resources_build_clippy_clean_and_serve_their_owners_only() {
             db.kind(),
             String::from_utf8_lossy(&check.stderr)
         );
-        scenario(&workspace.launch(&db));
+        let api = workspace.launch(&db, &workspace.api, "api");
+        scenario(&api);
+        let admin = workspace.launch(&db, &workspace.admin, "admin");
+        back_office(&workspace.root, &workspace.admin, &api, &admin);
+        // Once: the pages as a browser shows them.
+        if db.kind() == "sqlite" {
+            in_a_browser(&admin);
+        }
     }
 }
 
@@ -73,7 +84,7 @@ fn the_tests_generated_in_the_workspace_pass_on_both_databases() {
 fn schemathesis_finds_no_server_error_on_the_generated_endpoints() {
     let workspace = workspace_with_resources();
     on_each_database(|db| {
-        let api = workspace.launch(db);
+        let api = workspace.launch(db, &workspace.api, "api");
         let ada = register(&api, "ada@example.com");
         let org = personal_org(&api, &ada.access);
         let base = format!("/api/orgs/{org}");
@@ -277,6 +288,115 @@ fn scenario(api: &Instance) {
         .expect_error(400, "bad_request");
 }
 
+/// The admin pages of the resources: staff see every owner's rows, searched by their text
+/// fields, and a row's page with its owner; anonymous requests and customers' tokens are
+/// refused.
+fn back_office(root: &Path, admin_binary: &Path, api: &Instance, admin: &Instance) {
+    let cleo = register(api, "cleo@example.com");
+    let cleo_org = personal_org(api, &cleo.access);
+    let projects = format!("/api/orgs/{cleo_org}/projects");
+    let zeppelin = create(
+        api,
+        &cleo.access,
+        &projects,
+        json!({"name": "Zeppelin", "archived": false, "summary": "an airship <b>bold</b>"}),
+    );
+    create(
+        api,
+        &cleo.access,
+        &projects,
+        json!({"name": "Hindenburg", "archived": true}),
+    );
+    let page = format!("/admin/resources/projects/{}", str_of(&zeppelin["id"]));
+
+    for path in ["/admin/resources/projects", page.as_str()] {
+        let refused = admin.get(path).send().expect(401);
+        assert!(refused.body.contains(r#"id="password""#), "{refused}");
+        admin.get(path).bearer(&cleo.access).send().check(403);
+    }
+
+    create_support(root, admin_binary, admin, "support@example.com");
+    let support = PanelSession::sign_in(admin, "support@example.com");
+    let list = support.get(admin, "/admin/resources/projects").expect(200);
+    for text in [
+        r#"href="/admin/resources/projects" aria-current="page""#,
+        r#"href="/admin/resources/tasks""#,
+        "Zeppelin",
+        "Hindenburg",
+        // Another organization's row too: staff see every owner's.
+        "Gemini",
+        &page,
+        &format!(r#"href="/admin/orgs/{cleo_org}""#),
+    ] {
+        assert!(list.body.contains(text), "{text}: {list}");
+    }
+    // The search looks in the text fields, ignoring case, and `%` is no wildcard.
+    let found = support
+        .get(admin, "/admin/resources/projects?q=ZEPP")
+        .expect(200);
+    assert!(found.body.contains("Zeppelin"), "{found}");
+    assert!(!found.body.contains("Hindenburg"), "{found}");
+    let none = support
+        .get(admin, "/admin/resources/projects?q=%25")
+        .expect(200);
+    assert!(none.body.contains("No project matches."), "{none}");
+
+    let shown = support.get(admin, &page).expect(200);
+    // Escaped, as every value the templates show.
+    assert!(!shown.body.contains("<b>bold"), "{shown}");
+    for text in [
+        "Zeppelin",
+        "an airship",
+        &cleo_org,
+        "archived",
+        "created_at",
+    ] {
+        assert!(shown.body.contains(text), "{text}: {shown}");
+    }
+    support
+        .get(admin, "/admin/resources/projects/nope")
+        .check(404);
+    support.get(admin, "/admin/resources/tasks").expect(200);
+}
+
+/// The support account searches the projects in Chromium and opens one.
+fn in_a_browser(admin: &Instance) {
+    let browser = Browser::launch();
+    let list = format!("{}/admin/resources/projects", admin.base);
+    crate::panel::sign_in(&browser, &list, "support@example.com");
+    browser.fill("#q", "zepp");
+    browser.click_to_load("#search");
+    browser.wait_until("the search result", |b| {
+        b.page_source().contains("Zeppelin") && !b.page_source().contains("Hindenburg")
+    });
+    browser.screenshot("panel-resource-list");
+    browser.click_to_load("#rows a[href^='/admin/resources/projects/']");
+    browser.wait_until("the project's page", |b| {
+        b.page_source().contains(r#"id="fields""#)
+    });
+    // The text as it was stored, shown as text.
+    assert!(browser.text("#fields").contains("an airship <b>bold</b>"));
+    browser.screenshot("panel-resource");
+}
+
+/// A support account made with the workspace's admin binary, password [`PASSWORD`].
+fn create_support(root: &Path, admin_binary: &Path, admin: &Instance, email: &str) {
+    let output = Command::new(admin_binary)
+        .current_dir(root)
+        .args(["create-admin", "--email", email, "--role", "support"])
+        .env("DATABASE_URL", admin.db.url())
+        .env("ADMIN_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the admin binary runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn personal_org(api: &Instance, access: &str) -> String {
     let mine = get(api, access, "/api/orgs").expect_json(200);
     str_of(&mine[0]["id"]).to_owned()
@@ -302,19 +422,20 @@ fn list(api: &Instance, access: &str, path: &str) -> Value {
     get(api, access, path).expect_json(200)
 }
 
-/// The default workspace with the three resources, linted, and its api binary.
+/// The default workspace with the three resources, linted, and its api and admin binaries.
 struct Workspace {
     root: PathBuf,
-    /// Where its own artifacts go: beside the default workspace's binaries (another `api`),
-    /// sharing their compiled dependencies.
+    /// Where its own artifacts go: beside the default workspace's binaries (another `api` and
+    /// `admin`), sharing their compiled dependencies.
     target: PathBuf,
     api: PathBuf,
+    admin: PathBuf,
 }
 
 impl Workspace {
-    /// Its api on `db`, with plain-http cookies and no practical rate limit, as the api's own
-    /// tests run it.
-    fn launch<'db>(&self, db: &'db Database) -> Instance<'db> {
+    /// Its service `name` (built as `binary`) on `db`, with plain-http cookies and no practical
+    /// rate limit, as the api's own tests run it.
+    fn launch<'db>(&self, db: &'db Database, binary: &Path, name: &'static str) -> Instance<'db> {
         let url = db.url();
         let env = [
             ("DATABASE_URL", url.as_str()),
@@ -323,7 +444,7 @@ impl Workspace {
             ("RATE_LIMIT_AUTH_PER_EMAIL_AND_IP_PER_MINUTE", "10000"),
             ("RATE_LIMIT_AUTH_PER_EMAIL_PER_HOUR", "10000"),
         ];
-        Instance::launch_in(&self.root, &self.api, "api", db, &env)
+        Instance::launch_in(&self.root, binary, name, db, &env)
     }
 }
 
@@ -341,8 +462,13 @@ fn workspace_with_resources() -> &'static Workspace {
         }
         let target = shared_target_dir().with_file_name("generated-workspaces-resources");
         lint_beside(&root, &target);
-        cargo_beside(&root, &target, &["build", "-p", "api"]);
-        let api = target.join("debug").join("api");
-        Workspace { root, target, api }
+        cargo_beside(&root, &target, &["build", "-p", "api", "-p", "admin"]);
+        let binaries = target.join("debug");
+        Workspace {
+            root,
+            api: binaries.join("api"),
+            admin: binaries.join("admin"),
+            target,
+        }
     })
 }

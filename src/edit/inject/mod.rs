@@ -52,6 +52,9 @@ pub enum CommentStyle {
     TypeScript,
     /// `#` comments: `.env`, `.gitignore`, TOML, YAML, shell scripts, ...
     Hash,
+    /// `<!-- ... -->` comments in Markdown (a `#` line would be a heading there): the
+    /// generated workspace's README lists its resources after a marker.
+    Markdown,
 }
 
 impl CommentStyle {
@@ -63,6 +66,8 @@ impl CommentStyle {
             Self::Rust
         } else if SCRIPT_EXTENSIONS.iter().any(|ext| path.ends_with(ext)) {
             Self::TypeScript
+        } else if path.ends_with(".md") {
+            Self::Markdown
         } else {
             Self::Hash
         }
@@ -72,6 +77,15 @@ impl CommentStyle {
         match self {
             Self::Rust | Self::TypeScript => "//",
             Self::Hash => "#",
+            Self::Markdown => "<!--",
+        }
+    }
+
+    /// What closes a fence line: only Markdown's comments need closing.
+    fn comment_end(self) -> &'static str {
+        match self {
+            Self::Markdown => " -->",
+            Self::Rust | Self::TypeScript | Self::Hash => "",
         }
     }
 }
@@ -107,5 +121,6 @@ mod tests {
         assert_eq!(CommentStyle::for_path(".env"), CommentStyle::Hash);
         assert_eq!(CommentStyle::for_path(".gitignore"), CommentStyle::Hash);
         assert_eq!(CommentStyle::for_path("Cargo.toml"), CommentStyle::Hash);
+        assert_eq!(CommentStyle::for_path("README.md"), CommentStyle::Markdown);
     }
 }

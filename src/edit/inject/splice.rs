@@ -131,9 +131,9 @@ pub fn splice_block(
             } else {
                 anchor_line.eol
             };
-            let comment = style.comment();
-            let begin = format!("{comment} <<<begin:{module}@{marker}>>>");
-            let end = format!("{comment} <<<end:{module}@{marker}>>>");
+            let (comment, close) = (style.comment(), style.comment_end());
+            let begin = format!("{comment} <<<begin:{module}@{marker}>>>{close}");
+            let end = format!("{comment} <<<end:{module}@{marker}>>>{close}");
             push_indented(&mut out, indent, &begin);
             out.push_str(eol);
             for text in &body_lines {
@@ -611,6 +611,26 @@ DATABASE_URL=old
             "  # <<<inject:env>>>\n  # <<<begin:db@env>>>\n  DB=1\n  # <<<end:db@env>>>"
         );
         let back = remove_block(&out, CommentStyle::Hash, "env", "db").unwrap();
+        assert_eq!(back.as_deref(), Some(source));
+    }
+
+    #[test]
+    fn markdown_fences_are_closed_comments_and_removed_exactly() {
+        let source = "## Resources\n\n<!-- <<<inject:resources>>> -->\n\nMore.\n";
+        let out = insert_block(
+            source,
+            CommentStyle::Markdown,
+            "resources",
+            "r/a",
+            "- `a`\n",
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "## Resources\n\n<!-- <<<inject:resources>>> -->\n<!-- <<<begin:r/a@resources>>> -->\n\
+             - `a`\n<!-- <<<end:r/a@resources>>> -->\n\nMore.\n"
+        );
+        let back = remove_block(&out, CommentStyle::Markdown, "resources", "r/a").unwrap();
         assert_eq!(back.as_deref(), Some(source));
     }
 
