@@ -80,6 +80,11 @@ impl Lock {
     }
 
     pub fn parse(text: &str) -> Result<Lock> {
+        // The form saaskit writes is read line by line; anything else (a hand-edited or damaged
+        // lock, a string that needed escaping) goes through toml_edit, which also words the error.
+        if let Some(lock) = canonical::read(text) {
+            return Ok(lock);
+        }
         toml_edit::de::from_str(text)
             .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
             .with_context(|| format!("{FILE_NAME} is damaged; restore it from version control"))
@@ -96,8 +101,11 @@ impl Lock {
         sorted
             .dependencies
             .sort_by(|a, b| (&a.path, &a.name, &a.module).cmp(&(&b.path, &b.name, &b.module)));
+        if let Some(text) = canonical::write(&sorted) {
+            return text;
+        }
         let body = toml_edit::ser::to_string_pretty(&sorted).expect("the lock is plain data");
-        format!("# Written by saaskit: do not edit. Commit it with the workspace.\n{body}")
+        format!("{}{body}", canonical::HEADER)
     }
 
     /// Records a module as installed, replacing an earlier record: one entry per module,
@@ -192,6 +200,170 @@ pub fn hash(text: &str) -> String {
     out
 }
 
+/// The lockfile in the one form saaskit writes it, without toml_edit: its parser and printer
+/// were 40 % of `generate resource`'s instructions (a lock holds a few hundred tables). Only
+/// strings that TOML writes as they are (printable ASCII without quotes or backslashes) take
+/// this path; [`write`] gives `None` for any other, and [`read`] for any text that is not exactly
+/// what [`write`] gives, so that toml_edit handles those as before.
+mod canonical {
+    use std::fmt::Write as _;
+
+    use super::{Lock, LockedDependency, LockedFile, LockedModule, LockedSnippet, Reason};
+
+    pub const HEADER: &str = "# Written by saaskit: do not edit. Commit it with the workspace.\n";
+
+    /// The text toml_edit's `to_string_pretty` gives for `lock` after [`HEADER`], or `None` when
+    /// a string would need quoting otherwise.
+    pub fn write(lock: &Lock) -> Option<String> {
+        let mut out = String::with_capacity(
+            HEADER.len() + 64 * lock.modules.len() + 160 * (lock.files.len() + lock.snippets.len()),
+        );
+        out.push_str(HEADER);
+        string(&mut out, "saaskit_version", &lock.saaskit_version)?;
+        for module in &lock.modules {
+            out.push_str("\n[[module]]\n");
+            string(&mut out, "id", &module.id)?;
+            string(&mut out, "version", &module.version)?;
+            let reason = match module.reason {
+                Reason::Explicit => "explicit",
+                Reason::Dependency => "dependency",
+            };
+            string(&mut out, "reason", reason)?;
+        }
+        for file in &lock.files {
+            out.push_str("\n[[file]]\n");
+            string(&mut out, "path", &file.path)?;
+            string(&mut out, "module", &file.module)?;
+            string(&mut out, "sha256", &file.sha256)?;
+        }
+        for snippet in &lock.snippets {
+            out.push_str("\n[[snippet]]\n");
+            string(&mut out, "path", &snippet.path)?;
+            string(&mut out, "marker", &snippet.marker)?;
+            string(&mut out, "module", &snippet.module)?;
+            string(&mut out, "sha256", &snippet.sha256)?;
+        }
+        for dependency in &lock.dependencies {
+            out.push_str("\n[[dependency]]\n");
+            string(&mut out, "path", &dependency.path)?;
+            string(&mut out, "module", &dependency.module)?;
+            string(&mut out, "name", &dependency.name)?;
+            let _ = writeln!(out, "inserted = {}", dependency.inserted);
+            if !dependency.features.is_empty() {
+                out.push_str("features = [");
+                for (index, feature) in dependency.features.iter().enumerate() {
+                    if index > 0 {
+                        out.push_str(", ");
+                    }
+                    quoted(&mut out, feature)?;
+                }
+                out.push_str("]\n");
+            }
+        }
+        Some(out)
+    }
+
+    fn string(out: &mut String, key: &str, value: &str) -> Option<()> {
+        out.push_str(key);
+        out.push_str(" = ");
+        quoted(out, value)?;
+        out.push('\n');
+        Some(())
+    }
+
+    /// `"value"`, for a value TOML (and toml_edit) writes between double quotes as it is.
+    fn quoted(out: &mut String, value: &str) -> Option<()> {
+        let plain = value
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && !matches!(b, b'"' | b'\\' | b'\''));
+        if !plain {
+            return None;
+        }
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+        Some(())
+    }
+
+    /// The lock in `text`, when `text` is exactly what [`write`] gives for it.
+    pub fn read(text: &str) -> Option<Lock> {
+        let mut lines = text.strip_prefix(HEADER)?.split_terminator('\n');
+        let mut lock = Lock {
+            saaskit_version: value(lines.next()?, "saaskit_version")?.to_string(),
+            ..Lock::default()
+        };
+        while let Some(blank) = lines.next() {
+            if !blank.is_empty() {
+                return None;
+            }
+            let table = lines.next()?;
+            let mut field =
+                |key: &str| -> Option<String> { value(lines.next()?, key).map(str::to_string) };
+            match table {
+                "[[module]]" => lock.modules.push(LockedModule {
+                    id: field("id")?,
+                    version: field("version")?,
+                    reason: match field("reason")?.as_str() {
+                        "explicit" => Reason::Explicit,
+                        "dependency" => Reason::Dependency,
+                        _ => return None,
+                    },
+                }),
+                "[[file]]" => lock.files.push(LockedFile {
+                    path: field("path")?,
+                    module: field("module")?,
+                    sha256: field("sha256")?,
+                }),
+                "[[snippet]]" => lock.snippets.push(LockedSnippet {
+                    path: field("path")?,
+                    marker: field("marker")?,
+                    module: field("module")?,
+                    sha256: field("sha256")?,
+                }),
+                "[[dependency]]" => {
+                    let (path, module, name) = (field("path")?, field("module")?, field("name")?);
+                    let inserted = match lines.next()? {
+                        "inserted = true" => true,
+                        "inserted = false" => false,
+                        _ => return None,
+                    };
+                    // The features line is optional: look at the next line without taking it.
+                    let mut features = Vec::new();
+                    let rest = lines.clone().next();
+                    if let Some(list) = rest
+                        .and_then(|line| line.strip_prefix("features = ["))
+                        .and_then(|list| list.strip_suffix(']'))
+                    {
+                        lines.next();
+                        for feature in list.split(", ") {
+                            features.push(unquoted(feature)?.to_string());
+                        }
+                    }
+                    lock.dependencies.push(LockedDependency {
+                        path,
+                        module,
+                        name,
+                        inserted,
+                        features,
+                    });
+                }
+                _ => return None,
+            }
+        }
+        // Whatever the lines above let through (an ordering, a stray quote inside a value) is
+        // caught here: only a text that prints back exactly is taken.
+        (write(&lock)?.as_str() == text).then_some(lock)
+    }
+
+    fn value<'t>(line: &'t str, key: &str) -> Option<&'t str> {
+        unquoted(line.strip_prefix(key)?.strip_prefix(" = ")?)
+    }
+
+    fn unquoted(text: &str) -> Option<&str> {
+        text.strip_prefix('"')?.strip_suffix('"')
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +378,86 @@ mod tests {
             hash(""),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    fn sample() -> Lock {
+        let mut lock = Lock::new();
+        lock.record_module("db", "0.1.0", Reason::Explicit);
+        lock.record_module("auth", "0.2.0", Reason::Dependency);
+        lock.record_file("services/api/src/main.rs", "base", "fn main() {}\n");
+        lock.record_file("a b/with spaces.sql", "db", "");
+        lock.record_snippet("services/api/src/main.rs", "startup", "db", "let db = 1;\n");
+        for (name, inserted, features) in [
+            ("tokio", true, vec![]),
+            ("sqlx", false, vec!["sqlite".to_string()]),
+            (
+                "hyper",
+                false,
+                vec!["client".into(), "http1".into(), "server".into()],
+            ),
+        ] {
+            lock.record_dependency(LockedDependency {
+                path: "crates/core/Cargo.toml".into(),
+                module: "db".into(),
+                name: name.into(),
+                inserted,
+                features,
+            });
+        }
+        lock
+    }
+
+    fn with_toml_edit(lock: &Lock) -> String {
+        let mut sorted = lock.clone();
+        sorted.modules.sort_by(|a, b| a.id.cmp(&b.id));
+        sorted.files.sort_by(|a, b| a.path.cmp(&b.path));
+        sorted
+            .dependencies
+            .sort_by(|a, b| (&a.path, &a.name, &a.module).cmp(&(&b.path, &b.name, &b.module)));
+        let body = toml_edit::ser::to_string_pretty(&sorted).unwrap();
+        format!("{}{body}", canonical::HEADER)
+    }
+
+    #[test]
+    fn the_lock_is_written_as_toml_edit_writes_it_and_read_back_alike() {
+        for lock in [Lock::new(), sample()] {
+            let text = lock.to_text();
+            assert!(canonical::write(&lock).is_some());
+            assert_eq!(text, with_toml_edit(&lock));
+            let read =
+                canonical::read(&text).expect("the canonical form is read without toml_edit");
+            let parsed: Lock = toml_edit::de::from_str(&text).unwrap();
+            assert_eq!(read, parsed);
+            assert_eq!(Lock::parse(&text).unwrap().to_text(), text);
+        }
+    }
+
+    #[test]
+    fn strings_toml_would_escape_and_hand_edited_locks_go_through_toml_edit() {
+        let mut odd = sample();
+        odd.record_file("quote\"d/back\\slash/it's/é.rs", "base", "x");
+        assert!(canonical::write(&odd).is_none());
+        let text = odd.to_text();
+        assert_eq!(text, with_toml_edit(&odd));
+        assert!(canonical::read(&text).is_none());
+        assert_eq!(Lock::parse(&text).unwrap().to_text(), text);
+
+        let text = sample().to_text();
+        // Same data, other layout: toml_edit reads it, the canonical reader declines.
+        for edited in [
+            text.replace(
+                "id = \"db\"\nversion",
+                "version = \"0.1.0\"\nid = \"db\"\nversion",
+            ),
+            text.replace("\n\n[[file]]", "\n[[file]]"),
+            text.replace("inserted = true", "inserted = true # why"),
+            text.replace("[\"sqlite\"]", "[ \"sqlite\" ]"),
+            format!("{text}\n"),
+        ] {
+            assert!(canonical::read(&edited).is_none(), "{edited}");
+        }
+        let spaced = text.replace("[\"sqlite\"]", "[ \"sqlite\" ]");
+        assert_eq!(Lock::parse(&spaced).unwrap(), Lock::parse(&text).unwrap());
+        assert!(Lock::parse(&text.replace("reason = \"explicit\"", "reason = \"maybe\"")).is_err());
     }
 }
