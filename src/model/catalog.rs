@@ -802,7 +802,12 @@ fn embedded_module(root: &str, id: &str, dir: &'static Dir<'static>) -> Result<M
 /// A module is any directory under `modules/` holding a `module.toml`; its id is its path.
 fn collect_embedded(dir: &'static Dir<'static>, out: &mut BTreeMap<String, Module>) -> Result<()> {
     for sub in dir.dirs() {
-        if sub.get_file(sub.path().join("module.toml")).is_some() {
+        // Its own files only: `get_file` would search the whole subtree, comparing paths
+        // component by component (half of loading the catalog).
+        let is_module = sub
+            .files()
+            .any(|file| file.path().file_name() == Some("module.toml".as_ref()));
+        if is_module {
             let id = sub.path().to_string_lossy().replace('\\', "/");
             out.insert(id.clone(), embedded_module("modules", &id, sub)?);
         } else {
