@@ -84,7 +84,7 @@ fn write_plan<'p>(root: &Path, plan: &'p Plan, dry_run: bool) -> Result<(Vec<&'p
     if dry_run {
         print!("{}", render_diff(&files));
     } else {
-        fsio::apply(root, &plan.writes)?;
+        fsio::apply(root, &plan.writes())?;
     }
     Ok((files, copies))
 }

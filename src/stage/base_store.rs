@@ -14,6 +14,7 @@
 //! `=== <path> <length in bytes>`, exactly that many bytes of content, and a newline.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
@@ -27,13 +28,57 @@ pub const PACK_FILE: &str = ".saaskit/base.pack";
 const HEADER: &str = "# saaskit: pristine copies of the generated files (saaskit upgrade merges against them; do not edit)\n";
 const ENTRY: &str = "=== ";
 
-/// The copies as stored: by path relative to the workspace.
+/// The copies as stored: by path relative to the workspace, each a range of the text read.
+///
+/// The pack is kept as read and its copies are ranges of it rather than a string each: a
+/// workspace's copies are a megabyte and a half, which `generate` would otherwise copy twice
+/// (into the strings, then back into the pack it writes) before changing a few of them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stored {
-    pub copies: BTreeMap<String, String>,
+    /// The pack as read (or, for loose copies, their contents one after the other).
+    text: String,
+    copies: BTreeMap<String, Range<usize>>,
     /// Copies read from files under `.saaskit/base/` (a workspace from before the pack), which
     /// the next write moves into the pack.
     pub loose: bool,
+}
+
+impl Stored {
+    /// The copy of `path`.
+    pub fn get(&self, path: &str) -> Option<&str> {
+        self.copies.get(path).map(|range| &self.text[range.clone()])
+    }
+
+    /// The paths that have a copy, in order.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.copies.keys().map(String::as_str)
+    }
+
+    /// Every copy, by path.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.copies
+            .iter()
+            .map(|(path, range)| (path.as_str(), &self.text[range.clone()]))
+    }
+
+    /// Copies from path and content (loose files, tests): their contents one after the other.
+    pub fn from_copies<'a>(
+        copies: impl IntoIterator<Item = (&'a str, &'a str)>,
+        loose: bool,
+    ) -> Stored {
+        let mut stored = Stored {
+            loose,
+            ..Stored::default()
+        };
+        for (path, content) in copies {
+            let start = stored.text.len();
+            stored.text.push_str(content);
+            stored
+                .copies
+                .insert(path.to_string(), start..stored.text.len());
+        }
+        stored
+    }
 }
 
 /// The generated file a base-store path is the copy of: `services/api/src/main.rs` for
@@ -48,7 +93,7 @@ pub fn load(root: &Path) -> Result<Stored> {
     let pack = root.join(PACK_FILE);
     match std::fs::read_to_string(&pack) {
         Ok(text) => {
-            let copies = parse(&text).map_err(|e| {
+            let copies = parse_ranges(&text).map_err(|e| {
                 anyhow!(
                     "{}:{e}\nThe pristine copies are damaged: restore the file from version control, \
                      or delete it (the next `saaskit upgrade` then goes by saaskit.lock's hashes).",
@@ -56,6 +101,7 @@ pub fn load(root: &Path) -> Result<Stored> {
                 )
             })?;
             Ok(Stored {
+                text,
                 copies,
                 loose: false,
             })
@@ -70,7 +116,7 @@ fn load_loose(root: &Path) -> Result<Stored> {
     if !dir.is_dir() {
         return Ok(Stored::default());
     }
-    let mut copies = BTreeMap::new();
+    let mut copies = Vec::new();
     for entry in walkdir::WalkDir::new(&dir) {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         if !entry.file_type().is_file() {
@@ -81,57 +127,53 @@ fn load_loose(root: &Path) -> Result<Stored> {
         };
         let content = std::fs::read_to_string(entry.path())
             .with_context(|| format!("cannot read {}", entry.path().display()))?;
-        copies.insert(relative.to_string_lossy().replace('\\', "/"), content);
+        copies.push((relative.to_string_lossy().replace('\\', "/"), content));
     }
-    Ok(Stored {
-        copies,
-        loose: true,
-    })
+    Ok(Stored::from_copies(
+        copies
+            .iter()
+            .map(|(path, content)| (path.as_str(), content.as_str())),
+        true,
+    ))
 }
 
-/// The plan as it is written: its changes to copies (`.saaskit/base/<path>`) become one change of
-/// [`PACK_FILE`], plus, for an older workspace, the removal of its loose copies. `stored` is what
-/// [`load`] gave for the same workspace.
-pub fn on_disk(stored: &Stored, changes: &[Change]) -> Vec<Change> {
-    let (copy_changes, file_changes): (Vec<&Change>, Vec<&Change>) = changes
+/// What the plan writes besides its changes to files: its changes to copies
+/// (`.saaskit/base/<path>`) as one change of [`PACK_FILE`], plus, for an older workspace, the
+/// removal of its loose copies. `stored` is what [`load`] gave for the same workspace; it becomes
+/// the pack's `before`, as it was read.
+pub fn on_disk(stored: Stored, changes: &[Change]) -> Vec<Change> {
+    let mut written = Vec::new();
+    let mut copy_changes = changes
         .iter()
-        .partition(|change| original(&change.path).is_some());
-    let mut written: Vec<Change> = file_changes.into_iter().cloned().collect();
-    if copy_changes.is_empty() {
+        .filter_map(|change| Some((original(&change.path)?, change)))
+        .peekable();
+    if copy_changes.peek().is_none() {
         return written;
     }
-    // The copies as they will be, borrowed: a new workspace's are a megabyte.
-    let mut copies: BTreeMap<&str, &str> = stored
-        .copies
-        .iter()
-        .map(|(path, content)| (path.as_str(), content.as_str()))
-        .collect();
-    for change in copy_changes {
-        let path = original(&change.path).unwrap_or_default();
+    // The copies as they will be, borrowed: a new workspace's are a megabyte and a half.
+    let mut copies: BTreeMap<&str, &str> = stored.iter().collect();
+    for (path, change) in copy_changes {
         match &change.after {
             Some(content) => copies.insert(path, content),
             None => copies.remove(path),
         };
     }
-    let before = if stored.loose || stored.copies.is_empty() {
-        None
-    } else {
-        Some(serialize(&stored.copies))
-    };
     let after = (!copies.is_empty()).then(|| serialize(&copies));
+    drop(copies);
+    if stored.loose {
+        written.extend(stored.iter().map(|(path, content)| Change {
+            path: format!("{BASE_DIR}/{path}"),
+            before: Some(content.to_string()),
+            after: None,
+        }));
+    }
+    let before = (!stored.loose && !stored.copies.is_empty()).then_some(stored.text);
     if before != after {
         written.push(Change {
             path: PACK_FILE.to_string(),
             before,
             after,
         });
-    }
-    if stored.loose {
-        written.extend(stored.copies.iter().map(|(path, content)| Change {
-            path: format!("{BASE_DIR}/{path}"),
-            before: Some(content.clone()),
-            after: None,
-        }));
     }
     written.sort_by(|a, b| a.path.cmp(&b.path));
     written
@@ -160,6 +202,14 @@ pub fn serialize<K: AsRef<str>, V: AsRef<str>>(copies: &BTreeMap<K, V>) -> Strin
 
 /// The copies in a pack's text; the error names the line that is wrong (`<line>: <what>`).
 pub fn parse(text: &str) -> Result<BTreeMap<String, String>, String> {
+    Ok(parse_ranges(text)?
+        .into_iter()
+        .map(|(path, range)| (path, text[range].to_string()))
+        .collect())
+}
+
+/// [`parse`], each copy as where it is in `text`.
+fn parse_ranges(text: &str) -> Result<BTreeMap<String, Range<usize>>, String> {
     let mut rest = text.strip_prefix(HEADER).ok_or_else(|| {
         "1: not a saaskit pack (its first line is not saaskit's header)".to_string()
     })?;
@@ -184,8 +234,9 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, String>, String> {
         rest = after[length..]
             .strip_prefix('\n')
             .ok_or_else(|| format!("{line}: the copy of {path} is longer than its length says"))?;
+        let start = text.len() - after.len();
         if copies
-            .insert(path.to_string(), content.to_string())
+            .insert(path.to_string(), start..start + length)
             .is_some()
         {
             return Err(format!("{line}: {path} has two copies"));
@@ -246,34 +297,48 @@ mod tests {
         assert_eq!(parse(&twice).unwrap_err(), "6: a has two copies");
     }
 
+    fn stored(entries: &[(&str, &str)], loose: bool) -> Stored {
+        Stored::from_copies(entries.iter().copied(), loose)
+    }
+
     #[test]
-    fn changes_to_copies_become_one_change_of_the_pack() {
-        let stored = Stored {
-            copies: copies(&[("a.rs", "old\n"), ("gone.rs", "bye\n")]),
+    fn a_pack_is_read_as_ranges_of_its_text() {
+        let text = serialize(&copies(&[("a", "one\ntwo\n"), ("b", "three\n")]));
+        let ranges = parse_ranges(&text).unwrap();
+        let read = Stored {
+            text: text.clone(),
+            copies: ranges,
             loose: false,
         };
+        assert_eq!(read.get("a"), Some("one\ntwo\n"));
+        assert_eq!(read.get("b"), Some("three\n"));
+        assert_eq!(read.get("c"), None);
+        assert_eq!(read.paths().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn changes_to_copies_become_one_change_of_the_pack() {
+        let stored = stored(&[("a.rs", "old\n"), ("gone.rs", "bye\n")], false);
+        let before = serialize(&stored.iter().collect());
         let plan = [
             change("a.rs", Some("old\n"), Some("new\n")),
             change(".saaskit/base/a.rs", Some("old\n"), Some("new\n")),
             change(".saaskit/base/gone.rs", Some("bye\n"), None),
             change(".saaskit/base/b.rs", None, Some("b\n")),
         ];
-        let written = on_disk(&stored, &plan);
+        let written = on_disk(stored, &plan);
         let paths: Vec<&str> = written.iter().map(|c| c.path.as_str()).collect();
-        assert_eq!(paths, [PACK_FILE, "a.rs"]);
-        assert_eq!(written[0].before, Some(serialize(&stored.copies)));
+        assert_eq!(paths, [PACK_FILE]);
+        assert_eq!(written[0].before, Some(before));
         let after = parse(written[0].after.as_deref().unwrap()).unwrap();
         assert_eq!(after, copies(&[("a.rs", "new\n"), ("b.rs", "b\n")]));
     }
 
     #[test]
     fn loose_copies_of_an_older_workspace_move_into_the_pack() {
-        let stored = Stored {
-            copies: copies(&[("a.rs", "a\n"), ("b.rs", "b\n")]),
-            loose: true,
-        };
+        let stored = stored(&[("a.rs", "a\n"), ("b.rs", "b\n")], true);
         let written = on_disk(
-            &stored,
+            stored,
             &[change(".saaskit/base/a.rs", Some("a\n"), Some("A\n"))],
         );
         let summary: Vec<(&str, bool, bool)> = written
@@ -293,14 +358,13 @@ mod tests {
     }
 
     #[test]
-    fn a_plan_without_copies_is_written_as_it_is_and_no_copies_means_no_pack() {
+    fn a_plan_without_copies_adds_nothing_and_no_copies_means_no_pack() {
         let plan = [change("a.rs", None, Some("a\n"))];
-        assert_eq!(on_disk(&Stored::default(), &plan), plan);
-        let stored = Stored {
-            copies: copies(&[("a.rs", "a\n")]),
-            loose: false,
-        };
-        let written = on_disk(&stored, &[change(".saaskit/base/a.rs", Some("a\n"), None)]);
+        assert_eq!(on_disk(Stored::default(), &plan), []);
+        let written = on_disk(
+            stored(&[("a.rs", "a\n")], false),
+            &[change(".saaskit/base/a.rs", Some("a\n"), None)],
+        );
         assert_eq!(written.len(), 1);
         assert_eq!(written[0].after, None);
     }

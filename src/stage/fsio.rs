@@ -5,6 +5,7 @@
 //! deletion fails half-way, the files already changed are restored from the plan's `before`
 //! contents, so a failed command leaves the workspace byte-identical.
 
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
@@ -16,7 +17,10 @@ use crate::stage::change::Change;
 
 const TEMP_SUFFIX: &str = ".saaskit-tmp";
 
-pub fn apply(root: &Path, changes: &[Change]) -> Result<()> {
+/// Writes `changes` (owned, or borrowed from a plan) under `root`, all or nothing.
+pub fn apply<C: Borrow<Change>>(root: &Path, changes: &[C]) -> Result<()> {
+    let changes: Vec<&Change> = changes.iter().map(Borrow::borrow).collect();
+    let changes = changes.as_slice();
     if !root.exists() && changes.iter().all(|change| change.after.is_some()) {
         return apply_fresh(root, changes);
     }
@@ -64,7 +68,7 @@ pub fn apply(root: &Path, changes: &[Change]) -> Result<()> {
 /// A tree that does not exist yet (`saaskit new`): written whole into a temporary directory
 /// beside `root`, then renamed into place. One rename instead of a temporary file and a rename
 /// per file, and the tree appears complete or not at all.
-fn apply_fresh(root: &Path, changes: &[Change]) -> Result<()> {
+fn apply_fresh(root: &Path, changes: &[&Change]) -> Result<()> {
     let mut created_dirs: Vec<PathBuf> = Vec::new();
     if let Some(parent) = root.parent() {
         create_dirs(parent, &mut created_dirs)?;
@@ -95,10 +99,10 @@ fn apply_fresh(root: &Path, changes: &[Change]) -> Result<()> {
 /// Writes each change's content under `dir` (whose directories exist), spread over the machine's
 /// cores: on a disk, creating a file is mostly the kernel's work of allocating its inode, which
 /// runs in parallel (on a 2-core machine, `saaskit new` went from 22.8 to 17.3 ms median).
-fn write_in_parallel(dir: &Path, changes: &[Change]) -> Result<()> {
+fn write_in_parallel(dir: &Path, changes: &[&Change]) -> Result<()> {
     let writers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let share = changes.len().div_ceil(writers).max(1);
-    let write_part = |part: &[Change]| -> Result<()> {
+    let write_part = |part: &[&Change]| -> Result<()> {
         for change in part {
             let target = dir.join(&change.path);
             let content = change.after.as_deref().unwrap_or_default();
@@ -129,7 +133,7 @@ fn write_in_parallel(dir: &Path, changes: &[Change]) -> Result<()> {
 /// Phase one: write every new content to a temporary file beside its target.
 fn stage(
     root: &Path,
-    changes: &[Change],
+    changes: &[&Change],
     created_dirs: &mut Vec<PathBuf>,
 ) -> Result<Vec<Option<PathBuf>>> {
     let mut staged: Vec<Option<PathBuf>> = Vec::with_capacity(changes.len());
@@ -181,7 +185,7 @@ fn create_dirs(dir: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn roll_back(root: &Path, applied: &[Change]) {
+fn roll_back(root: &Path, applied: &[&Change]) {
     for change in applied.iter().rev() {
         let target = root.join(&change.path);
         let _ = match &change.before {

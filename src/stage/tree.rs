@@ -3,6 +3,7 @@
 //! Every command builds its whole change in a [`Tree`] first; [`Tree::plan`] is what `--dry-run`
 //! prints as a unified diff and what [`crate::stage::fsio::apply`] writes atomically.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,9 +19,24 @@ pub struct Plan {
     /// Every changed file, each pristine copy as a file of its own (`.saaskit/base/<path>`):
     /// what `--dry-run` and the summary show.
     pub changes: Vec<Change>,
-    /// What [`crate::stage::fsio::apply`] writes: the copies folded into the base store's one file
-    /// ([`base_store::on_disk`]).
-    pub writes: Vec<Change>,
+    /// The base store's one file, into which the copies among `changes` are folded
+    /// ([`base_store::on_disk`]): written instead of them.
+    pub pack: Vec<Change>,
+}
+
+impl Plan {
+    /// What [`crate::stage::fsio::apply`] writes, sorted by path: the changes to files and the
+    /// base store's, borrowed (a new workspace's are megabytes).
+    pub fn writes(&self) -> Vec<&Change> {
+        let mut writes: Vec<&Change> = self
+            .changes
+            .iter()
+            .filter(|change| base_store::original(&change.path).is_none())
+            .chain(&self.pack)
+            .collect();
+        writes.sort_by(|a, b| a.path.cmp(&b.path));
+        writes
+    }
 }
 
 #[derive(Debug)]
@@ -67,6 +83,15 @@ impl Tree {
         }
     }
 
+    /// [`Tree::read`], borrowing a staged file rather than copying it: a file spliced dozens of
+    /// times is read as often.
+    pub fn read_ref(&self, path: &str) -> Result<Option<Cow<'_, str>>> {
+        match self.staged.get(path) {
+            Some(content) => Ok(content.as_deref().map(Cow::Borrowed)),
+            None => Ok(self.read_disk(path)?.map(Cow::Owned)),
+        }
+    }
+
     pub fn write(&mut self, path: &str, content: String) {
         self.staged.insert(path.to_string(), Some(content));
     }
@@ -89,7 +114,7 @@ impl Tree {
 
     fn read_disk(&self, path: &str) -> Result<Option<String>> {
         if let Some(original) = base_store::original(path) {
-            return Ok(self.stored_copies()?.copies.get(original).cloned());
+            return Ok(self.stored_copies()?.get(original).map(str::to_string));
         }
         let Some(root) = &self.root else {
             return Ok(None);
@@ -110,11 +135,16 @@ impl Tree {
     /// The plan: every staged file whose content differs from the disk, and what to write.
     pub fn plan(&self) -> Result<Plan> {
         let changes = self.changes()?;
-        self.plan_of(changes)
+        let pack = if has_copies(&changes) {
+            base_store::on_disk(self.stored_copies()?.clone(), &changes)
+        } else {
+            Vec::new()
+        };
+        Ok(Plan { changes, pack })
     }
 
-    /// [`Tree::plan`], the staged contents moved into it rather than copied: a new workspace
-    /// stages a few megabytes.
+    /// [`Tree::plan`], the staged contents and the pack as read moved into it rather than
+    /// copied: a new workspace stages a few megabytes, and a workspace's pack is over one.
     pub fn into_plan(mut self) -> Result<Plan> {
         let mut changes = Vec::with_capacity(self.staged.len());
         for (path, after) in std::mem::take(&mut self.staged) {
@@ -127,19 +157,14 @@ impl Tree {
                 });
             }
         }
-        self.plan_of(changes)
-    }
-
-    fn plan_of(&self, changes: Vec<Change>) -> Result<Plan> {
-        let writes = if changes
-            .iter()
-            .any(|c| base_store::original(&c.path).is_some())
-        {
-            base_store::on_disk(self.stored_copies()?, &changes)
+        let pack = if has_copies(&changes) {
+            self.stored_copies()?;
+            let stored = self.stored_copies.take().unwrap_or_default();
+            base_store::on_disk(stored, &changes)
         } else {
-            changes.clone()
+            Vec::new()
         };
-        Ok(Plan { changes, writes })
+        Ok(Plan { changes, pack })
     }
 
     /// Every staged file whose content differs from the disk, sorted by path.
@@ -157,4 +182,11 @@ impl Tree {
         }
         Ok(changes)
     }
+}
+
+/// Whether some of `changes` are to the base store's copies.
+fn has_copies(changes: &[Change]) -> bool {
+    changes
+        .iter()
+        .any(|change| base_store::original(&change.path).is_some())
 }

@@ -138,7 +138,8 @@ impl<'c> Workspace<'c> {
         marker: &str,
         body: &str,
     ) -> Result<()> {
-        let Some(source) = self.tree.read(target)? else {
+        // Borrowed from the tree: the staged file and its copy are not copied to be spliced.
+        let Some(source) = self.tree.read_ref(target)? else {
             bail!(
                 "module `{module}` injects into {target}, which does not exist; restore it or run `saaskit doctor`"
             );
@@ -157,16 +158,25 @@ impl<'c> Workspace<'c> {
                 .blocks
                 .push((module.into(), marker.into(), body.into()));
         }
-        // The pristine copy gets the same splice: it parses when the file does. Until the user
-        // edits the file it is the same text, so the same result (no second scan of the file).
-        self.edit_base(target, |base| {
-            if base == source {
-                return Ok(Some(updated.clone()));
-            }
-            Ok(Some(inject::splice_block(
-                base, style, marker, module, body,
-            )?))
-        })?;
+        // The pristine copy gets the same splice (as `edit_base` would): it parses when the file
+        // does. Until the user edits the file it is the same text, so the same result (no second
+        // scan of the file). A workspace without copies has nothing to replay; a copy the splice
+        // does not apply to is dropped.
+        let base = base_path(target);
+        let base_edit = match &base {
+            Some(base) => match self.tree.read_ref(base)? {
+                Some(copy) if copy == source => Some(Some(updated.clone())),
+                Some(copy) => Some(inject::splice_block(&copy, style, marker, module, body).ok()),
+                None => None,
+            },
+            None => None,
+        };
+        drop(source);
+        match (base, base_edit) {
+            (Some(base), Some(Some(copy))) => self.tree.write(&base, copy),
+            (Some(base), Some(None)) => self.tree.delete(&base),
+            _ => {}
+        }
         self.tree.write(target, updated);
         Ok(())
     }

@@ -44,7 +44,7 @@ impl Workspace<'_> {
         for copy in dropped {
             self.tree.delete(&copy);
         }
-        let strays: Vec<String> = (self.tree.stored_copies()?.copies.keys())
+        let strays: Vec<String> = (self.tree.stored_copies()?.paths())
             .filter(|path| !copies.contains_key(*path))
             .map(|path| format!("{BASE_DIR}/{path}"))
             .collect();
