@@ -61,7 +61,17 @@ impl Stored {
             .map(|(path, range)| (path.as_str(), &self.text[range.clone()]))
     }
 
-    /// Copies from path and content (loose files, tests): their contents one after the other.
+    /// The copies in a pack's text, kept as it is; the error names the line that is wrong.
+    pub fn from_pack(text: String) -> Result<Stored, String> {
+        let copies = parse_ranges(&text)?;
+        Ok(Stored {
+            text,
+            copies,
+            loose: false,
+        })
+    }
+
+    /// Loose copies from path and content: their contents one after the other.
     pub fn from_copies<'a>(
         copies: impl IntoIterator<Item = (&'a str, &'a str)>,
         loose: bool,
@@ -92,20 +102,13 @@ pub fn original(path: &str) -> Option<&str> {
 pub fn load(root: &Path) -> Result<Stored> {
     let pack = root.join(PACK_FILE);
     match std::fs::read_to_string(&pack) {
-        Ok(text) => {
-            let copies = parse_ranges(&text).map_err(|e| {
-                anyhow!(
-                    "{}:{e}\nThe pristine copies are damaged: restore the file from version control, \
-                     or delete it (the next `saaskit upgrade` then goes by saaskit.lock's hashes).",
-                    pack.display()
-                )
-            })?;
-            Ok(Stored {
-                text,
-                copies,
-                loose: false,
-            })
-        }
+        Ok(text) => Stored::from_pack(text).map_err(|e| {
+            anyhow!(
+                "{}:{e}\nThe pristine copies are damaged: restore the file from version control, \
+                 or delete it (the next `saaskit upgrade` then goes by saaskit.lock's hashes).",
+                pack.display()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => load_loose(root),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", pack.display())),
     }
@@ -297,19 +300,18 @@ mod tests {
         assert_eq!(parse(&twice).unwrap_err(), "6: a has two copies");
     }
 
+    /// A pack's copies, or an older workspace's loose ones.
     fn stored(entries: &[(&str, &str)], loose: bool) -> Stored {
-        Stored::from_copies(entries.iter().copied(), loose)
+        if loose {
+            return Stored::from_copies(entries.iter().copied(), true);
+        }
+        Stored::from_pack(serialize(&entries.iter().copied().collect())).unwrap()
     }
 
     #[test]
     fn a_pack_is_read_as_ranges_of_its_text() {
         let text = serialize(&copies(&[("a", "one\ntwo\n"), ("b", "three\n")]));
-        let ranges = parse_ranges(&text).unwrap();
-        let read = Stored {
-            text: text.clone(),
-            copies: ranges,
-            loose: false,
-        };
+        let read = Stored::from_pack(text).unwrap();
         assert_eq!(read.get("a"), Some("one\ntwo\n"));
         assert_eq!(read.get("b"), Some("three\n"));
         assert_eq!(read.get("c"), None);
