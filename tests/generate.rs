@@ -6,7 +6,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{RESOURCES, assert_fails_unchanged, assert_same_tree, generate, read_tree, saaskit};
+use common::{
+    LONG_RESOURCES, RESOURCES, assert_fails_unchanged, assert_same_tree, generate, read_tree,
+    saaskit,
+};
 
 fn generate_resource(root: &Path, spec: &[&str]) {
     saaskit(root)
@@ -52,10 +55,8 @@ fn three_resources_generated_then_destroyed_leave_the_tree_byte_identical() {
     ] {
         assert!(tree.contains_key(file), "{file} was not generated");
     }
-    assert!(
-        tree["services/admin/src/panel.rs"]
-            .contains("NavLink::new(\"Tasks\", \"/admin/resources/tasks\")")
-    );
+    assert!(tree["services/admin/src/panel.rs"].contains("let link = crate::admin_tasks::link();"));
+    assert!(tree["services/admin/src/admin_tasks.rs"].contains("title: \"Tasks\","));
     assert!(tree["crates/core/src/task.rs"].contains("pub async fn staff_search("));
     // A line each in the README.
     let readme = &tree["README.md"];
@@ -255,6 +256,59 @@ fn resources_of_few_fields_are_rustfmt_clean_and_check_only_what_they_have() {
     assert!(tree["crates/core/src/tag.rs"].contains("let mut errors = FieldErrors::new();"));
 }
 
+/// The longest names: a line's layout must not depend on them, or rustfmt would lay it out
+/// again. rustfmt is run on the roots of every crate of the workspace (it follows `mod` into
+/// every file, the snippets' targets too); building and linting them is
+/// tests/e2e/resources.rs.
+#[test]
+fn resources_of_the_longest_names_are_rustfmt_clean() {
+    let (_temp, root) = generate("acme", &["--yes"]);
+    for spec in LONG_RESOURCES {
+        generate_resource(&root, spec);
+    }
+    let roots: Vec<_> = [
+        "crates/core/src/lib.rs",
+        "services/api/src/main.rs",
+        "services/admin/src/main.rs",
+        "services/webhooks/src/main.rs",
+    ]
+    .iter()
+    .map(|file| root.join(file))
+    .collect();
+    let rustfmt = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024", "--check"])
+        .args(&roots)
+        .output()
+        .expect("rustfmt runs");
+    assert!(
+        rustfmt.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&rustfmt.stdout),
+        String::from_utf8_lossy(&rustfmt.stderr)
+    );
+    let tree = read_tree(&root);
+    // The files were generated where expected (else rustfmt would have checked nothing of theirs).
+    let entry = &tree["services/api/src/warehouse_inventory_line_entry.rs"];
+    assert!(
+        entry.contains("let updated = repository::update(&db, &tenant.id, &id, update).await?;")
+    );
+    assert!(tree.contains_key(
+        "services/admin/src/admin_quarterly_regional_supplier_performance_categories.rs"
+    ));
+    let main = &tree["services/admin/src/main.rs"];
+    assert!(main.contains(
+        "    let pages = admin_quarterly_regional_supplier_performance_categories::routes(&state);\n    let app = app.merge(pages);\n"
+    ));
+    // A name longer than 48 characters is refused, saying so.
+    let name = format!("{}s_x", LONG_RESOURCES[0][0]);
+    let refused = assert_fails_unchanged(
+        &root,
+        saaskit(&root).args(["generate", "resource", &name, "title:string"]),
+    );
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("longer than 48 characters"), "{stderr}");
+}
+
 #[test]
 fn an_edited_generated_snippet_stops_destroy_with_its_line_unless_forced() {
     let (_temp, root) = generate("acme", &["--yes", "--services", "api"]);
@@ -263,8 +317,8 @@ fn an_edited_generated_snippet_stops_destroy_with_its_line_unless_forced() {
     let main = root.join("services/api/src/main.rs");
     let text = std::fs::read_to_string(&main).unwrap();
     let edited = text.replace(
-        "let app = app.merge(note::routes(state.clone()));",
-        "let app = app.merge(note::routes(state.clone())); // mine",
+        "let app = app.merge(routes);",
+        "let app = app.merge(routes); // mine",
     );
     assert_ne!(text, edited);
     std::fs::write(&main, &edited).unwrap();

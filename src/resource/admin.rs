@@ -12,7 +12,7 @@ use crate::edit::render::render;
 use crate::model::catalog;
 use crate::model::manifest::CoreCrate;
 
-use super::render::{MAX_WIDTH, Rendered, Resource, signature};
+use super::render::{MAX_WIDTH, Rendered, Resource, routes_snippet, signature};
 use super::spec::{FieldType, Owner, pascal};
 
 /// The module id the lock records the admin kit under.
@@ -29,6 +29,7 @@ const CLASHING_NAMES: &[&str] = &[
     "list",
     "list_page",
     "list_query",
+    "nav_link",
     "open_api_router",
     "optional",
     "pages",
@@ -100,8 +101,6 @@ pub fn render_admin(resource: &Resource, core: &CoreCrate, admin_dir: &str) -> R
         catalog::template("resource/admin/page.rs.jinja")?,
         &page_context(resource, core),
     )?;
-    let title = title(resource);
-    let path = admin_path(resource);
     Ok(Rendered {
         files: vec![(admin_file(resource, admin_dir), text)],
         snippets: vec![
@@ -113,17 +112,25 @@ pub fn render_admin(resource: &Resource, core: &CoreCrate, admin_dir: &str) -> R
             (
                 format!("{admin_dir}/src/main.rs"),
                 "routes".into(),
-                format!("let app = app.merge({module}::routes(state.clone()));\n"),
+                routes_snippet("pages", &module),
             ),
             (
                 format!("{admin_dir}/src/panel.rs"),
                 "nav".into(),
-                format!(
-                    "let links: Vec<NavLink> = links\n    .into_iter()\n    .chain([NavLink::new(\"{title}\", \"{path}\")])\n    .collect();\n"
-                ),
+                nav_snippet(&module),
             ),
         ],
     })
+}
+
+/// The statements of the panel's `nav` that add the link of the pages in `module`. The link comes
+/// from the pages' file: its label and path would make a line too long for one, which rustfmt
+/// and prettyplease (which lays out snippets) break differently. Two short statements instead,
+/// each on one line for both (prettyplease keeps at most 85 columns, past the indentation).
+fn nav_snippet(module: &str) -> String {
+    format!(
+        "let link = crate::{module}::link();\nlet links: Vec<NavLink> = links.into_iter().chain([link]).collect();\n"
+    )
 }
 
 /// `Line items`: the list's title and the navigation's label.
@@ -158,6 +165,12 @@ pub fn core_context(resource: &Resource) -> Value {
             "pub async fn staff_get",
             &[db, staff, "id: &str".into()],
             &format!("Result<Owned<{ty}>, ApiError>"),
+        ),
+        "owned_call": super::render::call(
+            4,
+            "resources::owned",
+            &["row".into(), "&TABLE".into(), format!("{ty}::from_row")],
+            "",
         ),
         "sig_owned": signature(
             "fn owned",
@@ -203,10 +216,12 @@ fn page_context(resource: &Resource, core: &CoreCrate) -> Value {
     let name = resource.name.as_str();
     let ty = pascal(name);
     let org = resource.owner == Owner::Org;
-    let id = tuple_line("id", &format!("{name}.id.clone()"));
+    // The row is `row` whatever the resource's name, so that a line's length depends only on
+    // the field's.
+    let id = tuple_line("id", "row.id.clone()");
     let mut fields: Vec<String> = vec![id];
     fields.extend(resource.fields.iter().map(|f| {
-        let value = format!("{name}.{}", f.name);
+        let value = format!("row.{}", f.name);
         let shown = match (&f.kind, f.optional) {
             (
                 FieldType::String
@@ -217,7 +232,6 @@ fn page_context(resource: &Resource, core: &CoreCrate) -> Value {
                 false,
             ) => format!("{value}.clone()"),
             (FieldType::DateTime, false) => format!("when({value})"),
-            (FieldType::Enum(_), false) => format!("{value}.as_str().to_owned()"),
             (_, false) => format!("{value}.to_string()"),
             (
                 FieldType::String
@@ -229,15 +243,12 @@ fn page_context(resource: &Resource, core: &CoreCrate) -> Value {
                 true,
             ) => format!("optional({value}.as_ref())"),
             (FieldType::DateTime, true) => format!("optional({value}.map(when))"),
-            (FieldType::Enum(_), true) => {
-                format!("optional({value}.map(|value| value.as_str()))")
-            }
             (_, true) => format!("optional({value})"),
         };
         tuple_line(&f.name, &shown)
     }));
     for time in ["created_at", "updated_at"] {
-        fields.push(tuple_line(time, &format!("when({name}.{time})")));
+        fields.push(tuple_line(time, &format!("when(row.{time})")));
     }
     let mut resource_pages = vec![
         "ListQuery".to_string(),
@@ -256,20 +267,22 @@ fn page_context(resource: &Resource, core: &CoreCrate) -> Value {
         (format!("{}::db", core.ident), vec!["Database".into()]),
         (
             format!("{}::{name}", core.ident),
-            vec!["self".into(), ty.clone()],
+            vec!["self as repository".into(), ty.clone()],
         ),
     ]);
     let crate_uses = super::render::use_group(vec![
         (
             "crate::panel".into(),
-            vec!["PanelError".into(), "Viewer".into(), "when".into()],
+            vec![
+                "NavLink".into(),
+                "PanelError".into(),
+                "Viewer".into(),
+                "when".into(),
+            ],
         ),
         ("crate::resource_pages".into(), resource_pages),
         ("crate::state".into(), vec!["AppState".into()]),
     ]);
-    let staff_search = format!(
-        "    let found = {name}::staff_search(&db, &viewer.staff, query.q(), query.page()).await?;"
-    );
     json!({
         "name": name,
         "type": ty,
@@ -284,14 +297,9 @@ fn page_context(resource: &Resource, core: &CoreCrate) -> Value {
         "searchable": if searchable { "true" } else { "false" },
         "core_uses": uses,
         "crate_uses": crate_uses,
-        "staff_search": if staff_search.len() <= MAX_WIDTH {
-            staff_search
-        } else {
-            format!("    let (q, page) = (query.q(), query.page());\n    let found = {name}::staff_search(&db, &viewer.staff, q, page).await?;")
-        },
         "sig_fields": signature(
             "fn fields",
-            &[format!("{name}: &{ty}")],
+            &[format!("row: &{ty}")],
             "Vec<(&'static str, String)>",
         ),
         "fields": fields,
@@ -299,10 +307,10 @@ fn page_context(resource: &Resource, core: &CoreCrate) -> Value {
 }
 
 /// `("column", value),` in a `vec!` of one item a line, or the tuple over lines when it does
-/// not fit, as rustfmt lays it out.
+/// not fit or its items take more than rustfmt's `fn_call_width` (60), as rustfmt lays it out.
 fn tuple_line(column: &str, value: &str) -> String {
     let line = format!("        (\"{column}\", {value}),");
-    if line.len() <= MAX_WIDTH {
+    if line.len() <= MAX_WIDTH && column.len() + 4 + value.len() <= 60 {
         line
     } else {
         format!("        (\n            \"{column}\",\n            {value},\n        ),")
@@ -321,6 +329,23 @@ mod tests {
         );
         let long = "x".repeat(90);
         assert!(tuple_line("title", &long).starts_with("        (\n            \"title\",\n"));
+    }
+
+    #[test]
+    fn the_snippets_of_the_longest_names_keep_their_lines_through_prettyplease() {
+        // The longest module names: a resource of 48 characters, its pages' of 56.
+        let name = format!("{}y", "x".repeat(47));
+        let module = format!("admin_{}", super::super::spec::plural(&name));
+        assert_eq!(module.len(), 56);
+        for snippet in [
+            routes_snippet("routes", &name),
+            routes_snippet("pages", &module),
+            nav_snippet(&module),
+        ] {
+            let laid_out = crate::edit::inject::format_rust_snippet(&snippet).unwrap();
+            assert_eq!(laid_out, snippet);
+            assert!(snippet.lines().all(|line| 4 + line.len() <= MAX_WIDTH));
+        }
     }
 
     #[test]

@@ -203,8 +203,17 @@ fn items(text: &str) -> Result<Vec<Item>> {
     let mut docs = Vec::new();
     let mut attrs = Vec::new();
     let mut current: Option<Item> = None;
+    // A field whose type does not fit on its line has it on the next (`pub name:` then the type).
+    let mut field_start: Option<String> = None;
     for line in text.lines() {
-        let trimmed = line.trim();
+        let joined = field_start
+            .take()
+            .map(|start| format!("{start} {}", line.trim()));
+        let trimmed = joined.as_deref().unwrap_or(line.trim());
+        if current.is_some() && trimmed.starts_with("pub ") && trimmed.ends_with(':') {
+            field_start = Some(trimmed.to_string());
+            continue;
+        }
         if let Some(doc) = trimmed.strip_prefix("///") {
             docs.push(doc.to_string());
             continue;

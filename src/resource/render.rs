@@ -8,6 +8,7 @@ use std::cmp::Ordering;
 
 use anyhow::Result;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::edit::render::render;
 use crate::model::catalog;
@@ -147,7 +148,7 @@ pub fn render_resource(
             (
                 format!("{service_dir}/src/main.rs"),
                 "routes".into(),
-                format!("let app = app.merge({name}::routes(state.clone()));\n"),
+                routes_snippet("routes", name),
             ),
             (
                 "README.md".into(),
@@ -156,6 +157,14 @@ pub fn render_resource(
             ),
         ],
     })
+}
+
+/// The statements of a service's `main.rs` that merge the routes of `module` (a resource's, or
+/// its admin pages'). Snippets are laid out by prettyplease (within 89 columns) and then checked
+/// by rustfmt (100): two short statements, which both keep on one line each for the longest
+/// module name a resource can have (`admin_` and a plural of 50 characters).
+pub(super) fn routes_snippet(var: &str, module: &str) -> String {
+    format!("let {var} = {module}::routes(&state);\nlet app = app.merge({var});\n")
 }
 
 /// The resource's line in the workspace's README.
@@ -222,6 +231,10 @@ fn context(resource: &Resource, core: &CoreCrate) -> Value {
                 "field": f.name,
                 "module": target,
                 "optional": f.optional,
+                "error": call(8, "errors.insert", &[
+                    format!("\"{}\".into()", f.name),
+                    format!("\"no such {target} of yours\".into()"),
+                ], ";"),
             })),
             _ => None,
         })
@@ -293,7 +306,9 @@ fn context(resource: &Resource, core: &CoreCrate) -> Value {
         )
     };
     let mut types = vec![
-        "self".to_string(),
+        // Its functions are called as `repository::list(...)`: a line's length then does not
+        // depend on the resource's name.
+        "self as repository".to_string(),
         format!("New{ty}"),
         ty.clone(),
         format!("{ty}Page"),
@@ -410,7 +425,7 @@ fn context(resource: &Resource, core: &CoreCrate) -> Value {
             format!("new: &New{ty}"),
         ], "Result<Values, ResourceError>"),
         "sig_handler_list": handler("list", &[state.clone(), owner_extract.into(), format!("Query(query): Query<{ty}Query>")], &api(&format!("Json<{ty}Page>"))),
-        "sig_handler_create": handler("create", &[state.clone(), owner_extract.into(), format!("JsonBody(new): JsonBody<New{ty}>")], &api(&format!("(StatusCode, Json<{ty}>)"))),
+        "sig_handler_create": handler("create", &[state.clone(), owner_extract.into(), format!("JsonBody(new): JsonBody<New{ty}>")], &created_type(&ty)),
         "sig_show": handler("show", &[state.clone(), owner_extract.into(), id_extract.into()], &api(&format!("Json<{ty}>"))),
         "sig_handler_update": handler("update", &[state.clone(), owner_extract.into(), id_extract.into(), format!("JsonBody(update): JsonBody<{ty}Update>")], &api(&format!("Json<{ty}>"))),
         "sig_remove": handler("remove", &[state, owner_extract.into(), id_extract.into()], &api("StatusCode")),
@@ -474,7 +489,7 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
             "json".into(),
             "text",
             format!("Some(new.{name}.to_string())"),
-            format!("new.{name}.as_ref().map(ToString::to_string)"),
+            format!("resources::to_text(new.{name}.as_ref())"),
         ),
         FieldType::Enum(_) => {
             let enum_name = enum_name(ty, name);
@@ -482,8 +497,8 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
                 enum_name.clone(),
                 format!("{enum_name}::from_db"),
                 "text",
-                format!("Some(new.{name}.as_str().to_owned())"),
-                format!("new.{name}.map(|value| value.as_str().to_owned())"),
+                format!("Some(new.{name}.to_string())"),
+                format!("resources::to_text(new.{name})"),
             )
         }
     };
@@ -519,7 +534,7 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
         | FieldType::Uuid
         | FieldType::Ref(_) => (true, "&", "value.clone()".to_string()),
         FieldType::Int | FieldType::Bool => (true, "", "i64::from(value)".into()),
-        FieldType::Enum(_) => (true, "", "value.as_str().to_owned()".into()),
+        FieldType::Enum(_) => (true, "", "value.to_string()".into()),
         _ => (true, "", "value".into()),
     };
     let sql_type = match &field.kind {
@@ -547,25 +562,45 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
         }
         _ => {}
     }
+    let index = index_name(table, name);
     let index_sql = match field.index {
         Index::None => String::new(),
-        Index::Plain => format!("CREATE INDEX {table}_{name} ON {table} ({owner_column}, {name});"),
+        Index::Plain => format!("CREATE INDEX {index} ON {table} ({owner_column}, {name});"),
         // Unique within one owner: two users may each have a row with the same value.
         Index::Unique => {
-            format!("CREATE UNIQUE INDEX {table}_{name} ON {table} ({owner_column}, {name});")
+            format!("CREATE UNIQUE INDEX {index} ON {table} ({owner_column}, {name});")
         }
+    };
+    let to_db = if optional {
+        to_db_optional
+    } else {
+        to_db_required
+    };
+    let quoted = format!("\"{name}\"");
+    let update_rust = if optional {
+        format!("Option<Option<{base}>>")
+    } else {
+        format!("Option<{rust}>")
     };
     json!({
         "name": name,
         "optional": optional,
         "base": base,
         "rust": rust,
+        "decl": field_line(4, &format!("pub {name}"), &rust),
+        "update_decl": field_line(4, &format!("pub {name}"), &update_rust),
+        "filter_decl": field_line(4, &format!("pub {name}"), &format!("Option<{base}>")),
+        "read_line": call(12, &format!("{name}: {}", if optional { "read_optional" } else { "read" }), &[
+            "row".into(), quoted.clone(), decode.clone(),
+        ], "?,"),
+        "filter_line": filter.then(|| call(8, &format!("filters.{bind}"), &[quoted.clone(), format!("Some({filter_value})")], ";")),
+        "value_line": call(4, &format!("values.{bind}"), &[quoted.clone(), to_db.clone()], ";"),
         "update_schema": format!("Option<{schema_base}>"),
         "constraints": constraints,
         "getter": if optional { "read_optional" } else { "read" },
         "decode": decode,
         "bind": bind,
-        "to_db": if optional { to_db_optional } else { to_db_required },
+        "to_db": to_db,
         "check": check,
         "filter": filter,
         "filter_ref": filter_ref,
@@ -573,6 +608,24 @@ fn field(field: &Field, ty: &str, table: &str, owner_column: &str) -> Value {
         "column_sql": column_sql,
         "index_sql": index_sql,
     })
+}
+
+/// PostgreSQL's longest identifier, in bytes: it cuts a longer one (with a notice), so that two
+/// indexes of long names on one table could be cut to the same name and the second refused.
+const IDENTIFIER_MAX: usize = 63;
+
+/// The name of the index of `column` on `table`: `<table>_<column>`, or, when that is longer
+/// than PostgreSQL takes, its start and a hash of the whole, which keeps it unique.
+fn index_name(table: &str, column: &str) -> String {
+    let name = format!("{table}_{column}");
+    if name.len() <= IDENTIFIER_MAX {
+        return name;
+    }
+    let digest = Sha256::digest(name.as_bytes());
+    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    // Names are ASCII (snake_case), so any byte is a character boundary.
+    let start = name[..IDENTIFIER_MAX - hash.len() - 1].trim_end_matches('_');
+    format!("{start}_{hash}")
 }
 
 pub(super) fn enum_name(ty: &str, field: &str) -> String {
@@ -594,20 +647,20 @@ fn with_separators(value: usize) -> String {
 
 /// The statement of `values` that checks `field` (its length, its format) into `errors`; empty
 /// for a type any value of which is valid.
+/// `indent` columns in: 8 inside the `if let` of an optional field, else 4.
 fn check(field: &Field) -> String {
-    let name = field.name.as_str();
-    match &field.kind {
-        FieldType::String => {
-            format!("resources::check_length(&mut errors, \"{name}\", value, {STRING_MAX_CHARS});")
-        }
-        FieldType::Text => format!(
-            "resources::check_length(&mut errors, \"{name}\", value, {});",
-            with_separators(TEXT_MAX_CHARS)
-        ),
-        FieldType::Date => format!("resources::check_date(&mut errors, \"{name}\", value);"),
-        FieldType::Uuid => format!("resources::check_uuid(&mut errors, \"{name}\", value);"),
-        _ => String::new(),
-    }
+    let name = format!("\"{}\"", field.name);
+    let indent = if field.optional { 8 } else { 4 };
+    let (check, limit) = match &field.kind {
+        FieldType::String => ("check_length", Some(STRING_MAX_CHARS.to_string())),
+        FieldType::Text => ("check_length", Some(with_separators(TEXT_MAX_CHARS))),
+        FieldType::Date => ("check_date", None),
+        FieldType::Uuid => ("check_uuid", None),
+        _ => return String::new(),
+    };
+    let mut args = vec!["&mut errors".to_string(), name, "value".into()];
+    args.extend(limit);
+    call(indent, &format!("resources::{check}"), &args, ";")
 }
 
 /// The struct literal `{head} { name: value, ..base }{tail}`, `indent` columns in, as rustfmt
@@ -674,6 +727,61 @@ pub(super) fn signature_at(indent: usize, head: &str, params: &[String], ret: &s
     out
 }
 
+/// `Result<(StatusCode, Json<Type>), ApiError>`, the create handler's answer, as rustfmt lays it
+/// out in a signature: a tuple type is a list like a call's arguments, kept on
+/// one line up to `fn_call_width`; past it, the `Result`'s parameters and the tuple's items
+/// each go on a line of their own.
+fn created_type(ty: &str) -> String {
+    let items = format!("StatusCode, Json<{ty}>");
+    if items.len() <= FN_CALL_WIDTH {
+        return format!("Result<({items}), ApiError>");
+    }
+    format!("Result<\n    (\n        StatusCode,\n        Json<{ty}>,\n    ),\n    ApiError,\n>")
+}
+
+/// rustfmt's `fn_call_width`: the widest argument list a call keeps on one line.
+const FN_CALL_WIDTH: usize = 60;
+
+/// The call `{head}({args}){tail}`, `indent` columns in, as rustfmt lays it out: on one line when
+/// it fits and its arguments take at most `fn_call_width` columns, else one argument a line.
+/// Long names of fields and resources go through here, so that their statements keep rustfmt's
+/// layout whatever their length (each argument must fit on a line of its own).
+pub(super) fn call(indent: usize, head: &str, args: &[String], tail: &str) -> String {
+    let joined = args.join(", ");
+    let one_line = format!("{head}({joined}){tail}");
+    if joined.len() <= FN_CALL_WIDTH && indent + one_line.len() <= MAX_WIDTH {
+        return one_line;
+    }
+    let padding = " ".repeat(indent);
+    let mut out = format!(
+        "{head}(
+"
+    );
+    for arg in args {
+        out.push_str(&format!(
+            "{padding}    {arg},
+"
+        ));
+    }
+    out.push_str(&format!("{padding}){tail}"));
+    out
+}
+
+/// A field `{name}: {ty},` of a struct, `indent` columns in: when it does not fit on a line,
+/// rustfmt puts the type on the next one.
+fn field_line(indent: usize, name: &str, ty: &str) -> String {
+    let one_line = format!("{name}: {ty},");
+    if indent + one_line.len() <= MAX_WIDTH {
+        one_line
+    } else {
+        format!(
+            "{name}:
+{}    {ty},",
+            " ".repeat(indent)
+        )
+    }
+}
+
 /// Items of a comma-separated list, continued over lines of a string literal (`\` at each line's
 /// end) so that no line of the generated file is longer than rustfmt's width. `indent` is where
 /// the literal's text starts on its first line.
@@ -712,8 +820,9 @@ fn continued_string(items: &[String], indent: usize) -> String {
 pub(super) fn use_group(mut uses: Vec<(String, Vec<String>)>) -> String {
     for (_, items) in &mut uses {
         items.sort_by(|a, b| match (a.as_str(), b.as_str()) {
-            ("self", _) => Ordering::Less,
-            (_, "self") => Ordering::Greater,
+            // `self`, renamed or not, comes first.
+            (a, _) if a.starts_with("self") => Ordering::Less,
+            (_, b) if b.starts_with("self") => Ordering::Greater,
             _ => a.cmp(b),
         });
     }
@@ -824,6 +933,17 @@ mod tests {
         );
         let short = use_group(vec![("acme_core::project".into(), items)]);
         assert!(!short.contains('\n'), "{short}");
+    }
+
+    #[test]
+    fn an_index_name_is_cut_to_what_postgresql_takes_and_stays_unique() {
+        assert_eq!(index_name("tasks", "title"), "tasks_title");
+        let table = "quarterly_regional_supplier_performance_categories";
+        let first = index_name(table, "supplier_display_name_for_the_quarterly_reports");
+        let second = index_name(table, "supplier_display_name_for_the_monthly_reports");
+        assert!(first.len() <= IDENTIFIER_MAX && second.len() <= IDENTIFIER_MAX);
+        assert!(first.starts_with("quarterly_regional_supplier_performance_categories_sup"));
+        assert_ne!(first, second);
     }
 
     #[test]

@@ -303,6 +303,15 @@ pub fn resource_name_problem(name: &str) -> Option<String> {
     None
 }
 
+/// The longest name of a field (a ref's column, `<resource>_id`, included), so that the generated
+/// statements that name it keep one layout whatever its length (rustfmt's widths: a call's
+/// arguments or a chain of at most 60 columns, lines of 100).
+pub const FIELD_NAME_MAX: usize = 40;
+
+/// The longest enum variant: each `match` arm naming it (`Self::Variant => "variant",` and back)
+/// then stays on one line.
+pub const VARIANT_MAX: usize = 32;
+
 /// The longest name of a job or an email: their types' names (`SendReportJob`) then keep every
 /// generated line within rustfmt's width, so the layout does not depend on the name.
 pub const HANDLER_NAME_MAX: usize = 40;
@@ -418,6 +427,12 @@ pub fn parse_value_field(spec: &str) -> Result<Field, SpecError> {
             if let Some(problem) = word_problem(variant) {
                 return Err(error(offset, format!("enum variant: {problem}")));
             }
+            if variant.len() > VARIANT_MAX {
+                return Err(error(
+                    offset,
+                    format!("enum variant `{variant}` is longer than {VARIANT_MAX} characters"),
+                ));
+            }
             if seen.iter().any(|v| v == variant) {
                 return Err(error(offset, format!("enum variant `{variant}` twice")));
             }
@@ -469,6 +484,18 @@ pub fn parse_value_field(spec: &str) -> Result<Field, SpecError> {
         FieldType::Ref(target) => format!("{target}_id"),
         _ => name.to_string(),
     };
+    if column.len() > FIELD_NAME_MAX {
+        let what = match &kind {
+            FieldType::Ref(_) => format!("the column of `{name}:ref`, `{column}`,"),
+            _ => format!("`{column}`"),
+        };
+        return Err(error(
+            0,
+            format!(
+                "{what} is longer than {FIELD_NAME_MAX} characters, the most a field's name may have"
+            ),
+        ));
+    }
     if RUST_KEYWORDS.contains(&column.as_str()) {
         return Err(error(0, format!("`{column}` is a Rust keyword")));
     }
@@ -613,6 +640,25 @@ mod tests {
                 .contains("Rust keyword")
         );
         assert_eq!(resource_name_problem("order"), None);
+    }
+
+    #[test]
+    fn long_field_names_and_variants_are_refused_naming_the_limit() {
+        let forty = "a".repeat(FIELD_NAME_MAX);
+        assert!(parse_field(&format!("{forty}:string")).is_ok());
+        let long = err(&format!("{forty}b:string"));
+        assert!(long.message.contains("longer than 40 characters"), "{long}");
+        // A reference's column is the resource's name and `_id`.
+        assert!(parse_field(&format!("{}:ref", "a".repeat(37))).is_ok());
+        let reference = err(&format!("{}:ref", "a".repeat(38)));
+        assert!(
+            reference
+                .message
+                .contains(&format!("`{}_id`", "a".repeat(38)))
+        );
+        let variant = err(&format!("s:enum(open|{})", "v".repeat(VARIANT_MAX + 1)));
+        assert_eq!(variant.column, 13);
+        assert!(variant.message.contains("longer than 32 characters"));
     }
 
     #[test]

@@ -96,9 +96,10 @@ fn field(field: &Field, resource: &Resource, ty: &str) -> Value {
     // Strings are cloned where they are used twice, numbers, flags and enums are copied.
     let mut copy = true;
     let sample = match &field.kind {
+        // Not named after the field: a long name would make the line longer than rustfmt keeps.
         FieldType::String | FieldType::Text => {
             copy = false;
-            format!("format!(\"{name} {{n}}\")")
+            "format!(\"sample {n}\")".to_string()
         }
         FieldType::Int => "n".to_string(),
         FieldType::BigInt => "i64::from(n) * 10_000_000_000".to_string(),
@@ -138,9 +139,11 @@ fn field(field: &Field, resource: &Resource, ty: &str) -> Value {
             distinct = false;
             "None".to_string()
         }
-        FieldType::Ref(target) => {
+        // Created before the sample's literal (`referenced`), where the line fits whatever the
+        // names.
+        FieldType::Ref(_) => {
             copy = false;
-            format!("crate::{target}::tests::created(db, owner, n).await.id")
+            name.to_string()
         }
     };
     let self_ref = matches!(&field.kind, FieldType::Ref(t) if *t == resource.name);
@@ -150,13 +153,23 @@ fn field(field: &Field, resource: &Resource, ty: &str) -> Value {
         sample
     };
     let clone = if copy { "" } else { ".clone()" };
-    let filter = if field.optional {
-        format!("first.{name}{clone}")
-    } else {
-        format!("Some(first.{name}{clone})")
+    // The value is taken from `first` on a line of its own (`value`), which fits whatever the
+    // field's name.
+    let filter = match (field.optional, name) {
+        // `value: value` is `value` (clippy's `redundant_field_names`).
+        (true, "value") => "value".to_string(),
+        (true, _) => format!("{name}: value"),
+        (false, _) => format!("{name}: Some(value)"),
+    };
+    let referenced = match &field.kind {
+        FieldType::Ref(target) if !self_ref => Some(format!(
+            "    let row = crate::{target}::tests::created(db, owner, n);\n    let {name} = row.await.id;"
+        )),
+        _ => None,
     };
     json!({
         "name": name,
+        "referenced": referenced,
         "optional": field.optional,
         "sample": sample,
         "clone": clone,

@@ -94,6 +94,11 @@ impl Values {
     }
 }
 
+/// The text of an optional json or enum field, as its column holds it.
+pub fn to_text<T: ToString>(value: Option<T>) -> Option<String> {
+    value.map(|value| value.to_string())
+}
+
 /// A resource's table as its statements name it.
 #[derive(Debug, Clone, Copy)]
 pub struct Table {

@@ -286,6 +286,45 @@ pub const RESOURCES: &[&[&str]] = &[
     ],
 ];
 
+/// Resources with the longest names `generate resource` accepts (48 characters, a plural of 50;
+/// fields of up to 40, variants of up to 32), one of 37 (the longest a `ref` may name: its column
+/// then has 40) referring to itself, and a 30-character one with a long field of every type, a
+/// reference to the second and enums of long variants: what they generate must be rustfmt- and clippy-clean as written, although
+/// many of their lines would not fit in 100 columns laid out as a short name's
+/// (tests/generate.rs, tests/e2e/resources.rs).
+pub const LONG_RESOURCES: &[&[&str]] = &[
+    &[
+        "quarterly_regional_supplier_performance_category",
+        "supplier_display_name_for_all_the_report:string:unique",
+        "commentary_from_the_regional_manager:text?",
+        "late_deliveries_during_the_quarter:int",
+        "contract_tier_classification:enum(preferred_strategic_partner|probation)",
+    ],
+    &[
+        "regional_distribution_center_location",
+        "street_address_including_the_building_no:text?",
+        "regional_distribution_center_location:ref?",
+    ],
+    &[
+        "warehouse_inventory_line_entry",
+        "storage_location_description_of_a_depot:string:index",
+        "detailed_handling_instruction_for_picker:text?",
+        "fulfillment_priority_class_for_the_order:enum(extremely_urgent_priority|routine_scheduled_delivery)?:index",
+        "handling_category_for_the_freight_carry:enum(fragile_goods_needing_extra_care|bulk)",
+        "regional_distribution_center_location:ref",
+        "units_on_hand_at_the_last_physical_count:int?",
+        "cumulative_units_received_lifetime:bigint",
+        "estimated_replacement_cost_in_local_mone:float?",
+        "is_discontinued_by_the_manufacturer:bool",
+        "scheduled_date_of_the_next_physical_coun:date?",
+        "last_physical_count_verified_at:datetime",
+        "external_warehouse_system_record_uuid:uuid?",
+        "supplementary_vendor_specific_attributes:json?",
+        "number_of_units_reserved_for_open_orders:int",
+        "is_held_for_a_quality_inspection_reviews:bool?",
+    ],
+];
+
 /// A job and an email for `saaskit generate job|email`, as its arguments after `generate`
 /// (tests/generate/handlers.rs, tests/e2e/handlers.rs).
 pub const JOB: &[&str] = &["job", "send_report", "user_id:string", "since:datetime?"];

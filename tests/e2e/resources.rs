@@ -1,6 +1,6 @@
 //! Resources made by `saaskit generate resource` (docs/generate.md), black box over HTTP on SQLite
 //! and PostgreSQL: the three resources of `common::RESOURCES` on the default workspace (rows owned
-//! by organizations), which must build clippy-clean, with a committed OpenAPI document that
+//! by organizations), which must build clippy-clean (with those of `LONG_RESOURCES` beside them), with a committed OpenAPI document that
 //! `openapi --check` finds right and tests of their own that pass; then create, list with
 //! filters, sorting and pages, get, partial update, delete, references, validation, and another
 //! organization's rows answering 404; and Schemathesis on their endpoints, which finds no 5xx and
@@ -18,7 +18,7 @@ use crate::admin::PanelSession;
 use crate::api::{PASSWORD, on_each_database, register, str_of};
 use crate::browser::Browser;
 use crate::client::Instance;
-use crate::common::{RESOURCES, saaskit};
+use crate::common::{LONG_RESOURCES, RESOURCES, saaskit};
 use crate::openapi::fuzz;
 use crate::support::{
     Database, cargo_beside, cargo_beside_with, fresh_workspace, lint_beside, shared_target_dir,
@@ -61,10 +61,8 @@ fn the_tests_generated_in_the_workspace_pass_on_both_databases() {
         "{}-core",
         workspace.root.file_name().unwrap().to_string_lossy()
     );
-    let filters: Vec<String> = RESOURCES
-        .iter()
-        .map(|spec| format!("{}::tests::", spec[0]))
-        .collect();
+    let all = || RESOURCES.iter().chain(LONG_RESOURCES);
+    let filters: Vec<String> = all().map(|spec| format!("{}::tests::", spec[0])).collect();
     let mut args = vec!["test", "-p", &package, "--lib", "--"];
     args.extend(filters.iter().map(String::as_str));
     let postgres = Database::postgres();
@@ -72,7 +70,7 @@ fn the_tests_generated_in_the_workspace_pass_on_both_databases() {
     for env in [vec![], vec![("TEST_DATABASE_URL", url.as_str())]] {
         let output = cargo_beside_with(&workspace.root, &workspace.target, &args, &env);
         // Two tests a resource: a filter that matched none would pass without testing anything.
-        let expected = format!("test result: ok. {} passed", 2 * RESOURCES.len());
+        let expected = format!("test result: ok. {} passed", 2 * all().count());
         assert!(output.contains(&expected), "{env:?}:\n{output}");
     }
 }
@@ -422,7 +420,8 @@ fn list(api: &Instance, access: &str, path: &str) -> Value {
     get(api, access, path).expect_json(200)
 }
 
-/// The default workspace with the three resources, linted, and its api and admin binaries.
+/// The default workspace with the three resources (and those of `LONG_RESOURCES`), linted, and
+/// its api and admin binaries.
 struct Workspace {
     root: PathBuf,
     /// Where its own artifacts go: beside the default workspace's binaries (another `api` and
@@ -453,7 +452,8 @@ fn workspace_with_resources() -> &'static Workspace {
     static WORKSPACE: OnceLock<Workspace> = OnceLock::new();
     WORKSPACE.get_or_init(|| {
         let root = fresh_workspace("resources", &["--yes"]);
-        for spec in RESOURCES {
+        // The resources of the longest names too: their code must build clippy-clean as well.
+        for spec in RESOURCES.iter().chain(LONG_RESOURCES) {
             saaskit(&root)
                 .args(["generate", "resource"])
                 .args(*spec)
