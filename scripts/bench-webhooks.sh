@@ -25,7 +25,8 @@
 # the accepted rate is the service's throughput, and its latencies are mostly queueing
 # (CONNECTIONS requests always in flight, so p50 is about CONNECTIONS / rate). "Processed end to
 # end" is the number of events divided by the time from the first request sent to the last
-# attempt the worker recorded (webhook_attempts.finished_at_ms): the worker runs in the same
+# attempt recorded (webhook_attempts.finished_at_ms, or for a first attempt at receipt the
+# event's receipt_finished_at_ms): the worker runs in the same
 # process and starts while events are still arriving. Lost is the number of events not in
 # `webhook_events` with the status their type should end in; the script also checks that every
 # event was attempted exactly once and that no webhook job is left unfinished. Per event it also
@@ -223,10 +224,13 @@ bench() {
                (SELECT count(*) FROM webhook_events WHERE status = 'processed'),
                (SELECT count(*) FROM webhook_events WHERE status = 'ignored'),
                (SELECT count(*) FROM webhook_events WHERE status IN ('retrying', 'dead_letter')),
-               (SELECT count(*) FROM webhook_attempts),
+               (SELECT count(*) FROM webhook_attempts)
+                 + (SELECT count(*) FROM webhook_events WHERE receipt_worker IS NOT NULL),
                (SELECT count(*) FROM jobs
                 WHERE kind = 'webhooks.process' AND finished_at_ms IS NULL),
-               (SELECT coalesce(max(finished_at_ms), 0) FROM webhook_attempts),
+               (SELECT coalesce(max(finished), 0) FROM (
+                    SELECT max(finished_at_ms) AS finished FROM webhook_attempts
+                    UNION ALL SELECT max(receipt_finished_at_ms) FROM webhook_events) AS ends),
                (SELECT count(*) FROM subscriptions)")"
     # CPU time per event, from /proc: the service's process (on SQLite, SQLite's work too), and
     # on PostgreSQL the server processes of its connections (not the server's background
