@@ -11,19 +11,21 @@
 //! `prometheus-client` is the official Rust client of the Prometheus project: three small crates
 //! (no HTTP server, no TLS), where `metrics` with its exporter brings hyper and a TLS stack.
 
+use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::future::{BoxFuture, join_all};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -88,13 +90,50 @@ pub(crate) struct HttpMetrics {
     pub(crate) rate_limited: Family<LimitLabels, Counter>,
 }
 
+/// Built for every request: no field allocates (see `http::middleware::RecordMetrics`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
-    pub(crate) method: String,
-    /// The route's pattern (`/users/{id}`), never the raw path: one series per route, not per
-    /// id, and no token that a path may carry.
-    pub(crate) route: String,
+    pub(crate) method: &'static str,
+    pub(crate) route: RouteLabel,
     pub(crate) status: u16,
+}
+
+/// The route label of requests that matched no route: the raw path would make one series per
+/// path a scanner tries.
+pub(crate) const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The matched route's pattern (`/users/{id}`), never the raw path: one series per route, not
+/// per id, and no token that a path may carry. Holds the router's own `MatchedPath`, whose clone
+/// shares the pattern's `Arc<str>`: a label per request without copying the pattern.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteLabel(pub(crate) Option<MatchedPath>);
+
+impl RouteLabel {
+    pub(crate) fn as_str(&self) -> &str {
+        self.0.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
+    }
+}
+
+// By the pattern, as the label's text: two `MatchedPath`s of one route are equal whether or not
+// they share their allocation.
+impl PartialEq for RouteLabel {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for RouteLabel {}
+
+impl Hash for RouteLabel {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl EncodeLabelValue for RouteLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

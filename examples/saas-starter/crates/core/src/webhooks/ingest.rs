@@ -23,8 +23,10 @@
 //!
 //! Processing at receipt: when this instance processes events (its `webhooks.process` kind is
 //! registered, `WEBHOOKS_PROCESS_ON_RECEIPT` on), the batch's new events are processed in the
-//! transaction that stores them ([`process::Received`]): their handlers run, and they are stored
-//! already `processed` (or `ignored`) with their first attempt, and no job. One commit, one log
+//! transaction that stores them ([`process::Received`]): their handlers run, then they are
+//! stored already `processed` (or `ignored`), each row with its payload and its first attempt,
+//! and no job (an event stored before makes the batch roll back and go again without it). One
+//! commit, one log
 //! flush, per batch for both, where storing then processing took two transactions, a job row
 //! and its payload written then deleted, and a read of the events back. Should anything fail (a
 //! handler's error, a deadlock with another instance's batch), the transaction rolls back as if
@@ -42,7 +44,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::now_ms;
 use super::process::{Handlers, Received};
-use super::store::{self, Ingested, NewEvent, StoredAs};
+use super::store::{self, Ingested, NewEvent, ReceiptAttempt, StoredAs};
 use crate::db::{Backend, Database};
 use crate::error::BoxError;
 use crate::jobs::Jobs;
@@ -295,36 +297,79 @@ async fn store_events(writer: &Writer, events: &[&PendingEvent]) -> sqlx::Result
     Ok(outcomes(&ids, &firsts, &stored))
 }
 
+/// How many times [`store_processed`] tries a batch again without the events another
+/// transaction stored meanwhile, before the batch goes through the queue.
+const RECEIPT_TRIES: usize = 3;
+
 /// Stores `events` and processes the new ones in one transaction, with `handlers`; the ids it
 /// stored. Nothing is written if it fails. The caller holds the database's turn.
+///
+/// The handlers run first, then the events are inserted with their first attempt, whose end
+/// the handlers' statements fixed: each event's row is written once, complete. An event stored
+/// before (a copy delivered again, or stored meanwhile by another batch or instance) must not
+/// be handled again: the insert skips it, the transaction is rolled back, and the batch is
+/// tried again without the events found stored. Copies arriving at once share a batch and
+/// never get here (`first_copies`).
 async fn store_processed(
     writer: &Writer,
     handlers: &Handlers,
     events: &[NewEvent<'_>],
 ) -> Result<HashSet<String>, BoxError> {
+    let mut events = events.to_vec();
+    for _ in 0..RECEIPT_TRIES {
+        if events.is_empty() {
+            break;
+        }
+        if let Some(stored) = process_at_receipt(writer, handlers, &events).await? {
+            return Ok(stored);
+        }
+        let ids: Vec<&str> = events.iter().map(|event| event.id).collect();
+        let before: HashSet<String> =
+            store::stored_already(&mut *writer.db.pool().acquire().await?, &ids)
+                .await?
+                .into_iter()
+                .collect();
+        events.retain(|event| !before.contains(event.id));
+    }
+    if events.is_empty() {
+        return Ok(HashSet::new());
+    }
+    Err("events of the batch kept being stored by other transactions".into())
+}
+
+/// One try of [`store_processed`]: the ids stored, or `None` (and nothing written) when one of
+/// `events` was stored before.
+async fn process_at_receipt(
+    writer: &Writer,
+    handlers: &Handlers,
+    events: &[NewEvent<'_>],
+) -> Result<Option<HashSet<String>>, BoxError> {
     let received = Received::prepare(handlers, events);
     let started_at_ms = now_ms();
     let mut tx = writer.db.begin_write().await?;
-    let as_processed = StoredAs::Processed(received.statuses());
-    let stored: HashSet<String> =
-        store::insert_events(&mut tx, events, &as_processed, started_at_ms)
-            .await?
-            .into_iter()
-            .collect();
-    received.apply(&stored, &mut tx).await?;
-    let ids: Vec<&str> = events
-        .iter()
-        .map(|event| event.id)
-        .filter(|id| stored.contains(*id))
-        .collect();
-    store::record_first_attempts(&mut tx, &ids, &writer.worker, started_at_ms, now_ms()).await?;
+    received.apply(&mut tx).await?;
+    let receipt = ReceiptAttempt {
+        statuses: received.statuses(),
+        worker: &writer.worker,
+        started_at_ms,
+        finished_at_ms: now_ms(),
+    };
+    let stored = store::insert_events(
+        &mut tx,
+        events,
+        &StoredAs::Processed(receipt),
+        started_at_ms,
+    )
+    .await?;
+    if stored.len() < events.len() {
+        tx.rollback().await?;
+        return Ok(None);
+    }
     tx.commit().await?;
     for (event, status) in events.iter().zip(received.statuses()) {
-        if stored.contains(event.id) {
-            tracing::info!(event = %event.id, %status, "event processed");
-        }
+        tracing::info!(event = %event.id, %status, "event processed");
     }
-    Ok(stored)
+    Ok(Some(stored.into_iter().collect()))
 }
 
 /// For each id, whether it is the first with its value: the copy that is stored.

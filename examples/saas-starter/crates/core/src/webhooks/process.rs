@@ -527,18 +527,11 @@ impl<'a> Received<'a> {
         &self.statuses
     }
 
-    /// Applies the effects of the events that `stored` says were inserted (the others were
-    /// stored before: duplicates, already processed), in their order, on `conn`.
-    pub(super) async fn apply(
-        &self,
-        stored: &HashSet<String>,
-        conn: &mut AnyConnection,
-    ) -> Result<(), HandlerError> {
-        let to_apply: Vec<&Handled<'_>> = self
-            .handled
-            .iter()
-            .filter(|handled| stored.contains(handled.event.id.as_str()))
-            .collect();
+    /// Applies the effects of every event, in their order, on `conn`. Run before the events'
+    /// insert, which must then store them all (none stored before) for the transaction to
+    /// commit: see `ingest::store_processed`.
+    pub(super) async fn apply(&self, conn: &mut AnyConnection) -> Result<(), HandlerError> {
+        let to_apply: Vec<&Handled<'_>> = self.handled.iter().collect();
         apply_runs(&to_apply, conn).await
     }
 }

@@ -1,6 +1,7 @@
 //! The webhook tables: `webhook_events` (every event received and its status),
-//! `webhook_payloads` (each event's body byte for byte, written once), `webhook_attempts` (every
-//! processing attempt, its times and its error) and `webhook_replays` (who asked for which
+//! `webhook_payloads` (each event's body byte for byte, written once, unless the event's row
+//! holds it), `webhook_attempts` (every processing attempt, its times and its error, but a first
+//! attempt that succeeded at receipt, which the event's row holds) and `webhook_replays` (who asked for which
 //! replay, and when). The events waiting for a worker are `webhooks.process` jobs of the queue
 //! ([`crate::jobs`]).
 //!
@@ -67,6 +68,7 @@ impl fmt::Display for Status {
 }
 
 /// An event to store, as read from its envelope.
+#[derive(Clone, Copy)]
 pub struct NewEvent<'a> {
     pub id: &'a str,
     pub event_type: &'a str,
@@ -110,13 +112,27 @@ pub enum StoredAs<'a> {
     /// `pending`, each with its `webhooks.process` job of `max_attempts`.
     Queued { max_attempts: i64 },
     /// Already processed, in the inserting transaction, before it commits: each in its status
-    /// (`processed` or `ignored`, in the events' order), with one attempt and no job. The
-    /// attempts are recorded by [`record_first_attempts`] once the handlers ran.
-    Processed(&'a [Status]),
+    /// (`processed` or `ignored`, in the events' order), with its first attempt, succeeded, and
+    /// no job.
+    Processed(ReceiptAttempt<'a>),
+}
+
+/// The attempts at receipt of a batch: what [`StoredAs::Processed`] writes in the events' rows.
+pub struct ReceiptAttempt<'a> {
+    /// Each event's status, in the events' order.
+    pub statuses: &'a [Status],
+    pub worker: &'a str,
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
 }
 
 /// Inserts `events` and their payloads on `conn` (in a transaction), skipping the ids stored
 /// before, in `stored`'s status; returns the ids it inserted. The ids must be distinct.
+///
+/// Queued, the payloads go to `webhook_payloads`, so that processing's updates of the events'
+/// rows do not rewrite them; processed, nothing rewrites the row, which takes the payload and
+/// the first attempt itself: one row and two index entries per event (its id, the log's
+/// order) where the payload's and the attempt's rows took two more of each.
 pub async fn insert_events(
     conn: &mut AnyConnection,
     events: &[NewEvent<'_>],
@@ -127,70 +143,89 @@ pub async fn insert_events(
         return Ok(Vec::new());
     }
     let received_at = now_ms / 1000;
-    let (statuses, attempts, processed_at) = match stored {
-        StoredAs::Queued { .. } => (None, 0, None),
-        StoredAs::Processed(statuses) => (Some(*statuses), 1, Some(received_at)),
+    let postgres = conn.backend_name() == "PostgreSQL";
+    let receipt = match stored {
+        StoredAs::Queued { .. } => None,
+        StoredAs::Processed(receipt) => Some(receipt),
     };
-    let status_of = |n: usize| statuses.map_or(Status::Pending, |statuses| statuses[n]);
-    if conn.backend_name() == "PostgreSQL" {
+    let status_of = |n: usize| receipt.map_or(Status::Pending, |receipt| receipt.statuses[n]);
+    if let Some(receipt) = receipt {
+        // `new` is named for PostgreSQL's sake; SQLite's `VALUES` columns are `column1`...
+        let (source, columns) = if postgres {
+            (
+                "(VALUES {}) AS new (id, type, created, livemode, payload, status)",
+                "id, type, created, livemode, $1, status, 1, $1, payload, $2, $3, $4",
+            )
+        } else {
+            (
+                "(VALUES {}) WHERE true",
+                "column1, column2, column3, column4, $1, column6, 1, $1, column5, $2, $3, $4",
+            )
+        };
+        let sql = format!(
+            "INSERT INTO webhook_events \
+                 (id, type, created, livemode, received_at, status, attempts, processed_at, \
+                 payload, receipt_worker, receipt_started_at_ms, receipt_finished_at_ms) \
+             SELECT {columns} FROM {} \
+             ON CONFLICT (id) DO NOTHING RETURNING id",
+            source.replace("{}", &values_rows(events.len(), EVENT_PARAMETERS, 5, ""))
+        );
+        // The attempt's end is written before the statements that follow it, but it is the
+        // caller's to run them (the handlers) first.
+        let query = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(received_at)
+            .bind(receipt.worker)
+            .bind(receipt.started_at_ms)
+            .bind(receipt.finished_at_ms);
+        return bind_events(query, events, status_of).fetch_all(conn).await;
+    }
+    let StoredAs::Queued { max_attempts } = *stored else {
+        unreachable!("processed events were stored above")
+    };
+    if postgres {
         // One statement, so one round trip, for the events, their payloads and their jobs: the
         // payloads' and the jobs' inserts take the ids the events' inserted, and only those.
         // The job is the one `event_job` makes: its payload the id as JSON, its unique key
         // `job_key`'s.
-        let jobs = match stored {
-            StoredAs::Queued { .. } => format!(
-                "job_rows AS ( \
-                     SELECT row_number() OVER () AS n, $5::text AS kind, \
-                         to_json(id)::text AS payload, $4::bigint AS max_attempts, \
-                         $6::bigint AS run_at_ms, $7::text || id AS unique_key, \
-                         $6::bigint AS created_at_ms \
-                     FROM stored), \
-                 {},",
-                jobs::store::enqueue_ctes("job_rows")
-            ),
-            StoredAs::Processed(_) => String::new(),
-        };
-        let first_row = if jobs.is_empty() { 4 } else { 8 };
         let sql = format!(
             "WITH new (id, type, created, livemode, payload, status) AS (VALUES {}), \
              stored AS ( \
                  INSERT INTO webhook_events \
-                     (id, type, created, livemode, received_at, status, attempts, processed_at) \
-                 SELECT id, type, created, livemode, $1, status, $2, $3 FROM new \
+                     (id, type, created, livemode, received_at, status, attempts) \
+                 SELECT id, type, created, livemode, $1, status, 0 FROM new \
                  ON CONFLICT (id) DO NOTHING RETURNING id), \
-             {jobs} \
+             job_rows AS ( \
+                 SELECT row_number() OVER () AS n, $3::text AS kind, \
+                     to_json(id)::text AS payload, $2::bigint AS max_attempts, \
+                     $4::bigint AS run_at_ms, $5::text || id AS unique_key, \
+                     $4::bigint AS created_at_ms \
+                 FROM stored), \
+             {}, \
              payloads AS ( \
                  INSERT INTO webhook_payloads (event_id, payload) \
                  SELECT id, payload FROM new JOIN stored USING (id)) \
              SELECT id FROM stored",
-            values_rows(events.len(), EVENT_PARAMETERS, first_row, "")
+            values_rows(events.len(), EVENT_PARAMETERS, 6, ""),
+            jobs::store::enqueue_ctes("job_rows")
         );
-        let mut query = sqlx::query_scalar(AssertSqlSafe(sql))
+        let query = sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(received_at)
-            .bind(attempts)
-            .bind(processed_at);
-        if let StoredAs::Queued { max_attempts } = stored {
-            query = query
-                .bind(*max_attempts)
-                .bind(process::KIND)
-                .bind(now_ms)
-                .bind(process::job_key(""));
-        }
+            .bind(max_attempts)
+            .bind(process::KIND)
+            .bind(now_ms)
+            .bind(process::job_key(""));
         return bind_events(query, events, status_of).fetch_all(conn).await;
     }
     // SQLite has no data-modifying CTE; statements cost no round trip there.
     let sql = format!(
         "INSERT INTO webhook_events \
-             (id, type, created, livemode, received_at, status, attempts, processed_at) \
-         SELECT column1, column2, column3, column4, $1, column6, $2, $3 \
+             (id, type, created, livemode, received_at, status, attempts) \
+         SELECT column1, column2, column3, column4, $1, column6, 0 \
          FROM (VALUES {}) WHERE true \
          ON CONFLICT (id) DO NOTHING RETURNING id",
-        values_rows(events.len(), EVENT_PARAMETERS, 4, "")
+        values_rows(events.len(), EVENT_PARAMETERS, 2, "")
     );
-    let query = sqlx::query_scalar(AssertSqlSafe(sql))
-        .bind(received_at)
-        .bind(attempts)
-        .bind(processed_at);
+    let query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(received_at);
     let stored_ids: Vec<String> = bind_events(query, events, status_of)
         .fetch_all(&mut *conn)
         .await?;
@@ -202,47 +237,25 @@ pub async fn insert_events(
             .execute(&mut *conn)
             .await?;
     }
-    if let StoredAs::Queued { max_attempts } = stored {
-        let jobs = stored_ids
-            .iter()
-            .map(|id| event_job(id, *max_attempts))
-            .collect::<sqlx::Result<Vec<_>>>()?;
-        jobs::enqueue_all(conn, &jobs).await?;
-    }
+    let jobs = stored_ids
+        .iter()
+        .map(|id| event_job(id, max_attempts))
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    jobs::enqueue_all(conn, &jobs).await?;
     Ok(stored_ids)
 }
 
-/// Records the first attempt, succeeded, of each of `event_ids`, stored by [`insert_events`] as
-/// [`StoredAs::Processed`]: one statement whatever their number (the ids as one JSON array).
-pub async fn record_first_attempts(
-    conn: &mut AnyConnection,
-    event_ids: &[&str],
-    worker: &str,
-    started_at_ms: i64,
-    finished_at_ms: i64,
-) -> sqlx::Result<()> {
-    if event_ids.is_empty() {
-        return Ok(());
-    }
+/// Of `ids`, those stored already, in one query.
+pub async fn stored_already(conn: &mut AnyConnection, ids: &[&str]) -> sqlx::Result<Vec<String>> {
+    // The ids as one JSON array, looked up in the primary key (see `load_events`).
     let sql = if conn.backend_name() == "PostgreSQL" {
-        "INSERT INTO webhook_attempts \
-             (event_id, number, worker, started_at_ms, finished_at_ms, outcome) \
-         SELECT id, 1, $2, $3, $4, 'succeeded' FROM json_array_elements_text($1::json) AS id"
+        "SELECT id FROM webhook_events \
+         WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json)))"
     } else {
-        "INSERT INTO webhook_attempts \
-             (event_id, number, worker, started_at_ms, finished_at_ms, outcome) \
-         SELECT value, 1, $2, $3, $4, 'succeeded' FROM json_each($1)"
+        "SELECT id FROM webhook_events WHERE id IN (SELECT value FROM json_each($1))"
     };
-    let ids =
-        serde_json::to_string(event_ids).map_err(|error| sqlx::Error::Encode(error.into()))?;
-    sqlx::query(sql)
-        .bind(ids)
-        .bind(worker)
-        .bind(started_at_ms)
-        .bind(finished_at_ms)
-        .execute(conn)
-        .await?;
-    Ok(())
+    let ids = serde_json::to_string(ids).map_err(|error| sqlx::Error::Encode(error.into()))?;
+    sqlx::query_scalar(sql).bind(ids).fetch_all(conn).await
 }
 
 /// The `webhooks.process` job of the event `id`.
@@ -301,6 +314,16 @@ pub struct StoredEvent {
     pub payload: String,
 }
 
+/// An event's payload, as `payload`, wherever it is (see [`insert_events`]): in the event's row
+/// (processed at receipt) or in `webhook_payloads`; then the tables it is read from.
+macro_rules! stored_payload {
+    () => {
+        "COALESCE(webhook_events.payload, webhook_payloads.payload) AS payload \
+         FROM webhook_events \
+         LEFT JOIN webhook_payloads ON webhook_payloads.event_id = webhook_events.id"
+    };
+}
+
 /// The stored events with these ids and their payloads, in any order, in one query on `conn`
 /// (a stored event's fields and payload never change: any connection reads them alike).
 pub async fn load_events(conn: &mut AnyConnection, ids: &[&str]) -> sqlx::Result<Vec<StoredEvent>> {
@@ -312,13 +335,17 @@ pub async fn load_events(conn: &mut AnyConnection, ids: &[&str]) -> sqlx::Result
     // PostgreSQL `= ANY(ARRAY(...))`: `IN (SELECT ...)` is planned as a hash join with a scan
     // of every event; an array is looked up in the primary key.
     let sql = if conn.backend_name() == "PostgreSQL" {
-        "SELECT id, type, created, livemode, payload FROM webhook_events \
-         JOIN webhook_payloads ON webhook_payloads.event_id = webhook_events.id \
-         WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json)))"
+        concat!(
+            "SELECT id, type, created, livemode, ",
+            stored_payload!(),
+            " WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json)))"
+        )
     } else {
-        "SELECT id, type, created, livemode, payload FROM webhook_events \
-         JOIN webhook_payloads ON webhook_payloads.event_id = webhook_events.id \
-         WHERE id IN (SELECT value FROM json_each($1))"
+        concat!(
+            "SELECT id, type, created, livemode, ",
+            stored_payload!(),
+            " WHERE id IN (SELECT value FROM json_each($1))"
+        )
     };
     let ids = serde_json::to_string(ids).map_err(|error| sqlx::Error::Encode(error.into()))?;
     sqlx::query(sql)
@@ -676,8 +703,9 @@ pub async fn event(db: &Database, id: &str) -> sqlx::Result<Option<EventDetail>>
     let Some(row) = sqlx::query(concat!(
         "SELECT ",
         summary_columns!(),
-        ", payload FROM webhook_events \
-         JOIN webhook_payloads ON webhook_payloads.event_id = webhook_events.id WHERE id = $1"
+        ", ",
+        stored_payload!(),
+        " WHERE id = $1"
     ))
     .bind(id)
     .fetch_optional(db.pool())
@@ -688,7 +716,12 @@ pub async fn event(db: &Database, id: &str) -> sqlx::Result<Option<EventDetail>>
     let summary = EventSummary::from_row(&row)?;
     let payload: String = row.try_get("payload")?;
     let attempts = sqlx::query(
-        "SELECT number, worker, started_at_ms, finished_at_ms, outcome, error \
+        // The first attempt, when it succeeded at receipt, is in the event's row.
+        "SELECT 1 AS number, receipt_worker AS worker, receipt_started_at_ms AS started_at_ms, \
+             receipt_finished_at_ms AS finished_at_ms, 'succeeded' AS outcome, NULL AS error \
+         FROM webhook_events WHERE id = $1 AND receipt_worker IS NOT NULL \
+         UNION ALL \
+         SELECT number, worker, started_at_ms, finished_at_ms, outcome, error \
          FROM webhook_attempts WHERE event_id = $1 ORDER BY number",
     )
     .bind(id)
