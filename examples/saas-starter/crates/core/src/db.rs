@@ -71,8 +71,8 @@
 //! sqlx's macros (`query!`, `migrate!`, `#[derive(FromRow)]`) are left out: they would compile
 //! both database drivers a second time, for the compiler's own use. `build.rs` embeds the
 //! migrations instead; read rows by column name with `Row::try_get`, in a function of the type
-//! they become (`User::from_row`). The `idna_adapter` dependency and `.cargo/config.toml` are there to
-//! shorten the build too.
+//! they become (`User::from_row`). The `idna_adapter` dependency and the `libsqlite3-sys` profile
+//! of the workspace's Cargo.toml are there to shorten the build too.
 
 pub mod turns;
 
