@@ -63,6 +63,9 @@ pub struct Workspace<'c> {
     /// and the splices in order: [`Workspace::finish`] parses each file once, and replays the
     /// splices only to name the one that broke it.
     spliced: BTreeMap<String, Splices>,
+    /// The last text each file was spliced to, with its fences: the next splice into the file
+    /// reuses them instead of scanning it again, when the file is still that text.
+    fences: BTreeMap<String, (String, inject::Fences)>,
 }
 
 /// What an `install` did: the modules newly applied and to which services.
@@ -173,6 +176,7 @@ impl<'c> Workspace<'c> {
             force: false,
             notes: Vec::new(),
             spliced: BTreeMap::new(),
+            fences: BTreeMap::new(),
         }
     }
 

@@ -28,7 +28,9 @@ mod splice;
 
 pub use rust::{SnippetError, first_unparsable, first_unparsable_alongside, format_rust_snippet};
 pub use scan::{FencedBlock, MarkerLine, Problem, Scan, scan};
-pub use splice::{InjectError, block_body, insert_block, remove_block, splice_block};
+pub use splice::{
+    Fences, InjectError, block_body, insert_block, remove_block, splice_block, splice_block_with,
+};
 
 /// Markers whose blocks run in reverse install order: a new block goes directly after the marker
 /// line, before the blocks already there. At `shutdown` a module installed later may use what an

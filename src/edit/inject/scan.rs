@@ -355,8 +355,8 @@ pub(super) fn scan_lines(source: &str, lines: &[Line<'_>], style: CommentStyle) 
 
 /// Indices of the `lines` of `source` that hold `<<<`, the only ones that can be markers or fences
 /// ([`parse_directive`] finds nothing in the others). One memchr pass over the file finds them:
-/// `new` scans a file again for each snippet spliced into it, and this halves what parsing the
-/// lines costs it.
+/// `add`, `remove` and `generate resource` scan a file for each block they edit, and this halves
+/// what parsing the lines costs them.
 fn lines_with_tokens(source: &str, lines: &[Line<'_>]) -> Vec<usize> {
     let base = source.as_ptr() as usize;
     let mut hits = memchr::memmem::find_iter(source.as_bytes(), b"<<<").peekable();

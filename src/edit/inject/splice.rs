@@ -3,7 +3,7 @@
 
 use super::rust::describe_error;
 use super::scan::{
-    FencedBlock, Line, Problem, Scan, is_valid_marker, is_valid_module, join_lines,
+    FencedBlock, Line, MarkerLine, Problem, is_valid_marker, is_valid_module, join_lines,
     parse_directive, run_end, scan_lines, split_lines,
 };
 use super::{CommentStyle, is_reverse_order, terminated};
@@ -85,7 +85,30 @@ pub fn splice_block(
     module: &str,
     body: &str,
 ) -> Result<String, InjectError> {
-    let parsed = Parsed::new(source, style, marker, module)?;
+    splice_block_with(source, None, style, marker, module, body).map(|(out, _)| out)
+}
+
+/// The markers and blocks of a file whose fences can be trusted (no structural problem), as a
+/// splice left them: a caller that splices one file many times (`saaskit new`: dozens of
+/// snippets into `main.rs`) keeps them with the text so that the next splice need not scan the
+/// whole file again. Only [`splice_block_with`] makes them, so they always describe its output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fences {
+    markers: Vec<MarkerLine>,
+    blocks: Vec<FencedBlock>,
+}
+
+/// [`splice_block`] that also returns the fences of its result; given `fences`, which must be
+/// those this function returned with `source`, it does not scan `source` for them.
+pub fn splice_block_with(
+    source: &str,
+    fences: Option<Fences>,
+    style: CommentStyle,
+    marker: &str,
+    module: &str,
+    body: &str,
+) -> Result<(String, Fences), InjectError> {
+    let parsed = Parsed::new(source, fences, style, marker, module)?;
     let body_lines: Vec<&str> = body.lines().collect();
     if let Some((index, text)) = body_lines
         .iter()
@@ -99,7 +122,7 @@ pub fn splice_block(
     }
     let lines = &parsed.lines;
     let mut out = String::with_capacity(source.len() + body.len() + 128);
-    match parsed.target_block(marker, module)? {
+    let edit = match parsed.target_block(marker, module)? {
         Some(block) => {
             // Keep both fences byte for byte and rewrite only the lines between them.
             let begin = &lines[block.begin_line - 1];
@@ -110,6 +133,11 @@ pub fn splice_block(
                 out.push_str(begin.eol);
             }
             push_raw(&mut out, &lines[block.end_line - 1..]);
+            FenceEdit::Replaced {
+                begin_line: block.begin_line,
+                old_body_lines: block.end_line - block.begin_line - 1,
+                new_body_lines: body_lines.len(),
+            }
         }
         None => {
             let marker_index = parsed.unique_marker(marker)?;
@@ -117,7 +145,7 @@ pub fn splice_block(
             let anchor = if is_reverse_order(marker) {
                 marker_index
             } else {
-                run_end(&parsed.scan.blocks, marker_index, marker)
+                run_end(&parsed.fences.blocks, marker_index, marker)
             };
             let anchor_line = &lines[anchor];
             push_raw(&mut out, &lines[..=anchor]);
@@ -143,9 +171,85 @@ pub fn splice_block(
             push_indented(&mut out, indent, &end);
             out.push_str(anchor_line.eol);
             push_raw(&mut out, &lines[anchor + 1..]);
+            FenceEdit::Inserted {
+                anchor_line: anchor + 1,
+                body_lines: body_lines.len(),
+            }
         }
+    };
+    let fences = parsed.fences.after(edit, marker, module);
+    Ok((out, fences))
+}
+
+/// What a splice did to a file's lines, for [`Fences::after`]. Lines are 1-based.
+enum FenceEdit {
+    /// The body of the block whose begin fence is at `begin_line` went from `old_body_lines`
+    /// lines to `new_body_lines`.
+    Replaced {
+        begin_line: usize,
+        old_body_lines: usize,
+        new_body_lines: usize,
+    },
+    /// A new block (begin fence, `body_lines` lines, end fence) went right after `anchor_line`.
+    Inserted {
+        anchor_line: usize,
+        body_lines: usize,
+    },
+}
+
+impl Fences {
+    /// The fences of the file after `edit`, made for the block of (`module`, `marker`): every
+    /// marker and fence below the edit moves by the lines it added or removed.
+    fn after(mut self, edit: FenceEdit, marker: &str, module: &str) -> Self {
+        let (first_moved, shift): (usize, isize) = match edit {
+            FenceEdit::Replaced {
+                begin_line,
+                old_body_lines,
+                new_body_lines,
+            } => (
+                begin_line + 1,
+                new_body_lines as isize - old_body_lines as isize,
+            ),
+            FenceEdit::Inserted {
+                anchor_line,
+                body_lines,
+            } => (anchor_line + 1, body_lines as isize + 2),
+        };
+        let moved = |line: &mut usize| {
+            if *line >= first_moved {
+                *line = line
+                    .checked_add_signed(shift)
+                    .expect("lines below the edit stay below it");
+            }
+        };
+        for found in &mut self.markers {
+            moved(&mut found.line);
+        }
+        for block in &mut self.blocks {
+            moved(&mut block.begin_line);
+            moved(&mut block.end_line);
+        }
+        if let FenceEdit::Inserted {
+            anchor_line,
+            body_lines,
+        } = edit
+        {
+            let begin_line = anchor_line + 1;
+            let at = self
+                .blocks
+                .partition_point(|block| block.begin_line < begin_line);
+            self.blocks.insert(
+                at,
+                FencedBlock {
+                    module: module.to_string(),
+                    marker: marker.to_string(),
+                    begin_line,
+                    end_line: begin_line + body_lines + 1,
+                },
+            );
+        }
+        self
     }
-    Ok(out)
 }
 
 /// Removes the block of (`module`, `marker`): its begin line, body and end line, nothing else.
@@ -156,7 +260,7 @@ pub fn remove_block(
     marker: &str,
     module: &str,
 ) -> Result<Option<String>, InjectError> {
-    let parsed = Parsed::new(source, style, marker, module)?;
+    let parsed = Parsed::new(source, None, style, marker, module)?;
     let Some(block) = parsed.target_block(marker, module)? else {
         return Ok(None);
     };
@@ -187,7 +291,7 @@ pub fn block_body(
     marker: &str,
     module: &str,
 ) -> Result<Option<(String, usize)>, InjectError> {
-    let parsed = Parsed::new(source, style, marker, module)?;
+    let parsed = Parsed::new(source, None, style, marker, module)?;
     let Some(block) = parsed.target_block(marker, module)? else {
         return Ok(None);
     };
@@ -239,16 +343,18 @@ fn dedent<'a>(line: &'a str, indent: &str) -> &'a str {
     &line[common..]
 }
 
-/// A source file split into lines and scanned, checked for edits of one block.
+/// A source file split into lines with its fences, checked for edits of one block.
 struct Parsed<'a> {
     lines: Vec<Line<'a>>,
-    scan: Scan,
+    fences: Fences,
 }
 
 impl<'a> Parsed<'a> {
-    /// Validates the names and refuses files whose fences cannot be trusted.
+    /// Validates the names and refuses files whose fences cannot be trusted; `fences` known from
+    /// an earlier splice are taken as they are (that file was trusted, and the splice keeps it so).
     fn new(
         source: &'a str,
+        fences: Option<Fences>,
         style: CommentStyle,
         marker: &str,
         module: &str,
@@ -264,11 +370,20 @@ impl<'a> Parsed<'a> {
             });
         }
         let lines = split_lines(source);
-        let scan = scan_lines(source, &lines, style);
-        if let Some(problem) = scan.problems.iter().find(|p| p.is_structural()) {
-            return Err(InjectError::MalformedFence(problem.clone()));
-        }
-        Ok(Self { lines, scan })
+        let fences = match fences {
+            Some(fences) => fences,
+            None => {
+                let scan = scan_lines(source, &lines, style);
+                if let Some(problem) = scan.problems.iter().find(|p| p.is_structural()) {
+                    return Err(InjectError::MalformedFence(problem.clone()));
+                }
+                Fences {
+                    markers: scan.markers,
+                    blocks: scan.blocks,
+                }
+            }
+        };
+        Ok(Self { lines, fences })
     }
 
     /// The block of (`module`, `marker`), if any; an error if there are several.
@@ -278,7 +393,7 @@ impl<'a> Parsed<'a> {
         module: &str,
     ) -> Result<Option<&FencedBlock>, InjectError> {
         let mut found = self
-            .scan
+            .fences
             .blocks
             .iter()
             .filter(|block| block.module == module && block.marker == marker);
@@ -301,7 +416,7 @@ impl<'a> Parsed<'a> {
     /// 0-based index of the one marker line named `marker`.
     fn unique_marker(&self, marker: &str) -> Result<usize, InjectError> {
         let lines: Vec<usize> = self
-            .scan
+            .fences
             .markers
             .iter()
             .filter(|found| found.name == marker)
@@ -363,6 +478,42 @@ async fn main() -> anyhow::Result<()> {
 
     fn insert_rust(source: &str, module: &str, body: &str) -> String {
         insert_block(source, CommentStyle::Rust, "startup", module, body).unwrap()
+    }
+
+    /// The fences a splice returns are those a scan of its result finds: splices chained on
+    /// them (inserts, reverse-order inserts, replacements that grow and shrink a body, a marker
+    /// on the last line without newline) give what splicing with a scan each time gives.
+    #[test]
+    fn fences_after_a_splice_match_a_fresh_scan() {
+        let source =
+            "A=1\n# <<<inject:env>>>\nB=2\n# <<<inject:shutdown>>>\nC=3\n# <<<inject:tail>>>";
+        let splices = [
+            ("env", "db", "DB=1\nDB2=2\n"),
+            ("shutdown", "db", "STOP_DB=1"),
+            ("env", "mail", "SMTP=x\n"),
+            ("shutdown", "jobs", "STOP_JOBS=1\nDRAIN=1"),
+            ("tail", "db", "LAST=1"),
+            ("env", "db", "DB=3\nDB4=4\nDB5=5\n"),
+            ("tail", "mail", ""),
+            ("env", "db", "DB=6"),
+            ("tail", "db", "LAST=2\nLAST=3"),
+        ];
+        let (mut chained, mut fences) = (source.to_string(), None);
+        let mut scanned_each_time = source.to_string();
+        for (marker, module, body) in splices {
+            let (out, after) =
+                splice_block_with(&chained, fences, CommentStyle::Hash, marker, module, body)
+                    .unwrap();
+            scanned_each_time =
+                splice_block(&scanned_each_time, CommentStyle::Hash, marker, module, body).unwrap();
+            assert_eq!(out, scanned_each_time);
+            let fresh = scan(&out, CommentStyle::Hash);
+            assert_eq!(
+                (&after.markers, &after.blocks),
+                (&fresh.markers, &fresh.blocks)
+            );
+            (chained, fences) = (out, Some(after));
+        }
     }
 
     #[test]
