@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::admin::start_admin;
 use crate::api::{PASSWORD, launch_with_test_settings, now};
 use crate::common::{free_port, run_tool, saaskit};
+use crate::email::wait_until;
 use crate::support::{Database, Service, fresh_workspace, get, service_binary};
 use crate::webhooks::{SECRET, checkout, header, start_webhooks};
 
@@ -484,10 +485,10 @@ fn the_nginx_site_serves_the_services_over_https() {
         .header("x-request-id")
         .expect("an x-request-id")
         .to_string();
-    assert!(
-        nginx.access_log("api").contains(&request_id),
-        "{request_id}"
-    );
+    // nginx writes the access log line once the answer has gone out, so it may not be there yet.
+    wait_until(&format!("nginx's access log names {request_id}"), || {
+        nginx.access_log("api").contains(&request_id)
+    });
 
     // The services see every request coming from nginx (127.0.0.1); they count by the address
     // nginx appended to X-Forwarded-For. A client's own X-Forwarded-For comes before it and

@@ -355,7 +355,8 @@ pub(crate) fn token_of(message: &Value) -> String {
     token.to_owned()
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+/// Polls `done` until it holds; panics naming `what` after [`PATIENCE`].
+pub(crate) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
     while !done() {
         assert!(Instant::now() < deadline, "gave up waiting: {what}");
