@@ -1,8 +1,10 @@
 //! "No panic on any input": the manifest and lockfile parsers answer arbitrary text with a value
 //! or an error, and manifest errors always point at a line and column inside the file; so do the
-//! TypeScript, JavaScript and JSON checks, whose errors point inside the text.
+//! TypeScript, JavaScript and JSON checks, whose errors point inside the text; the check of
+//! spliced Rust files answers and refuses nothing syn accepts.
 
 use proptest::prelude::*;
+use saaskit::edit::inject::first_unparsable;
 use saaskit::edit::typescript::Syntax;
 use saaskit::model::lock::Lock;
 use saaskit::model::manifest::Manifest;
@@ -49,6 +51,18 @@ proptest! {
         if let Err(error) = syntax.check(&text) {
             let lines = text.split('\n').count().max(1);
             prop_assert!(error.line >= 1 && error.line <= lines, "{path}: {error} in {text:?}");
+        }
+    }
+
+    /// Rust-like text (items, braces, quotes, lifetimes, macros) through the whole-file check of
+    /// spliced files: rust-analyzer's parser first, syn for what it rejects.
+    #[test]
+    fn the_rust_file_check_never_panics_and_accepts_what_syn_accepts(
+        text in "(fn |let |impl |struct |mod |use |[a-z]{1,3}|[{}()\\[\\]<>:;,.=!?&'\"#\n ]){0,60}",
+    ) {
+        let accepted = first_unparsable(&[&text]).is_none();
+        if syn::parse_file(&text).is_ok() {
+            prop_assert!(accepted, "{text:?}");
         }
     }
 }

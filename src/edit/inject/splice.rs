@@ -1,7 +1,7 @@
 //! Splicing: inserts, replaces, removes and reads the fenced block of one module at one marker,
 //! byte-exact outside that block.
 
-use super::rust::describe_error;
+use super::rust::{describe_error, parse_error};
 use super::scan::{
     FencedBlock, Line, MarkerLine, Problem, is_valid_marker, is_valid_module, join_lines,
     parse_directive, run_end, scan_lines, split_lines,
@@ -443,10 +443,10 @@ fn check_rust(
     marker: &str,
     module: &str,
 ) -> Result<(), InjectError> {
-    let Err(err) = syn::parse_file(spliced) else {
+    let Some(err) = parse_error(spliced) else {
         return Ok(());
     };
-    if let Err(before) = syn::parse_file(original) {
+    if let Some(before) = parse_error(original) {
         let (line, column, message) = describe_error(&before, original);
         return Err(InjectError::UnparsableSource {
             line,
