@@ -1,6 +1,7 @@
 //! Template rendering with minijinja in strict-undefined mode: a template that uses a variable
 //! the context does not have is an error naming the variable, never an empty string.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use anyhow::{Result, anyhow};
@@ -195,20 +196,28 @@ pub const CORE_CRATE_PLACEHOLDER: &str = "saaskit_core";
 /// it is a template, then with every [`CORE_CRATE_PLACEHOLDER`] identifier naming the
 /// workspace's library crate. Every path that writes module text goes through here, so a file,
 /// its pristine copy and the fresh render `diff` compares them with always agree.
+///
+/// Each text is copied once at most (the render, or the copy out of the binary), and again only
+/// when it names the library crate: `new` makes a megabyte of them, and on a virtual machine
+/// touching fresh memory costs more than copying into it.
 pub fn module_text(name: &str, source: &str, template: bool, context: &Context) -> Result<String> {
-    let text = if template {
-        render(name, source, context)?
-    } else {
-        source.to_string()
-    };
-    Ok(name_core_crate(&text, &context.workspace.core.ident))
+    let ident = &context.workspace.core.ident;
+    if !template {
+        return Ok(name_core_crate(source, ident).into_owned());
+    }
+    let rendered = render(name, source, context)?;
+    Ok(match name_core_crate(&rendered, ident) {
+        Cow::Borrowed(_) => rendered,
+        Cow::Owned(named) => named,
+    })
 }
 
 /// `text` with each whole identifier [`CORE_CRATE_PLACEHOLDER`] replaced by `ident`; a longer
-/// identifier containing it (`saaskit_core_x`, `my_saaskit_core`) is left alone.
-fn name_core_crate(text: &str, ident: &str) -> String {
+/// identifier containing it (`saaskit_core_x`, `my_saaskit_core`) is left alone. Borrowed when
+/// there is nothing to replace.
+fn name_core_crate<'t>(text: &'t str, ident: &str) -> Cow<'t, str> {
     let is_ident = |c: char| c.is_alphanumeric() || c == '_';
-    let mut out = String::with_capacity(text.len());
+    let mut out = String::new();
     let mut rest = 0;
     // memchr's SIMD search rather than `str::match_indices` with a `&str` pattern (the two-way
     // algorithm): every generated file is searched, and this halved the cost of the search.
@@ -218,13 +227,19 @@ fn name_core_crate(text: &str, ident: &str) -> String {
         let whole = !text[..at].chars().next_back().is_some_and(is_ident)
             && !text[end..].chars().next().is_some_and(is_ident);
         if whole {
+            if out.capacity() == 0 {
+                out.reserve(text.len() + ident.len());
+            }
             out.push_str(&text[rest..at]);
             out.push_str(ident);
             rest = end;
         }
     }
+    if rest == 0 {
+        return Cow::Borrowed(text);
+    }
     out.push_str(&text[rest..]);
-    out
+    Cow::Owned(out)
 }
 
 fn placeholder_finder() -> &'static memchr::memmem::Finder<'static> {
