@@ -22,7 +22,8 @@ impl Added {
     }
 }
 
-fn parse(path: &str, text: &str) -> Result<DocumentMut> {
+/// The crate manifest at `path`, parsed for [`add_to_document`].
+pub fn parse(path: &str, text: &str) -> Result<DocumentMut> {
     text.parse::<DocumentMut>()
         .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
         .with_context(|| {
@@ -50,15 +51,57 @@ fn is_sorted(table: &Table) -> bool {
 /// order.
 pub fn add(path: &str, text: &str, deps: &[&Dependency]) -> Result<(String, Vec<Added>)> {
     let mut doc = parse(path, text)?;
-    let table = dependencies_table(path, &mut doc)?;
-    let changes = deps
-        .iter()
-        .map(|dep| add_to(path, table, dep))
-        .collect::<Result<_>>()?;
+    let changes = add_to_document(path, &mut doc, deps)?;
     Ok((doc.to_string(), changes))
 }
 
-fn add_to(path: &str, table: &mut Table, dep: &Dependency) -> Result<Added> {
+/// [`add`] on a parsed manifest, edited in place: a caller adding to one file many times keeps
+/// the document between calls rather than parsing the text it printed: while [`can_be_kept`]
+/// holds, editing the document further gives what parsing its print and editing that gives.
+pub fn add_to_document(
+    path: &str,
+    doc: &mut DocumentMut,
+    deps: &[&Dependency],
+) -> Result<Vec<Added>> {
+    let table = dependencies_table(path, doc)?;
+    let changes: Vec<Added> = (deps.iter())
+        .map(|dep| add_one(path, table, dep))
+        .collect::<Result<_>>()?;
+    for (dep, added) in deps.iter().zip(&changes) {
+        if !added.is_empty() {
+            settle(table, &dep.name);
+        }
+    }
+    Ok(changes)
+}
+
+/// Whether `doc`, edited by [`add_to_document`], can be kept for the next additions: whether
+/// those give what they give on the parse of its print. Not when `[dependencies]` holds a
+/// table (`[dependencies.serde]`, `serde.version = ..`): toml_edit orders a table's entries as
+/// they were added and the parser as they are written, which differ once a dependency appended
+/// after that table is sorted, and the order decides whether the table counts as sorted.
+pub fn can_be_kept(doc: &DocumentMut) -> bool {
+    (doc.get("dependencies").and_then(Item::as_table))
+        .is_none_or(|table| table.iter().all(|(_, item)| item.is_value()))
+}
+
+/// Makes the dependency `name`, just edited, what parsing the printed file would make of it,
+/// which prints the same. toml_edit spaces a value it made by defaults that depend on where the
+/// value is (the last one of an inline table gets a space before the `}`, any other none) and a
+/// parsed one as it was written: without this, a key added later after that last value would
+/// print differently in a kept document than in the parse of its text.
+fn settle(table: &mut Table, name: &str) {
+    let Some(Item::Value(value)) = table.get_mut(name) else {
+        return;
+    };
+    // The spaces around the value are the key's line's, kept as they are: the value parser
+    // takes the value alone.
+    let decor = std::mem::take(value.decor_mut());
+    *value = (value.to_string().parse()).expect("toml_edit parses the value it printed");
+    *value.decor_mut() = decor;
+}
+
+fn add_one(path: &str, table: &mut Table, dep: &Dependency) -> Result<Added> {
     let mut added = Added::default();
     match table.get_mut(&dep.name) {
         None => {
@@ -173,6 +216,13 @@ mod tests {
         }
     }
 
+    fn without_default_features(name: &str) -> Dependency {
+        Dependency {
+            default_features: Some(false),
+            ..dep(name, &[])
+        }
+    }
+
     fn add_one(path: &str, text: &str, dep: &Dependency) -> Result<(String, Added)> {
         let (text, mut added) = add(path, text, &[dep])?;
         Ok((text, added.remove(0)))
@@ -245,5 +295,39 @@ mod tests {
         let (text, added) = add("Cargo.toml", MANIFEST, &all).unwrap();
         assert_eq!(text, one_at_a_time);
         assert_eq!(added, each);
+    }
+
+    #[test]
+    fn a_document_kept_between_additions_prints_what_parsing_each_text_again_gives() {
+        // Each step edits what the steps before inserted: features onto a plain version string,
+        // onto an inline table without features, onto features inserted earlier.
+        let steps = [
+            vec![dep("base64", &[]), dep("serde", &["rc"])],
+            vec![without_default_features("zstd")],
+            vec![dep("base64", &["std"]), dep("anyhow", &["backtrace"])],
+            vec![dep("zstd", &["a", "b"]), dep("aho", &[])],
+            vec![
+                dep("serde", &["derive", "rc", "alloc"]),
+                dep("zstd", &["c"]),
+            ],
+        ];
+        let unsorted = "[dependencies]\nzlib = \"1\"\nanyhow = \"1\"\n";
+        let serde_table =
+            "[dependencies]\nanyhow = \"1\"\n\n[dependencies.serde]\nversion = \"1\"\n";
+        for start in [MANIFEST, "[package]\nname = \"x\"\n", unsorted, serde_table] {
+            let mut doc = parse("Cargo.toml", start).unwrap();
+            let mut text = start.to_string();
+            for step in &steps {
+                if !can_be_kept(&doc) {
+                    doc = parse("Cargo.toml", &text).unwrap();
+                }
+                let deps: Vec<&Dependency> = step.iter().collect();
+                let kept = add_to_document("Cargo.toml", &mut doc, &deps).unwrap();
+                let (reparsed, changes) = add("Cargo.toml", &text, &deps).unwrap();
+                assert_eq!(doc.to_string(), reparsed);
+                assert_eq!(kept, changes);
+                text = reparsed;
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Result, bail};
+use toml_edit::DocumentMut;
 
 use crate::edit::cargo_deps::{self, Added};
 use crate::edit::render::ServiceVars;
@@ -24,10 +25,17 @@ impl<'c> Workspace<'c> {
                 module.id
             );
         };
-        let (updated, changes) = cargo_deps::add(cargo_toml, &text, dependencies)?;
+        let mut doc = match self.cargo_tomls.take(cargo_toml, &text) {
+            Some(doc) => doc,
+            None => cargo_deps::parse(cargo_toml, &text)?,
+        };
+        let changes = cargo_deps::add_to_document(cargo_toml, &mut doc, dependencies)?;
         if changes.iter().all(Added::is_empty) {
+            self.keep_cargo_toml(cargo_toml, text, doc);
             return Ok(());
         }
+        let updated = doc.to_string();
+        self.keep_cargo_toml(cargo_toml, updated.clone(), doc);
         // The pristine copy gets what the file got, no more: a dependency the user had already
         // added by hand is not recorded, so `remove` would not take it out of the copy.
         let changed: Vec<&catalog::Dependency> = dependencies
@@ -57,6 +65,14 @@ impl<'c> Workspace<'c> {
             });
         }
         Ok(())
+    }
+
+    /// Keeps `doc`, parsed or edited to `text`, for the next dependencies added to `cargo_toml`
+    /// in this command, if they would give the same there as on a parse of `text`.
+    fn keep_cargo_toml(&mut self, cargo_toml: &str, text: String, doc: DocumentMut) {
+        if cargo_deps::can_be_kept(&doc) {
+            self.cargo_tomls.keep(cargo_toml, text, doc);
+        }
     }
 
     /// Takes out the dependencies `module` inserted into `cargo_toml`, unless another installed

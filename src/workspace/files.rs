@@ -146,15 +146,12 @@ impl<'c> Workspace<'c> {
         };
         let style = CommentStyle::for_path(target);
         // Fences kept from the last splice describe the file only if nothing else wrote it since.
-        let fences = (self.fences.remove(target))
-            .filter(|(spliced, _)| *spliced == *source)
-            .map(|(_, fences)| fences);
+        let fences = self.fences.take(target, &source);
         // Rust and TypeScript files are parsed once, in `finish`, however many snippets they get.
         let (updated, fences) =
             inject::splice_block_with(&source, fences, style, marker, module, body)
                 .with_context(|| format!("module `{module}`, marker `{marker}`: {target}"))?;
-        self.fences
-            .insert(target.to_string(), (updated.clone(), fences));
+        self.fences.keep(target, updated.clone(), fences);
         if matches!(style, CommentStyle::Rust | CommentStyle::TypeScript) {
             self.spliced
                 .entry(target.to_string())

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
+use toml_edit::DocumentMut;
 
 use crate::edit::inject;
 use crate::edit::render::ServiceVars;
@@ -37,12 +38,14 @@ mod files;
 pub mod generated;
 mod handlers;
 mod install;
+mod kept;
 pub mod resources;
 mod services;
 mod uninstall;
 pub mod upgrade;
 
 use files::Splices;
+use kept::KeptParses;
 
 pub const ENV_FILE: &str = ".env";
 pub const ENV_EXAMPLE_FILE: &str = ".env.example";
@@ -63,9 +66,12 @@ pub struct Workspace<'c> {
     /// and the splices in order: [`Workspace::finish`] parses each file once, and replays the
     /// splices only to name the one that broke it.
     spliced: BTreeMap<String, Splices>,
-    /// The last text each file was spliced to, with its fences: the next splice into the file
-    /// reuses them instead of scanning it again, when the file is still that text.
-    fences: BTreeMap<String, (String, inject::Fences)>,
+    /// The fences of each file as the last splice left it: the next splice into the file reuses
+    /// them instead of scanning it again.
+    fences: KeptParses<inject::Fences>,
+    /// Each `Cargo.toml` as the last dependency edit left it, parsed: the next edit starts from
+    /// that document instead of parsing the file again.
+    cargo_tomls: KeptParses<DocumentMut>,
 }
 
 /// What an `install` did: the modules newly applied and to which services.
@@ -176,7 +182,8 @@ impl<'c> Workspace<'c> {
             force: false,
             notes: Vec::new(),
             spliced: BTreeMap::new(),
-            fences: BTreeMap::new(),
+            fences: KeptParses::default(),
+            cargo_tomls: KeptParses::default(),
         }
     }
 
