@@ -112,7 +112,7 @@ impl<'c> Workspace<'c> {
         )?;
         let style = CommentStyle::for_path(&target);
         let body = match style {
-            CommentStyle::Rust => inject::format_rust_snippet(&code).with_context(|| {
+            CommentStyle::Rust => self.format_rust_snippet(code).with_context(|| {
                 format!(
                     "module `{}`: its `{}` snippet for {target} is not valid Rust",
                     module.id, snippet.marker
@@ -129,6 +129,16 @@ impl<'c> Workspace<'c> {
         self.lock
             .record_snippet(&target, &snippet.marker, &module.id, &body);
         Ok(())
+    }
+
+    /// [`inject::format_rust_snippet`], once per text in a command.
+    fn format_rust_snippet(&mut self, code: String) -> Result<String, inject::SnippetError> {
+        if let Some(body) = self.formatted_rust.get(&code) {
+            return Ok(body.clone());
+        }
+        let body = inject::format_rust_snippet(&code)?;
+        self.formatted_rust.insert(code, body.clone());
+        Ok(body)
     }
 
     pub(super) fn inject(

@@ -13,7 +13,7 @@
 //! through [`Workspace::manifest`], [`Workspace::lock`] and [`Workspace::tree`], and change it
 //! through the methods here only.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
@@ -72,6 +72,9 @@ pub struct Workspace<'c> {
     /// Each `Cargo.toml` as the last dependency edit left it, parsed: the next edit starts from
     /// that document instead of parsing the file again.
     cargo_tomls: KeptParses<DocumentMut>,
+    /// Each Rust snippet formatted so far, by its rendered text: a module's snippet for every
+    /// service that gets it often renders the same, and formatting is a parse and a print.
+    formatted_rust: HashMap<String, String>,
 }
 
 /// What an `install` did: the modules newly applied and to which services.
@@ -184,6 +187,7 @@ impl<'c> Workspace<'c> {
             spliced: BTreeMap::new(),
             fences: KeptParses::default(),
             cargo_tomls: KeptParses::default(),
+            formatted_rust: HashMap::new(),
         }
     }
 
