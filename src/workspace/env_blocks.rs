@@ -208,7 +208,9 @@ impl<'c> Workspace<'c> {
         let Some(source) = self.tree.read(ENV_FILE)? else {
             return Ok(BTreeMap::new());
         };
-        let body = inject::block_body(&source, CommentStyle::Hash, ENV_MARKER, module)
+        // The fences the last splice of `.env` left: each module's sync reads the file anew.
+        let fences = self.fences.get(ENV_FILE, &source).cloned();
+        let body = inject::block_body_with(&source, fences, CommentStyle::Hash, ENV_MARKER, module)
             .context(ENV_FILE)?;
         Ok(body
             .map(|(body, _)| env_file::written(&body))

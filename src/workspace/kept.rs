@@ -29,6 +29,13 @@ impl<T> KeptParses<T> {
             .map(|(_, parsed)| parsed)
     }
 
+    /// The parse kept for `path`, left kept, if `current` is the text it was kept with.
+    pub(super) fn get(&self, path: &str, current: &str) -> Option<&T> {
+        (self.by_path.get(path))
+            .filter(|(text, _)| text == current)
+            .map(|(_, parsed)| parsed)
+    }
+
     /// Keeps `parsed` for `path`, as the parse of `text`, the file's text now.
     pub(super) fn keep(&mut self, path: &str, text: String, parsed: T) {
         self.by_path.insert(path.to_string(), (text, parsed));
@@ -43,6 +50,8 @@ mod tests {
     fn a_parse_is_given_back_only_for_the_text_it_was_kept_with() {
         let mut kept = KeptParses::default();
         kept.keep("a.rs", "fn a() {}\n".to_string(), 1);
+        assert_eq!(kept.get("a.rs", "fn b() {}\n"), None);
+        assert_eq!(kept.get("a.rs", "fn a() {}\n"), Some(&1));
         assert_eq!(kept.take("a.rs", "fn a() {}\n"), Some(1));
         assert_eq!(kept.take("a.rs", "fn a() {}\n"), None, "taken out");
         kept.keep("a.rs", "fn a() {}\n".to_string(), 2);

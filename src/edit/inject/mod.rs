@@ -29,7 +29,8 @@ mod splice;
 pub use rust::{SnippetError, first_unparsable, first_unparsable_alongside, format_rust_snippet};
 pub use scan::{FencedBlock, MarkerLine, Problem, Scan, scan};
 pub use splice::{
-    Fences, InjectError, block_body, insert_block, remove_block, splice_block, splice_block_with,
+    Fences, InjectError, block_body, block_body_with, insert_block, remove_block, splice_block,
+    splice_block_with,
 };
 
 /// Markers whose blocks run in reverse install order: a new block goes directly after the marker

@@ -291,7 +291,19 @@ pub fn block_body(
     marker: &str,
     module: &str,
 ) -> Result<Option<(String, usize)>, InjectError> {
-    let parsed = Parsed::new(source, None, style, marker, module)?;
+    block_body_with(source, None, style, marker, module)
+}
+
+/// [`block_body`] that, given `fences`, which must be those [`splice_block_with`] returned with
+/// `source`, does not scan `source` for them.
+pub fn block_body_with(
+    source: &str,
+    fences: Option<Fences>,
+    style: CommentStyle,
+    marker: &str,
+    module: &str,
+) -> Result<Option<(String, usize)>, InjectError> {
+    let parsed = Parsed::new(source, fences, style, marker, module)?;
     let Some(block) = parsed.target_block(marker, module)? else {
         return Ok(None);
     };
@@ -548,6 +560,16 @@ async fn main() -> anyhow::Result<()> {
             assert_eq!(
                 (&after.markers, &after.blocks),
                 (&fresh.markers, &fresh.blocks)
+            );
+            assert_eq!(
+                block_body_with(
+                    &out,
+                    Some(after.clone()),
+                    CommentStyle::Hash,
+                    marker,
+                    module
+                ),
+                block_body(&out, CommentStyle::Hash, marker, module)
             );
             (chained, fences) = (out, Some(after));
         }
