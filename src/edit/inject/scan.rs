@@ -186,7 +186,8 @@ pub(super) fn split_lines(source: &str) -> Vec<Line<'_>> {
 }
 
 impl<'a> Line<'a> {
-    fn new(raw: &'a str) -> Self {
+    /// A line with its terminator, cut into content and terminator.
+    pub(super) fn new(raw: &'a str) -> Self {
         let (content, eol) = if let Some(content) = raw.strip_suffix("\r\n") {
             (content, "\r\n")
         } else if let Some(content) = raw.strip_suffix('\n') {

@@ -349,15 +349,7 @@ impl<'a> LineStarts<'a> {
     }
 
     fn line(&self, index: usize) -> Line<'a> {
-        let raw = self.raw(index, index + 1);
-        let (content, eol) = if let Some(content) = raw.strip_suffix("\r\n") {
-            (content, "\r\n")
-        } else if let Some(content) = raw.strip_suffix('\n') {
-            (content, "\n")
-        } else {
-            (raw, "")
-        };
-        Line { raw, content, eol }
+        Line::new(self.raw(index, index + 1))
     }
 
     /// The terminator of the first terminated line before line `before`, `"\n"` if none is.
