@@ -19,7 +19,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 
-use crate::stage::change::Change;
+use crate::stage::change::{Change, Text};
 
 /// Where commands address the copies: `.saaskit/base/<path>` is the copy of `<path>`.
 pub const BASE_DIR: &str = ".saaskit/base";
@@ -156,7 +156,7 @@ pub fn on_disk(stored: Stored, changes: &[Change]) -> Vec<Change> {
     // The copies as they will be, borrowed: a new workspace's are a megabyte and a half.
     let mut copies: BTreeMap<&str, &str> = stored.iter().collect();
     for (path, change) in copy_changes {
-        match &change.after {
+        match change.after_text() {
             Some(content) => copies.insert(path, content),
             None => copies.remove(path),
         };
@@ -175,7 +175,7 @@ pub fn on_disk(stored: Stored, changes: &[Change]) -> Vec<Change> {
         written.push(Change {
             path: PACK_FILE.to_string(),
             before,
-            after,
+            after: after.map(Text::new),
         });
     }
     written.sort_by(|a, b| a.path.cmp(&b.path));
@@ -265,7 +265,7 @@ mod tests {
         Change {
             path: path.into(),
             before: before.map(str::to_string),
-            after: after.map(str::to_string),
+            after: after.map(|text| Text::new(text.to_string())),
         }
     }
 

@@ -120,7 +120,7 @@ fn write_in_parallel(dir: &Path, changes: &[&Change]) -> Result<()> {
                 created.insert(parent);
             }
             let target = dir.join(&change.path);
-            let content = change.after.as_deref().unwrap_or_default();
+            let content = change.after_text().unwrap_or_default();
             fs::write(&target, content)
                 .with_context(|| format!("cannot write {}", target.display()))?;
         }
@@ -148,7 +148,7 @@ fn write_in_parallel(dir: &Path, changes: &[&Change]) -> Result<()> {
 /// What writing a file costs, in bytes of content it is worth: creating a file on tmpfs took
 /// about as long as copying 32 KiB into it (`saaskit new`'s 224 files against its 1.5 MB pack).
 fn write_cost(change: &Change) -> usize {
-    32 * 1024 + change.after.as_ref().map_or(0, String::len)
+    32 * 1024 + change.after_text().map_or(0, str::len)
 }
 
 /// `changes` cut into at most `parts` runs of consecutive changes of about the same cost.
@@ -255,12 +255,13 @@ fn remove_empty_ancestors(root: &Path, dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stage::change::Text;
 
     fn change(path: &str, before: Option<&str>, after: Option<&str>) -> Change {
         Change {
             path: path.into(),
             before: before.map(Into::into),
-            after: after.map(Into::into),
+            after: after.map(|text| Text::new(text.to_string())),
         }
     }
 

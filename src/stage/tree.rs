@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::stage::base_store::{self, Stored};
-use crate::stage::change::Change;
+use crate::stage::change::{Change, Text};
 
 /// A command's whole change, as the user reads it and as it is written.
 #[derive(Debug)]
@@ -44,7 +44,7 @@ pub struct Tree {
     /// Where reads fall through to; `None` for a tree that exists only in memory.
     root: Option<PathBuf>,
     /// Staged content by workspace-relative path (always `/`-separated).
-    staged: BTreeMap<String, Option<String>>,
+    staged: BTreeMap<String, Option<Text>>,
     /// The base store's copies as on disk (read at the first use): a copy's path reads from
     /// them rather than from a file of its own ([`crate::stage::base_store`]).
     stored_copies: OnceCell<Stored>,
@@ -78,7 +78,7 @@ impl Tree {
     /// The file as it would be after the staged changes.
     pub fn read(&self, path: &str) -> Result<Option<String>> {
         match self.staged.get(path) {
-            Some(content) => Ok(content.clone()),
+            Some(content) => Ok(content.as_deref().cloned()),
             None => self.read_disk(path),
         }
     }
@@ -87,12 +87,26 @@ impl Tree {
     /// times is read as often.
     pub fn read_ref(&self, path: &str) -> Result<Option<Cow<'_, str>>> {
         match self.staged.get(path) {
-            Some(content) => Ok(content.as_deref().map(Cow::Borrowed)),
+            Some(content) => Ok(content.as_deref().map(|text| Cow::Borrowed(text.as_str()))),
             None => Ok(self.read_disk(path)?.map(Cow::Owned)),
         }
     }
 
     pub fn write(&mut self, path: &str, content: String) {
+        self.write_shared(path, Text::new(content));
+    }
+
+    /// [`Tree::read`] as a shared text: what [`Tree::write_shared`] takes, and what
+    /// [`crate::stage::change::same_text`] compares at once with a text kept from it.
+    pub fn read_shared(&self, path: &str) -> Result<Option<Text>> {
+        match self.staged.get(path) {
+            Some(content) => Ok(content.clone()),
+            None => Ok(self.read_disk(path)?.map(Text::new)),
+        }
+    }
+
+    /// [`Tree::write`] of a text another path (a file's pristine copy) holds too, without copying.
+    pub fn write_shared(&mut self, path: &str, content: Text) {
         self.staged.insert(path.to_string(), Some(content));
     }
 
@@ -149,7 +163,7 @@ impl Tree {
         let mut changes = Vec::with_capacity(self.staged.len());
         for (path, after) in std::mem::take(&mut self.staged) {
             let before = self.read_disk(&path)?;
-            if before != after {
+            if !same_content(&before, &after) {
                 changes.push(Change {
                     path,
                     before,
@@ -172,7 +186,7 @@ impl Tree {
         let mut changes = Vec::new();
         for (path, after) in &self.staged {
             let before = self.read_disk(path)?;
-            if &before != after {
+            if !same_content(&before, after) {
                 changes.push(Change {
                     path: path.clone(),
                     before,
@@ -182,6 +196,11 @@ impl Tree {
         }
         Ok(changes)
     }
+}
+
+/// Whether a file on disk (or its absence) and a staged content are the same.
+fn same_content(on_disk: &Option<String>, staged: &Option<Text>) -> bool {
+    on_disk.as_deref() == staged.as_deref().map(String::as_str)
 }
 
 /// Whether some of `changes` are to the base store's copies.

@@ -9,6 +9,7 @@ use crate::edit::cargo_deps::{self, Added};
 use crate::edit::render::ServiceVars;
 use crate::model::catalog::{self, CrateTarget, Module};
 use crate::model::lock::LockedDependency;
+use crate::stage::change::{Text, same_text};
 
 use super::Workspace;
 
@@ -19,7 +20,7 @@ impl<'c> Workspace<'c> {
         cargo_toml: &str,
         dependencies: &[&catalog::Dependency],
     ) -> Result<()> {
-        let Some(text) = self.tree.read(cargo_toml)? else {
+        let Some(text) = self.tree.read_shared(cargo_toml)? else {
             bail!(
                 "module `{}` adds dependencies to {cargo_toml}, which does not exist",
                 module.id
@@ -34,7 +35,7 @@ impl<'c> Workspace<'c> {
             self.keep_cargo_toml(cargo_toml, text, doc);
             return Ok(());
         }
-        let updated = doc.to_string();
+        let updated = Text::new(doc.to_string());
         self.keep_cargo_toml(cargo_toml, updated.clone(), doc);
         // The pristine copy gets what the file got, no more: a dependency the user had already
         // added by hand is not recorded, so `remove` would not take it out of the copy.
@@ -46,12 +47,14 @@ impl<'c> Workspace<'c> {
             .collect();
         self.edit_base(cargo_toml, |base| {
             // Until the user edits the file, its pristine copy is the same text: no second parse.
-            if base == text {
+            if same_text(base, &text) {
                 return Ok(Some(updated.clone()));
             }
-            Ok(Some(cargo_deps::add(cargo_toml, base, &changed)?.0))
+            Ok(Some(Text::new(
+                cargo_deps::add(cargo_toml, base, &changed)?.0,
+            )))
         })?;
-        self.tree.write(cargo_toml, updated);
+        self.tree.write_shared(cargo_toml, updated);
         for (dependency, added) in dependencies.iter().zip(changes) {
             if added.is_empty() {
                 continue;
@@ -69,7 +72,7 @@ impl<'c> Workspace<'c> {
 
     /// Keeps `doc`, parsed or edited to `text`, for the next dependencies added to `cargo_toml`
     /// in this command, if they would give the same there as on a parse of `text`.
-    fn keep_cargo_toml(&mut self, cargo_toml: &str, text: String, doc: DocumentMut) {
+    fn keep_cargo_toml(&mut self, cargo_toml: &str, text: Text, doc: DocumentMut) {
         if cargo_deps::can_be_kept(&doc) {
             self.cargo_tomls.keep(cargo_toml, text, doc);
         }

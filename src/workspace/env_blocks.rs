@@ -205,7 +205,7 @@ impl<'c> Workspace<'c> {
 
     /// The values of the module's block in `.env`, as written.
     fn current_env_values(&self, module: &str) -> Result<BTreeMap<String, String>> {
-        let Some(source) = self.tree.read(ENV_FILE)? else {
+        let Some(source) = self.tree.read_shared(ENV_FILE)? else {
             return Ok(BTreeMap::new());
         };
         // The fences the last splice of `.env` left: each module's sync reads the file anew.

@@ -10,6 +10,7 @@ use crate::edit::render::{Context, module_text, render};
 use crate::edit::typescript::Syntax;
 use crate::model::catalog::{FileEntry, Module, Snippet};
 use crate::model::lock;
+use crate::stage::change::{Text, same_text};
 use crate::stage::tree::Tree;
 
 use super::{Workspace, base_path};
@@ -64,29 +65,31 @@ impl<'c> Workspace<'c> {
             })?;
         }
         self.lock.record_file(target, &module.id, &content);
+        // The pristine copy is the same text, shared rather than copied.
+        let content = Text::new(content);
         if let Some(base) = base_path(target) {
-            self.tree.write(&base, content.clone());
+            self.tree.write_shared(&base, content.clone());
         }
-        self.tree.write(target, content);
+        self.tree.write_shared(target, content);
         Ok(())
     }
 
     /// Replays on the pristine copy of `path` an edit saaskit makes to the generated file. A
     /// workspace generated before the base store existed has no copy: nothing to replay. A copy
     /// the edit does not apply to is dropped, so that `upgrade` does not trust it.
-    pub(super) fn edit_base(
+    pub(super) fn edit_base<T: Into<Text>>(
         &mut self,
         path: &str,
-        edit: impl FnOnce(&str) -> Result<Option<String>>,
+        edit: impl FnOnce(&str) -> Result<Option<T>>,
     ) -> Result<()> {
         let Some(base) = base_path(path) else {
             return Ok(());
         };
-        let Some(current) = self.tree.read(&base)? else {
+        let Some(current) = self.tree.read_shared(&base)? else {
             return Ok(());
         };
         match edit(&current) {
-            Ok(Some(updated)) => self.tree.write(&base, updated),
+            Ok(Some(updated)) => self.tree.write_shared(&base, updated.into()),
             Ok(None) => {}
             Err(_) => self.tree.delete(&base),
         }
@@ -148,8 +151,8 @@ impl<'c> Workspace<'c> {
         marker: &str,
         body: &str,
     ) -> Result<()> {
-        // Borrowed from the tree: the staged file and its copy are not copied to be spliced.
-        let Some(source) = self.tree.read_ref(target)? else {
+        // Shared with the tree: the staged file and its copy are not copied to be spliced.
+        let Some(source) = self.tree.read_shared(target)? else {
             bail!(
                 "module `{module}` injects into {target}, which does not exist; restore it or run `saaskit doctor`"
             );
@@ -161,6 +164,7 @@ impl<'c> Workspace<'c> {
         let (updated, fences) =
             inject::splice_block_with(&source, fences, style, marker, module, body)
                 .with_context(|| format!("module `{module}`, marker `{marker}`: {target}"))?;
+        let updated = Text::new(updated);
         self.fences.keep(target, updated.clone(), fences);
         if matches!(style, CommentStyle::Rust | CommentStyle::TypeScript) {
             self.spliced
@@ -178,20 +182,23 @@ impl<'c> Workspace<'c> {
         // does not apply to is dropped.
         let base = base_path(target);
         let base_edit = match &base {
-            Some(base) => match self.tree.read_ref(base)? {
-                Some(copy) if copy == source => Some(Some(updated.clone())),
-                Some(copy) => Some(inject::splice_block(&copy, style, marker, module, body).ok()),
+            Some(base) => match self.tree.read_shared(base)? {
+                Some(copy) if same_text(&copy, &source) => Some(Some(updated.clone())),
+                Some(copy) => Some(
+                    inject::splice_block(&copy, style, marker, module, body)
+                        .ok()
+                        .map(Text::new),
+                ),
                 None => None,
             },
             None => None,
         };
-        drop(source);
         match (base, base_edit) {
-            (Some(base), Some(Some(copy))) => self.tree.write(&base, copy),
+            (Some(base), Some(Some(copy))) => self.tree.write_shared(&base, copy),
             (Some(base), Some(None)) => self.tree.delete(&base),
             _ => {}
         }
-        self.tree.write(target, updated);
+        self.tree.write_shared(target, updated);
         Ok(())
     }
 
