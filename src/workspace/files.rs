@@ -17,7 +17,7 @@ use super::{Workspace, base_path};
 
 /// The snippets spliced into one Rust or TypeScript file by a command, and the file before them.
 pub(super) struct Splices {
-    original: String,
+    original: Text,
     /// (module, marker, body), in order.
     blocks: Vec<(String, String, String)>,
 }
@@ -170,7 +170,7 @@ impl<'c> Workspace<'c> {
             self.spliced
                 .entry(target.to_string())
                 .or_insert_with(|| Splices {
-                    original: source.to_string(),
+                    original: Text::clone(&source),
                     blocks: Vec::new(),
                 })
                 .blocks
@@ -287,7 +287,7 @@ fn check_spliced_script(
             e.message
         );
     }
-    let mut text = splices.original.clone();
+    let mut text = splices.original.to_string();
     for (module, marker, body) in &splices.blocks {
         text = inject::splice_block(&text, CommentStyle::TypeScript, marker, module, body)
             .with_context(|| format!("module `{module}`, marker `{marker}`: {target}"))?;
@@ -364,7 +364,7 @@ pub(super) fn spliced_files<'s>(
 /// Why `target`, which does not parse after `splices`, broke: its splices replayed one by one,
 /// each checked, so that the error names the module, the marker and the line.
 pub(super) fn unparsable(target: &str, splices: &Splices) -> anyhow::Error {
-    let mut text = splices.original.clone();
+    let mut text = splices.original.to_string();
     for (module, marker, body) in &splices.blocks {
         match inject::insert_block(&text, CommentStyle::Rust, marker, module, body) {
             Ok(next) => text = next,
