@@ -197,18 +197,24 @@ pub const CORE_CRATE_PLACEHOLDER: &str = "saaskit_core";
 /// workspace's library crate. Every path that writes module text goes through here, so a file,
 /// its pristine copy and the fresh render `diff` compares them with always agree.
 ///
-/// Each text is copied once at most (the render, or the copy out of the binary), and again only
-/// when it names the library crate: `new` makes a megabyte of them, and on a virtual machine
-/// touching fresh memory costs more than copying into it.
-pub fn module_text(name: &str, source: &str, template: bool, context: &Context) -> Result<String> {
+/// A text is copied only when it is rendered or names the library crate: most of a new
+/// workspace (a megabyte of `new`'s 1.3) is files shipped as they are, which stay the binary's
+/// own bytes, and on a virtual machine touching fresh memory costs more than copying into it.
+pub fn module_text<'s>(
+    name: &str,
+    source: Cow<'s, str>,
+    template: bool,
+    context: &Context,
+) -> Result<Cow<'s, str>> {
     let ident = &context.workspace.core.ident;
-    if !template {
-        return Ok(name_core_crate(source, ident).into_owned());
-    }
-    let rendered = render(name, source, context)?;
-    Ok(match name_core_crate(&rendered, ident) {
-        Cow::Borrowed(_) => rendered,
-        Cow::Owned(named) => named,
+    let text = if template {
+        Cow::Owned(render(name, &source, context)?)
+    } else {
+        source
+    };
+    Ok(match name_core_crate(&text, ident) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(named) => Cow::Owned(named),
     })
 }
 

@@ -313,9 +313,18 @@ impl Module {
 
     /// The text of a file shipped with the module (`source` paths and migration paths).
     pub fn source(&self, relative: &str) -> Result<&str> {
+        self.source_entry(relative).map(|text| text.as_ref())
+    }
+
+    /// [`Module::source`] as a text to write: for a module embedded in saaskit, the binary's own
+    /// bytes, not a copy of them.
+    pub fn source_text(&self, relative: &str) -> Result<Cow<'static, str>> {
+        self.source_entry(relative).cloned()
+    }
+
+    fn source_entry(&self, relative: &str) -> Result<&Cow<'static, str>> {
         self.sources
             .get(relative)
-            .map(|text| text.as_ref())
             .with_context(|| format!("module `{}` has no file `{relative}`", self.id))
     }
 

@@ -4,14 +4,38 @@
 //! The leaf of `stage/`: [`crate::stage::tree`] produces changes, [`crate::stage::base_store`]
 //! folds the pristine copies among them into one file, [`crate::stage::fsio`] writes them.
 
+use std::borrow::Cow;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use similar::{Algorithm, udiff::unified_diff};
 
 /// A file's content as planned, shared rather than copied between the places that hold the same
 /// text: a generated file and its pristine copy are the same text until the user edits the file,
-/// a megabyte and more in `saaskit new`.
-pub type Text = Arc<String>;
+/// a megabyte and more in `saaskit new`. A file shipped verbatim in saaskit's binary is that
+/// text itself, not a copy of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(Arc<Cow<'static, str>>);
+
+impl Text {
+    pub fn new(text: impl Into<Cow<'static, str>>) -> Text {
+        Text(Arc::new(text.into()))
+    }
+}
+
+impl From<String> for Text {
+    fn from(text: String) -> Text {
+        Text::new(text)
+    }
+}
+
+impl Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
 
 /// Whether two texts are the same, answered without reading them when both are the same shared
 /// text (a splice checks that a file is still what it last wrote, dozens of times per file).
@@ -30,7 +54,7 @@ pub struct Change {
 impl Change {
     /// The content after the change, `None` for a deletion.
     pub fn after_text(&self) -> Option<&str> {
-        self.after.as_deref().map(String::as_str)
+        self.after.as_deref()
     }
 }
 

@@ -78,7 +78,7 @@ impl Tree {
     /// The file as it would be after the staged changes.
     pub fn read(&self, path: &str) -> Result<Option<String>> {
         match self.staged.get(path) {
-            Some(content) => Ok(content.as_deref().cloned()),
+            Some(content) => Ok(content.as_deref().map(str::to_string)),
             None => self.read_disk(path),
         }
     }
@@ -87,7 +87,7 @@ impl Tree {
     /// times is read as often.
     pub fn read_ref(&self, path: &str) -> Result<Option<Cow<'_, str>>> {
         match self.staged.get(path) {
-            Some(content) => Ok(content.as_deref().map(|text| Cow::Borrowed(text.as_str()))),
+            Some(content) => Ok(content.as_deref().map(Cow::Borrowed)),
             None => Ok(self.read_disk(path)?.map(Cow::Owned)),
         }
     }
@@ -200,7 +200,7 @@ impl Tree {
 
 /// Whether a file on disk (or its absence) and a staged content are the same.
 fn same_content(on_disk: &Option<String>, staged: &Option<Text>) -> bool {
-    on_disk.as_deref() == staged.as_deref().map(String::as_str)
+    on_disk.as_deref() == staged.as_deref()
 }
 
 /// Whether some of `changes` are to the base store's copies.

@@ -1,6 +1,7 @@
 //! Generated files and spliced snippets, added and removed, each edit replayed on the file's
 //! pristine copy in the base store.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result, bail};
@@ -27,7 +28,7 @@ impl<'c> Workspace<'c> {
         &mut self,
         module: &Module,
         target: &str,
-        content: String,
+        content: Cow<'static, str>,
     ) -> Result<()> {
         if let Some(existing) = self.tree.read(target)?
             && existing != content
@@ -109,10 +110,11 @@ impl<'c> Workspace<'c> {
         )?;
         let code = module_text(
             &format!("{} snippet for `{}`", module.id, snippet.marker),
-            &snippet.code,
+            Cow::Borrowed(&snippet.code),
             true,
             context,
-        )?;
+        )?
+        .into_owned();
         let style = CommentStyle::for_path(&target);
         let body = match style {
             CommentStyle::Rust => self.format_rust_snippet(code).with_context(|| {
@@ -310,11 +312,11 @@ pub(super) fn render_file(
     module: &Module,
     file: &FileEntry,
     context: &Context,
-) -> Result<(String, String)> {
+) -> Result<(String, Cow<'static, str>)> {
     let target = render(&format!("{} file target", module.id), &file.target, context)?;
     let content = module_text(
         &format!("modules/{}/{}", module.id, file.source),
-        module.source(&file.source)?,
+        module.source_text(&file.source)?,
         file.source.ends_with(".jinja"),
         context,
     )?;
@@ -326,7 +328,7 @@ pub(super) fn render_file(
 pub(super) fn render_migrations(
     module: &Module,
     migrations_dir: &str,
-) -> Result<Vec<(String, String)>> {
+) -> Result<Vec<(String, Cow<'static, str>)>> {
     let mut files = Vec::new();
     for migration in &module.migrations {
         for (backend, source) in [
@@ -337,7 +339,7 @@ pub(super) fn render_migrations(
                 "{migrations_dir}/{backend}/{}_{}.sql",
                 migration.version, migration.name
             );
-            files.push((target, module.source(source)?.to_string()));
+            files.push((target, module.source_text(source)?));
         }
     }
     Ok(files)

@@ -2,6 +2,8 @@
 //! the base template's part for the service, its default modules, `.env`, and the workspace's
 //! files that list the services (Cargo members, the README, deployment files).
 
+use std::borrow::Cow;
+
 use anyhow::{Result, bail};
 
 use crate::edit::merge::{self, Labels};
@@ -186,7 +188,7 @@ impl<'c> Workspace<'c> {
         let installed: Vec<String> = self.installed().into_iter().map(str::to_string).collect();
         let modules = std::iter::once(&catalog.base)
             .chain(installed.iter().filter_map(|id| catalog.modules.get(id)));
-        let mut changed: Vec<(&Module, String, String, String)> = Vec::new();
+        let mut changed: Vec<(&Module, String, Cow<str>, Cow<str>)> = Vec::new();
         for module in modules {
             for file in module.files.iter().filter(|f| f.applies_in(None)) {
                 let (target, old) = render_file(module, file, before)?;
