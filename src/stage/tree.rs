@@ -3,7 +3,6 @@
 //! Every command builds its whole change in a [`Tree`] first; [`Tree::plan`] is what `--dry-run`
 //! prints as a unified diff and what [`crate::stage::fsio::apply`] writes atomically.
 
-use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,15 +79,6 @@ impl Tree {
         match self.staged.get(path) {
             Some(content) => Ok(content.as_deref().map(str::to_string)),
             None => self.read_disk(path),
-        }
-    }
-
-    /// [`Tree::read`], borrowing a staged file rather than copying it: a file spliced dozens of
-    /// times is read as often.
-    pub fn read_ref(&self, path: &str) -> Result<Option<Cow<'_, str>>> {
-        match self.staged.get(path) {
-            Some(content) => Ok(content.as_deref().map(Cow::Borrowed)),
-            None => Ok(self.read_disk(path)?.map(Cow::Owned)),
         }
     }
 
