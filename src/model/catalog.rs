@@ -286,6 +286,10 @@ pub struct Module {
     /// Every file of the module's directory by relative path (`files/db.rs`), for `source` lookups.
     #[serde(skip)]
     sources: BTreeMap<String, Cow<'static, str>>,
+    /// Where the module's files are embedded in saaskit (`modules/auth`, `templates/base`):
+    /// build.rs hashed them there. `None` for a module read from disk or made in memory.
+    #[serde(skip)]
+    embedded_at: Option<String>,
 }
 
 impl Module {
@@ -320,6 +324,17 @@ impl Module {
     /// bytes, not a copy of them.
     pub fn source_text(&self, relative: &str) -> Result<Cow<'static, str>> {
         self.source_entry(relative).cloned()
+    }
+
+    /// The hash build.rs computed of the file `relative` shipped as it is, as saaskit.lock
+    /// records it; `None` for a template, or a module not embedded in saaskit.
+    pub fn embedded_sha256(&self, relative: &str) -> Option<&'static str> {
+        let path = format!("{}/{relative}", self.embedded_at.as_ref()?);
+        let table = source_sha256::SOURCE_SHA256;
+        let index = table
+            .binary_search_by(|(key, _)| (*key).cmp(path.as_str()))
+            .ok()?;
+        Some(table[index].1)
     }
 
     fn source_entry(&self, relative: &str) -> Result<&Cow<'static, str>> {
@@ -373,6 +388,7 @@ impl Module {
                 .collect(),
             migrations: Vec::new(),
             sources,
+            embedded_at: None,
         }
     }
 
@@ -794,6 +810,11 @@ fn preparsed(dir: &str) -> Option<&'static str> {
     Some(table[index].1)
 }
 
+/// `(path, hash)` of every embedded file shipped as it is, by build.rs.
+mod source_sha256 {
+    include!(concat!(env!("OUT_DIR"), "/source_sha256.rs"));
+}
+
 /// The module in `dir`, which is embedded under `root` (`modules` or `templates`).
 fn embedded_module(root: &str, id: &str, dir: &'static Dir<'static>) -> Result<Module> {
     let mut sources = BTreeMap::new();
@@ -802,10 +823,12 @@ fn embedded_module(root: &str, id: &str, dir: &'static Dir<'static>) -> Result<M
         .remove("module.toml")
         .with_context(|| format!("{} has no readable module.toml", dir.path().display()))?;
     let key = format!("{root}/{}", dir.path().to_string_lossy().replace('\\', "/"));
-    match preparsed(&key) {
+    let mut module = match preparsed(&key) {
         Some(json) => Module::from_preparsed(id, json, &text, sources),
         None => Module::parse(id, &text, sources),
-    }
+    }?;
+    module.embedded_at = Some(key);
+    Ok(module)
 }
 
 /// A module is any directory under `modules/` holding a `module.toml`; its id is its path.
@@ -1198,5 +1221,35 @@ kind = ["api"]
             count += 1;
         }
         assert_eq!(count, catalog.modules.len() + 1);
+    }
+
+    #[test]
+    fn build_rs_hashed_each_file_shipped_as_it_is_as_the_lockfile_does() {
+        let catalog = Catalog::load().unwrap();
+        let (mut verbatim, mut templates) = (0, 0);
+        for module in std::iter::once(&catalog.base).chain(catalog.modules.values()) {
+            for (relative, text) in &module.sources {
+                let known = module.embedded_sha256(relative);
+                if relative.ends_with(".jinja") {
+                    assert_eq!(known, None, "{} {relative}", module.id);
+                    templates += 1;
+                } else {
+                    let expected = crate::model::lock::hash(text);
+                    assert_eq!(known, Some(expected.as_str()), "{} {relative}", module.id);
+                    verbatim += 1;
+                }
+            }
+        }
+        assert!(
+            verbatim > 100 && templates > 10,
+            "{verbatim} files, {templates} templates"
+        );
+        let generated = Module::generated(
+            "mine",
+            "made in memory",
+            vec![("a.rs".into(), String::new())],
+            Vec::new(),
+        );
+        assert_eq!(generated.embedded_sha256("a.rs"), None);
     }
 }

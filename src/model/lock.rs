@@ -132,11 +132,16 @@ impl Lock {
 
     /// Records that `module` generated `path` with `content`, replacing an earlier record.
     pub fn record_file(&mut self, path: &str, module: &str, content: &str) {
+        self.record_file_with_hash(path, module, hash(content));
+    }
+
+    /// [`Lock::record_file`] with the content's [`hash`] already known.
+    pub fn record_file_with_hash(&mut self, path: &str, module: &str, sha256: String) {
         self.forget_file(path);
         self.files.push(LockedFile {
             path: path.into(),
             module: module.into(),
-            sha256: hash(content),
+            sha256,
         });
     }
 

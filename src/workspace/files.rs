@@ -16,6 +16,14 @@ use crate::stage::tree::Tree;
 
 use super::{Workspace, base_path};
 
+/// A module's file as it lands in the workspace.
+pub(super) struct RenderedFile {
+    pub target: String,
+    pub content: Cow<'static, str>,
+    /// Its hash for saaskit.lock, when build.rs computed it: a file shipped as it is.
+    pub sha256: Option<&'static str>,
+}
+
 /// The snippets spliced into one Rust or TypeScript file by a command, and the file before them.
 pub(super) struct Splices {
     original: Text,
@@ -24,12 +32,13 @@ pub(super) struct Splices {
 }
 
 impl<'c> Workspace<'c> {
-    pub(super) fn add_file(
-        &mut self,
-        module: &Module,
-        target: &str,
-        content: Cow<'static, str>,
-    ) -> Result<()> {
+    pub(super) fn add_file(&mut self, module: &Module, file: RenderedFile) -> Result<()> {
+        let RenderedFile {
+            target,
+            content,
+            sha256,
+        } = file;
+        let target = target.as_str();
         if let Some(existing) = self.tree.read(target)?
             && existing != content
         {
@@ -65,7 +74,8 @@ impl<'c> Workspace<'c> {
                 )
             })?;
         }
-        self.lock.record_file(target, &module.id, &content);
+        let sha256 = sha256.map_or_else(|| lock::hash(&content), str::to_string);
+        self.lock.record_file_with_hash(target, &module.id, sha256);
         // The pristine copy is the same text, shared rather than copied.
         let content = Text::new(content);
         if let Some(base) = base_path(target) {
@@ -312,15 +322,25 @@ pub(super) fn render_file(
     module: &Module,
     file: &FileEntry,
     context: &Context,
-) -> Result<(String, Cow<'static, str>)> {
+) -> Result<RenderedFile> {
     let target = render(&format!("{} file target", module.id), &file.target, context)?;
+    let template = file.source.ends_with(".jinja");
     let content = module_text(
         &format!("modules/{}/{}", module.id, file.source),
         module.source_text(&file.source)?,
-        file.source.ends_with(".jinja"),
+        template,
         context,
     )?;
-    Ok((target, content))
+    // Still borrowed: the source itself, neither rendered nor renamed.
+    let verbatim = !template && matches!(content, Cow::Borrowed(_));
+    let sha256 = verbatim
+        .then(|| module.embedded_sha256(&file.source))
+        .flatten();
+    Ok(RenderedFile {
+        target,
+        content,
+        sha256,
+    })
 }
 
 /// Each migration as its two files in `migrations_dir`, named as sqlx expects:
@@ -328,7 +348,7 @@ pub(super) fn render_file(
 pub(super) fn render_migrations(
     module: &Module,
     migrations_dir: &str,
-) -> Result<Vec<(String, Cow<'static, str>)>> {
+) -> Result<Vec<RenderedFile>> {
     let mut files = Vec::new();
     for migration in &module.migrations {
         for (backend, source) in [
@@ -339,7 +359,11 @@ pub(super) fn render_migrations(
                 "{migrations_dir}/{backend}/{}_{}.sql",
                 migration.version, migration.name
             );
-            files.push((target, module.source_text(source)?));
+            files.push(RenderedFile {
+                target,
+                content: module.source_text(source)?,
+                sha256: module.embedded_sha256(source),
+            });
         }
     }
     Ok(files)

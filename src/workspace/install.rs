@@ -224,13 +224,13 @@ impl<'c> Workspace<'c> {
             let scope = context.scope();
             let kind = context.service_kind();
             for file in module.files.iter().filter(|f| f.applies_in(kind)) {
-                let (target, content) = render_file(module, file, context)?;
-                self.add_file(module, &target, content)?;
+                let rendered = render_file(module, file, context)?;
+                self.add_file(module, rendered)?;
             }
             if scope == Scope::Workspace {
                 let migrations_dir = self.manifest.core.migrations_dir();
-                for (target, content) in render_migrations(module, &migrations_dir)? {
-                    self.add_file(module, &target, content)?;
+                for migration in render_migrations(module, &migrations_dir)? {
+                    self.add_file(module, migration)?;
                 }
             }
             for snippet in module.snippets.iter().filter(|s| s.applies_in(kind)) {

@@ -98,7 +98,7 @@ impl<'c> Workspace<'c> {
         let service_context = Context::for_manifest(&self.manifest).with_service(&vars);
         let mut generated = Vec::new();
         for file in base.files.iter().filter(|f| f.applies_in(Some(&spec.kind))) {
-            generated.push(render_file(base, file, &service_context)?.0);
+            generated.push(render_file(base, file, &service_context)?.target);
         }
         if !self.force {
             self.refuse_edited(&generated)?;
@@ -191,10 +191,10 @@ impl<'c> Workspace<'c> {
         let mut changed: Vec<(&Module, String, Cow<str>, Cow<str>)> = Vec::new();
         for module in modules {
             for file in module.files.iter().filter(|f| f.applies_in(None)) {
-                let (target, old) = render_file(module, file, before)?;
-                let (_, new) = render_file(module, file, after)?;
-                if old != new {
-                    changed.push((module, target, old, new));
+                let old = render_file(module, file, before)?;
+                let new = render_file(module, file, after)?;
+                if old.content != new.content {
+                    changed.push((module, old.target, old.content, new.content));
                 }
             }
         }

@@ -104,8 +104,8 @@ impl<'c> Workspace<'c> {
             }
             if scope == Scope::Workspace {
                 let migrations_dir = self.manifest.core.migrations_dir();
-                for (target, _) in render_migrations(module, &migrations_dir)? {
-                    self.remove_file(&module.id, &target)?;
+                for migration in render_migrations(module, &migrations_dir)? {
+                    self.remove_file(&module.id, &migration.target)?;
                 }
             }
             let cargo_toml = match &context.service {
