@@ -153,16 +153,21 @@ pub fn on_disk(stored: Stored, changes: &[Change]) -> Vec<Change> {
     if copy_changes.peek().is_none() {
         return written;
     }
-    // The copies as they will be, borrowed: a new workspace's are a megabyte and a half.
-    let mut copies: BTreeMap<&str, &str> = stored.iter().collect();
-    for (path, change) in copy_changes {
-        match change.after_text() {
-            Some(content) => copies.insert(path, content),
-            None => copies.remove(path),
-        };
+    // The copies as they will be: those the plan changes shared with it (a new workspace's are
+    // a megabyte and a half), those it leaves as read.
+    let mut copies: BTreeMap<&str, Option<Text>> = copy_changes
+        .map(|(path, change)| (path, change.after.clone()))
+        .collect();
+    for (path, content) in stored.iter() {
+        copies
+            .entry(path)
+            .or_insert_with(|| Some(Text::from(content.to_string())));
     }
-    let after = (!copies.is_empty()).then(|| serialize(&copies));
-    drop(copies);
+    let copies: Vec<(&str, Text)> = copies
+        .into_iter()
+        .filter_map(|(path, content)| Some((path, content?)))
+        .collect();
+    let after = (!copies.is_empty()).then(|| serialize(copies));
     if stored.loose {
         written.extend(stored.iter().map(|(path, content)| Change {
             path: format!("{BASE_DIR}/{path}"),
@@ -171,36 +176,42 @@ pub fn on_disk(stored: Stored, changes: &[Change]) -> Vec<Change> {
         }));
     }
     let before = (!stored.loose && !stored.copies.is_empty()).then_some(stored.text);
-    if before != after {
+    let unchanged = match (&before, &after) {
+        (Some(before), Some(after)) => after.reads_as(before),
+        (before, after) => before.is_none() && after.is_none(),
+    };
+    if !unchanged {
         written.push(Change {
             path: PACK_FILE.to_string(),
             before,
-            after: after.map(Text::new),
+            after,
         });
     }
     written.sort_by(|a, b| a.path.cmp(&b.path));
     written
 }
 
-/// The pack's text for `copies`.
-pub fn serialize<K: AsRef<str>, V: AsRef<str>>(copies: &BTreeMap<K, V>) -> String {
-    let size: usize = copies
-        .iter()
-        .map(|(p, c)| p.as_ref().len() + c.as_ref().len() + 32)
-        .sum();
-    let mut out = String::with_capacity(HEADER.len() + size);
-    out.push_str(HEADER);
+/// The pack's text for `copies` (by path, in order): the copies' own texts between the entry
+/// lines, not copied into one string ([`Text::joined`]).
+pub fn serialize<'p>(copies: impl IntoIterator<Item = (&'p str, Text)>) -> Text {
+    let mut pieces = Vec::new();
+    let mut entry_line = String::from(HEADER);
     for (path, content) in copies {
-        let (path, content) = (path.as_ref(), content.as_ref());
-        out.push_str(ENTRY);
-        out.push_str(path);
-        out.push(' ');
-        out.push_str(&content.len().to_string());
-        out.push('\n');
-        out.push_str(content);
-        out.push('\n');
+        entry_line.push_str(ENTRY);
+        entry_line.push_str(path);
+        entry_line.push(' ');
+        entry_line.push_str(&content.byte_len().to_string());
+        entry_line.push('\n');
+        pieces.push(Text::from(std::mem::take(&mut entry_line)));
+        pieces.push(content);
+        // Each copy ends with a newline of the pack's own, written with the next entry's line.
+        entry_line.push('\n');
     }
-    out
+    if pieces.is_empty() {
+        return Text::from(entry_line);
+    }
+    pieces.push(Text::new("\n"));
+    Text::joined(pieces)
 }
 
 /// The copies in a pack's text; the error names the line that is wrong (`<line>: <what>`).
@@ -254,6 +265,16 @@ fn parse_ranges(text: &str) -> Result<BTreeMap<String, Range<usize>>, String> {
 mod tests {
     use super::*;
 
+    /// The pack's text for `copies`, whole.
+    fn pack(copies: &BTreeMap<String, String>) -> String {
+        serialize(
+            copies
+                .iter()
+                .map(|(path, content)| (path.as_str(), Text::from(content.clone()))),
+        )
+        .to_string()
+    }
+
     fn copies(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
         entries
             .iter()
@@ -278,14 +299,14 @@ mod tests {
             ("tricky.txt", "=== fake 3\nabc\n\n=== \n"),
             ("unicode.md", "é ü 🚀\r\nwindows line\r\n"),
         ]);
-        let text = serialize(&copies);
+        let text = pack(&copies);
         assert_eq!(parse(&text).unwrap(), copies);
         assert_eq!(parse(HEADER).unwrap(), BTreeMap::new());
     }
 
     #[test]
     fn a_damaged_pack_is_refused_with_the_line() {
-        let text = serialize(&copies(&[("a", "one\ntwo\n"), ("b", "three\n")]));
+        let text = pack(&copies(&[("a", "one\ntwo\n"), ("b", "three\n")]));
         assert!(parse("hello\n").unwrap_err().starts_with("1:"));
         let cut = &text[..text.len() - 3];
         assert_eq!(parse(cut).unwrap_err(), "6: the copy of b is cut short");
@@ -305,12 +326,12 @@ mod tests {
         if loose {
             return Stored::from_copies(entries.iter().copied(), true);
         }
-        Stored::from_pack(serialize(&entries.iter().copied().collect())).unwrap()
+        Stored::from_pack(pack(&copies(entries))).unwrap()
     }
 
     #[test]
     fn a_pack_is_read_as_ranges_of_its_text() {
-        let text = serialize(&copies(&[("a", "one\ntwo\n"), ("b", "three\n")]));
+        let text = pack(&copies(&[("a", "one\ntwo\n"), ("b", "three\n")]));
         let read = Stored::from_pack(text).unwrap();
         assert_eq!(read.get("a"), Some("one\ntwo\n"));
         assert_eq!(read.get("b"), Some("three\n"));
@@ -321,7 +342,12 @@ mod tests {
     #[test]
     fn changes_to_copies_become_one_change_of_the_pack() {
         let stored = stored(&[("a.rs", "old\n"), ("gone.rs", "bye\n")], false);
-        let before = serialize(&stored.iter().collect());
+        let before = pack(
+            &stored
+                .iter()
+                .map(|(path, content)| (path.to_string(), content.to_string()))
+                .collect(),
+        );
         let plan = [
             change("a.rs", Some("old\n"), Some("new\n")),
             change(".saaskit/base/a.rs", Some("old\n"), Some("new\n")),
