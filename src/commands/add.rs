@@ -18,7 +18,8 @@ pub fn run(args: AddArgs) -> Result<()> {
             .collect();
         // A module installed only as a requirement is now asked for by name: the lock records
         // that, so removing what required it keeps it.
-        let (plan, notes) = workspace.finish()?;
+        let (plan, notes, staged) =
+            workspace.finish(|plan| super::stage_plan(&root, plan, args.dry_run))?;
         if plan.changes.is_empty() {
             println!(
                 "`{}` is already installed on {}: nothing to do",
@@ -26,7 +27,7 @@ pub fn run(args: AddArgs) -> Result<()> {
                 on.join(", ")
             );
         } else {
-            super::commit(&root, &plan, &notes, args.dry_run, true)?;
+            super::commit_staged(&plan, staged, &notes, true)?;
             println!(
                 "`{}` is already installed on {}; it is now recorded as wanted for itself, so removing the modules that required it keeps it",
                 args.module,
@@ -35,8 +36,7 @@ pub fn run(args: AddArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let (plan, notes) = workspace.finish()?;
-    super::commit(&root, &plan, &notes, args.dry_run, true)?;
+    super::finish_and_commit(workspace, &root, args.dry_run, true)?;
     let verb = if args.dry_run {
         "would install"
     } else {

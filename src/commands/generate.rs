@@ -79,8 +79,7 @@ pub(super) fn change_workspace<T>(
     let mut workspace = Workspace::open(&catalog, &root)?;
     workspace.force_removal(force);
     let changed = change(&mut workspace)?;
-    let (plan, notes) = workspace.finish()?;
-    super::commit(&root, &plan, &notes, dry_run, true)?;
+    super::finish_and_commit(workspace, &root, dry_run, true)?;
     Ok(changed)
 }
 

@@ -22,8 +22,9 @@ use anyhow::Result;
 use crate::cli::Command;
 use crate::stage::base_store::{self, PACK_FILE};
 use crate::stage::change::{Change, render_diff, summarize};
-use crate::stage::fsio;
+use crate::stage::fsio::{self, Staged};
 use crate::stage::tree::Plan;
+use crate::workspace::Workspace;
 
 pub fn run(command: Command) -> Result<()> {
     match command {
@@ -51,11 +52,40 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
-/// Prints the plan as a diff (`dry_run`), or writes it ([`write_plan`]) and lists the files written (when
-/// `list`: `new` lists its hundred files only with `--verbose`). The base store's copies are
-/// written with the rest but only counted: they repeat the generated files.
+/// A plan's files written beside their targets ([`fsio::stage`]), not in place yet; nothing for
+/// a dry run, which only prints the plan.
+fn stage_plan(root: &Path, plan: &Plan, dry_run: bool) -> Result<Option<Staged>> {
+    if dry_run {
+        return Ok(None);
+    }
+    fsio::stage(root, &plan.writes()).map(Some)
+}
+
+/// Finishes `workspace`, its files written while its spliced files are checked, then puts them
+/// in place and reports them ([`commit_staged`]). Returns the plan.
+fn finish_and_commit(
+    workspace: Workspace<'_>,
+    root: &Path,
+    dry_run: bool,
+    list: bool,
+) -> Result<Plan> {
+    let (plan, notes, staged) = workspace.finish(|plan| stage_plan(root, plan, dry_run))?;
+    commit_staged(&plan, staged, &notes, list)?;
+    Ok(plan)
+}
+
+/// [`stage_plan`] then [`commit_staged`], for a plan made without a workspace (`keys`).
 fn commit(root: &Path, plan: &Plan, notes: &[String], dry_run: bool, list: bool) -> Result<()> {
-    let (files, copies) = write_plan(root, plan, dry_run)?;
+    commit_staged(plan, stage_plan(root, plan, dry_run)?, notes, list)
+}
+
+/// Prints the plan as a diff (no `staged`: a dry run) or puts its staged files in place
+/// ([`write_plan`]), and lists the files written (when `list`: `new` lists its hundred files only
+/// with `--verbose`). The base store's copies are written with the rest but only counted: they
+/// repeat the generated files.
+fn commit_staged(plan: &Plan, staged: Option<Staged>, notes: &[String], list: bool) -> Result<()> {
+    let dry_run = staged.is_none();
+    let (files, copies) = write_plan(plan, staged)?;
     if dry_run {
         println!(
             "dry run: {} file(s) would change; nothing was written",
@@ -76,15 +106,14 @@ fn commit(root: &Path, plan: &Plan, notes: &[String], dry_run: bool, list: bool)
     Ok(())
 }
 
-/// The one path from a plan to the disk: prints the plan as a diff (`dry_run`) or writes it.
-/// Returns the plan's changes outside the base store and how many copies in it change, for the
-/// command's report.
-fn write_plan<'p>(root: &Path, plan: &'p Plan, dry_run: bool) -> Result<(Vec<&'p Change>, usize)> {
+/// The one path from a plan to the disk: prints the plan as a diff (no `staged`) or puts its
+/// staged files in place. Returns the plan's changes outside the base store and how many copies
+/// in it change, for the command's report.
+fn write_plan(plan: &Plan, staged: Option<Staged>) -> Result<(Vec<&Change>, usize)> {
     let (files, copies) = without_base_copies(&plan.changes);
-    if dry_run {
-        print!("{}", render_diff(&files));
-    } else {
-        fsio::apply(root, &plan.writes())?;
+    match staged {
+        None => print!("{}", render_diff(&files)),
+        Some(staged) => staged.commit(&plan.writes())?,
     }
     Ok((files, copies))
 }

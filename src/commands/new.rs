@@ -90,8 +90,7 @@ pub fn run(args: NewArgs) -> Result<()> {
     }
 
     let installed = workspace.installed().len();
-    let (plan, notes) = workspace.finish()?;
-    super::commit(&root, &plan, &notes, args.dry_run, args.verbose)?;
+    let plan = super::finish_and_commit(workspace, &root, args.dry_run, args.verbose)?;
     if !args.dry_run {
         let services: Vec<&str> = choices.services.iter().map(|s| s.name.as_str()).collect();
         println!(

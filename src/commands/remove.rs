@@ -10,8 +10,7 @@ pub fn run(args: RemoveArgs) -> Result<()> {
     let mut workspace = Workspace::open(&catalog, &root)?;
     workspace.force_removal(args.force);
     let removed = workspace.uninstall(&args.module, args.service.as_deref())?;
-    let (plan, notes) = workspace.finish()?;
-    super::commit(&root, &plan, &notes, args.dry_run, true)?;
+    super::finish_and_commit(workspace, &root, args.dry_run, true)?;
     let verb = if args.dry_run {
         "would remove"
     } else {

@@ -26,8 +26,7 @@ fn add(args: ServiceAddArgs) -> Result<()> {
         .service(&args.name)
         .map(|s| s.port)
         .unwrap_or_default();
-    let (plan, notes) = workspace.finish()?;
-    super::commit(&root, &plan, &notes, args.dry_run, true)?;
+    super::finish_and_commit(workspace, &root, args.dry_run, true)?;
     let verb = if args.dry_run { "would add" } else { "added" };
     let modules = if installed.is_empty() {
         "no modules".to_string()
@@ -49,8 +48,7 @@ fn remove(args: ServiceRemoveArgs) -> Result<()> {
     let mut workspace = Workspace::open(&catalog, &root)?;
     workspace.force_removal(args.force);
     let removed = workspace.remove_service(&args.name)?;
-    let (plan, notes) = workspace.finish()?;
-    super::commit(&root, &plan, &notes, args.dry_run, true)?;
+    super::finish_and_commit(workspace, &root, args.dry_run, true)?;
     let verb = if args.dry_run {
         "would remove"
     } else {

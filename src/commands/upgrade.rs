@@ -375,9 +375,10 @@ pub fn run(args: UpgradeArgs) -> Result<()> {
     let env_refresh = workspace.refresh_env()?;
     let module_changes = module_changes(&old, &new_lock);
     workspace.replace_lock(new_lock);
-    let (plan, _) = workspace.finish()?;
+    let (plan, _, staged) =
+        workspace.finish(|plan| super::stage_plan(&root, plan, args.dry_run))?;
 
-    let (changed, copies) = super::write_plan(&root, &plan, args.dry_run)?;
+    let (changed, copies) = super::write_plan(&plan, staged)?;
     let summary = Summary {
         report,
         env_refresh,

@@ -1,9 +1,11 @@
 //! The one place that writes to the disk.
 //!
-//! [`apply`] writes a whole plan or nothing: every new content goes to a temporary file next to its
-//! target first; only when all of them are written are they renamed into place. If a rename or a
+//! Writing a plan is two steps. [`stage`] writes every new content beside its target (a tree that
+//! does not exist yet: into a temporary directory beside it), and [`Staged::commit`] renames them
+//! into place; a command stages its files while it is still checking its plan (the spliced files
+//! being parsed) and drops what it staged if a check fails, which removes it. If a rename or a
 //! deletion fails half-way, the files already changed are restored from the plan's `before`
-//! contents, so a failed command leaves the workspace byte-identical.
+//! contents, so a failed command leaves the workspace byte-identical. [`apply`] is both steps.
 
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
@@ -18,22 +20,139 @@ const TEMP_SUFFIX: &str = ".saaskit-tmp";
 
 /// Writes `changes` (owned, or borrowed from a plan) under `root`, all or nothing.
 pub fn apply<C: Borrow<Change>>(root: &Path, changes: &[C]) -> Result<()> {
+    stage(root, changes)?.commit(changes)
+}
+
+/// A plan's new contents, written but not in place: [`Staged::commit`] puts them there, and
+/// dropping it instead removes them (and the directories made for them).
+#[must_use = "dropping what was staged removes it"]
+pub struct Staged {
+    root: PathBuf,
+    /// The directories created for the staged files, outermost first.
+    created_dirs: Vec<PathBuf>,
+    files: StagedFiles,
+}
+
+enum StagedFiles {
+    /// A tree that does not exist yet (`saaskit new`), written whole into this temporary
+    /// directory beside it: one rename puts it in place, and it appears complete or not at all.
+    Fresh(PathBuf),
+    /// Each change's content in a temporary file beside its target (`None`: a deletion).
+    Beside(Vec<Option<PathBuf>>),
+    /// Committed, or removed: nothing left to clean up.
+    Done,
+}
+
+/// Writes the new contents of `changes` under `root` without putting them in place yet.
+pub fn stage<C: Borrow<Change>>(root: &Path, changes: &[C]) -> Result<Staged> {
     let changes: Vec<&Change> = changes.iter().map(Borrow::borrow).collect();
-    let changes = changes.as_slice();
+    let mut staged = Staged {
+        root: root.to_path_buf(),
+        created_dirs: Vec::new(),
+        files: StagedFiles::Done,
+    };
     if !root.exists() && changes.iter().all(|change| change.after.is_some()) {
-        return apply_fresh(root, changes);
+        stage_fresh(&mut staged, &changes).context("nothing was written")?;
+    } else {
+        stage_beside(&mut staged, &changes)?;
     }
-    let mut created_dirs: Vec<PathBuf> = Vec::new();
-    let staged = match stage(root, changes, &mut created_dirs) {
-        Ok(staged) => staged,
-        Err(e) => {
-            remove_empty_dirs(&created_dirs);
+    Ok(staged)
+}
+
+/// The fresh tree written into its temporary directory; on failure, `staged` holds what to
+/// remove.
+fn stage_fresh(staged: &mut Staged, changes: &[&Change]) -> Result<()> {
+    if let Some(parent) = staged.root.parent() {
+        create_dirs(parent, &mut staged.created_dirs)?;
+    }
+    let temp = temp_path(&staged.root);
+    if let Err(error) = fs::create_dir(&temp) {
+        let hint = if error.kind() == std::io::ErrorKind::AlreadyExists {
+            " (left by an interrupted saaskit? remove it and run the command again)"
+        } else {
+            ""
+        };
+        return Err(error)
+            .with_context(|| format!("cannot create directory {}{hint}", temp.display()));
+    }
+    staged.files = StagedFiles::Fresh(temp.clone());
+    write_in_parallel(&temp, changes)
+}
+
+/// Each new content written to a temporary file beside its target.
+fn stage_beside(staged: &mut Staged, changes: &[&Change]) -> Result<()> {
+    let mut temps: Vec<Option<PathBuf>> = Vec::with_capacity(changes.len());
+    for change in changes {
+        if change.after.is_none() {
+            temps.push(None);
+            continue;
+        }
+        let target = staged.root.join(&change.path);
+        let temp = temp_path(&target);
+        let result = (|| -> Result<()> {
+            if let Some(parent) = target.parent() {
+                create_dirs(parent, &mut staged.created_dirs)?;
+            }
+            write_file(&temp, change)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&temp);
+            staged.files = StagedFiles::Beside(temps);
             return Err(e);
         }
-    };
+        temps.push(Some(temp));
+    }
+    staged.files = StagedFiles::Beside(temps);
+    Ok(())
+}
+
+impl Staged {
+    /// Puts the staged contents in place and deletes the files `changes` delete; `changes` are
+    /// the ones [`stage`] was given.
+    pub fn commit<C: Borrow<Change>>(mut self, changes: &[C]) -> Result<()> {
+        let changes: Vec<&Change> = changes.iter().map(Borrow::borrow).collect();
+        match std::mem::replace(&mut self.files, StagedFiles::Done) {
+            StagedFiles::Fresh(temp) => {
+                fs::rename(&temp, &self.root)
+                    .with_context(|| format!("cannot move {} into place", self.root.display()))
+                    .map_err(|error| {
+                        self.files = StagedFiles::Fresh(temp);
+                        error.context("nothing was written")
+                    })?;
+            }
+            // On failure, dropping `self` removes the directories made for the files.
+            StagedFiles::Beside(temps) => commit_beside(&self.root, &changes, &temps)?,
+            StagedFiles::Done => {}
+        }
+        self.created_dirs.clear();
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    /// Not committed: the staged files are removed, and the directories made for them.
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.files, StagedFiles::Done) {
+            StagedFiles::Fresh(temp) => {
+                let _ = fs::remove_dir_all(temp);
+            }
+            StagedFiles::Beside(temps) => {
+                for temp in temps.iter().flatten() {
+                    let _ = fs::remove_file(temp);
+                }
+            }
+            StagedFiles::Done => {}
+        }
+        remove_empty_dirs(&self.created_dirs);
+    }
+}
+
+/// Renames each temporary file over its target (or deletes the target); restores the files
+/// already changed if one fails.
+fn commit_beside(root: &Path, changes: &[&Change], temps: &[Option<PathBuf>]) -> Result<()> {
     for (index, change) in changes.iter().enumerate() {
         let target = root.join(&change.path);
-        let result = match &staged[index] {
+        let result = match &temps[index] {
             Some(temp) => fs::rename(temp, &target)
                 .with_context(|| format!("cannot move {} into place", target.display())),
             None => fs::remove_file(&target)
@@ -41,10 +160,9 @@ pub fn apply<C: Borrow<Change>>(root: &Path, changes: &[C]) -> Result<()> {
         };
         if let Err(error) = result {
             roll_back(root, &changes[..index]);
-            for temp in staged[index..].iter().flatten() {
+            for temp in temps[index..].iter().flatten() {
                 let _ = fs::remove_file(temp);
             }
-            remove_empty_dirs(&created_dirs);
             return Err(
                 error.context("nothing was changed: the files already written were restored")
             );
@@ -60,39 +178,6 @@ pub fn apply<C: Borrow<Change>>(root: &Path, changes: &[C]) -> Result<()> {
     emptied.dedup();
     for dir in emptied {
         remove_empty_ancestors(root, &dir);
-    }
-    Ok(())
-}
-
-/// A tree that does not exist yet (`saaskit new`): written whole into a temporary directory
-/// beside `root`, then renamed into place. One rename instead of a temporary file and a rename
-/// per file, and the tree appears complete or not at all.
-fn apply_fresh(root: &Path, changes: &[&Change]) -> Result<()> {
-    let mut created_dirs: Vec<PathBuf> = Vec::new();
-    if let Some(parent) = root.parent() {
-        create_dirs(parent, &mut created_dirs)?;
-    }
-    let temp = temp_path(root);
-    if let Err(error) = fs::create_dir(&temp) {
-        remove_empty_dirs(&created_dirs);
-        let hint = if error.kind() == std::io::ErrorKind::AlreadyExists {
-            " (left by an interrupted saaskit? remove it and run the command again)"
-        } else {
-            ""
-        };
-        return Err(error)
-            .with_context(|| format!("cannot create directory {}{hint}", temp.display()))
-            .context("nothing was written");
-    }
-    let result = (|| -> Result<()> {
-        write_in_parallel(&temp, changes)?;
-        fs::rename(&temp, root)
-            .with_context(|| format!("cannot move {} into place", root.display()))
-    })();
-    if let Err(error) = result {
-        let _ = fs::remove_dir_all(&temp);
-        remove_empty_dirs(&created_dirs);
-        return Err(error.context("nothing was written"));
     }
     Ok(())
 }
@@ -177,38 +262,6 @@ fn split_by_cost<'c, 'p>(changes: &'p [&'c Change], parts: usize) -> Vec<&'p [&'
         runs.push(&changes[start..]);
     }
     runs
-}
-
-/// Phase one: write every new content to a temporary file beside its target.
-fn stage(
-    root: &Path,
-    changes: &[&Change],
-    created_dirs: &mut Vec<PathBuf>,
-) -> Result<Vec<Option<PathBuf>>> {
-    let mut staged: Vec<Option<PathBuf>> = Vec::with_capacity(changes.len());
-    for change in changes {
-        if change.after.is_none() {
-            staged.push(None);
-            continue;
-        }
-        let target = root.join(&change.path);
-        let temp = temp_path(&target);
-        let result = (|| -> Result<()> {
-            if let Some(parent) = target.parent() {
-                create_dirs(parent, created_dirs)?;
-            }
-            write_file(&temp, change)
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&temp);
-            for written in staged.iter().flatten() {
-                let _ = fs::remove_file(written);
-            }
-            return Err(e);
-        }
-        staged.push(Some(temp));
-    }
-    Ok(staged)
 }
 
 fn temp_path(target: &Path) -> PathBuf {
@@ -320,6 +373,38 @@ mod tests {
             "{error:#}"
         );
         assert!(!temp.path().join("other").exists());
+    }
+
+    #[test]
+    fn what_was_staged_and_not_committed_is_removed() {
+        let temp = tempfile::tempdir().unwrap();
+        // A fresh tree: its temporary directory and the parents made for it go.
+        let root = temp.path().join("parent/acme");
+        let fresh = [change("Cargo.toml", None, Some("[workspace]"))];
+        let staged = stage(&root, &fresh).unwrap();
+        assert!(temp_path(&root).join("Cargo.toml").is_file());
+        drop(staged);
+        assert_eq!(listing(temp.path()), [""]);
+
+        // An existing tree: the files beside their targets go, the targets are as they were.
+        let root = temp.path();
+        fs::write(root.join("kept.txt"), "before").unwrap();
+        let before = listing(root);
+        let changes = [
+            change("kept.txt", Some("before"), Some("after")),
+            change("new/dir/file.rs", None, Some("fresh")),
+        ];
+        drop(stage(root, &changes).unwrap());
+        assert_eq!(listing(root), before);
+        assert_eq!(fs::read_to_string(root.join("kept.txt")).unwrap(), "before");
+
+        // Committed, nothing is removed.
+        stage(root, &changes).unwrap().commit(&changes).unwrap();
+        assert_eq!(
+            fs::read_to_string(root.join("new/dir/file.rs")).unwrap(),
+            "fresh"
+        );
+        assert_eq!(fs::read_to_string(root.join("kept.txt")).unwrap(), "after");
     }
 
     #[test]

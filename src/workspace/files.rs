@@ -374,10 +374,10 @@ pub(super) fn render_migrations(
 pub(super) fn spliced_files<'s>(
     tree: &Tree,
     spliced: &'s BTreeMap<String, Splices>,
-) -> Result<Vec<(&'s str, &'s Splices, String)>> {
+) -> Result<Vec<(&'s str, &'s Splices, Text)>> {
     let mut files = Vec::new();
     for (target, splices) in spliced {
-        if let Some(current) = tree.read(target)? {
+        if let Some(current) = tree.read_shared(target)? {
             match Syntax::for_path(target) {
                 Some(syntax) => check_spliced_script(target, syntax, splices, &current)?,
                 None => files.push((target.as_str(), splices, current)),

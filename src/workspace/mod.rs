@@ -213,22 +213,32 @@ impl<'c> Workspace<'c> {
 
     /// The plan: manifest and lockfile written into the tree, then every changed file. Fails
     /// when a Rust or TypeScript file snippets were spliced into no longer parses.
-    pub fn finish(self) -> Result<(Plan, Vec<String>)> {
+    ///
+    /// `stage` gets the plan while the last spliced files are parsed (a command writes its files
+    /// beside their targets meanwhile, [`crate::stage::fsio::stage`]); what it returns is
+    /// dropped if a file does not parse.
+    pub fn finish<S>(
+        self,
+        stage: impl FnOnce(&Plan) -> Result<S>,
+    ) -> Result<(Plan, Vec<String>, S)> {
         let spliced = files::spliced_files(&self.tree, &self.spliced)?;
-        let sources: Vec<&str> = spliced.iter().map(|(_, _, text)| text.as_str()).collect();
+        let sources: Vec<&str> = spliced.iter().map(|(_, _, text)| &**text).collect();
         let (mut tree, manifest, lock) = (self.tree, &self.manifest, &self.lock);
         // The spliced files are parsed once each, however many snippets they got; what does not
         // depend on them parsing is done meanwhile, and thrown away if one does not.
-        let (broken, plan) = inject::first_unparsable_alongside(&sources, || {
+        let (broken, planned) = inject::first_unparsable_alongside(&sources, || {
             tree.write(manifest::FILE_NAME, manifest.to_text());
             tree.write(lock::FILE_NAME, lock.to_text());
-            tree.into_plan()
+            let plan = tree.into_plan()?;
+            let staged = stage(&plan);
+            anyhow::Ok((plan, staged))
         });
         if let Some(index) = broken {
             let (target, splices, _) = &spliced[index];
             return Err(files::unparsable(target, splices));
         }
-        Ok((plan?, self.notes))
+        let (plan, staged) = planned?;
+        Ok((plan, self.notes, staged?))
     }
 
     /// Modules installed on at least one service.
