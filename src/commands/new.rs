@@ -9,7 +9,7 @@ use crate::cli::NewArgs;
 use crate::edit::render::{kind_description, render};
 use crate::model::catalog::{self, Catalog, DEFAULT_SERVICE_KINDS, SERVICE_KINDS};
 use crate::model::manifest::{self, CoreCrate, DATABASES, Manifest};
-use crate::workspace::Workspace;
+use crate::workspace::{Prerendered, Workspace};
 
 /// Ports of the default services, in this order; further services count up from the last.
 const FIRST_PORT: u16 = 8080;
@@ -66,8 +66,9 @@ pub fn run(args: NewArgs) -> Result<()> {
     )?;
     let manifest = Manifest::parse(&manifest_text)
         .context("the rendered saaskit.toml is invalid (a saaskit bug)")?;
+    let prerendered = Prerendered::default();
     let mut workspace = Workspace::create(&catalog, &root, manifest, args.force);
-    workspace.install_base()?;
+    workspace.use_prerendered(&prerendered);
 
     let kinds: Vec<&str> = choices.services.iter().map(|s| s.kind.as_str()).collect();
     let modules: Vec<ModuleChoice> = match &choices.modules {
@@ -81,13 +82,23 @@ pub fn run(args: NewArgs) -> Result<()> {
             })
             .collect(),
     };
-    for module in &modules {
-        if module.as_default {
-            workspace.install_default(&module.id)?;
-        } else {
-            workspace.install(&module.id, None)?;
-        }
-    }
+    // What the modules render, rendered on another thread meanwhile, in install order: the base,
+    // then each module after what it requires. (An unknown module is for the installing thread
+    // to report.)
+    let ids: Vec<&str> = modules.iter().map(|m| m.id.as_str()).collect();
+    let order: Vec<&catalog::Module> = std::iter::once(&catalog.base)
+        .chain(catalog.resolve(&ids).unwrap_or_default())
+        .collect();
+    let planned = workspace.manifest().clone();
+    std::thread::scope(|scope| {
+        // Without a thread (the system refused one), the installing thread renders it all.
+        let _ = std::thread::Builder::new()
+            .name("saaskit-prerender".into())
+            .spawn_scoped(scope, || prerendered.fill(&planned, &order));
+        let installed = install(&mut workspace, &modules);
+        prerendered.stop();
+        installed
+    })?;
 
     let installed = workspace.installed().len();
     let plan = super::finish_and_commit(workspace, &root, args.dry_run, args.verbose)?;
@@ -108,6 +119,19 @@ pub fn run(args: NewArgs) -> Result<()> {
             },
             root.display(),
         );
+    }
+    Ok(())
+}
+
+/// The base template, then `modules` in order.
+fn install(workspace: &mut Workspace<'_>, modules: &[ModuleChoice]) -> Result<()> {
+    workspace.install_base()?;
+    for module in modules {
+        if module.as_default {
+            workspace.install_default(&module.id)?;
+        } else {
+            workspace.install(&module.id, None)?;
+        }
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! pristine copy in the base store.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -17,11 +17,65 @@ use crate::stage::tree::Tree;
 use super::{Workspace, base_path};
 
 /// A module's file as it lands in the workspace.
+#[derive(Debug, PartialEq)]
 pub(super) struct RenderedFile {
     pub target: String,
     pub content: Cow<'static, str>,
     /// Its hash for saaskit.lock, when build.rs computed it: a file shipped as it is.
     pub sha256: Option<&'static str>,
+}
+
+/// A module's snippet as it is spliced: the file it goes into, and its body (formatted, for
+/// Rust).
+#[derive(Debug, PartialEq)]
+pub(super) struct RenderedSnippet {
+    pub target: String,
+    pub body: String,
+}
+
+/// Renders `snippet` of `module` for `context`. `formatted` keeps each Rust snippet formatted so
+/// far by its rendered text: a module's snippet for every service that gets it often renders the
+/// same, and formatting is a parse and a print.
+pub(super) fn render_snippet(
+    module: &Module,
+    snippet: &Snippet,
+    context: &Context,
+    formatted: &mut HashMap<String, String>,
+) -> Result<RenderedSnippet> {
+    let target = render(
+        &format!("{} snippet target", module.id),
+        &snippet.target,
+        context,
+    )?;
+    let code = module_text(
+        &format!("{} snippet for `{}`", module.id, snippet.marker),
+        Cow::Borrowed(&snippet.code),
+        true,
+        context,
+    )?
+    .into_owned();
+    let body = match CommentStyle::for_path(&target) {
+        CommentStyle::Rust => match formatted.get(&code) {
+            Some(body) => body.clone(),
+            None => {
+                let body = inject::format_rust_snippet(&code).with_context(|| {
+                    format!(
+                        "module `{}`: its `{}` snippet for {target} is not valid Rust",
+                        module.id, snippet.marker
+                    )
+                })?;
+                formatted.insert(code, body.clone());
+                body
+            }
+        },
+        // Whole lines, as the fenced block reads back (`block_body`): a snippet written
+        // without a final newline would otherwise look edited to `remove`. The file is
+        // parsed with every snippet in `finish`: a TypeScript snippet is often no unit of
+        // its own (an element of the root module's `imports` array).
+        CommentStyle::TypeScript => code.lines().map(|line| format!("{line}\n")).collect(),
+        CommentStyle::Hash | CommentStyle::Markdown => code,
+    };
+    Ok(RenderedSnippet { target, body })
 }
 
 /// The snippets spliced into one Rust or TypeScript file by a command, and the file before them.
@@ -110,50 +164,21 @@ impl<'c> Workspace<'c> {
     pub(super) fn add_snippet(
         &mut self,
         module: &Module,
+        index: usize,
         snippet: &Snippet,
         context: &Context,
     ) -> Result<()> {
-        let target = render(
-            &format!("{} snippet target", module.id),
-            &snippet.target,
-            context,
-        )?;
-        let code = module_text(
-            &format!("{} snippet for `{}`", module.id, snippet.marker),
-            Cow::Borrowed(&snippet.code),
-            true,
-            context,
-        )?
-        .into_owned();
-        let style = CommentStyle::for_path(&target);
-        let body = match style {
-            CommentStyle::Rust => self.format_rust_snippet(code).with_context(|| {
-                format!(
-                    "module `{}`: its `{}` snippet for {target} is not valid Rust",
-                    module.id, snippet.marker
-                )
-            })?,
-            // Whole lines, as the fenced block reads back (`block_body`): a snippet written
-            // without a final newline would otherwise look edited to `remove`. The file is
-            // parsed with every snippet in `finish`: a TypeScript snippet is often no unit of
-            // its own (an element of the root module's `imports` array).
-            CommentStyle::TypeScript => code.lines().map(|line| format!("{line}\n")).collect(),
-            CommentStyle::Hash | CommentStyle::Markdown => code,
+        let prerendered = self
+            .prerendered
+            .and_then(|prerendered| prerendered.take_snippet(module, index, context));
+        let RenderedSnippet { target, body } = match prerendered {
+            Some(rendered) => rendered,
+            None => render_snippet(module, snippet, context, &mut self.formatted_rust)?,
         };
         self.inject(&module.id, &target, &snippet.marker, &body)?;
         self.lock
             .record_snippet(&target, &snippet.marker, &module.id, &body);
         Ok(())
-    }
-
-    /// [`inject::format_rust_snippet`], once per text in a command.
-    fn format_rust_snippet(&mut self, code: String) -> Result<String, inject::SnippetError> {
-        if let Some(body) = self.formatted_rust.get(&code) {
-            return Ok(body.clone());
-        }
-        let body = inject::format_rust_snippet(&code)?;
-        self.formatted_rust.insert(code, body.clone());
-        Ok(body)
     }
 
     pub(super) fn inject(

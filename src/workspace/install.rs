@@ -223,8 +223,17 @@ impl<'c> Workspace<'c> {
         for context in &contexts {
             let scope = context.scope();
             let kind = context.service_kind();
-            for file in module.files.iter().filter(|f| f.applies_in(kind)) {
-                let rendered = render_file(module, file, context)?;
+            for (index, file) in module.files.iter().enumerate() {
+                if !file.applies_in(kind) {
+                    continue;
+                }
+                let prerendered = self
+                    .prerendered
+                    .and_then(|prerendered| prerendered.take_file(module, index, context));
+                let rendered = match prerendered {
+                    Some(rendered) => rendered,
+                    None => render_file(module, file, context)?,
+                };
                 self.add_file(module, rendered)?;
             }
             if scope == Scope::Workspace {
@@ -233,8 +242,10 @@ impl<'c> Workspace<'c> {
                     self.add_file(module, migration)?;
                 }
             }
-            for snippet in module.snippets.iter().filter(|s| s.applies_in(kind)) {
-                self.add_snippet(module, snippet, context)?;
+            for (index, snippet) in module.snippets.iter().enumerate() {
+                if snippet.applies_in(kind) {
+                    self.add_snippet(module, index, snippet, context)?;
+                }
             }
             let (crate_target, cargo_toml) = match &context.service {
                 // `crate = "service"` dependencies are Cargo dependencies of a Rust service: a

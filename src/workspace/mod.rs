@@ -30,6 +30,7 @@ use crate::stage::tree::{Plan, Tree};
 
 pub use env::{env_value, read_env};
 pub use env_blocks::EnvRefresh;
+pub use prerender::Prerendered;
 
 mod dependencies;
 mod env;
@@ -39,6 +40,7 @@ pub mod generated;
 mod handlers;
 mod install;
 mod kept;
+mod prerender;
 pub mod resources;
 mod services;
 mod uninstall;
@@ -75,6 +77,8 @@ pub struct Workspace<'c> {
     /// Each Rust snippet formatted so far, by its rendered text: a module's snippet for every
     /// service that gets it often renders the same, and formatting is a parse and a print.
     formatted_rust: HashMap<String, String>,
+    /// What another thread rendered ahead of the installation (`new`).
+    prerendered: Option<&'c Prerendered>,
 }
 
 /// What an `install` did: the modules newly applied and to which services.
@@ -188,6 +192,7 @@ impl<'c> Workspace<'c> {
             fences: KeptParses::default(),
             cargo_tomls: KeptParses::default(),
             formatted_rust: HashMap::new(),
+            prerendered: None,
         }
     }
 
@@ -204,6 +209,11 @@ impl<'c> Workspace<'c> {
     /// The staged tree: the workspace's files with the planned changes, to read.
     pub fn tree(&self) -> &Tree {
         &self.tree
+    }
+
+    /// Takes what `prerendered` rendered ahead instead of rendering it again.
+    pub fn use_prerendered(&mut self, prerendered: &'c Prerendered) {
+        self.prerendered = Some(prerendered);
     }
 
     /// Removes generated files and snippets even when the user edited them (`remove --force`).

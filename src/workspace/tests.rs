@@ -112,7 +112,8 @@ requires = ["jobs"]
     }
 }
 
-const MANIFEST: &str = r#"
+/// Two services, no module yet (shared with other tests of the workspace).
+pub(super) const MANIFEST: &str = r#"
 [workspace]
 name = "acme"
 database = "sqlite"
