@@ -83,25 +83,33 @@ pub fn run(args: NewArgs) -> Result<()> {
             .collect(),
     };
     // What the modules render, rendered on another thread meanwhile, in install order: the base,
-    // then each module after what it requires. (An unknown module is for the installing thread
-    // to report.)
+    // then each module after what it requires (an unknown module is for the installing thread
+    // to report). That thread then parses the files snippets were spliced into, as they settle.
     let ids: Vec<&str> = modules.iter().map(|m| m.id.as_str()).collect();
     let order: Vec<&catalog::Module> = std::iter::once(&catalog.base)
         .chain(catalog.resolve(&ids).unwrap_or_default())
         .collect();
     let planned = workspace.manifest().clone();
-    std::thread::scope(|scope| {
-        // Without a thread (the system refused one), the installing thread renders it all.
+    let parse_ahead = workspace.lend_parse_worker();
+    let (installed, plan) = std::thread::scope(|scope| {
+        // Without a thread (the system refused one), this one does it all.
         let _ = std::thread::Builder::new()
-            .name("saaskit-prerender".into())
-            .spawn_scoped(scope, || prerendered.fill(&planned, &order));
-        let installed = install(&mut workspace, &modules);
+            .name("saaskit-ahead".into())
+            .spawn_scoped(scope, || {
+                prerendered.fill(&planned, &order);
+                parse_ahead.work();
+            });
+        let result = install(&mut workspace, &modules).and_then(|()| {
+            prerendered.stop();
+            let installed = workspace.installed().len();
+            let plan = super::finish_and_commit(workspace, &root, args.dry_run, args.verbose)?;
+            Ok((installed, plan))
+        });
+        // Ends the other thread's work whatever happened (`finish` did, if it came).
         prerendered.stop();
-        installed
+        parse_ahead.close();
+        result
     })?;
-
-    let installed = workspace.installed().len();
-    let plan = super::finish_and_commit(workspace, &root, args.dry_run, args.verbose)?;
     if !args.dry_run {
         let services: Vec<&str> = choices.services.iter().map(|s| s.name.as_str()).collect();
         println!(

@@ -203,6 +203,9 @@ impl<'c> Workspace<'c> {
                 .with_context(|| format!("module `{module}`, marker `{marker}`: {target}"))?;
         let updated = Text::new(updated);
         self.fences.keep(target, updated.clone(), fences);
+        if style == CommentStyle::Rust {
+            self.parse_ahead.queue(target, &updated);
+        }
         if matches!(style, CommentStyle::Rust | CommentStyle::TypeScript) {
             self.spliced
                 .entry(target.to_string())

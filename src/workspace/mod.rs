@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use toml_edit::DocumentMut;
@@ -26,10 +27,12 @@ use crate::model::catalog::{BASE_ID, Catalog};
 use crate::model::lock::{self, Lock};
 use crate::model::manifest::{self, Manifest};
 use crate::stage::base_store::BASE_DIR;
+use crate::stage::change::Text;
 use crate::stage::tree::{Plan, Tree};
 
 pub use env::{env_value, read_env};
 pub use env_blocks::EnvRefresh;
+pub use parse_ahead::ParseAhead;
 pub use prerender::Prerendered;
 
 mod dependencies;
@@ -40,6 +43,7 @@ pub mod generated;
 mod handlers;
 mod install;
 mod kept;
+mod parse_ahead;
 mod prerender;
 pub mod resources;
 mod services;
@@ -79,6 +83,11 @@ pub struct Workspace<'c> {
     formatted_rust: HashMap<String, String>,
     /// What another thread rendered ahead of the installation (`new`).
     prerendered: Option<&'c Prerendered>,
+    /// The spliced Rust files, queued to be parsed as the command goes.
+    parse_ahead: Arc<ParseAhead>,
+    /// Whether a thread of the command's own works the queue ([`Workspace::lend_parse_worker`]);
+    /// otherwise `finish` starts one.
+    parse_worker_lent: bool,
 }
 
 /// What an `install` did: the modules newly applied and to which services.
@@ -193,6 +202,8 @@ impl<'c> Workspace<'c> {
             cargo_tomls: KeptParses::default(),
             formatted_rust: HashMap::new(),
             prerendered: None,
+            parse_ahead: Arc::default(),
+            parse_worker_lent: false,
         }
     }
 
@@ -216,6 +227,14 @@ impl<'c> Workspace<'c> {
         self.prerendered = Some(prerendered);
     }
 
+    /// The queue of spliced files to parse, for a thread of the caller's to work
+    /// ([`ParseAhead::work`]) until [`Workspace::finish`] closes it; if `finish` does not come,
+    /// the caller closes it ([`ParseAhead::close`]).
+    pub fn lend_parse_worker(&mut self) -> Arc<ParseAhead> {
+        self.parse_worker_lent = true;
+        Arc::clone(&self.parse_ahead)
+    }
+
     /// Removes generated files and snippets even when the user edited them (`remove --force`).
     pub fn force_removal(&mut self, force: bool) {
         self.force = force;
@@ -232,18 +251,29 @@ impl<'c> Workspace<'c> {
         stage: impl FnOnce(&Plan) -> Result<S>,
     ) -> Result<(Plan, Vec<String>, S)> {
         let spliced = files::spliced_files(&self.tree, &self.spliced)?;
-        let sources: Vec<&str> = spliced.iter().map(|(_, _, text)| &**text).collect();
+        let files: Vec<(&str, Text)> = (spliced.iter())
+            .map(|(target, _, text)| (*target, text.clone()))
+            .collect();
         let (mut tree, manifest, lock) = (self.tree, &self.manifest, &self.lock);
-        // The spliced files are parsed once each, however many snippets they got; what does not
-        // depend on them parsing is done meanwhile, and thrown away if one does not.
-        let (broken, planned) = inject::first_unparsable_alongside(&sources, || {
-            tree.write(manifest::FILE_NAME, manifest.to_text());
-            tree.write(lock::FILE_NAME, lock.to_text());
-            let plan = tree.into_plan()?;
-            let staged = stage(&plan);
-            anyhow::Ok((plan, staged))
+        let ahead = &self.parse_ahead;
+        // The spliced files are parsed once each (their final texts), however many snippets they
+        // got; what does not depend on them parsing is done meanwhile, and thrown away if one
+        // does not.
+        let (parses, planned) = std::thread::scope(|scope| {
+            if !self.parse_worker_lent && !files.is_empty() {
+                // Without a thread (the system refused one), this one parses them all.
+                let _ = std::thread::Builder::new().spawn_scoped(scope, || ahead.work());
+            }
+            let planned = (|| {
+                tree.write(manifest::FILE_NAME, manifest.to_text());
+                tree.write(lock::FILE_NAME, lock.to_text());
+                let plan = tree.into_plan()?;
+                let staged = stage(&plan);
+                anyhow::Ok((plan, staged))
+            })();
+            (ahead.verdicts(&files), planned)
         });
-        if let Some(index) = broken {
+        if let Some(index) = parses.iter().position(|parses| !parses) {
             let (target, splices, _) = &spliced[index];
             return Err(files::unparsable(target, splices));
         }

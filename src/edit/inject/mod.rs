@@ -26,7 +26,7 @@ mod rust;
 mod scan;
 mod splice;
 
-pub use rust::{SnippetError, first_unparsable, first_unparsable_alongside, format_rust_snippet};
+pub use rust::{SnippetError, file_parses, first_unparsable, format_rust_snippet};
 pub use scan::{FencedBlock, MarkerLine, Problem, Scan, scan};
 pub use splice::{
     Fences, InjectError, block_body, block_body_with, insert_block, remove_block, splice_block,

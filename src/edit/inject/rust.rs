@@ -1,8 +1,6 @@
 //! Rust: formats module snippets with prettyplease and explains why a snippet or a file does
 //! not parse.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use super::terminated;
 
 /// Name of the function a Rust snippet is wrapped in to be parsed and formatted.
@@ -48,52 +46,11 @@ pub fn format_rust_snippet(code: &str) -> Result<String, SnippetError> {
 
 /// The first of `sources` (by index) that does not parse as a Rust file, if any.
 pub fn first_unparsable(sources: &[&str]) -> Option<usize> {
-    first_unparsable_alongside(sources, || ()).0
+    sources.iter().position(|source| !file_parses(source))
 }
 
-/// [`first_unparsable`], with `alongside` run on the calling thread meanwhile; the result of both.
-///
-/// The files are parsed on as many threads as the machine has cores: with syn alone, parsing the
-/// files snippets went into was the largest single cost of `saaskit new` (a fifth of its
-/// instructions); [`parse_error`]'s first pass cut it to a quarter of that.
-/// The calling thread runs `alongside` first (what a command can do before it knows the files
-/// parse, such as serializing its lockfile), then takes its share of the files that are left.
-pub fn first_unparsable_alongside<T>(
-    sources: &[&str],
-    alongside: impl FnOnce() -> T,
-) -> (Option<usize>, T) {
-    let helpers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(sources.len())
-        .saturating_sub(1);
-    let next = AtomicUsize::new(0);
-    // Each thread takes the next file not taken yet, so a large file does not hold up the rest.
-    let parse_the_rest = || {
-        let mut broken = Vec::new();
-        loop {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            let Some(source) = sources.get(index) else {
-                return broken;
-            };
-            if !parses(source) {
-                broken.push(index);
-            }
-        }
-    };
-    let (mut broken, result) = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..helpers).map(|_| scope.spawn(parse_the_rest)).collect();
-        let result = alongside();
-        let mut broken = parse_the_rest();
-        for worker in workers {
-            broken.extend(worker.join().expect("parsing a Rust file does not panic"));
-        }
-        (broken, result)
-    });
-    broken.sort_unstable();
-    (broken.first().copied(), result)
-}
-
-fn parses(source: &str) -> bool {
+/// Whether `source` parses as a Rust file ([`parse_error`] without the error).
+pub fn file_parses(source: &str) -> bool {
     parse_error(source).is_none()
 }
 
