@@ -618,9 +618,26 @@ impl Catalog {
         let base_dir = TEMPLATES_DIR
             .get_dir("base")
             .context("templates/base is missing from the binary")?;
-        let base = embedded_module("templates", BASE_ID, base_dir)?;
-        let mut modules = BTreeMap::new();
-        collect_embedded(&MODULES_DIR, &mut modules)?;
+        let mut dirs = Vec::new();
+        embedded_module_dirs(&MODULES_DIR, &mut dirs);
+        // Half the modules loaded on another thread: reading a module's files, its JSON and
+        // checking it is a tenth of `saaskit new`, before anything else can start.
+        let (first, second) = dirs.split_at(dirs.len() / 2);
+        let (base, modules, rest) = std::thread::scope(|scope| {
+            let other = std::thread::Builder::new().spawn_scoped(scope, || load_embedded(second));
+            let base = embedded_module("templates", BASE_ID, base_dir);
+            let modules = load_embedded(first);
+            // Without a thread (the system refused one), this one loads them.
+            let rest = match other {
+                Ok(thread) => thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(_) => load_embedded(second),
+            };
+            (base, modules, rest)
+        });
+        let (base, mut modules) = (base?, modules?);
+        modules.extend(rest?);
         if let Some(dir) = std::env::var_os(EXTRA_MODULES_VARIABLE) {
             collect_from_disk(Path::new(&dir), &mut modules)
                 .with_context(|| format!("cannot load the modules in ${EXTRA_MODULES_VARIABLE}"))?;
@@ -831,8 +848,9 @@ fn embedded_module(root: &str, id: &str, dir: &'static Dir<'static>) -> Result<M
     Ok(module)
 }
 
-/// A module is any directory under `modules/` holding a `module.toml`; its id is its path.
-fn collect_embedded(dir: &'static Dir<'static>, out: &mut BTreeMap<String, Module>) -> Result<()> {
+/// A module is any directory under `modules/` holding a `module.toml`: those under `dir`, in
+/// order.
+fn embedded_module_dirs(dir: &'static Dir<'static>, out: &mut Vec<&'static Dir<'static>>) {
     for sub in dir.dirs() {
         // Its own files only: `get_file` would search the whole subtree, comparing paths
         // component by component (half of loading the catalog).
@@ -840,13 +858,23 @@ fn collect_embedded(dir: &'static Dir<'static>, out: &mut BTreeMap<String, Modul
             .files()
             .any(|file| file.path().file_name() == Some("module.toml".as_ref()));
         if is_module {
-            let id = sub.path().to_string_lossy().replace('\\', "/");
-            out.insert(id.clone(), embedded_module("modules", &id, sub)?);
+            out.push(sub);
         } else {
-            collect_embedded(sub, out)?;
+            embedded_module_dirs(sub, out);
         }
     }
-    Ok(())
+}
+
+/// The modules in `dirs`, each by its id (its path under `modules/`); the first that does not
+/// load is the error.
+fn load_embedded(dirs: &[&'static Dir<'static>]) -> Result<BTreeMap<String, Module>> {
+    let mut modules = BTreeMap::new();
+    for dir in dirs {
+        let id = dir.path().to_string_lossy().replace('\\', "/");
+        let module = embedded_module("modules", &id, dir)?;
+        modules.insert(id, module);
+    }
+    Ok(modules)
 }
 
 fn collect_from_disk(root: &Path, out: &mut BTreeMap<String, Module>) -> Result<()> {
