@@ -6,6 +6,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 
 use anyhow::{Context, Result, bail};
 use include_dir::{Dir, include_dir};
@@ -620,24 +622,33 @@ impl Catalog {
             .context("templates/base is missing from the binary")?;
         let mut dirs = Vec::new();
         embedded_module_dirs(&MODULES_DIR, &mut dirs);
-        // Half the modules loaded on another thread: reading a module's files, its JSON and
-        // checking it is a tenth of `saaskit new`, before anything else can start.
-        let (first, second) = dirs.split_at(dirs.len() / 2);
-        let (base, modules, rest) = std::thread::scope(|scope| {
-            let other = std::thread::Builder::new().spawn_scoped(scope, || load_embedded(second));
-            let base = embedded_module("templates", BASE_ID, base_dir);
-            let modules = load_embedded(first);
-            // Without a thread (the system refused one), this one loads them.
-            let rest = match other {
-                Ok(thread) => thread
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(_) => load_embedded(second),
-            };
-            (base, modules, rest)
-        });
-        let (base, mut modules) = (base?, modules?);
-        modules.extend(rest?);
+        // The modules are loaded by this thread and a helper, each taking the next one not taken
+        // yet: reading a module's files and JSON and checking it is a tenth of `saaskit new`,
+        // before anything else can start. A helper the system starts late (a few milliseconds,
+        // on a virtual machine) finds them all taken and is not waited for.
+        let dirs = Arc::new(dirs);
+        let next = Arc::new(AtomicUsize::new(0));
+        let (sender, receiver) = mpsc::channel();
+        {
+            let (dirs, next, sender) = (Arc::clone(&dirs), Arc::clone(&next), sender.clone());
+            // Without a thread (the system refused one), this one loads them all.
+            let _ = std::thread::Builder::new().spawn(move || load_taken(&dirs, &next, &sender));
+        }
+        let base = embedded_module("templates", BASE_ID, base_dir)?;
+        load_taken(&dirs, &next, &sender);
+        drop(sender);
+        let mut loaded: Vec<Option<Result<Module>>> = dirs.iter().map(|_| None).collect();
+        for _ in 0..dirs.len() {
+            let (index, module) = receiver
+                .recv()
+                .context("loading the catalog's modules failed (a saaskit bug)")?;
+            loaded[index] = Some(module);
+        }
+        let mut modules = BTreeMap::new();
+        for module in loaded.into_iter().flatten() {
+            let module = module?;
+            modules.insert(module.id.clone(), module);
+        }
         if let Some(dir) = std::env::var_os(EXTRA_MODULES_VARIABLE) {
             collect_from_disk(Path::new(&dir), &mut modules)
                 .with_context(|| format!("cannot load the modules in ${EXTRA_MODULES_VARIABLE}"))?;
@@ -865,16 +876,26 @@ fn embedded_module_dirs(dir: &'static Dir<'static>, out: &mut Vec<&'static Dir<'
     }
 }
 
-/// The modules in `dirs`, each by its id (its path under `modules/`); the first that does not
-/// load is the error.
-fn load_embedded(dirs: &[&'static Dir<'static>]) -> Result<BTreeMap<String, Module>> {
-    let mut modules = BTreeMap::new();
-    for dir in dirs {
+/// Loads the modules of `dirs` not taken yet (by `next`), one at a time, each sent to `loaded`
+/// with its index in `dirs`.
+fn load_taken(
+    dirs: &[&'static Dir<'static>],
+    next: &AtomicUsize,
+    loaded: &mpsc::Sender<(usize, Result<Module>)>,
+) {
+    loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        let Some(dir) = dirs.get(index) else {
+            return;
+        };
         let id = dir.path().to_string_lossy().replace('\\', "/");
-        let module = embedded_module("modules", &id, dir)?;
-        modules.insert(id, module);
+        if loaded
+            .send((index, embedded_module("modules", &id, dir)))
+            .is_err()
+        {
+            return;
+        }
     }
-    Ok(modules)
 }
 
 fn collect_from_disk(root: &Path, out: &mut BTreeMap<String, Module>) -> Result<()> {
