@@ -33,8 +33,9 @@ struct State {
     verdicts: Vec<(String, Text, bool)>,
     /// No more texts come: a worker waiting for one stops.
     closed: bool,
-    /// Whether a worker is in [`ParseAhead::work`].
-    working: bool,
+    /// How many texts a worker is parsing now: [`ParseAhead::verdicts`] waits for those only,
+    /// not for a worker asleep to wake up (which takes milliseconds on some virtual machines).
+    parsing: usize,
 }
 
 impl ParseAhead {
@@ -58,18 +59,19 @@ impl ParseAhead {
     /// queue: for a thread that would otherwise be idle.
     pub fn work(&self) {
         let mut state = self.lock();
-        if state.closed {
-            return;
-        }
-        state.working = true;
         loop {
             if let Some((path, text)) = take_oldest(&mut state) {
+                state.parsing += 1;
                 drop(state);
                 let parses = inject::file_parses(&text);
                 state = self.lock();
                 state.verdicts.push((path, text, parses));
+                state.parsing -= 1;
+                if state.closed {
+                    self.wake.notify_all();
+                }
             } else if state.closed {
-                break;
+                return;
             } else {
                 state = self
                     .wake
@@ -77,9 +79,6 @@ impl ParseAhead {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         }
-        state.working = false;
-        drop(state);
-        self.wake.notify_all();
     }
 
     /// No more texts come: a worker stops (a command that failed before
@@ -104,7 +103,7 @@ impl ParseAhead {
         self.close();
         let state = self
             .wake
-            .wait_while(self.lock(), |state| state.working)
+            .wait_while(self.lock(), |state| state.parsing > 0)
             .unwrap_or_else(PoisonError::into_inner);
         files
             .iter()
