@@ -21,8 +21,45 @@ use super::{Workspace, base_path};
 pub(super) struct RenderedFile {
     pub target: String,
     pub content: Cow<'static, str>,
-    /// Its hash for saaskit.lock, when build.rs computed it: a file shipped as it is.
-    pub sha256: Option<&'static str>,
+    /// Its hash for saaskit.lock, when known: computed by build.rs for a file shipped as it is,
+    /// or by the thread that rendered it ahead ([`RenderedFile::checked`]).
+    pub sha256: Option<Cow<'static, str>>,
+    /// Whether [`check_syntax`] passed on it already.
+    pub syntax_checked: bool,
+}
+
+impl RenderedFile {
+    /// The file with its hash computed and its syntax checked: what a thread rendering ahead of
+    /// the installing one can do for it. `None` if the check fails (the installing thread then
+    /// renders it again, and reports the error).
+    pub(super) fn checked(mut self, module: &Module) -> Option<RenderedFile> {
+        check_syntax(module, &self.target, &self.content).ok()?;
+        self.syntax_checked = true;
+        if self.sha256.is_none() {
+            self.sha256 = Some(Cow::Owned(lock::hash(&self.content)));
+        }
+        Some(self)
+    }
+}
+
+/// Rust templates are checked by building the generated workspace (CI); a TypeScript or JSON
+/// file is checked here, as Rust splices are, since nothing else reads it before the user runs
+/// npm.
+fn check_syntax(module: &Module, target: &str, content: &str) -> Result<()> {
+    let Some(syntax) = Syntax::for_path(target) else {
+        return Ok(());
+    };
+    syntax.check(content).map_err(|e| {
+        anyhow::anyhow!(
+            "{target}:{}:{}: module `{}` generates invalid {} here: {}; fix the module's \
+             file (nothing was written)",
+            e.line,
+            e.column,
+            module.id,
+            syntax.name(),
+            e.message
+        )
+    })
 }
 
 /// A module's snippet as it is spliced: the file it goes into, and its body (formatted, for
@@ -91,6 +128,7 @@ impl<'c> Workspace<'c> {
             target,
             content,
             sha256,
+            syntax_checked,
         } = file;
         let target = target.as_str();
         if let Some(existing) = self.tree.read(target)?
@@ -112,23 +150,10 @@ impl<'c> Workspace<'c> {
                 _ => {}
             }
         }
-        // Rust templates are checked by building the generated workspace (CI); a TypeScript or
-        // JSON file is checked here, as Rust splices are, since nothing else reads it before
-        // the user runs npm.
-        if let Some(syntax) = Syntax::for_path(target) {
-            syntax.check(&content).map_err(|e| {
-                anyhow::anyhow!(
-                    "{target}:{}:{}: module `{}` generates invalid {} here: {}; fix the module's \
-                     file (nothing was written)",
-                    e.line,
-                    e.column,
-                    module.id,
-                    syntax.name(),
-                    e.message
-                )
-            })?;
+        if !syntax_checked {
+            check_syntax(module, target, &content)?;
         }
-        let sha256 = sha256.map_or_else(|| lock::hash(&content), str::to_string);
+        let sha256 = sha256.map_or_else(|| lock::hash(&content), Cow::into_owned);
         self.lock.record_file_with_hash(target, &module.id, sha256);
         // The pristine copy is the same text, shared rather than copied.
         let content = Text::new(content);
@@ -367,7 +392,8 @@ pub(super) fn render_file(
     Ok(RenderedFile {
         target,
         content,
-        sha256,
+        sha256: sha256.map(Cow::Borrowed),
+        syntax_checked: false,
     })
 }
 
@@ -390,7 +416,8 @@ pub(super) fn render_migrations(
             files.push(RenderedFile {
                 target,
                 content: module.source_text(source)?,
-                sha256: module.embedded_sha256(source),
+                sha256: module.embedded_sha256(source).map(Cow::Borrowed),
+                syntax_checked: false,
             });
         }
     }

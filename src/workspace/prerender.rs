@@ -66,7 +66,8 @@ impl Prerendered {
                     if self.stopped_or_taken(&key) {
                         continue;
                     }
-                    if let Ok(rendered) = render_file(module, file, &context) {
+                    let rendered = render_file(module, file, &context).ok();
+                    if let Some(rendered) = rendered.and_then(|file| file.checked(module)) {
                         self.put(key, Slot::File(rendered));
                     }
                 }
@@ -175,7 +176,13 @@ mod tests {
                     let taken = prerendered.take_file(module, index, context);
                     if filled && file.applies_in(kind) {
                         let rendered = render_file(module, file, context).unwrap();
-                        assert_eq!(taken, Some(rendered), "{} file {index}", module.id);
+                        let expected = rendered.checked(module).unwrap();
+                        assert!(expected.syntax_checked);
+                        assert_eq!(
+                            expected.sha256.as_deref(),
+                            Some(crate::model::lock::hash(&expected.content).as_str())
+                        );
+                        assert_eq!(taken, Some(expected), "{} file {index}", module.id);
                         files += 1;
                     } else {
                         assert_eq!(taken, None, "{} file {index}", module.id);
