@@ -285,3 +285,39 @@ fn shutdown_blocks_run_in_reverse_install_order_in_every_render() {
     workspace.install("auth", None).unwrap();
     assert_eq!(read(&workspace, HOOKS_MAIN), installed);
 }
+
+#[test]
+fn a_module_generating_invalid_json_is_refused_with_the_place_whoever_rendered_it() {
+    let invalid = r#"
+summary = "config"
+description = "config"
+version = "0.1.0"
+services = ["api"]
+
+[[files]]
+source = "files/workspace/settings.json"
+target = "settings.json"
+"#;
+    let mut catalog = catalog();
+    let config = test_module(
+        "config",
+        invalid,
+        &[("files/workspace/settings.json", "{\n  \"a\": 1,\n}\n")],
+    )
+    .unwrap();
+    catalog.modules.insert("config".into(), config);
+    let temp = tempfile::tempdir().unwrap();
+    let manifest = Manifest::parse(MANIFEST).unwrap();
+    // Rendered ahead, as `new` does: the check fails there, and the installing thread, which
+    // renders the file again, reports it.
+    let prerendered = Prerendered::default();
+    prerendered.fill(&manifest, &[&catalog.modules["config"]]);
+    let mut workspace = Workspace::create(&catalog, temp.path(), manifest, false);
+    workspace.use_prerendered(&prerendered);
+    workspace.install_base().unwrap();
+    let error = format!("{:#}", workspace.install("config", None).unwrap_err());
+    assert!(
+        error.starts_with("settings.json:3:1: module `config` generates invalid JSON"),
+        "{error}"
+    );
+}
