@@ -16,6 +16,10 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use crate::edit::inject;
 use crate::stage::change::{Text, same_text};
 
+/// How many texts are queued after a file's text before a worker parses it: a file spliced
+/// again soon after would be parsed twice.
+const SETTLED_AFTER: u64 = 8;
+
 /// The queue of texts to parse, and the verdicts so far.
 #[derive(Default)]
 pub struct ParseAhead {
@@ -51,8 +55,11 @@ impl ParseAhead {
         state.count += 1;
         let order = state.count;
         state.queued.insert(path.to_string(), (order, text.clone()));
+        let settled = (state.queued.values()).any(|(queued, _)| order - queued >= SETTLED_AFTER);
         drop(state);
-        self.wake.notify_one();
+        if settled {
+            self.wake.notify_one();
+        }
     }
 
     /// Parses queued texts, the longest-waiting first, until [`Self::verdicts`] closes the
@@ -88,19 +95,20 @@ impl ParseAhead {
         self.wake.notify_all();
     }
 
-    /// Whether each of `files` (path, final text) parses: what is still queued parsed on the
-    /// calling thread, alongside the worker if there is one; the queue is closed after.
+    /// Whether each of `files` (path, final text) parses. The queue is closed first: what is
+    /// still queued is parsed on the calling thread, alongside the worker if there is one.
     pub(super) fn verdicts(&self, files: &[(&str, Text)]) -> Vec<bool> {
         for (path, text) in files {
             self.queue(path, text);
         }
+        // Closed, every text queued is due, settled or not.
+        self.close();
         loop {
             let next = take_oldest(&mut self.lock());
             let Some((path, text)) = next else { break };
             let parses = inject::file_parses(&text);
             self.lock().verdicts.push((path, text, parses));
         }
-        self.close();
         let state = self
             .wake
             .wait_while(self.lock(), |state| state.parsing > 0)
@@ -112,7 +120,7 @@ impl ParseAhead {
                     .verdicts
                     .iter()
                     .find(|(parsed, parsed_text, _)| parsed == path && same_text(parsed_text, text))
-                    .is_some_and(|(_, _, parses)| *parses)
+                    .map_or_else(|| inject::file_parses(text), |(_, _, parses)| *parses)
             })
             .collect()
     }
@@ -124,9 +132,11 @@ impl ParseAhead {
 
 /// The queued text that has waited longest.
 fn take_oldest(state: &mut State) -> Option<(String, Text)> {
-    let path = (state.queued.iter())
-        .min_by_key(|(_, (order, _))| *order)
-        .map(|(path, _)| path.clone())?;
+    let (path, (order, _)) = (state.queued.iter()).min_by_key(|(_, (order, _))| *order)?;
+    if !state.closed && state.count - order < SETTLED_AFTER {
+        return None;
+    }
+    let path = path.clone();
     let (_, text) = state.queued.remove(&path)?;
     Some((path, text))
 }
@@ -159,6 +169,31 @@ mod tests {
                 ("d.rs", late),
             ];
             assert_eq!(ahead.verdicts(&files), [true, false, true, false]);
+        });
+    }
+
+    #[test]
+    fn a_worker_leaves_a_text_until_it_has_settled() {
+        let ahead = ParseAhead::default();
+        let first = text("fn a() {}\n");
+        std::thread::scope(|scope| {
+            scope.spawn(|| ahead.work());
+            ahead.queue("a.rs", &first);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert!(ahead.lock().verdicts.is_empty(), "parsed before it settled");
+            let others: Vec<(String, Text)> = (0..SETTLED_AFTER)
+                .map(|index| (format!("{index}.rs"), text("struct S;\n")))
+                .collect();
+            for (path, source) in &others {
+                ahead.queue(path, source);
+            }
+            let mut files = vec![("a.rs", first.clone())];
+            files.extend(
+                others
+                    .iter()
+                    .map(|(path, source)| (path.as_str(), source.clone())),
+            );
+            assert!(ahead.verdicts(&files).iter().all(|parses| *parses));
         });
     }
 
