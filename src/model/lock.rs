@@ -91,8 +91,9 @@ impl Lock {
     }
 
     pub fn to_text(&self) -> String {
-        let mut sorted = self.clone();
-        sorted.saaskit_version = env!("CARGO_PKG_VERSION").to_string();
+        // Sorted as references: the lock holds a few hundred entries, over a thousand strings.
+        let mut sorted = Sorted::in_order_of(self);
+        sorted.saaskit_version = env!("CARGO_PKG_VERSION");
         sorted.modules.sort_by(|a, b| a.id.cmp(&b.id));
         sorted.files.sort_by(|a, b| a.path.cmp(&b.path));
         sorted
@@ -104,7 +105,14 @@ impl Lock {
         if let Some(text) = canonical::write(&sorted) {
             return text;
         }
-        let body = toml_edit::ser::to_string_pretty(&sorted).expect("the lock is plain data");
+        let owned = Lock {
+            saaskit_version: sorted.saaskit_version.to_string(),
+            modules: sorted.modules.into_iter().cloned().collect(),
+            files: sorted.files.into_iter().cloned().collect(),
+            snippets: sorted.snippets.into_iter().cloned().collect(),
+            dependencies: sorted.dependencies.into_iter().cloned().collect(),
+        };
+        let body = toml_edit::ser::to_string_pretty(&owned).expect("the lock is plain data");
         format!("{}{body}", canonical::HEADER)
     }
 
@@ -205,6 +213,28 @@ pub fn hash(text: &str) -> String {
     out
 }
 
+/// A lock's entries, borrowed, in the order to write them ([`Lock::to_text`] sorts them).
+struct Sorted<'l> {
+    saaskit_version: &'l str,
+    modules: Vec<&'l LockedModule>,
+    files: Vec<&'l LockedFile>,
+    snippets: Vec<&'l LockedSnippet>,
+    dependencies: Vec<&'l LockedDependency>,
+}
+
+impl<'l> Sorted<'l> {
+    /// `lock`'s entries in the order it holds them.
+    fn in_order_of(lock: &'l Lock) -> Sorted<'l> {
+        Sorted {
+            saaskit_version: &lock.saaskit_version,
+            modules: lock.modules.iter().collect(),
+            files: lock.files.iter().collect(),
+            snippets: lock.snippets.iter().collect(),
+            dependencies: lock.dependencies.iter().collect(),
+        }
+    }
+}
+
 /// The lockfile in the one form saaskit writes it, without toml_edit: its parser and printer
 /// were 40 % of `generate resource`'s instructions (a lock holds a few hundred tables). Only
 /// strings that TOML writes as they are (printable ASCII without quotes or backslashes) take
@@ -213,18 +243,18 @@ pub fn hash(text: &str) -> String {
 mod canonical {
     use std::fmt::Write as _;
 
-    use super::{Lock, LockedDependency, LockedFile, LockedModule, LockedSnippet, Reason};
+    use super::{Lock, LockedDependency, LockedFile, LockedModule, LockedSnippet, Reason, Sorted};
 
     pub const HEADER: &str = "# Written by saaskit: do not edit. Commit it with the workspace.\n";
 
     /// The text toml_edit's `to_string_pretty` gives for `lock` after [`HEADER`], or `None` when
     /// a string would need quoting otherwise.
-    pub fn write(lock: &Lock) -> Option<String> {
+    pub fn write(lock: &Sorted) -> Option<String> {
         let mut out = String::with_capacity(
             HEADER.len() + 64 * lock.modules.len() + 160 * (lock.files.len() + lock.snippets.len()),
         );
         out.push_str(HEADER);
-        string(&mut out, "saaskit_version", &lock.saaskit_version)?;
+        string(&mut out, "saaskit_version", lock.saaskit_version)?;
         for module in &lock.modules {
             out.push_str("\n[[module]]\n");
             string(&mut out, "id", &module.id)?;
@@ -374,7 +404,7 @@ mod canonical {
         }
         // Whatever the lines above let through (an ordering, a stray quote inside a value) is
         // caught here: only a text that prints back exactly is taken.
-        (write(&lock)?.as_str() == text).then_some(lock)
+        (write(&Sorted::in_order_of(&lock))?.as_str() == text).then_some(lock)
     }
 
     fn value<'t>(line: &'t str, key: &str) -> Option<&'t str> {
@@ -452,7 +482,7 @@ mod tests {
         files_only.dependencies.clear();
         for lock in [Lock::new(), sample(), dependencies_only, files_only] {
             let text = lock.to_text();
-            assert!(canonical::write(&lock).is_some());
+            assert!(canonical::write(&Sorted::in_order_of(&lock)).is_some());
             assert_eq!(text, with_toml_edit(&lock));
             let read =
                 canonical::read(&text).expect("the canonical form is read without toml_edit");
@@ -466,7 +496,7 @@ mod tests {
     fn strings_toml_would_escape_and_hand_edited_locks_go_through_toml_edit() {
         let mut odd = sample();
         odd.record_file("quote\"d/back\\slash/it's/é.rs", "base", "x");
-        assert!(canonical::write(&odd).is_none());
+        assert!(canonical::write(&Sorted::in_order_of(&odd)).is_none());
         let text = odd.to_text();
         assert_eq!(text, with_toml_edit(&odd));
         assert!(canonical::read(&text).is_none());
