@@ -1,6 +1,6 @@
 //! Checks that the Rust files snippets were spliced into still parse: each splice queues the
-//! file's new text, and whichever thread is free parses the queued texts, the longest-waiting
-//! first, while the command goes on.
+//! file's new text, and whichever thread is free parses the queued texts that have settled (a
+//! few more texts queued after them), the longest-waiting first, while the command goes on.
 //!
 //! Parsing the spliced files was most of what [`super::Workspace::finish`] did after the last
 //! module was installed (some 90 KB of Rust in `saaskit new`). `new` lends the queue the thread
