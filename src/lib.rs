@@ -12,6 +12,8 @@
 //!   stage/        the staged tree, the plan, the base store, the one writer
 //!       │
 //!   model/        catalog, manifest, lockfile
+//!
+//!   shared        work shared with helper threads, for any layer
 //! ```
 //!
 //! `edit` and `stage` are side by side: neither imports the other. `cli` (clap definitions)
@@ -26,5 +28,6 @@ pub mod dev;
 pub mod edit;
 pub mod model;
 pub mod resource;
+pub mod shared;
 pub mod stage;
 pub mod workspace;

@@ -6,8 +6,6 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
 
 use anyhow::{Context, Result, bail};
 use include_dir::{Dir, include_dir};
@@ -620,32 +618,23 @@ impl Catalog {
         let base_dir = TEMPLATES_DIR
             .get_dir("base")
             .context("templates/base is missing from the binary")?;
-        let mut dirs = Vec::new();
-        embedded_module_dirs(&MODULES_DIR, &mut dirs);
-        // The modules are loaded by this thread and a helper, each taking the next one not taken
-        // yet: reading a module's files and JSON and checking it is a tenth of `saaskit new`,
-        // before anything else can start. A helper the system starts late (a few milliseconds,
-        // on a virtual machine) finds them all taken and is not waited for.
-        let dirs = Arc::new(dirs);
-        let next = Arc::new(AtomicUsize::new(0));
-        let (sender, receiver) = mpsc::channel();
-        {
-            let (dirs, next, sender) = (Arc::clone(&dirs), Arc::clone(&next), sender.clone());
-            // Without a thread (the system refused one), this one loads them all.
-            let _ = std::thread::Builder::new().spawn(move || load_taken(&dirs, &next, &sender));
-        }
-        let base = embedded_module("templates", BASE_ID, base_dir)?;
-        load_taken(&dirs, &next, &sender);
-        drop(sender);
-        let mut loaded: Vec<Option<Result<Module>>> = dirs.iter().map(|_| None).collect();
-        for _ in 0..dirs.len() {
-            let (index, module) = receiver
-                .recv()
-                .context("loading the catalog's modules failed (a saaskit bug)")?;
-            loaded[index] = Some(module);
-        }
+        let mut dirs = vec![("templates", base_dir)];
+        let mut module_dirs = Vec::new();
+        embedded_module_dirs(&MODULES_DIR, &mut module_dirs);
+        dirs.extend(module_dirs.into_iter().map(|dir| ("modules", dir)));
+        // Reading a module's files and JSON and checking it is a tenth of `saaskit new`, before
+        // anything else can start: the modules are loaded by this thread and a helper.
+        let mut loaded = crate::shared::each(dirs, 1, |(root, dir)| {
+            let id = match *root {
+                "templates" => BASE_ID.to_string(),
+                _ => dir.path().to_string_lossy().replace('\\', "/"),
+            };
+            embedded_module(root, &id, dir)
+        })
+        .into_iter();
+        let base = loaded.next().context("the base module was not loaded")??;
         let mut modules = BTreeMap::new();
-        for module in loaded.into_iter().flatten() {
+        for module in loaded {
             let module = module?;
             modules.insert(module.id.clone(), module);
         }
@@ -872,28 +861,6 @@ fn embedded_module_dirs(dir: &'static Dir<'static>, out: &mut Vec<&'static Dir<'
             out.push(sub);
         } else {
             embedded_module_dirs(sub, out);
-        }
-    }
-}
-
-/// Loads the modules of `dirs` not taken yet (by `next`), one at a time, each sent to `loaded`
-/// with its index in `dirs`.
-fn load_taken(
-    dirs: &[&'static Dir<'static>],
-    next: &AtomicUsize,
-    loaded: &mpsc::Sender<(usize, Result<Module>)>,
-) {
-    loop {
-        let index = next.fetch_add(1, Ordering::Relaxed);
-        let Some(dir) = dirs.get(index) else {
-            return;
-        };
-        let id = dir.path().to_string_lossy().replace('\\', "/");
-        if loaded
-            .send((index, embedded_module("modules", &id, dir)))
-            .is_err()
-        {
-            return;
         }
     }
 }

@@ -93,7 +93,7 @@ fn stage_beside(staged: &mut Staged, changes: &[&Change]) -> Result<()> {
             if let Some(parent) = target.parent() {
                 create_dirs(parent, &mut staged.created_dirs)?;
             }
-            write_file(&temp, change)
+            write_file(&temp, change.after.as_ref())
         })();
         if let Err(e) = result {
             let _ = fs::remove_file(&temp);
@@ -185,46 +185,42 @@ fn commit_beside(root: &Path, changes: &[&Change], temps: &[Option<PathBuf>]) ->
 /// Writes each change's content under `dir`, creating the directories it needs, spread over the
 /// machine's cores: on a disk, creating a file is mostly the kernel's work of allocating its
 /// inode, which runs in parallel (on a 2-core machine, `saaskit new` went from 22.8 to 17.3 ms
-/// median). Each core takes a run of consecutive paths, so that the files of a directory are
-/// mostly created by one of them, and the runs are cut to cost the same ([`write_cost`]): the
-/// base store's pack alone is as much work as a hundred small files.
+/// median). The changes are cut into runs of consecutive paths of about the same cost
+/// ([`write_cost`]: the base store's pack alone is as much work as a hundred small files), so
+/// that the files of a directory are mostly created by one thread, and each thread takes the next
+/// run no thread has taken ([`crate::shared::each`]): three runs a thread, so that one the
+/// system starts late takes fewer.
 fn write_in_parallel(dir: &Path, changes: &[&Change]) -> Result<()> {
     let writers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let write_part = |part: &[&Change]| -> Result<()> {
-        // Each directory is created once, not looked up again for every file in it; two parts
-        // creating the same one is fine (`create_dir_all` takes one that appeared meanwhile).
-        let mut created: BTreeSet<&Path> = BTreeSet::new();
-        for change in part {
-            if let Some(parent) = Path::new(&change.path).parent()
-                && !created.contains(parent)
-            {
-                let full = dir.join(parent);
-                fs::create_dir_all(&full)
-                    .with_context(|| format!("cannot create directory {}", full.display()))?;
-                created.insert(parent);
-            }
-            let target = dir.join(&change.path);
-            write_file(&target, change)?;
+    let runs: Vec<Vec<(PathBuf, Option<Text>)>> = split_by_cost(changes, 3 * writers)
+        .into_iter()
+        .map(|run| {
+            run.iter()
+                .map(|change| (dir.join(&change.path), change.after.clone()))
+                .collect()
+        })
+        .collect();
+    crate::shared::each(runs, writers - 1, |run| write_run(run))
+        .into_iter()
+        .collect()
+}
+
+/// Writes the files of a run, each directory created once, not looked up again for every file in
+/// it; two runs creating the same one is fine (`create_dir_all` takes one that appeared
+/// meanwhile).
+fn write_run(run: &[(PathBuf, Option<Text>)]) -> Result<()> {
+    let mut created: BTreeSet<&Path> = BTreeSet::new();
+    for (target, content) in run {
+        if let Some(parent) = target.parent()
+            && !created.contains(parent)
+        {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create directory {}", parent.display()))?;
+            created.insert(parent);
         }
-        Ok(())
-    };
-    let mut parts = split_by_cost(changes, writers).into_iter();
-    // The calling thread writes the first part itself: one thread fewer to start and end.
-    let first = parts.next().unwrap_or_default();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .map(|part| scope.spawn(move || write_part(part)))
-            .collect();
-        let mine = write_part(first);
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .fold(mine, Result::and)
-    })
+        write_file(target, content.as_ref())?;
+    }
+    Ok(())
 }
 
 /// What writing a file costs, in bytes of content it is worth: creating a file on tmpfs took
@@ -233,11 +229,11 @@ fn write_cost(change: &Change) -> usize {
     32 * 1024 + change.after.as_ref().map_or(0, Text::byte_len)
 }
 
-/// Creates (or truncates) `path` with the change's content, written as [`Text::write_to`] does.
-fn write_file(path: &Path, change: &Change) -> Result<()> {
+/// Creates (or truncates) `path` with `content`, written as [`Text::write_to`] does.
+fn write_file(path: &Path, content: Option<&Text>) -> Result<()> {
     let mut file =
         fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-    if let Some(content) = &change.after {
+    if let Some(content) = content {
         content
             .write_to(&mut file)
             .with_context(|| format!("cannot write {}", path.display()))?;
